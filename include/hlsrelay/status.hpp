@@ -1,0 +1,115 @@
+// A channel's status snapshot and its JSON form: the replaced design's fields first, then ours.
+#pragma once
+
+#include <hlsrelay/playlist.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hlsrelay {
+
+enum class ChannelState { Idle, Starting, Running, Reconnecting, Stopped, Failed };
+
+inline std::string_view to_string(ChannelState s) {
+    switch (s) {
+        case ChannelState::Idle: return "idle";
+        case ChannelState::Starting: return "starting";
+        case ChannelState::Running: return "running";
+        case ChannelState::Reconnecting: return "reconnecting";
+        case ChannelState::Stopped: return "stopped";
+        case ChannelState::Failed: return "failed";
+    }
+    return "unknown";
+}
+
+// The replaced design's `process_status`: "running" or "stopped", plus our transitional states.
+inline std::string_view process_status(ChannelState s) {
+    return s == ChannelState::Idle ? "stopped" : to_string(s);
+}
+
+inline std::string hls_url_for(std::string_view stream_id) {
+    return "/hls_streams/" + std::string(stream_id) + "/" + std::string(kMasterPlaylistName);
+}
+
+struct ChannelStatus {
+    // The replaced design's fields.
+    std::string channel_name;
+    std::string stream_id;
+    ChannelState state = ChannelState::Idle;
+    bool cleanup_running = false;
+    int segment_count = 0;
+    int max_segments = 0;
+    bool master_playlist_exists = false;
+    std::string hls_url;
+    double estimated_buffer_seconds = 0;
+    // Ours.
+    std::string last_error;
+    std::string last_error_at;  // ISO 8601, empty if none
+    int64_t reconnects = 0;
+    double uptime_seconds = 0;       // since the channel last (re)connected and ran
+    std::string source;              // current source URL with credentials redacted
+    int source_index = 0;            // into the channel's URL list
+    double input_bitrate = 0;        // bits/s read from the source, recent
+    double output_bitrate = 0;       // bits/s of the listed segments
+    StreamInfo stream;
+    double newest_segment_age_seconds = -1;  // -1 while there is none
+    int64_t media_sequence = 0;
+    int64_t discontinuity_sequence = 0;
+    int64_t segments_published = 0;
+    int64_t bytes_in = 0;
+    int64_t bytes_out = 0;
+    int target_duration = 0;
+    double segment_duration = 0;
+    int64_t timestamp_repairs = 0;
+    std::vector<std::string> notes;  // e.g. streams dropped because MPEG-TS cannot carry them
+    std::string disk_error;          // the disk mirror's last failure; memory serving goes on
+};
+
+inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
+    auto round3 = [](double v) { return std::round(v * 1000.0) / 1000.0; };
+    nlohmann::ordered_json j;
+    j["channel_name"] = s.channel_name;
+    j["stream_id"] = s.stream_id;
+    j["process_status"] = process_status(s.state);
+    j["cleanup_running"] = s.cleanup_running;
+    j["segment_count"] = s.segment_count;
+    j["max_segments"] = s.max_segments;
+    j["master_playlist_exists"] = s.master_playlist_exists;
+    j["hls_url"] = s.hls_url;
+    j["estimated_buffer_seconds"] = round3(s.estimated_buffer_seconds);
+    j["state"] = to_string(s.state);
+    j["last_error"] = s.last_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.last_error);
+    j["last_error_at"] = s.last_error_at.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.last_error_at);
+    j["reconnects"] = s.reconnects;
+    j["uptime_seconds"] = round3(s.uptime_seconds);
+    j["source"] = s.source;
+    j["source_index"] = s.source_index;
+    j["input_bitrate"] = std::llround(s.input_bitrate);
+    j["output_bitrate"] = std::llround(s.output_bitrate);
+    j["codecs"] = s.stream.codecs;
+    j["video_codec"] = s.stream.video_codec;
+    j["audio_codecs"] = s.stream.audio_codecs;
+    j["resolution"] = s.stream.width > 0 ? nlohmann::ordered_json(std::to_string(s.stream.width) + "x" +
+                                                                   std::to_string(s.stream.height))
+                                         : nlohmann::ordered_json(nullptr);
+    j["frame_rate"] = round3(s.stream.frame_rate);
+    j["newest_segment_age_seconds"] =
+        s.newest_segment_age_seconds < 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(round3(s.newest_segment_age_seconds));
+    j["media_sequence"] = s.media_sequence;
+    j["discontinuity_sequence"] = s.discontinuity_sequence;
+    j["segments_published"] = s.segments_published;
+    j["bytes_in"] = s.bytes_in;
+    j["bytes_out"] = s.bytes_out;
+    j["target_duration"] = s.target_duration;
+    j["segment_duration"] = s.segment_duration;
+    j["timestamp_repairs"] = s.timestamp_repairs;
+    j["notes"] = s.notes;
+    j["disk_error"] = s.disk_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.disk_error);
+    return j;
+}
+
+}  // namespace hlsrelay

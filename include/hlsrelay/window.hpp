@@ -1,0 +1,125 @@
+// The rolling window of one channel: the newest N published segments, plus the ones that left the
+// playlist but must stay fetchable for their RFC 8216 6.2.2 grace period.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hlsrelay {
+
+using SteadyClock = std::chrono::steady_clock;
+using SystemClock = std::chrono::system_clock;
+
+// A published MPEG-TS segment. Immutable once published and shared by reference, so a reader never
+// sees a half-written or recycled buffer.
+struct Segment {
+    int64_t sequence = 0;                // media sequence number
+    int64_t discontinuity_sequence = 0;  // discontinuity tags up to and including this segment's
+    bool discontinuity = false;          // EXT-X-DISCONTINUITY precedes it
+    bool keyframe_start = true;          // first video frame is a keyframe (false only on a forced cut)
+    double duration = 0;                 // seconds, from presentation timestamps
+    SystemClock::time_point program_date_time{};
+    SteadyClock::time_point published{};
+    std::string data;                    // the MPEG-TS bytes
+
+    std::string name() const { return segment_name(sequence); }
+    static std::string segment_name(int64_t sequence) { return "seg_" + std::to_string(sequence) + ".ts"; }
+    // Inverse of segment_name(); nullopt for anything else (never throws).
+    static std::optional<int64_t> parse_name(std::string_view name) {
+        constexpr std::string_view prefix = "seg_", suffix = ".ts";
+        if (name.size() <= prefix.size() + suffix.size() || name.substr(0, prefix.size()) != prefix ||
+            name.substr(name.size() - suffix.size()) != suffix)
+            return std::nullopt;
+        std::string_view digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+        if (digits.size() > 18) return std::nullopt;
+        int64_t value = 0;
+        for (char c : digits) {
+            if (c < '0' || c > '9') return std::nullopt;
+            value = value * 10 + (c - '0');
+        }
+        if (digits.size() > 1 && digits.front() == '0') return std::nullopt;  // one name per segment
+        return value;
+    }
+};
+using SegmentPtr = std::shared_ptr<const Segment>;
+
+class Window {
+public:
+    explicit Window(int max_segments) : max_segments_(max_segments < 1 ? 1 : max_segments) {}
+
+    // Publishes `segment` as the newest one. Returns the segments whose grace has ended (the caller
+    // removes them from disk); they are no longer reachable through find().
+    std::vector<SegmentPtr> push(SegmentPtr segment, SteadyClock::time_point now) {
+        listed_.push_back(std::move(segment));
+        while (static_cast<int>(listed_.size()) > max_segments_) retire_oldest(now);
+        return expire(now);
+    }
+
+    // Drops removed segments whose grace has ended and returns them.
+    std::vector<SegmentPtr> expire(SteadyClock::time_point now) {
+        std::vector<SegmentPtr> gone;
+        while (!grace_.empty() && grace_.front().expires <= now) {
+            gone.push_back(std::move(grace_.front().segment));
+            grace_.pop_front();
+        }
+        return gone;
+    }
+
+    // Everything, listed or in grace: for a stop that empties the window.
+    std::vector<SegmentPtr> clear() {
+        std::vector<SegmentPtr> all;
+        for (auto& g : grace_) all.push_back(std::move(g.segment));
+        for (auto& s : listed_) all.push_back(std::move(s));
+        grace_.clear();
+        listed_.clear();
+        return all;
+    }
+
+    // A listed segment, or a removed one still in its grace period.
+    SegmentPtr find(int64_t sequence, SteadyClock::time_point now) const {
+        for (const auto& s : listed_)
+            if (s->sequence == sequence) return s;
+        for (const auto& g : grace_)
+            if (g.segment->sequence == sequence && g.expires > now) return g.segment;
+        return nullptr;
+    }
+
+    const std::deque<SegmentPtr>& listed() const { return listed_; }
+    size_t in_grace() const { return grace_.size(); }
+    int max_segments() const { return max_segments_; }
+
+    double listed_duration() const {
+        double total = 0;
+        for (const auto& s : listed_) total += s->duration;
+        return total;
+    }
+    SegmentPtr newest() const { return listed_.empty() ? nullptr : listed_.back(); }
+
+private:
+    struct Retired {
+        SegmentPtr segment;
+        SteadyClock::time_point expires;
+    };
+
+    // RFC 8216 6.2.2: a removed segment stays available for its own duration plus the duration of
+    // the longest playlist that contained it; the playlist just before removal is that one.
+    void retire_oldest(SteadyClock::time_point now) {
+        const double playlist_duration = listed_duration();
+        SegmentPtr oldest = std::move(listed_.front());
+        listed_.pop_front();
+        const auto grace = std::chrono::duration<double>(oldest->duration + playlist_duration);
+        grace_.push_back({std::move(oldest), now + std::chrono::duration_cast<SteadyClock::duration>(grace)});
+    }
+
+    int max_segments_;
+    std::deque<SegmentPtr> listed_;
+    std::deque<Retired> grace_;  // ordered by expiry: every entry got the same kind of grace later
+};
+
+}  // namespace hlsrelay

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package hlsrelay needs to build, run and test (idempotent: only what is
+# missing). Runs as root, or through sudo when it is available.
+set -euo pipefail
+
+packages=(
+  ca-certificates g++ make cmake pkg-config git
+  ffmpeg libavformat-dev libavcodec-dev libavutil-dev
+  nlohmann-json3-dev libasio-dev catch2
+  python3 python3-dev python3-pybind11 pybind11-dev python3-setuptools python3-wheel python3-pip
+  python3-fastapi python3-uvicorn python3-httpx python3-pytest
+  clang libclang-rt-14-dev
+  chromium nodejs
+)
+# npm comes with NodeSource's nodejs; Debian splits it out.
+if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if [ "$p" = nodejs ] && command -v node >/dev/null 2>&1; then continue; fi
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: everything is installed"
+  exit 0
+fi
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "install-deps: missing packages (${missing[*]}) and not root; run as root" >&2
+    exit 1
+  fi
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,322 @@
+// One running channel: see channel_worker.hpp.
+#include "channel_worker.hpp"
+
+#include "source.hpp"
+
+#include <hlsrelay/stream_id.hpp>
+
+#include <cmath>
+#include <random>
+#include <set>
+
+namespace hlsrelay {
+
+namespace {
+std::string now_iso() { return format_date_time(SystemClock::now()); }
+}  // namespace
+
+ChannelWorker::ChannelWorker(ChannelConfig channel, HlsSettings hls, const EngineSettings& engine,
+                             int64_t first_sequence, Emit emit, Log log)
+    : channel_(std::move(channel)), hls_(hls), engine_(engine), emit_(std::move(emit)), log_(std::move(log)),
+      window_(hls.max_segments), next_sequence_(first_sequence) {
+    if (!engine_.hls_dir.empty())
+        mirror_ = std::make_unique<DiskMirror>(std::filesystem::path(engine_.hls_dir) / channel_.id);
+}
+
+ChannelWorker::~ChannelWorker() { stop(); }
+
+void ChannelWorker::start() {
+    set_state(ChannelState::Starting);
+    thread_ = std::thread([this] { run(); });
+}
+
+void ChannelWorker::request_stop() {
+    interrupter_.request_stop();
+    {
+        std::lock_guard lock(sleep_mu_);
+        stopping_ = true;
+    }
+    sleep_cv_.notify_all();
+}
+
+void ChannelWorker::stop() {
+    request_stop();
+    if (thread_.joinable()) thread_.join();
+    std::vector<SegmentPtr> gone;
+    {
+        std::lock_guard lock(out_mu_);
+        gone = window_.clear();
+        media_playlist_.reset();
+        master_playlist_.reset();
+    }
+    if (mirror_) mirror_->remove_all();
+}
+
+bool ChannelWorker::sleep(double seconds) {
+    std::unique_lock lock(sleep_mu_);
+    if (seconds > 0)
+        sleep_cv_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return stopping_; });
+    return !stopping_;
+}
+
+void ChannelWorker::set_state(ChannelState state) {
+    {
+        std::lock_guard lock(status_mu_);
+        if (state_ == state) return;
+        state_ = state;
+        if (state == ChannelState::Running) running_since_ = SteadyClock::now();
+    }
+    Event e;
+    e.type = EventType::StateChanged;
+    e.channel = channel_.id;
+    e.state = state;
+    emit_(e);
+}
+
+void ChannelWorker::set_error(const std::string& message, bool emit_event) {
+    {
+        std::lock_guard lock(status_mu_);
+        last_error_ = message;
+        last_error_at_ = now_iso();
+    }
+    log_(LogLevel::Warn, channel_.id, message);
+    if (emit_event) {
+        Event e;
+        e.type = EventType::Error;
+        e.channel = channel_.id;
+        e.message = message;
+        emit_(e);
+    }
+}
+
+void ChannelWorker::run() {
+    Segmenter segmenter(hls_.segment_duration, [this, &segmenter](CutSegment&& cut) { publish(std::move(cut), segmenter); });
+    std::mt19937 rng(std::random_device{}());
+    std::vector<bool> permanent(channel_.urls.size(), false);
+    int failures = 0;
+    while (!interrupter_.stop_requested()) {
+        const std::string url = channel_.urls[url_index_];
+        const int64_t published_before = [this] { std::lock_guard l(out_mu_); return segments_published_; }();
+        std::string error;
+        bool is_permanent = false;
+        try {
+            run_source(segmenter, url);
+        } catch (const av::SourceError& e) {
+            error = e.what();
+            is_permanent = e.permanent();
+        } catch (const std::exception& e) {
+            error = std::string("internal error: ") + e.what();
+        }
+        if (interrupter_.stop_requested()) break;
+        // What was cut before the break is published: a playlist never loses what arrived.
+        try {
+            segmenter.flush();
+        } catch (const std::exception& e) {
+            log_(LogLevel::Warn, channel_.id, std::string("flush failed: ") + e.what());
+        }
+        if (error.empty()) error = "the source stopped without an error";
+        set_error(error, true);
+        const int64_t published_after = [this] { std::lock_guard l(out_mu_); return segments_published_; }();
+        if (published_after > published_before) failures = 0;  // it worked for a while: start backoff over
+        ++failures;
+        permanent[url_index_] = is_permanent;
+        {
+            std::lock_guard lock(status_mu_);
+            ++reconnects_;
+            url_index_ = (url_index_ + 1) % channel_.urls.size();
+        }
+        if (std::all_of(permanent.begin(), permanent.end(), [](bool p) { return p; })) {
+            set_state(ChannelState::Failed);  // no URL can ever work: wait for stop
+            sleep(1e9);
+            break;
+        }
+        set_state(ChannelState::Reconnecting);
+        const double base = std::min(engine_.reconnect_max,
+                                     engine_.reconnect_min * std::pow(2.0, std::min(failures - 1, 20)));
+        const double delay = base * std::uniform_real_distribution<double>(0.75, 1.25)(rng);
+        if (!sleep(delay)) break;
+    }
+    set_state(ChannelState::Stopped);
+}
+
+void ChannelWorker::run_source(Segmenter& segmenter, const std::string& url) {
+    SourceContext ctx{channel_,
+                      url,
+                      interrupter_,
+                      segmenter,
+                      bytes_in_,
+                      engine_.read_timeout,
+                      engine_.stall_timeout,
+                      engine_.live_start_segments,
+                      [this](double s) { return sleep(s); },
+                      [this](const std::string& m) { set_error(m, true); }};
+    log_(LogLevel::Info, channel_.id, "opening " + redact_url(url));
+    if (is_hls_url(url)) run_hls_source(ctx);
+    else run_generic_source(ctx);
+}
+
+void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
+    auto segment = std::make_shared<Segment>();
+    segment->duration = cut.duration;
+    segment->discontinuity = cut.discontinuity;
+    segment->keyframe_start = cut.keyframe_start;
+    segment->program_date_time = cut.program_date_time;
+    segment->data = std::move(cut.data);
+    const auto now = SteadyClock::now();
+    segment->published = now;
+    {
+        std::lock_guard lock(out_mu_);
+        segment->sequence = next_sequence_++;
+        if (segment->discontinuity) ++discontinuity_sequence_;
+        segment->discontinuity_sequence = discontinuity_sequence_;
+    }
+    // The file is complete on disk before any playlist names it.
+    if (mirror_) mirror_->write_segment(*segment);
+    std::vector<SegmentPtr> gone;
+    std::shared_ptr<const std::string> media, master;
+    {
+        std::lock_guard lock(out_mu_);
+        gone = window_.push(segment, now);
+        if (target_duration_ == 0) target_duration_ = segmenter.target_duration();
+        media = media_playlist_ = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_));
+        StreamInfo info = segmenter.stream_info();
+        info.peak_bandwidth = info_.peak_bandwidth;
+        int64_t bytes = 0;
+        double seconds = 0;
+        for (const auto& s : window_.listed()) {
+            bytes += static_cast<int64_t>(s->data.size());
+            seconds += s->duration;
+            if (s->duration >= 0.5)
+                info.peak_bandwidth = std::max(info.peak_bandwidth, static_cast<int64_t>(static_cast<double>(s->data.size()) * 8 / s->duration));
+        }
+        info.average_bandwidth = seconds > 0 ? static_cast<int64_t>(static_cast<double>(bytes) * 8 / seconds) : 0;
+        if (info.peak_bandwidth == 0) info.peak_bandwidth = info.average_bandwidth;
+        if (!master_playlist_ || !(info == info_)) {
+            info_ = info;
+            master_playlist_ = std::make_shared<const std::string>(render_master_playlist(info_));
+            master = master_playlist_;
+        }
+        ++segments_published_;
+        bytes_out_ += static_cast<int64_t>(segment->data.size());
+        timestamp_repairs_ = segmenter.timestamp_repairs();
+        notes_ = segmenter.notes();
+        input_samples_.emplace_back(now, bytes_in_.load(std::memory_order_relaxed));
+        while (input_samples_.size() > 2 && now - input_samples_.front().first > std::chrono::seconds(12))
+            input_samples_.pop_front();
+    }
+    if (mirror_) {
+        mirror_->write_playlist(kMediaPlaylistName, *media);
+        if (master) mirror_->write_playlist(kMasterPlaylistName, *master);
+    }
+    remove_files(gone);
+    set_state(ChannelState::Running);
+    Event e;
+    e.type = EventType::SegmentPublished;
+    e.channel = channel_.id;
+    e.state = ChannelState::Running;
+    e.sequence = segment->sequence;
+    e.duration = segment->duration;
+    emit_(e);
+}
+
+void ChannelWorker::remove_files(const std::vector<SegmentPtr>& gone) {
+    if (!mirror_) return;
+    for (const auto& s : gone) mirror_->remove_segment(*s);
+}
+
+void ChannelWorker::sweep() {
+    const auto now = SteadyClock::now();
+    std::vector<SegmentPtr> gone;
+    std::set<std::string> keep;
+    const bool sweep_disk =
+        mirror_ && now - last_sweep_ >= std::chrono::duration<double>(std::max(0.1, hls_.cleanup_interval));
+    {
+        std::lock_guard lock(out_mu_);
+        gone = window_.expire(now);
+        if (sweep_disk) {
+            for (const auto& s : window_.listed()) keep.insert(s->name());
+            for (int64_t seq = next_sequence_ - window_.max_segments() - static_cast<int64_t>(window_.in_grace()) - 1;
+                 seq < next_sequence_; ++seq)
+                if (window_.find(seq, now)) keep.insert(Segment::segment_name(seq));
+        }
+    }
+    remove_files(gone);
+    if (sweep_disk) {
+        last_sweep_ = now;
+        mirror_->sweep(keep);
+    }
+}
+
+int64_t ChannelWorker::next_sequence() const {
+    std::lock_guard lock(out_mu_);
+    return next_sequence_;
+}
+
+std::optional<Resource> ChannelWorker::read(std::string_view file) const {
+    std::lock_guard lock(out_mu_);
+    if (file == kMasterPlaylistName) {
+        if (!master_playlist_) return std::nullopt;
+        return Resource{master_playlist_, "application/vnd.apple.mpegurl", false};
+    }
+    if (file == kMediaPlaylistName) {
+        if (!media_playlist_) return std::nullopt;
+        return Resource{media_playlist_, "application/vnd.apple.mpegurl", false};
+    }
+    const auto sequence = Segment::parse_name(file);
+    if (!sequence) return std::nullopt;
+    SegmentPtr segment = window_.find(*sequence, SteadyClock::now());
+    if (!segment) return std::nullopt;
+    // Aliasing: the bytes keep their segment alive, nothing is copied.
+    return Resource{std::shared_ptr<const std::string>(segment, &segment->data), "video/mp2t", true};
+}
+
+ChannelStatus ChannelWorker::status() const {
+    ChannelStatus s;
+    s.channel_name = channel_.name;
+    s.stream_id = channel_.id;
+    s.hls_url = hls_url_for(channel_.id);
+    s.max_segments = hls_.max_segments;
+    s.segment_duration = hls_.segment_duration;
+    const auto now = SteadyClock::now();
+    {
+        std::lock_guard lock(status_mu_);
+        s.state = state_;
+        s.last_error = last_error_;
+        s.last_error_at = last_error_at_;
+        s.reconnects = reconnects_;
+        s.source_index = static_cast<int>(url_index_);
+        s.source = redact_url(channel_.urls[url_index_]);
+        if (state_ == ChannelState::Running)
+            s.uptime_seconds = std::chrono::duration<double>(now - running_since_).count();
+    }
+    s.cleanup_running = s.state != ChannelState::Stopped && s.state != ChannelState::Idle;
+    s.bytes_in = bytes_in_.load(std::memory_order_relaxed);
+    std::lock_guard lock(out_mu_);
+    s.segment_count = static_cast<int>(window_.listed().size());
+    s.master_playlist_exists = master_playlist_ != nullptr;
+    s.estimated_buffer_seconds = window_.listed_duration();
+    s.stream = info_;
+    s.target_duration = target_duration_;
+    s.segments_published = segments_published_;
+    s.bytes_out = bytes_out_;
+    s.timestamp_repairs = timestamp_repairs_;
+    s.notes = notes_;
+    if (mirror_) s.disk_error = mirror_->error();
+    if (!window_.listed().empty()) {
+        s.media_sequence = window_.listed().front()->sequence;
+        s.discontinuity_sequence = window_.listed().front()->discontinuity_sequence -
+                                   (window_.listed().front()->discontinuity ? 1 : 0);
+        s.newest_segment_age_seconds = std::chrono::duration<double>(now - window_.newest()->published).count();
+        s.output_bitrate = s.estimated_buffer_seconds > 0
+                               ? static_cast<double>(info_.average_bandwidth) : 0;
+    }
+    if (input_samples_.size() >= 2) {
+        const auto& [t0, b0] = input_samples_.front();
+        const auto& [t1, b1] = input_samples_.back();
+        const double dt = std::chrono::duration<double>(t1 - t0).count();
+        if (dt > 0) s.input_bitrate = static_cast<double>(b1 - b0) * 8 / dt;
+    }
+    return s;
+}
+
+}  // namespace hlsrelay

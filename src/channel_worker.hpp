@@ -1,0 +1,94 @@
+// One running channel: a worker thread tying source -> segmenter -> window -> playlists (and the
+// disk mirror), reconnecting with backoff across the channel's URLs, and the channel's status.
+// The worker thread is the only writer; readers take shared pointers to immutable data.
+#pragma once
+
+#include "av_util.hpp"
+#include "disk_mirror.hpp"
+#include "segmenter.hpp"
+
+#include <hlsrelay/engine.hpp>
+#include <hlsrelay/window.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace hlsrelay {
+
+class ChannelWorker {
+public:
+    using Emit = std::function<void(const Event&)>;
+    using Log = std::function<void(LogLevel, const std::string& channel, const std::string& message)>;
+
+    ChannelWorker(ChannelConfig channel, HlsSettings hls, const EngineSettings& engine, int64_t first_sequence,
+                  Emit emit, Log log);
+    ~ChannelWorker();
+    ChannelWorker(const ChannelWorker&) = delete;
+    ChannelWorker& operator=(const ChannelWorker&) = delete;
+
+    void start();
+    // Asks the worker to stop without waiting for it.
+    void request_stop();
+    // Returns promptly even when the source hangs: every blocking libav call watches the stop flag.
+    // Empties the window and removes the disk mirror's directory.
+    void stop();
+
+    ChannelStatus status() const;
+    std::optional<Resource> read(std::string_view file) const;
+    // Housekeeping: frees segments whose grace ended and sweeps the disk mirror.
+    void sweep();
+    int64_t next_sequence() const;
+    const ChannelConfig& channel() const { return channel_; }
+
+private:
+    void run();
+    void run_source(Segmenter& segmenter, const std::string& url);
+    void publish(CutSegment&& cut, const Segmenter& segmenter);
+    void set_state(ChannelState state);
+    void set_error(const std::string& message, bool emit_event);
+    bool sleep(double seconds);
+    void remove_files(const std::vector<SegmentPtr>& gone);
+
+    const ChannelConfig channel_;
+    const HlsSettings hls_;
+    const EngineSettings engine_;
+    Emit emit_;
+    Log log_;
+    av::Interrupter interrupter_;
+    std::unique_ptr<DiskMirror> mirror_;
+    std::thread thread_;
+
+    std::mutex sleep_mu_;
+    std::condition_variable sleep_cv_;
+    bool stopping_ = false;
+
+    // Output: written by the worker, read by anyone.
+    mutable std::mutex out_mu_;
+    Window window_;
+    std::shared_ptr<const std::string> media_playlist_, master_playlist_;
+    StreamInfo info_;
+    int target_duration_ = 0;
+    int64_t next_sequence_;
+    int64_t discontinuity_sequence_ = 0;
+    int64_t segments_published_ = 0;
+    int64_t bytes_out_ = 0;
+    int64_t timestamp_repairs_ = 0;
+    std::vector<std::string> notes_;
+    std::deque<std::pair<SteadyClock::time_point, int64_t>> input_samples_;  // for the input bitrate
+
+    // Status: written by the worker, read by anyone.
+    mutable std::mutex status_mu_;
+    ChannelState state_ = ChannelState::Idle;
+    std::string last_error_, last_error_at_;
+    int64_t reconnects_ = 0;
+    size_t url_index_ = 0;
+    SteadyClock::time_point running_since_{};
+    std::atomic<int64_t> bytes_in_{0};
+    SteadyClock::time_point last_sweep_{};
+};
+
+}  // namespace hlsrelay

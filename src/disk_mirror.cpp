@@ -1,0 +1,95 @@
+// The optional disk mirror of a channel: see disk_mirror.hpp.
+#include "disk_mirror.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace hlsrelay {
+
+namespace fs = std::filesystem;
+
+DiskMirror::DiskMirror(fs::path dir) : dir_(std::move(dir)) {
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) fail("cannot create " + dir_.string() + ": " + ec.message());
+}
+
+void DiskMirror::fail(const std::string& what) {
+    std::lock_guard lock(mu_);
+    error_ = what;
+}
+
+std::string DiskMirror::error() const {
+    std::lock_guard lock(mu_);
+    return error_;
+}
+
+bool DiskMirror::write_atomically(const std::string& name, std::string_view bytes) {
+    std::lock_guard io(io_mu_);
+    std::error_code ec;
+    fs::create_directories(dir_, ec);  // it may have been removed under us
+    const fs::path final_path = dir_ / name;
+    const fs::path temp_path = dir_ / ("." + name + ".tmp");
+    const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fail("cannot write " + temp_path.string() + ": " + std::strerror(errno));
+        return false;
+    }
+    size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const int e = errno;
+            ::close(fd);
+            ::unlink(temp_path.c_str());
+            fail("cannot write " + final_path.string() + ": " + std::strerror(e));
+            return false;
+        }
+        done += static_cast<size_t>(n);
+    }
+    if (::close(fd) != 0 || ::rename(temp_path.c_str(), final_path.c_str()) != 0) {
+        const int e = errno;
+        ::unlink(temp_path.c_str());
+        fail("cannot write " + final_path.string() + ": " + std::strerror(e));
+        return false;
+    }
+    std::lock_guard lock(mu_);
+    error_.clear();
+    return true;
+}
+
+void DiskMirror::write_segment(const Segment& segment) { write_atomically(segment.name(), segment.data); }
+
+void DiskMirror::write_playlist(std::string_view name, const std::string& text) {
+    write_atomically(std::string(name), text);
+}
+
+void DiskMirror::remove_segment(const Segment& segment) {
+    std::lock_guard io(io_mu_);
+    std::error_code ec;
+    fs::remove(dir_ / segment.name(), ec);
+}
+
+void DiskMirror::sweep(const std::set<std::string>& keep) {
+    std::lock_guard io(io_mu_);
+    std::error_code ec;
+    for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        const bool ours = Segment::parse_name(name).has_value() || (name.size() > 4 && name.ends_with(".tmp"));
+        if (ours && !keep.count(name)) {
+            std::error_code rm;
+            fs::remove(it->path(), rm);
+        }
+    }
+}
+
+void DiskMirror::remove_all() {
+    std::lock_guard io(io_mu_);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+}
+
+}  // namespace hlsrelay

@@ -1,0 +1,436 @@
+// The public engine: the registry, one ChannelWorker per running channel, housekeeping, events.
+#include <hlsrelay/engine.hpp>
+
+#include "channel_worker.hpp"
+
+#include <hlsrelay/stream_id.hpp>
+
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+namespace hlsrelay {
+
+namespace {
+const char* level_name(LogLevel l) {
+    switch (l) {
+        case LogLevel::Debug: return "debug";
+        case LogLevel::Info: return "info";
+        case LogLevel::Warn: return "warn";
+        case LogLevel::Error: return "error";
+        default: return "off";
+    }
+}
+
+void validate(const EngineSettings& s) {
+    auto bad = [](const std::string& m) { throw Error(ErrorCode::InvalidArgument, m); };
+    if (!(s.hls.segment_duration >= 0.5 && s.hls.segment_duration <= 60)) bad("segment_duration must be within 0.5..60 s");
+    if (s.hls.max_segments < 1 || s.hls.max_segments > 100) bad("max_segments must be within 1..100");
+    if (!(s.hls.cleanup_interval >= 0.1 && s.hls.cleanup_interval <= 3600)) bad("cleanup_interval must be within 0.1..3600 s");
+    if (!(s.read_timeout >= 0.1)) bad("read_timeout must be at least 0.1 s");
+    if (!(s.reconnect_min > 0) || !(s.reconnect_max >= s.reconnect_min)) bad("reconnect delays must satisfy 0 < min <= max");
+    if (s.live_start_segments < 1) bad("live_start_segments must be at least 1");
+}
+
+void validate(const HlsSettings& h) {
+    EngineSettings s;
+    s.hls = h;
+    validate(s);
+}
+}  // namespace
+
+// Start and stop of one channel are serialised by its slot's mutex, so a restart never overlaps the
+// previous worker's shutdown (both would own the disk directory); other channels are not held up.
+struct ChannelSlot {
+    std::mutex control;
+    std::shared_ptr<ChannelWorker> worker;  // guarded by Impl::mu
+    int64_t next_sequence = 0;              // guarded by Impl::mu; keeps sequences rising across restarts
+    ChannelStatus last;                     // guarded by Impl::mu; what a stopped channel reports
+};
+
+struct Subscriber {
+    std::mutex call;  // held while the callback runs, so unsubscribe can wait for it
+    EventCallback callback;
+    bool active = true;
+    std::atomic<std::thread::id> running_on{};
+};
+
+struct Engine::Impl {
+    EngineSettings settings;
+    mutable std::mutex mu;
+    Registry registry;
+    std::map<std::string, std::shared_ptr<ChannelSlot>, std::less<>> slots;
+
+    std::mutex subscribers_mu;
+    std::map<SubscriptionId, std::shared_ptr<Subscriber>> subscribers;
+    SubscriptionId next_subscription = 1;
+
+    std::mutex housekeeping_mu;
+    std::condition_variable housekeeping_cv;
+    bool quitting = false;
+    std::thread housekeeper;
+
+    void log(LogLevel level, const std::string& channel, const std::string& message) const {
+        if (level < settings.log_level) return;
+        if (settings.log) {
+            settings.log(level, channel, message);
+            return;
+        }
+        std::fprintf(stderr, "[hlsrelay] %s %s%s%s\n", level_name(level), channel.c_str(), channel.empty() ? "" : ": ",
+                     message.c_str());
+    }
+
+    void emit(const Event& e) {
+        std::vector<std::shared_ptr<Subscriber>> targets;
+        {
+            std::lock_guard lock(subscribers_mu);
+            for (auto& [id, s] : subscribers) targets.push_back(s);
+        }
+        for (auto& s : targets) {
+            std::lock_guard call(s->call);
+            if (!s->active) continue;
+            s->running_on = std::this_thread::get_id();
+            try {
+                s->callback(e);
+            } catch (const std::exception& ex) {
+                log(LogLevel::Error, e.channel, std::string("event callback threw: ") + ex.what());
+            } catch (...) {
+                log(LogLevel::Error, e.channel, "event callback threw");
+            }
+            s->running_on = std::thread::id{};
+        }
+    }
+
+    // Caller holds mu.
+    const ChannelConfig& lookup(std::string_view name) const {
+        const ChannelConfig* c = registry.find(name);
+        if (!c) throw Error(ErrorCode::NotFound, "Channel not found: " + std::string(name));
+        return *c;
+    }
+
+    std::shared_ptr<ChannelSlot> slot_for(const std::string& id) {
+        auto& slot = slots[id];
+        if (!slot) slot = std::make_shared<ChannelSlot>();
+        return slot;
+    }
+
+    HlsSettings hls_for(const ChannelConfig& c) const { return c.hls.apply(settings.hls); }
+
+    ChannelStatus idle_status(const ChannelConfig& c, const ChannelSlot* slot) const {
+        ChannelStatus s = slot ? slot->last : ChannelStatus{};
+        const HlsSettings h = hls_for(c);
+        s.channel_name = c.name;
+        s.stream_id = c.id;
+        s.hls_url = hls_url_for(c.id);
+        s.max_segments = h.max_segments;
+        s.segment_duration = h.segment_duration;
+        s.cleanup_running = false;
+        s.segment_count = 0;
+        s.master_playlist_exists = false;
+        s.estimated_buffer_seconds = 0;
+        s.newest_segment_age_seconds = -1;
+        s.uptime_seconds = 0;
+        s.input_bitrate = s.output_bitrate = 0;
+        if (s.state != ChannelState::Stopped && s.state != ChannelState::Failed) s.state = ChannelState::Idle;
+        if (s.source.empty() && !c.urls.empty()) s.source = redact_url(c.urls.front());
+        return s;
+    }
+
+    void start(const ChannelConfig& config, const std::shared_ptr<ChannelSlot>& slot) {
+        // Caller holds slot->control, not mu.
+        int64_t first;
+        {
+            std::lock_guard lock(mu);
+            if (slot->worker) return;
+            const int64_t clock_based = std::chrono::duration_cast<std::chrono::seconds>(
+                                            SystemClock::now().time_since_epoch()).count();
+            // Segment names are cached "forever" by players and proxies: never reuse one.
+            first = std::max(slot->next_sequence, clock_based);
+        }
+        auto worker = std::make_shared<ChannelWorker>(
+            config, hls_for(config), settings, first, [this](const Event& e) { emit(e); },
+            [this](LogLevel l, const std::string& ch, const std::string& m) { log(l, ch, m); });
+        {
+            std::lock_guard lock(mu);
+            slot->worker = worker;
+        }
+        worker->start();
+    }
+
+    void stop(const std::shared_ptr<ChannelSlot>& slot) {
+        // Caller holds slot->control, not mu.
+        std::shared_ptr<ChannelWorker> worker;
+        {
+            std::lock_guard lock(mu);
+            worker = slot->worker;
+        }
+        if (!worker) return;
+        worker->stop();
+        ChannelStatus last = worker->status();
+        std::lock_guard lock(mu);
+        slot->next_sequence = worker->next_sequence();
+        slot->last = std::move(last);
+        slot->worker.reset();
+    }
+
+    void housekeeping_loop() {
+        std::unique_lock lock(housekeeping_mu);
+        while (!quitting) {
+            housekeeping_cv.wait_for(lock, std::chrono::milliseconds(250));
+            if (quitting) break;
+            lock.unlock();
+            std::vector<std::shared_ptr<ChannelWorker>> workers;
+            {
+                std::lock_guard l(mu);
+                for (auto& [id, slot] : slots)
+                    if (slot->worker) workers.push_back(slot->worker);
+            }
+            for (auto& w : workers) w->sweep();
+            lock.lock();
+        }
+    }
+};
+
+Engine::Engine(EngineSettings settings) : impl_(std::make_shared<Impl>()) {
+    validate(settings);
+    impl_->settings = std::move(settings);
+    // libav's own log is process-wide and says little our errors do not: keep it for debugging.
+    av_log_set_level(impl_->settings.log_level == LogLevel::Debug ? AV_LOG_WARNING : AV_LOG_QUIET);
+    impl_->housekeeper = std::thread([impl = impl_.get()] { impl->housekeeping_loop(); });
+}
+
+Engine::~Engine() {
+    stop_all();
+    {
+        std::lock_guard lock(impl_->housekeeping_mu);
+        impl_->quitting = true;
+    }
+    impl_->housekeeping_cv.notify_all();
+    if (impl_->housekeeper.joinable()) impl_->housekeeper.join();
+}
+
+const EngineSettings& Engine::settings() const { return impl_->settings; }
+
+LoadReport Engine::load(std::string_view text) {
+    LoadReport parsed = parse_channels(text);
+    LoadReport result;
+    result.issues = parsed.issues;
+    std::lock_guard lock(impl_->mu);
+    for (auto& c : parsed.channels) {
+        try {
+            if (!c.hls.empty()) validate(impl_->hls_for(c));
+            result.channels.push_back(impl_->registry.add(std::move(c)));
+        } catch (const std::exception& e) {
+            result.issues.push_back({0, std::string("channel not added: ") + e.what()});
+        }
+    }
+    return result;
+}
+
+LoadReport Engine::load_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(ErrorCode::Io, "cannot read channel list " + path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return load(text.str());
+}
+
+ChannelConfig Engine::add_channel(ChannelConfig channel) {
+    if (!channel.hls.empty()) validate(channel.hls.apply(impl_->settings.hls));
+    std::lock_guard lock(impl_->mu);
+    try {
+        return impl_->registry.add(std::move(channel));
+    } catch (const std::invalid_argument& e) {
+        throw Error(ErrorCode::InvalidArgument, e.what());
+    }
+}
+
+ChannelConfig Engine::update_channel(std::string_view name, ChannelConfig changes) {
+    if (!changes.hls.empty()) validate(changes.hls.apply(impl_->settings.hls));
+    std::shared_ptr<ChannelSlot> slot;
+    std::string id;
+    {
+        std::lock_guard lock(impl_->mu);
+        id = impl_->lookup(name).id;
+        slot = impl_->slot_for(id);
+    }
+    std::lock_guard control(slot->control);
+    bool was_running;
+    ChannelConfig updated;
+    {
+        std::lock_guard lock(impl_->mu);
+        if (!impl_->registry.find(id)) throw Error(ErrorCode::NotFound, "Channel not found: " + id);
+        changes.id = id;
+        try {
+            if (!impl_->registry.update(id, std::move(changes))) throw Error(ErrorCode::NotFound, "Channel not found: " + id);
+        } catch (const std::invalid_argument& e) {
+            throw Error(ErrorCode::InvalidArgument, e.what());
+        }
+        updated = *impl_->registry.find(id);
+        was_running = slot->worker != nullptr;
+    }
+    if (was_running) {
+        impl_->stop(slot);
+        impl_->start(updated, slot);
+    }
+    return updated;
+}
+
+void Engine::remove_channel(std::string_view name) {
+    std::shared_ptr<ChannelSlot> slot;
+    std::string id;
+    {
+        std::lock_guard lock(impl_->mu);
+        id = impl_->lookup(name).id;
+        slot = impl_->slot_for(id);
+    }
+    std::lock_guard control(slot->control);
+    impl_->stop(slot);
+    std::lock_guard lock(impl_->mu);
+    impl_->registry.remove(id);
+    impl_->slots.erase(id);
+}
+
+std::vector<ChannelConfig> Engine::channels() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->registry.list();
+}
+
+std::optional<ChannelConfig> Engine::find_channel(std::string_view name) const {
+    std::lock_guard lock(impl_->mu);
+    const ChannelConfig* c = impl_->registry.find(name);
+    if (!c) return std::nullopt;
+    return *c;
+}
+
+ChannelConfig Engine::start(std::string_view name) {
+    std::shared_ptr<ChannelSlot> slot;
+    ChannelConfig config;
+    {
+        std::lock_guard lock(impl_->mu);
+        config = impl_->lookup(name);
+        slot = impl_->slot_for(config.id);
+    }
+    std::lock_guard control(slot->control);
+    {
+        std::lock_guard lock(impl_->mu);  // it may have been removed or updated meanwhile
+        const ChannelConfig* current = impl_->registry.find(config.id);
+        if (!current) throw Error(ErrorCode::NotFound, "Channel not found: " + std::string(name));
+        config = *current;
+    }
+    impl_->start(config, slot);
+    return config;
+}
+
+void Engine::stop(std::string_view name) {
+    std::shared_ptr<ChannelSlot> slot;
+    {
+        std::lock_guard lock(impl_->mu);
+        slot = impl_->slot_for(impl_->lookup(name).id);
+    }
+    std::lock_guard control(slot->control);
+    impl_->stop(slot);
+}
+
+void Engine::stop_all() {
+    std::vector<std::shared_ptr<ChannelSlot>> slots;
+    {
+        std::lock_guard lock(impl_->mu);
+        for (auto& [id, slot] : impl_->slots) slots.push_back(slot);
+    }
+    // Ask every worker to stop first, then wait: n hung sources take one timeout, not n.
+    {
+        std::lock_guard lock(impl_->mu);
+        for (auto& s : slots)
+            if (s->worker) s->worker->request_stop();
+    }
+    for (auto& s : slots) {
+        std::lock_guard control(s->control);
+        impl_->stop(s);
+    }
+}
+
+bool Engine::running(std::string_view name) const {
+    std::lock_guard lock(impl_->mu);
+    const ChannelConfig& c = impl_->lookup(name);
+    auto it = impl_->slots.find(c.id);
+    return it != impl_->slots.end() && it->second->worker != nullptr;
+}
+
+ChannelStatus Engine::status(std::string_view name) const {
+    std::shared_ptr<ChannelWorker> worker;
+    {
+        std::lock_guard lock(impl_->mu);
+        const ChannelConfig& c = impl_->lookup(name);
+        auto it = impl_->slots.find(c.id);
+        if (it == impl_->slots.end() || !it->second->worker)
+            return impl_->idle_status(c, it == impl_->slots.end() ? nullptr : it->second.get());
+        worker = it->second->worker;
+    }
+    return worker->status();
+}
+
+std::vector<ChannelStatus> Engine::statuses() const {
+    std::vector<ChannelStatus> out;
+    std::vector<std::pair<size_t, std::shared_ptr<ChannelWorker>>> running;
+    {
+        std::lock_guard lock(impl_->mu);
+        for (const auto& c : impl_->registry.list()) {
+            auto it = impl_->slots.find(c.id);
+            if (it != impl_->slots.end() && it->second->worker) running.emplace_back(out.size(), it->second->worker);
+            out.push_back(impl_->idle_status(c, it == impl_->slots.end() ? nullptr : it->second.get()));
+        }
+    }
+    for (auto& [index, worker] : running) out[index] = worker->status();
+    return out;
+}
+
+HlsSettings Engine::settings_for(std::string_view name) const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->hls_for(impl_->lookup(name));
+}
+
+std::optional<Resource> Engine::read(std::string_view name, std::string_view file) const {
+    std::shared_ptr<ChannelWorker> worker;
+    {
+        std::lock_guard lock(impl_->mu);
+        const ChannelConfig* c = impl_->registry.find(name);
+        if (!c) return std::nullopt;
+        auto it = impl_->slots.find(c->id);
+        if (it == impl_->slots.end() || !it->second->worker) return std::nullopt;
+        worker = it->second->worker;
+    }
+    return worker->read(file);
+}
+
+Engine::SubscriptionId Engine::subscribe(EventCallback callback) {
+    if (!callback) throw Error(ErrorCode::InvalidArgument, "empty event callback");
+    auto s = std::make_shared<Subscriber>();
+    s->callback = std::move(callback);
+    std::lock_guard lock(impl_->subscribers_mu);
+    const SubscriptionId id = impl_->next_subscription++;
+    impl_->subscribers[id] = std::move(s);
+    return id;
+}
+
+void Engine::unsubscribe(SubscriptionId id) {
+    std::shared_ptr<Subscriber> s;
+    {
+        std::lock_guard lock(impl_->subscribers_mu);
+        auto it = impl_->subscribers.find(id);
+        if (it == impl_->subscribers.end()) return;
+        s = std::move(it->second);
+        impl_->subscribers.erase(it);
+    }
+    if (s->running_on == std::this_thread::get_id()) {  // from inside its own callback
+        s->active = false;
+        return;
+    }
+    std::lock_guard call(s->call);  // waits for a call in flight
+    s->active = false;
+}
+
+}  // namespace hlsrelay

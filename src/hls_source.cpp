@@ -1,0 +1,308 @@
+// The engine's own HLS client: fetches playlists and segments over libav's avio (headers,
+// redirects, TLS, AES-128 through its crypto protocol), starts near the live edge, reloads as
+// RFC 8216 6.3.4 allows, retries failed segments, follows EXT-X-DISCONTINUITY, and demuxes every
+// segment on its own so the segmenter knows exactly where each source segment ends.
+#include "source.hpp"
+
+#include <hlsrelay/m3u8.hpp>
+#include <hlsrelay/stream_id.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+namespace hlsrelay {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string hex(const uint8_t* data, size_t n) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (size_t i = 0; i < n; ++i) {
+        out += digits[data[i] >> 4];
+        out += digits[data[i] & 15];
+    }
+    return out;
+}
+
+class HlsClient {
+public:
+    explicit HlsClient(SourceContext& ctx) : ctx_(ctx) {}
+
+    void run() {
+        m3u8::MediaPlaylist playlist = load_media_playlist();
+        ctx_.segmenter.set_target_hint(playlist.target_duration);
+        const auto& segs = playlist.segments;
+        if (!segs.empty()) {
+            const size_t back = static_cast<size_t>(std::max(1, ctx_.live_start_segments));
+            const size_t start = playlist.endlist || segs.size() <= back ? 0 : segs.size() - back;
+            next_sequence_ = segs[start].sequence;
+        }
+        Clock::time_point loaded = Clock::now();
+        Clock::time_point last_change = loaded;
+        Clock::time_point last_success = loaded;
+        const Clock::time_point vod_start = Clock::now();
+        double vod_elapsed = 0;
+        bool changed = true;
+        for (;;) {
+            for (const auto& seg : playlist.segments) {
+                if (seg.sequence < next_sequence_) continue;
+                if (ctx_.interrupter.stop_requested()) return;
+                if (playlist.endlist) {
+                    // A finished (VOD/event) playlist is played at its native rate, like a live one.
+                    if (!ctx_.sleep(vod_elapsed - seconds_since(vod_start))) return;
+                    vod_elapsed += seg.duration;
+                }
+                const bool gap = seg.sequence != next_sequence_ && started_;
+                play_segment(seg, gap || seg.discontinuity);
+                next_sequence_ = seg.sequence + 1;
+            }
+            if (playlist.endlist)
+                throw av::SourceError("the source playlist ended (EXT-X-ENDLIST)");
+            // RFC 8216 6.3.4: after a change wait one target duration from the start of the last
+            // load; when nothing changed, half of it.
+            const double target = std::max(0.5, playlist.target_duration);
+            const double wait = (changed ? target : target / 2) - seconds_since(loaded);
+            if (!ctx_.sleep(std::max(0.05, wait))) return;
+            loaded = Clock::now();
+            m3u8::MediaPlaylist next;
+            try {
+                next = fetch_media(media_url_);
+                last_success = Clock::now();
+            } catch (const av::SourceError& e) {
+                if (ctx_.interrupter.stop_requested()) return;
+                // A failed reload is survivable while the stall budget lasts: keep the last playlist.
+                ctx_.report(std::string("playlist reload failed: ") + e.what());
+                if (seconds_since(last_success) > stall_timeout(playlist))
+                    throw av::SourceError(std::string("playlist unavailable for ") +
+                                          fmt_seconds(seconds_since(last_success)) + ": " + e.what());
+                changed = false;
+                continue;
+            }
+            changed = advanced(playlist, next);
+            if (changed) last_change = loaded;
+            if (!next.segments.empty()) {
+                const int64_t first = next.segments.front().sequence;
+                const int64_t last = next.segments.back().sequence;
+                if (last + 1 < next_sequence_ - 1) {
+                    // The media sequence went backwards: the origin restarted. Rejoin near its live edge.
+                    ctx_.report("source media sequence went back from " + std::to_string(next_sequence_ - 1) +
+                                " to " + std::to_string(last) + ": origin restarted");
+                    const size_t back = static_cast<size_t>(std::max(1, ctx_.live_start_segments));
+                    const size_t start = next.segments.size() <= back ? 0 : next.segments.size() - back;
+                    next_sequence_ = next.segments[start].sequence;
+                    force_discontinuity_ = true;
+                    last_change = loaded;
+                } else if (next_sequence_ < first) {
+                    ctx_.report("fell behind the source: segments " + std::to_string(next_sequence_) + ".." +
+                                std::to_string(first - 1) + " left its playlist before they were read");
+                }
+            }
+            playlist = std::move(next);
+            if (seconds_since(last_change) > stall_timeout(playlist))
+                throw av::SourceError("source stalled: its playlist has not advanced for " +
+                                      fmt_seconds(seconds_since(last_change)));
+        }
+    }
+
+private:
+    static std::string fmt_seconds(double s) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.1f s", s);
+        return buf;
+    }
+
+    double stall_timeout(const m3u8::MediaPlaylist& p) const {
+        if (ctx_.stall_timeout > 0) return ctx_.stall_timeout;
+        return std::max(ctx_.read_timeout, 3 * std::max(1.0, p.target_duration));
+    }
+
+    static bool advanced(const m3u8::MediaPlaylist& before, const m3u8::MediaPlaylist& after) {
+        if (before.segments.empty() || after.segments.empty()) return before.segments.size() != after.segments.size();
+        return before.segments.back().sequence != after.segments.back().sequence ||
+               before.segments.back().uri != after.segments.back().uri;
+    }
+
+    m3u8::Playlist fetch_playlist(const std::string& url, std::string& final_url) {
+        const std::string text = av::fetch(url, ctx_.channel.headers, ctx_.interrupter, ctx_.read_timeout,
+                                           &ctx_.bytes_in, &final_url);
+        try {
+            return m3u8::parse(text, final_url);
+        } catch (const m3u8::ParseError& e) {
+            throw av::SourceError("malformed playlist from " + redact_url(url) + ": " + e.what());
+        }
+    }
+
+    m3u8::MediaPlaylist load_media_playlist() {
+        std::string final_url;
+        m3u8::Playlist p = fetch_playlist(ctx_.url, final_url);
+        if (p.is_master()) {
+            const m3u8::Variant* v = m3u8::select_variant(p.master(), ctx_.channel.variant);
+            if (!v) throw av::SourceError("master playlist " + redact_url(ctx_.url) + " has no variants");
+            std::string variant_url;
+            m3u8::Playlist media = fetch_playlist(v->uri, variant_url);
+            if (media.is_master())
+                throw av::SourceError("variant " + redact_url(v->uri) + " is itself a master playlist");
+            media_url_ = variant_url;
+            return media.media();
+        }
+        media_url_ = final_url;
+        return p.media();
+    }
+
+    m3u8::MediaPlaylist fetch_media(const std::string& url) {
+        std::string final_url;
+        m3u8::Playlist p = fetch_playlist(url, final_url);
+        if (p.is_master()) throw av::SourceError("media playlist " + redact_url(url) + " turned into a master playlist");
+        return p.media();
+    }
+
+    std::map<std::string, std::string> range_options(const std::optional<m3u8::ByteRange>& range) const {
+        std::map<std::string, std::string> opts;
+        if (range) {
+            opts["offset"] = std::to_string(range->offset);
+            opts["end_offset"] = std::to_string(range->offset + range->length);
+        }
+        return opts;
+    }
+
+    const std::string& key_bytes(const std::string& uri) {
+        auto it = keys_.find(uri);
+        if (it != keys_.end()) return it->second;
+        std::string key = av::fetch(uri, ctx_.channel.headers, ctx_.interrupter, ctx_.read_timeout, &ctx_.bytes_in);
+        if (key.size() != 16)
+            throw av::SourceError("AES-128 key from " + redact_url(uri) + " has " + std::to_string(key.size()) +
+                                  " bytes, not 16");
+        if (keys_.size() > 32) keys_.clear();
+        return keys_[uri] = std::move(key);
+    }
+
+    std::string fetch_segment_once(const m3u8::Segment& seg) {
+        std::string url = seg.uri;
+        auto opts = range_options(seg.byterange);
+        if (seg.key && seg.key->method == "AES-128") {
+            const std::string& key = key_bytes(seg.key->uri);
+            uint8_t iv[16] = {};
+            if (seg.key->iv) {
+                std::copy(seg.key->iv->begin(), seg.key->iv->end(), iv);
+            } else {  // RFC 8216 5.2: the media sequence number as a big-endian 128-bit IV
+                for (int i = 0; i < 8; ++i) iv[15 - i] = static_cast<uint8_t>(static_cast<uint64_t>(seg.sequence) >> (8 * i));
+            }
+            opts["key"] = hex(reinterpret_cast<const uint8_t*>(key.data()), key.size());
+            opts["iv"] = hex(iv, 16);
+            url = "crypto+" + url;
+        } else if (seg.key && seg.key->method != "NONE") {
+            throw av::SourceError("unsupported encryption " + seg.key->method + " (only AES-128 can be remuxed)", true);
+        }
+        std::string data = av::fetch(url, ctx_.channel.headers, ctx_.interrupter, ctx_.read_timeout,
+                                     &ctx_.bytes_in, nullptr, opts);
+        if (seg.map) {  // fragmented MP4: every segment is demuxed behind its initialization section
+            const std::string id = seg.map->uri + (seg.map->byterange ? "@" + std::to_string(seg.map->byterange->offset) : "");
+            if (init_id_ != id) {
+                init_ = av::fetch(seg.map->uri, ctx_.channel.headers, ctx_.interrupter, ctx_.read_timeout,
+                                  &ctx_.bytes_in, nullptr, range_options(seg.map->byterange));
+                init_id_ = id;
+            }
+            data.insert(0, init_);
+        }
+        if (data.empty()) throw av::SourceError("segment " + redact_url(seg.uri) + " is empty");
+        return data;
+    }
+
+    // Retries a failed segment before giving up on it; several lost in a row fail the source.
+    void play_segment(const m3u8::Segment& seg, bool discontinuity) {
+        if (seg.gap) {
+            force_discontinuity_ = true;
+            return;
+        }
+        std::string data;
+        std::string error;
+        for (int attempt = 0; attempt < 3; ++attempt) {
+            if (attempt > 0 && !ctx_.sleep(0.25 * attempt)) return;
+            try {
+                data = fetch_segment_once(seg);
+                error.clear();
+                break;
+            } catch (const av::SourceError& e) {
+                if (ctx_.interrupter.stop_requested()) return;
+                if (e.permanent()) throw;
+                error = e.what();
+            }
+        }
+        if (!error.empty()) {
+            if (++lost_in_a_row_ >= 3)
+                throw av::SourceError("3 source segments in a row failed, the last: " + error);
+            ctx_.report("segment " + std::to_string(seg.sequence) + " skipped: " + error);
+            force_discontinuity_ = true;
+            return;
+        }
+        lost_in_a_row_ = 0;
+        demux(data, discontinuity || force_discontinuity_ || !started_);
+        force_discontinuity_ = false;
+        started_ = true;
+    }
+
+    void demux(const std::string& data, bool discontinuity) {
+        av::MemoryReader reader(data);
+        AVFormatContext* raw = avformat_alloc_context();
+        if (!raw) throw std::bad_alloc();
+        raw->pb = reader.io();
+        raw->flags |= AVFMT_FLAG_CUSTOM_IO;
+        raw->interrupt_callback = ctx_.interrupter.callback();
+        const AVInputFormat* format = data.size() >= 188 && data[0] == 0x47 ? av_find_input_format("mpegts") : nullptr;
+        ctx_.interrupter.arm(std::chrono::duration<double>(ctx_.read_timeout));
+        int err = avformat_open_input(&raw, "", format, nullptr);  // frees raw on failure
+        if (err < 0) throw av::SourceError("cannot demux a source segment: " + av::error_string(err));
+        av::InputPtr input(raw);
+        // Probing is only needed when the stream layout is new; afterwards the first segment's
+        // parameters stand and every further segment opens cheaply.
+        const bool probe = discontinuity || !probed_once_ || !ctx_.segmenter.same_layout(input.get());
+        if (probe) {
+            if ((err = avformat_find_stream_info(input.get(), nullptr)) < 0)
+                throw av::SourceError("cannot read the streams of a source segment: " + av::error_string(err));
+            probed_once_ = true;
+        }
+        ctx_.segmenter.open_input(input.get(), discontinuity, probe);
+        av::PacketPtr packet = av::make_packet();
+        for (;;) {
+            err = av_read_frame(input.get(), packet.get());
+            if (err == AVERROR_EOF) break;
+            if (err < 0) {
+                if (ctx_.interrupter.stop_requested()) return;
+                ctx_.report("a source segment is damaged: " + av::error_string(err));
+                break;  // keep what was read; the segment's damaged tail is lost
+            }
+            ctx_.segmenter.write(packet.get());
+        }
+        ctx_.interrupter.disarm();
+    }
+
+    SourceContext& ctx_;
+    std::string media_url_;
+    int64_t next_sequence_ = 0;
+    bool started_ = false;
+    bool force_discontinuity_ = false;
+    bool probed_once_ = false;
+    int lost_in_a_row_ = 0;
+    std::map<std::string, std::string> keys_;
+    std::string init_, init_id_;
+};
+}  // namespace
+
+bool is_hls_url(const std::string& url) {
+    std::string path = url.substr(0, url.find_first_of("?#|"));
+    auto ends_with = [&](std::string_view suffix) {
+        if (path.size() < suffix.size()) return false;
+        for (size_t i = 0; i < suffix.size(); ++i)
+            if (std::tolower(static_cast<unsigned char>(path[path.size() - suffix.size() + i])) != suffix[i]) return false;
+        return true;
+    };
+    return ends_with(".m3u8") || ends_with(".m3u");
+}
+
+void run_hls_source(SourceContext& ctx) { HlsClient(ctx).run(); }
+
+}  // namespace hlsrelay

@@ -1,0 +1,446 @@
+// Packets in, MPEG-TS segments out: see segmenter.hpp.
+#include "segmenter.hpp"
+
+extern "C" {
+#include <libavutil/mathematics.h>
+}
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+namespace hlsrelay {
+
+namespace {
+constexpr AVRational kTimeBase90k{1, 90000};
+constexpr int64_t kTicks = 90000;
+constexpr int64_t kTimelineStart = 10 * kTicks;  // room for B-frame reordering before zero
+
+bool carried_by_mpegts(const AVCodecParameters* par) {
+    switch (par->codec_type) {
+        case AVMEDIA_TYPE_VIDEO:
+            switch (par->codec_id) {
+                case AV_CODEC_ID_H264: case AV_CODEC_ID_HEVC: case AV_CODEC_ID_MPEG2VIDEO:
+                case AV_CODEC_ID_MPEG1VIDEO: case AV_CODEC_ID_MPEG4: case AV_CODEC_ID_AV1:
+                case AV_CODEC_ID_VC1: case AV_CODEC_ID_DIRAC: case AV_CODEC_ID_CAVS:
+                    return true;
+                default: return false;
+            }
+        case AVMEDIA_TYPE_AUDIO:
+            switch (par->codec_id) {
+                case AV_CODEC_ID_AAC: case AV_CODEC_ID_AAC_LATM: case AV_CODEC_ID_MP2: case AV_CODEC_ID_MP3:
+                case AV_CODEC_ID_AC3: case AV_CODEC_ID_EAC3: case AV_CODEC_ID_DTS: case AV_CODEC_ID_OPUS:
+                case AV_CODEC_ID_TRUEHD: case AV_CODEC_ID_S302M:
+                    return true;
+                default: return false;
+            }
+        case AVMEDIA_TYPE_SUBTITLE:
+            return par->codec_id == AV_CODEC_ID_DVB_SUBTITLE || par->codec_id == AV_CODEC_ID_DVB_TELETEXT;
+        case AVMEDIA_TYPE_DATA:
+            return par->codec_id == AV_CODEC_ID_TIMED_ID3 || par->codec_id == AV_CODEC_ID_SMPTE_KLV;
+        default: return false;
+    }
+}
+
+const char* codec_name(AVCodecID id) {
+    const char* n = avcodec_get_name(id);
+    return n ? n : "unknown";
+}
+
+// H.264 profile/compatibility/level from the first SPS in avcC or Annex B extradata.
+bool h264_sps_bytes(const AVCodecParameters* par, uint8_t out[3]) {
+    const uint8_t* d = par->extradata;
+    const int n = par->extradata_size;
+    if (!d || n < 4) return false;
+    if (d[0] == 1 && n >= 4) {  // avcC: version, profile, compat, level
+        out[0] = d[1]; out[1] = d[2]; out[2] = d[3];
+        return true;
+    }
+    for (int i = 0; i + 4 < n; ++i) {  // Annex B: find a start code followed by NAL type 7
+        if (d[i] == 0 && d[i + 1] == 0 && d[i + 2] == 1 && (d[i + 3] & 0x1f) == 7 && i + 6 < n) {
+            out[0] = d[i + 4]; out[1] = d[i + 5]; out[2] = d[i + 6];
+            return true;
+        }
+    }
+    return false;
+}
+constexpr size_t kTsPacket = 188;
+
+int ts_pid(const std::string& ts, size_t packet) {
+    const auto* p = reinterpret_cast<const uint8_t*>(ts.data()) + packet * kTsPacket;
+    return (p[1] & 0x1f) << 8 | p[2];
+}
+
+// libav's muxer emits its DVB SDT before the PAT when it re-sends the tables. Players look for the
+// PAT and PMT first: move the leading SDT/NIT packets behind the PAT and the PMT it points to.
+void put_pat_first(std::string& ts) {
+    const size_t packets = ts.size() / kTsPacket;
+    size_t pat = 0;
+    while (pat < packets && pat < 8 && (ts_pid(ts, pat) == 0x11 || ts_pid(ts, pat) == 0x10)) ++pat;
+    if (pat == 0 || pat + 1 >= packets || ts_pid(ts, pat) != 0) return;
+    const auto* p = reinterpret_cast<const uint8_t*>(ts.data()) + pat * kTsPacket;
+    if (!(p[1] & 0x40) || (p[3] & 0x20)) return;  // a PAT section starting right after the header
+    const size_t section = 5 + p[4];               // after the pointer field
+    if (section + 12 > kTsPacket) return;
+    const int pmt_pid = (p[section + 10] & 0x1f) << 8 | p[section + 11];
+    if (ts_pid(ts, pat + 1) != pmt_pid) return;
+    std::rotate(ts.begin(), ts.begin() + static_cast<std::ptrdiff_t>(pat * kTsPacket),
+                ts.begin() + static_cast<std::ptrdiff_t>((pat + 2) * kTsPacket));
+}
+}  // namespace
+
+std::string rfc6381_codec(const AVCodecParameters* par) {
+    char buf[48];
+    switch (par->codec_id) {
+        case AV_CODEC_ID_H264: {
+            uint8_t sps[3];
+            if (!h264_sps_bytes(par, sps)) {
+                if (par->profile <= 0 || par->level <= 0) return "avc1.64001f";
+                sps[0] = static_cast<uint8_t>(par->profile & 0xff);
+                sps[1] = 0;
+                sps[2] = static_cast<uint8_t>(par->level);
+            }
+            std::snprintf(buf, sizeof buf, "avc1.%02x%02x%02x", sps[0], sps[1], sps[2]);
+            return buf;
+        }
+        case AV_CODEC_ID_HEVC: {
+            const int profile = par->profile > 0 ? par->profile : 1;
+            const int level = par->level > 0 ? par->level : 120;
+            std::snprintf(buf, sizeof buf, "hvc1.%d.%d.L%d.B0", profile, profile == 2 ? 4 : 6, level);
+            return buf;
+        }
+        case AV_CODEC_ID_AAC: {
+            // libav profiles are MPEG-4 audio object types minus one (LC = 1 -> 2, HE = 4 -> 5).
+            const int object_type = par->profile >= 0 ? par->profile + 1 : 2;
+            std::snprintf(buf, sizeof buf, "mp4a.40.%d", object_type);
+            return buf;
+        }
+        case AV_CODEC_ID_MP3: return "mp4a.40.34";
+        case AV_CODEC_ID_MP2: return "mp4a.40.33";
+        case AV_CODEC_ID_AC3: return "ac-3";
+        case AV_CODEC_ID_EAC3: return "ec-3";
+        case AV_CODEC_ID_OPUS: return "opus";
+        case AV_CODEC_ID_AV1: return "av01.0.08M.08";
+        default: return "";
+    }
+}
+
+struct Segmenter::Track {
+    AVMediaType type = AVMEDIA_TYPE_UNKNOWN;
+    AVRational input_time_base{1, 90000};
+    int64_t wrap = 0;                // 2^pts_wrap_bits in input units, 0 if none
+    int64_t wrap_offset = 0;         // added to raw input timestamps to unwrap them
+    int64_t last_unwrapped = AV_NOPTS_VALUE;
+    int64_t last_dts = AV_NOPTS_VALUE;  // output, 90 kHz
+    int64_t last_duration = 0;          // output, 90 kHz
+};
+
+Segmenter::Segmenter(double segment_duration, Publish publish)
+    : segment_duration_(segment_duration), publish_(std::move(publish)) {}
+
+Segmenter::~Segmenter() = default;
+
+// Which input streams go into the output: the first video stream, every audio stream, and the
+// subtitles/data MPEG-TS can carry. Describes what is dropped and why in `dropped`.
+static void select_streams(const AVFormatContext* input, std::vector<int>& kept,
+                           std::vector<std::pair<int, int>>& layout, std::vector<std::string>* dropped) {
+    bool video_taken = false;
+    for (unsigned i = 0; i < input->nb_streams; ++i) {
+        const AVStream* st = input->streams[i];
+        const AVCodecParameters* par = st->codecpar;
+        if (par->codec_type == AVMEDIA_TYPE_VIDEO && (st->disposition & AV_DISPOSITION_ATTACHED_PIC)) continue;
+        std::string drop;
+        if (par->codec_id == AV_CODEC_ID_NONE) {
+            if (par->codec_type == AVMEDIA_TYPE_VIDEO || par->codec_type == AVMEDIA_TYPE_AUDIO)
+                drop = "stream " + std::to_string(i) + " dropped: unknown codec";
+        } else if (!carried_by_mpegts(par)) {
+            drop = std::string("stream ") + std::to_string(i) + " (" + av_get_media_type_string(par->codec_type) +
+                   " " + codec_name(par->codec_id) + ") dropped: MPEG-TS cannot carry it";
+        } else if (par->codec_type == AVMEDIA_TYPE_VIDEO && video_taken) {
+            drop = "stream " + std::to_string(i) + " (video " + codec_name(par->codec_id) +
+                   ") dropped: only the first video stream is kept";
+        }
+        if (!drop.empty()) {
+            if (dropped && std::find(dropped->begin(), dropped->end(), drop) == dropped->end() && dropped->size() < 16)
+                dropped->push_back(drop);
+            continue;
+        }
+        if (par->codec_id == AV_CODEC_ID_NONE) continue;
+        if (par->codec_type == AVMEDIA_TYPE_VIDEO) video_taken = true;
+        kept.push_back(static_cast<int>(i));
+        layout.emplace_back(par->codec_type, par->codec_id);
+    }
+}
+
+bool Segmenter::same_layout(const AVFormatContext* input) const {
+    std::vector<int> kept;
+    std::vector<std::pair<int, int>> layout;
+    select_streams(input, kept, layout, nullptr);
+    return muxer_ && layout == layout_;
+}
+
+void Segmenter::open_input(const AVFormatContext* input, bool discontinuity, bool probed) {
+    std::vector<int> kept;
+    std::vector<std::pair<int, int>> layout;
+    select_streams(input, kept, layout, &notes_);
+    if (kept.empty()) throw av::SourceError("no audio or video stream that MPEG-TS can carry");
+
+    const bool new_layout = !muxer_ || layout != layout_;
+    if (discontinuity || new_layout) {
+        if (segment_open_) finish_segment(reference_end_);
+        if (any_output_) pending_discontinuity_ = true;
+        need_rebase_ = true;
+    }
+    if (new_layout) {
+        if (!probed && muxer_) throw av::SourceError("stream layout changed without probing");
+        open_muxer(input, kept);
+        layout_ = std::move(layout);
+    }
+    input_to_track_.assign(input->nb_streams, -1);
+    for (size_t t = 0; t < kept.size(); ++t) {
+        const AVStream* st = input->streams[kept[t]];
+        input_to_track_[static_cast<size_t>(kept[t])] = static_cast<int>(t);
+        Track& track = tracks_[t];
+        if (av_cmp_q(track.input_time_base, st->time_base) != 0) {
+            track.wrap_offset = 0;
+            track.last_unwrapped = AV_NOPTS_VALUE;
+        }
+        track.input_time_base = st->time_base;
+        track.wrap = st->pts_wrap_bits > 0 && st->pts_wrap_bits < 63 ? (int64_t{1} << st->pts_wrap_bits) : 0;
+    }
+    update_info(input, kept, probed);
+}
+
+void Segmenter::open_muxer(const AVFormatContext* input, const std::vector<int>& kept) {
+    muxer_.reset();
+    writer_ = std::make_unique<av::MemoryWriter>();
+    AVFormatContext* raw = nullptr;
+    int err = avformat_alloc_output_context2(&raw, nullptr, "mpegts", nullptr);
+    if (err < 0 || !raw) throw std::runtime_error("cannot create the MPEG-TS muxer: " + av::error_string(err));
+    av::OutputPtr muxer(raw);
+    muxer->pb = writer_->io();
+    muxer->flags |= AVFMT_FLAG_CUSTOM_IO | AVFMT_FLAG_FLUSH_PACKETS;
+    tracks_.assign(kept.size(), Track{});
+    reference_ = -1;
+    has_video_ = false;
+    for (size_t t = 0; t < kept.size(); ++t) {
+        const AVStream* in = input->streams[kept[t]];
+        AVStream* out = avformat_new_stream(muxer.get(), nullptr);
+        if (!out) throw std::bad_alloc();
+        if ((err = avcodec_parameters_copy(out->codecpar, in->codecpar)) < 0)
+            throw std::runtime_error("cannot copy codec parameters: " + av::error_string(err));
+        out->codecpar->codec_tag = 0;
+        out->time_base = kTimeBase90k;
+        out->disposition = in->disposition;
+        if (AVDictionaryEntry* lang = av_dict_get(in->metadata, "language", nullptr, 0))
+            av_dict_set(&out->metadata, "language", lang->value, 0);
+        tracks_[t].type = in->codecpar->codec_type;
+        if (in->codecpar->codec_type == AVMEDIA_TYPE_VIDEO) {
+            reference_ = static_cast<int>(t);
+            has_video_ = true;
+        }
+    }
+    if (reference_ < 0)
+        for (size_t t = 0; t < tracks_.size(); ++t)
+            if (tracks_[t].type == AVMEDIA_TYPE_AUDIO) { reference_ = static_cast<int>(t); break; }
+    if (reference_ < 0) throw av::SourceError("no audio or video stream that MPEG-TS can carry");
+    av::Options opts;
+    opts.set("mpegts_flags", "resend_headers");
+    if ((err = avformat_write_header(muxer.get(), opts.get())) < 0)
+        throw std::runtime_error("cannot start the MPEG-TS muxer: " + av::error_string(err));
+    muxer_ = std::move(muxer);
+    first_in_muxer_ = true;
+    segment_open_ = false;
+    last_key_pts_ = INT64_MIN;
+}
+
+void Segmenter::update_info(const AVFormatContext* input, const std::vector<int>& kept, bool probed) {
+    if (!probed) return;
+    StreamInfo next = info_;
+    next.codecs.clear();
+    next.audio_codecs.clear();
+    next.video_codec.clear();
+    for (int i : kept) {
+        const AVStream* st = input->streams[i];
+        const AVCodecParameters* par = st->codecpar;
+        const std::string c = rfc6381_codec(par);
+        if (par->codec_type == AVMEDIA_TYPE_VIDEO) {
+            next.video_codec = codec_name(par->codec_id);
+            if (par->width > 0) { next.width = par->width; next.height = par->height; }
+            AVRational fr = st->avg_frame_rate.num > 0 ? st->avg_frame_rate : st->r_frame_rate;
+            if (fr.num > 0 && fr.den > 0 && av_q2d(fr) < 500) next.frame_rate = av_q2d(fr);
+        } else if (par->codec_type == AVMEDIA_TYPE_AUDIO) {
+            next.audio_codecs.emplace_back(codec_name(par->codec_id));
+        } else {
+            continue;
+        }
+        if (!c.empty() && next.codecs.find(c) == std::string::npos)
+            next.codecs += (next.codecs.empty() ? "" : ",") + c;
+    }
+    info_ = std::move(next);
+}
+
+// Unwraps 33-bit (or whatever the demuxer says) timestamps, maps them onto our 90 kHz timeline and
+// repairs what would make it go backwards. Returns false for a packet without any timestamp.
+bool Segmenter::timestamps(Track& t, const AVPacket* p, int64_t& dts, int64_t& pts) {
+    int64_t raw_dts = p->dts != AV_NOPTS_VALUE ? p->dts : p->pts;
+    if (raw_dts == AV_NOPTS_VALUE) {
+        if (t.last_dts == AV_NOPTS_VALUE || t.last_duration <= 0) return false;
+        dts = t.last_dts + t.last_duration;
+        pts = dts;
+        return true;
+    }
+    int64_t unwrapped = raw_dts + t.wrap_offset;
+    if (t.wrap > 0 && t.last_unwrapped != AV_NOPTS_VALUE) {
+        if (unwrapped < t.last_unwrapped - t.wrap / 2) { t.wrap_offset += t.wrap; unwrapped += t.wrap; }
+        else if (unwrapped > t.last_unwrapped + t.wrap / 2) { t.wrap_offset -= t.wrap; unwrapped -= t.wrap; }
+    }
+    t.last_unwrapped = unwrapped;
+    int64_t unwrapped_pts = p->pts != AV_NOPTS_VALUE ? p->pts + t.wrap_offset : unwrapped;
+    if (t.wrap > 0) {
+        if (unwrapped_pts < unwrapped - t.wrap / 2) unwrapped_pts += t.wrap;
+        else if (unwrapped_pts > unwrapped + t.wrap / 2) unwrapped_pts -= t.wrap;
+    }
+    const int64_t in_dts = av_rescale_q(unwrapped, t.input_time_base, kTimeBase90k);
+    const int64_t in_pts = av_rescale_q(unwrapped_pts, t.input_time_base, kTimeBase90k);
+
+    if (need_rebase_) {
+        const int64_t next = any_output_ || timeline_end_ > 0 ? timeline_end_ : kTimelineStart;
+        offset_ = next - in_dts;
+        if (!keep_anchor_) {
+            anchor_wall_ = SystemClock::now();
+            anchor_pts_ = next;
+        }
+        keep_anchor_ = false;
+        need_rebase_ = false;
+    }
+    dts = in_dts + offset_;
+    pts = in_pts + offset_;
+    // A jump in the source's clock (a reset, an encoder restart without a tag): carry the timeline
+    // on from where it was instead of leaving a hole or going backwards.
+    const int64_t jump = std::max<int64_t>(10 * kTicks, static_cast<int64_t>(3 * segment_duration_ * kTicks));
+    if (t.last_dts != AV_NOPTS_VALUE && (dts < t.last_dts - kTicks || dts > t.last_dts + jump)) {
+        const int64_t shift = std::max(timeline_end_, t.last_dts + std::max<int64_t>(t.last_duration, 1)) - dts;
+        offset_ += shift;
+        dts += shift;
+        pts += shift;
+        ++repairs_;
+    }
+    if (t.last_dts != AV_NOPTS_VALUE && dts <= t.last_dts) {  // non-monotonic DTS
+        const int64_t shift = t.last_dts + 1 - dts;
+        dts += shift;
+        pts += shift;
+        ++repairs_;
+    }
+    if (pts < dts) pts = dts;
+    return true;
+}
+
+void Segmenter::write(AVPacket* p) {
+    struct Unref {
+        AVPacket* p;
+        ~Unref() { av_packet_unref(p); }
+    } unref{p};
+    if (!muxer_ || p->stream_index < 0 || static_cast<size_t>(p->stream_index) >= input_to_track_.size()) return;
+    const int track_index = input_to_track_[static_cast<size_t>(p->stream_index)];
+    if (track_index < 0) return;
+    Track& t = tracks_[static_cast<size_t>(track_index)];
+    int64_t dts = 0, pts = 0;
+    if (!timestamps(t, p, dts, pts)) return;
+    int64_t duration = p->duration > 0 ? av_rescale_q(p->duration, t.input_time_base, kTimeBase90k) : 0;
+    if (duration <= 0 && t.last_dts != AV_NOPTS_VALUE) duration = std::min<int64_t>(dts - t.last_dts, kTicks);
+
+    const bool is_reference = track_index == reference_;
+    const bool key = (p->flags & AV_PKT_FLAG_KEY) != 0;
+    if (is_reference && has_video_ && key) {
+        if (last_key_pts_ != INT64_MIN && pts > last_key_pts_) last_gop_ = static_cast<double>(pts - last_key_pts_) / kTicks;
+        last_key_pts_ = pts;
+    }
+    if (!segment_open_) {
+        // A segment starts with a keyframe; with video, everything before the first one is dropped.
+        if (has_video_ && !(is_reference && key)) return;
+        if (!is_reference) return;
+        start_segment(pts, true);
+    } else if (is_reference) {
+        const double elapsed = static_cast<double>(pts - segment_start_) / kTicks;
+        const double tolerance = std::min(0.25, 0.1 * segment_duration_);
+        const double limit = target_duration_ > 0 ? target_duration_ + 0.499
+                             : std::max({2.0 * segment_duration_, target_hint_ + 0.499, segment_duration_ + 4.0});
+        bool cut = false, cut_keyframe = true;
+        if ((!has_video_ || key) && elapsed >= segment_duration_ - tolerance) {
+            cut = true;
+        } else if (has_video_ && key && target_duration_ > 0 && elapsed > 0.5 &&
+                   elapsed + last_gop_ > target_duration_ + 0.499) {
+            cut = true;  // the next GOP would overrun the target duration: cut early, still on a keyframe
+        } else if (elapsed >= limit) {
+            cut = true;  // a GOP longer than the target duration: the playlist's promise comes first
+            cut_keyframe = !has_video_ || key;
+        }
+        if (cut) {
+            finish_segment(pts);
+            start_segment(pts, cut_keyframe);
+        }
+    }
+
+    p->stream_index = track_index;
+    p->dts = dts;
+    p->pts = pts;
+    p->duration = duration;
+    p->pos = -1;
+    p->time_base = kTimeBase90k;
+    t.last_dts = dts;
+    if (duration > 0) t.last_duration = duration;
+    timeline_end_ = std::max(timeline_end_, dts + std::max<int64_t>(duration, 1));
+    if (is_reference) reference_end_ = std::max(reference_end_, pts + std::max<int64_t>(duration, 1));
+    const int err = av_write_frame(muxer_.get(), p);
+    if (err < 0) throw std::runtime_error("muxing failed: " + av::error_string(err));
+}
+
+void Segmenter::start_segment(int64_t pts, bool keyframe) {
+    if (!first_in_muxer_) av_opt_set(muxer_->priv_data, "mpegts_flags", "resend_headers", 0);
+    first_in_muxer_ = false;
+    segment_open_ = true;
+    segment_keyframe_ = keyframe;
+    segment_start_ = pts;
+    reference_end_ = pts;
+}
+
+void Segmenter::finish_segment(int64_t end_pts) {
+    if (!segment_open_) return;
+    segment_open_ = false;
+    av_write_frame(muxer_.get(), nullptr);  // flush buffered PES data into this segment
+    CutSegment seg;
+    seg.data = writer_->take();
+    put_pat_first(seg.data);
+    seg.duration = std::max(0.001, static_cast<double>(end_pts - segment_start_) / kTicks);
+    seg.discontinuity = pending_discontinuity_;
+    seg.keyframe_start = segment_keyframe_;
+    seg.program_date_time = anchor_wall_ + std::chrono::duration_cast<SystemClock::duration>(
+                                               std::chrono::duration<double>(
+                                                   static_cast<double>(segment_start_ - anchor_pts_) / kTicks));
+    pending_discontinuity_ = false;
+    any_output_ = true;
+    if (target_duration_ == 0)
+        target_duration_ = std::max(target_duration_for(segment_duration_), target_duration_for(seg.duration));
+    bytes_out_ += static_cast<int64_t>(seg.data.size());
+    publish_(std::move(seg));
+}
+
+void Segmenter::flush() {
+    if (segment_open_) finish_segment(reference_end_);
+}
+
+void Segmenter::restart_timeline() {
+    flush();
+    // Continuous timestamps and unchanged encoding: no discontinuity tag, and the wall-clock anchor
+    // of EXT-X-PROGRAM-DATE-TIME stays, since the output timeline goes on without a gap.
+    need_rebase_ = true;
+    keep_anchor_ = true;
+    for (auto& t : tracks_) {
+        t.last_unwrapped = AV_NOPTS_VALUE;
+        t.wrap_offset = 0;
+    }
+}
+
+}  // namespace hlsrelay

@@ -1,0 +1,101 @@
+// Packets in, MPEG-TS segments out: maps the streams MPEG-TS can carry, repairs timestamps into one
+// monotonic 90 kHz timeline, cuts at video keyframes (audio-only: on time) and muxes each segment
+// into memory so that it starts with PAT/PMT and, for video, a keyframe.
+#pragma once
+
+#include "av_util.hpp"
+
+#include <hlsrelay/playlist.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hlsrelay {
+
+struct CutSegment {
+    std::string data;
+    double duration = 0;
+    bool discontinuity = false;
+    bool keyframe_start = true;
+    SystemClock::time_point program_date_time{};
+};
+
+class Segmenter {
+public:
+    using Publish = std::function<void(CutSegment&&)>;
+
+    Segmenter(double segment_duration, Publish publish);
+    ~Segmenter();
+    Segmenter(const Segmenter&) = delete;
+    Segmenter& operator=(const Segmenter&) = delete;
+
+    // The streams of the packets that follow (a new demuxer). `discontinuity`: the source's timeline
+    // breaks here (reconnect, EXT-X-DISCONTINUITY); the pending segment is published first.
+    // `probed`: the context went through avformat_find_stream_info (its parameters are complete).
+    void open_input(const AVFormatContext* input, bool discontinuity, bool probed = true);
+    // Whether `input` has the streams of the current output (so it needs no probing or new muxer).
+    bool same_layout(const AVFormatContext* input) const;
+    // One packet from the last opened input. The packet is consumed (unreferenced).
+    void write(AVPacket* packet);
+    // The input ended: publish what is pending. The next input continues the same timeline unless
+    // it is opened with `discontinuity`.
+    void flush();
+    // A finite source restarts (a looping file): keep timestamps continuous, no discontinuity tag.
+    void restart_timeline();
+    // Called at a source segment boundary: lets a hint of the source's target duration bound cuts.
+    void set_target_hint(double seconds) { target_hint_ = seconds; }
+
+    int target_duration() const { return target_duration_; }  // 0 until the first segment
+    const StreamInfo& stream_info() const { return info_; }
+    const std::vector<std::string>& notes() const { return notes_; }
+    int64_t timestamp_repairs() const { return repairs_; }
+    int64_t bytes_out() const { return bytes_out_; }
+
+private:
+    struct Track;
+    void open_muxer(const AVFormatContext* input, const std::vector<int>& kept);
+    void start_segment(int64_t pts, bool keyframe);
+    void finish_segment(int64_t end_pts);
+    void update_info(const AVFormatContext* input, const std::vector<int>& kept, bool probed);
+    bool timestamps(Track& t, const AVPacket* p, int64_t& dts, int64_t& pts);
+
+    double segment_duration_;
+    Publish publish_;
+    av::OutputPtr muxer_;
+    std::unique_ptr<av::MemoryWriter> writer_;
+    std::vector<Track> tracks_;           // output streams
+    std::vector<int> input_to_track_;     // input stream index -> track, -1 dropped
+    std::vector<std::pair<int, int>> layout_;  // (media type, codec id) per track
+    int reference_ = -1;                  // the track cuts are measured on: video, else first audio
+    bool has_video_ = false;
+
+    bool segment_open_ = false;
+    bool segment_keyframe_ = true;
+    bool pending_discontinuity_ = false;
+    bool need_rebase_ = true;
+    bool keep_anchor_ = false;
+    bool any_output_ = false;
+    bool first_in_muxer_ = true;
+    int64_t segment_start_ = 0;    // 90 kHz pts of the segment's first reference packet
+    int64_t reference_end_ = 0;    // 90 kHz end of the last reference packet
+    int64_t last_key_pts_ = INT64_MIN;
+    double last_gop_ = 0;
+    int64_t offset_ = 0;           // added to source timestamps (90 kHz)
+    int64_t timeline_end_ = 0;     // max end over all tracks (90 kHz)
+    SystemClock::time_point anchor_wall_{};
+    int64_t anchor_pts_ = 0;
+
+    int target_duration_ = 0;
+    double target_hint_ = 0;
+    StreamInfo info_;
+    std::vector<std::string> notes_;
+    int64_t repairs_ = 0;
+    int64_t bytes_out_ = 0;
+};
+
+// RFC 6381 codec strings for the master playlist ("avc1.64001f", "mp4a.40.2"); empty if unknown.
+std::string rfc6381_codec(const AVCodecParameters* par);
+
+}  // namespace hlsrelay

@@ -1,0 +1,39 @@
+// Sources: read a channel's URL and feed its packets to the segmenter. The engine's own HLS client
+// for playlists; libavformat's demuxers for everything else (MPEG-TS over HTTP/UDP/SRT, RTMP, RTSP,
+// files). Both return only when stopped and throw av::SourceError when the source fails.
+#pragma once
+
+#include "av_util.hpp"
+#include "segmenter.hpp"
+
+#include <hlsrelay/channel.hpp>
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+namespace hlsrelay {
+
+struct SourceContext {
+    const ChannelConfig& channel;
+    std::string url;
+    av::Interrupter& interrupter;
+    Segmenter& segmenter;
+    std::atomic<int64_t>& bytes_in;
+    double read_timeout = 10;
+    double stall_timeout = 0;        // 0: three target durations, at least read_timeout
+    int live_start_segments = 3;
+    // Sleeps up to `seconds`; false when the channel is stopping.
+    std::function<bool(double seconds)> sleep;
+    // A problem the source survived (a failed reload, a skipped segment): shown as the last error.
+    std::function<void(const std::string&)> report;
+};
+
+// True when the URL names an HLS playlist (by its path), so the HLS client reads it.
+bool is_hls_url(const std::string& url);
+bool is_local_file(const std::string& url);
+
+void run_hls_source(SourceContext& ctx);
+void run_generic_source(SourceContext& ctx);
+
+}  // namespace hlsrelay

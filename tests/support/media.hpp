@@ -1,0 +1,40 @@
+// Test media made once with the ffmpeg CLI: an HLS segment set plus one MPEG-TS file of the same content.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace hlsrelay::test {
+
+struct MediaSpec {
+    int seconds = 30;
+    double segment_seconds = 1.0;  // ffmpeg's -hls_time; cuts land on the next keyframe
+    int gop_frames = 25;           // keyframe interval; make it divide segment_seconds * fps
+    int fps = 25;
+    int width = 320;
+    int height = 240;
+    bool audio = true;  // 440 Hz sine, AAC 48 kHz
+    bool video = true;  // testsrc2, H.264
+    std::string name;   // cache directory name; empty: derived from the other fields
+};
+
+struct MediaSet {
+    std::string dir;                         // absolute; holds index.m3u8, seg_NNNNN.ts, all.ts
+    std::vector<std::string> segment_files;  // absolute paths, in playback order
+    std::vector<double> durations;           // EXTINF seconds, one per segment file
+    double target_duration = 0;              // ffmpeg's EXT-X-TARGETDURATION (whole seconds)
+    std::string single_file;                 // absolute path of all.ts: the segments as one file
+};
+
+// Generates the media for `spec` (or reuses a complete set from an earlier run) under
+// HLSRELAY_TEST_MEDIA_DIR/<name>/ and returns it. Thread-safe and safe across concurrent test
+// processes; the result lives until the process exits. A trailing runt segment shorter than half of
+// segment_seconds (AAC framing leaves one in audio-only media) is left out of the set.
+// Throws std::runtime_error (with ffmpeg's stderr) if ffmpeg is missing or fails, and
+// std::invalid_argument for a nonsensical spec or a name reused for a different spec.
+const MediaSet& make_media(const MediaSpec& spec);
+
+// Where the media cache lives (HLSRELAY_TEST_MEDIA_DIR, else a directory under /tmp).
+std::string media_root();
+
+}  // namespace hlsrelay::test

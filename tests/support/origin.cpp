@@ -1,0 +1,630 @@
+// The loopback live-HLS origin behind the engine tests: a clock-driven playlist over ffmpeg media, with faults.
+#include "support/origin.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
+
+namespace hlsrelay::test {
+namespace {
+
+constexpr size_t kMaxHeader = 16 * 1024;
+constexpr auto kReadTimeout = std::chrono::seconds(10);
+constexpr double kEps = 1e-6;
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+std::string trim(const std::string& s) {
+    size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+// MSG_NOSIGNAL: a client that went away must not kill the test process with SIGPIPE.
+bool send_all(int fd, const char* data, size_t size) {
+    while (size > 0) {
+        const ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
+        if (n > 0) {
+            data += n;
+            size -= static_cast<size_t>(n);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::optional<int64_t> parse_segment_name(const std::string& name) {
+    constexpr std::string_view prefix = "seg_", suffix = ".ts";
+    if (name.size() <= prefix.size() + suffix.size() || name.compare(0, prefix.size(), prefix) != 0 ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+        return std::nullopt;
+    const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+    if (digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return std::nullopt;
+    return std::stoll(digits);
+}
+
+const char* reason(int status) {
+    switch (status) {
+        case 200: return "OK";
+        case 400: return "Bad Request";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 431: return "Request Header Fields Too Large";
+        case 500: return "Internal Server Error";
+        default: return "Unknown";
+    }
+}
+
+}  // namespace
+
+LiveOrigin::LiveOrigin(const MediaSet& media, Options options) : opt_(std::move(options)) {
+    if (media.segment_files.empty() || media.segment_files.size() != media.durations.size())
+        throw std::invalid_argument("LiveOrigin: empty or inconsistent MediaSet");
+    if (!(opt_.speed > 0) || opt_.window < 1 || opt_.start_index < 0 ||
+        opt_.start_index >= static_cast<int>(media.segment_files.size()) || opt_.start_sequence < 0)
+        throw std::invalid_argument("LiveOrigin: bad options");
+    if (opt_.path_prefix.empty() || opt_.path_prefix.front() != '/' || opt_.path_prefix.back() == '/')
+        throw std::invalid_argument("LiveOrigin: path_prefix must look like \"/live\"");
+    // Held in memory so a segment response never touches the disk and never sees a partial file.
+    for (const auto& f : media.segment_files) {
+        std::ifstream in(f, std::ios::binary);
+        if (!in) throw std::runtime_error("LiveOrigin: cannot read " + f);
+        std::ostringstream s;
+        s << in.rdbuf();
+        files_.push_back(s.str());
+    }
+    durations_ = media.durations;
+    const size_t n = files_.size();
+    prefix_.assign(n + 1, 0.0);
+    const size_t first = static_cast<size_t>(opt_.start_index);
+    for (size_t i = 0; i < n; ++i) prefix_[i + 1] = prefix_[i] + durations_[(first + i) % n];
+    total_ = prefix_[n];
+    if (!(total_ > 0)) throw std::invalid_argument("LiveOrigin: MediaSet has no duration");
+    // Tolerance: ffmpeg writes 1.000000 for a 1 s segment and that must give 1, not 2.
+    const double max_d = *std::max_element(durations_.begin(), durations_.end());
+    target_ = std::max(1, static_cast<int>(std::ceil(max_d - 1e-3)));
+
+    std::mt19937 rng(20240607);
+    garbage_.resize(700);
+    for (auto& c : garbage_) c = static_cast<char>(rng() & 0xff);
+    garbage_[0] = '\x7f';  // so it can never start with "#EXTM3U"
+
+    seq0_ = opt_.start_sequence;
+    next_log_ = seq0_;
+
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("LiveOrigin: pipe2 failed");
+    wake_rd_ = p[0];
+    wake_wr_ = p[1];
+}
+
+LiveOrigin::~LiveOrigin() {
+    stop();
+    ::close(wake_rd_);
+    ::close(wake_wr_);
+}
+
+int LiveOrigin::preroll() const {
+    int p = std::min(opt_.window, 3);
+    if (!opt_.loop) p = std::min(p, static_cast<int>(files_.size()));
+    return p;
+}
+
+// ---- timeline ----
+
+double LiveOrigin::end_time(int64_t seq) const {
+    const int64_t n = static_cast<int64_t>(files_.size());
+    const int64_t rel = seq - seq0_;
+    return static_cast<double>(rel / n) * total_ + prefix_[static_cast<size_t>(rel % n) + 1];
+}
+
+int64_t LiveOrigin::clock_last_locked(Clock::time_point now) const {
+    const int64_t n = static_cast<int64_t>(files_.size());
+    const int64_t pre_last = epoch_.first_seq + preroll() - 1;
+    const double elapsed = std::max(0.0, std::chrono::duration<double>(now - epoch_.start).count());
+    const double t = elapsed * opt_.speed + end_time(pre_last);
+    const double cycles = std::floor(t / total_);
+    const double rem = t - cycles * total_;
+    // How many files of the current cycle have ended by `rem`.
+    const int64_t k = std::upper_bound(prefix_.begin() + 1, prefix_.end(), rem + kEps) - (prefix_.begin() + 1);
+    int64_t last = seq0_ + static_cast<int64_t>(cycles) * n + k - 1;
+    last = std::max(last, pre_last);
+    if (!opt_.loop) last = std::min(last, seq0_ + n - 1);
+    return last;
+}
+
+int64_t LiveOrigin::visible_last_locked(Clock::time_point now) const {
+    return stalled_ ? frozen_last_ : clock_last_locked(now);
+}
+
+// Logs the publication time of every segment that became visible since the last call. Called before
+// anything that changes the clock (stall, restart), so each logged time is the one the formula gave then.
+void LiveOrigin::advance_locked(Clock::time_point now) const {
+    if (!started_once_) return;
+    const int64_t last = visible_last_locked(now);
+    const double pre_end = end_time(epoch_.first_seq + preroll() - 1);
+    for (int64_t s = next_log_; s <= last; ++s) {
+        const double offset = std::max(0.0, (end_time(s) - pre_end) / opt_.speed);
+        auto at = epoch_.start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(offset));
+        published_[s] = std::max(at, epoch_.not_before);
+    }
+    next_log_ = std::max(next_log_, last + 1);
+}
+
+void LiveOrigin::new_epoch_locked(Clock::time_point now, bool reset_sequence) {
+    if (reset_sequence || !started_once_) {
+        if (reset_sequence) seq0_ = 0;
+        published_.clear();
+        next_log_ = seq0_;
+        epoch_ = Epoch{now, seq0_, now};
+    } else {
+        advance_locked(now);
+        const int64_t last = visible_last_locked(now);
+        epoch_ = Epoch{now, std::max(seq0_, last - preroll() + 1), now};
+    }
+    stalled_ = false;
+    started_once_ = true;
+    advance_locked(now);
+}
+
+bool LiveOrigin::fetchable_locked(int64_t seq, Clock::time_point now) const {
+    auto it = published_.find(seq);
+    if (it == published_.end()) return false;
+    const int64_t last = visible_last_locked(now);
+    if (seq > last) return false;
+    const int64_t first = std::max(epoch_.first_seq, last - opt_.window + 1);
+    if (seq >= first) return true;
+    // It left the playlist when the segment `window` places later appeared, or when the clock restarted
+    // without re-listing it, whichever came first.
+    auto left = Clock::time_point::max();
+    if (auto later = published_.find(seq + opt_.window); later != published_.end()) left = later->second;
+    if (seq < epoch_.first_seq) left = std::min(left, epoch_.start);
+    return std::chrono::duration<double>(now - left).count() <= opt_.retain_seconds;
+}
+
+std::string LiveOrigin::render_locked(Clock::time_point now) const {
+    const int64_t n = static_cast<int64_t>(files_.size());
+    const int64_t last = visible_last_locked(now);
+    const int64_t first = std::max(epoch_.first_seq, last - opt_.window + 1);
+    std::string out = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:" + std::to_string(target_) +
+                      "\n#EXT-X-MEDIA-SEQUENCE:" + std::to_string(first) + "\n";
+    if (opt_.loop) {
+        // Discontinuities (at file 0 after the first pass) among the segments before `first`.
+        const int64_t rel = first - seq0_;
+        const int64_t dseq = rel <= 1 ? 0 : (opt_.start_index + rel - 1) / n;
+        out += "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(dseq) + "\n";
+    }
+    char extinf[64];
+    for (int64_t s = first; s <= last; ++s) {
+        if (s > seq0_ && file_index_locked(s) == 0) out += "#EXT-X-DISCONTINUITY\n";
+        std::snprintf(extinf, sizeof extinf, "#EXTINF:%.6f,\n", durations_[file_index_locked(s)]);
+        out += extinf;
+        out += "seg_" + std::to_string(s) + ".ts\n";
+    }
+    if (!opt_.loop && last == seq0_ + n - 1) out += "#EXT-X-ENDLIST\n";
+    return out;
+}
+
+// ---- lifecycle ----
+
+int LiveOrigin::open_listener(uint16_t port, uint16_t* bound) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw std::runtime_error(std::string("LiveOrigin: socket: ") + std::strerror(errno));
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 64) != 0) {
+        const int err = errno;
+        ::close(fd);
+        throw std::runtime_error("LiveOrigin: cannot listen on 127.0.0.1:" + std::to_string(port) + ": " +
+                                 std::strerror(err));
+    }
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    *bound = ntohs(addr.sin_port);
+    return fd;
+}
+
+void LiveOrigin::start() {
+    std::unique_lock lock(mu_);
+    if (running_) return;
+    const uint16_t want = port_;
+    lock.unlock();
+    uint16_t bound = 0;
+    const int fd = open_listener(want, &bound);  // throws before any state changes
+    lock.lock();
+    listen_fd_ = fd;
+    port_ = bound;
+    if (fault_ == Fault::Refuse) {  // bound only to learn the port: refuse from the first connect on
+        ::close(listen_fd_);
+        listen_fd_ = -1;
+    }
+    if (!started_once_) new_epoch_locked(Clock::now(), false);
+    running_ = true;
+    stopping_ = false;
+    applied_gen_ = fault_gen_;
+    accept_thread_ = std::thread([this] { accept_loop(); });
+}
+
+void LiveOrigin::stop() {
+    std::list<Conn> conns;
+    {
+        std::lock_guard lock(mu_);
+        if (!running_) return;
+        stopping_ = true;
+        // Unblocks recv/send in every connection thread; each thread still closes its own fd.
+        for (auto& c : conns_)
+            if (c.fd >= 0) ::shutdown(c.fd, SHUT_RDWR);
+    }
+    cv_.notify_all();
+    wake();
+    accept_thread_.join();  // no new connections after this
+    {
+        std::lock_guard lock(mu_);
+        conns.splice(conns.end(), conns_);
+    }
+    for (auto& c : conns) c.thread.join();
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+    listen_fd_ = -1;
+    char buf[64];
+    while (::read(wake_rd_, buf, sizeof buf) > 0) {
+    }
+    std::lock_guard lock(mu_);
+    running_ = false;
+    stopping_ = false;
+    cv_.notify_all();
+}
+
+void LiveOrigin::restart(bool reset_sequence) {
+    stop();
+    {
+        std::lock_guard lock(mu_);
+        const auto now = Clock::now();
+        advance_locked(now);  // while a stall still holds, so the restart continues from what was listed
+        fault_ = Fault::None;
+        new_epoch_locked(now, reset_sequence);
+    }
+    start();
+}
+
+bool LiveOrigin::running() const {
+    std::lock_guard lock(mu_);
+    return running_;
+}
+
+void LiveOrigin::wake() {
+    const char c = 1;
+    [[maybe_unused]] const ssize_t n = ::write(wake_wr_, &c, 1);  // a full pipe already means "wake up"
+}
+
+void LiveOrigin::accept_loop() {
+    for (;;) {
+        bool want_open;
+        uint64_t gen;
+        uint16_t port;
+        {
+            std::lock_guard lock(mu_);
+            if (stopping_) return;
+            want_open = fault_ != Fault::Refuse;
+            gen = fault_gen_;
+            port = port_;
+            // Reap finished connection threads so a long test does not accumulate them.
+            for (auto it = conns_.begin(); it != conns_.end();) {
+                if (it->done) {
+                    it->thread.join();  // it has set done as its last act, so this is immediate
+                    it = conns_.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+        }
+        std::string error;
+        if (!want_open && listen_fd_ >= 0) {
+            ::close(listen_fd_);
+            listen_fd_ = -1;
+        } else if (want_open && listen_fd_ < 0) {
+            try {
+                uint16_t bound = 0;
+                listen_fd_ = open_listener(port, &bound);
+            } catch (const std::exception& e) {
+                error = e.what();
+            }
+        }
+        {
+            std::lock_guard lock(mu_);
+            if (applied_gen_ < gen) {
+                applied_gen_ = gen;
+                listener_error_ = error;
+                cv_.notify_all();
+            }
+        }
+
+        pollfd fds[2] = {{wake_rd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
+        const int rc = ::poll(fds, listen_fd_ >= 0 ? 2 : 1, 200);
+        if (rc <= 0) continue;
+        if (fds[0].revents) {
+            char buf[64];
+            while (::read(wake_rd_, buf, sizeof buf) > 0) {
+            }
+        }
+        if (listen_fd_ >= 0 && (fds[1].revents & POLLIN)) {
+            const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0) continue;
+            std::lock_guard lock(mu_);
+            if (stopping_ || fault_ == Fault::Refuse) {  // stop() already shut the others down
+                ::close(fd);
+                continue;
+            }
+            Conn& c = conns_.emplace_back();
+            c.fd = fd;
+            c.thread = std::thread([this, conn = &c] { serve(conn); });
+        }
+    }
+}
+
+// ---- requests ----
+
+void LiveOrigin::serve(Conn* conn) {
+    const int fd = conn->fd;  // stays open until this thread closes it below, under mu_
+    auto finish = [&] {
+        std::lock_guard lock(mu_);
+        ::close(conn->fd);
+        conn->fd = -1;
+        conn->done = true;
+    };
+
+    std::string head;
+    int status = 0;
+    const auto deadline = Clock::now() + kReadTimeout;
+    char buf[4096];
+    while (head.find("\r\n\r\n") == std::string::npos) {
+        if (head.size() > kMaxHeader) {
+            status = 431;
+            break;
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {  // a client that never finishes its request
+            finish();
+            return;
+        }
+        pollfd p{fd, POLLIN, 0};
+        const int rc = ::poll(&p, 1, static_cast<int>(left));
+        if (rc < 0 && errno == EINTR) continue;
+        if (rc < 0) {
+            finish();
+            return;
+        }
+        if (rc == 0) continue;
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) {  // peer gone, or stop() shut the socket down
+            finish();
+            return;
+        }
+        head.append(buf, static_cast<size_t>(n));
+    }
+
+    std::string method, target;
+    std::map<std::string, std::string> headers;
+    if (status == 0) {
+        std::istringstream in(head.substr(0, head.find("\r\n\r\n")));
+        std::string line, version;
+        std::getline(in, line);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        std::istringstream rl(line);
+        rl >> method >> target >> version;
+        if (method.empty() || target.empty() || version.rfind("HTTP/1.", 0) != 0) status = 400;
+        while (std::getline(in, line)) {
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            const size_t colon = line.find(':');
+            if (colon != std::string::npos) headers[lower(trim(line.substr(0, colon)))] = trim(line.substr(colon + 1));
+        }
+    }
+    const std::string path = target.substr(0, target.find('?'));
+    const bool is_playlist = path.size() > 5 && path.compare(path.size() - 5, 5, ".m3u8") == 0;
+    const bool is_segment = path.size() > 3 && path.compare(path.size() - 3, 3, ".ts") == 0;
+
+    std::unique_lock lock(mu_);
+    if (!method.empty()) {
+        requests_.push_back(method + " " + target);
+        last_headers_ = headers;
+        playlist_requests_ += is_playlist;
+        segment_requests_ += is_segment;
+    }
+    cv_.wait(lock, [&] { return fault_ != Fault::Hang || stopping_; });
+    if (stopping_) {
+        lock.unlock();
+        finish();
+        return;
+    }
+
+    const auto now = Clock::now();
+    advance_locked(now);
+    std::string content_type = "text/plain";
+    std::string owned_body;
+    const std::string* body = &owned_body;
+    size_t send_size = std::string::npos;
+    const std::string dir = opt_.path_prefix + "/";
+    const std::string name = path.rfind(dir, 0) == 0 ? path.substr(dir.size()) : std::string();
+    if (status != 0) {
+    } else if (fault_ == Fault::Http500) {
+        status = 500;
+    } else if (method != "GET" && method != "HEAD") {
+        status = 405;
+    } else if (name == "master.m3u8" || name == "index.m3u8" || name == "low.m3u8") {
+        status = 200;
+        content_type = "application/vnd.apple.mpegurl";
+        if (fault_ == Fault::Garbage) {
+            body = &garbage_;
+        } else if (name == "master.m3u8") {
+            owned_body = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=400000\nlow.m3u8\n"
+                         "#EXT-X-STREAM-INF:BANDWIDTH=800000\nindex.m3u8\n";
+        } else {
+            owned_body = render_locked(now);
+        }
+    } else if (auto seq = parse_segment_name(name); seq && fault_ != Fault::Segment404 && fetchable_locked(*seq, now)) {
+        status = 200;
+        content_type = "video/mp2t";
+        body = &files_[file_index_locked(*seq)];  // immutable: safe to send after unlocking
+        if (fault_ == Fault::TruncateSegments) send_size = body->size() / 2;
+    } else {
+        status = 404;
+    }
+    lock.unlock();
+
+    if (status != 200) owned_body = std::to_string(status) + " " + reason(status) + "\n";
+    std::string response = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) +
+                           "\r\nContent-Type: " + content_type + "\r\nContent-Length: " + std::to_string(body->size()) +
+                           "\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    if (method != "HEAD") {
+        // One send for small bodies keeps the response in a single segment; segments go as they are.
+        if (body->size() <= 64 * 1024 && send_size == std::string::npos) {
+            response += *body;
+        } else if (send_all(fd, response.data(), response.size())) {
+            response.clear();
+            send_all(fd, body->data(), std::min(send_size, body->size()));
+        }
+    }
+    if (!response.empty()) send_all(fd, response.data(), response.size());
+    ::shutdown(fd, SHUT_WR);
+    finish();
+}
+
+// ---- faults and observation ----
+
+void LiveOrigin::set_fault(Fault f) {
+    std::unique_lock lock(mu_);
+    const auto now = Clock::now();
+    const Fault old = fault_;
+    advance_locked(now);
+    if (old == Fault::Stall && f != Fault::Stall) {
+        stalled_ = false;
+        epoch_.not_before = now;  // whatever the clock published meanwhile appears only now
+    }
+    if (f == Fault::Stall && old != Fault::Stall) {
+        frozen_last_ = visible_last_locked(now);
+        stalled_ = true;
+    }
+    fault_ = f;
+    if (f == Fault::ResetSequence && started_once_) new_epoch_locked(now, true);
+    advance_locked(now);
+    cv_.notify_all();  // releases Hang waiters
+    if ((old == Fault::Refuse) != (f == Fault::Refuse) && running_) {
+        const uint64_t gen = ++fault_gen_;
+        lock.unlock();
+        wake();
+        lock.lock();
+        cv_.wait(lock, [&] { return applied_gen_ >= gen || !running_ || stopping_; });
+        if (applied_gen_ >= gen && !listener_error_.empty()) {
+            const std::string err = listener_error_;
+            listener_error_.clear();
+            throw std::runtime_error(err);
+        }
+    }
+}
+
+LiveOrigin::Fault LiveOrigin::fault() const {
+    std::lock_guard lock(mu_);
+    return fault_;
+}
+
+std::optional<LiveOrigin::Clock::time_point> LiveOrigin::published_at(int64_t seq) const {
+    std::lock_guard lock(mu_);
+    advance_locked(Clock::now());
+    auto it = published_.find(seq);
+    if (it == published_.end()) return std::nullopt;
+    return it->second;
+}
+
+int64_t LiveOrigin::newest_sequence() const {
+    std::lock_guard lock(mu_);
+    if (!started_once_) return -1;
+    return visible_last_locked(Clock::now());
+}
+
+std::string LiveOrigin::playlist() const {
+    std::lock_guard lock(mu_);
+    if (!started_once_) return {};
+    const auto now = Clock::now();
+    advance_locked(now);
+    return render_locked(now);
+}
+
+std::size_t LiveOrigin::file_index(int64_t seq) const {
+    std::lock_guard lock(mu_);  // seq0_ changes on a sequence reset
+    return file_index_locked(seq);
+}
+
+std::size_t LiveOrigin::file_index_locked(int64_t seq) const {
+    const int64_t n = static_cast<int64_t>(files_.size());
+    int64_t rel = (seq - seq0_) % n;
+    if (rel < 0) rel += n;
+    return static_cast<size_t>((opt_.start_index + rel) % n);
+}
+
+const std::string& LiveOrigin::segment_bytes(int64_t seq) const { return files_[file_index(seq)]; }
+
+int LiveOrigin::target_duration() const { return target_; }
+
+uint16_t LiveOrigin::port() const {
+    std::lock_guard lock(mu_);
+    return port_;
+}
+
+std::string LiveOrigin::base_url() const { return "http://127.0.0.1:" + std::to_string(port()) + opt_.path_prefix; }
+std::string LiveOrigin::url() const { return base_url() + "/index.m3u8"; }
+std::string LiveOrigin::master_url() const { return base_url() + "/master.m3u8"; }
+std::string LiveOrigin::segment_url(int64_t seq) const { return base_url() + "/seg_" + std::to_string(seq) + ".ts"; }
+
+std::size_t LiveOrigin::playlist_requests() const {
+    std::lock_guard lock(mu_);
+    return playlist_requests_;
+}
+
+std::size_t LiveOrigin::segment_requests() const {
+    std::lock_guard lock(mu_);
+    return segment_requests_;
+}
+
+std::vector<std::string> LiveOrigin::requests() const {
+    std::lock_guard lock(mu_);
+    return requests_;
+}
+
+std::map<std::string, std::string> LiveOrigin::last_headers() const {
+    std::lock_guard lock(mu_);
+    return last_headers_;
+}
+
+void LiveOrigin::clear_requests() {
+    std::lock_guard lock(mu_);
+    requests_.clear();
+    playlist_requests_ = segment_requests_ = 0;
+    last_headers_.clear();
+}
+
+}  // namespace hlsrelay::test

@@ -1,0 +1,779 @@
+// Unit tests of the channel loaders (M3U, JSON), the JSON writer and the Registry.
+#include <hlsrelay/registry.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace hlsrelay;
+
+namespace {
+
+// Issue messages are for people; tests pin the line and a telling fragment of the text.
+bool has_issue(const LoadReport& r, int line, const std::string& fragment) {
+    for (const LoadIssue& i : r.issues)
+        if (i.line == line && i.message.find(fragment) != std::string::npos) return true;
+    return false;
+}
+
+std::vector<std::string> ids(const std::vector<ChannelConfig>& channels) {
+    std::vector<std::string> out;
+    for (const ChannelConfig& c : channels) out.push_back(c.id);
+    return out;
+}
+
+ChannelConfig channel(std::string name, std::string url) {
+    ChannelConfig c;
+    c.name = std::move(name);
+    c.urls = {std::move(url)};
+    return c;
+}
+
+using Strings = std::vector<std::string>;
+using Headers = std::map<std::string, std::string>;
+
+}  // namespace
+
+// ---------------------------------------------------------------- M3U
+
+TEST_CASE("parse_m3u reads EXTINF attributes and the display name", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "#EXTM3U url-tvg=\"http://epg/x.xml\"\n"
+        "#EXTINF:-1 tvg-id=\"bbc_one\" tvg-name=\"BBC One\" tvg-logo=\"http://logo/bbc.png\" group-title=\"UK\",BBC One HD\n"
+        "http://example.com/bbc/index.m3u8\n");
+    REQUIRE(r.issues.empty());
+    REQUIRE(r.channels.size() == 1);
+    const ChannelConfig& c = r.channels[0];
+    CHECK(c.id == "bbc_one");
+    CHECK(c.name == "BBC One HD");
+    CHECK(c.logo == "http://logo/bbc.png");
+    CHECK(c.group == "UK");
+    CHECK(c.urls == Strings{"http://example.com/bbc/index.m3u8"});
+    CHECK(c.headers.empty());
+    CHECK_FALSE(c.loop);
+    CHECK_FALSE(c.realtime.has_value());
+    CHECK(c.variant == "highest");
+    CHECK(c.hls.empty());
+}
+
+TEST_CASE("parse_m3u: unsafe tvg-id falls back to the name's slug", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "#EXTM3U\n"
+        "#EXTINF:-1 tvg-id=\"BBCOne.uk\",BBC One & Two\n"
+        "http://h/1.m3u8\n"
+        "#EXTINF:-1 tvg-id=\"\",7x Music\n"
+        "http://h/2.m3u8\n");
+    REQUIRE(r.issues.empty());
+    CHECK(ids(r.channels) == Strings{"bbc_one_and_two", "7x_music"});
+}
+
+TEST_CASE("parse_m3u: quoting, commas and bare EXTINF forms", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "#EXTINF:-1 tvg-id=news group-title=\"News, World\" tvg-name=\"A, B\",CNN, International\n"
+        "http://h/cnn.m3u8\n"
+        "#EXTINF:0,Plain\n"
+        "http://h/plain.m3u8\n"
+        "#EXTINF:tvg-id=\"nodur\",No Duration\n"
+        "http://h/nodur.m3u8\n"
+        "#EXTINF: -1  tvg-logo=x.png   ,  Spaced  \n"
+        "http://h/spaced.m3u8\n");
+    REQUIRE(r.issues.empty());
+    REQUIRE(r.channels.size() == 4);
+    CHECK(r.channels[0].id == "news");
+    CHECK(r.channels[0].group == "News, World");
+    CHECK(r.channels[0].name == "CNN, International");
+    CHECK(r.channels[1].name == "Plain");
+    CHECK(r.channels[1].id == "plain");
+    CHECK(r.channels[2].id == "nodur");
+    CHECK(r.channels[2].name == "No Duration");
+    CHECK(r.channels[3].name == "Spaced");
+    CHECK(r.channels[3].logo == "x.png");
+}
+
+TEST_CASE("parse_m3u: empty display name uses tvg-name, then the URL", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "#EXTINF:-1 tvg-name=\"Fox News\",\n"
+        "http://h/fox.m3u8\n"
+        "#EXTINF:-1,\n"
+        "http://user:pw@h/live/Euro%20News.m3u8?token=1\n");
+    REQUIRE(r.issues.empty());
+    REQUIRE(r.channels.size() == 2);
+    CHECK(r.channels[0].name == "Fox News");
+    CHECK(r.channels[0].id == "fox_news");
+    CHECK(r.channels[1].name == "Euro News.m3u8");
+    CHECK(r.channels[1].id == "euro_news_m3u8");
+}
+
+TEST_CASE("parse_m3u: a URL without EXTINF is named after its last path component", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "http://h/live/sports/\n"
+        "udp://@239.1.1.1:1234\n"
+        "/srv/media/My Movie.mp4\n");
+    REQUIRE(r.issues.empty());
+    REQUIRE(r.channels.size() == 3);
+    CHECK(r.channels[0].name == "sports");
+    CHECK(r.channels[0].urls == Strings{"http://h/live/sports/"});
+    CHECK(r.channels[1].name == "239.1.1.1:1234");
+    CHECK(r.channels[2].name == "My Movie.mp4");
+    CHECK(r.channels[2].id == "my_movie_mp4");
+    CHECK(r.channels[2].urls == Strings{"/srv/media/My Movie.mp4"});
+}
+
+TEST_CASE("parse_m3u: EXTVLCOPT headers and input-repeat", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "#EXTM3U\n"
+        "#EXTINF:-1,One\n"
+        "#EXTVLCOPT:http-user-agent=Mozilla/5.0 (X11; Linux)\n"
+        "#EXTVLCOPT:http-referrer=http://ref.example/\n"
+        "#EXTVLCOPT:input-repeat=-1\n"
+        "#EXTVLCOPT:network-caching=1000\n"
+        "http://h/one.m3u8\n"
+        "#EXTINF:-1,Two\n"
+        "#EXTVLCOPT:http-referer=http://other/\n"
+        "#EXTVLCOPT:input-repeat=0\n"
+        "http://h/two.m3u8\n");
+    REQUIRE(r.issues.empty());
+    REQUIRE(r.channels.size() == 2);
+    CHECK(r.channels[0].headers == Headers{{"User-Agent", "Mozilla/5.0 (X11; Linux)"}, {"Referer", "http://ref.example/"}});
+    CHECK(r.channels[0].loop);
+    CHECK(r.channels[1].headers == Headers{{"Referer", "http://other/"}});
+    CHECK_FALSE(r.channels[1].loop);
+}
+
+TEST_CASE("parse_m3u: EXTHTTP JSON headers, names normalized", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "#EXTINF:-1,One\n"
+        "#EXTHTTP:{\"user-agent\":\"UA/1\",\"Referrer\":\"http://r/\",\"X-Token\":\"t\"}\n"
+        "http://h/one.m3u8\n"
+        "#EXTINF:-1,Two\n"
+        "#EXTHTTP:{\"User-Agent\": 5}\n"
+        "http://h/two.m3u8\n"
+        "#EXTINF:-1,Three\n"
+        "#EXTHTTP:not json\n"
+        "http://h/three.m3u8\n");
+    REQUIRE(r.channels.size() == 3);
+    CHECK(r.channels[0].headers == Headers{{"User-Agent", "UA/1"}, {"Referer", "http://r/"}, {"X-Token", "t"}});
+    CHECK(r.channels[1].headers.empty());
+    CHECK(r.channels[2].headers.empty());
+    REQUIRE(r.issues.size() == 2);
+    CHECK(has_issue(r, 5, "#EXTHTTP"));
+    CHECK(has_issue(r, 8, "#EXTHTTP"));
+}
+
+TEST_CASE("parse_m3u: the |header suffix is percent-decoded and wins", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "#EXTINF:-1,One\n"
+        "#EXTVLCOPT:http-user-agent=FromVlcOpt\n"
+        "#EXTVLCOPT:http-referrer=http://keep/\n"
+        "http://h/one.m3u8?a=1|user-agent=Mozilla%2F5.0%20(Win)&Referrer=http%3A%2F%2Fr%2F%3Fq%3D1%26x&X-Api-Key=k%3D&bad%zz=v%\n");
+    REQUIRE(r.issues.empty());
+    REQUIRE(r.channels.size() == 1);
+    const ChannelConfig& c = r.channels[0];
+    CHECK(c.urls == Strings{"http://h/one.m3u8?a=1"});
+    CHECK(c.headers == Headers{{"User-Agent", "Mozilla/5.0 (Win)"},
+                               {"Referer", "http://r/?q=1&x"},
+                               {"X-Api-Key", "k="},
+                               {"bad%zz", "v%"}});
+}
+
+TEST_CASE("parse_m3u: a header item without '=' is reported, the channel loads", "[registry][m3u]") {
+    LoadReport r = parse_m3u("#EXTINF:-1,One\nhttp://h/one.m3u8|User-Agent=A&junk&&=x\n");
+    REQUIRE(r.channels.size() == 1);
+    CHECK(r.channels[0].headers == Headers{{"User-Agent", "A"}});
+    REQUIRE(r.issues.size() == 2);
+    CHECK(has_issue(r, 2, "'junk'"));
+    CHECK(has_issue(r, 2, "'=x'"));
+}
+
+TEST_CASE("parse_m3u: header values with CR/LF are refused", "[registry][m3u]") {
+    LoadReport r = parse_m3u("#EXTINF:-1,One\nhttp://h/one.m3u8|X-A=1%0D%0AHost:%20evil\n#EXTINF:-1,Two\nhttp://h/two.m3u8\n");
+    CHECK(ids(r.channels) == Strings{"two"});
+    CHECK(has_issue(r, 1, "control characters"));
+}
+
+TEST_CASE("parse_m3u: EXTGRP, group-title precedence", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "#EXTINF:-1,One\n#EXTGRP:Movies\nhttp://h/1\n"
+        "#EXTINF:-1 group-title=\"Sport\",Two\n#EXTGRP:Movies\nhttp://h/2\n"
+        "#EXTINF:-1,Three\nhttp://h/3\n");
+    REQUIRE(r.issues.empty());
+    REQUIRE(r.channels.size() == 3);
+    CHECK(r.channels[0].group == "Movies");
+    CHECK(r.channels[1].group == "Sport");
+    CHECK(r.channels[2].group == "");  // EXTGRP applies to one entry only
+}
+
+TEST_CASE("parse_m3u: hlsrelay-id and HLS override attributes", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "#EXTINF:-1 tvg-id=\"ignored\" hlsrelay-id=\"my-news\" hlsrelay-segment-duration=\"1.5\" hlsrelay-max-segments=8 "
+        "hlsrelay-cleanup-interval=\"2\",News\n"
+        "http://h/news.m3u8\n"
+        "#EXTINF:-1 hlsrelay-id=\"Bad.Id\",Bad\n"
+        "http://h/bad.m3u8\n"
+        "#EXTINF:-1 hlsrelay-max-segments=\"lots\",Words\n"
+        "http://h/words.m3u8\n"
+        "#EXTINF:-1 hlsrelay-segment-duration=\"120\",Long\n"
+        "http://h/long.m3u8\n"
+        "#EXTINF:-1 hlsrelay-max-segments=\"0\",Zero\n"
+        "http://h/zero.m3u8\n"
+        "#EXTINF:-1,Fine\n"
+        "http://h/fine.m3u8\n");
+    CHECK(ids(r.channels) == Strings{"my-news", "fine"});
+    REQUIRE(r.channels.size() == 2);
+    CHECK(r.channels[0].hls.segment_duration == 1.5);
+    CHECK(r.channels[0].hls.max_segments == 8);
+    CHECK(r.channels[0].hls.cleanup_interval == 2.0);
+    CHECK(r.channels[1].hls.empty());
+    REQUIRE(r.issues.size() == 4);
+    CHECK(has_issue(r, 3, "hlsrelay-id 'Bad.Id'"));
+    CHECK(has_issue(r, 5, "hlsrelay-max-segments 'lots' is not an integer"));
+    CHECK(has_issue(r, 7, "segment_duration 120 is outside [0.5, 60]"));
+    CHECK(has_issue(r, 9, "max_segments 0 is outside [1, 100]"));
+}
+
+TEST_CASE("parse_m3u: backup sources", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "#EXTHLSRELAY-BACKUP:http://orphan/x.m3u8\n"          // 1: no channel yet
+        "#EXTINF:-1,One\n"                                     // 2
+        "#EXTHLSRELAY-BACKUP:http://b0/one.m3u8\n"            // 3: before its main URL
+        "http://main/one.m3u8\n"                               // 4
+        "#EXTHLSRELAY-BACKUP:http://b1/one.m3u8\n"            // 5
+        "#EXTHLSRELAY-BACKUP:  http://b2/one.m3u8|User-Agent=x\n"  // 6: headers ignored
+        "#EXTHLSRELAY-BACKUP:garbage\n"                        // 7
+        "#EXTINF:-1,Two\n"                                     // 8
+        "http://main/two.m3u8\n");                             // 9
+    REQUIRE(r.channels.size() == 2);
+    CHECK(r.channels[0].urls == Strings{"http://main/one.m3u8", "http://b0/one.m3u8", "http://b1/one.m3u8", "http://b2/one.m3u8"});
+    CHECK(r.channels[0].headers.empty());
+    CHECK(r.channels[1].urls == Strings{"http://main/two.m3u8"});
+    REQUIRE(r.issues.size() == 3);
+    CHECK(has_issue(r, 1, "no channel before it"));
+    CHECK(has_issue(r, 6, "ignored"));
+    CHECK(has_issue(r, 7, "not a URL"));
+}
+
+TEST_CASE("parse_m3u: a backup after a skipped entry does not attach to the previous channel", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "#EXTINF:-1,One\nhttp://h/one\n"
+        "#EXTINF:-1 tvg-name=\"x,Broken\n"  // 3: unterminated quote
+        "http://h/broken\n"
+        "#EXTHLSRELAY-BACKUP:http://h/backup\n");
+    REQUIRE(r.channels.size() == 1);
+    CHECK(r.channels[0].urls == Strings{"http://h/one"});
+    CHECK(has_issue(r, 3, "unterminated quote"));
+    CHECK(has_issue(r, 5, "no channel before it"));
+}
+
+TEST_CASE("parse_m3u: malformed lines are reported with their line and the rest loads", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "#EXTM3U\n"                                            // 1
+        "#EXTINF:-1 tvg-id=\"a\" A without comma\n"            // 2: no comma
+        "http://h/a.m3u8\n"                                    // 3: consumed by the broken entry
+        "#EXTINF:-1 tvg-name=\"B,B\n"                          // 4: unterminated quote
+        "http://h/b.m3u8\n"                                    // 5
+        "#EXTINF:-1,Dangling\n"                                // 6: followed by another EXTINF
+        "#EXTINF:-1,Good One\n"                                // 7
+        "http://h/good1.m3u8\n"                                // 8
+        "#EXTINF:-1,Empty URL\n"                               // 9
+        "|User-Agent=x\n"                                      // 10: empty URL
+        "#EXTINF:-1,Spaces\n"                                  // 11
+        "http://h/with space.m3u8\n"                           // 12
+        "#EXTINF:-1,Control\n"                                 // 13
+        "http://h/ctl\x01.m3u8\n"                              // 14
+        "just some words\n"                                    // 15: scheme-less garbage
+        "C:\\media\\x.ts\n"                                    // 16: not absolute, not a URL
+        "#EXTINF:-1,Good Two\n"                                // 17
+        "http://h/good2.m3u8\n"                                // 18
+        "#EXTINF:-1,At EOF\n");                                // 19: no URL follows
+    CHECK(ids(r.channels) == Strings{"good_one", "good_two"});
+    CHECK(has_issue(r, 2, "no comma"));
+    CHECK(has_issue(r, 4, "unterminated quote"));
+    CHECK(has_issue(r, 6, "not followed by a URL"));
+    CHECK(has_issue(r, 10, "empty URL"));
+    CHECK(has_issue(r, 12, "spaces"));
+    CHECK(has_issue(r, 14, "control characters"));
+    CHECK(has_issue(r, 15, "not a URL"));
+    CHECK(has_issue(r, 16, "not a URL"));
+    CHECK(has_issue(r, 19, "not followed by a URL"));
+    CHECK(r.issues.size() == 9);
+    for (std::size_t i = 1; i < r.issues.size(); ++i) CHECK(r.issues[i - 1].line <= r.issues[i].line);
+}
+
+TEST_CASE("parse_m3u: issue messages never show credentials", "[registry][m3u]") {
+    LoadReport r = parse_m3u("http://user:secret@h/a b.m3u8?token=hidden\n");
+    REQUIRE(r.issues.size() == 1);
+    CHECK(r.issues[0].line == 1);
+    CHECK(r.issues[0].message.find("secret") == std::string::npos);
+    CHECK(r.issues[0].message.find("hidden") == std::string::npos);
+}
+
+TEST_CASE("parse_m3u: CRLF, BOM, blank lines, unknown tags, no header", "[registry][m3u]") {
+    LoadReport r = parse_m3u(
+        "\xEF\xBB\xBF#EXTM3U\r\n"
+        "\r\n"
+        "#PLAYLIST:My list\r\n"
+        "#KODIPROP:inputstream=inputstream.adaptive\r\n"
+        "#EXTINF:-1 tvg-id=\"one\",One\r\n"
+        "#EXTVLCOPT:http-user-agent=UA\r\n"
+        "\r\n"
+        "http://h/one.m3u8\r\n"
+        "   \r\n"
+        "#EXTINF:-1,Two\r\n"
+        "http://h/two.m3u8");
+    REQUIRE(r.issues.empty());
+    REQUIRE(r.channels.size() == 2);
+    CHECK(r.channels[0].id == "one");
+    CHECK(r.channels[0].name == "One");
+    CHECK(r.channels[0].headers == Headers{{"User-Agent", "UA"}});
+    CHECK(r.channels[0].urls == Strings{"http://h/one.m3u8"});
+    CHECK(r.channels[1].urls == Strings{"http://h/two.m3u8"});
+
+    LoadReport headerless = parse_m3u("#EXTINF:-1,X\nhttp://h/x\n");
+    CHECK(headerless.issues.empty());
+    CHECK(headerless.channels.size() == 1);
+
+    LoadReport bom_issue = parse_m3u("\xEF\xBB\xBF#EXTINF:-1 no comma\r\nhttp://h/x\r\n");
+    CHECK(bom_issue.channels.empty());
+    CHECK(has_issue(bom_issue, 1, "no comma"));
+
+    CHECK(parse_m3u("").channels.empty());
+    CHECK(parse_m3u("").issues.empty());
+    CHECK(parse_m3u("#EXTM3U\n").issues.empty());
+}
+
+TEST_CASE("parse_m3u: Latin-1 names become UTF-8", "[registry][m3u]") {
+    LoadReport r = parse_m3u("#EXTINF:-1 group-title=\"T\xE9l\xE9\",Caf\xE9 TV\nhttp://h/x\n");
+    REQUIRE(r.channels.size() == 1);
+    CHECK(r.channels[0].name == "Caf\xC3\xA9 TV");
+    CHECK(r.channels[0].group == "T\xC3\xA9l\xC3\xA9");
+    CHECK(r.channels[0].id == "caf_tv");
+    CHECK_NOTHROW(nlohmann::json(r.channels[0].name).dump());
+}
+
+// ---------------------------------------------------------------- JSON
+
+TEST_CASE("parse_json reads every field", "[registry][json]") {
+    LoadReport r = parse_json(R"([
+      {
+        "id": "news", "name": "News 24", "urls": ["http://a/n.m3u8", "http://b/n.m3u8"],
+        "logo": "http://logo/n.png", "group": "News",
+        "headers": {"user-agent": "UA/2", "X-Key": "k"}, "referer": "http://ref/",
+        "loop": true, "realtime": false, "variant": "Lowest",
+        "segment_duration": 4, "max_segments": 6, "cleanup_interval": 0.5
+      },
+      {"name": "Movie", "url": "/srv/movie.mp4", "variant": 2500000, "user_agent": "Override", "headers": {"User-Agent": "x"}}
+    ])");
+    REQUIRE(r.issues.empty());
+    REQUIRE(r.channels.size() == 2);
+    const ChannelConfig& a = r.channels[0];
+    CHECK(a.id == "news");
+    CHECK(a.name == "News 24");
+    CHECK(a.urls == Strings{"http://a/n.m3u8", "http://b/n.m3u8"});
+    CHECK(a.logo == "http://logo/n.png");
+    CHECK(a.group == "News");
+    CHECK(a.headers == Headers{{"User-Agent", "UA/2"}, {"X-Key", "k"}, {"Referer", "http://ref/"}});
+    CHECK(a.loop);
+    CHECK(a.realtime == std::optional<bool>(false));
+    CHECK(a.variant == "lowest");
+    CHECK(a.hls.segment_duration == 4.0);
+    CHECK(a.hls.max_segments == 6);
+    CHECK(a.hls.cleanup_interval == 0.5);
+
+    const ChannelConfig& b = r.channels[1];
+    CHECK(b.id.empty());  // the registry derives it
+    CHECK(b.urls == Strings{"/srv/movie.mp4"});
+    CHECK(b.variant == "2500000");
+    CHECK(b.headers == Headers{{"User-Agent", "Override"}});
+    CHECK_FALSE(b.loop);
+    CHECK_FALSE(b.realtime.has_value());
+    CHECK(b.hls.empty());
+}
+
+TEST_CASE("parse_json accepts {\"channels\": [...]}, comments, nulls and a BOM", "[registry][json]") {
+    LoadReport r = parse_json(
+        "\xEF\xBB\xBF{\"channels\": [\n"
+        "  // a comment\n"
+        "  {\"name\": \"A\", \"url\": \"http://h/a\", \"logo\": null, \"realtime\": null, \"max_segments\": 3.0}\n"
+        "]}");
+    REQUIRE(r.issues.empty());
+    REQUIRE(r.channels.size() == 1);
+    CHECK(r.channels[0].logo.empty());
+    CHECK_FALSE(r.channels[0].realtime.has_value());
+    CHECK(r.channels[0].hls.max_segments == 3);
+
+    CHECK(parse_json("[]").channels.empty());
+    CHECK(parse_json("[]").issues.empty());
+}
+
+TEST_CASE("parse_json: wrong types skip that entry and name index and field", "[registry][json]") {
+    LoadReport r = parse_json(R"([
+      {"name": "ok1", "url": "http://h/1"},
+      {"name": 5, "url": "http://h/2"},
+      {"name": "loop", "url": "http://h/3", "loop": "yes"},
+      {"name": "urls", "urls": "http://h/4"},
+      {"name": "urls2", "urls": ["http://h/5", 7]},
+      {"name": "hdr", "url": "http://h/6", "headers": {"User-Agent": 1}},
+      {"name": "maxseg", "url": "http://h/7", "max_segments": 2.5},
+      {"name": "segdur", "url": "http://h/8", "segment_duration": "2"},
+      {"name": "variant", "url": "http://h/9", "variant": true},
+      "not an object",
+      {"name": "ok2", "url": "http://h/11"}
+    ])");
+    CHECK(ids(r.channels) == Strings{"", ""});
+    REQUIRE(r.channels.size() == 2);
+    CHECK(r.channels[0].name == "ok1");
+    CHECK(r.channels[1].name == "ok2");
+    REQUIRE(r.issues.size() == 9);
+    CHECK(has_issue(r, 2, "JSON entry 2"));
+    CHECK(has_issue(r, 2, "'name' must be a string"));
+    CHECK(has_issue(r, 3, "'loop' must be true or false"));
+    CHECK(has_issue(r, 4, "'urls' must be a non-empty array"));
+    CHECK(has_issue(r, 5, "'urls' must be a non-empty array"));
+    CHECK(has_issue(r, 6, "'headers.User-Agent' must be a string"));
+    CHECK(has_issue(r, 7, "'max_segments' must be an integer"));
+    CHECK(has_issue(r, 8, "'segment_duration' must be a number"));
+    CHECK(has_issue(r, 9, "'variant' must be"));
+    CHECK(has_issue(r, 10, "not a JSON object"));
+    for (const LoadIssue& i : r.issues) CHECK(i.message.find("entry skipped") != std::string::npos);
+    for (const LoadIssue& i : r.issues) CHECK(i.message.find("line = entry number") != std::string::npos);
+}
+
+TEST_CASE("parse_json: missing, unsafe and out-of-range values", "[registry][json]") {
+    LoadReport r = parse_json(R"([
+      {"url": "http://h/1"},
+      {"name": "", "url": "http://h/2"},
+      {"name": "no source"},
+      {"name": "both", "url": "http://h/4", "urls": ["http://h/4b"]},
+      {"name": "empty urls", "urls": []},
+      {"name": "bad id", "id": "Bad Id", "url": "http://h/6"},
+      {"name": "seg low", "url": "http://h/7", "segment_duration": 0.4},
+      {"name": "seg high", "url": "http://h/8", "segment_duration": 60.5},
+      {"name": "max high", "url": "http://h/9", "max_segments": 101},
+      {"name": "max huge", "url": "http://h/10", "max_segments": 4294967297},
+      {"name": "cleanup", "url": "http://h/11", "cleanup_interval": 0.05},
+      {"name": "variant", "url": "http://h/12", "variant": "medium"},
+      {"name": "variant0", "url": "http://h/13", "variant": 0},
+      {"name": "garbage url", "url": "www.example.com/x"},
+      {"name": "empty url", "url": ""},
+      {"name": "edges", "url": "http://h/16", "segment_duration": 0.5, "max_segments": 100, "cleanup_interval": 3600}
+    ])");
+    REQUIRE(r.channels.size() == 1);
+    CHECK(r.channels[0].name == "edges");
+    CHECK(r.issues.size() == 15);
+    CHECK(has_issue(r, 1, "'name' is required"));
+    CHECK(has_issue(r, 2, "'name' is required"));
+    CHECK(has_issue(r, 3, "'url' or 'urls' is required"));
+    CHECK(has_issue(r, 4, "either 'url' or 'urls'"));
+    CHECK(has_issue(r, 5, "non-empty array"));
+    CHECK(has_issue(r, 6, "id 'Bad Id' is not a safe stream id"));
+    CHECK(has_issue(r, 7, "segment_duration 0.4 is outside [0.5, 60]"));
+    CHECK(has_issue(r, 8, "segment_duration 60.5 is outside"));
+    CHECK(has_issue(r, 9, "max_segments 101 is outside [1, 100]"));
+    CHECK(has_issue(r, 10, "max_segments 4294967297 is outside"));
+    CHECK(has_issue(r, 11, "cleanup_interval 0.05 is outside [0.1, 3600]"));
+    CHECK(has_issue(r, 12, "variant 'medium'"));
+    CHECK(has_issue(r, 13, "variant '0'"));
+    CHECK(has_issue(r, 14, "not a URL"));
+    CHECK(has_issue(r, 15, "empty URL"));
+}
+
+TEST_CASE("parse_json: unknown fields are reported but the entry loads", "[registry][json]") {
+    LoadReport r = parse_json(R"([{"name": "A", "url": "http://h/a", "segment_duraton": 3}])");
+    REQUIRE(r.channels.size() == 1);
+    REQUIRE(r.issues.size() == 1);
+    CHECK(r.issues[0].line == 1);
+    CHECK(r.issues[0].message.find("unknown field 'segment_duraton'") != std::string::npos);
+}
+
+TEST_CASE("parse_json: a |header suffix in a url becomes headers", "[registry][json]") {
+    LoadReport r = parse_json(R"([{"name": "A", "url": "http://h/a.m3u8|User-Agent=UA%201&Referer=http%3A%2F%2Fr"}])");
+    REQUIRE(r.issues.empty());
+    REQUIRE(r.channels.size() == 1);
+    CHECK(r.channels[0].urls == Strings{"http://h/a.m3u8"});
+    CHECK(r.channels[0].headers == Headers{{"User-Agent", "UA 1"}, {"Referer", "http://r"}});
+}
+
+TEST_CASE("parse_json: invalid JSON gives one issue with its line", "[registry][json]") {
+    LoadReport r = parse_json("[\n  {\"name\": \"A\", \"url\": \"http://h/a\"},\n  {\"name\": \"B\" \"url\": 1}\n]\n");
+    CHECK(r.channels.empty());
+    REQUIRE(r.issues.size() == 1);
+    CHECK(r.issues[0].line == 3);
+    CHECK(r.issues[0].message.rfind("invalid JSON", 0) == 0);
+
+    LoadReport truncated = parse_json("[\n  {\"name\": \"A\",\n   \"url\": \"http://h/a\"\n\n\n");
+    CHECK(truncated.channels.empty());
+    REQUIRE(truncated.issues.size() == 1);
+    CHECK(truncated.issues[0].line == 3);  // the last line with content, not the blank tail
+
+    LoadReport first = parse_json("{oops}");
+    REQUIRE(first.issues.size() == 1);
+    CHECK(first.issues[0].line == 1);
+}
+
+TEST_CASE("parse_json: a document of the wrong shape gives one issue", "[registry][json]") {
+    for (const char* text : {"{\"name\": \"A\"}", "{\"channels\": {}}", "42", "\"x\""}) {
+        LoadReport r = parse_json(text);
+        CHECK(r.channels.empty());
+        REQUIRE(r.issues.size() == 1);
+        CHECK(r.issues[0].line == 1);
+    }
+}
+
+TEST_CASE("parse_channels sniffs JSON or M3U", "[registry]") {
+    LoadReport json = parse_channels("\xEF\xBB\xBF \n\t[{\"name\": \"J\", \"url\": \"http://h/j\"}]");
+    REQUIRE(json.channels.size() == 1);
+    CHECK(json.channels[0].name == "J");
+
+    LoadReport object = parse_channels("  {\"channels\": [{\"name\": \"O\", \"url\": \"http://h/o\"}]}");
+    REQUIRE(object.channels.size() == 1);
+    CHECK(object.channels[0].name == "O");
+
+    LoadReport m3u = parse_channels("\n#EXTM3U\n#EXTINF:-1,M\nhttp://h/m\n");
+    REQUIRE(m3u.channels.size() == 1);
+    CHECK(m3u.channels[0].id == "m");
+
+    CHECK(parse_channels("").channels.empty());
+    CHECK(parse_channels("").issues.empty());
+}
+
+// ---------------------------------------------------------------- JSON out
+
+namespace {
+
+ChannelConfig full_channel() {
+    ChannelConfig c;
+    c.id = "news-24";
+    c.name = "News 24 & More";
+    c.urls = {"http://user:pw@host/x.m3u8?token=abc", "/srv/backup file.ts"};
+    c.logo = "http://logo/n.png";
+    c.group = "News";
+    c.headers = {{"User-Agent", "UA/1"}, {"Cookie", "session=secret"}};
+    c.hls.segment_duration = 0.7;
+    c.hls.max_segments = 9;
+    c.hls.cleanup_interval = 0.1;
+    c.loop = true;
+    c.realtime = true;
+    c.variant = "1500000";
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("to_json without sources redacts URLs and header values", "[registry][json]") {
+    nlohmann::json j = to_json(full_channel(), false);
+    CHECK(j["id"] == "news-24");
+    CHECK(j["name"] == "News 24 & More");
+    CHECK(j["urls"] == nlohmann::json::array({"http://***@host/x.m3u8?***", "/srv/backup file.ts"}));
+    CHECK(j["headers"] == nlohmann::json({{"Cookie", nullptr}, {"User-Agent", nullptr}}));
+    CHECK(j["segment_duration"] == 0.7);
+    CHECK(j["max_segments"] == 9);
+    CHECK(j["loop"] == true);
+    CHECK(j["realtime"] == true);
+    CHECK(j["variant"] == "1500000");
+    std::string text = to_json_text({full_channel()}, false);
+    CHECK(text.find("secret") == std::string::npos);
+    CHECK(text.find("pw") == std::string::npos);
+    CHECK(text.find("abc") == std::string::npos);
+    CHECK(text.find("UA/1") == std::string::npos);
+}
+
+TEST_CASE("to_json with sources keeps everything; optional fields are left out", "[registry][json]") {
+    nlohmann::json full = to_json(full_channel(), true);
+    CHECK(full["urls"][0] == "http://user:pw@host/x.m3u8?token=abc");
+    CHECK(full["headers"]["Cookie"] == "session=secret");
+
+    nlohmann::json plain = to_json(channel("Plain", "http://h/p"), true);
+    CHECK(plain == nlohmann::json({{"name", "Plain"}, {"urls", {"http://h/p"}}, {"loop", false}, {"variant", "highest"}}));
+}
+
+TEST_CASE("parse_json(to_json_text(x, true)) == x", "[registry][json]") {
+    ChannelConfig plain = channel("Plain", "http://h/p");
+    plain.id = "plain";
+    ChannelConfig no_id = channel("No Id", "rtmp://h/live/key");
+    no_id.realtime = false;
+    no_id.variant = "lowest";
+    std::vector<ChannelConfig> channels = {full_channel(), plain, no_id};
+
+    std::string text = to_json_text(channels, true);
+    LoadReport back = parse_json(text);
+    CHECK(back.issues.empty());
+    CHECK(back.channels == channels);
+    CHECK(parse_channels(text).channels == channels);
+}
+
+TEST_CASE("to_json_text does not throw on bytes that are not UTF-8", "[registry][json]") {
+    ChannelConfig c = channel("ok", "http://h/\xFF");
+    std::string text;
+    CHECK_NOTHROW(text = to_json_text({c}, true));
+    CHECK(text.find("http://h/") != std::string::npos);
+}
+
+// ---------------------------------------------------------------- Registry
+
+TEST_CASE("Registry::add derives ids and names", "[registry]") {
+    Registry reg;
+    CHECK(reg.add(channel("7x Music", "http://h/7x")).id == "7x_music");
+    ChannelConfig id_only;
+    id_only.id = "raw";
+    id_only.urls = {"http://h/raw"};
+    const ChannelConfig& stored = reg.add(id_only);
+    CHECK(stored.id == "raw");
+    CHECK(stored.name == "raw");
+    CHECK(reg.size() == 2);
+}
+
+TEST_CASE("Registry::add appends _2, _3 to taken ids", "[registry]") {
+    Registry reg;
+    CHECK(reg.add(channel("News", "http://h/1")).id == "news");
+    CHECK(reg.add(channel("NEWS", "http://h/2")).id == "news_2");
+    CHECK(reg.add(channel("news!", "http://h/3")).id == "news_3");
+    ChannelConfig explicit_id = channel("Other", "http://h/4");
+    explicit_id.id = "news";
+    CHECK(reg.add(explicit_id).id == "news_4");
+    CHECK(ids(reg.list()) == Strings{"news", "news_2", "news_3", "news_4"});
+
+    std::string long_id(64, 'x');
+    ChannelConfig a = channel("L", "http://h/l");
+    a.id = long_id;
+    CHECK(reg.add(a).id == long_id);
+    std::string second = reg.add(a).id;
+    CHECK(second == std::string(62, 'x') + "_2");
+    CHECK(is_safe_slug(second));
+}
+
+TEST_CASE("Registry::add refuses invalid channels with invalid_argument", "[registry]") {
+    Registry reg;
+    ChannelConfig nameless;
+    nameless.urls = {"http://h/x"};
+    CHECK_THROWS_AS(reg.add(nameless), std::invalid_argument);
+    CHECK_THROWS_WITH(reg.add(nameless), Catch::Contains("name or an id"));
+    CHECK_THROWS_WITH(reg.add(channel("NoUrl", "")), Catch::Contains("empty"));
+    ChannelConfig no_urls = channel("NoUrls", "x");
+    no_urls.urls.clear();
+    CHECK_THROWS_WITH(reg.add(no_urls), Catch::Contains("no source URL"));
+    ChannelConfig second_empty = channel("Second", "http://h/1");
+    second_empty.urls.push_back("");
+    CHECK_THROWS_AS(reg.add(second_empty), std::invalid_argument);
+    ChannelConfig bad_id = channel("Bad", "http://h/1");
+    bad_id.id = "../etc";
+    CHECK_THROWS_WITH(reg.add(bad_id), Catch::Contains("not a safe stream id"));
+    ChannelConfig bad_seg = channel("Seg", "http://h/1");
+    bad_seg.hls.segment_duration = 0.0;
+    CHECK_THROWS_WITH(reg.add(bad_seg), Catch::Contains("segment_duration"));
+    ChannelConfig bad_header = channel("Hdr", "http://h/1");
+    bad_header.headers["X-A"] = "1\r\nHost: evil";
+    CHECK_THROWS_WITH(reg.add(bad_header), Catch::Contains("control characters"));
+    ChannelConfig bad_variant = channel("Var", "http://h/1");
+    bad_variant.variant = "best";
+    CHECK_THROWS_WITH(reg.add(bad_variant), Catch::Contains("variant"));
+    CHECK(reg.size() == 0);
+}
+
+TEST_CASE("Registry::add normalizes header names and repairs names", "[registry]") {
+    Registry reg;
+    ChannelConfig c = channel("Caf\xE9", "http://h/1");
+    c.headers = {{"user-agent", "UA"}, {"referrer", "R"}, {"X-Other", "o"}};
+    const ChannelConfig& stored = reg.add(c);
+    CHECK(stored.headers == Headers{{"User-Agent", "UA"}, {"Referer", "R"}, {"X-Other", "o"}});
+    CHECK(stored.name == "Caf\xC3\xA9");
+    CHECK(stored.id == "caf");
+}
+
+TEST_CASE("Registry::update replaces fields and keeps the id", "[registry]") {
+    Registry reg;
+    reg.add(channel("One", "http://h/1"));
+    reg.add(channel("Two", "http://h/2"));
+
+    ChannelConfig changed = channel("Uno", "http://h/uno");
+    changed.id = "ignored";
+    changed.loop = true;
+    CHECK(reg.update("one", changed));
+    const ChannelConfig* one = reg.find("one");
+    REQUIRE(one);
+    CHECK(one->id == "one");
+    CHECK(one->name == "Uno");
+    CHECK(one->urls == Strings{"http://h/uno"});
+    CHECK(one->loop);
+    CHECK(reg.find("ignored") == nullptr);
+    CHECK(ids(reg.list()) == Strings{"one", "two"});  // position kept
+
+    CHECK_FALSE(reg.update("missing", channel("X", "http://h/x")));
+    CHECK_THROWS_AS(reg.update("two", channel("Two", "")), std::invalid_argument);
+    CHECK(reg.find("two")->urls == Strings{"http://h/2"});  // untouched after a refused update
+
+    ChannelConfig unnamed;
+    unnamed.urls = {"http://h/2b"};
+    CHECK(reg.update("two", unnamed));
+    CHECK(reg.find("two")->name == "two");
+}
+
+TEST_CASE("Registry::remove keeps the others findable", "[registry]") {
+    Registry reg;
+    for (const char* n : {"A", "B", "C", "D"}) reg.add(channel(n, std::string("http://h/") + n));
+    CHECK(reg.remove("b"));
+    CHECK_FALSE(reg.remove("b"));
+    CHECK_FALSE(reg.remove("B"));  // by id only
+    CHECK(reg.size() == 3);
+    CHECK(ids(reg.list()) == Strings{"a", "c", "d"});
+    REQUIRE(reg.find("c"));
+    CHECK(reg.find("c")->urls == Strings{"http://h/C"});
+    REQUIRE(reg.find("d"));
+    CHECK(reg.find("d")->urls == Strings{"http://h/D"});
+    CHECK(reg.add(channel("B", "http://h/B2")).id == "b");  // the id is free again
+    CHECK(ids(reg.list()) == Strings{"a", "c", "d", "b"});
+    CHECK(reg.remove("a"));
+    CHECK(reg.find("b")->urls == Strings{"http://h/B2"});
+}
+
+TEST_CASE("Registry::find: id, then name, then name ignoring case, then slug", "[registry]") {
+    Registry reg;
+    ChannelConfig a = channel("BBC One", "http://h/a");
+    a.id = "bbc1";
+    reg.add(a);
+    ChannelConfig b = channel("bbc1", "http://h/b");  // named like a's id
+    b.id = "other";
+    reg.add(b);
+    reg.add(channel("Sky News", "http://h/c"));  // id sky_news
+    ChannelConfig d = channel("sky news", "http://h/d");
+    d.id = "lower";
+    reg.add(d);
+
+    REQUIRE(reg.find("bbc1"));
+    CHECK(reg.find("bbc1")->urls == Strings{"http://h/a"});  // id beats name
+    CHECK(reg.find("BBC One")->id == "bbc1");
+    CHECK(reg.find("bbc one")->id == "bbc1");
+    CHECK(reg.find("sky news")->id == "lower");  // exact name beats case-insensitive
+    CHECK(reg.find("SKY NEWS")->id == "sky_news");  // first case-insensitive match
+    CHECK(reg.find("Sky-News!")->id == "sky_news");  // by slug
+    CHECK(reg.find("nothing") == nullptr);
+    CHECK(reg.find("") == nullptr);
+}
+
+TEST_CASE("Registry::add_all stores a report's channels with their final ids", "[registry]") {
+    Registry reg;
+    reg.add(channel("News", "http://h/existing"));
+    LoadReport r = parse_m3u("#EXTINF:-1,News\nhttp://h/n\n#EXTINF:-1,Sport\nhttp://h/s\n");
+    ChannelConfig bad;
+    bad.name = "Bad";
+    r.channels.push_back(bad);  // no URL: cannot be added
+    reg.add_all(r);
+    CHECK(ids(r.channels) == Strings{"news_2", "sport"});
+    REQUIRE(r.issues.size() == 1);
+    CHECK(r.issues[0].line == 0);
+    CHECK(r.issues[0].message.find("'Bad'") != std::string::npos);
+    CHECK(reg.size() == 3);
+}
+
+TEST_CASE("Registry::list returns copies in insertion order", "[registry]") {
+    Registry reg;
+    CHECK(reg.list().empty());
+    CHECK(reg.empty());
+    reg.add(channel("Zeta", "http://h/z"));
+    reg.add(channel("Alpha", "http://h/a"));
+    std::vector<ChannelConfig> l = reg.list();
+    CHECK(ids(l) == Strings{"zeta", "alpha"});
+    l[0].name = "changed";
+    CHECK(reg.find("zeta")->name == "Zeta");
+}
