@@ -193,7 +193,7 @@ private:
             }
             opts["key"] = hex(reinterpret_cast<const uint8_t*>(key.data()), key.size());
             opts["iv"] = hex(iv, 16);
-            url = "crypto+" + url;
+            url = "crypto:" + url;  // "crypto+" needs a scheme after it; "crypto:" also takes paths
         } else if (seg.key && seg.key->method != "NONE") {
             throw av::SourceError("unsupported encryption " + seg.key->method + " (only AES-128 can be remuxed)", true);
         }

@@ -188,7 +188,7 @@ inline std::string variant_problem(std::string_view v) {
     bool bandwidth = !v.empty() && v.size() <= 15 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
                      v.find_first_not_of('0') != std::string_view::npos;
     if (v == "highest" || v == "lowest" || bandwidth) return {};
-    return "variant '" + std::string(v) + "' is not \"highest\", \"lowest\" or a bandwidth in bits/s";
+    return "variant '" + repair_utf8(v) + "' is not \"highest\", \"lowest\" or a bandwidth in bits/s";
 }
 
 // RFC 9110 token characters: anything else could split or forge a request header.
@@ -234,7 +234,7 @@ inline std::string source_problem(std::string_view url) {
                   std::all_of(url.begin(), url.begin() + static_cast<std::ptrdiff_t>(sep),
                               [](char c) { return is_ascii_alnum(c) || c == '+' || c == '-' || c == '.'; });
     if (!scheme) return "not a URL (scheme://...) or an absolute path: " + repair_utf8(redact_url(url));
-    if (url.find(' ') != std::string_view::npos) return "URL contains spaces (encode them as %20): " + redact_url(url);
+    if (url.find(' ') != std::string_view::npos) return "URL contains spaces (encode them as %20): " + repair_utf8(redact_url(url));
     return {};
 }
 
@@ -309,7 +309,7 @@ inline std::string parse_extinf(std::string_view body, ExtInf& out) {
         std::string_view value;
         if (i < n && body[i] == '"') {
             std::size_t close = body.find('"', i + 1);
-            if (close == std::string_view::npos) return "unterminated quote in #EXTINF attribute '" + key + "'";
+            if (close == std::string_view::npos) return "unterminated quote in #EXTINF attribute '" + repair_utf8(key) + "'";
             value = body.substr(i + 1, close - i - 1);
             i = close + 1;
         } else {
@@ -533,9 +533,9 @@ inline std::optional<std::int64_t> get_integer(const nlohmann::json& obj, const 
     wrong_type(key, "an integer");
 }
 
-inline constexpr std::string_view kJsonFields[] = {
-    "id",   "name",     "url",     "urls",    "logo",         "group",        "headers",         "user_agent",
-    "referer", "loop", "realtime", "variant", "segment_duration", "max_segments", "cleanup_interval"};
+inline constexpr std::string_view kJsonFields[] = {"id", "name", "url", "urls", "logo", "group", "headers",
+                                                   "user_agent", "referer", "loop", "realtime", "variant",
+                                                   "segment_duration", "max_segments", "cleanup_interval"};
 
 // Throws EntrySkipped; problems that leave the entry usable go to `warnings`.
 inline ChannelConfig channel_from_json(const nlohmann::json& obj, std::vector<std::string>& warnings) {
@@ -630,7 +630,7 @@ inline LoadReport parse_json(std::string_view text) {
         std::string what = e.what();
         if (std::size_t tag = what.find("] "); what.rfind("[json.exception", 0) == 0 && tag != std::string::npos)
             what.erase(0, tag + 2);
-        report.issues.push_back({detail::line_of_byte(text, e.byte), "invalid JSON: " + what});
+        report.issues.push_back({detail::line_of_byte(text, e.byte), "invalid JSON: " + detail::repair_utf8(what)});
         return report;
     }
     const nlohmann::json* list = &doc;

@@ -108,9 +108,9 @@ private:
     };
 
     // RFC 8216 6.2.2: a removed segment stays available for its own duration plus the duration of
-    // the longest playlist that contained it; the playlist just before removal is that one.
+    // the longest playlist that contained it: the last one served before the newest arrived.
     void retire_oldest(SteadyClock::time_point now) {
-        const double playlist_duration = listed_duration();
+        const double playlist_duration = listed_duration() - listed_.back()->duration;
         SegmentPtr oldest = std::move(listed_.front());
         listed_.pop_front();
         const auto grace = std::chrono::duration<double>(oldest->duration + playlist_duration);

@@ -567,3 +567,42 @@ TEST_CASE("the engine's registry and control: names, errors, restarts keep seque
 }
 
 }  // namespace hlsrelay::test
+
+namespace hlsrelay::test {
+
+TEST_CASE("AES-128 encrypted HLS is decrypted through libav's crypto protocol") {
+    const std::filesystem::path dir = std::filesystem::path(media_root()) / "aes128";
+    if (!std::filesystem::exists(dir / "index.m3u8")) {
+        std::filesystem::create_directories(dir);
+        std::ofstream(dir / "key.bin", std::ios::binary) << std::string("0123456789abcdef");
+        // Key URI as the playlist names it, then where ffmpeg reads it; no IV: the sequence number is.
+        std::ofstream(dir / "key.info") << "key.bin\n" << (dir / "key.bin").string() << "\n";
+        run_ffmpeg({"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=48000", "-t", "4", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "hls", "-hls_time", "1",
+                    "-hls_list_size", "0", "-hls_key_info_file", (dir / "key.info").string(),
+                    "-hls_segment_filename", (dir / "s%d.ts").string(), (dir / "index.m3u8.part").string()});
+        std::filesystem::rename(dir / "index.m3u8.part", dir / "index.m3u8");
+    }
+    std::ifstream in(dir / "index.m3u8");
+    const std::string source((std::istreambuf_iterator<char>(in)), {});
+    REQUIRE(source.find("#EXT-X-KEY:METHOD=AES-128") != std::string::npos);
+
+    Engine engine(quick_settings(1.0, 5));
+    const auto c = engine.add_channel(channel("Encrypted", {(dir / "index.m3u8").string()}));
+    engine.start(c.id);
+    const bool published = wait_until([&] { return engine.status(c.id).segments_published >= 2; }, std::chrono::seconds(20));
+    INFO("last error: " << engine.status(c.id).last_error);
+    REQUIRE(published);
+    const auto p = media_playlist(engine, c.id);
+    for (const auto& s : p.segments) {
+        const TsProbe probe = probe_ts(*engine.read(c.id, name_of(s))->data);
+        CHECK(probe.ok);
+        CHECK(probe.video_streams == 1);
+        CHECK(probe.first_video_key());
+        CHECK(probe.packets.size() > 20);
+    }
+    CHECK(engine.status(c.id).last_error.empty());
+}
+
+}  // namespace hlsrelay::test

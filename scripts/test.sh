@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds hlsrelay and runs every test suite: C++ (unit, engine, server), C, Python, the browser test,
+# then the C++ suites again under AddressSanitizer+UndefinedBehaviorSanitizer and ThreadSanitizer.
+# Installs missing Debian packages first (as root or through sudo).
+#   scripts/test.sh           everything (what CI runs)
+#   scripts/test.sh --quick   the plain build's suites only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+scripts/install-deps.sh
+jobs=$(nproc)
+py=/usr/bin/python3
+
+configure_and_build() {  # dir, extra cmake args...
+  local dir=$1; shift
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHLSRELAY_WERROR=ON \
+    -DPython_EXECUTABLE=$py -DPYTHON_EXECUTABLE=$py "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+}
+
+status=0
+echo "== build (RelWithDebInfo, warnings as errors)"
+configure_and_build build -DHLSRELAY_BUILD_PYTHON=ON
+scripts/web-deps.sh
+echo "== tests"
+(cd build && ctest --output-on-failure -j2 --timeout 600) || status=1
+
+if [ $quick -eq 0 ]; then
+  echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
+  configure_and_build build-asan -DHLSRELAY_SANITIZE=address,undefined -DHLSRELAY_BUILD_PYTHON=OFF
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+     ctest --output-on-failure -j2 --timeout 900 -R "^(unit|engine|server|capi): ") || status=1
+  echo "== ThreadSanitizer"
+  configure_and_build build-tsan -DHLSRELAY_SANITIZE=thread -DHLSRELAY_BUILD_PYTHON=OFF -DHLSRELAY_BUILD_CAPI=OFF
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+     ctest --output-on-failure -j2 --timeout 1200 -R "^(engine|server): ") || status=1
+fi
+if [ $status -ne 0 ]; then echo "== FAILED"; else echo "== all suites passed"; fi
+exit $status

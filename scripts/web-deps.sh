@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the pinned npm packages (hls.js for the dashboard, playwright-core for the browser test)
+# from their committed lockfiles; skips a folder already installed from the same lockfile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for dir in server/web tests/browser; do
+  [ -f "$dir/package-lock.json" ] || continue
+  stamp="$dir/node_modules/.lock-sha256"
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then continue; fi
+  echo "web-deps: npm ci in $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$stamp"
+done

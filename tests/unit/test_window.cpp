@@ -1,0 +1,146 @@
+// The rolling window and the playlists rendered from it, with explicit clocks: no I/O.
+#include <hlsrelay/m3u8.hpp>
+#include <hlsrelay/playlist.hpp>
+#include <hlsrelay/status.hpp>
+#include <hlsrelay/window.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace hlsrelay;
+using namespace std::chrono_literals;
+
+namespace {
+SegmentPtr make_segment(int64_t seq, double duration, bool discontinuity = false, int64_t dseq = 0) {
+    auto s = std::make_shared<Segment>();
+    s->sequence = seq;
+    s->duration = duration;
+    s->discontinuity = discontinuity;
+    s->discontinuity_sequence = dseq;
+    s->data = "x";
+    return s;
+}
+}  // namespace
+
+TEST_CASE("window lists the newest N and keeps removed segments for their RFC 8216 grace") {
+    Window w(3);
+    const auto t0 = SteadyClock::time_point{} + 1000s;
+    for (int i = 0; i < 3; ++i) CHECK(w.push(make_segment(i, 2.0), t0 + i * 2s).empty());
+    REQUIRE(w.listed().size() == 3);
+    CHECK(w.listed_duration() == Approx(6.0));
+    // Segment 0 leaves when 3 arrives at t0+6s: grace = its 2 s + the 6 s playlist it was in.
+    CHECK(w.push(make_segment(3, 2.0), t0 + 6s).empty());
+    CHECK(w.listed().front()->sequence == 1);
+    CHECK(w.find(0, t0 + 6s));
+    CHECK(w.find(0, t0 + 13900ms));
+    CHECK_FALSE(w.find(0, t0 + 14s));
+    CHECK(w.in_grace() == 1);
+    const auto gone = w.expire(t0 + 14s);
+    REQUIRE(gone.size() == 1);
+    CHECK(gone[0]->sequence == 0);
+    CHECK(w.in_grace() == 0);
+    CHECK_FALSE(w.find(42, t0));
+    const auto all = w.clear();
+    CHECK(all.size() == 3);
+    CHECK(w.listed().empty());
+}
+
+TEST_CASE("a reader keeps a segment alive after the window let it go") {
+    Window w(1);
+    const auto t0 = SteadyClock::time_point{} + 10s;
+    w.push(make_segment(7, 1.0), t0);
+    SegmentPtr held = w.find(7, t0);
+    w.push(make_segment(8, 1.0), t0 + 1s);
+    w.expire(t0 + 100s);
+    CHECK_FALSE(w.find(7, t0 + 100s));
+    CHECK(held->data == "x");  // still valid: shared, immutable
+}
+
+TEST_CASE("segment names round-trip and nothing else parses") {
+    CHECK(Segment::segment_name(1795495587) == "seg_1795495587.ts");
+    CHECK(Segment::parse_name("seg_1795495587.ts") == 1795495587);
+    CHECK(Segment::parse_name("seg_0.ts") == 0);
+    for (const char* bad : {"seg_.ts", "seg_01.ts", "seg_1.ts.tmp", "../seg_1.ts", "seg_-1.ts", "seg_1a.ts",
+                            "index.m3u8", "seg_1234567890123456789.ts", ""})
+        CHECK_FALSE(Segment::parse_name(bad));
+}
+
+TEST_CASE("media playlist: header, discontinuities and their sequence, no ENDLIST") {
+    Window w(3);
+    const auto t0 = SteadyClock::time_point{} + 10s;
+    w.push(make_segment(10, 2.0, false, 0), t0);
+    w.push(make_segment(11, 1.5, true, 1), t0);
+    w.push(make_segment(12, 2.0, false, 1), t0);
+    std::string text = render_media_playlist(w.listed(), 2);
+    CHECK(text.rfind("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:10\n", 0) == 0);
+    CHECK(text.find("#EXT-X-DISCONTINUITY-SEQUENCE") == std::string::npos);
+    CHECK(text.find("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:") != std::string::npos);
+    CHECK(text.find("#EXTINF:1.500,\nseg_11.ts\n") != std::string::npos);
+    CHECK(text.find("ENDLIST") == std::string::npos);
+    auto parsed = m3u8::parse(text, "http://h/a/index.m3u8").media();
+    REQUIRE(parsed.segments.size() == 3);
+    CHECK(parsed.segments[1].discontinuity);
+    CHECK(parsed.segments[2].discontinuity_sequence == 1);
+
+    // The tagged segment at the head: its tag stays and the header counts the ones before it.
+    w.push(make_segment(13, 2.0, false, 1), t0);
+    text = render_media_playlist(w.listed(), 2);
+    CHECK(text.find("#EXT-X-DISCONTINUITY-SEQUENCE") == std::string::npos);
+    CHECK(text.find("#EXT-X-MEDIA-SEQUENCE:11\n#EXT-X-DISCONTINUITY\n") != std::string::npos);
+    // Once it scrolled out, the header carries it.
+    w.push(make_segment(14, 2.0, false, 1), t0);
+    text = render_media_playlist(w.listed(), 2);
+    CHECK(text.find("#EXT-X-DISCONTINUITY-SEQUENCE:1\n") != std::string::npos);
+    CHECK(text.find("#EXT-X-DISCONTINUITY\n") == std::string::npos);
+    parsed = m3u8::parse(text, "http://h/a/index.m3u8").media();
+    CHECK(parsed.discontinuity_sequence == 1);
+    CHECK(parsed.media_sequence == 12);
+}
+
+TEST_CASE("master playlist carries what was measured on the stream") {
+    StreamInfo info;
+    info.codecs = "avc1.64001f,mp4a.40.2";
+    info.width = 1280;
+    info.height = 720;
+    info.frame_rate = 29.97;
+    info.peak_bandwidth = 2'800'000;
+    info.average_bandwidth = 2'500'000;
+    const std::string text = render_master_playlist(info);
+    auto p = m3u8::parse(text, "http://h/hls_streams/x/master.m3u8");
+    REQUIRE(p.is_master());
+    const auto& v = p.master().variants.at(0);
+    CHECK(v.bandwidth == 2'800'000);
+    CHECK(v.average_bandwidth == 2'500'000);
+    CHECK(v.codecs == "avc1.64001f,mp4a.40.2");
+    CHECK(v.width == 1280);
+    CHECK(v.height == 720);
+    CHECK(v.frame_rate == Approx(29.97));
+    CHECK(v.uri == "http://h/hls_streams/x/index.m3u8");
+}
+
+TEST_CASE("status JSON: the replaced design's fields first, in order") {
+    ChannelStatus s;
+    s.channel_name = "&pictures";
+    s.stream_id = "and_pictures";
+    s.state = ChannelState::Running;
+    s.cleanup_running = true;
+    s.segment_count = 5;
+    s.max_segments = 5;
+    s.master_playlist_exists = true;
+    s.hls_url = hls_url_for("and_pictures");
+    s.estimated_buffer_seconds = 10.0004;
+    const auto j = to_json(s);
+    std::vector<std::string> keys;
+    for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
+    const std::vector<std::string> replaced{"channel_name", "stream_id", "process_status", "cleanup_running",
+                                            "segment_count", "max_segments", "master_playlist_exists", "hls_url",
+                                            "estimated_buffer_seconds"};
+    REQUIRE(keys.size() > replaced.size());
+    CHECK(std::vector<std::string>(keys.begin(), keys.begin() + static_cast<long>(replaced.size())) == replaced);
+    CHECK(j["process_status"] == "running");
+    CHECK(j["hls_url"] == "/hls_streams/and_pictures/master.m3u8");
+    CHECK(j["estimated_buffer_seconds"] == 10.0);
+    CHECK(j["last_error"].is_null());
+    s.state = ChannelState::Idle;
+    CHECK(to_json(s)["process_status"] == "stopped");
+    CHECK(to_json(s)["state"] == "idle");
+}
