@@ -56,6 +56,7 @@ std::string describe(const MediaSpec& spec) {
     s << kLayoutVersion << "\nseconds=" << spec.seconds << "\nsegment_seconds=" << format_number(spec.segment_seconds)
       << "\ngop_frames=" << spec.gop_frames << "\nfps=" << spec.fps << "\nsize=" << spec.width << 'x' << spec.height
       << "\naudio=" << spec.audio << "\nvideo=" << spec.video << '\n';
+    if (spec.video_kbps > 0) s << "video_kbps=" << spec.video_kbps << '\n';
     return s.str();
 }
 
@@ -202,6 +203,11 @@ void generate_into(const fs::path& dir, const MediaSpec& spec) {
         const std::string g = std::to_string(spec.gop_frames);
         a.insert(a.end(), {"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", g, "-keyint_min",
                            g, "-sc_threshold", "0", "-pix_fmt", "yuv420p"});
+        if (spec.video_kbps > 0) {
+            const std::string k = std::to_string(spec.video_kbps) + "k";
+            const std::string buf = std::to_string(spec.video_kbps * 2) + "k";
+            a.insert(a.end(), {"-b:v", k, "-maxrate", k, "-bufsize", buf});
+        }
     }
     if (spec.audio) a.insert(a.end(), {"-c:a", "aac", "-b:a", "64k"});
     a.insert(a.end(), {"-f", "hls", "-hls_time", format_number(spec.segment_seconds), "-hls_list_size", "0",

@@ -15,6 +15,7 @@ struct MediaSpec {
     int height = 240;
     bool audio = true;  // 440 Hz sine, AAC 48 kHz
     bool video = true;  // testsrc2, H.264
+    int video_kbps = 0; // 0: the encoder's default quality; otherwise a capped bitrate
     std::string name;   // cache directory name; empty: derived from the other fields
 };
 
