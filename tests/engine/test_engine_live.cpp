@@ -606,3 +606,42 @@ TEST_CASE("AES-128 encrypted HLS is decrypted through libav's crypto protocol") 
 }
 
 }  // namespace hlsrelay::test
+
+namespace hlsrelay::test {
+
+TEST_CASE("a non-TS container: H.264 and AAC remuxed into MPEG-TS, unsupported subtitles dropped with a note") {
+    const std::filesystem::path dir = std::filesystem::path(media_root()) / "mkv";
+    const auto file = dir / "with-subs.mkv";
+    if (!std::filesystem::exists(file)) {
+        std::filesystem::create_directories(dir);
+        std::ofstream(dir / "subs.srt") << "1\n00:00:00,000 --> 00:00:02,000\nhello\n\n2\n00:00:02,000 --> 00:00:04,000\nworld\n";
+        run_ffmpeg({"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=48000", "-i", (dir / "subs.srt").string(), "-t", "4", "-map", "0:v",
+                    "-map", "1:a", "-map", "2:s", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt",
+                    "yuv420p", "-c:a", "aac", "-c:s", "srt", (dir / "part.mkv").string()});
+        std::filesystem::rename(dir / "part.mkv", file);
+    }
+    Engine engine(quick_settings(1.0, 5));
+    auto config = channel("Matroska", {file.string()});
+    config.loop = true;
+    const auto c = engine.add_channel(config);
+    engine.start(c.id);
+    REQUIRE(wait_until([&] { return engine.status(c.id).segments_published >= 2; }, std::chrono::seconds(20)));
+    const auto s = engine.status(c.id);
+    REQUIRE(s.notes.size() == 1);
+    CHECK(s.notes[0].find("subtitle subrip") != std::string::npos);
+    CHECK(s.notes[0].find("MPEG-TS cannot carry it") != std::string::npos);
+    CHECK(s.stream.codecs.find("avc1.") == 0);
+    CHECK(s.stream.audio_codecs == std::vector<std::string>{"aac"});
+    const auto p = media_playlist(engine, c.id);
+    for (const auto& seg : p.segments) {
+        const TsProbe probe = probe_ts(*engine.read(c.id, name_of(seg))->data);
+        REQUIRE(probe.ok);
+        CHECK(probe.starts_with_pat);
+        CHECK(probe.video_streams == 1);
+        CHECK(probe.audio_streams == 1);
+        CHECK(probe.first_video_key());
+    }
+}
+
+}  // namespace hlsrelay::test
