@@ -54,7 +54,7 @@ struct ChannelSlot {
 struct Subscriber {
     std::mutex call;  // held while the callback runs, so unsubscribe can wait for it
     EventCallback callback;
-    bool active = true;
+    std::atomic<bool> active{true};
     std::atomic<std::thread::id> running_on{};
 };
 
@@ -90,17 +90,28 @@ struct Engine::Impl {
             for (auto& [id, s] : subscribers) targets.push_back(s);
         }
         for (auto& s : targets) {
+            // A callback that causes another event on its own thread (start() emits "starting")
+            // gets it nested; other threads wait, so one subscriber's callbacks never overlap.
+            if (s->running_on.load() == std::this_thread::get_id()) {
+                invoke(*s, e);
+                continue;
+            }
             std::lock_guard call(s->call);
             if (!s->active) continue;
             s->running_on = std::this_thread::get_id();
-            try {
-                s->callback(e);
-            } catch (const std::exception& ex) {
-                log(LogLevel::Error, e.channel, std::string("event callback threw: ") + ex.what());
-            } catch (...) {
-                log(LogLevel::Error, e.channel, "event callback threw");
-            }
+            invoke(*s, e);
             s->running_on = std::thread::id{};
+        }
+    }
+
+    void invoke(Subscriber& s, const Event& e) {
+        if (!s.active) return;
+        try {
+            s.callback(e);
+        } catch (const std::exception& ex) {
+            log(LogLevel::Error, e.channel, std::string("event callback threw: ") + ex.what());
+        } catch (...) {
+            log(LogLevel::Error, e.channel, "event callback threw");
         }
     }
 
@@ -197,8 +208,10 @@ struct Engine::Impl {
 Engine::Engine(EngineSettings settings) : impl_(std::make_shared<Impl>()) {
     validate(settings);
     impl_->settings = std::move(settings);
-    // libav's own log is process-wide and says little our errors do not: keep it for debugging.
-    av_log_set_level(impl_->settings.log_level == LogLevel::Debug ? AV_LOG_WARNING : AV_LOG_QUIET);
+    // libav's own log is process-wide and says little our errors do not. Quieten it only while it
+    // is at libav's default, so a host that chose its own level keeps it.
+    if (av_log_get_level() == AV_LOG_INFO)
+        av_log_set_level(impl_->settings.log_level == LogLevel::Debug ? AV_LOG_WARNING : AV_LOG_QUIET);
     impl_->housekeeper = std::thread([impl = impl_.get()] { impl->housekeeping_loop(); });
 }
 

@@ -17,7 +17,11 @@ struct Reply {
     nlohmann::ordered_json body;           // JSON replies
     std::string text;                      // non-JSON replies (the M3U)
     std::string content_type = "application/json";
-    std::string dump() const { return content_type == "application/json" ? body.dump() : text; }
+    // Invalid UTF-8 (a source's bytes in an error message) is replaced, never thrown.
+    std::string dump() const {
+        return content_type == "application/json" ? body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+                                                  : text;
+    }
 };
 
 inline Reply error(int status, std::string detail) {

@@ -41,8 +41,11 @@ struct Event {
     int64_t sequence = -1;                 // for SegmentPublished
     double duration = 0;                   // for SegmentPublished
 };
-// Called from engine threads (a channel's worker or the caller of start/stop). Keep it short; it
-// must not call stop(), remove_channel() or the Engine destructor (they wait for workers).
+// Called from engine threads (a channel's worker, or the thread calling start()/update_channel()).
+// One subscriber's callbacks never overlap. Keep it short: it must not call stop(),
+// remove_channel(), update_channel() of a running channel or the Engine destructor (they wait for
+// the worker that may be calling it), nor unsubscribe another subscriber whose callback may be
+// waiting on this one; it may call start(), status(), read() and unsubscribe itself.
 using EventCallback = std::function<void(const Event&)>;
 
 struct EngineSettings {

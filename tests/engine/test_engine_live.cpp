@@ -645,3 +645,27 @@ TEST_CASE("a non-TS container: H.264 and AAC remuxed into MPEG-TS, unsupported s
 }
 
 }  // namespace hlsrelay::test
+
+namespace hlsrelay::test {
+
+TEST_CASE("a callback may start another channel and read status without deadlocking") {
+    LiveOrigin origin(live_media(), {.speed = 2.0});
+    origin.start();
+    Engine engine(quick_settings());
+    const auto first = engine.add_channel(channel("First", {origin.url()}));
+    const auto second = engine.add_channel(channel("Second", {origin.url()}));
+    std::atomic<int> nested{0};
+    engine.subscribe([&](const Event& e) {
+        if (e.channel == first.id && e.type == EventType::SegmentPublished && nested.load() == 0) {
+            nested = 1;
+            engine.start(second.id);  // emits "starting" on this very thread
+            (void)engine.status(second.id);
+            nested = 2;
+        }
+    });
+    engine.start(first.id);
+    REQUIRE(wait_until([&] { return nested.load() == 2; }, std::chrono::seconds(20)));
+    REQUIRE(wait_until([&] { return engine.status(second.id).segments_published >= 1; }, std::chrono::seconds(20)));
+}
+
+}  // namespace hlsrelay::test
