@@ -1,0 +1,291 @@
+/* hlsrelay.h: the stable C ABI of hlsrelay (restream live channels into low-latency HLS in-process). */
+#ifndef HLSRELAY_H
+#define HLSRELAY_H
+
+/*
+ * Conventions (docs/c-api.md is the full contract):
+ *
+ * - Handles are opaque: hlsrelay_engine, hlsrelay_resource, hlsrelay_load_report. Each has exactly one
+ *   function that frees it; freeing NULL is allowed.
+ * - Functions returning int return HLSRELAY_OK (0) or a value >= 0 on success and a negative
+ *   hlsrelay_error code on failure. On failure hlsrelay_last_error() describes what went wrong.
+ *   Output parameters are left untouched on failure unless stated otherwise (handle out-parameters
+ *   are set to NULL).
+ * - No C++ exception ever leaves the library.
+ * - Strings passed in are NUL-terminated UTF-8 and are copied: the caller may free them as soon as
+ *   the call returns.
+ * - Strings passed out use the caller-buffer protocol ("buf, size"):
+ *     *size is in: the capacity of buf in bytes; out: the bytes needed, terminating NUL included.
+ *     buf == NULL      -> only *size is set; returns HLSRELAY_OK (the size query).
+ *     *size too small  -> returns HLSRELAY_EBUFFER, *size holds the size needed, buf receives "" if
+ *                         it has room for one byte; nothing else happened, so retry with a buffer
+ *                         of *size bytes (the content of live data may grow meanwhile: loop).
+ *     otherwise        -> buf holds the NUL-terminated text, *size is strlen(buf) + 1.
+ *   size == NULL is HLSRELAY_EINVAL. The caller owns buf.
+ * - Thread safety: every function taking an engine may be called from any thread, concurrently,
+ *   except hlsrelay_engine_destroy(), which must not race with any other call on that engine.
+ *   hlsrelay_resource and hlsrelay_load_report handles are immutable: any thread may read them;
+ *   free each once, after its last use.
+ * - Event callbacks: see hlsrelay_subscribe().
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Export macro ---- */
+#if defined(_WIN32) || defined(__CYGWIN__)
+#  if defined(HLSRELAY_BUILDING)
+#    define HLSRELAY_API __declspec(dllexport)
+#  elif defined(HLSRELAY_STATIC)
+#    define HLSRELAY_API
+#  else
+#    define HLSRELAY_API __declspec(dllimport)
+#  endif
+#elif defined(HLSRELAY_BUILDING) && (defined(__GNUC__) || defined(__clang__))
+#  define HLSRELAY_API __attribute__((visibility("default")))
+#else
+#  define HLSRELAY_API
+#endif
+
+/* Header-only helpers: `inline` is C99/C++; older C compilers spell it __inline. */
+#if defined(__cplusplus) || (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 199901L)
+#  define HLSRELAY_INLINE static inline
+#elif defined(__GNUC__) || defined(_MSC_VER)
+#  define HLSRELAY_INLINE static __inline
+#else
+#  define HLSRELAY_INLINE static
+#endif
+
+/* ---- Version ---- */
+/* The version of this header. hlsrelay_version_number() is the version of the library loaded at
+ * run time; it may be newer than the header (same major version: see the ABI policy). */
+#define HLSRELAY_VERSION_MAJOR 0
+#define HLSRELAY_VERSION_MINOR 1
+#define HLSRELAY_VERSION_PATCH 0
+#define HLSRELAY_VERSION_NUMBER \
+    (HLSRELAY_VERSION_MAJOR * 10000 + HLSRELAY_VERSION_MINOR * 100 + HLSRELAY_VERSION_PATCH)
+#define HLSRELAY_VERSION_STRINGIFY_(x) #x
+#define HLSRELAY_VERSION_STRINGIFY(x) HLSRELAY_VERSION_STRINGIFY_(x)
+#define HLSRELAY_VERSION_STRING                        \
+    HLSRELAY_VERSION_STRINGIFY(HLSRELAY_VERSION_MAJOR) \
+    "." HLSRELAY_VERSION_STRINGIFY(HLSRELAY_VERSION_MINOR) "." HLSRELAY_VERSION_STRINGIFY(HLSRELAY_VERSION_PATCH)
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* "MAJOR.MINOR.PATCH" of the loaded library. Static storage; never NULL. */
+HLSRELAY_API const char* hlsrelay_version(void);
+/* MAJOR * 10000 + MINOR * 100 + PATCH of the loaded library. */
+HLSRELAY_API unsigned int hlsrelay_version_number(void);
+
+/* ---- Errors ---- */
+/* Values are part of the ABI: never renumbered, never reused. New codes may be added. */
+typedef enum hlsrelay_error {
+    HLSRELAY_OK = 0,
+    HLSRELAY_EINVAL = -1,     /* invalid argument: NULL handle or pointer, malformed JSON, bad value */
+    HLSRELAY_ENOTFOUND = -2,  /* no such channel, file (segment/playlist) or subscription */
+    HLSRELAY_EIO = -3,        /* a file could not be read */
+    HLSRELAY_EBUFFER = -4,    /* caller buffer too small; *size holds the size needed */
+    HLSRELAY_ENOMEM = -5,     /* out of memory */
+    HLSRELAY_EINTERNAL = -6,  /* a bug or an unexpected failure; the message says more */
+    HLSRELAY_ESTATE = -7      /* not possible in this state (channel not running, call from a callback) */
+} hlsrelay_error;
+
+/* What the last failing call made on this thread reported; "" after a successful call. Owned by the
+ * library, never NULL, valid until the next hlsrelay_* call on this thread. */
+HLSRELAY_API const char* hlsrelay_last_error(void);
+
+/* ---- Engine ---- */
+typedef struct hlsrelay_engine hlsrelay_engine;
+
+typedef enum hlsrelay_log_level {
+    HLSRELAY_LOG_DEBUG = 0,
+    HLSRELAY_LOG_INFO = 1,
+    HLSRELAY_LOG_WARN = 2,
+    HLSRELAY_LOG_ERROR = 3,
+    HLSRELAY_LOG_OFF = 4
+} hlsrelay_log_level;
+
+/* Engine-wide settings. Fields are only ever appended. Set struct_size to sizeof(hlsrelay_settings)
+ * (HLSRELAY_SETTINGS_INIT and hlsrelay_settings_init do): the library reads only the fields that fit
+ * in struct_size and uses its defaults for the rest, so a program built against an older header keeps
+ * working with a newer library. Logging goes to stderr. */
+typedef struct hlsrelay_settings {
+    size_t struct_size;       /* sizeof(hlsrelay_settings) as the caller compiled it */
+    double segment_duration;  /* seconds, 0.5..60; a segment is cut at the first keyframe after it (2) */
+    int max_segments;         /* segments listed in the media playlist, 1..100 (5) */
+    double cleanup_interval;  /* seconds between sweeps of the disk mirror, 0.1..3600 (5) */
+    const char* hls_dir;      /* mirror playlists and segments to {hls_dir}/{id}/; NULL: memory only (NULL);
+                                 copied by hlsrelay_engine_create */
+    double read_timeout;      /* seconds a blocking source read may take before it counts as stalled (10) */
+    double reconnect_min;     /* first reconnect delay in seconds; doubles up to reconnect_max (0.5) */
+    double reconnect_max;     /* (30) */
+    int log_level;            /* an hlsrelay_log_level (HLSRELAY_LOG_WARN) */
+} hlsrelay_settings;
+
+#define HLSRELAY_SETTINGS_INIT \
+    { sizeof(hlsrelay_settings), 2.0, 5, 5.0, NULL, 10.0, 0.5, 30.0, HLSRELAY_LOG_WARN }
+
+/* Fills *settings with the defaults of this header (inline: it can never write past the caller's
+ * struct). NULL is ignored. */
+HLSRELAY_INLINE void hlsrelay_settings_init(hlsrelay_settings* settings) {
+    hlsrelay_settings defaults = HLSRELAY_SETTINGS_INIT;
+    if (settings) *settings = defaults;
+}
+
+/* Creates an engine. settings may be NULL (all defaults). On success *out is a new engine the caller
+ * frees with hlsrelay_engine_destroy; on failure *out is NULL. Invalid settings: HLSRELAY_EINVAL. */
+HLSRELAY_API int hlsrelay_engine_create(const hlsrelay_settings* settings, hlsrelay_engine** out);
+
+/* Stops every channel, waits for their workers and frees the engine. After it returns no callback of
+ * this engine runs. NULL: does nothing, returns HLSRELAY_OK. Called from one of this engine's event
+ * callbacks: HLSRELAY_ESTATE and nothing is freed. Resources already read stay valid. */
+HLSRELAY_API int hlsrelay_engine_destroy(hlsrelay_engine* engine);
+
+/* ---- Registry ---- */
+/* Channels are named by stream id ("arte_hd") or display name ("Arte HD") wherever a function takes
+ * `channel`. A stream id is at most 64 bytes: HLSRELAY_ID_MAX always holds one. */
+#define HLSRELAY_ID_MAX 65
+
+/* The result of loading a channel list: which channels were added and what was skipped or repaired. */
+typedef struct hlsrelay_load_report hlsrelay_load_report;
+
+/* Loads a channel list (IPTV M3U or JSON: an array of channel objects or {"channels": [...]}) and adds
+ * every valid channel. Returns the number of channels added (>= 0) or a negative error code. Entries
+ * that cannot be added are not an error: they are reported as issues. If report is not NULL, *report
+ * receives a new report the caller frees with hlsrelay_load_report_free (NULL on failure).
+ * hlsrelay_load_file: an unreadable file is HLSRELAY_EIO. */
+HLSRELAY_API int hlsrelay_load_string(hlsrelay_engine* engine, const char* text, hlsrelay_load_report** report);
+HLSRELAY_API int hlsrelay_load_file(hlsrelay_engine* engine, const char* path, hlsrelay_load_report** report);
+
+/* Channels added, in list order; the string is owned by the report. NULL for NULL or out of range. */
+HLSRELAY_API size_t hlsrelay_load_report_channel_count(const hlsrelay_load_report* report);
+HLSRELAY_API const char* hlsrelay_load_report_channel(const hlsrelay_load_report* report, size_t index);
+/* Issues: a 1-based line (for JSON the entry's index + 1; 0: no line) and a message owned by the
+ * report. Line -1 and message NULL for NULL or out of range. */
+HLSRELAY_API size_t hlsrelay_load_report_issue_count(const hlsrelay_load_report* report);
+HLSRELAY_API int hlsrelay_load_report_issue_line(const hlsrelay_load_report* report, size_t index);
+HLSRELAY_API const char* hlsrelay_load_report_issue_message(const hlsrelay_load_report* report, size_t index);
+/* The whole report as JSON, caller-buffer protocol:
+ * {"added": 1, "channels": [{"id": "...", "name": "...", "hls_url": "..."}],
+ *  "issues": [{"line": 3, "message": "..."}]} */
+HLSRELAY_API int hlsrelay_load_report_json(const hlsrelay_load_report* report, char* buf, size_t* size);
+HLSRELAY_API void hlsrelay_load_report_free(hlsrelay_load_report* report);
+
+/* Adds one channel given as a JSON object with the fields of a channel-list entry: "name" and "url" or
+ * "urls" required; "id", "logo", "group", "headers", "user_agent", "referer", "loop", "realtime",
+ * "variant", "segment_duration", "max_segments", "cleanup_interval" optional; unknown fields are
+ * ignored. The channel is added exactly once; its id (assigned from the name when "id" is absent, made
+ * unique) goes to id_buf. Because adding is not repeatable, there is no size query: id_buf may be NULL
+ * (id not wanted; *id_size, if id_size is not NULL, receives the size needed), and a non-NULL id_buf
+ * needs *id_size >= HLSRELAY_ID_MAX, otherwise HLSRELAY_EBUFFER is returned before anything is added.
+ * An invalid channel is HLSRELAY_EINVAL. */
+HLSRELAY_API int hlsrelay_channel_add(hlsrelay_engine* engine, const char* channel_json, char* id_buf, size_t* id_size);
+
+/* Changes a channel: `patch_json` is a JSON merge patch (RFC 7396) over the channel's configuration,
+ * fields as for hlsrelay_channel_add ("id" is ignored; null removes a field; giving "url" or "urls"
+ * replaces all sources). A running channel restarts with the new configuration. */
+HLSRELAY_API int hlsrelay_channel_update(hlsrelay_engine* engine, const char* channel, const char* patch_json);
+
+/* Stops the channel if running and removes it. */
+HLSRELAY_API int hlsrelay_channel_remove(hlsrelay_engine* engine, const char* channel);
+
+/* The registry as JSON, caller-buffer protocol. flags 0: {"channels": [...]} as the HTTP API lists it,
+ * source URLs redacted, header values null, each with "hls_url" and "running".
+ * HLSRELAY_CHANNELS_WITH_SOURCES: the full configuration, which hlsrelay_load_string loads back
+ * (contains credentials). Unknown flags: HLSRELAY_EINVAL. */
+#define HLSRELAY_CHANNELS_WITH_SOURCES 1
+HLSRELAY_API int hlsrelay_channels_json(hlsrelay_engine* engine, int flags, char* buf, size_t* size);
+
+/* ---- Control ---- */
+/* Starting a running channel keeps it running; stopping a stopped one does nothing. Both return once
+ * the worker has started or stopped (a stop waits for the worker thread, interrupting blocking reads). */
+HLSRELAY_API int hlsrelay_start(hlsrelay_engine* engine, const char* channel);
+HLSRELAY_API int hlsrelay_stop(hlsrelay_engine* engine, const char* channel);
+
+/* ---- Status ---- */
+/* Caller-buffer protocol. channel != NULL: that channel's status object (the HTTP API's
+ * stream-status reply: "process_status", "state", "segment_count", "last_error", ...).
+ * channel == NULL: all channels, the streams-status reply
+ * {"total_channels", "running_streams", "active_cleanup_threads", "hls_config", "streams": [...]}. */
+HLSRELAY_API int hlsrelay_status_json(hlsrelay_engine* engine, const char* channel, char* buf, size_t* size);
+
+/* ---- Reading playlists and segments from memory ---- */
+typedef struct hlsrelay_resource hlsrelay_resource;
+
+/* Reads "master.m3u8", "index.m3u8" or a segment named in the playlist ("seg_<n>.ts") of a running
+ * channel without copying it. On success *out is a new handle that keeps the bytes alive, even after
+ * the channel stopped or the engine was destroyed; free it with hlsrelay_resource_free. On failure *out
+ * is NULL: HLSRELAY_ENOTFOUND for an unknown channel or a file that does not exist (yet, or any more),
+ * HLSRELAY_ESTATE for a channel that is not running. */
+HLSRELAY_API int hlsrelay_read(hlsrelay_engine* engine, const char* channel, const char* name, hlsrelay_resource** out);
+/* The bytes (not NUL-terminated) and their count; owned by the handle. NULL / 0 for NULL. */
+HLSRELAY_API const uint8_t* hlsrelay_resource_data(const hlsrelay_resource* resource);
+HLSRELAY_API size_t hlsrelay_resource_size(const hlsrelay_resource* resource);
+/* "application/vnd.apple.mpegurl" or "video/mp2t"; owned by the handle; "" for NULL. */
+HLSRELAY_API const char* hlsrelay_resource_content_type(const hlsrelay_resource* resource);
+/* 1 for segments (their bytes never change: cache them forever), 0 for playlists and NULL. */
+HLSRELAY_API int hlsrelay_resource_immutable(const hlsrelay_resource* resource);
+HLSRELAY_API void hlsrelay_resource_free(hlsrelay_resource* resource);
+
+/* ---- Events ---- */
+typedef enum hlsrelay_event_type {
+    HLSRELAY_EVENT_STATE = 1,    /* a channel's state changed; `state` is the new one */
+    HLSRELAY_EVENT_SEGMENT = 2,  /* a segment was published; `sequence`, `duration` */
+    HLSRELAY_EVENT_ERROR = 3     /* a source failed (the channel reconnects); `message` */
+} hlsrelay_event_type;
+
+/* Valid only during the callback: copy what you keep. Strings are never NULL ("" when not applicable).
+ * Fields are only ever appended: struct_size is the library's sizeof(hlsrelay_event); read a field
+ * added in a later version only if struct_size covers it. */
+typedef struct hlsrelay_event {
+    size_t struct_size;
+    int type;             /* an hlsrelay_event_type; ignore types you do not know */
+    const char* channel;  /* the stream id */
+    const char* state;    /* "starting", "running", "reconnecting", "stopped", "failed" (STATE, SEGMENT) */
+    const char* message;  /* ERROR: what went wrong, credentials redacted */
+    int64_t sequence;     /* SEGMENT: its media sequence number; -1 otherwise */
+    double duration;      /* SEGMENT: seconds; 0 otherwise */
+} hlsrelay_event;
+
+typedef void (*hlsrelay_event_cb)(const hlsrelay_event* event, void* user_data);
+
+/* Registers a callback for every channel's events; *subscription receives its id (never 0).
+ *
+ * Callbacks run on engine threads: a channel's worker thread, or the thread calling hlsrelay_start
+ * (or hlsrelay_channel_update or hlsrelay_api "start-stream"), which reports the "starting" state
+ * before it returns. One subscription's callback never runs on two threads at once; different
+ * subscriptions may run concurrently. Keep callbacks short: a worker waits for them.
+ *
+ * From inside a callback, do not call, on the same engine: hlsrelay_start, hlsrelay_stop,
+ * hlsrelay_channel_update, hlsrelay_channel_remove, hlsrelay_engine_destroy, hlsrelay_unsubscribe of
+ * another subscription, or hlsrelay_api "start-stream"/"stop-stream" (they wait for workers or
+ * callbacks and would deadlock). The library detects this and returns HLSRELAY_ESTATE. Everything
+ * else is allowed, including hlsrelay_unsubscribe of the callback's own subscription. */
+HLSRELAY_API int hlsrelay_subscribe(hlsrelay_engine* engine, hlsrelay_event_cb callback, void* user_data,
+                                    uint64_t* subscription);
+
+/* After it returns the callback is not running and never runs again (called from the callback's own
+ * invocation, it returns at once and the callback is not called again). Unknown id: HLSRELAY_ENOTFOUND. */
+HLSRELAY_API int hlsrelay_unsubscribe(hlsrelay_engine* engine, uint64_t subscription);
+
+/* ---- The HTTP API's replies, for hosts that serve it themselves ---- */
+/* endpoint: "start-stream", "stop-stream", "stream-status" (these three need `channel`),
+ * "streams-status", "static-hls-m3u" (uses `base_url`, e.g. "http://host:8000"; NULL: relative URLs),
+ * "channels". Writes the reply body to buf (caller-buffer protocol) and its HTTP status to *http_status
+ * (may be NULL; set also when HLSRELAY_EBUFFER is returned). Bodies are JSON ("application/json")
+ * except static-hls-m3u ("audio/x-mpegurl"). A reply that is an HTTP error (404 "Channel not found",
+ * 400, 500) is still HLSRELAY_OK: the host sends it as it is. Unknown endpoint or missing channel:
+ * HLSRELAY_EINVAL. "start-stream" and "stop-stream" act before the reply is written, also for a size
+ * query or a buffer that is too small; both are idempotent, so a retry is harmless (its message then
+ * says the stream was already running / not running). Their replies are a few hundred bytes plus the
+ * channel's name: pass a generous buffer (4096 bytes) rather than a size query. */
+HLSRELAY_API int hlsrelay_api(hlsrelay_engine* engine, const char* endpoint, const char* channel, const char* base_url,
+                              int* http_status, char* buf, size_t* size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HLSRELAY_H */

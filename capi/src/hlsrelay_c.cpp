@@ -1,0 +1,625 @@
+// The C ABI over hlsrelay::Engine: every entry point goes through wrap(), so no exception leaves it.
+#include <hlsrelay/hlsrelay.h>
+
+#include <hlsrelay/api.hpp>
+#include <hlsrelay/engine.hpp>
+#include <hlsrelay/registry.hpp>
+#include <hlsrelay/status.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+static_assert(HLSRELAY_VERSION_MAJOR == HLSRELAY_PROJECT_VERSION_MAJOR &&
+                  HLSRELAY_VERSION_MINOR == HLSRELAY_PROJECT_VERSION_MINOR &&
+                  HLSRELAY_VERSION_PATCH == HLSRELAY_PROJECT_VERSION_PATCH,
+              "capi/include/hlsrelay/hlsrelay.h's HLSRELAY_VERSION_* must match project(hlsrelay VERSION ...)");
+
+// ---- Handles ----
+
+struct hlsrelay_engine {
+    explicit hlsrelay_engine(hlsrelay::EngineSettings settings) : engine(std::move(settings)) {}
+
+    std::mutex subscriptions_mu;
+    std::set<uint64_t> subscriptions;  // ids handed out and not yet unsubscribed
+    // Last member: destroyed first, while the members above are still alive for callbacks that run
+    // during the engine's shutdown.
+    hlsrelay::Engine engine;
+};
+
+struct hlsrelay_resource {
+    std::shared_ptr<const std::string> data;
+    std::string content_type;
+    bool immutable = false;
+};
+
+struct hlsrelay_load_report {
+    std::vector<std::string> channels;  // ids
+    std::vector<std::pair<int, std::string>> issues;
+    std::string json;
+};
+
+namespace {
+
+using hlsrelay::ErrorCode;
+
+// ---- Errors ----
+
+struct CError {
+    int code;
+    std::string message;
+};
+
+[[noreturn]] void fail(int code, std::string message) { throw CError{code, std::move(message)}; }
+
+struct LastError {
+    std::string message;
+    const char* fallback = nullptr;  // used when the message itself could not be stored
+};
+thread_local LastError tl_error;
+
+void set_error(const char* function, const char* message) noexcept {
+    try {
+        tl_error.message.assign(function).append(": ").append(message);
+        tl_error.fallback = nullptr;
+    } catch (...) {
+        tl_error.fallback = "out of memory while recording an error message";
+    }
+}
+
+void clear_error() noexcept {
+    tl_error.message.clear();
+    tl_error.fallback = nullptr;
+}
+
+int code_of(ErrorCode code) {
+    switch (code) {
+        case ErrorCode::InvalidArgument: return HLSRELAY_EINVAL;
+        case ErrorCode::NotFound: return HLSRELAY_ENOTFOUND;
+        case ErrorCode::Io: return HLSRELAY_EIO;
+        case ErrorCode::Internal: return HLSRELAY_EINTERNAL;
+    }
+    return HLSRELAY_EINTERNAL;
+}
+
+// The one boundary: runs an entry point's body, turns every exception into a code and a message.
+template <class F>
+int wrap(const char* function, F&& body) noexcept {
+    try {
+        const int rc = body();
+        clear_error();
+        return rc;
+    } catch (const CError& e) {
+        set_error(function, e.message.c_str());
+        return e.code;
+    } catch (const hlsrelay::Error& e) {
+        set_error(function, e.what());
+        return code_of(e.code());
+    } catch (const std::bad_alloc&) {
+        set_error(function, "out of memory");
+        return HLSRELAY_ENOMEM;
+    } catch (const std::invalid_argument& e) {
+        set_error(function, e.what());
+        return HLSRELAY_EINVAL;
+    } catch (const std::exception& e) {
+        set_error(function, e.what());
+        return HLSRELAY_EINTERNAL;
+    } catch (...) {
+        set_error(function, "unknown exception");
+        return HLSRELAY_EINTERNAL;
+    }
+}
+
+// ---- Arguments ----
+
+hlsrelay::Engine& engine_of(hlsrelay_engine* e) {
+    if (!e) fail(HLSRELAY_EINVAL, "engine is NULL");
+    return e->engine;
+}
+
+template <class T>
+T* need(T* p, const char* what) {
+    if (!p) fail(HLSRELAY_EINVAL, std::string(what) + " is NULL");
+    return p;
+}
+
+// The caller-buffer protocol (see the header).
+int put_string(std::string_view s, char* buf, size_t* size) {
+    need(size, "size");
+    const size_t needed = s.size() + 1;
+    const size_t capacity = *size;
+    *size = needed;
+    if (!buf) return HLSRELAY_OK;
+    if (capacity < needed) {
+        if (capacity > 0) buf[0] = '\0';
+        fail(HLSRELAY_EBUFFER, "buffer too small: " + std::to_string(needed) + " bytes needed, " +
+                                   std::to_string(capacity) + " given");
+    }
+    std::memcpy(buf, s.data(), s.size());
+    buf[s.size()] = '\0';
+    return HLSRELAY_OK;
+}
+
+// Never throws on bytes that are not UTF-8: they are replaced.
+template <class Json>
+std::string dump(const Json& j) {
+    return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string reply_text(const hlsrelay::api::Reply& r) {
+    return r.content_type == "application/json" ? dump(r.body) : r.text;
+}
+
+// ---- Callbacks ----
+
+// The event callbacks running on this thread, innermost first, to refuse calls that would deadlock.
+struct CallbackFrame {
+    const hlsrelay_engine* engine;
+    const std::atomic<uint64_t>* subscription;  // read when checked: it is set once subscribe returns
+    const CallbackFrame* outer;
+};
+thread_local const CallbackFrame* tl_frames = nullptr;
+
+// True when this thread is inside a callback of `engine` (other than subscription `except`).
+bool in_callback(const hlsrelay_engine* engine, uint64_t except = 0) {
+    for (const CallbackFrame* f = tl_frames; f; f = f->outer)
+        if (f->engine == engine && (except == 0 || f->subscription->load() != except)) return true;
+    return false;
+}
+
+void refuse_in_callback(const hlsrelay_engine* engine, const char* what) {
+    if (in_callback(engine))
+        fail(HLSRELAY_ESTATE, std::string("cannot ") + what +
+                                  " from inside one of this engine's event callbacks (it would deadlock)");
+}
+
+const char* state_name(hlsrelay::ChannelState s) {
+    switch (s) {
+        case hlsrelay::ChannelState::Idle: return "idle";
+        case hlsrelay::ChannelState::Starting: return "starting";
+        case hlsrelay::ChannelState::Running: return "running";
+        case hlsrelay::ChannelState::Reconnecting: return "reconnecting";
+        case hlsrelay::ChannelState::Stopped: return "stopped";
+        case hlsrelay::ChannelState::Failed: return "failed";
+    }
+    return "unknown";
+}
+
+// ---- Channels as JSON ----
+
+nlohmann::json parse_object(const char* text, const char* what) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(text, nullptr, true, /*ignore_comments=*/true);
+    } catch (const nlohmann::json::parse_error& e) {
+        std::string message = e.what();
+        if (std::size_t tag = message.find("] "); message.rfind("[json.exception", 0) == 0 && tag != std::string::npos)
+            message.erase(0, tag + 2);
+        fail(HLSRELAY_EINVAL, std::string(what) + " is not valid JSON: " + message);
+    }
+    if (!j.is_object()) fail(HLSRELAY_EINVAL, std::string(what) + " must be a JSON object");
+    return j;
+}
+
+// One channel object through the registry's own JSON loader, so the fields and checks are the same.
+hlsrelay::ChannelConfig channel_from_object(const nlohmann::json& object) {
+    nlohmann::json list = nlohmann::json::array();
+    list.push_back(object);
+    hlsrelay::LoadReport report = hlsrelay::parse_json(dump(list));
+    if (report.channels.size() == 1) return std::move(report.channels.front());  // warnings: ignored fields
+    std::string message = "invalid channel";
+    const std::string_view prefix = "(line = entry number): ";
+    for (const auto& issue : report.issues) {
+        std::string_view m = issue.message;
+        if (std::size_t at = m.find(prefix); at != std::string_view::npos) m.remove_prefix(at + prefix.size());
+        message += message == "invalid channel" ? ": " : "; ";
+        message += m;
+    }
+    fail(HLSRELAY_EINVAL, message);
+}
+
+std::unique_ptr<hlsrelay_load_report> make_report(const hlsrelay::LoadReport& r) {
+    auto report = std::make_unique<hlsrelay_load_report>();
+    nlohmann::ordered_json j;
+    j["added"] = r.channels.size();
+    nlohmann::ordered_json channels = nlohmann::ordered_json::array();
+    for (const auto& c : r.channels) {
+        report->channels.push_back(c.id);
+        channels.push_back({{"id", c.id}, {"name", c.name}, {"hls_url", hlsrelay::hls_url_for(c.id)}});
+    }
+    nlohmann::ordered_json issues = nlohmann::ordered_json::array();
+    for (const auto& i : r.issues) {
+        report->issues.emplace_back(i.line, i.message);
+        issues.push_back({{"line", i.line}, {"message", i.message}});
+    }
+    j["channels"] = std::move(channels);
+    j["issues"] = std::move(issues);
+    report->json = dump(j);
+    return report;
+}
+
+int finish_load(const hlsrelay::LoadReport& r, hlsrelay_load_report** report) {
+    if (report) *report = make_report(r).release();
+    return static_cast<int>(std::min<std::size_t>(r.channels.size(), INT_MAX));
+}
+
+}  // namespace
+
+extern "C" {
+
+// ---- Version and errors ----
+
+const char* hlsrelay_version(void) { return HLSRELAY_VERSION_STRING; }
+
+unsigned int hlsrelay_version_number(void) { return HLSRELAY_VERSION_NUMBER; }
+
+const char* hlsrelay_last_error(void) { return tl_error.fallback ? tl_error.fallback : tl_error.message.c_str(); }
+
+// ---- Engine ----
+
+int hlsrelay_engine_create(const hlsrelay_settings* settings, hlsrelay_engine** out) {
+    return wrap("hlsrelay_engine_create", [&]() -> int {
+        need(out, "out");
+        *out = nullptr;
+        hlsrelay::EngineSettings s;
+        if (settings) {
+            if (settings->struct_size < sizeof(size_t))
+                fail(HLSRELAY_EINVAL,
+                     "settings->struct_size is not set (use HLSRELAY_SETTINGS_INIT or hlsrelay_settings_init)");
+            // Fields beyond the caller's struct_size keep the library's defaults (append-only growth).
+#define HLSRELAY_FITS(field) \
+    (settings->struct_size >= offsetof(hlsrelay_settings, field) + sizeof(settings->field))
+            if (HLSRELAY_FITS(segment_duration)) s.hls.segment_duration = settings->segment_duration;
+            if (HLSRELAY_FITS(max_segments)) s.hls.max_segments = settings->max_segments;
+            if (HLSRELAY_FITS(cleanup_interval)) s.hls.cleanup_interval = settings->cleanup_interval;
+            if (HLSRELAY_FITS(hls_dir) && settings->hls_dir) s.hls_dir = settings->hls_dir;
+            if (HLSRELAY_FITS(read_timeout)) s.read_timeout = settings->read_timeout;
+            if (HLSRELAY_FITS(reconnect_min)) s.reconnect_min = settings->reconnect_min;
+            if (HLSRELAY_FITS(reconnect_max)) s.reconnect_max = settings->reconnect_max;
+            if (HLSRELAY_FITS(log_level)) {
+                if (settings->log_level < HLSRELAY_LOG_DEBUG || settings->log_level > HLSRELAY_LOG_OFF)
+                    fail(HLSRELAY_EINVAL, "log_level " + std::to_string(settings->log_level) +
+                                              " is not an hlsrelay_log_level");
+                s.log_level = static_cast<hlsrelay::LogLevel>(settings->log_level);
+            }
+#undef HLSRELAY_FITS
+        }
+        *out = new hlsrelay_engine(std::move(s));
+        return HLSRELAY_OK;
+    });
+}
+
+int hlsrelay_engine_destroy(hlsrelay_engine* engine) {
+    return wrap("hlsrelay_engine_destroy", [&]() -> int {
+        if (!engine) return HLSRELAY_OK;
+        refuse_in_callback(engine, "destroy the engine");
+        delete engine;
+        return HLSRELAY_OK;
+    });
+}
+
+// ---- Registry ----
+
+int hlsrelay_load_string(hlsrelay_engine* engine, const char* text, hlsrelay_load_report** report) {
+    return wrap("hlsrelay_load_string", [&]() -> int {
+        if (report) *report = nullptr;
+        auto& e = engine_of(engine);
+        need(text, "text");
+        return finish_load(e.load(text), report);
+    });
+}
+
+int hlsrelay_load_file(hlsrelay_engine* engine, const char* path, hlsrelay_load_report** report) {
+    return wrap("hlsrelay_load_file", [&]() -> int {
+        if (report) *report = nullptr;
+        auto& e = engine_of(engine);
+        need(path, "path");
+        return finish_load(e.load_file(path), report);
+    });
+}
+
+size_t hlsrelay_load_report_channel_count(const hlsrelay_load_report* report) {
+    return report ? report->channels.size() : 0;
+}
+
+const char* hlsrelay_load_report_channel(const hlsrelay_load_report* report, size_t index) {
+    if (!report || index >= report->channels.size()) return nullptr;
+    return report->channels[index].c_str();
+}
+
+size_t hlsrelay_load_report_issue_count(const hlsrelay_load_report* report) {
+    return report ? report->issues.size() : 0;
+}
+
+int hlsrelay_load_report_issue_line(const hlsrelay_load_report* report, size_t index) {
+    if (!report || index >= report->issues.size()) return -1;
+    return report->issues[index].first;
+}
+
+const char* hlsrelay_load_report_issue_message(const hlsrelay_load_report* report, size_t index) {
+    if (!report || index >= report->issues.size()) return nullptr;
+    return report->issues[index].second.c_str();
+}
+
+int hlsrelay_load_report_json(const hlsrelay_load_report* report, char* buf, size_t* size) {
+    return wrap("hlsrelay_load_report_json", [&]() -> int {
+        need(report, "report");
+        return put_string(report->json, buf, size);
+    });
+}
+
+void hlsrelay_load_report_free(hlsrelay_load_report* report) { delete report; }
+
+int hlsrelay_channel_add(hlsrelay_engine* engine, const char* channel_json, char* id_buf, size_t* id_size) {
+    return wrap("hlsrelay_channel_add", [&]() -> int {
+        auto& e = engine_of(engine);
+        need(channel_json, "channel_json");
+        if (id_buf) {
+            need(id_size, "id_size");
+            // Checked before adding: adding is not repeatable, so EBUFFER must mean nothing happened.
+            if (*id_size < HLSRELAY_ID_MAX) {
+                const size_t given = *id_size;
+                *id_size = HLSRELAY_ID_MAX;
+                if (given > 0) id_buf[0] = '\0';
+                fail(HLSRELAY_EBUFFER, "id buffer too small: HLSRELAY_ID_MAX (" + std::to_string(HLSRELAY_ID_MAX) +
+                                           ") bytes needed, " + std::to_string(given) + " given");
+            }
+        }
+        const hlsrelay::ChannelConfig added =
+            e.add_channel(channel_from_object(parse_object(channel_json, "channel_json")));
+        if (id_size) {
+            if (id_buf) return put_string(added.id, id_buf, id_size);
+            *id_size = added.id.size() + 1;
+        }
+        return HLSRELAY_OK;
+    });
+}
+
+int hlsrelay_channel_update(hlsrelay_engine* engine, const char* channel, const char* patch_json) {
+    return wrap("hlsrelay_channel_update", [&]() -> int {
+        auto& e = engine_of(engine);
+        need(channel, "channel");
+        need(patch_json, "patch_json");
+        refuse_in_callback(engine, "update a channel");
+        nlohmann::json patch = parse_object(patch_json, "patch_json");
+        patch.erase("id");
+        const auto current = e.find_channel(channel);
+        if (!current) fail(HLSRELAY_ENOTFOUND, "Channel not found: " + std::string(channel));
+        nlohmann::json merged = hlsrelay::to_json(*current, /*include_sources=*/true);
+        if (patch.contains("url") || patch.contains("urls")) {  // two spellings of one field
+            merged.erase("url");
+            merged.erase("urls");
+        }
+        merged.merge_patch(patch);
+        e.update_channel(current->id, channel_from_object(merged));
+        return HLSRELAY_OK;
+    });
+}
+
+int hlsrelay_channel_remove(hlsrelay_engine* engine, const char* channel) {
+    return wrap("hlsrelay_channel_remove", [&]() -> int {
+        auto& e = engine_of(engine);
+        need(channel, "channel");
+        refuse_in_callback(engine, "remove a channel");
+        e.remove_channel(channel);
+        return HLSRELAY_OK;
+    });
+}
+
+int hlsrelay_channels_json(hlsrelay_engine* engine, int flags, char* buf, size_t* size) {
+    return wrap("hlsrelay_channels_json", [&]() -> int {
+        auto& e = engine_of(engine);
+        need(size, "size");
+        if (flags & ~HLSRELAY_CHANNELS_WITH_SOURCES) fail(HLSRELAY_EINVAL, "unknown flags " + std::to_string(flags));
+        if (flags & HLSRELAY_CHANNELS_WITH_SOURCES) return put_string(hlsrelay::to_json_text(e.channels(), true), buf, size);
+        const hlsrelay::api::Reply r = hlsrelay::api::list_channels(e);
+        if (r.status != 200) fail(HLSRELAY_EINTERNAL, reply_text(r));
+        return put_string(reply_text(r), buf, size);
+    });
+}
+
+// ---- Control ----
+
+int hlsrelay_start(hlsrelay_engine* engine, const char* channel) {
+    return wrap("hlsrelay_start", [&]() -> int {
+        auto& e = engine_of(engine);
+        need(channel, "channel");
+        refuse_in_callback(engine, "start a channel");
+        e.start(channel);
+        return HLSRELAY_OK;
+    });
+}
+
+int hlsrelay_stop(hlsrelay_engine* engine, const char* channel) {
+    return wrap("hlsrelay_stop", [&]() -> int {
+        auto& e = engine_of(engine);
+        need(channel, "channel");
+        refuse_in_callback(engine, "stop a channel");
+        e.stop(channel);
+        return HLSRELAY_OK;
+    });
+}
+
+// ---- Status ----
+
+int hlsrelay_status_json(hlsrelay_engine* engine, const char* channel, char* buf, size_t* size) {
+    return wrap("hlsrelay_status_json", [&]() -> int {
+        auto& e = engine_of(engine);
+        need(size, "size");
+        if (channel) return put_string(dump(hlsrelay::to_json(e.status(channel))), buf, size);
+        const hlsrelay::api::Reply r = hlsrelay::api::streams_status(e);
+        if (r.status != 200) fail(HLSRELAY_EINTERNAL, reply_text(r));
+        return put_string(reply_text(r), buf, size);
+    });
+}
+
+// ---- Reading ----
+
+int hlsrelay_read(hlsrelay_engine* engine, const char* channel, const char* name, hlsrelay_resource** out) {
+    return wrap("hlsrelay_read", [&]() -> int {
+        need(out, "out");
+        *out = nullptr;
+        auto& e = engine_of(engine);
+        need(channel, "channel");
+        need(name, "name");
+        const auto config = e.find_channel(channel);
+        if (!config) fail(HLSRELAY_ENOTFOUND, "Channel not found: " + std::string(channel));
+        std::optional<hlsrelay::Resource> r = e.read(config->id, name);
+        if (!r || !r->data) {
+            if (!e.running(config->id)) fail(HLSRELAY_ESTATE, "channel '" + config->id + "' is not running");
+            fail(HLSRELAY_ENOTFOUND, "channel '" + config->id + "' has no '" + std::string(name) + "' (yet or any more)");
+        }
+        auto resource = std::make_unique<hlsrelay_resource>();
+        resource->data = std::move(r->data);
+        resource->content_type = std::string(r->content_type);
+        resource->immutable = r->immutable;
+        *out = resource.release();
+        return HLSRELAY_OK;
+    });
+}
+
+const uint8_t* hlsrelay_resource_data(const hlsrelay_resource* resource) {
+    if (!resource || !resource->data) return nullptr;
+    return reinterpret_cast<const uint8_t*>(resource->data->data());
+}
+
+size_t hlsrelay_resource_size(const hlsrelay_resource* resource) {
+    return resource && resource->data ? resource->data->size() : 0;
+}
+
+const char* hlsrelay_resource_content_type(const hlsrelay_resource* resource) {
+    return resource ? resource->content_type.c_str() : "";
+}
+
+int hlsrelay_resource_immutable(const hlsrelay_resource* resource) { return resource && resource->immutable ? 1 : 0; }
+
+void hlsrelay_resource_free(hlsrelay_resource* resource) { delete resource; }
+
+// ---- Events ----
+
+int hlsrelay_subscribe(hlsrelay_engine* engine, hlsrelay_event_cb callback, void* user_data, uint64_t* subscription) {
+    return wrap("hlsrelay_subscribe", [&]() -> int {
+        auto& e = engine_of(engine);
+        need(callback, "callback");
+        need(subscription, "subscription");
+        // Set just before subscribe returns; the caller cannot know the id earlier either.
+        auto own_id = std::make_shared<std::atomic<uint64_t>>(0);
+        const uint64_t id = e.subscribe([engine, callback, user_data, own_id](const hlsrelay::Event& ev) {
+            hlsrelay_event c{};
+            c.struct_size = sizeof c;
+            c.channel = ev.channel.c_str();
+            c.state = "";
+            c.message = "";
+            c.sequence = -1;
+            c.duration = 0;
+            switch (ev.type) {
+                case hlsrelay::EventType::StateChanged:
+                    c.type = HLSRELAY_EVENT_STATE;
+                    c.state = state_name(ev.state);
+                    break;
+                case hlsrelay::EventType::SegmentPublished:
+                    c.type = HLSRELAY_EVENT_SEGMENT;
+                    c.state = state_name(ev.state);
+                    c.sequence = ev.sequence;
+                    c.duration = ev.duration;
+                    break;
+                case hlsrelay::EventType::Error:
+                    c.type = HLSRELAY_EVENT_ERROR;
+                    c.message = ev.message.c_str();
+                    break;
+            }
+            struct Frame {
+                CallbackFrame frame;
+                explicit Frame(CallbackFrame f) : frame(f) { tl_frames = &frame; }
+                ~Frame() { tl_frames = frame.outer; }
+                Frame(const Frame&) = delete;
+                Frame& operator=(const Frame&) = delete;
+            } frame(CallbackFrame{engine, own_id.get(), tl_frames});
+            callback(&c, user_data);
+        });
+        try {
+            std::lock_guard lock(engine->subscriptions_mu);
+            engine->subscriptions.insert(id);
+        } catch (...) {
+            e.unsubscribe(id);
+            throw;
+        }
+        own_id->store(id);
+        *subscription = id;
+        return HLSRELAY_OK;
+    });
+}
+
+int hlsrelay_unsubscribe(hlsrelay_engine* engine, uint64_t subscription) {
+    return wrap("hlsrelay_unsubscribe", [&]() -> int {
+        auto& e = engine_of(engine);
+        if (in_callback(engine, subscription))
+            fail(HLSRELAY_ESTATE,
+                 "cannot unsubscribe another subscription from inside an event callback (it would deadlock)");
+        bool known;
+        {
+            std::lock_guard lock(engine->subscriptions_mu);
+            known = engine->subscriptions.erase(subscription) > 0;
+        }
+        e.unsubscribe(subscription);
+        if (!known) fail(HLSRELAY_ENOTFOUND, "no subscription " + std::to_string(subscription));
+        return HLSRELAY_OK;
+    });
+}
+
+// ---- HTTP API replies ----
+
+int hlsrelay_api(hlsrelay_engine* engine, const char* endpoint, const char* channel, const char* base_url,
+                 int* http_status, char* buf, size_t* size) {
+    return wrap("hlsrelay_api", [&]() -> int {
+        auto& e = engine_of(engine);
+        need(endpoint, "endpoint");
+        need(size, "size");
+        const std::string_view ep = endpoint;
+        auto named = [&] {
+            if (!channel) fail(HLSRELAY_EINVAL, "endpoint '" + std::string(ep) + "' needs a channel");
+            return std::string_view(channel);
+        };
+        namespace api = hlsrelay::api;
+        api::Reply r;
+        if (ep == "start-stream") {
+            const auto c = named();
+            refuse_in_callback(engine, "start a stream");
+            r = api::start_stream(e, c);
+        } else if (ep == "stop-stream") {
+            const auto c = named();
+            refuse_in_callback(engine, "stop a stream");
+            r = api::stop_stream(e, c);
+        } else if (ep == "stream-status") {
+            r = api::stream_status(e, named());
+        } else if (ep == "streams-status") {
+            r = api::streams_status(e);
+        } else if (ep == "static-hls-m3u") {
+            r = api::static_hls_m3u(e, base_url ? base_url : "");
+        } else if (ep == "channels") {
+            r = api::list_channels(e);
+        } else {
+            fail(HLSRELAY_EINVAL, "unknown endpoint '" + std::string(ep) +
+                                      "' (start-stream, stop-stream, stream-status, streams-status, "
+                                      "static-hls-m3u, channels)");
+        }
+        if (http_status) *http_status = r.status;
+        return put_string(reply_text(r), buf, size);
+    });
+}
+
+}  // extern "C"

@@ -1,0 +1,472 @@
+/* c_smoke.c: the C API from pure C99: restreams a looping file, reads, status, events, error paths. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <hlsrelay/hlsrelay.h>
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int failures = 0;
+
+#define CHECK(cond)                                                                                         \
+    do {                                                                                                    \
+        if (!(cond)) {                                                                                      \
+            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: '%s')\n", __FILE__, __LINE__, #cond,      \
+                    hlsrelay_last_error());                                                                 \
+            ++failures;                                                                                     \
+        }                                                                                                   \
+    } while (0)
+
+#define REQUIRE(cond)                                                                                       \
+    do {                                                                                                    \
+        if (!(cond)) {                                                                                      \
+            fprintf(stderr, "%s:%d: REQUIRE failed: %s (last error: '%s')\n", __FILE__, __LINE__, #cond,    \
+                    hlsrelay_last_error());                                                                 \
+            exit(1);                                                                                        \
+        }                                                                                                   \
+    } while (0)
+
+static void sleep_ms(long ms) {
+    struct timespec t;
+    t.tv_sec = ms / 1000;
+    t.tv_nsec = (ms % 1000) * 1000000L;
+    nanosleep(&t, NULL);
+}
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Appends s to out as a JSON string literal (out has room: it is sized by the caller). */
+static void append_json_string(char* out, const char* s) {
+    char* p = out + strlen(out);
+    *p++ = '"';
+    for (; *s; ++s) {
+        if (*s == '"' || *s == '\\') *p++ = '\\';
+        *p++ = *s;
+    }
+    *p++ = '"';
+    *p = '\0';
+}
+
+/* The caller-buffer protocol in a loop, as a host would write it: live JSON may grow between calls. */
+static char* status_json(hlsrelay_engine* engine, const char* channel) {
+    int attempt;
+    for (attempt = 0; attempt < 5; ++attempt) {
+        size_t size = 0;
+        char* buf;
+        int rc;
+        if (hlsrelay_status_json(engine, channel, NULL, &size) != HLSRELAY_OK) return NULL;
+        size += 256;
+        buf = (char*)malloc(size);
+        if (!buf) return NULL;
+        rc = hlsrelay_status_json(engine, channel, buf, &size);
+        if (rc == HLSRELAY_OK) return buf;
+        free(buf);
+        if (rc != HLSRELAY_EBUFFER) return NULL;
+    }
+    return NULL;
+}
+
+struct events {
+    pthread_mutex_t mu;
+    hlsrelay_engine* engine;
+    uint64_t other; /* another subscription, which a callback may not unsubscribe */
+    int total, starting, running, stopped, segments, errors, malformed;
+    int tried_forbidden, stop_rc, destroy_rc, unsubscribe_other_rc, status_rc, refusal_has_message;
+};
+
+static void on_event(const hlsrelay_event* ev, void* user_data) {
+    struct events* e = (struct events*)user_data;
+    pthread_mutex_lock(&e->mu);
+    ++e->total;
+    if (ev->struct_size < sizeof(hlsrelay_event) || !ev->channel || !ev->state || !ev->message) ++e->malformed;
+    if (ev->type == HLSRELAY_EVENT_STATE) {
+        if (strcmp(ev->state, "starting") == 0) ++e->starting;
+        if (strcmp(ev->state, "running") == 0) ++e->running;
+        if (strcmp(ev->state, "stopped") == 0) ++e->stopped;
+        if (ev->sequence != -1) ++e->malformed;
+    } else if (ev->type == HLSRELAY_EVENT_SEGMENT) {
+        ++e->segments;
+        if (ev->sequence < 0 || ev->duration <= 0) ++e->malformed;
+    } else if (ev->type == HLSRELAY_EVENT_ERROR) {
+        ++e->errors;
+    }
+    if (!e->tried_forbidden && e->engine) {
+        /* What would deadlock is refused; what only reads is allowed. */
+        size_t size = 0;
+        e->tried_forbidden = 1;
+        e->stop_rc = hlsrelay_stop(e->engine, ev->channel);
+        e->refusal_has_message = strlen(hlsrelay_last_error()) > 0;
+        e->destroy_rc = hlsrelay_engine_destroy(e->engine);
+        e->unsubscribe_other_rc = hlsrelay_unsubscribe(e->engine, e->other);
+        e->status_rc = hlsrelay_status_json(e->engine, ev->channel, NULL, &size);
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+struct counter {
+    pthread_mutex_t mu;
+    int total, stopped;
+};
+
+static void on_count(const hlsrelay_event* ev, void* user_data) {
+    struct counter* c = (struct counter*)user_data;
+    pthread_mutex_lock(&c->mu);
+    ++c->total;
+    if (ev->type == HLSRELAY_EVENT_STATE && strcmp(ev->state, "stopped") == 0) ++c->stopped;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Unsubscribes itself from inside its own callback, once it knows its id. */
+struct self_unsubscriber {
+    pthread_mutex_t mu;
+    hlsrelay_engine* engine;
+    uint64_t id;
+    int calls, calls_when_done, done, rc;
+};
+
+static void on_self(const hlsrelay_event* ev, void* user_data) {
+    struct self_unsubscriber* s = (struct self_unsubscriber*)user_data;
+    (void)ev;
+    pthread_mutex_lock(&s->mu);
+    ++s->calls;
+    if (s->id != 0 && !s->done) {
+        s->rc = hlsrelay_unsubscribe(s->engine, s->id);
+        s->done = 1;
+        s->calls_when_done = s->calls;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int counter_total(struct counter* c) {
+    int n;
+    pthread_mutex_lock(&c->mu);
+    n = c->total;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+/* The first URI line of a media playlist, copied into name. */
+static int first_segment(const hlsrelay_resource* playlist, char* name, size_t name_size) {
+    const char* p = (const char*)hlsrelay_resource_data(playlist);
+    const char* end = p + hlsrelay_resource_size(playlist);
+    while (p < end) {
+        const char* nl = memchr(p, '\n', (size_t)(end - p));
+        const char* line_end = nl ? nl : end;
+        size_t len = (size_t)(line_end - p);
+        if (len > 0 && p[0] != '#' && len < name_size) {
+            memcpy(name, p, len);
+            name[len] = '\0';
+            return 1;
+        }
+        p = line_end + 1;
+    }
+    return 0;
+}
+
+static int contains(const char* haystack, const char* needle) { return haystack && strstr(haystack, needle) != NULL; }
+
+int main(int argc, char** argv) {
+    hlsrelay_settings settings = HLSRELAY_SETTINGS_INIT;
+    hlsrelay_engine* engine = NULL;
+    hlsrelay_load_report* report = NULL;
+    hlsrelay_resource* res = NULL;
+    hlsrelay_resource* playlist = NULL;
+    hlsrelay_resource* segment = NULL;
+    struct events ev;
+    struct counter late;
+    struct self_unsubscriber self;
+    uint64_t sub_self = 0;
+    uint64_t sub = 0, sub_late = 0;
+    char json[8192];
+    char buf[4096];
+    char id[HLSRELAY_ID_MAX];
+    char small[4];
+    char seg_name[128];
+    size_t size;
+    int http = 0;
+    double deadline;
+    char* text;
+
+    REQUIRE(argc == 2);
+    memset(&ev, 0, sizeof ev);
+    memset(&late, 0, sizeof late);
+    memset(&self, 0, sizeof self);
+    pthread_mutex_init(&self.mu, NULL);
+    pthread_mutex_init(&ev.mu, NULL);
+    pthread_mutex_init(&late.mu, NULL);
+
+    /* ---- Version ---- */
+    CHECK(hlsrelay_version_number() == HLSRELAY_VERSION_NUMBER);
+    CHECK(strcmp(hlsrelay_version(), HLSRELAY_VERSION_STRING) == 0);
+    CHECK(strcmp(hlsrelay_last_error(), "") == 0);
+
+    /* ---- Errors without an engine ---- */
+    CHECK(hlsrelay_start(NULL, "x") == HLSRELAY_EINVAL);
+    CHECK(strlen(hlsrelay_last_error()) > 0);
+    CHECK(contains(hlsrelay_last_error(), "engine is NULL"));
+    CHECK(hlsrelay_engine_create(NULL, NULL) == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_engine_destroy(NULL) == HLSRELAY_OK);
+    CHECK(strcmp(hlsrelay_last_error(), "") == 0); /* a successful call clears it */
+    CHECK(hlsrelay_read(NULL, "x", "index.m3u8", &res) == HLSRELAY_EINVAL && res == NULL);
+    CHECK(hlsrelay_resource_data(NULL) == NULL && hlsrelay_resource_size(NULL) == 0);
+    CHECK(strcmp(hlsrelay_resource_content_type(NULL), "") == 0);
+    hlsrelay_resource_free(NULL);
+    hlsrelay_load_report_free(NULL);
+
+    /* ---- Settings: struct_size and append-only growth ---- */
+    settings.struct_size = 0;
+    engine = (hlsrelay_engine*)&settings; /* must be reset to NULL on failure */
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+    hlsrelay_settings_init(&settings);
+    CHECK(settings.struct_size == sizeof(hlsrelay_settings) && settings.max_segments == 5);
+    settings.max_segments = 0;
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+    hlsrelay_settings_init(&settings);
+    settings.log_level = 99;
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL);
+    /* An older caller's struct ends before log_level: the garbage there is never read. */
+    settings.struct_size = offsetof(hlsrelay_settings, log_level);
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_OK && engine != NULL);
+    CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
+    engine = NULL;
+
+    hlsrelay_settings_init(&settings);
+    settings.segment_duration = 1.0;
+    settings.max_segments = 4;
+    settings.log_level = HLSRELAY_LOG_ERROR;
+    REQUIRE(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_OK && engine != NULL);
+
+    /* ---- Loading a channel list ---- */
+    strcpy(json, "[{\"id\": \"smoke\", \"name\": \"Smoke Test\", \"loop\": true, \"url\": ");
+    REQUIRE(strlen(argv[1]) < 2000);
+    append_json_string(json, argv[1]);
+    strcat(json, "},\n {\"name\": \"no source\"}]");
+    CHECK(hlsrelay_load_string(engine, json, &report) == 1);
+    REQUIRE(report != NULL);
+    CHECK(hlsrelay_load_report_channel_count(report) == 1);
+    CHECK(strcmp(hlsrelay_load_report_channel(report, 0), "smoke") == 0);
+    CHECK(hlsrelay_load_report_channel(report, 1) == NULL);
+    CHECK(hlsrelay_load_report_issue_count(report) == 1);
+    CHECK(hlsrelay_load_report_issue_line(report, 0) == 2);
+    CHECK(contains(hlsrelay_load_report_issue_message(report, 0), "url"));
+    CHECK(hlsrelay_load_report_issue_line(report, 5) == -1);
+    CHECK(hlsrelay_load_report_issue_message(report, 5) == NULL);
+    size = 0;
+    CHECK(hlsrelay_load_report_json(report, NULL, &size) == HLSRELAY_OK && size > 1);
+    CHECK(size <= sizeof buf);
+    CHECK(hlsrelay_load_report_json(report, buf, &size) == HLSRELAY_OK && strlen(buf) + 1 == size);
+    CHECK(contains(buf, "\"added\":1") && contains(buf, "\"id\":\"smoke\"") && contains(buf, "\"line\":2"));
+    hlsrelay_load_report_free(report);
+    report = NULL;
+
+    CHECK(hlsrelay_load_string(engine, "[{", &report) == 0); /* broken JSON: an issue, not an error */
+    CHECK(hlsrelay_load_report_issue_count(report) == 1 && hlsrelay_load_report_issue_line(report, 0) == 1);
+    hlsrelay_load_report_free(report);
+    report = (hlsrelay_load_report*)&settings;
+    CHECK(hlsrelay_load_file(engine, "/nonexistent/channels.m3u", &report) == HLSRELAY_EIO && report == NULL);
+    CHECK(hlsrelay_load_string(engine, NULL, NULL) == HLSRELAY_EINVAL);
+
+    /* ---- One channel: add, update, remove ---- */
+    size = sizeof id;
+    CHECK(hlsrelay_channel_add(engine, "{\"name\": \"Extra Channel\", \"url\": \"http://127.0.0.1:9/x.m3u8\"}", id,
+                               &size) == HLSRELAY_OK);
+    CHECK(strcmp(id, "extra_channel") == 0 && size == strlen(id) + 1);
+    size = sizeof small; /* too small: refused before anything is added */
+    CHECK(hlsrelay_channel_add(engine, "{\"name\": \"Extra Channel\", \"url\": \"http://127.0.0.1:9/y.m3u8\"}", small,
+                               &size) == HLSRELAY_EBUFFER);
+    CHECK(size == HLSRELAY_ID_MAX && small[0] == '\0');
+    size = 0; /* no buffer: added, the size of the id reported */
+    CHECK(hlsrelay_channel_add(engine, "{\"name\": \"Extra Channel\", \"url\": \"http://127.0.0.1:9/y.m3u8\"}", NULL,
+                               &size) == HLSRELAY_OK);
+    CHECK(size == strlen("extra_channel_2") + 1); /* _2, not _3: the refused call added nothing */
+    CHECK(hlsrelay_channel_add(engine, "{\"name\": \"x\"}", NULL, NULL) == HLSRELAY_EINVAL);
+    CHECK(contains(hlsrelay_last_error(), "url"));
+    CHECK(hlsrelay_channel_add(engine, "not json", NULL, NULL) == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_channel_add(engine, "[{\"name\": \"x\", \"url\": \"http://h/x\"}]", NULL, NULL) == HLSRELAY_EINVAL);
+
+    CHECK(hlsrelay_channel_update(engine, "extra_channel", "{\"segment_duration\": 4, \"group\": \"News\"}") ==
+          HLSRELAY_OK);
+    size = sizeof buf;
+    CHECK(hlsrelay_channels_json(engine, HLSRELAY_CHANNELS_WITH_SOURCES, buf, &size) == HLSRELAY_OK);
+    CHECK(contains(buf, "\"group\": \"News\"") && contains(buf, "http://127.0.0.1:9/x.m3u8"));
+    CHECK(hlsrelay_channel_update(engine, "Extra Channel", "{\"max_segments\": 1000}") == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_channel_update(engine, "nope", "{}") == HLSRELAY_ENOTFOUND);
+    CHECK(hlsrelay_channel_remove(engine, "extra_channel") == HLSRELAY_OK);
+    CHECK(hlsrelay_channel_remove(engine, "extra_channel_2") == HLSRELAY_OK);
+    CHECK(hlsrelay_channel_remove(engine, "extra_channel") == HLSRELAY_ENOTFOUND);
+
+    size = sizeof buf;
+    CHECK(hlsrelay_channels_json(engine, 0, buf, &size) == HLSRELAY_OK);
+    CHECK(contains(buf, "\"id\":\"smoke\"") && contains(buf, "\"running\":false") && !contains(buf, "extra"));
+    CHECK(hlsrelay_channels_json(engine, 8, buf, &size) == HLSRELAY_EINVAL);
+
+    /* ---- Unknown channel, stopped channel ---- */
+    CHECK(hlsrelay_start(engine, "nope") == HLSRELAY_ENOTFOUND);
+    CHECK(contains(hlsrelay_last_error(), "nope"));
+    CHECK(hlsrelay_stop(engine, "nope") == HLSRELAY_ENOTFOUND);
+    size = sizeof buf;
+    CHECK(hlsrelay_status_json(engine, "nope", buf, &size) == HLSRELAY_ENOTFOUND);
+    CHECK(hlsrelay_read(engine, "nope", "index.m3u8", &res) == HLSRELAY_ENOTFOUND && res == NULL);
+    CHECK(hlsrelay_read(engine, "smoke", "index.m3u8", &res) == HLSRELAY_ESTATE && res == NULL);
+
+    /* ---- The caller-buffer protocol ---- */
+    size = 0;
+    CHECK(hlsrelay_status_json(engine, "smoke", NULL, &size) == HLSRELAY_OK && size > 1);
+    {
+        const size_t needed = size;
+        size = sizeof small;
+        small[0] = 'x';
+        CHECK(hlsrelay_status_json(engine, "smoke", small, &size) == HLSRELAY_EBUFFER);
+        CHECK(size == needed && small[0] == '\0');
+        CHECK(contains(hlsrelay_last_error(), "too small"));
+    }
+    CHECK(hlsrelay_status_json(engine, "smoke", buf, NULL) == HLSRELAY_EINVAL);
+
+    /* ---- Events ---- */
+    ev.engine = engine;
+    CHECK(hlsrelay_subscribe(engine, NULL, NULL, &sub) == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_subscribe(engine, on_count, &late, &sub_late) == HLSRELAY_OK && sub_late != 0);
+    ev.other = sub_late;
+    CHECK(hlsrelay_subscribe(engine, on_event, &ev, &sub) == HLSRELAY_OK && sub != 0 && sub != sub_late);
+    self.engine = engine;
+    CHECK(hlsrelay_subscribe(engine, on_self, &self, &sub_self) == HLSRELAY_OK);
+    pthread_mutex_lock(&self.mu);
+    self.id = sub_self;
+    pthread_mutex_unlock(&self.mu);
+
+    /* ---- Restream: start by display name, wait for the playlist ---- */
+    REQUIRE(hlsrelay_start(engine, "Smoke Test") == HLSRELAY_OK);
+    CHECK(hlsrelay_start(engine, "smoke") == HLSRELAY_OK); /* already running: stays running */
+    deadline = now_seconds() + 15.0;
+    seg_name[0] = '\0';
+    while (now_seconds() < deadline) {
+        if (hlsrelay_read(engine, "smoke", "index.m3u8", &playlist) == HLSRELAY_OK) {
+            if (first_segment(playlist, seg_name, sizeof seg_name)) break;
+            hlsrelay_resource_free(playlist);
+            playlist = NULL;
+        }
+        sleep_ms(100);
+    }
+    REQUIRE(playlist != NULL && seg_name[0] != '\0');
+    CHECK(strcmp(hlsrelay_resource_content_type(playlist), "application/vnd.apple.mpegurl") == 0);
+    CHECK(hlsrelay_resource_immutable(playlist) == 0);
+    CHECK(hlsrelay_resource_size(playlist) > 7 && memcmp(hlsrelay_resource_data(playlist), "#EXTM3U", 7) == 0);
+
+    REQUIRE(hlsrelay_read(engine, "smoke", seg_name, &segment) == HLSRELAY_OK && segment != NULL);
+    CHECK(hlsrelay_resource_size(segment) > 0 && hlsrelay_resource_size(segment) % 188 == 0);
+    CHECK(hlsrelay_resource_data(segment)[0] == 0x47);
+    CHECK(strcmp(hlsrelay_resource_content_type(segment), "video/mp2t") == 0);
+    CHECK(hlsrelay_resource_immutable(segment) == 1);
+    CHECK(hlsrelay_read(engine, "smoke", "master.m3u8", &res) == HLSRELAY_OK);
+    hlsrelay_resource_free(res);
+    res = NULL;
+    CHECK(hlsrelay_read(engine, "smoke", "seg_1.ts", &res) == HLSRELAY_ENOTFOUND && res == NULL);
+    CHECK(hlsrelay_read(engine, "smoke", NULL, &res) == HLSRELAY_EINVAL);
+
+    /* ---- Status ---- */
+    text = status_json(engine, "smoke");
+    CHECK(contains(text, "\"state\":\"running\"") && contains(text, "\"stream_id\":\"smoke\""));
+    free(text);
+    text = status_json(engine, NULL);
+    CHECK(contains(text, "\"streams\":[") && contains(text, "\"running_streams\":1"));
+    free(text);
+
+    /* ---- HTTP API replies ---- */
+    size = sizeof buf;
+    CHECK(hlsrelay_api(engine, "stream-status", "smoke", NULL, &http, buf, &size) == HLSRELAY_OK && http == 200);
+    CHECK(contains(buf, "\"process_status\":\"running\""));
+    size = sizeof buf;
+    CHECK(hlsrelay_api(engine, "stream-status", "nope", NULL, &http, buf, &size) == HLSRELAY_OK && http == 404);
+    CHECK(contains(buf, "Channel not found"));
+    size = sizeof buf;
+    CHECK(hlsrelay_api(engine, "start-stream", "smoke", NULL, &http, buf, &size) == HLSRELAY_OK && http == 200);
+    CHECK(contains(buf, "already running"));
+    size = sizeof buf;
+    CHECK(hlsrelay_api(engine, "static-hls-m3u", NULL, "http://example.test:8000", &http, buf, &size) == HLSRELAY_OK);
+    CHECK(http == 200 && contains(buf, "#EXTM3U") &&
+          contains(buf, "http://example.test:8000/hls_streams/smoke/master.m3u8"));
+    size = sizeof buf;
+    CHECK(hlsrelay_api(engine, "channels", NULL, NULL, NULL, buf, &size) == HLSRELAY_OK);
+    CHECK(contains(buf, "\"running\":true"));
+    size = sizeof buf;
+    CHECK(hlsrelay_api(engine, "bogus", NULL, NULL, &http, buf, &size) == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_api(engine, "stream-status", NULL, NULL, &http, buf, &size) == HLSRELAY_EINVAL);
+
+    /* ---- What the callbacks saw ---- */
+    deadline = now_seconds() + 5.0;
+    for (;;) {
+        int segments;
+        pthread_mutex_lock(&ev.mu);
+        segments = ev.segments;
+        pthread_mutex_unlock(&ev.mu);
+        if (segments > 0 || now_seconds() > deadline) break;
+        sleep_ms(50);
+    }
+    pthread_mutex_lock(&ev.mu);
+    CHECK(ev.starting >= 1 && ev.running >= 1 && ev.segments >= 1 && ev.malformed == 0);
+    CHECK(ev.tried_forbidden == 1 && ev.stop_rc == HLSRELAY_ESTATE && ev.refusal_has_message);
+    CHECK(ev.destroy_rc == HLSRELAY_ESTATE && ev.unsubscribe_other_rc == HLSRELAY_ESTATE);
+    CHECK(ev.status_rc == HLSRELAY_OK);
+    pthread_mutex_unlock(&ev.mu);
+    pthread_mutex_lock(&self.mu);
+    CHECK(self.done == 1 && self.rc == HLSRELAY_OK);
+    pthread_mutex_unlock(&self.mu);
+
+    /* ---- Unsubscribe: no callback after it returns ---- */
+    CHECK(hlsrelay_unsubscribe(engine, sub) == HLSRELAY_OK);
+    pthread_mutex_lock(&ev.mu);
+    {
+        const int total = ev.total;
+        pthread_mutex_unlock(&ev.mu);
+        CHECK(hlsrelay_unsubscribe(engine, sub) == HLSRELAY_ENOTFOUND);
+
+        /* ---- Stop ---- */
+        CHECK(hlsrelay_stop(engine, "smoke") == HLSRELAY_OK);
+        CHECK(hlsrelay_stop(engine, "smoke") == HLSRELAY_OK); /* stopped: a no-op */
+        pthread_mutex_lock(&ev.mu);
+        CHECK(ev.total == total);
+        pthread_mutex_unlock(&ev.mu);
+    }
+    pthread_mutex_lock(&late.mu);
+    CHECK(late.stopped >= 1);
+    pthread_mutex_unlock(&late.mu);
+    CHECK(hlsrelay_read(engine, "smoke", "index.m3u8", &res) == HLSRELAY_ESTATE);
+    text = status_json(engine, "smoke");
+    CHECK(contains(text, "\"process_status\":\"stopped\""));
+    free(text);
+
+    /* ---- Destroy: no callback afterwards; what was read stays valid ---- */
+    CHECK(hlsrelay_start(engine, "smoke") == HLSRELAY_OK); /* running at destroy: it must stop it */
+    CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
+    {
+        const int total = counter_total(&late);
+        sleep_ms(300);
+        CHECK(counter_total(&late) == total);
+    }
+    pthread_mutex_lock(&self.mu);
+    CHECK(self.calls == self.calls_when_done); /* never called after unsubscribing itself */
+    pthread_mutex_unlock(&self.mu);
+    CHECK(hlsrelay_unsubscribe(NULL, sub_self) == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_resource_data(segment)[0] == 0x47);
+    CHECK(hlsrelay_resource_size(playlist) > 7 && memcmp(hlsrelay_resource_data(playlist), "#EXTM3U", 7) == 0);
+    hlsrelay_resource_free(segment);
+    hlsrelay_resource_free(playlist);
+
+    pthread_mutex_destroy(&ev.mu);
+    pthread_mutex_destroy(&late.mu);
+    pthread_mutex_destroy(&self.mu);
+    if (failures) {
+        fprintf(stderr, "c_smoke: %d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("c_smoke: all checks passed (hlsrelay %s)\n", hlsrelay_version());
+    return 0;
+}

@@ -1,0 +1,41 @@
+// header_cxx.cpp: hlsrelay.h compiles warning-free as C++ and links; the inline and macro helpers agree.
+#include <hlsrelay/hlsrelay.h>
+
+#include <cstdio>
+#include <cstring>
+
+int main() {
+    int failures = 0;
+    auto check = [&](bool ok, const char* what) {
+        if (!ok) {
+            std::fprintf(stderr, "header_cxx: failed: %s\n", what);
+            ++failures;
+        }
+    };
+    hlsrelay_settings a = HLSRELAY_SETTINGS_INIT;
+    hlsrelay_settings b;
+    std::memset(&b, 0xff, sizeof b);
+    hlsrelay_settings_init(&b);
+    hlsrelay_settings_init(nullptr);
+    check(a.struct_size == sizeof(hlsrelay_settings) && b.struct_size == a.struct_size, "struct_size");
+    check(a.segment_duration == b.segment_duration && a.max_segments == b.max_segments &&
+              a.cleanup_interval == b.cleanup_interval && a.hls_dir == nullptr && b.hls_dir == nullptr &&
+              a.read_timeout == b.read_timeout && a.reconnect_min == b.reconnect_min &&
+              a.reconnect_max == b.reconnect_max && a.log_level == b.log_level && a.log_level == HLSRELAY_LOG_WARN,
+          "defaults");
+    check(hlsrelay_version_number() == HLSRELAY_VERSION_NUMBER, "version number");
+    check(std::strcmp(hlsrelay_version(), HLSRELAY_VERSION_STRING) == 0, "version string");
+    // The error codes are ABI: pinned here so a renumbering fails a test.
+    static_assert(HLSRELAY_OK == 0 && HLSRELAY_EINVAL == -1 && HLSRELAY_ENOTFOUND == -2 && HLSRELAY_EIO == -3 &&
+                      HLSRELAY_EBUFFER == -4 && HLSRELAY_ENOMEM == -5 && HLSRELAY_EINTERNAL == -6 &&
+                      HLSRELAY_ESTATE == -7,
+                  "error codes are ABI");
+    static_assert(HLSRELAY_EVENT_STATE == 1 && HLSRELAY_EVENT_SEGMENT == 2 && HLSRELAY_EVENT_ERROR == 3,
+                  "event types are ABI");
+    static_assert(HLSRELAY_LOG_DEBUG == 0 && HLSRELAY_LOG_WARN == 2 && HLSRELAY_LOG_OFF == 4, "log levels are ABI");
+    hlsrelay_engine* engine = nullptr;
+    check(hlsrelay_engine_create(&a, &engine) == HLSRELAY_OK && engine != nullptr, "create");
+    check(hlsrelay_engine_destroy(engine) == HLSRELAY_OK, "destroy");
+    if (failures == 0) std::puts("header_cxx: ok");
+    return failures == 0 ? 0 : 1;
+}
