@@ -7,7 +7,7 @@ packages=(
   ca-certificates g++ make cmake pkg-config git
   ffmpeg libavformat-dev libavcodec-dev libavutil-dev
   nlohmann-json3-dev libasio-dev catch2
-  python3 python3-dev python3-pybind11 pybind11-dev python3-setuptools python3-wheel python3-pip
+  python3 python3-dev python3-venv python3-pybind11 pybind11-dev python3-setuptools python3-wheel python3-pip
   python3-fastapi python3-uvicorn python3-httpx python3-pytest
   clang libclang-rt-14-dev
   chromium nodejs

@@ -1,0 +1,179 @@
+# Type stubs for hlsrelay._core, the compiled engine binding (python/src/module.cpp).
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, TypedDict, Union
+
+__version__: str
+
+class EngineError(Exception):
+    """Base class of the engine's errors (also raised for I/O errors and a closed engine)."""
+
+class ChannelNotFound(EngineError):
+    """No channel has that stream id or name."""
+
+class InvalidArgument(EngineError):
+    """A setting, channel or argument the engine refuses."""
+
+class LoadIssue(TypedDict):
+    line: int  # 1-based; for JSON the entry number; 0 when no line applies
+    message: str
+
+class LoadResult(TypedDict):
+    channels: List[str]  # stream ids of the channels added, in file order
+    issues: List[LoadIssue]
+
+class Event(TypedDict):
+    type: Literal["state", "segment", "error"]
+    channel: str  # stream id
+    state: Optional[str]  # "state": idle, starting, running, reconnecting, stopped or failed
+    message: Optional[str]  # "error": what went wrong, credentials redacted
+    sequence: Optional[int]  # "segment": its media sequence number
+    duration: Optional[float]  # "segment": its duration in seconds
+
+class EngineSettings(TypedDict):
+    segment_duration: float
+    max_segments: int
+    cleanup_interval: float
+    hls_dir: Optional[str]
+    read_timeout: float
+    reconnect_min: float
+    reconnect_max: float
+    log_level: str
+    stall_timeout: float
+    live_start_segments: int
+
+# A channel as JSON: id, name, urls, optional logo, group and headers, loop, optional realtime,
+# variant, optional segment_duration, max_segments, cleanup_interval. Without include_sources the
+# URLs are redacted and header values are None.
+ChannelDict = Dict[str, Any]
+# A channel's status: the replaced API's fields (channel_name, stream_id, process_status,
+# cleanup_running, segment_count, max_segments, master_playlist_exists, hls_url,
+# estimated_buffer_seconds) then the engine's (state, last_error, reconnects, bitrates, codecs, ...).
+StatusDict = Dict[str, Any]
+# A JSON reply of the replaced API, or the M3U text of static-hls-m3u.
+ApiBody = Union[Dict[str, Any], str]
+# Endpoints: "start-stream", "stop-stream", "stream-status" (these three need a channel),
+# "streams-status", "static-hls-m3u", "channels" (or "list-channels"); "_" may stand for "-".
+ApiEndpoint = str
+StrPath = Union[str, "os.PathLike[str]"]
+Variant = Union[Literal["highest", "lowest"], str, int]
+
+class Resource:
+    """A playlist or segment, sharing the engine's bytes.
+
+    ``memoryview(res)`` is a read-only view that copies nothing; ``bytes(res)`` copies once.
+    """
+
+    @property
+    def content_type(self) -> str: ...  # "application/vnd.apple.mpegurl" or "video/mp2t"
+    @property
+    def immutable(self) -> bool: ...  # segments never change; playlists do
+    def __len__(self) -> int: ...
+    def __bytes__(self) -> bytes: ...
+    def __buffer__(self, flags: int) -> memoryview: ...
+    def tobytes(self) -> bytes: ...
+
+class Engine:
+    """Restreams channels into rolling in-memory HLS windows on its own threads.
+
+    Every method releases the GIL while the engine works. Event callbacks run on engine threads and
+    must not call stop(), stop_all(), remove_channel(), update_channel() or close() (they raise
+    InvalidArgument there). close() (or ``with Engine() as e:``) stops everything.
+    """
+
+    def __init__(
+        self,
+        segment_duration: float = 2.0,
+        max_segments: int = 5,
+        cleanup_interval: float = 5.0,
+        hls_dir: Optional[StrPath] = None,
+        read_timeout: float = 10.0,
+        reconnect_min: float = 0.5,
+        reconnect_max: float = 30.0,
+        log_level: Literal["debug", "info", "warn", "warning", "error", "off"] = "warn",
+        *,
+        stall_timeout: float = 0.0,
+        live_start_segments: int = 3,
+    ) -> None: ...
+
+    # Registry.
+    def load(self, text: Union[str, bytes]) -> LoadResult: ...
+    def load_file(self, path: StrPath) -> LoadResult: ...
+    def add_channel(
+        self,
+        name: str,
+        urls: Optional[Sequence[str]] = None,
+        *,
+        url: Optional[str] = None,
+        id: Optional[str] = None,
+        logo: str = "",
+        group: str = "",
+        headers: Optional[Mapping[str, str]] = None,
+        loop: bool = False,
+        realtime: Optional[bool] = None,
+        variant: Variant = "highest",
+        segment_duration: Optional[float] = None,
+        max_segments: Optional[int] = None,
+        cleanup_interval: Optional[float] = None,
+    ) -> ChannelDict: ...
+    def update_channel(
+        self,
+        channel: str,
+        *,
+        name: str = ...,
+        urls: Sequence[str] = ...,
+        url: str = ...,
+        id: str = ...,
+        logo: str = ...,
+        group: str = ...,
+        headers: Optional[Mapping[str, str]] = ...,
+        loop: bool = ...,
+        realtime: Optional[bool] = ...,
+        variant: Variant = ...,
+        segment_duration: Optional[float] = ...,
+        max_segments: Optional[int] = ...,
+        cleanup_interval: Optional[float] = ...,
+    ) -> ChannelDict:
+        """Changes only the fields given (None resets an optional one); restarts it if running."""
+    def remove_channel(self, channel: str) -> None: ...
+    def channels(self, *, include_sources: bool = False) -> List[ChannelDict]: ...
+    def channel(self, channel: str, *, include_sources: bool = False) -> ChannelDict: ...
+
+    # Control.
+    def start(self, channel: str) -> ChannelDict: ...
+    def stop(self, channel: str) -> None: ...
+    def stop_all(self) -> None: ...
+    def running(self, channel: str) -> bool: ...
+
+    # Status and reads.
+    def status(self, channel: str) -> StatusDict: ...
+    def statuses(self) -> List[StatusDict]: ...
+    def read(self, channel: str, name: str) -> Optional[Resource]: ...
+
+    # The replaced HTTP API: one definition shared with the C++ demo server.
+    def api(self, endpoint: ApiEndpoint, channel: Optional[str] = None, base_url: str = "") -> Tuple[int, ApiBody]: ...
+    def api_reply(
+        self, endpoint: ApiEndpoint, channel: Optional[str] = None, base_url: str = ""
+    ) -> Tuple[int, str, ApiBody]: ...
+
+    # Events.
+    def subscribe(self, callback: Callable[[Event], object]) -> int: ...
+    def unsubscribe(self, id: int) -> None: ...
+
+    # Lifetime.
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def hls_dir(self) -> Optional[str]: ...
+    @property
+    def settings(self) -> EngineSettings: ...
+    def __enter__(self) -> Engine: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> Literal[False]: ...

@@ -1,0 +1,330 @@
+"""hlsrelay's HTTP API for FastAPI: the replaced ``channels.py`` routes plus HLS served from memory.
+
+Every status code and JSON body comes from the engine's ``api()`` (the same C++ definitions the demo
+server uses); this module only routes. Mount it into an existing FastAPI app in two lines::
+
+    from hlsrelay.fastapi import create_router
+    app.include_router(create_router(engine))
+
+Or run the ready-made app, which builds its engine on startup from the channel list (M3U or JSON)
+named by ``HLSRELAY_CHANNELS`` and closes it on shutdown::
+
+    HLSRELAY_CHANNELS=channels.m3u uvicorn hlsrelay.fastapi:app --port 8000
+
+Optional environment for that app: ``HLSRELAY_SEGMENT_DURATION``, ``HLSRELAY_MAX_SEGMENTS``,
+``HLSRELAY_CLEANUP_INTERVAL``, ``HLSRELAY_HLS_DIR``, ``HLSRELAY_LOG_LEVEL``. Run one worker process:
+the engine and its HLS windows live in that process, and a second worker would have its own.
+
+Routes (all GET):
+
+- ``/api/v1/channels/start-stream/{channel_name}``, ``/stop-stream/{channel_name}``,
+  ``/stream-status/{channel_name}``, ``/streams-status``, ``/static-hls-m3u``, ``/api/v1/channels``
+- ``/hls_streams/{stream_id}/{name}`` (GET, HEAD): ``master.m3u8``, ``index.m3u8`` and ``seg_<n>.ts``
+  from memory, as the demo server serves them: playlists ``Cache-Control: no-cache``, segments
+  ``public, max-age=86400, immutable`` with single byte ranges; 404 ``{"detail": ...}`` with
+  "Channel not found", "Stream not running" or "Not found".
+
+Engine calls block (stop waits for a worker), so every route is a plain ``def``: FastAPI runs it in
+its threadpool, and the engine releases the GIL while it waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import typing
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.staticfiles import StaticFiles
+
+from ._core import ChannelNotFound, Engine, Resource
+
+__all__ = ["create_router", "create_app", "engine_from_env", "app"]
+
+log = logging.getLogger("hlsrelay")
+
+PLAYLIST_CACHE_CONTROL = "no-cache"
+SEGMENT_CACHE_CONTROL = "public, max-age=86400, immutable"
+PLAYLIST_MEDIA_TYPE = "application/vnd.apple.mpegurl"
+SEGMENT_MEDIA_TYPE = "video/mp2t"
+
+EngineGetter = typing.Callable[[], Engine]
+
+
+class _ResourceResponse(Response):
+    """A playlist or segment from the engine's memory, with the demo server's headers.
+
+    With ``zero_copy`` the ASGI body is a memoryview over the engine's bytes instead of a copy;
+    uvicorn (h11 and httptools) and Starlette's TestClient accept that, but the ASGI spec says
+    ``bytes``, so middleware that concatenates bodies could choke on it: off by default.
+    """
+
+    def __init__(self, resource: Resource, zero_copy: bool = False, byte_range: typing.Optional[str] = None) -> None:
+        # Resource exports the buffer protocol (typing.cast: older type checkers lack PEP 688).
+        view = memoryview(typing.cast(bytes, resource))
+        headers = {"Cache-Control": PLAYLIST_CACHE_CONTROL}
+        status = 200
+        if resource.immutable:
+            headers = {"Cache-Control": SEGMENT_CACHE_CONTROL, "Accept-Ranges": "bytes"}
+            span = _parse_range(byte_range, len(view)) if byte_range else None
+            if span is not None:
+                first, last = span
+                view = view[first : last + 1]
+                status = 206
+                headers["Content-Range"] = f"bytes {first}-{last}/{len(resource)}"
+        body: typing.Any = view if zero_copy else view.tobytes()
+        super().__init__(content=body, status_code=status, media_type=resource.content_type, headers=headers)
+
+    def render(self, content: typing.Any) -> typing.Any:
+        if isinstance(content, memoryview):
+            return content
+        return super().render(content)
+
+
+class _Unsatisfiable(Exception):
+    pass
+
+
+def _parse_range(header: str, size: int) -> typing.Optional[typing.Tuple[int, int]]:
+    """One "bytes=a-b" range, as the demo server reads it: (first, last) inclusive; None to send
+    everything (malformed or several ranges); raises _Unsatisfiable for a range past the end."""
+    if not header[:6].lower() == "bytes=":
+        return None
+    spec = header[6:].strip(" ")
+    if "-" not in spec or "," in spec:
+        return None
+    a, b = spec.split("-", 1)
+
+    def number(digits: str) -> typing.Optional[int]:
+        return int(digits) if digits and len(digits) <= 18 and digits.isascii() and digits.isdigit() else None
+
+    if not a:  # a suffix: the last n bytes
+        n = number(b)
+        if n is None:
+            return None
+        if n == 0 or size == 0:
+            raise _Unsatisfiable
+        return size - min(n, size), size - 1
+    first = number(a)
+    last = number(b) if b else 1 << 63  # "a-": to the end
+    if first is None or last is None or last < first:
+        return None
+    if first >= size:
+        raise _Unsatisfiable
+    return first, min(last, size - 1)
+
+
+class _HlsStaticFiles(StaticFiles):
+    """The engine's disk mirror ({hls_dir}/{id}/...) with HLS media types and cache headers."""
+
+    def file_response(
+        self, full_path: typing.Any, stat_result: os.stat_result, scope: typing.Any, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        path = str(full_path)
+        if path.endswith(".m3u8"):
+            response.headers["content-type"] = PLAYLIST_MEDIA_TYPE
+            response.headers["cache-control"] = PLAYLIST_CACHE_CONTROL
+        elif path.endswith(".ts"):
+            response.headers["content-type"] = SEGMENT_MEDIA_TYPE
+            response.headers["cache-control"] = SEGMENT_CACHE_CONTROL
+        return response
+
+
+def _reply(engine: Engine, endpoint: str, channel: typing.Optional[str] = None, base_url: str = "") -> Response:
+    status, content_type, body = engine.api_reply(endpoint, channel, base_url)
+    if content_type == "application/json":
+        return JSONResponse(body, status_code=status)
+    return Response(body, status_code=status, media_type=content_type + "; charset=utf-8")
+
+
+def _detail(status: int, detail: str) -> Response:
+    # The shape of hlsrelay::api::error, for the HLS route's own errors.
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _base_url(request: Request) -> str:
+    # "http://host:port" (plus the root path when mounted below one), from the request's Host.
+    return str(request.base_url).rstrip("/")
+
+
+def _build_router(get_engine: EngineGetter, *, serve_hls: bool = True, zero_copy: bool = False) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/api/v1/channels/start-stream/{channel_name}")
+    def start_stream(channel_name: str) -> Response:
+        return _reply(get_engine(), "start-stream", channel_name)
+
+    @router.get("/api/v1/channels/stop-stream/{channel_name}")
+    def stop_stream(channel_name: str) -> Response:
+        return _reply(get_engine(), "stop-stream", channel_name)
+
+    @router.get("/api/v1/channels/stream-status/{channel_name}")
+    def stream_status(channel_name: str) -> Response:
+        return _reply(get_engine(), "stream-status", channel_name)
+
+    @router.get("/api/v1/channels/streams-status")
+    def streams_status() -> Response:
+        return _reply(get_engine(), "streams-status")
+
+    @router.get("/api/v1/channels/static-hls-m3u")
+    def static_hls_m3u(request: Request) -> Response:
+        return _reply(get_engine(), "static-hls-m3u", base_url=_base_url(request))
+
+    @router.get("/api/v1/channels")
+    def list_channels() -> Response:
+        return _reply(get_engine(), "channels")
+
+    if serve_hls:
+
+        @router.api_route("/hls_streams/{stream_id}/{name}", methods=["GET", "HEAD"])
+        def hls_file(stream_id: str, name: str, request: Request) -> Response:
+            engine = get_engine()
+            # As the demo server: registry ids only (Engine.read would also take display names).
+            try:
+                known = engine.channel(stream_id)["id"] == stream_id
+            except ChannelNotFound:
+                known = False
+            if not known:
+                return _detail(404, "Channel not found")
+            resource = engine.read(stream_id, name)
+            if resource is None:
+                return _detail(404, "Not found" if engine.running(stream_id) else "Stream not running")
+            try:
+                return _ResourceResponse(resource, zero_copy, request.headers.get("range"))
+            except _Unsatisfiable:
+                response = _detail(416, "Range not satisfiable")
+                response.headers["Content-Range"] = f"bytes */{len(resource)}"
+                return response
+
+    return router
+
+
+def create_router(engine: Engine, *, serve_hls: bool = True, zero_copy: bool = False) -> APIRouter:
+    """The API routes over ``engine`` and, unless ``serve_hls=False``, the HLS route from memory.
+
+    The caller owns ``engine``: close it when the app shuts down.
+    """
+    if not isinstance(engine, Engine):
+        raise TypeError(f"create_router() needs an hlsrelay.Engine, not {type(engine).__name__}")
+    return _build_router(lambda: engine, serve_hls=serve_hls, zero_copy=zero_copy)
+
+
+def _env_number(name: str, kind: typing.Callable[[str], typing.Any]) -> typing.Any:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise RuntimeError(f"{name}={value!r} is not a valid {kind.__name__}") from None
+
+
+def engine_from_env(channels_file: typing.Optional[typing.Union[str, "os.PathLike[str]"]] = None) -> Engine:
+    """An Engine configured from HLSRELAY_* variables, with ``channels_file`` (default:
+    ``$HLSRELAY_CHANNELS``) loaded. Raises RuntimeError with a clear message when there is none."""
+    path = channels_file if channels_file is not None else os.environ.get("HLSRELAY_CHANNELS")
+    if not path:
+        raise RuntimeError(
+            "HLSRELAY_CHANNELS is not set: point it at an M3U or JSON channel list, e.g. "
+            "HLSRELAY_CHANNELS=channels.m3u uvicorn hlsrelay.fastapi:app"
+        )
+    path = os.fspath(path)
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise RuntimeError(f"the channel list {path!r} (HLSRELAY_CHANNELS) does not exist or is not readable")
+    settings: typing.Dict[str, typing.Any] = {}
+    for key, env, kind in (
+        ("segment_duration", "HLSRELAY_SEGMENT_DURATION", float),
+        ("max_segments", "HLSRELAY_MAX_SEGMENTS", int),
+        ("cleanup_interval", "HLSRELAY_CLEANUP_INTERVAL", float),
+    ):
+        value = _env_number(env, kind)
+        if value is not None:
+            settings[key] = value
+    if os.environ.get("HLSRELAY_HLS_DIR"):
+        settings["hls_dir"] = os.environ["HLSRELAY_HLS_DIR"]
+    if os.environ.get("HLSRELAY_LOG_LEVEL"):
+        settings["log_level"] = os.environ["HLSRELAY_LOG_LEVEL"]
+    engine = Engine(**settings)
+    try:
+        report = engine.load_file(path)
+    except Exception as e:
+        engine.close()
+        raise RuntimeError(f"cannot load the channel list {path!r}: {e}") from e
+    for issue in report["issues"]:
+        log.warning("%s:%s: %s", path, issue["line"], issue["message"])
+    if not report["channels"]:
+        log.warning("%s: no channel loaded", path)
+    else:
+        log.info("%s: %d channels loaded", path, len(report["channels"]))
+    return engine
+
+
+def create_app(
+    engine: typing.Optional[Engine] = None,
+    channels_file: typing.Optional[typing.Union[str, "os.PathLike[str]"]] = None,
+    *,
+    serve_from_disk: bool = False,
+    zero_copy: bool = False,
+) -> FastAPI:
+    """A FastAPI app with the routes of :func:`create_router`.
+
+    With ``engine``, the app uses it and leaves closing it to the caller (``channels_file``, if
+    given, is loaded into it now). Without, the app builds its own engine on startup from
+    ``channels_file`` or ``$HLSRELAY_CHANNELS`` (see :func:`engine_from_env`) and closes it on
+    shutdown. ``serve_from_disk=True`` serves ``/hls_streams`` from the engine's ``hls_dir`` with
+    StaticFiles instead of from memory (needs an engine given here that has an ``hls_dir``).
+    """
+    if engine is not None and not isinstance(engine, Engine):
+        raise TypeError(f"create_app() needs an hlsrelay.Engine, not {type(engine).__name__}")
+    if serve_from_disk:
+        if engine is None:
+            raise ValueError("serve_from_disk=True needs an engine created with hls_dir=...")
+        if engine.hls_dir is None:
+            raise ValueError("serve_from_disk=True but the engine has no hls_dir")
+
+    app = FastAPI(title="hlsrelay")
+    state: typing.Dict[str, typing.Optional[Engine]] = {"engine": engine}
+
+    if engine is not None and channels_file is not None:
+        report = engine.load_file(channels_file)
+        for issue in report["issues"]:
+            log.warning("%s:%s: %s", os.fspath(channels_file), issue["line"], issue["message"])
+
+    def get_engine() -> Engine:
+        current = state["engine"]
+        if current is None:
+            raise RuntimeError("the hlsrelay engine is not running (the app's startup has not run)")
+        return current
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> typing.AsyncIterator[None]:
+        owned: typing.Optional[Engine] = None
+        if state["engine"] is None:
+            owned = await run_in_threadpool(engine_from_env, channels_file)
+            state["engine"] = owned
+        app.state.engine = state["engine"]
+        try:
+            yield
+        finally:
+            if owned is not None:
+                state["engine"] = None
+                await run_in_threadpool(owned.close)
+
+    # FastAPI < 0.93 has no lifespan= argument; its router takes one all the same.
+    app.router.lifespan_context = lifespan
+    app.state.engine = engine
+
+    app.include_router(_build_router(get_engine, serve_hls=not serve_from_disk, zero_copy=zero_copy))
+    if serve_from_disk:
+        assert engine is not None and engine.hls_dir is not None
+        os.makedirs(engine.hls_dir, exist_ok=True)
+        app.mount("/hls_streams", _HlsStaticFiles(directory=engine.hls_dir, check_dir=False), name="hls_streams")
+    return app
+
+
+# For `uvicorn hlsrelay.fastapi:app`: the engine is built on startup from $HLSRELAY_CHANNELS.
+app = create_app()

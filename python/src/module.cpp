@@ -1,0 +1,645 @@
+// hlsrelay._core: the engine for Python (pybind11). The GIL is released around every engine call.
+#include <hlsrelay/api.hpp>
+#include <hlsrelay/engine.hpp>
+#include <hlsrelay/registry.hpp>
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace {
+
+using hlsrelay::ChannelConfig;
+using hlsrelay::Engine;
+using hlsrelay::EngineSettings;
+using hlsrelay::Error;
+using hlsrelay::ErrorCode;
+using hlsrelay::Event;
+using hlsrelay::EventType;
+
+// The exception types. Deliberately never released: they live as long as the interpreter.
+PyObject* g_engine_error = nullptr;
+PyObject* g_channel_not_found = nullptr;
+PyObject* g_invalid_argument = nullptr;
+
+[[noreturn]] void invalid(const std::string& message) { throw Error(ErrorCode::InvalidArgument, message); }
+
+// True once the interpreter is shutting down: engine threads must then not touch Python at all
+// (acquiring the GIL during finalization terminates the calling thread).
+bool interpreter_gone() {
+#if PY_VERSION_HEX >= 0x030D0000
+    return !Py_IsInitialized() || Py_IsFinalizing();
+#else
+    return !Py_IsInitialized() || _Py_IsFinalizing();
+#endif
+}
+
+// Engine strings are UTF-8, but source URLs come from users: never fail a status call over a byte.
+py::str to_str(const std::string& s) {
+    PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
+    if (!o) throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(o);
+}
+
+// nlohmann JSON (ordered or not) to Python objects, keeping key order.
+template <class Json>
+py::object to_python(const Json& j) {
+    using nlohmann::detail::value_t;
+    switch (j.type()) {
+        case value_t::null:
+        case value_t::discarded: return py::none();
+        case value_t::boolean: return py::bool_(j.template get<bool>());
+        case value_t::number_integer: return py::int_(j.template get<std::int64_t>());
+        case value_t::number_unsigned: return py::int_(j.template get<std::uint64_t>());
+        case value_t::number_float: return py::float_(j.template get<double>());
+        case value_t::string: return to_str(j.template get_ref<const std::string&>());
+        case value_t::array: {
+            py::list list;
+            for (const auto& v : j) list.append(to_python(v));
+            return list;
+        }
+        case value_t::object: {
+            py::dict dict;
+            for (const auto& item : j.items()) dict[to_str(item.key())] = to_python(item.value());
+            return dict;
+        }
+        case value_t::binary: {
+            const auto& b = j.get_binary();
+            return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());
+        }
+    }
+    return py::none();
+}
+
+py::dict channel_dict(const ChannelConfig& c, bool include_sources = false) {
+    return to_python(hlsrelay::to_json(c, include_sources));
+}
+
+py::dict report_dict(const hlsrelay::LoadReport& r) {
+    py::list ids, issues;
+    for (const auto& c : r.channels) ids.append(to_str(c.id));
+    for (const auto& i : r.issues) {
+        py::dict issue;
+        issue["line"] = i.line;
+        issue["message"] = to_str(i.message);
+        issues.append(std::move(issue));
+    }
+    py::dict d;
+    d["channels"] = std::move(ids);
+    d["issues"] = std::move(issues);
+    return d;
+}
+
+py::dict event_dict(const Event& e) {
+    py::dict d;
+    const bool state = e.type == EventType::StateChanged, segment = e.type == EventType::SegmentPublished;
+    d["type"] = state ? "state" : segment ? "segment" : "error";
+    d["channel"] = to_str(e.channel);
+    d["state"] = state ? py::object(py::str(std::string(hlsrelay::to_string(e.state)))) : py::object(py::none());
+    d["message"] = e.type == EventType::Error ? py::object(to_str(e.message)) : py::object(py::none());
+    d["sequence"] = segment ? py::object(py::int_(e.sequence)) : py::object(py::none());
+    d["duration"] = segment ? py::object(py::float_(e.duration)) : py::object(py::none());
+    return d;
+}
+
+// Set while this thread runs a Python event callback. Calls that wait for workers (stop,
+// remove_channel, update_channel, close) or emit events on the calling thread (start: the engine
+// holds the subscriber's call mutex during the callback) would deadlock there, so they raise.
+thread_local int t_in_callback = 0;
+
+void forbid_in_callback(const char* what) {
+    if (t_in_callback > 0)
+        invalid(std::string(what) +
+                " cannot be called from an event callback: it would wait for the engine's threads or for the "
+                "callback itself; hand the work to another thread");
+}
+
+// A subscriber's Python callable. Engine threads own copies of the shared_ptr, so the last one may
+// go away on any thread, with or without the GIL: the destructor takes the GIL to drop the reference.
+struct PyCallback {
+    py::function fn;
+
+    explicit PyCallback(py::function f) : fn(std::move(f)) {}
+    PyCallback(const PyCallback&) = delete;
+    PyCallback& operator=(const PyCallback&) = delete;
+    ~PyCallback() {
+        if (interpreter_gone()) {
+            fn.release();  // leak the reference rather than touch a dying interpreter
+            return;
+        }
+        py::gil_scoped_acquire gil;
+        fn = py::function();
+    }
+
+    void operator()(const Event& e) const {
+        if (interpreter_gone()) return;
+        py::gil_scoped_acquire gil;
+        struct Mark {
+            Mark() { ++t_in_callback; }
+            ~Mark() { --t_in_callback; }
+        } mark;
+        // Nothing may cross into the engine: Python errors go to sys.unraisablehook.
+        try {
+            fn(event_dict(e));
+        } catch (py::error_already_set& err) {
+            err.discard_as_unraisable(fn);
+        } catch (const std::exception& ex) {
+            PyErr_SetString(PyExc_RuntimeError, ex.what());
+            PyErr_WriteUnraisable(fn.ptr());
+        } catch (...) {
+            PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception in an event callback");
+            PyErr_WriteUnraisable(fn.ptr());
+        }
+    }
+};
+
+// Bytes read from a channel, shared with the engine (no copy) and exported via the buffer protocol.
+struct PyResource {
+    std::shared_ptr<const std::string> data;
+    std::string content_type;
+    bool immutable = false;
+};
+
+hlsrelay::LogLevel parse_log_level(const std::string& level) {
+    static const std::map<std::string, hlsrelay::LogLevel> levels = {
+        {"debug", hlsrelay::LogLevel::Debug}, {"info", hlsrelay::LogLevel::Info},
+        {"warn", hlsrelay::LogLevel::Warn},   {"warning", hlsrelay::LogLevel::Warn},
+        {"error", hlsrelay::LogLevel::Error}, {"off", hlsrelay::LogLevel::Off}};
+    std::string lower = level;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](char c) { return hlsrelay::detail::ascii_lower(c); });
+    auto it = levels.find(lower);
+    if (it == levels.end()) invalid("log_level '" + level + "' is not one of debug, info, warn, error, off");
+    return it->second;
+}
+
+std::string log_level_name(hlsrelay::LogLevel l) {
+    switch (l) {
+        case hlsrelay::LogLevel::Debug: return "debug";
+        case hlsrelay::LogLevel::Info: return "info";
+        case hlsrelay::LogLevel::Warn: return "warn";
+        case hlsrelay::LogLevel::Error: return "error";
+        case hlsrelay::LogLevel::Off: return "off";
+    }
+    return "warn";
+}
+
+std::string fspath(const py::handle& path) {
+    return py::module_::import("os").attr("fsdecode")(path).cast<std::string>();  // str, bytes or PathLike
+}
+
+// Optional keyword values: None means "unset".
+template <class T>
+std::optional<T> optional_of(const py::handle& v, const char* field) {
+    if (v.is_none()) return std::nullopt;
+    try {
+        return v.cast<T>();
+    } catch (const py::cast_error&) {
+        throw py::type_error(std::string(field) + ": unexpected type " +
+                             py::str(v.get_type().attr("__name__")).cast<std::string>());
+    }
+}
+
+std::string variant_of(const py::handle& v) {
+    if (py::isinstance<py::bool_>(v)) throw py::type_error("variant: expected \"highest\", \"lowest\" or a bandwidth");
+    if (py::isinstance<py::int_>(v)) return std::to_string(v.cast<long long>());
+    if (py::isinstance<py::str>(v)) return v.cast<std::string>();
+    throw py::type_error("variant: expected \"highest\", \"lowest\" or a bandwidth");
+}
+
+std::map<std::string, std::string> headers_of(const py::handle& v) {
+    if (v.is_none()) return {};
+    if (!py::isinstance<py::dict>(v)) throw py::type_error("headers: expected a dict of str to str");
+    return v.cast<std::map<std::string, std::string>>();
+}
+
+std::vector<std::string> urls_of(const py::handle& urls, const py::handle& url) {
+    const bool have_urls = !urls.is_none(), have_url = !url.is_none();
+    if (have_urls && have_url) invalid("give either url= or urls=, not both");
+    if (have_url) {
+        if (!py::isinstance<py::str>(url)) throw py::type_error("url: expected a str");
+        return {url.cast<std::string>()};
+    }
+    if (!have_urls) invalid("a channel needs urls=[...] or url=...");
+    if (py::isinstance<py::str>(urls) || py::isinstance<py::bytes>(urls))
+        throw py::type_error("urls: expected a list of str (use url= for a single source)");
+    return urls.cast<std::vector<std::string>>();
+}
+
+// The fields add_channel and update_channel accept, applied onto `c`; absent keys stay as they are.
+void apply_fields(ChannelConfig& c, const py::dict& fields) {
+    static const std::set<std::string> known = {"name",     "urls",    "url",
+                                                "id",       "logo",    "group",
+                                                "headers",  "loop",    "realtime",
+                                                "variant",  "segment_duration", "max_segments",
+                                                "cleanup_interval"};
+    for (const auto& item : fields) {
+        const std::string key = py::str(item.first);
+        if (!known.count(key)) throw py::type_error("unexpected keyword argument '" + key + "'");
+    }
+    auto has = [&](const char* key) { return fields.contains(key); };
+    if (has("urls") || has("url")) {
+        py::object none = py::none();
+        c.urls = urls_of(has("urls") ? py::object(fields["urls"]) : none,
+                         has("url") ? py::object(fields["url"]) : none);
+    }
+    if (has("id") && !fields["id"].is_none()) {
+        const std::string id = py::str(fields["id"]);
+        if (!c.id.empty() && id != c.id) invalid("a channel's id cannot change ('" + c.id + "' to '" + id + "')");
+        c.id = id;
+    }
+    if (has("name")) c.name = fields["name"].is_none() ? std::string() : fields["name"].cast<std::string>();
+    if (has("logo")) c.logo = fields["logo"].is_none() ? std::string() : fields["logo"].cast<std::string>();
+    if (has("group")) c.group = fields["group"].is_none() ? std::string() : fields["group"].cast<std::string>();
+    if (has("headers")) c.headers = headers_of(fields["headers"]);
+    if (has("loop")) c.loop = fields["loop"].cast<bool>();
+    if (has("realtime")) c.realtime = optional_of<bool>(fields["realtime"], "realtime");
+    if (has("variant"))
+        c.variant = fields["variant"].is_none() ? std::string("highest") : variant_of(fields["variant"]);
+    if (has("segment_duration"))
+        c.hls.segment_duration = optional_of<double>(fields["segment_duration"], "segment_duration");
+    if (has("max_segments")) c.hls.max_segments = optional_of<int>(fields["max_segments"], "max_segments");
+    if (has("cleanup_interval"))
+        c.hls.cleanup_interval = optional_of<double>(fields["cleanup_interval"], "cleanup_interval");
+}
+
+class PyEngine;
+// Engines not yet closed; an atexit hook closes them while engine threads may still take the GIL.
+// Only touched with the GIL held.
+std::set<PyEngine*>& live_engines() {
+    static auto* engines = new std::set<PyEngine*>();
+    return *engines;
+}
+
+class PyEngine {
+public:
+    explicit PyEngine(EngineSettings settings) : settings_(settings) {
+        engine_ = std::make_shared<Engine>(std::move(settings));
+        live_engines().insert(this);
+    }
+
+    PyEngine(const PyEngine&) = delete;
+    PyEngine& operator=(const PyEngine&) = delete;
+
+    ~PyEngine() {
+        live_engines().erase(this);
+        if (!engine_) return;
+        if (interpreter_gone()) {
+            // Workers might block on the GIL forever; abandon the engine instead.
+            new std::shared_ptr<Engine>(std::move(engine_));
+            return;
+        }
+        py::gil_scoped_release release;
+        engine_.reset();  // ~Engine joins the workers, whose callbacks need the GIL
+    }
+
+    // Runs f(engine) without the GIL. The engine reference is dropped before the GIL is taken back,
+    // so if close() raced with this call, ~Engine (which joins workers) runs without the GIL too.
+    template <class F>
+    auto call(F&& f) -> decltype(f(std::declval<Engine&>())) {
+        std::shared_ptr<Engine> engine = get();
+        py::gil_scoped_release release;
+        Drop drop{engine};
+        return f(*engine);
+    }
+
+    void close() {
+        forbid_in_callback("close()");
+        live_engines().erase(this);
+        std::shared_ptr<Engine> engine = std::move(engine_);
+        if (!engine) return;
+        py::gil_scoped_release release;
+        Drop drop{engine};  // ~Engine, if ours is the last reference, also runs without the GIL
+        engine->stop_all();
+    }
+
+    bool closed() const { return !engine_; }
+    const EngineSettings& settings() const { return settings_; }
+
+private:
+    // Declared after a gil_scoped_release, releases the engine before the GIL is taken back.
+    struct Drop {
+        std::shared_ptr<Engine>& engine;
+        ~Drop() { engine.reset(); }
+    };
+
+    std::shared_ptr<Engine> get() const {
+        if (!engine_) throw Error(ErrorCode::Internal, "the engine is closed");
+        return engine_;
+    }
+
+    EngineSettings settings_;  // a copy, readable after close()
+    std::shared_ptr<Engine> engine_;
+};
+
+py::dict settings_dict(const EngineSettings& s) {
+    py::dict d;
+    d["segment_duration"] = s.hls.segment_duration;
+    d["max_segments"] = s.hls.max_segments;
+    d["cleanup_interval"] = s.hls.cleanup_interval;
+    d["hls_dir"] = s.hls_dir.empty() ? py::object(py::none()) : py::object(to_str(s.hls_dir));
+    d["read_timeout"] = s.read_timeout;
+    d["reconnect_min"] = s.reconnect_min;
+    d["reconnect_max"] = s.reconnect_max;
+    d["log_level"] = log_level_name(s.log_level);
+    d["stall_timeout"] = s.stall_timeout;
+    d["live_start_segments"] = s.live_start_segments;
+    return d;
+}
+
+void close_all_engines() {
+    std::vector<PyEngine*> engines(live_engines().begin(), live_engines().end());
+    for (PyEngine* e : engines) e->close();
+}
+
+py::object reply_body(const hlsrelay::api::Reply& r) {
+    if (r.content_type == "application/json") return to_python(r.body);
+    return to_str(r.text);
+}
+
+hlsrelay::api::Reply call_api(PyEngine& self, std::string endpoint, const std::optional<std::string>& channel,
+                              const std::string& base_url) {
+    std::replace(endpoint.begin(), endpoint.end(), '_', '-');
+    namespace api = hlsrelay::api;
+    auto need_channel = [&]() -> const std::string& {
+        if (!channel) invalid("endpoint '" + endpoint + "' needs a channel");
+        return *channel;
+    };
+    if (endpoint == "start-stream") {
+        forbid_in_callback("api('start-stream')");
+        const std::string& ch = need_channel();
+        return self.call([&](Engine& e) { return api::start_stream(e, ch); });
+    }
+    if (endpoint == "stop-stream") {
+        forbid_in_callback("api('stop-stream')");
+        const std::string& ch = need_channel();
+        return self.call([&](Engine& e) { return api::stop_stream(e, ch); });
+    }
+    if (endpoint == "stream-status") {
+        const std::string& ch = need_channel();
+        return self.call([&](Engine& e) { return api::stream_status(e, ch); });
+    }
+    if (endpoint == "streams-status") return self.call([&](Engine& e) { return api::streams_status(e); });
+    if (endpoint == "static-hls-m3u") return self.call([&](Engine& e) { return api::static_hls_m3u(e, base_url); });
+    if (endpoint == "channels" || endpoint == "list-channels")
+        return self.call([&](Engine& e) { return api::list_channels(e); });
+    invalid("unknown endpoint '" + endpoint +
+            "' (start-stream, stop-stream, stream-status, streams-status, static-hls-m3u, channels)");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "hlsrelay's engine: restream live channels into low-latency HLS, in-process.";
+    m.attr("__version__") = HLSRELAY_VERSION;
+
+    g_engine_error = PyErr_NewExceptionWithDoc("hlsrelay.EngineError", "Base class of the engine's errors.",
+                                               PyExc_Exception, nullptr);
+    g_channel_not_found = PyErr_NewExceptionWithDoc("hlsrelay.ChannelNotFound",
+                                                    "No channel has that stream id or name.", g_engine_error, nullptr);
+    g_invalid_argument = PyErr_NewExceptionWithDoc("hlsrelay.InvalidArgument",
+                                                   "A setting, channel or argument the engine refuses.", g_engine_error,
+                                                   nullptr);
+    if (!g_engine_error || !g_channel_not_found || !g_invalid_argument) throw py::error_already_set();
+    m.add_object("EngineError", py::handle(g_engine_error));
+    m.add_object("ChannelNotFound", py::handle(g_channel_not_found));
+    m.add_object("InvalidArgument", py::handle(g_invalid_argument));
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const Error& e) {
+            PyObject* type = e.code() == ErrorCode::NotFound          ? g_channel_not_found
+                             : e.code() == ErrorCode::InvalidArgument ? g_invalid_argument
+                                                                      : g_engine_error;
+            PyErr_SetString(type, e.what());
+        }
+    });
+
+    py::class_<PyResource>(m, "Resource", py::buffer_protocol(),
+                           "A playlist or segment read from memory. Shares the engine's bytes: memoryview(res) "
+                           "copies nothing, bytes(res) copies once.")
+        .def_buffer([](PyResource& r) {
+            return py::buffer_info(const_cast<char*>(r.data->data()), 1, "B", static_cast<py::ssize_t>(r.data->size()),
+                                   /*readonly=*/true);
+        })
+        .def_property_readonly("content_type", [](const PyResource& r) { return r.content_type; })
+        .def_property_readonly("immutable", [](const PyResource& r) { return r.immutable; })
+        .def("__len__", [](const PyResource& r) { return r.data->size(); })
+        .def("__bytes__", [](const PyResource& r) { return py::bytes(r.data->data(), r.data->size()); })
+        .def("tobytes", [](const PyResource& r) { return py::bytes(r.data->data(), r.data->size()); })
+        .def("__repr__", [](const PyResource& r) {
+            return "<hlsrelay.Resource " + r.content_type + ", " + std::to_string(r.data->size()) + " bytes" +
+                   (r.immutable ? ", immutable>" : ">");
+        });
+
+    py::class_<PyEngine>(m, "Engine")
+        .def(py::init([](double segment_duration, int max_segments, double cleanup_interval, const py::object& hls_dir,
+                         double read_timeout, double reconnect_min, double reconnect_max, const std::string& log_level,
+                         double stall_timeout, int live_start_segments) {
+                 EngineSettings s;
+                 s.hls.segment_duration = segment_duration;
+                 s.hls.max_segments = max_segments;
+                 s.hls.cleanup_interval = cleanup_interval;
+                 if (!hls_dir.is_none()) s.hls_dir = fspath(hls_dir);
+                 s.read_timeout = read_timeout;
+                 s.reconnect_min = reconnect_min;
+                 s.reconnect_max = reconnect_max;
+                 s.log_level = parse_log_level(log_level);
+                 s.stall_timeout = stall_timeout;
+                 s.live_start_segments = live_start_segments;
+                 return std::make_unique<PyEngine>(std::move(s));
+             }),
+             py::arg("segment_duration") = 2.0, py::arg("max_segments") = 5, py::arg("cleanup_interval") = 5.0,
+             py::arg("hls_dir") = py::none(), py::arg("read_timeout") = 10.0, py::arg("reconnect_min") = 0.5,
+             py::arg("reconnect_max") = 30.0, py::arg("log_level") = "warn", py::kw_only(),
+             py::arg("stall_timeout") = 0.0, py::arg("live_start_segments") = 3)
+
+        // Registry.
+        .def(
+            "load",
+            [](PyEngine& self, const std::string& text) {
+                auto report = self.call([&](Engine& e) { return e.load(text); });
+                return report_dict(report);
+            },
+            py::arg("text"), "Adds the channels of an M3U or JSON channel list; returns their ids and the issues.")
+        .def(
+            "load_file",
+            [](PyEngine& self, const py::object& path) {
+                const std::string p = fspath(path);
+                auto report = self.call([&](Engine& e) { return e.load_file(p); });
+                return report_dict(report);
+            },
+            py::arg("path"))
+        .def(
+            "add_channel",
+            [](PyEngine& self, const py::object& name, const py::object& urls, const py::kwargs& kwargs) {
+                py::dict fields;
+                for (const auto& item : kwargs) fields[item.first] = item.second;
+                fields["name"] = name;
+                fields["urls"] = urls;
+                if (!fields.contains("url")) fields["url"] = py::none();
+                ChannelConfig c;
+                apply_fields(c, fields);
+                auto added = self.call([&](Engine& e) { return e.add_channel(std::move(c)); });
+                return channel_dict(added);
+            },
+            py::arg("name"), py::arg("urls") = py::none(),
+            "add_channel(name, urls=None, *, url=None, id=None, logo='', group='', headers=None, loop=False, "
+            "realtime=None, variant='highest', segment_duration=None, max_segments=None, cleanup_interval=None)")
+        .def(
+            "update_channel",
+            [](PyEngine& self, const std::string& channel, const py::kwargs& kwargs) {
+                forbid_in_callback("update_channel()");
+                auto current = self.call([&](Engine& e) { return e.find_channel(channel); });
+                if (!current) throw Error(ErrorCode::NotFound, "Channel not found: " + channel);
+                ChannelConfig c = *current;
+                apply_fields(c, kwargs);
+                auto updated = self.call([&](Engine& e) { return e.update_channel(current->id, std::move(c)); });
+                return channel_dict(updated);
+            },
+            py::arg("channel"), "Changes the given fields (same keywords as add_channel); restarts it if running.")
+        .def(
+            "remove_channel",
+            [](PyEngine& self, const std::string& channel) {
+                forbid_in_callback("remove_channel()");
+                self.call([&](Engine& e) { e.remove_channel(channel); });
+            },
+            py::arg("channel"))
+        .def(
+            "channels",
+            [](PyEngine& self, bool include_sources) {
+                auto list = self.call([](Engine& e) { return e.channels(); });
+                py::list out;
+                for (const auto& c : list) out.append(channel_dict(c, include_sources));
+                return out;
+            },
+            py::kw_only(), py::arg("include_sources") = false,
+            "The registry; source URLs redacted and header values hidden unless include_sources=True.")
+        .def(
+            "channel",
+            [](PyEngine& self, const std::string& channel, bool include_sources) {
+                auto c = self.call([&](Engine& e) { return e.find_channel(channel); });
+                if (!c) throw Error(ErrorCode::NotFound, "Channel not found: " + channel);
+                return channel_dict(*c, include_sources);
+            },
+            py::arg("channel"), py::kw_only(), py::arg("include_sources") = false)
+
+        // Control.
+        .def(
+            "start",
+            [](PyEngine& self, const std::string& channel) {
+                forbid_in_callback("start()");
+                auto c = self.call([&](Engine& e) { return e.start(channel); });
+                return channel_dict(c);
+            },
+            py::arg("channel"))
+        .def(
+            "stop",
+            [](PyEngine& self, const std::string& channel) {
+                forbid_in_callback("stop()");
+                self.call([&](Engine& e) { e.stop(channel); });
+            },
+            py::arg("channel"))
+        .def("stop_all",
+             [](PyEngine& self) {
+                 forbid_in_callback("stop_all()");
+                 self.call([](Engine& e) { e.stop_all(); });
+             })
+        .def(
+            "running",
+            [](PyEngine& self, const std::string& channel) {
+                return self.call([&](Engine& e) { return e.running(channel); });
+            },
+            py::arg("channel"))
+
+        // Status.
+        .def(
+            "status",
+            [](PyEngine& self, const std::string& channel) {
+                auto s = self.call([&](Engine& e) { return e.status(channel); });
+                return to_python(hlsrelay::to_json(s));
+            },
+            py::arg("channel"))
+        .def("statuses",
+             [](PyEngine& self) {
+                 auto all = self.call([](Engine& e) { return e.statuses(); });
+                 py::list out;
+                 for (const auto& s : all) out.append(to_python(hlsrelay::to_json(s)));
+                 return out;
+             })
+        .def(
+            "read",
+            [](PyEngine& self, const std::string& channel, const std::string& name) -> py::object {
+                auto r = self.call([&](Engine& e) { return e.read(channel, name); });
+                if (!r || !r->data) return py::none();
+                return py::cast(PyResource{std::move(r->data), std::string(r->content_type), r->immutable});
+            },
+            py::arg("channel"), py::arg("name"),
+            "master.m3u8, index.m3u8 or a segment from memory; None when unknown, stopped or gone.")
+
+        // The replaced HTTP API.
+        .def(
+            "api",
+            [](PyEngine& self, const std::string& endpoint, const std::optional<std::string>& channel,
+               const std::string& base_url) {
+                auto reply = call_api(self, endpoint, channel, base_url);
+                return py::make_tuple(reply.status, reply_body(reply));
+            },
+            py::arg("endpoint"), py::arg("channel") = py::none(), py::arg("base_url") = "",
+            "(status_code, body) of an endpoint of the replaced HTTP API; body is a dict, or str for the M3U.")
+        .def(
+            "api_reply",
+            [](PyEngine& self, const std::string& endpoint, const std::optional<std::string>& channel,
+               const std::string& base_url) {
+                auto reply = call_api(self, endpoint, channel, base_url);
+                return py::make_tuple(reply.status, reply.content_type, reply_body(reply));
+            },
+            py::arg("endpoint"), py::arg("channel") = py::none(), py::arg("base_url") = "",
+            "Like api(), with the media type: (status_code, content_type, body).")
+
+        // Events.
+        .def(
+            "subscribe",
+            [](PyEngine& self, const py::function& callback) {
+                auto cb = std::make_shared<PyCallback>(callback);
+                return self.call([&](Engine& e) { return e.subscribe([cb](const Event& ev) { (*cb)(ev); }); });
+            },
+            py::arg("callback"), "Calls callback(event_dict) on engine threads; returns a subscription id.")
+        .def(
+            "unsubscribe",
+            [](PyEngine& self, Engine::SubscriptionId id) { self.call([&](Engine& e) { e.unsubscribe(id); }); },
+            py::arg("id"), "After it returns the callback is not running (unless called from it) and never runs again.")
+
+        // Lifetime.
+        .def("close", &PyEngine::close, "Stops every channel and releases the engine; idempotent.")
+        .def_property_readonly("closed", &PyEngine::closed)
+        .def("__enter__", [](py::object self) { return self; })
+        .def(
+            "__exit__",
+            [](PyEngine& self, const py::args&) {
+                self.close();
+                return false;
+            })
+        .def_property_readonly("hls_dir",
+                               [](const PyEngine& self) -> py::object {
+                                   if (self.settings().hls_dir.empty()) return py::none();
+                                   return to_str(self.settings().hls_dir);
+                               })
+        .def_property_readonly("settings", [](const PyEngine& self) { return settings_dict(self.settings()); })
+        .def("__repr__", [](const PyEngine& self) {
+            return std::string("<hlsrelay.Engine ") + (self.closed() ? "closed>" : "open>");
+        });
+
+    // Stop engines left open at exit while their threads can still take the GIL.
+    py::module_::import("atexit").attr("register")(py::cpp_function(&close_all_engines));
+}

@@ -1,0 +1,196 @@
+# hlsrelay.fastapi in-process with Starlette's TestClient: the replaced API's routes and HLS serving.
+import json
+import os
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")  # Starlette's TestClient needs it
+
+from fastapi import FastAPI  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from hlsrelay import Engine  # noqa: E402
+from hlsrelay.fastapi import create_app, create_router  # noqa: E402
+from conftest import wait_for  # noqa: E402
+
+NOT_FOUND = {"detail": "Channel not found"}
+
+
+def playlist_segments(client, stream_id, count, timeout=20.0):
+    def listed():
+        r = client.get(f"/hls_streams/{stream_id}/index.m3u8")
+        if r.status_code != 200:
+            return None
+        names = [line for line in r.text.splitlines() if line.endswith(".ts")]
+        return names if len(names) >= count else None
+
+    return wait_for(listed, timeout, what=f"{count} segments in the playlist")
+
+
+@pytest.mark.parametrize("zero_copy", [False, True])
+@pytest.mark.deadline(60)
+def test_api_and_hls_from_memory(live_engine, zero_copy):
+    app = create_app(live_engine, zero_copy=zero_copy)
+    with TestClient(app) as client:
+        r = client.get("/api/v1/channels")
+        assert r.status_code == 200
+        assert r.json() == live_engine.api("channels")[1]
+        assert r.json()["channels"][0]["running"] is False
+
+        r = client.get("/api/v1/channels/start-stream/Test Channel")
+        assert r.status_code == 200
+        assert r.json() == {"message": "Stream for 'test' started.", "channel": "Test Channel",
+                            "hls_url": "/hls_streams/test/master.m3u8",
+                            "config": {"segment_duration": 1, "max_segments": 5, "cleanup_interval": 5}}
+        r = client.get("/api/v1/channels/start-stream/test")
+        assert r.status_code == 200 and r.json()["message"] == "Stream for 'test' is already running."
+
+        names = playlist_segments(client, "test", 2)
+        r = client.get("/hls_streams/test/master.m3u8")
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/vnd.apple.mpegurl"
+        assert r.headers["cache-control"] == "no-cache"
+        assert r.text.startswith("#EXTM3U") and "index.m3u8" in r.text
+
+        r = client.get(f"/hls_streams/test/{names[-1]}")
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "video/mp2t"
+        assert r.headers["cache-control"] == "public, max-age=86400, immutable"
+        assert int(r.headers["content-length"]) == len(r.content) > 0
+        assert r.content[0] == 0x47 and len(r.content) % 188 == 0
+        assert r.content == bytes(live_engine.read("test", names[-1]))
+
+        r = client.get("/api/v1/channels/stream-status/test")
+        assert r.status_code == 200
+        status = r.json()
+        assert status["process_status"] == "running" and status["segment_count"] >= 2
+        assert status["master_playlist_exists"] is True and status["hls_url"] == "/hls_streams/test/master.m3u8"
+        assert list(status)[:3] == ["channel_name", "stream_id", "process_status"]  # order kept
+
+        r = client.get("/api/v1/channels/streams-status")
+        assert r.status_code == 200
+        body = r.json()
+        assert body["total_channels"] == 1 and body["running_streams"] == 1
+        assert body["streams"][0]["stream_id"] == "test"
+
+        r = client.get("/api/v1/channels/static-hls-m3u")
+        assert r.status_code == 200 and r.headers["content-type"] == "audio/x-mpegurl; charset=utf-8"
+        assert "http://testserver/hls_streams/test/master.m3u8" in r.text
+
+        r = client.get("/api/v1/channels/stop-stream/test")
+        assert r.status_code == 200 and r.json() == {"message": "Stream for 'test' stopped."}
+        r = client.get("/api/v1/channels/stop-stream/test")
+        assert r.json() == {"message": "Stream for 'test' was not running; stopped."}
+        assert client.get("/hls_streams/test/index.m3u8").status_code == 404
+        assert client.get("/api/v1/channels/stream-status/test").json()["process_status"] == "stopped"
+
+        assert client.get("/hls_streams/test/index.m3u8").json() == {"detail": "Stream not running"}
+
+        for route in ("start-stream", "stop-stream", "stream-status"):
+            r = client.get(f"/api/v1/channels/{route}/no-such-channel")
+            assert r.status_code == 404 and r.json() == NOT_FOUND
+        r = client.get("/hls_streams/no-such-channel/index.m3u8")
+        assert r.status_code == 404 and r.json() == NOT_FOUND
+        r = client.get("/hls_streams/Test Channel/index.m3u8")  # ids only, not display names
+        assert r.status_code == 404 and r.json() == NOT_FOUND
+
+
+@pytest.mark.parametrize("zero_copy", [False, True])
+@pytest.mark.deadline(60)
+def test_hls_ranges_head_and_missing_files(live_engine, zero_copy):
+    with TestClient(create_app(live_engine, zero_copy=zero_copy)) as client:
+        assert client.get("/api/v1/channels/start-stream/test").status_code == 200
+        names = playlist_segments(client, "test", 1)
+        url = f"/hls_streams/test/{names[-1]}"
+        whole = bytes(live_engine.read("test", names[-1]))
+        size = len(whole)
+
+        r = client.get(url, headers={"Range": "bytes=0-187"})
+        assert r.status_code == 206 and r.content == whole[:188]
+        assert r.headers["content-range"] == f"bytes 0-187/{size}" and r.headers["content-length"] == "188"
+        r = client.get(url, headers={"Range": "bytes=-188"})
+        assert r.status_code == 206 and r.content == whole[-188:]
+        r = client.get(url, headers={"Range": "bytes=188-"})
+        assert r.status_code == 206 and r.content == whole[188:]
+        r = client.get(url, headers={"Range": f"bytes={size}-"})
+        assert r.status_code == 416 and r.json() == {"detail": "Range not satisfiable"}
+        assert r.headers["content-range"] == f"bytes */{size}"
+        for ignored in ("bytes=0-1,5-9", "items=0-1", "bytes=9-2"):
+            r = client.get(url, headers={"Range": ignored})
+            assert r.status_code == 200 and r.content == whole
+        assert client.get(url).headers["accept-ranges"] == "bytes"
+
+        r = client.head(url)
+        assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == str(size)
+        r = client.get("/hls_streams/test/index.m3u8", headers={"Range": "bytes=0-3"})
+        assert r.status_code == 200 and "accept-ranges" not in r.headers  # playlists: whole only
+
+        r = client.get("/hls_streams/test/seg_1.ts")
+        assert r.status_code == 404 and r.json() == {"detail": "Not found"}
+        r = client.get("/hls_streams/test/passwd")
+        assert r.status_code == 404 and r.json() == {"detail": "Not found"}
+    assert not live_engine.closed  # the app does not own an engine it was given
+
+
+def test_router_mounts_into_an_existing_app(engine):
+    engine.add_channel("Idle", url="http://example.invalid/idle.m3u8")
+    app = FastAPI()
+
+    @app.get("/health")
+    def health():
+        return {"ok": True}
+
+    app.include_router(create_router(engine))
+    with TestClient(app) as client:
+        assert client.get("/health").json() == {"ok": True}
+        assert client.get("/api/v1/channels/stream-status/idle").json()["process_status"] == "stopped"
+        assert client.get("/api/v1/channels/stream-status/nope").json() == NOT_FOUND
+    with pytest.raises(TypeError):
+        create_router(object())
+
+
+@pytest.mark.deadline(60)
+def test_app_builds_and_closes_its_own_engine(media, tmp_path, monkeypatch):
+    channels = tmp_path / "channels.json"
+    channels.write_text(json.dumps([{"name": "Looped", "url": media, "loop": True, "segment_duration": 1}]))
+    monkeypatch.setenv("HLSRELAY_SEGMENT_DURATION", "1")
+    app = create_app(channels_file=channels)
+    with TestClient(app) as client:
+        engine = app.state.engine
+        assert isinstance(engine, Engine) and engine.settings["segment_duration"] == 1.0
+        assert client.get("/api/v1/channels/start-stream/looped").status_code == 200
+        playlist_segments(client, "looped", 1)
+    assert engine.closed  # closed on shutdown
+
+
+def test_app_without_channel_list_fails_clearly(monkeypatch, tmp_path):
+    monkeypatch.delenv("HLSRELAY_CHANNELS", raising=False)
+    with pytest.raises(RuntimeError, match="HLSRELAY_CHANNELS is not set"):
+        with TestClient(create_app()):
+            pass
+    monkeypatch.setenv("HLSRELAY_CHANNELS", str(tmp_path / "missing.m3u"))
+    with pytest.raises(RuntimeError, match="not readable"):
+        with TestClient(create_app()):
+            pass
+
+
+@pytest.mark.deadline(60)
+def test_serve_from_disk(media, tmp_path):
+    hls_dir = tmp_path / "hls"
+    with Engine() as memory_only, pytest.raises(ValueError):
+        create_app(memory_only, serve_from_disk=True)
+    with Engine(segment_duration=1.0, hls_dir=hls_dir, log_level="error") as engine:
+        engine.add_channel("Disk", url=media, loop=True)
+        app = create_app(engine, serve_from_disk=True)
+        with TestClient(app) as client:
+            assert client.get("/api/v1/channels/start-stream/disk").status_code == 200
+            names = playlist_segments(client, "disk", 2)
+            assert os.path.exists(hls_dir / "disk" / names[-1])
+            r = client.get(f"/hls_streams/disk/{names[-1]}")
+            assert r.status_code == 200 and r.headers["content-type"] == "video/mp2t"
+            assert r.headers["cache-control"] == "public, max-age=86400, immutable"
+            assert r.content[0] == 0x47 and len(r.content) % 188 == 0
+            r = client.get("/hls_streams/disk/master.m3u8")
+            assert r.headers["content-type"] == "application/vnd.apple.mpegurl"
+            assert client.get("/hls_streams/disk/nothing.ts").status_code == 404

@@ -1,0 +1,209 @@
+# `uvicorn hlsrelay.fastapi:app` for real on a loopback port, against a looping local MPEG-TS source.
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("uvicorn")
+pytest.importorskip("fastapi")
+
+from conftest import wait_for  # noqa: E402
+
+HOST = "127.0.0.1"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def get(port, path, timeout=10.0, method="GET", headers=None):
+    """(status, headers, body bytes) of GET (or method) http://127.0.0.1:port/path."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def get_json(port, path):
+    status, _, body = get(port, path)
+    return status, json.loads(body)
+
+
+class Uvicorn:
+    """uvicorn hlsrelay.fastapi:app in a subprocess; stopped (then killed) in stop()."""
+
+    def __init__(self, env, log_path):
+        self.env = env
+        self.log_path = log_path
+        self.proc = None
+        self.port = None
+
+    def start(self, attempts=3):
+        for _ in range(attempts):
+            self.port = free_port()
+            self.log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "hlsrelay.fastapi:app", "--host", HOST, "--port", str(self.port),
+                 "--log-level", "info"],
+                env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            )
+            end = time.monotonic() + 20
+            while time.monotonic() < end:
+                if self.proc.poll() is not None:
+                    break
+                try:
+                    if get(self.port, "/api/v1/channels", timeout=2)[0] == 200:
+                        return self
+                except OSError:
+                    pass
+                time.sleep(0.1)
+            self.stop()
+            if b"address already in use" not in self.output().lower():
+                break  # a real failure, not a port race
+        pytest.fail(f"uvicorn did not come up:\n{self.output().decode(errors='replace')}")
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # graceful: runs the lifespan shutdown (engine.close)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+@pytest.fixture
+def server_env(package_root, tmp_path):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("HLSRELAY_CHANNELS", None)
+    return env
+
+
+@pytest.mark.deadline(120)
+def test_uvicorn_serves_a_live_channel(media, tmp_path, server_env):
+    ffprobe = shutil.which("ffprobe")
+    if not ffprobe:
+        pytest.skip("ffprobe is not installed")
+    channels = tmp_path / "channels.json"
+    channels.write_text(json.dumps([
+        {"name": "Test Channel", "id": "test", "url": media, "loop": True},
+        {"name": "Spare", "url": "http://127.0.0.1:9/never.m3u8"},
+    ]))
+    server_env.update(HLSRELAY_CHANNELS=str(channels), HLSRELAY_SEGMENT_DURATION="1", HLSRELAY_MAX_SEGMENTS="4",
+                      HLSRELAY_LOG_LEVEL="error")
+    server = Uvicorn(server_env, tmp_path / "uvicorn.log")
+    try:
+        port = server.start().port
+
+        status, body = get_json(port, "/api/v1/channels/start-stream/Test Channel".replace(" ", "%20"))
+        assert status == 200, body
+        assert body["message"] == "Stream for 'test' started." and body["hls_url"] == "/hls_streams/test/master.m3u8"
+        assert body["config"] == {"segment_duration": 1, "max_segments": 4, "cleanup_interval": 5}
+
+        def segments():
+            status, _, text = get(port, "/hls_streams/test/index.m3u8")
+            names = [x for x in text.decode().splitlines() if x.endswith(".ts")] if status == 200 else []
+            return names if len(names) >= 3 else None
+
+        names = wait_for(segments, 30, interval=0.2, what="3 segments")
+
+        status, headers, master = get(port, "/hls_streams/test/master.m3u8")
+        assert status == 200 and headers["content-type"] == "application/vnd.apple.mpegurl"
+        assert headers["cache-control"] == "no-cache" and master.startswith(b"#EXTM3U")
+
+        status, headers, segment = get(port, f"/hls_streams/test/{names[-1]}")
+        assert status == 200 and headers["content-type"] == "video/mp2t"
+        assert headers["cache-control"] == "public, max-age=86400, immutable"
+        assert int(headers["content-length"]) == len(segment) > 0
+        status, headers, head = get(port, f"/hls_streams/test/{names[-1]}", method="HEAD")
+        assert status == 200 and head == b"" and int(headers["content-length"]) == len(segment)
+        status, headers, part = get(port, f"/hls_streams/test/{names[-1]}", headers={"Range": "bytes=188-375"})
+        assert status == 206 and part == segment[188:376]
+        assert headers["content-range"] == f"bytes 188-375/{len(segment)}"
+
+        # ffprobe reads one served segment, and the live playlist itself over HTTP.
+        seg_file = tmp_path / "segment.ts"
+        seg_file.write_bytes(segment)
+        probe = subprocess.run(
+            [ffprobe, "-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height:format=duration",
+             "-of", "json", str(seg_file)], capture_output=True, text=True, timeout=30, check=True)
+        info = json.loads(probe.stdout)
+        kinds = {s["codec_type"]: s for s in info["streams"]}
+        assert kinds["video"]["codec_name"] == "h264" and kinds["video"]["width"] == 320
+        assert kinds["audio"]["codec_name"] == "aac"
+        assert 0.5 <= float(info["format"]["duration"]) <= 1.6
+
+        probe = subprocess.run(
+            [ffprobe, "-v", "error", "-rw_timeout", "10000000", "-show_entries", "stream=codec_name", "-of", "json",
+             f"http://{HOST}:{port}/hls_streams/test/master.m3u8"],
+            capture_output=True, text=True, timeout=60)
+        assert probe.returncode == 0, probe.stderr
+        assert {s["codec_name"] for s in json.loads(probe.stdout)["streams"]} >= {"h264", "aac"}
+
+        status, body = get_json(port, "/api/v1/channels/stream-status/test")
+        assert status == 200
+        assert body["channel_name"] == "Test Channel" and body["stream_id"] == "test"
+        assert body["process_status"] == "running" and body["cleanup_running"] is True
+        assert 3 <= body["segment_count"] <= 4 and body["max_segments"] == 4
+        assert body["master_playlist_exists"] is True and body["hls_url"] == "/hls_streams/test/master.m3u8"
+        assert body["estimated_buffer_seconds"] > 0 and body["resolution"] == "320x240"
+        assert body["video_codec"] == "h264" and body["target_duration"] == 1
+
+        status, body = get_json(port, "/api/v1/channels/streams-status")
+        assert status == 200 and body["total_channels"] == 2 and body["running_streams"] == 1
+
+        status, headers, text = get(port, "/api/v1/channels/static-hls-m3u")
+        assert status == 200 and headers["content-type"] == "audio/x-mpegurl; charset=utf-8"
+        assert f"http://{HOST}:{port}/hls_streams/test/master.m3u8".encode() in text
+        assert f"http://{HOST}:{port}/hls_streams/spare/master.m3u8".encode() in text
+
+        status, body = get_json(port, "/api/v1/channels/stop-stream/test")
+        assert status == 200 and body == {"message": "Stream for 'test' stopped."}
+        assert get(port, "/hls_streams/test/index.m3u8")[0] == 404
+        assert get_json(port, "/api/v1/channels/stream-status/test")[1]["process_status"] == "stopped"
+
+        for route in ("start-stream", "stop-stream", "stream-status"):
+            assert get_json(port, f"/api/v1/channels/{route}/nope") == (404, {"detail": "Channel not found"})
+        assert get_json(port, "/hls_streams/nope/master.m3u8") == (404, {"detail": "Channel not found"})
+        assert get_json(port, "/hls_streams/test/master.m3u8") == (404, {"detail": "Stream not running"})
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0, server.output().decode(errors="replace")
+
+
+@pytest.mark.deadline(60)
+def test_uvicorn_without_channel_list_exits_with_a_clear_error(tmp_path, server_env):
+    log = tmp_path / "uvicorn.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "hlsrelay.fastapi:app", "--host", HOST, "--port", str(free_port())],
+            env=server_env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    assert proc.returncode != 0
+    assert b"HLSRELAY_CHANNELS is not set" in log.read_bytes()
