@@ -1,0 +1,171 @@
+// A connection's life: read -> parse -> handle -> write, repeated while keep-alive holds; every phase
+// that waits on the peer has a deadline, and a finished connection lingers briefly so a client still
+// sending (a pipelined request, an unread body) gets the response rather than a reset.
+#include "connection.hpp"
+
+#include "connection_manager.hpp"
+#include "log.hpp"
+
+#include <cstdio>
+
+namespace hlsrelay::server {
+
+namespace {
+constexpr std::chrono::milliseconds kLinger{1000};
+}
+
+Connection::Connection(asio::ip::tcp::socket socket, ConnectionManager& manager, RequestHandler& handler,
+                       ConnectionTimeouts timeouts, ParserLimits limits)
+    : socket_(std::move(socket)),
+      timer_(socket_.get_executor()),
+      manager_(manager),
+      handler_(handler),
+      timeouts_(timeouts),
+      parser_(limits) {
+    asio::error_code ec;
+    const auto peer = socket_.remote_endpoint(ec);
+    client_ = ec ? std::string("unknown") : peer.address().to_string();
+}
+
+void Connection::start() {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+        self->arm(self->timeouts_.read);  // a new connection is expected to send its request promptly
+        self->process();
+    });
+}
+
+void Connection::stop() {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->close(); });
+}
+
+void Connection::arm(std::chrono::milliseconds timeout) {
+    timer_.expires_after(timeout);
+    timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+        // A wait that completed just before a re-arm still runs: only a past expiry counts.
+        if (ec || self->timer_.expiry() > std::chrono::steady_clock::now()) return;
+        self->on_deadline();
+    });
+}
+
+void Connection::on_deadline() {
+    switch (phase_) {
+        case Phase::reading:
+            if (parser_.started()) {
+                log::debug(client_ + " request not received in time");
+                Response r = RequestHandler::error_response(408, "Request not received in time");
+                r.close = true;
+                asio::error_code ignored;
+                socket_.cancel(ignored);  // the pending read ends with operation_aborted, ignored below
+                send(std::move(r));
+            } else {
+                close();  // idle keep-alive connection
+            }
+            return;
+        case Phase::writing:
+        case Phase::lingering: close(); return;
+        case Phase::handling:
+        case Phase::closed: return;
+    }
+}
+
+void Connection::process() {
+    if (phase_ != Phase::reading) return;
+    const bool was_started = parser_.started();
+    const auto [result, end] = parser_.parse(request_, pending_.data(), pending_.data() + pending_.size());
+    pending_.erase(0, static_cast<std::size_t>(end - pending_.data()));
+    switch (result) {
+        case RequestParser::Result::good: return on_request();
+        case RequestParser::Result::bad: {
+            log::debug(client_ + " bad request: " + parser_.error_detail());
+            Response r = RequestHandler::error_response(parser_.error_status(), parser_.error_detail());
+            r.close = true;
+            return send(std::move(r));
+        }
+        case RequestParser::Result::indeterminate:
+            // The read deadline runs from a request's first byte and is not extended by later bytes.
+            if (parser_.started() && !was_started) arm(timeouts_.read);
+            return read_more();
+    }
+}
+
+void Connection::read_more() {
+    socket_.async_read_some(asio::buffer(read_buffer_), [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+        if (self->phase_ != Phase::reading) return;
+        if (ec) return self->close();
+        self->pending_.append(self->read_buffer_.data(), n);
+        self->process();
+    });
+}
+
+void Connection::on_request() {
+    phase_ = Phase::handling;
+    timer_.cancel();
+    request_start_ = std::chrono::steady_clock::now();
+    handler_.handle(request_, client_, [self = shared_from_this()](Response r) {
+        asio::dispatch(self->socket_.get_executor(), [self, r = std::move(r)]() mutable { self->send(std::move(r)); });
+    });
+}
+
+void Connection::send(Response response) {
+    if (phase_ == Phase::closed || phase_ == Phase::lingering) return;
+    const bool http10 = request_.version_major == 1 && request_.version_minor == 0;
+    keep_alive_ = !response.close && request_.keep_alive();
+    response_ = std::move(response);
+    head_ = serialize_head(response_, keep_alive_, http10);
+    handler_.counters().count(response_.status);
+    if (log::enabled(LogLevel::Debug)) {
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - request_start_).count();
+        char took[32];
+        std::snprintf(took, sizeof took, "%.1fms", ms);
+        // The query may carry the API token: it stays out of the log.
+        const std::size_t query = request_.target.find('?');
+        const std::string target = query == std::string::npos ? request_.target : request_.target.substr(0, query) + "?...";
+        log::debug(client_ + " " + request_.method + " " + target + " " + std::to_string(response_.status) + " " +
+                   std::to_string(response_.payload().size()) + " " + (request_start_.time_since_epoch().count() ? took : "-"));
+    }
+    const bool body = request_.method != "HEAD" && response_.status != 204;
+    const std::string_view payload = body ? response_.payload() : std::string_view();
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(payload.data(), payload.size())};
+    phase_ = Phase::writing;
+    arm(timeouts_.write);
+    asio::async_write(socket_, buffers, [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
+        if (self->phase_ != Phase::writing) return;
+        if (ec) return self->close();
+        self->response_ = Response{};  // releases a shared segment as soon as it is sent
+        if (!self->keep_alive_) return self->linger();
+        self->request_ = Request{};
+        self->request_start_ = {};
+        self->parser_.reset();
+        self->phase_ = Phase::reading;
+        self->arm(self->timeouts_.keep_alive);
+        self->process();
+    });
+}
+
+void Connection::linger() {
+    phase_ = Phase::lingering;
+    asio::error_code ignored;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    arm(kLinger);
+    discard();
+}
+
+void Connection::discard() {
+    socket_.async_read_some(asio::buffer(read_buffer_), [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
+        if (self->phase_ != Phase::lingering) return;
+        if (ec) return self->close();  // EOF: the peer has everything
+        self->discard();
+    });
+}
+
+void Connection::close() {
+    if (phase_ == Phase::closed) return;
+    phase_ = Phase::closed;
+    asio::error_code ignored;
+    timer_.cancel();
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    manager_.remove(shared_from_this());
+}
+
+}  // namespace hlsrelay::server

@@ -1,0 +1,70 @@
+// One client connection: reads requests (keep-alive, pipelined), hands them to the RequestHandler and
+// writes the responses, all on its own strand, with per-phase deadlines so a stalled peer is dropped.
+#pragma once
+
+#include "http.hpp"
+#include "request_handler.hpp"
+#include "request_parser.hpp"
+
+#include <asio.hpp>
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace hlsrelay::server {
+
+class ConnectionManager;
+
+struct ConnectionTimeouts {
+    std::chrono::milliseconds read{10000};       // to receive a whole request once it has begun
+    std::chrono::milliseconds keep_alive{15000};  // idle between requests
+    std::chrono::milliseconds write{60000};      // to send a whole response
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+public:
+    // `socket` must use a strand executor: every handler of this connection runs on it.
+    Connection(asio::ip::tcp::socket socket, ConnectionManager& manager, RequestHandler& handler,
+               ConnectionTimeouts timeouts, ParserLimits limits);
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    void start();
+    // Thread-safe: closes the socket on the connection's strand.
+    void stop();
+
+private:
+    enum class Phase { reading, handling, writing, lingering, closed };
+
+    void process();  // parses what is buffered; reads more, answers or fails
+    void read_more();
+    void on_request();
+    void send(Response response);
+    void arm(std::chrono::milliseconds timeout);
+    void on_deadline();
+    void linger();   // half-close, then drain the peer's bytes until EOF or a short deadline
+    void discard();
+    void close();
+
+    asio::ip::tcp::socket socket_;
+    asio::steady_timer timer_;
+    ConnectionManager& manager_;
+    RequestHandler& handler_;
+    const ConnectionTimeouts timeouts_;
+    std::string client_;
+
+    Phase phase_ = Phase::reading;
+    RequestParser parser_;
+    Request request_;
+    std::array<char, 8192> read_buffer_{};
+    std::string pending_;  // received bytes the parser has not consumed yet
+    std::chrono::steady_clock::time_point request_start_{};
+
+    Response response_;  // kept alive (with any shared body) until its write completes
+    std::string head_;
+    bool keep_alive_ = false;
+};
+
+}  // namespace hlsrelay::server

@@ -1,0 +1,73 @@
+// HTTP/1.x messages as the server sees them: a parsed request, a response to send, and the helpers
+// shared by the parser, the router and the connection.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace hlsrelay::server {
+
+struct Header {
+    std::string name;
+    std::string value;
+};
+
+struct Request {
+    std::string method;
+    std::string target;  // as sent: origin-form "/path?query", absolute-form or "*"
+    int version_major = 1;
+    int version_minor = 1;
+    std::vector<Header> headers;
+    std::size_t content_length = 0;
+
+    // The first header named `name` (case-insensitive), if any.
+    std::optional<std::string_view> header(std::string_view name) const;
+    // HTTP/1.1 keeps the connection unless "Connection: close"; HTTP/1.0 only with "keep-alive".
+    bool keep_alive() const;
+};
+
+struct Response {
+    int status = 200;
+    std::vector<Header> headers;  // Content-Length, Connection, Date and CORS are added when sending
+    std::string body;
+    // A body shared with the engine (a playlist or segment): sent in place, kept alive while writing.
+    std::shared_ptr<const std::string> shared_body;
+    std::size_t offset = 0;  // the slice of shared_body to send
+    std::size_t length = 0;
+    bool close = false;  // end the connection after this response
+
+    std::string_view payload() const {
+        return shared_body ? std::string_view(*shared_body).substr(offset, length) : std::string_view(body);
+    }
+    void set(std::string name, std::string value) { headers.push_back({std::move(name), std::move(value)}); }
+};
+
+std::string_view reason_phrase(int status);
+
+bool iequals(std::string_view a, std::string_view b);
+
+// The status line and headers of `r` (with the framing headers added), ending in the blank line.
+// `http10`: the request was HTTP/1.0, so a kept connection must be announced.
+std::string serialize_head(const Response& r, bool keep_alive, bool http10);
+
+// Strict percent-decoding of one path segment or query value: nullopt for a '%' that is not followed
+// by two hex digits. `plus_is_space` for query strings (application/x-www-form-urlencoded).
+std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space = false);
+
+// A Range header against a body of `size` bytes (RFC 9110 14.2). Only one range of unit "bytes" is
+// honoured; several ranges or a malformed header mean `ignore` (send the whole body, as allowed).
+struct ByteRange {
+    enum Kind { ignore, satisfiable, unsatisfiable } kind = ignore;
+    std::size_t first = 0, last = 0;  // inclusive, for satisfiable
+};
+ByteRange parse_range(std::string_view header, std::size_t size);
+
+// RFC 7231 IMF-fixdate of now, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
+std::string http_date();
+
+}  // namespace hlsrelay::server

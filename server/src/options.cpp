@@ -1,0 +1,162 @@
+// Command-line parsing: "--name value" and "--name=value", numbers checked against their ranges.
+#include "options.hpp"
+
+#include "log.hpp"
+
+#include <hlsrelay/registry.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <functional>
+#include <map>
+
+#ifndef HLSRELAY_VERSION
+#define HLSRELAY_VERSION "unknown"
+#endif
+
+namespace hlsrelay::server {
+
+const char* version() { return HLSRELAY_VERSION; }
+
+std::string usage() {
+    return R"(Usage: hlsrelay-server [options]
+
+Restreams live TV channels into low-latency HLS and serves them with the hlsrelay HTTP API.
+
+Options:
+  --channels FILE          channel list, M3U or JSON (default: the bundled demo list)
+  --listen ADDR:PORT       address to listen on (default: 127.0.0.1:8000; ":PORT" for all interfaces)
+  --hls-dir DIR            also mirror playlists and segments to DIR/<id>/ (default: memory only)
+  --segment-duration S     target segment length in seconds (default: 2)
+  --max-segments N         segments listed in each media playlist (default: 5)
+  --on-demand              start a channel when its playlist is requested, stop it when unwatched
+  --idle-timeout S         on-demand: stop a channel nobody requested for S seconds (default: 60)
+  --api-token T            require "Authorization: Bearer T" (or ?token=T) on control endpoints
+  --log-level L            debug, info, warn, error or off (default: info)
+  --web-root DIR           dashboard files; hls.js from DIR/node_modules (default: bundled)
+  --media-dir DIR          where the default list's relative sources live (default: <build>/media)
+  --threads N              io threads (default: 2)
+  --max-connections N      open connections at most; more are closed at once (default: 2048)
+  --read-timeout S         seconds to receive a whole request (default: 10)
+  --keepalive-timeout S    seconds an idle keep-alive connection is kept (default: 15)
+  --help                   show this help and exit
+  --version                show the version and exit
+)";
+}
+
+bool parse_listen(const std::string& text, std::string& address, uint16_t& port) {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string::npos) return false;
+    std::string host = text.substr(0, colon);
+    const std::string port_text = text.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    else if (host.find(':') != std::string::npos) return false;  // a bare IPv6 address needs brackets
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+    if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() || value > 65535)
+        return false;
+    address = host.empty() ? "0.0.0.0" : host;
+    port = static_cast<uint16_t>(value);
+    return true;
+}
+
+namespace {
+template <typename T>
+bool parse_number(const std::string& text, T& out) {
+    const char* begin = text.data();
+    const char* end = begin + text.size();
+    const auto [ptr, ec] = std::from_chars(begin, end, out);
+    if constexpr (std::is_floating_point_v<T>) {
+        if (!std::isfinite(out)) return false;
+    }
+    return !text.empty() && ec == std::errc() && ptr == end;
+}
+}  // namespace
+
+ParsedOptions parse_options(const std::vector<std::string>& args) {
+    Options o;
+    ParsedOptions result;
+    auto fail = [&](const std::string& message) {
+        result.options.reset();
+        result.exit_code = 2;
+        result.output = "hlsrelay-server: " + message + "\nTry 'hlsrelay-server --help'.\n";
+        return result;
+    };
+
+    using Setter = std::function<std::string(const std::string&)>;  // returns a problem or ""
+    auto number_in = [](auto& field, double lo, double hi, const char* what) -> Setter {
+        return [&field, lo, hi, what](const std::string& v) -> std::string {
+            std::remove_reference_t<decltype(field)> n{};
+            if (!parse_number(v, n) || static_cast<double>(n) < lo || static_cast<double>(n) > hi)
+                return std::string(what) + " must be a number within " + detail::format_number(lo) + ".." +
+                       detail::format_number(hi) + ", not '" + v + "'";
+            field = n;
+            return {};
+        };
+    };
+    auto text = [](std::string& field) -> Setter {
+        return [&field](const std::string& v) -> std::string {
+            if (v.empty()) return "an empty value is not allowed";
+            field = v;
+            return {};
+        };
+    };
+    const std::map<std::string, Setter> with_value = {
+        {"--channels", text(o.channels)},
+        {"--listen",
+         [&](const std::string& v) -> std::string {
+             return parse_listen(v, o.address, o.port) ? "" : "--listen wants ADDR:PORT, not '" + v + "'";
+         }},
+        {"--hls-dir", text(o.hls_dir)},
+        {"--segment-duration", number_in(o.segment_duration, 0.5, 60, "--segment-duration")},
+        {"--max-segments", number_in(o.max_segments, 1, 100, "--max-segments")},
+        {"--idle-timeout", number_in(o.idle_timeout, 0.1, 86400, "--idle-timeout")},
+        {"--api-token", text(o.api_token)},
+        {"--log-level",
+         [&](const std::string& v) -> std::string {
+             const auto level = log::parse_level(v);
+             if (!level) return "--log-level wants debug, info, warn, error or off, not '" + v + "'";
+             o.log_level = *level;
+             return {};
+         }},
+        {"--web-root", text(o.web_root)},
+        {"--media-dir", text(o.media_dir)},
+        {"--threads", number_in(o.threads, 1, 64, "--threads")},
+        {"--max-connections", number_in(o.max_connections, 1, 1000000, "--max-connections")},
+        {"--read-timeout", number_in(o.read_timeout, 0.1, 3600, "--read-timeout")},
+        {"--keepalive-timeout", number_in(o.keepalive_timeout, 0.1, 3600, "--keepalive-timeout")},
+    };
+
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        std::string name = args[i];
+        std::optional<std::string> value;
+        if (const std::size_t eq = name.find('='); name.rfind("--", 0) == 0 && eq != std::string::npos) {
+            value = name.substr(eq + 1);
+            name.resize(eq);
+        }
+        if (name == "--help" || name == "-h") {
+            result.output = usage();
+            return result;
+        }
+        if (name == "--version") {
+            result.output = std::string("hlsrelay-server ") + version() + "\n";
+            return result;
+        }
+        if (name == "--on-demand") {
+            if (value) return fail("--on-demand takes no value");
+            o.on_demand = true;
+            continue;
+        }
+        auto it = with_value.find(name);
+        if (it == with_value.end()) return fail("unknown option '" + name + "'");
+        if (!value) {
+            if (i + 1 >= args.size()) return fail(name + " needs a value");
+            value = args[++i];
+        }
+        if (std::string problem = it->second(*value); !problem.empty()) return fail(name + ": " + problem);
+    }
+    result.options = std::move(o);
+    return result;
+}
+
+}  // namespace hlsrelay::server

@@ -1,0 +1,50 @@
+// hlsrelay-server's command line: parsing, validation and --help text (kept apart from main for tests).
+#pragma once
+
+#include <hlsrelay/engine.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hlsrelay::server {
+
+struct Options {
+    std::string channels;  // empty: the bundled default list
+    std::string address = "127.0.0.1";
+    uint16_t port = 8000;
+    std::string hls_dir;  // empty: memory only
+    double segment_duration = 2.0;
+    int max_segments = 5;
+    bool on_demand = false;
+    double idle_timeout = 60;
+    std::string api_token;
+    LogLevel log_level = LogLevel::Info;
+    std::string web_root;   // empty: the bundled dashboard
+    std::string media_dir;  // empty: the build tree's media/ (relative sources of the default list)
+    int threads = 2;
+    std::size_t max_connections = 2048;
+    double read_timeout = 10;
+    double keepalive_timeout = 15;
+};
+
+struct ParsedOptions {
+    std::optional<Options> options;  // set when the server should run
+    int exit_code = 0;               // otherwise: exit with this after printing `output`
+    std::string output;              // --help/--version text (stdout) or an error (stderr)
+};
+
+// `args` excludes the program name.
+ParsedOptions parse_options(const std::vector<std::string>& args);
+
+std::string usage();
+
+// PROJECT_VERSION, e.g. "0.1.0".
+const char* version();
+
+// "ADDR:PORT", "[V6ADDR]:PORT" or ":PORT" (all interfaces); false if malformed.
+bool parse_listen(const std::string& text, std::string& address, uint16_t& port);
+
+}  // namespace hlsrelay::server

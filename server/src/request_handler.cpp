@@ -1,0 +1,290 @@
+// Request handling over the engine: one function per route kind, replies shaped by hlsrelay/api.hpp.
+#include "request_handler.hpp"
+
+#include "log.hpp"
+
+#include <hlsrelay/playlist.hpp>
+
+#include <memory>
+
+namespace hlsrelay::server {
+
+namespace {
+
+constexpr const char* kJson = "application/json";
+
+Response text_response(int status, std::string content_type, std::string body) {
+    Response r;
+    r.status = status;
+    r.set("Content-Type", std::move(content_type));
+    r.set("Cache-Control", "no-store");
+    r.body = std::move(body);
+    return r;
+}
+
+// JSON text never throws on bytes that are not UTF-8 (an error message from a source, say).
+std::string dump(const nlohmann::ordered_json& j) {
+    return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+// Compares without an early exit so that response timing does not reveal how much of a guess matched.
+bool same_secret(std::string_view given, std::string_view secret) {
+    if (given.size() != secret.size()) return false;
+    unsigned char diff = 0;
+    for (std::size_t i = 0; i < given.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ secret[i]);
+    return diff == 0;
+}
+
+// A Host header is echoed into the M3U: only host[:port] characters may pass.
+bool valid_host(std::string_view host) {
+    if (host.empty() || host.size() > 255) return false;
+    for (char c : host)
+        if (!(detail::is_ascii_alnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_')) return false;
+    return true;
+}
+
+bool is_playlist(std::string_view file) { return file == kMasterPlaylistName || file == kMediaPlaylistName; }
+
+}  // namespace
+
+Response RequestHandler::error_response(int status, std::string detail) {
+    return reply_response(api::error(status, std::move(detail)));
+}
+
+Response reply_response(const api::Reply& reply) {
+    const bool json = reply.content_type == kJson;
+    return text_response(reply.status, json ? reply.content_type : reply.content_type + "; charset=utf-8",
+                         json ? dump(reply.body) : reply.text);
+}
+
+Response resource_response(const Resource& res, std::optional<std::string_view> range) {
+    Response r;
+    r.set("Content-Type", std::string(res.content_type));
+    r.shared_body = res.data;
+    r.length = res.data->size();
+    if (!res.immutable) {
+        r.set("Cache-Control", "no-cache");
+        return r;
+    }
+    r.set("Cache-Control", "public, max-age=86400, immutable");
+    r.set("Accept-Ranges", "bytes");
+    if (!range) return r;
+    const std::size_t size = res.data->size();
+    const ByteRange br = parse_range(*range, size);
+    if (br.kind == ByteRange::unsatisfiable) {
+        Response e = RequestHandler::error_response(416, "Range not satisfiable");
+        e.set("Content-Range", "bytes */" + std::to_string(size));
+        return e;
+    }
+    if (br.kind == ByteRange::satisfiable) {
+        r.status = 206;
+        r.offset = br.first;
+        r.length = br.last - br.first + 1;
+        r.set("Content-Range", "bytes " + std::to_string(br.first) + "-" + std::to_string(br.last) + "/" + std::to_string(size));
+    }
+    return r;
+}
+
+RequestHandler::RequestHandler(Engine& engine, asio::io_context& io, asio::thread_pool& blocking, Activity& activity,
+                               HandlerSettings settings)
+    : engine_(engine), io_(io), blocking_(blocking), activity_(activity), settings_(std::move(settings)) {}
+
+bool RequestHandler::authorized(const Route& r, const Request& req) const {
+    if (settings_.api_token.empty()) return true;
+    if (auto auth = req.header("Authorization")) {
+        constexpr std::string_view scheme = "Bearer ";
+        if (auth->size() > scheme.size() && iequals(auth->substr(0, scheme.size()), scheme)) {
+            std::string_view token = auth->substr(scheme.size());
+            while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+            if (same_secret(token, settings_.api_token)) return true;
+        }
+    }
+    auto it = r.query.find("token");
+    return it != r.query.end() && same_secret(it->second, settings_.api_token);
+}
+
+void RequestHandler::handle(const Request& req, const std::string& client, Done done) {
+    // An engine call may throw (a channel removed between two calls): the connection must still get
+    // its one response, or it would wait for it forever.
+    try {
+        dispatch(req, client, done);
+    } catch (const std::exception& e) {
+        log::error(std::string("handling ") + req.method + " " + req.target + ": " + e.what());
+        done(error_response(500, e.what()));
+    }
+}
+
+void RequestHandler::dispatch(const Request& req, const std::string& client, const Done& done) {
+    const Route r = route(req.method, req.target);
+    if (r.kind == RouteKind::error) {
+        Response e = error_response(r.status, r.detail);
+        if (!r.allow.empty()) e.set("Allow", r.allow);
+        return done(std::move(e));
+    }
+    if (r.control && !authorized(r, req)) {
+        Response e = error_response(401, "Not authenticated");
+        e.set("WWW-Authenticate", "Bearer");
+        return done(std::move(e));
+    }
+    switch (r.kind) {
+        case RouteKind::hls: return serve_hls(r, req, client, done);
+        case RouteKind::start_stream:
+            return run_blocking(
+                [this, name = r.channel] {
+                    api::Reply reply = api::start_stream(engine_, name);
+                    if (reply.status == 200)
+                        if (auto c = engine_.find_channel(name)) activity_.touch(c->id);
+                    return reply;
+                },
+                done);
+        case RouteKind::stop_stream:
+            return run_blocking([this, name = r.channel] { return api::stop_stream(engine_, name); }, done);
+        default: return done(handle_now(r, req));
+    }
+}
+
+void RequestHandler::run_blocking(std::function<api::Reply()> work, Done done) {
+    asio::post(blocking_, [work = std::move(work), done = std::move(done)] { done(reply_response(work())); });
+}
+
+void RequestHandler::add_activity(nlohmann::ordered_json& status) const {
+    const std::string id = status.value("stream_id", std::string());
+    status["viewers"] = activity_.viewers(id);
+    const auto last = activity_.last_request_at(id);
+    status["last_request_at"] = last ? nlohmann::ordered_json(*last) : nlohmann::ordered_json(nullptr);
+}
+
+Response RequestHandler::asset(const std::filesystem::path& path, std::string content_type, std::string cache_control) {
+    Response r;
+    r.shared_body = files_.get(path);
+    if (!r.shared_body) return error_response(404, "Not found");
+    r.length = r.shared_body->size();
+    r.set("Content-Type", std::move(content_type));
+    r.set("Cache-Control", std::move(cache_control));
+    return r;
+}
+
+Response RequestHandler::handle_now(const Route& r, const Request& req) {
+    switch (r.kind) {
+        case RouteKind::preflight: {
+            Response p;
+            p.status = 204;
+            p.set("Allow", r.allow);
+            p.set("Access-Control-Allow-Methods", r.allow);
+            p.set("Access-Control-Allow-Headers", "Range, Authorization, Content-Type");
+            p.set("Access-Control-Max-Age", "86400");
+            return p;
+        }
+        case RouteKind::index:
+            return asset(settings_.web_root / "index.html", "text/html; charset=utf-8", "no-cache");
+        case RouteKind::asset: {
+            const auto path = settings_.web_root / "node_modules" / "hls.js" / "dist" / "hls.min.js";
+            Response a = asset(path, "text/javascript; charset=utf-8", "public, max-age=3600");
+            if (a.status == 404) {
+                log::warn("hls.js is missing at " + path.string() + ": run `npm ci` in " + settings_.web_root.string());
+                return error_response(404, "hls.js is not installed on this server (run `npm ci` in its web root)");
+            }
+            return a;
+        }
+        case RouteKind::healthz: {
+            const auto all = engine_.statuses();
+            int running = 0;
+            for (const auto& s : all)
+                if (s.cleanup_running) ++running;
+            nlohmann::ordered_json j;
+            j["status"] = "ok";
+            j["channels"] = all.size();
+            j["running"] = running;
+            return text_response(200, kJson, dump(j));
+        }
+        case RouteKind::metrics:
+            return text_response(200, "text/plain; version=0.0.4; charset=utf-8",
+                                 render_metrics(engine_.statuses(), activity_, counters_));
+        case RouteKind::list_channels: return reply_response(api::list_channels(engine_));
+        case RouteKind::stream_status: {
+            api::Reply reply = api::stream_status(engine_, r.channel);
+            if (reply.status == 200) add_activity(reply.body);
+            return reply_response(reply);
+        }
+        case RouteKind::streams_status: {
+            api::Reply reply = api::streams_status(engine_);
+            if (reply.status == 200 && reply.body.contains("streams"))
+                for (auto& s : reply.body["streams"]) add_activity(s);
+            return reply_response(reply);
+        }
+        case RouteKind::static_hls_m3u: {
+            const auto host = req.header("Host");
+            if (host && !valid_host(*host)) return error_response(400, "Invalid Host header");
+            return reply_response(api::static_hls_m3u(engine_, "http://" + (host ? std::string(*host) : settings_.default_host)));
+        }
+        default: return error_response(500, "Unhandled route");
+    }
+}
+
+void RequestHandler::serve_hls(const Route& r, const Request& req, const std::string& client, Done done) {
+    // Engine::read also accepts display names; this path serves registry ids only.
+    const auto channel = engine_.find_channel(r.channel);
+    if (!channel || channel->id != r.channel) return done(reply_response(api::channel_not_found()));
+    const std::string& id = channel->id;
+    activity_.record_request(id, client);
+    if (auto res = engine_.read(id, r.file)) return done(resource_response(*res, req.header("Range")));
+    if (!settings_.on_demand || !is_playlist(r.file))
+        return done(error_response(404, engine_.running(id) ? "Not found" : "Stream not running"));
+    wait_for_playlist(id, r.file, std::move(done));
+}
+
+// One on-demand request waiting for its channel's playlist; while it lives the channel is not idle.
+struct PlaylistWait {
+    PlaylistWait(asio::io_context& io, Activity& a, std::string channel, std::string name, RequestHandler::Done d,
+                 std::chrono::steady_clock::time_point until)
+        : timer(io), activity(a), id(std::move(channel)), file(std::move(name)), done(std::move(d)), deadline(until) {
+        activity.add_waiter(id);
+    }
+    ~PlaylistWait() { activity.remove_waiter(id); }
+    PlaylistWait(const PlaylistWait&) = delete;
+    PlaylistWait& operator=(const PlaylistWait&) = delete;
+
+    asio::steady_timer timer;
+    Activity& activity;
+    const std::string id, file;
+    RequestHandler::Done done;
+    const std::chrono::steady_clock::time_point deadline;
+};
+
+void RequestHandler::wait_for_playlist(const std::string& id, const std::string& file, Done done) {
+    if (!engine_.running(id)) {
+        log::info("on-demand start of " + id);
+        asio::post(blocking_, [this, id] {
+            try {
+                engine_.start(id);
+                activity_.touch(id);
+            } catch (const std::exception& e) {
+                log::warn("on-demand start of " + id + " failed: " + e.what());
+            }
+        });
+    }
+    poll(std::make_shared<PlaylistWait>(io_, activity_, id, file, std::move(done),
+                                        std::chrono::steady_clock::now() + settings_.on_demand_wait));
+}
+
+// Polling keeps this independent of event ordering: the playlist may appear before a subscriber could.
+void RequestHandler::poll(std::shared_ptr<PlaylistWait> wait) {
+    wait->timer.expires_after(settings_.on_demand_poll);
+    wait->timer.async_wait([this, wait](const asio::error_code& ec) {
+        if (ec) return;
+        if (auto res = engine_.read(wait->id, wait->file)) return wait->done(resource_response(*res, std::nullopt));
+        if (std::chrono::steady_clock::now() < wait->deadline) return poll(wait);
+        std::string detail = "Stream '" + wait->id + "' did not produce a playlist in time; retry shortly";
+        try {
+            const ChannelStatus s = engine_.status(wait->id);
+            if (!s.last_error.empty()) detail += " (last error: " + s.last_error + ")";
+        } catch (const std::exception&) {
+            // removed meanwhile: the plain detail will do
+        }
+        Response e = error_response(503, detail);
+        e.set("Retry-After", "2");
+        wait->done(std::move(e));
+    });
+}
+
+}  // namespace hlsrelay::server

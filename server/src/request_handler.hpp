@@ -1,0 +1,78 @@
+// Turns a parsed request into a response over the engine: API replies (from hlsrelay/api.hpp), HLS
+// reads from memory, the dashboard, health and metrics. Blocking engine calls (start/stop) run on a
+// thread pool and on-demand waits on timers, so io threads never block; the reply arrives via `Done`.
+#pragma once
+
+#include "activity.hpp"
+#include "http.hpp"
+#include "metrics.hpp"
+#include "router.hpp"
+#include "static_files.hpp"
+
+#include <hlsrelay/api.hpp>
+#include <hlsrelay/engine.hpp>
+
+#include <asio.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace hlsrelay::server {
+
+struct HandlerSettings {
+    bool on_demand = false;
+    std::chrono::milliseconds on_demand_wait{10000};  // for the first playlist of a channel it starts
+    std::chrono::milliseconds on_demand_poll{50};
+    std::string api_token;  // empty: control endpoints are open
+    std::string default_host;  // for absolute URLs when a request has no Host (HTTP/1.0)
+    std::filesystem::path web_root;
+};
+
+struct PlaylistWait;
+
+class RequestHandler {
+public:
+    using Done = std::function<void(Response)>;
+
+    RequestHandler(Engine& engine, asio::io_context& io, asio::thread_pool& blocking, Activity& activity,
+                   HandlerSettings settings);
+
+    // Calls `done` exactly once, possibly before returning, possibly later from another thread.
+    void handle(const Request& req, const std::string& client, Done done);
+
+    // A JSON error {"detail": ...} (the shape of hlsrelay::api::error).
+    static Response error_response(int status, std::string detail);
+
+    HttpCounters& counters() { return counters_; }
+
+private:
+    void dispatch(const Request& req, const std::string& client, const Done& done);
+    Response handle_now(const Route& r, const Request& req);
+    void serve_hls(const Route& r, const Request& req, const std::string& client, Done done);
+    void wait_for_playlist(const std::string& id, const std::string& file, Done done);
+    void poll(std::shared_ptr<PlaylistWait> wait);
+    void run_blocking(std::function<api::Reply()> work, Done done);
+    bool authorized(const Route& r, const Request& req) const;
+    void add_activity(nlohmann::ordered_json& status) const;
+    Response asset(const std::filesystem::path& path, std::string content_type, std::string cache_control);
+
+    Engine& engine_;
+    asio::io_context& io_;
+    asio::thread_pool& blocking_;
+    Activity& activity_;
+    const HandlerSettings settings_;
+    StaticFiles files_;
+    HttpCounters counters_;
+};
+
+// A Resource from Engine::read as a response: Content-Type and Cache-Control by kind, byte ranges on
+// immutable resources (segments). The body is the engine's shared buffer, not a copy.
+// `range`: the request's Range header, if any.
+Response resource_response(const Resource& res, std::optional<std::string_view> range);
+
+// The JSON response of an API reply.
+Response reply_response(const api::Reply& reply);
+
+}  // namespace hlsrelay::server

@@ -1,0 +1,186 @@
+// The route table and the path rules: decode each segment once, refuse traversal, then match.
+#include "router.hpp"
+
+#include "http.hpp"
+
+#include <hlsrelay/playlist.hpp>
+#include <hlsrelay/stream_id.hpp>
+#include <hlsrelay/window.hpp>
+
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <vector>
+
+namespace hlsrelay::server {
+
+namespace {
+
+enum Method : unsigned { GET = 1, HEAD = 2, POST = 4 };
+
+// A pattern segment: a literal, or "{}" which captures a non-empty segment.
+struct Pattern {
+    std::vector<std::string_view> segments;
+    unsigned methods;
+    RouteKind kind;
+    bool control;
+};
+
+const std::array<Pattern, 13>& patterns() {
+    static const std::array<Pattern, 13> table{{
+        {{""}, GET | HEAD, RouteKind::index, false},
+        {{"assets", kHlsJsAsset}, GET | HEAD, RouteKind::asset, false},
+        {{"healthz"}, GET | HEAD, RouteKind::healthz, false},
+        {{"metrics"}, GET | HEAD, RouteKind::metrics, false},
+        {{"hls_streams", "{}", "{}"}, GET | HEAD, RouteKind::hls, false},
+        {{"api", "v1", "channels"}, GET | HEAD, RouteKind::list_channels, true},
+        {{"api", "v1", "channels", "streams-status"}, GET | HEAD, RouteKind::streams_status, false},
+        {{"api", "v1", "channels", "static-hls-m3u"}, GET | HEAD, RouteKind::static_hls_m3u, false},
+        // Starting and stopping change state, so HEAD (which must be safe) is not offered for them.
+        {{"api", "v1", "channels", "start-stream", "{}"}, GET, RouteKind::start_stream, true},
+        {{"api", "v1", "channels", "stop-stream", "{}"}, GET, RouteKind::stop_stream, true},
+        {{"api", "v1", "channels", "stream-status", "{}"}, GET | HEAD, RouteKind::stream_status, false},
+        {{"api", "v1", "channels", "{}", "start"}, POST, RouteKind::start_stream, true},
+        {{"api", "v1", "channels", "{}", "stop"}, POST, RouteKind::stop_stream, true},
+    }};
+    return table;
+}
+
+std::string allow_header(unsigned methods, bool with_options) {
+    std::string out;
+    auto add = [&](unsigned bit, const char* name) {
+        if (!(methods & bit)) return;
+        if (!out.empty()) out += ", ";
+        out += name;
+    };
+    add(GET, "GET");
+    add(HEAD, "HEAD");
+    add(POST, "POST");
+    if (with_options) out += out.empty() ? "OPTIONS" : ", OPTIONS";
+    return out;
+}
+
+Route error(int status, std::string detail) {
+    Route r;
+    r.status = status;
+    r.detail = std::move(detail);
+    return r;
+}
+
+// What a decoded segment may not be: a separator, a parent or current directory, or a control byte.
+bool forbidden_segment(std::string_view s) {
+    if (s == "." || s == "..") return true;
+    return std::any_of(s.begin(), s.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return c == '/' || c == '\\' || u < 0x20 || u == 0x7f;
+    });
+}
+
+// Origin-form from absolute-form ("http://host:port/path?q" -> "/path?q").
+std::string_view origin_form(std::string_view target) {
+    for (std::string_view scheme : {"http://", "https://"}) {
+        if (target.size() >= scheme.size() && iequals(target.substr(0, scheme.size()), scheme)) {
+            const std::size_t slash = target.find_first_of("/?", scheme.size());
+            if (slash == std::string_view::npos) return "/";
+            return target.substr(slash);
+        }
+    }
+    return target;
+}
+
+bool valid_hls_file(std::string_view file) {
+    return file == kMasterPlaylistName || file == kMediaPlaylistName || Segment::parse_name(file).has_value();
+}
+
+}  // namespace
+
+Route route(std::string_view method, std::string_view target) {
+    const bool options = method == "OPTIONS";
+    unsigned method_bit = 0;
+    if (method == "GET") method_bit = GET;
+    if (method == "HEAD") method_bit = HEAD;
+    if (method == "POST") method_bit = POST;
+
+    if (target == "*") {
+        if (!options) return error(400, "Invalid request target");
+        Route r;
+        r.kind = RouteKind::preflight;
+        r.allow = allow_header(GET | HEAD | POST, true);
+        return r;
+    }
+    target = origin_form(target);
+    if (target.empty() || target.front() != '/') return error(400, "Invalid request target");
+    if (const std::size_t hash = target.find('#'); hash != std::string_view::npos) target = target.substr(0, hash);
+
+    std::string_view path = target, query;
+    if (const std::size_t q = target.find('?'); q != std::string_view::npos) {
+        path = target.substr(0, q);
+        query = target.substr(q + 1);
+    }
+
+    Route r;
+    while (!query.empty()) {
+        const std::size_t amp = query.find('&');
+        const std::string_view item = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        if (item.empty()) continue;
+        const std::size_t eq = item.find('=');
+        auto name = percent_decode(item.substr(0, eq), true);
+        auto value = percent_decode(eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1), true);
+        if (!name || !value) return error(400, "Malformed percent-encoding in query");
+        r.query.emplace(std::move(*name), std::move(*value));  // emplace keeps the first
+    }
+
+    std::vector<std::string> segments;
+    path.remove_prefix(1);
+    for (;;) {
+        const std::size_t slash = path.find('/');
+        auto decoded = percent_decode(path.substr(0, slash));
+        if (!decoded) return error(400, "Malformed percent-encoding in path");
+        if (forbidden_segment(*decoded)) return error(400, "Invalid path");
+        segments.push_back(std::move(*decoded));
+        if (slash == std::string_view::npos) break;
+        path.remove_prefix(slash + 1);
+    }
+
+    unsigned allowed = 0;
+    for (const Pattern& p : patterns()) {
+        if (p.segments.size() != segments.size()) continue;
+        std::vector<const std::string*> captures;
+        bool match = true;
+        for (std::size_t i = 0; i < segments.size() && match; ++i) {
+            if (p.segments[i] == "{}") {
+                match = !segments[i].empty();
+                captures.push_back(&segments[i]);
+            } else {
+                match = segments[i] == p.segments[i];
+            }
+        }
+        if (!match) continue;
+        allowed |= p.methods;
+        if (!(p.methods & method_bit) || options) continue;
+
+        r.kind = p.kind;
+        r.control = p.control;
+        r.head = method_bit == HEAD;
+        if (p.kind == RouteKind::asset) r.file = segments.back();
+        if (!captures.empty()) r.channel = *captures.front();
+        if (p.kind == RouteKind::hls) {
+            r.file = *captures.back();
+            // Only registry ids name channels here: a display name or anything else is no file.
+            if (!is_safe_slug(r.channel) || !valid_hls_file(r.file)) return error(404, "Not found");
+        }
+        return r;
+    }
+    if (allowed == 0) return error(404, "Not found");
+    if (options) {
+        r.kind = RouteKind::preflight;
+        r.allow = allow_header(allowed, true);
+        return r;
+    }
+    Route e = error(405, "Method Not Allowed");
+    e.allow = allow_header(allowed, true);
+    return e;
+}
+
+}  // namespace hlsrelay::server

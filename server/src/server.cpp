@@ -1,0 +1,142 @@
+// Accept loop, io threads and the on-demand idle sweep.
+#include "server.hpp"
+
+#include "log.hpp"
+
+#include <algorithm>
+
+namespace hlsrelay::server {
+
+Server::Server(Engine& engine, ServerConfig config)
+    : engine_(engine),
+      config_(std::move(config)),
+      connections_(config_.max_connections),
+      acceptor_(asio::make_strand(io_)),
+      idle_timer_(acceptor_.get_executor()),
+      accept_retry_(acceptor_.get_executor()) {}
+
+Server::~Server() { stop(); }
+
+void Server::start() {
+    std::lock_guard lock(stop_mu_);
+    if (started_) return;
+    const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(config_.address), config_.port);
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+    port_ = acceptor_.local_endpoint().port();
+    HandlerSettings hs;
+    hs.on_demand = config_.on_demand;
+    hs.on_demand_wait = config_.on_demand_wait;
+    hs.api_token = config_.api_token;
+    hs.web_root = config_.web_root;
+    // Host-less (HTTP/1.0) requests for the M3U get absolute URLs against the listening address.
+    hs.default_host = authority();
+    handler_ = std::make_unique<RequestHandler>(engine_, io_, blocking_, activity_, std::move(hs));
+    started_ = true;
+    accept();
+    if (config_.on_demand) schedule_idle_sweep();
+    for (int i = 0; i < std::max(1, config_.threads); ++i)
+        threads_.emplace_back([this] {
+            for (;;) {
+                try {
+                    io_.run();
+                    return;
+                } catch (const std::exception& e) {
+                    log::error(std::string("io thread: ") + e.what());  // keep serving the others
+                }
+            }
+        });
+}
+
+void Server::stop() {
+    std::lock_guard lock(stop_mu_);
+    if (!started_ || stopped_) return;
+    stopped_ = true;
+    asio::post(acceptor_.get_executor(), [this] {
+        asio::error_code ignored;
+        acceptor_.close(ignored);
+        idle_timer_.cancel();
+        accept_retry_.cancel();
+    });
+    // Clients see their connections close now rather than when the server object goes away.
+    connections_.stop_all();
+    for (int i = 0; i < 100 && connections_.size() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    io_.stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    asio::error_code ignored;
+    acceptor_.close(ignored);  // in case the posted close never ran; no io thread is left to race
+    connections_.clear();
+    blocking_.join();  // engine calls in flight finish; their replies go to the stopped io_context
+}
+
+uint16_t Server::port() const { return port_; }
+
+std::string Server::authority() const {
+    const bool v6 = config_.address.find(':') != std::string::npos;
+    return (v6 ? "[" + config_.address + "]" : config_.address) + ":" + std::to_string(port_);
+}
+
+std::string Server::url() const { return "http://" + authority() + "/"; }
+
+void Server::accept() {
+    acceptor_.async_accept(asio::make_strand(io_), [this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+        if (!acceptor_.is_open()) return;
+        if (!ec) {
+            if (connections_.full()) {
+                log::debug("connection limit reached: closing a new connection");
+                asio::error_code ignored;
+                socket.close(ignored);
+            } else {
+                auto c = std::make_shared<Connection>(std::move(socket), connections_, *handler_, config_.timeouts,
+                                                      config_.limits);
+                if (!connections_.start(c)) log::debug("connection limit reached: closing a new connection");
+            }
+        } else if (ec != asio::error::operation_aborted) {
+            log::warn("accept: " + ec.message());  // e.g. out of file descriptors: retry shortly
+            accept_retry_.expires_after(std::chrono::milliseconds(100));
+            accept_retry_.async_wait([this](const asio::error_code& e) {
+                if (!e) accept();
+            });
+            return;
+        }
+        accept();
+    });
+}
+
+void Server::schedule_idle_sweep() {
+    const auto period = std::clamp(config_.idle_timeout / 4, std::chrono::milliseconds(100), std::chrono::milliseconds(1000));
+    idle_timer_.expires_after(period);
+    idle_timer_.async_wait([this](const asio::error_code& ec) {
+        if (ec) return;
+        idle_sweep();
+        schedule_idle_sweep();
+    });
+}
+
+void Server::idle_sweep() {
+    std::vector<std::string> running;
+    for (const auto& s : engine_.statuses())
+        if (s.cleanup_running) running.push_back(s.stream_id);
+    for (const std::string& id : activity_.idle_channels(running, config_.idle_timeout)) {
+        {
+            std::lock_guard lock(stopping_mu_);
+            if (!stopping_.insert(id).second) continue;
+        }
+        log::info("stopping idle channel " + id);
+        // Stopping waits for the channel's worker: not on an io thread.
+        asio::post(blocking_, [this, id] {
+            try {
+                engine_.stop(id);
+            } catch (const std::exception& e) {
+                log::warn("idle stop of " + id + " failed: " + e.what());
+            }
+            std::lock_guard lock(stopping_mu_);
+            stopping_.erase(id);
+        });
+    }
+}
+
+}  // namespace hlsrelay::server

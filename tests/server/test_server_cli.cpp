@@ -1,0 +1,164 @@
+// Tests of the hlsrelay-server binary itself: --help/--version, a JSON channel list, the startup line,
+// the missing-demo-media error and a clean exit (code 0) on SIGTERM and SIGINT.
+#include "options.hpp"
+#include "server_fixture.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+
+extern char** environ;
+
+using namespace hlsrelay::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The server binary as a child process with its stdout+stderr captured; killed if still running at the end.
+class Child {
+public:
+    explicit Child(std::vector<std::string> args) {
+        args.insert(args.begin(), HLSRELAY_SERVER_BINARY);
+        int fds[2];
+        REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&actions);
+        ::close(fds[1]);
+        out_fd_ = fds[0];
+        REQUIRE(rc == 0);
+    }
+    ~Child() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        ::close(out_fd_);
+    }
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
+
+    // Reads output until `pattern` matches it or `timeout` passes; returns the match's first group.
+    std::optional<std::string> wait_for_output(const std::regex& pattern, std::chrono::milliseconds timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            std::smatch m;
+            if (std::regex_search(output_, m, pattern)) return m.size() > 1 ? m[1].str() : m[0].str();
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0 || !read_some(left)) return std::nullopt;
+        }
+    }
+    // Waits for the exit; nullopt on timeout. Collects the remaining output.
+    std::optional<int> wait_exit(std::chrono::milliseconds timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (std::chrono::steady_clock::now() < deadline) {
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                while (read_some(100ms)) {
+                }
+                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            }
+            read_some(50ms);
+        }
+        return std::nullopt;
+    }
+    void signal(int sig) { ::kill(pid_, sig); }
+    const std::string& output() const { return output_; }
+
+private:
+    bool read_some(std::chrono::milliseconds timeout) {
+        pollfd p{out_fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+        char buf[4096];
+        const ssize_t n = ::read(out_fd_, buf, sizeof buf);
+        if (n <= 0) return false;
+        output_.append(buf, static_cast<std::size_t>(n));
+        return true;
+    }
+    pid_t pid_ = -1;
+    int out_fd_ = -1;
+    std::string output_;
+};
+
+const std::regex kStartup(R"(info hlsrelay-server \S+ serving \d+ channel\(s\) at http://127\.0\.0\.1:(\d+)/)");
+
+}  // namespace
+
+TEST_CASE("binary prints help and version") {
+    Child help({"--help"});
+    CHECK(help.wait_exit(10s) == 0);
+    CHECK(help.output().find("Usage: hlsrelay-server") != std::string::npos);
+    CHECK(help.output().find("--on-demand") != std::string::npos);
+    Child version({"--version"});
+    CHECK(version.wait_exit(10s) == 0);
+    CHECK(version.output() == std::string("hlsrelay-server ") + hlsrelay::server::version() + "\n");
+    Child bad({"--listen", "nonsense"});
+    CHECK(bad.wait_exit(10s) == 2);
+    CHECK(bad.output().find("--listen") != std::string::npos);
+}
+
+TEST_CASE("binary serves a JSON channel list and exits 0 on SIGTERM and SIGINT") {
+    const MediaSet& media = server_media();
+    const std::string list = media_root() + "/cli-channels-" + std::to_string(::getpid()) + ".json";
+    {
+        std::ofstream out(list);
+        out << nlohmann::json{{"channels", {{{"id", "clip"}, {"name", "Clip"}, {"url", media.single_file}, {"loop", true}}}}}.dump();
+    }
+    for (int sig : {SIGTERM, SIGINT}) {
+        INFO("signal " << sig);
+        Child server({"--channels", list, "--listen", "127.0.0.1:0", "--segment-duration", "1", "--log-level", "info"});
+        const auto port = server.wait_for_output(kStartup, 15s);
+        INFO(server.output());
+        REQUIRE(port);
+        const std::string base = "http://127.0.0.1:" + *port;
+        CHECK(http_get(base + "/healthz").body == R"({"status":"ok","channels":1,"running":0})");
+        CHECK(http_get(base + "/api/v1/channels/clip/start", 10s, "POST").status == 200);
+        REQUIRE(wait_until([&] { return http_get(base + "/hls_streams/clip/index.m3u8").status == 200; }, 20s));
+        server.signal(sig);
+        const auto code = server.wait_exit(10s);
+        INFO(server.output());
+        CHECK(code == 0);
+        CHECK(server.output().find("stopped") != std::string::npos);
+    }
+    std::filesystem::remove(list);
+}
+
+TEST_CASE("binary names the set-up script when the demo media is missing") {
+    Child server({"--media-dir", "/nonexistent/media", "--listen", "127.0.0.1:0"});
+    CHECK(server.wait_exit(10s) == 1);
+    CHECK(server.output().find("/nonexistent/media/demo.ts is missing") != std::string::npos);
+    CHECK(server.output().find("make-demo-media.sh") != std::string::npos);
+}
+
+TEST_CASE("binary loads the bundled default list against a media dir") {
+    const std::string dir = media_root() + "/cli-media-" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy_file(server_media().single_file, dir + "/demo.ts", std::filesystem::copy_options::overwrite_existing);
+    {
+        Child server({"--media-dir", dir, "--listen", "127.0.0.1:0"});
+        const auto port = server.wait_for_output(kStartup, 15s);
+        INFO(server.output());
+        REQUIRE(port);
+        const auto list = nlohmann::json::parse(http_get("http://127.0.0.1:" + *port + "/api/v1/channels").body);
+        REQUIRE(list["channels"].size() == 1);
+        CHECK(list["channels"][0]["id"] == "demo");
+        CHECK(list["channels"][0]["name"] == "hlsrelay Demo");
+        CHECK(list["channels"][0]["loop"] == true);
+        server.signal(SIGTERM);
+        CHECK(server.wait_exit(10s) == 0);
+    }
+    std::filesystem::remove_all(dir);
+}
