@@ -28,6 +28,12 @@ scripts/web-deps.sh
 echo "== tests"
 (cd build && ctest --output-on-failure -j2 --timeout 600) || status=1
 
+echo "== Python package installed the documented way (venv + pip, offline), its suite against it"
+rm -rf build/venv
+$py -m venv --system-site-packages build/venv
+build/venv/bin/pip install --no-build-isolation --no-index --quiet . || status=1
+(cd build && venv/bin/python -m pytest -q -p no:cacheprovider "$root/tests/python") || status=1
+
 if [ $quick -eq 0 ]; then
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
   configure_and_build build-asan -DHLSRELAY_SANITIZE=address,undefined -DHLSRELAY_BUILD_PYTHON=OFF -DHLSRELAY_BUILD_SERVER=ON -DHLSRELAY_BUILD_CAPI=ON

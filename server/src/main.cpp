@@ -87,6 +87,9 @@ int run(const Options& o) {
     } catch (const std::system_error& e) {
         throw std::runtime_error("cannot listen on " + o.address + ":" + std::to_string(o.port) + ": " + e.code().message());
     }
+    // The bundled list is the offline demo: its channel plays as soon as the dashboard opens.
+    if (o.channels.empty() && !o.on_demand)
+        for (const auto& c : report.channels) engine.start(c.id);
     log::info(std::string("hlsrelay-server ") + version() + " serving " + std::to_string(report.channels.size()) +
               " channel(s) at " + server.url() + (o.on_demand ? " (on demand)" : ""));
 
