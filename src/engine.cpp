@@ -122,6 +122,13 @@ struct Engine::Impl {
         return *c;
     }
 
+    // The id and control slot of a channel named by id or display name.
+    std::pair<std::string, std::shared_ptr<ChannelSlot>> resolve(std::string_view name) {
+        std::lock_guard lock(mu);
+        std::string id = lookup(name).id;
+        return {id, slot_for(id)};
+    }
+
     std::shared_ptr<ChannelSlot> slot_for(const std::string& id) {
         auto& slot = slots[id];
         if (!slot) slot = std::make_shared<ChannelSlot>();
@@ -263,13 +270,7 @@ ChannelConfig Engine::add_channel(ChannelConfig channel) {
 
 ChannelConfig Engine::update_channel(std::string_view name, ChannelConfig changes) {
     if (!changes.hls.empty()) validate(changes.hls.apply(impl_->settings.hls));
-    std::shared_ptr<ChannelSlot> slot;
-    std::string id;
-    {
-        std::lock_guard lock(impl_->mu);
-        id = impl_->lookup(name).id;
-        slot = impl_->slot_for(id);
-    }
+    auto [id, slot] = impl_->resolve(name);
     std::lock_guard control(slot->control);
     bool was_running;
     ChannelConfig updated;
@@ -293,13 +294,7 @@ ChannelConfig Engine::update_channel(std::string_view name, ChannelConfig change
 }
 
 void Engine::remove_channel(std::string_view name) {
-    std::shared_ptr<ChannelSlot> slot;
-    std::string id;
-    {
-        std::lock_guard lock(impl_->mu);
-        id = impl_->lookup(name).id;
-        slot = impl_->slot_for(id);
-    }
+    auto [id, slot] = impl_->resolve(name);
     std::lock_guard control(slot->control);
     impl_->stop(slot);
     std::lock_guard lock(impl_->mu);
@@ -339,11 +334,7 @@ ChannelConfig Engine::start(std::string_view name) {
 }
 
 void Engine::stop(std::string_view name) {
-    std::shared_ptr<ChannelSlot> slot;
-    {
-        std::lock_guard lock(impl_->mu);
-        slot = impl_->slot_for(impl_->lookup(name).id);
-    }
+    auto slot = impl_->resolve(name).second;
     std::lock_guard control(slot->control);
     impl_->stop(slot);
 }
