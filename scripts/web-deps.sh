@@ -3,6 +3,11 @@
 # from their committed lockfiles; skips a folder already installed from the same lockfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian's node trusts only its bundled CAs; behind a TLS-inspecting proxy the system store has the
+# proxy's CA, so let npm see the system store too.
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
 for dir in server/web tests/browser; do
   [ -f "$dir/package-lock.json" ] || continue
   stamp="$dir/node_modules/.lock-sha256"
