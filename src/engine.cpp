@@ -15,16 +15,6 @@
 namespace hlsrelay {
 
 namespace {
-const char* level_name(LogLevel l) {
-    switch (l) {
-        case LogLevel::Debug: return "debug";
-        case LogLevel::Info: return "info";
-        case LogLevel::Warn: return "warn";
-        case LogLevel::Error: return "error";
-        default: return "off";
-    }
-}
-
 void validate(const EngineSettings& s) {
     auto bad = [](const std::string& m) { throw Error(ErrorCode::InvalidArgument, m); };
     if (!(s.hls.segment_duration >= 0.5 && s.hls.segment_duration <= 60)) bad("segment_duration must be within 0.5..60 s");
@@ -79,7 +69,7 @@ struct Engine::Impl {
             settings.log(level, channel, message);
             return;
         }
-        std::fprintf(stderr, "[hlsrelay] %s %s%s%s\n", level_name(level), channel.c_str(), channel.empty() ? "" : ": ",
+        std::fprintf(stderr, "[hlsrelay] %s %s%s%s\n", to_string(level), channel.c_str(), channel.empty() ? "" : ": ",
                      message.c_str());
     }
 

@@ -29,6 +29,16 @@ private:
 };
 
 enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3, Off = 4 };
+
+inline const char* to_string(LogLevel level) {
+    switch (level) {
+        case LogLevel::Debug: return "debug";
+        case LogLevel::Info: return "info";
+        case LogLevel::Warn: return "warn";
+        case LogLevel::Error: return "error";
+        default: return "off";
+    }
+}
 using LogCallback = std::function<void(LogLevel, const std::string& channel, const std::string& message)>;
 
 enum class EventType { StateChanged, SegmentPublished, Error };

@@ -14,16 +14,6 @@ namespace hlsrelay::server::log {
 namespace {
 std::atomic<LogLevel> g_level{LogLevel::Info};
 std::mutex g_mu;
-
-const char* name_of(LogLevel l) {
-    switch (l) {
-        case LogLevel::Debug: return "debug";
-        case LogLevel::Info: return "info";
-        case LogLevel::Warn: return "warn";
-        case LogLevel::Error: return "error";
-        default: return "off";
-    }
-}
 }  // namespace
 
 void set_level(LogLevel l) { g_level = l; }
@@ -34,7 +24,7 @@ void write(LogLevel l, std::string_view message) {
     if (!enabled(l)) return;
     std::string line = format_date_time(std::chrono::system_clock::now());
     line += ' ';
-    line += name_of(l);
+    line += to_string(l);
     line += ' ';
     line += message;
     line += '\n';
