@@ -4,6 +4,7 @@
 
 #include "log.hpp"
 #include "server.hpp"
+#include "support/engine_settings.hpp"
 #include "support/http_get.hpp"
 #include "support/media.hpp"
 #include "support/origin.hpp"
@@ -31,26 +32,7 @@ inline const MediaSet& server_media() {
     return make_media(spec);
 }
 
-inline EngineSettings quick_engine_settings() {
-    EngineSettings s;
-    s.hls.segment_duration = 1.0;
-    s.hls.max_segments = 5;
-    s.hls.cleanup_interval = 0.5;
-    s.read_timeout = 2.0;
-    s.reconnect_min = 0.2;
-    s.reconnect_max = 1.0;
-    s.log_level = LogLevel::Off;
-    return s;
-}
-
-inline bool wait_until(const std::function<bool()>& condition, std::chrono::duration<double> timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-        if (condition()) return true;
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-}
+inline EngineSettings quick_engine_settings() { return quick_settings(1.0, 5); }
 
 // A server on an ephemeral loopback port with two channels: "live" (from a LiveOrigin, display name
 // "Live One") and "file" (a looping local file). Nothing runs until a test starts it.
