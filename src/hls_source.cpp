@@ -35,6 +35,7 @@ public:
     void run() {
         m3u8::MediaPlaylist playlist = load_media_playlist();
         ctx_.segmenter.set_target_hint(playlist.target_duration);
+        independent_ = playlist.independent_segments;
         const auto& segs = playlist.segments;
         if (!segs.empty()) {
             const size_t back = static_cast<size_t>(std::max(1, ctx_.live_start_segments));
@@ -102,6 +103,7 @@ public:
                 }
             }
             playlist = std::move(next);
+            independent_ = playlist.independent_segments;
             if (seconds_since(last_change) > stall_timeout(playlist))
                 throw av::SourceError("source stalled: its playlist has not advanced for " +
                                       fmt_seconds(seconds_since(last_change)));
@@ -240,7 +242,9 @@ private:
             return;
         }
         lost_in_a_row_ = 0;
-        demux(data, discontinuity || force_discontinuity_ || !started_);
+        const bool breaks = discontinuity || force_discontinuity_ || !started_;
+        // MPEG-TS segments are cut as they are, without a remux; anything else goes through libav.
+        if (seg.map || !ctx_.segmenter.write_ts_segment(data, breaks, independent_)) demux(data, breaks);
         force_discontinuity_ = false;
         started_ = true;
     }
@@ -286,6 +290,7 @@ private:
     bool started_ = false;
     bool force_discontinuity_ = false;
     bool probed_once_ = false;
+    bool independent_ = false;
     int lost_in_a_row_ = 0;
     std::map<std::string, std::string> keys_;
     std::string init_, init_id_;

@@ -185,6 +185,7 @@ void Segmenter::open_input(const AVFormatContext* input, bool discontinuity, boo
     std::vector<std::pair<int, int>> layout;
     select_streams(input, kept, layout, &notes_);
     if (kept.empty()) throw av::SourceError("no audio or video stream that MPEG-TS can carry");
+    leave_passthrough();
 
     const bool new_layout = !muxer_ || layout != layout_;
     if (discontinuity || new_layout) {
@@ -429,6 +430,118 @@ void Segmenter::finish_segment(int64_t end_pts) {
 
 void Segmenter::flush() {
     if (segment_open_) finish_segment(reference_end_);
+    if (cutter_) cutter_->flush();
+}
+
+double Segmenter::cut_limit() const {
+    return target_duration_ > 0 ? target_duration_ + 0.499
+                                : std::max({2.0 * segment_duration_, target_hint_ + 0.499, segment_duration_ + 4.0});
+}
+
+// The remux path takes over: what the passthrough holds is published, and the two timelines differ.
+void Segmenter::leave_passthrough() {
+    if (!passthrough_) return;
+    cutter_->flush();
+    passthrough_ = false;
+    cutter_.reset();
+    if (any_output_) pending_discontinuity_ = true;
+}
+
+// Reads the stream parameters of a new layout (codecs, resolution, frame rate for the master
+// playlist) through libavformat and checks that the passthrough would keep every stream as the
+// remux path would. Only at a start, a discontinuity or a change of the stream layout.
+bool Segmenter::probe_passthrough(const std::string& data, const ts::Program& program) {
+    if (program.reference_pid() < 0) return false;
+    av::MemoryReader reader(data);
+    AVFormatContext* raw = avformat_alloc_context();
+    if (!raw) throw std::bad_alloc();
+    raw->pb = reader.io();
+    raw->flags |= AVFMT_FLAG_CUSTOM_IO;
+    av::Options opts;
+    opts.set("analyzeduration", "500000");  // the first half second answers everything the master playlist says
+    int err = avformat_open_input(&raw, "", av_find_input_format("mpegts"), opts.get());
+    if (err < 0) return false;
+    av::InputPtr input(raw);
+    if (avformat_find_stream_info(input.get(), nullptr) < 0) return false;
+    std::vector<int> kept;
+    std::vector<std::pair<int, int>> layout;
+    select_streams(input.get(), kept, layout, nullptr);
+    int audio_video = 0;
+    for (unsigned i = 0; i < input->nb_streams; ++i) {
+        const auto type = input->streams[i]->codecpar->codec_type;
+        if (type == AVMEDIA_TYPE_VIDEO || type == AVMEDIA_TYPE_AUDIO) ++audio_video;
+    }
+    int kept_audio_video = 0;
+    for (int i : kept) {
+        const auto type = input->streams[i]->codecpar->codec_type;
+        if (type == AVMEDIA_TYPE_VIDEO || type == AVMEDIA_TYPE_AUDIO) ++kept_audio_video;
+    }
+    if (kept_audio_video == 0 || kept_audio_video != audio_video) return false;  // the remux path drops some
+    update_info(input.get(), kept, true);
+    return true;
+}
+
+bool Segmenter::write_ts_segment(std::string& data, bool discontinuity, bool independent) {
+    std::optional<ts::Program> program = ts::find_program(data);
+    if (!program) {
+        // A segment without its own tables continues the program of the one before.
+        if (!passthrough_ || discontinuity || data.empty() || data[0] != 0x47) return false;
+        program = cutter_->program();
+    }
+    const bool new_layout = !passthrough_ || !cutter_->program() || !cutter_->program()->same_layout(*program);
+    if ((new_layout || discontinuity) && !probe_passthrough(data, *program)) return false;
+    if (!passthrough_) {
+        if (segment_open_) finish_segment(reference_end_);
+        muxer_.reset();  // the remux path starts over (and probes) if it is needed again
+        writer_.reset();
+        layout_.clear();
+        cutter_ = std::make_unique<ts::Cutter>(segment_duration_, [this](ts::Cut&& cut) { publish_cut(std::move(cut)); });
+        passthrough_ = true;
+        discontinuity = true;
+    }
+    if (discontinuity || new_layout) {
+        cutter_->flush();
+        if (any_output_) pending_discontinuity_ = true;
+        need_rebase_ = true;  // the wall-clock anchor of EXT-X-PROGRAM-DATE-TIME starts over
+    }
+    cutter_->set_program(std::move(*program));
+    const ts::FeedStats stats = cutter_->feed(std::move(data), discontinuity || new_layout, independent, cut_limit());
+    data.clear();
+    if (stats.bad_packets > 0) {
+        const std::string note = "damaged MPEG-TS packets dropped";
+        if (std::find(notes_.begin(), notes_.end(), note) == notes_.end() && notes_.size() < 16) notes_.push_back(note);
+    }
+    return true;
+}
+
+void Segmenter::publish_cut(ts::Cut&& cut) {
+    CutSegment seg;
+    seg.data = std::move(cut.data);
+    put_pat_first(seg.data);
+    seg.duration = std::max(0.001, cut.duration);
+    if (cut.timeline_break) {
+        ++repairs_;
+        if (any_output_) pending_discontinuity_ = true;
+        need_rebase_ = true;
+    }
+    if (need_rebase_) {
+        // The segment has fully arrived: it began about its duration ago.
+        anchor_wall_ = SystemClock::now() - std::chrono::duration_cast<SystemClock::duration>(
+                                                std::chrono::duration<double>(seg.duration));
+        anchor_pts_ = cut.start_pts;
+        need_rebase_ = false;
+    }
+    seg.discontinuity = pending_discontinuity_;
+    seg.keyframe_start = cut.keyframe_start;
+    seg.program_date_time = anchor_wall_ + std::chrono::duration_cast<SystemClock::duration>(
+                                               std::chrono::duration<double>(
+                                                   static_cast<double>(ts::ts_diff(anchor_pts_, cut.start_pts)) / kTicks));
+    pending_discontinuity_ = false;
+    any_output_ = true;
+    if (target_duration_ == 0)
+        target_duration_ = std::max(target_duration_for(segment_duration_), target_duration_for(seg.duration));
+    bytes_out_ += static_cast<int64_t>(seg.data.size());
+    publish_(std::move(seg));
 }
 
 void Segmenter::restart_timeline() {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "av_util.hpp"
+#include "ts_cutter.hpp"
 
 #include <hlsrelay/playlist.hpp>
 
@@ -44,9 +45,18 @@ public:
     void flush();
     // A finite source restarts (a looping file): keep timestamps continuous, no discontinuity tag.
     void restart_timeline();
+    // One whole MPEG-TS source segment (an HLS client's download), cut at the TS level without a remux
+    // when it can be: the common case of TS in and TS out. Returns false, leaving `data` untouched,
+    // when it cannot (not MPEG-TS, several programs, a video codec whose keyframes it cannot find, a
+    // stream it would have to drop); the caller then demuxes the segment with open_input()/write().
+    // `independent`: the source promises that every segment starts with a keyframe
+    // (EXT-X-INDEPENDENT-SEGMENTS), so an output segment may end with this one: it is published as
+    // soon as the source segment that completes it has arrived.
+    bool write_ts_segment(std::string& data, bool discontinuity, bool independent);
     // Called at a source segment boundary: lets a hint of the source's target duration bound cuts.
     void set_target_hint(double seconds) { target_hint_ = seconds; }
 
+    bool passthrough() const { return passthrough_; }
     int target_duration() const { return target_duration_; }  // 0 until the first segment
     const StreamInfo& stream_info() const { return info_; }
     const std::vector<std::string>& notes() const { return notes_; }
@@ -60,6 +70,10 @@ private:
     void finish_segment(int64_t end_pts);
     void update_info(const AVFormatContext* input, const std::vector<int>& kept, bool probed);
     bool timestamps(Track& t, const AVPacket* p, int64_t& dts, int64_t& pts);
+    bool probe_passthrough(const std::string& data, const ts::Program& program);
+    void publish_cut(ts::Cut&& cut);
+    void leave_passthrough();
+    double cut_limit() const;
 
     double segment_duration_;
     Publish publish_;
@@ -86,6 +100,9 @@ private:
     int64_t timeline_end_ = 0;     // max end over all tracks (90 kHz)
     SystemClock::time_point anchor_wall_{};
     int64_t anchor_pts_ = 0;
+
+    std::unique_ptr<ts::Cutter> cutter_;  // the passthrough path, while it is in use
+    bool passthrough_ = false;
 
     int target_duration_ = 0;
     double target_hint_ = 0;

@@ -1,0 +1,465 @@
+// MPEG-TS passthrough cutting: see ts_cutter.hpp.
+#include "ts_cutter.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace hlsrelay::ts {
+
+namespace {
+constexpr int kPatPid = 0;
+constexpr int kSdtPid = 0x11;
+
+const uint8_t* at(const std::string& s, size_t offset) { return reinterpret_cast<const uint8_t*>(s.data()) + offset; }
+
+int pid_of(const uint8_t* p) { return (p[1] & 0x1f) << 8 | p[2]; }
+bool pusi_of(const uint8_t* p) { return (p[1] & 0x40) != 0; }
+
+// Offset of the payload in a packet, or 0 when it has none.
+size_t payload_offset(const uint8_t* p) {
+    const int afc = (p[3] >> 4) & 3;
+    if (!(afc & 1)) return 0;
+    size_t off = 4;
+    if (afc & 2) off += 1 + p[4];
+    return off < kPacketSize ? off : 0;
+}
+
+bool random_access(const uint8_t* p) {
+    const int afc = (p[3] >> 4) & 3;
+    return (afc & 2) && p[4] > 0 && (p[5] & 0x40);
+}
+
+bool is_video_type(int t) {
+    switch (t) {
+        case 0x01: case 0x02: case 0x10: case 0x1b: case 0x20: case 0x21: case 0x24: case 0x33: case 0x42:
+        case 0xd1: case 0xea:
+            return true;
+        default:
+            return false;
+    }
+}
+bool is_cuttable_video(int t) { return t == 0x01 || t == 0x02 || t == 0x1b || t == 0x24; }
+bool is_audio_type(int t) { return t == 0x03 || t == 0x04 || t == 0x0f || t == 0x11 || t == 0x81 || t == 0x87; }
+
+int64_t read_timestamp(const uint8_t* b) {
+    return (int64_t{b[0] >> 1 & 7} << 30) | (int64_t{b[1]} << 22) | (int64_t{b[2] >> 1} << 15) |
+           (int64_t{b[3]} << 7) | int64_t{b[4] >> 1};
+}
+
+// The PSI section that starts in this packet (pointer field honoured), if it is complete in it.
+bool section_of(const uint8_t* p, int table_id, const uint8_t*& section, size_t& length) {
+    if (!pusi_of(p)) return false;
+    const size_t off = payload_offset(p);
+    if (off == 0) return false;
+    const size_t start = off + 1 + p[off];
+    if (start + 3 > kPacketSize || p[start] != table_id) return false;
+    length = static_cast<size_t>((p[start + 1] & 0x0f) << 8 | p[start + 2]);
+    if (start + 3 + length > kPacketSize || length < 9) return false;
+    section = p + start;
+    return true;
+}
+
+// Offsets of the packets of `data` that carry a sync byte and no transport error; counts the rest.
+std::vector<size_t> packet_offsets(const std::string& data, int64_t& bad) {
+    std::vector<size_t> out;
+    out.reserve(data.size() / kPacketSize);
+    size_t pos = 0;
+    while (pos + kPacketSize <= data.size()) {
+        const uint8_t* p = at(data, pos);
+        if (p[0] == 0x47) {
+            if (p[1] & 0x80) ++bad;  // transport_error_indicator: the packet is known to be damaged
+            else out.push_back(pos);
+            pos += kPacketSize;
+            continue;
+        }
+        ++bad;  // lost sync: find the next position where two sync bytes follow each other
+        size_t next = pos + 1;
+        while (next + kPacketSize <= data.size() &&
+               !(data[next] == 0x47 && (next + kPacketSize == data.size() || next + 2 * kPacketSize > data.size() ||
+                                        static_cast<uint8_t>(data[next + kPacketSize]) == 0x47)))
+            ++next;
+        pos = next;
+    }
+    if (pos < data.size() && data.size() - pos >= 4) ++bad;  // a truncated last packet
+    return out;
+}
+}  // namespace
+
+int64_t ts_diff(int64_t a, int64_t b) {
+    int64_t d = (b - a) % kWrap;
+    if (d < 0) d += kWrap;
+    if (d >= kWrap / 2) d -= kWrap;
+    return d;
+}
+
+int Program::reference_pid() const {
+    for (const auto& s : streams)
+        if (is_video_type(s.stream_type)) return is_cuttable_video(s.stream_type) ? s.pid : -1;
+    for (const auto& s : streams)
+        if (is_audio_type(s.stream_type)) return s.pid;
+    return -1;
+}
+
+bool Program::reference_is_video() const {
+    const int pid = reference_pid();
+    for (const auto& s : streams)
+        if (s.pid == pid) return is_video_type(s.stream_type);
+    return false;
+}
+
+std::optional<Program> find_program(const std::string& data) {
+    if (data.size() < kPacketSize || data[0] != 0x47) return std::nullopt;
+    Program prog;
+    // The tables come first in practice: look until they are found or the sync is lost.
+    for (size_t offset = 0; offset + kPacketSize <= data.size() && data[offset] == 0x47; offset += kPacketSize) {
+        const uint8_t* p = at(data, offset);
+        if (p[1] & 0x80) continue;
+        const int pid = pid_of(p);
+        const uint8_t* s = nullptr;
+        size_t len = 0;
+        if (pid == kPatPid && prog.pmt_pid < 0 && section_of(p, 0x00, s, len)) {
+            int pmt = -1, programs = 0;
+            for (size_t i = 8; i + 4 <= 3 + len - 4; i += 4) {
+                const int number = s[i] << 8 | s[i + 1];
+                if (number == 0) continue;  // the network PID
+                ++programs;
+                pmt = (s[i + 2] & 0x1f) << 8 | s[i + 3];
+            }
+            if (programs != 1) return std::nullopt;  // a multi-program stream takes the remux path
+            prog.pmt_pid = pmt;
+            prog.pat.assign(reinterpret_cast<const char*>(p), kPacketSize);
+        } else if (prog.pmt_pid >= 0 && pid == prog.pmt_pid && section_of(p, 0x02, s, len)) {
+            prog.pcr_pid = (s[8] & 0x1f) << 8 | s[9];
+            const size_t info = static_cast<size_t>((s[10] & 0x0f) << 8 | s[11]);
+            const size_t end = 3 + len - 4;  // before the CRC
+            for (size_t i = 12 + info; i + 5 <= end;) {
+                const int type = s[i];
+                const int es_pid = (s[i + 1] & 0x1f) << 8 | s[i + 2];
+                const size_t es_info = static_cast<size_t>((s[i + 3] & 0x0f) << 8 | s[i + 4]);
+                prog.streams.push_back({es_pid, type});
+                i += 5 + es_info;
+            }
+            if (prog.streams.empty()) return std::nullopt;
+            prog.pmt.assign(reinterpret_cast<const char*>(p), kPacketSize);
+            return prog;
+        }
+    }
+    return std::nullopt;
+}
+
+Cutter::Cutter(double segment_duration, Emit emit) : segment_duration_(segment_duration), emit_(std::move(emit)) {}
+
+void Cutter::set_program(Program program) {
+    if (program_ && program_->same_layout(program) && program_->pmt_pid == program.pmt_pid) {
+        program_ = std::move(program);  // fresher tables, same streams
+        return;
+    }
+    flush();
+    program_ = std::move(program);
+    reference_pid_ = program_->reference_pid();
+    reference_video_ = program_->reference_is_video();
+    need_key_ = true;
+    have_dts_ = false;
+    have_key_ = false;
+    key_start_streak_ = 0;
+}
+
+bool Cutter::is_kept_pid(int pid) const {
+    if (pid == kPatPid || pid == kSdtPid || pid == program_->pmt_pid || pid == program_->pcr_pid) return true;
+    for (const auto& s : program_->streams)
+        if (s.pid == pid) return true;
+    return false;
+}
+
+Cutter::PesInfo Cutter::inspect_pes(const std::string& data, size_t offset, const std::vector<size_t>& packets,
+                                    size_t index) const {
+    PesInfo info;
+    const uint8_t* p = at(data, offset);
+    const size_t off = payload_offset(p);
+    if (off == 0 || off + 9 > kPacketSize) return info;
+    const uint8_t* h = p + off;
+    if (h[0] != 0 || h[1] != 0 || h[2] != 1) return info;
+    const int flags = h[7] >> 6;
+    const size_t header_end = off + 9 + h[8];
+    if ((flags & 2) && off + 14 <= kPacketSize) {
+        info.has_pts = true;
+        info.pts = read_timestamp(h + 9);
+        info.dts = flags == 3 && off + 19 <= kPacketSize ? read_timestamp(h + 14) : info.pts;
+    }
+    if (!reference_video_) {
+        info.key = true;
+        return info;
+    }
+    if (random_access(p)) info.key = true;
+    // Gather the start of the elementary stream data (it may span packets) and look for the NAL
+    // units or start codes that mark a random access point.
+    uint8_t es[4096];
+    size_t n = 0;
+    if (header_end < kPacketSize) {
+        n = kPacketSize - header_end;
+        std::memcpy(es, p + header_end, n);
+    }
+    const int pid = pid_of(p);
+    for (size_t i = index + 1; i < packets.size() && n + kPacketSize <= sizeof es; ++i) {
+        const uint8_t* q = at(data, packets[i]);
+        if (pid_of(q) != pid) continue;
+        if (pusi_of(q)) break;
+        const size_t qo = payload_offset(q);
+        if (qo == 0) continue;
+        std::memcpy(es + n, q + qo, kPacketSize - qo);
+        n += kPacketSize - qo;
+        if (n >= 2048) break;
+    }
+    int type = 0;
+    for (const auto& s : program_->streams)
+        if (s.pid == pid) type = s.stream_type;
+    for (size_t i = 0; i + 4 < n; ++i) {
+        if (es[i] != 0 || es[i + 1] != 0 || es[i + 2] != 1) continue;
+        const uint8_t b = es[i + 3];
+        if (type == 0x1b) {
+            const int nal = b & 0x1f;
+            if (nal == 5 || nal == 7) return info.key = true, info;  // IDR, or an SPS ahead of the picture
+            if (nal == 1) return info;                               // a non-IDR slice first
+        } else if (type == 0x24) {
+            const int nal = (b >> 1) & 0x3f;
+            if ((nal >= 16 && nal <= 21) || nal == 32 || nal == 33) return info.key = true, info;
+            if (nal <= 9) return info;
+        } else {  // MPEG-1/2 video
+            if (b == 0xb3 || b == 0xb8) return info.key = true, info;  // sequence or GOP header
+            if (b == 0x00) {
+                if (i + 5 < n && ((es[i + 5] >> 3) & 7) == 1) info.key = true;  // an I picture
+                return info;
+            }
+        }
+    }
+    return info;
+}
+
+void Cutter::add_packet(Pending& p, uint32_t offset) {
+    if (p.whole_source && (p.packets.empty() ? offset != 0 : offset != p.packets.back() + kPacketSize))
+        p.whole_source = false;
+    p.packets.push_back(offset);
+}
+
+void Cutter::materialize(Pending& p, const std::string& source) {
+    if (p.packets.empty()) return;
+    const bool prefix = p.data.empty() && pid_of(at(source, p.packets.front())) != kPatPid &&
+                        !(pid_of(at(source, p.packets.front())) == kSdtPid && p.packets.size() > 1 &&
+                          pid_of(at(source, p.packets[1])) == kPatPid);
+    std::string merged;
+    merged.reserve(p.data.size() + p.packets.size() * kPacketSize + (prefix ? 2 * kPacketSize : 0));
+    if (prefix && program_ && !program_->pat.empty()) merged += program_->pat + program_->pmt;
+    merged += p.data;
+    for (uint32_t offset : p.packets) merged.append(source, offset, kPacketSize);
+    p.data = std::move(merged);
+    p.packets.clear();
+    p.whole_source = false;
+}
+
+void Cutter::emit(Pending&& p, std::string* source) {
+    Cut cut;
+    if (p.whole_source && source && p.data.empty() && p.packets.size() * kPacketSize == source->size() &&
+        (pid_of(at(*source, 0)) == kPatPid || pid_of(at(*source, 0)) == kSdtPid)) {
+        cut.data = std::move(*source);  // the source buffer is feed()'s own: moved, not copied
+    } else {
+        if (source) materialize(p, *source);
+        cut.data = std::move(p.data);
+    }
+    if (cut.data.empty()) return;
+    cut.start_pts = p.start_pts;
+    cut.duration = static_cast<double>(std::max<int64_t>(ts_diff(p.start_pts, p.end_pts), 90)) / kClock;
+    cut.keyframe_start = p.keyframe_start;
+    cut.timeline_break = p.timeline_break;
+    emit_(std::move(cut));
+}
+
+void Cutter::open_cut(int64_t pts, bool key, bool timeline_break) {
+    cut_ = Pending{};
+    cut_.start_pts = cut_.end_pts = pts;
+    cut_.keyframe_start = key;
+    cut_.timeline_break = timeline_break;
+    cut_.whole_source = true;
+    open_ = true;
+}
+
+void Cutter::flush() {
+    if (finishing_) {
+        Pending p = std::move(*finishing_);
+        finishing_.reset();
+        emit(std::move(p), source_);
+    }
+    tail_pids_.clear();
+    if (open_) {
+        open_ = false;
+        Pending p = std::move(cut_);
+        cut_ = Pending{};
+        emit(std::move(p), source_);
+    }
+}
+
+FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boundary, double target_limit) {
+    FeedStats stats;
+    if (!program_) return stats;
+    std::string data = std::move(input);
+    source_ = &data;
+    struct Reset {
+        std::string*& s;
+        ~Reset() { s = nullptr; }
+    } reset{source_};
+    if (discontinuity) {
+        flush();
+        need_key_ = true;
+        have_dts_ = false;
+        have_key_ = false;
+        key_start_streak_ = 0;
+    }
+    const auto packets = packet_offsets(data, stats.bad_packets);
+    const double tolerance = std::min(0.25, 0.1 * segment_duration_);
+    // A continuing stream whose last cut ended with the previous source segment: the new cut starts
+    // with this segment's first packet (its timing comes with the first reference PES).
+    bool start_on_first_pes = false;
+    if (!open_ && !need_key_ && !finishing_) {
+        open_cut(0, true, pending_break_);
+        pending_break_ = false;
+        start_on_first_pes = true;
+    }
+    bool first_reference = true;
+    std::optional<int64_t> source_first_pts;
+    int64_t max_pts = 0;
+    bool have_max = false;
+    std::vector<uint32_t> psi;  // PAT/PMT/SDT packets waiting for the packet they precede
+
+    auto assign = [&](uint32_t offset, int pid, bool pusi) {
+        if (finishing_) {
+            auto it = std::find(tail_pids_.begin(), tail_pids_.end(), pid);
+            if (it != tail_pids_.end()) {
+                if (!pusi) {
+                    add_packet(*finishing_, offset);
+                    return;
+                }
+                tail_pids_.erase(it);
+            }
+            if (tail_pids_.empty()) {
+                Pending p = std::move(*finishing_);
+                finishing_.reset();
+                emit(std::move(p), &data);
+            }
+        }
+        if (!open_) return;  // before the first keyframe: dropped
+        for (uint32_t s : psi) add_packet(cut_, s);
+        psi.clear();
+        add_packet(cut_, offset);
+    };
+
+    for (size_t i = 0; i < packets.size(); ++i) {
+        const auto offset = static_cast<uint32_t>(packets[i]);
+        const uint8_t* p = at(data, offset);
+        const int pid = pid_of(p);
+        if (!is_kept_pid(pid)) continue;
+        if (pid == kPatPid || pid == kSdtPid || pid == program_->pmt_pid) {
+            psi.push_back(offset);
+            continue;
+        }
+        const bool pusi = pusi_of(p);
+        if (pid == reference_pid_ && pusi) {
+            const PesInfo pes = inspect_pes(data, offset, packets, i);
+            if (pes.has_pts) {
+                if (first_reference) {
+                    stats.started_with_key = pes.key;
+                    first_reference = false;
+                }
+                bool timeline_break = false;
+                if (have_dts_) {
+                    const int64_t d = ts_diff(last_dts_, pes.dts);
+                    const auto jump = static_cast<int64_t>(std::max(10.0, 3 * segment_duration_) * kClock);
+                    if (d < -kClock || d > jump) timeline_break = true;
+                    else if (d > 0 && d <= kClock) frame_ticks_ = d;
+                }
+                last_dts_ = pes.dts;
+                have_dts_ = true;
+                if (pes.key && reference_video_) {
+                    if (have_key_ && !timeline_break) {
+                        const int64_t gop = ts_diff(last_key_pts_, pes.pts);
+                        if (gop > 0) last_gop_ = static_cast<double>(gop) / kClock;
+                    }
+                    last_key_pts_ = pes.pts;
+                    have_key_ = true;
+                }
+                if (start_on_first_pes) {
+                    start_on_first_pes = false;
+                    cut_.start_pts = cut_.end_pts = pes.pts;
+                    cut_.keyframe_start = pes.key;
+                    if (timeline_break) cut_.timeline_break = true;
+                    timeline_break = false;
+                    have_max = false;
+                }
+                if (!source_first_pts) source_first_pts = pes.pts;
+                if (!open_) {
+                    if (reference_video_ && !pes.key && need_key_) continue;  // dropped up to a keyframe
+                    open_cut(pes.pts, pes.key || !reference_video_, pending_break_ || timeline_break);
+                    need_key_ = false;
+                    pending_break_ = false;
+                    have_max = false;
+                } else {
+                    const double elapsed = static_cast<double>(ts_diff(cut_.start_pts, pes.pts)) / kClock;
+                    bool cut = timeline_break;
+                    if (!cut && pes.key && elapsed >= segment_duration_ - tolerance) cut = true;
+                    else if (!cut && reference_video_ && pes.key && elapsed > 0.5 &&
+                             elapsed + last_gop_ > target_limit)
+                        cut = true;  // the next GOP would overrun the target duration: cut early, on a keyframe
+                    else if (!cut && elapsed >= target_limit)
+                        cut = true;  // a GOP longer than the target duration: the playlist's promise first
+                    if (cut) {
+                        if (finishing_) {
+                            Pending prev = std::move(*finishing_);
+                            finishing_.reset();
+                            emit(std::move(prev), &data);
+                        }
+                        cut_.end_pts = timeline_break ? (have_max ? max_pts + frame_ticks_ : cut_.start_pts) : pes.pts;
+                        // PES that began in the closing cut keep their tails there.
+                        tail_pids_.clear();
+                        for (const auto& s : program_->streams)
+                            if (s.pid != reference_pid_) tail_pids_.push_back(s.pid);
+                        finishing_ = std::move(cut_);
+                        open_cut(pes.pts, pes.key || !reference_video_, timeline_break);
+                        have_max = false;
+                    }
+                }
+                if (!have_max || ts_diff(max_pts, pes.pts) > 0) {
+                    max_pts = pes.pts;
+                    have_max = true;
+                }
+                cut_.end_pts = max_pts + frame_ticks_;
+            }
+        }
+        assign(offset, pid, pusi);
+    }
+    if (open_) {
+        for (uint32_t s : psi) add_packet(cut_, s);
+    }
+    if (finishing_) {
+        Pending prev = std::move(*finishing_);
+        finishing_.reset();
+        tail_pids_.clear();
+        emit(std::move(prev), &data);
+    }
+    if (start_on_first_pes) open_ = false;  // nothing of the reference stream came: nothing to cut
+    key_start_streak_ = stats.started_with_key ? key_start_streak_ + 1 : 0;
+    if (source_first_pts && have_max)
+        last_source_span_ = static_cast<double>(ts_diff(*source_first_pts, max_pts + frame_ticks_)) / kClock;
+    if (open_) {
+        const double elapsed = static_cast<double>(ts_diff(cut_.start_pts, cut_.end_pts)) / kClock;
+        const bool boundary = end_is_boundary || key_start_streak_ >= 2;
+        if (boundary && (elapsed >= segment_duration_ - tolerance || elapsed + last_source_span_ > target_limit)) {
+            open_ = false;
+            Pending p = std::move(cut_);
+            cut_ = Pending{};
+            emit(std::move(p), &data);
+        } else {
+            materialize(cut_, data);
+        }
+    }
+    return stats;
+}
+
+}  // namespace hlsrelay::ts

@@ -1,0 +1,126 @@
+// MPEG-TS in, MPEG-TS segments out, without a remux: whole source segments (as an HLS client
+// downloads them) are cut into output segments at video keyframes by looking at TS packets and PES
+// headers only. Packets are copied, never rewritten (timestamps, PCR and continuity counters stay
+// the source's), and when an output segment is exactly one source segment its bytes are moved, not
+// copied. No libav: this is plain byte parsing, fed whatever the network delivers, so it is fuzzed.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hlsrelay::ts {
+
+constexpr size_t kPacketSize = 188;
+constexpr int64_t kClock = 90000;           // PES timestamps tick at 90 kHz
+constexpr int64_t kWrap = int64_t{1} << 33;  // and wrap at 2^33
+
+// (b - a) on the 33-bit circle, in [-2^32, 2^32).
+int64_t ts_diff(int64_t a, int64_t b);
+
+struct Stream {
+    int pid = 0;
+    int stream_type = 0;
+    bool operator==(const Stream&) const = default;
+};
+
+// The single program of a transport stream, from its PAT and PMT.
+struct Program {
+    int pmt_pid = -1;
+    int pcr_pid = -1;
+    std::vector<Stream> streams;
+    std::string pat, pmt;  // the last PAT and PMT packets (188 bytes each), re-sent where a cut needs them
+
+    // The stream cuts are measured on: the first video stream of a type whose keyframes we can find
+    // (H.264, HEVC, MPEG-1/2 video), else the first audio stream; -1 if neither.
+    int reference_pid() const;
+    bool reference_is_video() const;
+    bool same_layout(const Program& other) const { return streams == other.streams; }
+};
+
+// Finds the program of `data` (its first PAT and the PMT that PAT points to). nullopt when `data` is
+// not MPEG-TS, has several programs, or no complete PAT/PMT.
+std::optional<Program> find_program(const std::string& data);
+
+struct Cut {
+    std::string data;
+    int64_t start_pts = 0;      // 90 kHz, of the reference stream's first PES
+    double duration = 0;        // seconds
+    bool keyframe_start = true; // starts with a video keyframe (false only on a forced cut)
+    bool timeline_break = false;  // timestamps jump at its start (the caller tags a discontinuity)
+};
+
+struct FeedStats {
+    int64_t bad_packets = 0;     // lost sync, transport errors: dropped
+    bool started_with_key = false;
+};
+
+class Cutter {
+public:
+    using Emit = std::function<void(Cut&&)>;
+
+    Cutter(double segment_duration, Emit emit);
+
+    // Use `program` from now on. A cut in progress is emitted first.
+    void set_program(Program program);
+    const std::optional<Program>& program() const { return program_; }
+
+    // One complete source segment. `discontinuity`: the timeline breaks before it (what is pending is
+    // emitted first and the next output starts at a keyframe). `end_is_boundary`: the next source
+    // segment is expected to start with a keyframe, so the pending cut may end with this one.
+    // `target_limit`: the longest allowed output segment in seconds (target duration + 0.5).
+    FeedStats feed(std::string&& data, bool discontinuity, bool end_is_boundary, double target_limit);
+    // Emits what is pending (the source ended or switches to another path).
+    void flush();
+    bool pending() const { return open_; }
+
+private:
+    struct PesInfo {
+        bool has_pts = false;
+        int64_t pts = 0, dts = 0;
+        bool key = false;
+    };
+    struct Pending {
+        std::string data;                 // bytes materialized so far
+        std::vector<uint32_t> packets;    // packet offsets in the current source buffer, not yet copied
+        int64_t start_pts = 0, end_pts = 0;
+        bool keyframe_start = true, timeline_break = false;
+        bool whole_source = false;        // exactly the current source buffer's packets, in order, so far
+    };
+
+    PesInfo inspect_pes(const std::string& data, size_t offset, const std::vector<size_t>& packets,
+                        size_t index) const;
+    void open_cut(int64_t pts, bool key, bool timeline_break);
+    void close_cut(int64_t end_pts);  // the open cut becomes the finishing one
+    void add_packet(Pending& p, uint32_t offset);
+    void materialize(Pending& p, const std::string& source);
+    void emit(Pending&& p, std::string* source);
+    bool is_kept_pid(int pid) const;
+
+    double segment_duration_;
+    Emit emit_;
+    std::optional<Program> program_;
+    int reference_pid_ = -1;
+    bool reference_video_ = false;
+
+    bool open_ = false;
+    Pending cut_;                     // the output segment being filled
+    std::optional<Pending> finishing_;  // a closed cut still taking the tails of PES that began in it
+    std::vector<int> tail_pids_;      // the PIDs whose PES tails still go to finishing_
+
+    bool need_key_ = true;            // drop until the next keyframe (start, discontinuity)
+    bool pending_break_ = false;
+    int64_t last_dts_ = 0;
+    bool have_dts_ = false;
+    int64_t frame_ticks_ = 0;         // the reference stream's frame duration, 90 kHz
+    int64_t last_key_pts_ = 0;
+    bool have_key_ = false;
+    double last_gop_ = 0;
+    int key_start_streak_ = 0;        // source segments in a row that began with a keyframe
+    double last_source_span_ = 0;     // seconds of reference stream in the last source segment
+    std::string* source_ = nullptr;  // the buffer being fed (feed()'s own)
+};
+
+}  // namespace hlsrelay::ts

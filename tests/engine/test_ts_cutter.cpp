@@ -1,0 +1,227 @@
+// The MPEG-TS passthrough cutter on real ffmpeg-made HLS segments, and on damaged input.
+#include "engine_fixture.hpp"
+#include "ts_probe.hpp"
+
+#include "ts_cutter.hpp"
+
+#include <fstream>
+#include <random>
+#include <set>
+
+#include <hlsrelay/m3u8.hpp>
+
+using namespace hlsrelay;
+using namespace hlsrelay::test;
+
+namespace {
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+struct Collector {
+    std::vector<ts::Cut> cuts;
+    ts::Cutter::Emit emit() {
+        return [this](ts::Cut&& c) { cuts.push_back(std::move(c)); };
+    }
+};
+
+int pid_at(const std::string& data, size_t packet) {
+    return (static_cast<uint8_t>(data[packet * 188 + 1]) & 0x1f) << 8 | static_cast<uint8_t>(data[packet * 188 + 2]);
+}
+
+// The PAT first, or right behind the SDT that libav's muxer writes first (the segmenter moves it).
+bool pat_first(const std::string& data) {
+    if (data.size() < 2 * 188) return false;
+    return pid_at(data, 0) == 0x11 ? pid_at(data, 1) == 0 : pid_at(data, 0) == 0;
+}
+}  // namespace
+
+TEST_CASE("ts cutter: the tables and the reference stream of an ffmpeg segment") {
+    const auto& media = live_media();
+    const std::string seg = read_file(media.segment_files.at(0));
+    const auto program = ts::find_program(seg);
+    REQUIRE(program);
+    CHECK(program->streams.size() == 2);
+    CHECK(program->reference_is_video());
+    CHECK(program->reference_pid() == program->streams[0].pid);
+    CHECK(program->pat.size() == 188);
+    CHECK(program->pmt.size() == 188);
+    CHECK_FALSE(ts::find_program(std::string(4096, 'x')));
+    CHECK_FALSE(ts::find_program(""));
+    CHECK(ts::ts_diff(ts::kWrap - 10, 20) == 30);  // across the 33-bit wrap
+    CHECK(ts::ts_diff(20, ts::kWrap - 10) == -30);
+}
+
+TEST_CASE("ts cutter: source segments of the output duration are passed on as they are, not copied") {
+    const auto& media = live_media();  // 1 s segments starting with keyframes
+    Collector out;
+    ts::Cutter cutter(1.0, out.emit());
+    std::vector<std::string> sources;
+    for (size_t i = 0; i < 6; ++i) sources.push_back(read_file(media.segment_files.at(i)));
+    cutter.set_program(*ts::find_program(sources[0]));
+    std::vector<const char*> buffers;
+    for (size_t i = 0; i < sources.size(); ++i) {
+        std::string copy = sources[i];
+        buffers.push_back(copy.data());
+        // Independent from the start: each source segment is an output segment at once.
+        cutter.feed(std::move(copy), i == 0, true, 1.499);
+        REQUIRE(out.cuts.size() == i + 1);
+    }
+    for (size_t i = 0; i < out.cuts.size(); ++i) {
+        INFO("cut " << i);
+        CHECK(out.cuts[i].data == sources[i]);
+        CHECK(static_cast<const void*>(out.cuts[i].data.data()) == static_cast<const void*>(buffers[i]));
+        CHECK(out.cuts[i].keyframe_start);
+        CHECK_FALSE(out.cuts[i].timeline_break);
+        CHECK(std::fabs(out.cuts[i].duration - media.durations[i]) < 0.05);
+        if (i > 0) CHECK(ts::ts_diff(out.cuts[i - 1].start_pts, out.cuts[i].start_pts) == 90000);
+    }
+    CHECK_FALSE(cutter.pending());
+}
+
+TEST_CASE("ts cutter: short source segments are joined to the output duration at their boundaries") {
+    const auto& media = live_media();
+    Collector out;
+    ts::Cutter cutter(2.0, out.emit());
+    std::string joined;
+    for (size_t i = 0; i < 8; ++i) {
+        std::string s = read_file(media.segment_files.at(i));
+        if (i == 0) cutter.set_program(*ts::find_program(s));
+        joined += s;
+        // No EXT-X-INDEPENDENT-SEGMENTS: the cutter learns from two source segments that began with
+        // keyframes that it may cut at their ends.
+        cutter.feed(std::move(s), i == 0, false, 2.499);
+    }
+    cutter.flush();
+    REQUIRE(out.cuts.size() == 4);
+    std::string all;
+    for (const auto& c : out.cuts) {
+        CHECK(c.keyframe_start);
+        CHECK(std::fabs(c.duration - 2.0) < 0.05);
+        const TsProbe probe = probe_ts(c.data);
+        REQUIRE(probe.ok);
+        CHECK(probe.first_video_key());
+        CHECK(pat_first(c.data));
+        all += c.data;
+    }
+    // Nothing lost, nothing added: the output is the source, cut in other places (at most the
+    // packets ahead of the first keyframe are dropped).
+    CHECK(all.size() <= joined.size());
+    CHECK(all.size() + 188 * 4 >= joined.size());
+    CHECK(joined.compare(joined.size() - all.size() / 2, std::string::npos, all, all.size() - all.size() / 2) == 0);
+}
+
+TEST_CASE("ts cutter: long source segments are cut at keyframes inside them, PES tails kept together") {
+    MediaSpec spec;
+    spec.seconds = 12;
+    spec.segment_seconds = 4.0;
+    spec.gop_frames = 25;  // 1 s GOPs inside 4 s source segments
+    spec.name = "long-4s";
+    const auto& media = make_media(spec);
+    Collector out;
+    ts::Cutter cutter(2.0, out.emit());
+    int64_t source_bytes = 0;
+    for (size_t i = 0; i < media.segment_files.size(); ++i) {
+        std::string s = read_file(media.segment_files[i]);
+        source_bytes += static_cast<int64_t>(s.size());
+        if (i == 0) cutter.set_program(*ts::find_program(s));
+        cutter.feed(std::move(s), i == 0, true, 2.499);
+    }
+    cutter.flush();
+    REQUIRE(out.cuts.size() >= 5);
+    int64_t out_bytes = 0;
+    std::string all;
+    for (const auto& c : out.cuts) {
+        INFO("cut at " << c.start_pts << " duration " << c.duration);
+        CHECK(c.keyframe_start);
+        CHECK(c.duration <= 2.499);
+        CHECK(c.duration > 0.9);
+        const TsProbe probe = probe_ts(c.data);
+        REQUIRE(probe.ok);
+        CHECK(pat_first(c.data));
+        CHECK(probe.first_video_key());
+        out_bytes += static_cast<int64_t>(c.data.size());
+        all += c.data;
+    }
+    // Only the PAT/PMT put in front of inner cuts are added.
+    CHECK(out_bytes >= source_bytes);
+    CHECK(out_bytes <= source_bytes + static_cast<int64_t>(out.cuts.size()) * 2 * 188);
+    // Played back to back: every audio packet survives (the tails of PES went with their start).
+    const TsProbe whole = probe_ts(all);
+    const TsProbe source = probe_ts(read_file(media.single_file));
+    REQUIRE(whole.ok);
+    REQUIRE(source.ok);
+    auto audio = [](const TsProbe& p) {
+        return std::count_if(p.packets.begin(), p.packets.end(), [](const TsPacket& t) { return t.type == AVMEDIA_TYPE_AUDIO; });
+    };
+    CHECK(audio(whole) >= audio(source) - 2);
+}
+
+TEST_CASE("ts cutter: damaged input is dropped packet by packet, never a crash") {
+    const auto& media = live_media();
+    std::mt19937 rng(7);
+    Collector out;
+    ts::Cutter cutter(2.0, out.emit());
+    cutter.set_program(*ts::find_program(read_file(media.segment_files.at(0))));
+    int64_t bad = 0;
+    for (size_t i = 0; i < 10; ++i) {
+        std::string s = read_file(media.segment_files.at(i % media.segment_files.size()));
+        if (i % 3 == 1) {
+            for (int k = 0; k < 200; ++k) s[rng() % s.size()] = static_cast<char>(rng());
+        } else if (i % 3 == 2) {
+            s.resize(s.size() / 2 + 77);  // truncated mid-packet
+        }
+        bad += cutter.feed(std::move(s), false, false, 2.499).bad_packets;
+    }
+    cutter.feed(std::string(10000, '\x47'), false, false, 2.499);
+    cutter.feed(std::string(), false, false, 2.499);
+    cutter.flush();
+    CHECK(bad > 0);
+    CHECK(out.cuts.size() >= 2);
+    for (const auto& c : out.cuts) {
+        CHECK(c.data.size() % 188 == 0);
+        CHECK(c.duration > 0);
+    }
+}
+
+TEST_CASE("engine: an MPEG-TS HLS source is passed through, each output segment published with its source's") {
+    const auto& media = live_media();
+    LiveOrigin origin(media, {.speed = 2.0});
+    origin.start();
+    Engine engine(quick_settings(1.0, 5));
+    ChannelConfig config;
+    config.name = "Passthrough";
+    config.urls = {origin.url()};
+    const auto c = engine.add_channel(config);
+    engine.start(c.id);
+    REQUIRE(wait_until([&] { return engine.status(c.id).segments_published >= 4; }, std::chrono::seconds(20)));
+    const auto playlist = m3u8::parse(*engine.read(c.id, "index.m3u8")->data, "http://127.0.0.1/x/index.m3u8").media();
+    REQUIRE(playlist.segments.size() >= 3);
+    // The source's own bytes and timestamps: every output segment is one source segment (its
+    // packets, the SDT moved behind the PAT and PMT), so its size and first timestamp are the source's.
+    std::multiset<size_t> source_sizes;
+    std::set<int64_t> source_first_pts;
+    for (int64_t seq = 0; seq <= origin.newest_sequence(); ++seq) {
+        const std::string& bytes = origin.segment_bytes(seq);
+        source_sizes.insert(bytes.size());
+        const TsProbe p = probe_ts(bytes);
+        if (p.ok && !p.packets.empty()) source_first_pts.insert(p.packets.front().pts);
+    }
+    for (const auto& seg : playlist.segments) {
+        INFO(seg.uri);
+        const auto r = engine.read(c.id, seg.uri.substr(seg.uri.rfind('/') + 1));
+        REQUIRE(r);
+        CHECK(source_sizes.count(r->data->size()) >= 1);
+        const TsProbe p = probe_ts(*r->data);
+        REQUIRE(p.ok);
+        CHECK(p.starts_with_pat);
+        CHECK(p.first_video_key());
+        REQUIRE_FALSE(p.packets.empty());
+        CHECK(source_first_pts.count(p.packets.front().pts) == 1);
+    }
+    const auto st = engine.status(c.id);
+    CHECK(st.stream.width == 320);
+    CHECK(st.stream.codecs.find("avc1.") == 0);
+    CHECK(st.stream.codecs.find("mp4a.40.2") != std::string::npos);
+}
