@@ -3,6 +3,7 @@
 
 #include <hlsrelay/stream_id.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -72,7 +73,8 @@ void add_source_options(Options& opts, const std::map<std::string, std::string>&
 
 std::string fetch(const std::string& url, const std::map<std::string, std::string>& headers,
                   Interrupter& irq, double timeout_seconds, std::atomic<int64_t>* bytes_in,
-                  std::string* final_url, const std::map<std::string, std::string>& extra_options) {
+                  std::string* final_url, const std::map<std::string, std::string>& extra_options,
+                  BufferPool* pool) {
     Options opts;
     add_source_options(opts, headers, timeout_seconds);
     for (const auto& [key, value] : extra_options) opts.set(key.c_str(), value);
@@ -91,26 +93,44 @@ std::string fetch(const std::string& url, const std::map<std::string, std::strin
             *final_url = url;
         }
     }
+    // The body is read straight into its final buffer: with a Content-Length one of exactly that
+    // size (a segment's bytes are kept for its whole life in the window, so no slack capacity rides
+    // along), from the pool when there is one. `filled` counts the bytes read; the string's size may
+    // run ahead of it (recycled bytes about to be overwritten) and is cut back at the end.
     std::string body;
     const int64_t size = avio_size(io.get());
-    if (size > 0 && size < (int64_t{1} << 30)) body.reserve(static_cast<size_t>(size));
-    constexpr int kChunk = 64 * 1024;
+    const bool sized = size > 0 && size < (int64_t{1} << 30);
+    if (sized) {
+        if (pool && static_cast<size_t>(size) >= BufferPool::kMinSize) body = pool->take(static_cast<size_t>(size));
+        else body.reserve(static_cast<size_t>(size));
+    }
+    constexpr size_t kChunk = 64 * 1024;
+    size_t filled = 0;
     for (;;) {
-        const size_t old = body.size();
-        body.resize(old + kChunk);
         irq.arm(std::chrono::duration<double>(timeout_seconds));
-        const int n = avio_read(io.get(), reinterpret_cast<unsigned char*>(body.data() + old), kChunk);
-        if (n == AVERROR_EOF || n == 0) {
-            body.resize(old);
-            break;
+        if (sized && filled >= static_cast<size_t>(size)) {
+            // All that was announced arrived: a small read should find the end.
+            unsigned char probe[4096];
+            const int n = avio_read(io.get(), probe, sizeof probe);
+            if (n == AVERROR_EOF || n == 0) break;
+            if (n < 0) throw_av("read failed for", redact_url(url), n, irq, timeout_seconds);
+            body.resize(filled);
+            body.append(reinterpret_cast<const char*>(probe), static_cast<size_t>(n));
+            filled += static_cast<size_t>(n);
+            if (bytes_in) bytes_in->fetch_add(n, std::memory_order_relaxed);
+            continue;
         }
-        if (n < 0) {
-            body.resize(old);
-            throw_av("read failed for", redact_url(url), n, irq, timeout_seconds);
-        }
-        body.resize(old + static_cast<size_t>(n));
+        const size_t want = std::min(sized ? static_cast<size_t>(size) - filled : kChunk, kChunk);
+        if (filled + want > body.capacity()) body.reserve(std::max(filled + want, body.capacity() * 2));
+        if (filled + want > body.size()) body.resize(filled + want);
+        const int n = avio_read(io.get(), reinterpret_cast<unsigned char*>(body.data() + filled), static_cast<int>(want));
+        if (n == AVERROR_EOF || n == 0) break;
+        if (n < 0) throw_av("read failed for", redact_url(url), n, irq, timeout_seconds);
+        filled += static_cast<size_t>(n);
         if (bytes_in) bytes_in->fetch_add(n, std::memory_order_relaxed);
     }
+    body.resize(filled);
+    if (body.capacity() > body.size() + body.size() / 8 + 4096) body.shrink_to_fit();
     irq.disarm();
     // Decryption strips padding, so only a plain transfer can be checked against its length.
     const bool decrypted = url.rfind("crypto", 0) == 0;
@@ -177,6 +197,8 @@ std::string MemoryWriter::take() {
     std::string out = std::move(out_);
     out_.clear();
     out_.reserve(out.size() + out.size() / 8);  // the next segment is about as large
+    // The segment lives in the window for tens of seconds: no slack capacity goes with it.
+    if (out.capacity() > out.size() + out.size() / 16 + 4096) out.shrink_to_fit();
     return out;
 }
 

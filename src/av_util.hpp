@@ -9,6 +9,8 @@ extern "C" {
 #include <libavutil/opt.h>
 }
 
+#include "buffer_pool.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -83,10 +85,12 @@ void add_source_options(Options& opts, const std::map<std::string, std::string>&
                         double read_timeout_seconds);
 
 // Reads a whole resource (playlist, key, segment) through avio under `interrupter`; throws
-// SourceError. `bytes_in` counts what arrived.
+// SourceError. `bytes_in` counts what arrived. With `pool`, a body of known length is read into a
+// recycled buffer of about its size.
 std::string fetch(const std::string& url, const std::map<std::string, std::string>& headers,
                   Interrupter& interrupter, double timeout_seconds, std::atomic<int64_t>* bytes_in = nullptr,
-                  std::string* final_url = nullptr, const std::map<std::string, std::string>& extra_options = {});
+                  std::string* final_url = nullptr, const std::map<std::string, std::string>& extra_options = {},
+                  BufferPool* pool = nullptr);
 
 // An AVIOContext reading from bytes owned by the caller (which must outlive it).
 class MemoryReader {

@@ -16,8 +16,9 @@ std::string now_iso() { return format_date_time(SystemClock::now()); }
 }  // namespace
 
 ChannelWorker::ChannelWorker(ChannelConfig channel, HlsSettings hls, const EngineSettings& engine,
-                             int64_t first_sequence, Emit emit, Log log)
-    : channel_(std::move(channel)), hls_(hls), engine_(engine), emit_(std::move(emit)), log_(std::move(log)),
+                             int64_t first_sequence, std::shared_ptr<BufferPool> pool, Emit emit, Log log)
+    : channel_(std::move(channel)), hls_(hls), engine_(engine), pool_(std::move(pool)), emit_(std::move(emit)),
+      log_(std::move(log)),
       window_(hls.max_segments), next_sequence_(first_sequence) {
     if (!engine_.hls_dir.empty())
         mirror_ = std::make_unique<DiskMirror>(std::filesystem::path(engine_.hls_dir) / channel_.id);
@@ -91,6 +92,7 @@ void ChannelWorker::set_error(const std::string& message, bool emit_event) {
 
 void ChannelWorker::run() {
     Segmenter segmenter(hls_.segment_duration, [this, &segmenter](CutSegment&& cut) { publish(std::move(cut), segmenter); });
+    segmenter.set_buffer_pool(pool_.get());
     std::mt19937 rng(std::random_device{}());
     std::vector<bool> permanent(channel_.urls.size(), false);
     int failures = 0;
@@ -145,6 +147,7 @@ void ChannelWorker::run_source(Segmenter& segmenter, const std::string& url) {
                       interrupter_,
                       segmenter,
                       bytes_in_,
+                      pool_.get(),
                       engine_.read_timeout,
                       engine_.stall_timeout,
                       engine_.live_start_segments,
@@ -156,7 +159,12 @@ void ChannelWorker::run_source(Segmenter& segmenter, const std::string& url) {
 }
 
 void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
-    auto segment = std::make_shared<Segment>();
+    // When the last reader lets go of the segment its buffer goes back to the pool.
+    std::shared_ptr<Segment> segment(std::make_unique<Segment>().release(),
+                                     [pool = pool_](Segment* s) {
+                                         std::unique_ptr<Segment> owned(s);
+                                         if (pool) pool->give(std::move(owned->data));
+                                     });
     segment->duration = cut.duration;
     segment->discontinuity = cut.discontinuity;
     segment->keyframe_start = cut.keyframe_start;

@@ -25,7 +25,7 @@ public:
     using Log = std::function<void(LogLevel, const std::string& channel, const std::string& message)>;
 
     ChannelWorker(ChannelConfig channel, HlsSettings hls, const EngineSettings& engine, int64_t first_sequence,
-                  Emit emit, Log log);
+                  std::shared_ptr<BufferPool> pool, Emit emit, Log log);
     ~ChannelWorker();
     ChannelWorker(const ChannelWorker&) = delete;
     ChannelWorker& operator=(const ChannelWorker&) = delete;
@@ -56,6 +56,7 @@ private:
     const ChannelConfig channel_;
     const HlsSettings hls_;
     const EngineSettings engine_;
+    const std::shared_ptr<BufferPool> pool_;  // segment buffers, shared by the engine's channels
     Emit emit_;
     Log log_;
     av::Interrupter interrupter_;

@@ -3,6 +3,10 @@
 
 #include "channel_worker.hpp"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <hlsrelay/stream_id.hpp>
 
 #include <condition_variable>
@@ -23,6 +27,7 @@ void validate(const EngineSettings& s) {
     if (!(s.read_timeout >= 0.1)) bad("read_timeout must be at least 0.1 s");
     if (!(s.reconnect_min > 0) || !(s.reconnect_max >= s.reconnect_min)) bad("reconnect delays must satisfy 0 < min <= max");
     if (s.live_start_segments < 1) bad("live_start_segments must be at least 1");
+    if (!(s.release_memory_interval >= 0)) bad("release_memory_interval must not be negative");
 }
 
 void validate(const HlsSettings& h) {
@@ -57,6 +62,8 @@ struct Engine::Impl {
     std::mutex subscribers_mu;
     std::map<SubscriptionId, std::shared_ptr<Subscriber>> subscribers;
     SubscriptionId next_subscription = 1;
+
+    std::shared_ptr<BufferPool> pool = std::make_shared<BufferPool>();
 
     std::mutex housekeeping_mu;
     std::condition_variable housekeeping_cv;
@@ -159,7 +166,7 @@ struct Engine::Impl {
             first = std::max(slot->next_sequence, clock_based);
         }
         auto worker = std::make_shared<ChannelWorker>(
-            config, hls_for(config), settings, first, [this](const Event& e) { emit(e); },
+            config, hls_for(config), settings, first, pool, [this](const Event& e) { emit(e); },
             [this](LogLevel l, const std::string& ch, const std::string& m) { log(l, ch, m); });
         {
             std::lock_guard lock(mu);
@@ -186,6 +193,7 @@ struct Engine::Impl {
 
     void housekeeping_loop() {
         std::unique_lock lock(housekeeping_mu);
+        auto last_release = std::chrono::steady_clock::now();
         while (!quitting) {
             housekeeping_cv.wait_for(lock, std::chrono::milliseconds(250));
             if (quitting) break;
@@ -197,6 +205,17 @@ struct Engine::Impl {
                     if (slot->worker) workers.push_back(slot->worker);
             }
             for (auto& w : workers) w->sweep();
+            // Spares for the segments the running channels are about to download; the rest is freed.
+            pool->set_max_spares(4 + workers.size());
+            pool->trim(std::chrono::seconds(2));
+            const auto now = std::chrono::steady_clock::now();
+            if (settings.release_memory_interval > 0 &&
+                now - last_release >= std::chrono::duration<double>(settings.release_memory_interval)) {
+                last_release = now;
+#ifdef __GLIBC__
+                malloc_trim(0);
+#endif
+            }
             lock.lock();
         }
     }

@@ -200,7 +200,7 @@ private:
             throw av::SourceError("unsupported encryption " + seg.key->method + " (only AES-128 can be remuxed)", true);
         }
         std::string data = av::fetch(url, ctx_.channel.headers, ctx_.interrupter, ctx_.read_timeout,
-                                     &ctx_.bytes_in, nullptr, opts);
+                                     &ctx_.bytes_in, nullptr, opts, ctx_.pool);
         if (seg.map) {  // fragmented MP4: every segment is demuxed behind its initialization section
             const std::string id = seg.map->uri + (seg.map->byterange ? "@" + std::to_string(seg.map->byterange->offset) : "");
             if (init_id_ != id) {

@@ -452,6 +452,19 @@ void Segmenter::leave_passthrough() {
 // remux path would. Only at a start, a discontinuity or a change of the stream layout.
 bool Segmenter::probe_passthrough(const std::string& data, const ts::Program& program) {
     if (program.reference_pid() < 0) return false;
+    if (auto params = ts::describe(data, program)) {  // H.264 and the usual audio: no decoding needed
+        StreamInfo next = info_;
+        next.codecs = std::move(params->codecs);
+        next.video_codec = std::move(params->video_codec);
+        next.audio_codecs = std::move(params->audio_codecs);
+        if (params->width > 0) {
+            next.width = params->width;
+            next.height = params->height;
+        }
+        if (params->frame_rate > 0) next.frame_rate = params->frame_rate;
+        info_ = std::move(next);
+        return true;
+    }
     av::MemoryReader reader(data);
     AVFormatContext* raw = avformat_alloc_context();
     if (!raw) throw std::bad_alloc();
@@ -495,7 +508,8 @@ bool Segmenter::write_ts_segment(std::string& data, bool discontinuity, bool ind
         muxer_.reset();  // the remux path starts over (and probes) if it is needed again
         writer_.reset();
         layout_.clear();
-        cutter_ = std::make_unique<ts::Cutter>(segment_duration_, [this](ts::Cut&& cut) { publish_cut(std::move(cut)); });
+        cutter_ = std::make_unique<ts::Cutter>(segment_duration_, [this](ts::Cut&& cut) { publish_cut(std::move(cut)); },
+                                               pool_);
         passthrough_ = true;
         discontinuity = true;
     }

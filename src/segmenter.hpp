@@ -57,6 +57,7 @@ public:
     void set_target_hint(double seconds) { target_hint_ = seconds; }
 
     bool passthrough() const { return passthrough_; }
+    void set_buffer_pool(BufferPool* pool) { pool_ = pool; }
     int target_duration() const { return target_duration_; }  // 0 until the first segment
     const StreamInfo& stream_info() const { return info_; }
     const std::vector<std::string>& notes() const { return notes_; }
@@ -103,6 +104,7 @@ private:
 
     std::unique_ptr<ts::Cutter> cutter_;  // the passthrough path, while it is in use
     bool passthrough_ = false;
+    BufferPool* pool_ = nullptr;
 
     int target_duration_ = 0;
     double target_hint_ = 0;

@@ -20,6 +20,7 @@ struct SourceContext {
     av::Interrupter& interrupter;
     Segmenter& segmenter;
     std::atomic<int64_t>& bytes_in;
+    BufferPool* pool = nullptr;      // recycled segment buffers
     double read_timeout = 10;
     double stall_timeout = 0;        // 0: three target durations, at least read_timeout
     int live_start_segments = 3;

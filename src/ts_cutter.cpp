@@ -2,6 +2,8 @@
 #include "ts_cutter.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 
 namespace hlsrelay::ts {
@@ -147,7 +149,8 @@ std::optional<Program> find_program(const std::string& data) {
     return std::nullopt;
 }
 
-Cutter::Cutter(double segment_duration, Emit emit) : segment_duration_(segment_duration), emit_(std::move(emit)) {}
+Cutter::Cutter(double segment_duration, Emit emit, BufferPool* pool)
+    : segment_duration_(segment_duration), emit_(std::move(emit)), pool_(pool) {}
 
 void Cutter::set_program(Program program) {
     if (program_ && program_->same_layout(program) && program_->pmt_pid == program.pmt_pid) {
@@ -246,11 +249,14 @@ void Cutter::materialize(Pending& p, const std::string& source) {
     const bool prefix = p.data.empty() && pid_of(at(source, p.packets.front())) != kPatPid &&
                         !(pid_of(at(source, p.packets.front())) == kSdtPid && p.packets.size() > 1 &&
                           pid_of(at(source, p.packets[1])) == kPatPid);
+    const size_t size = p.data.size() + p.packets.size() * kPacketSize + (prefix ? 2 * kPacketSize : 0);
     std::string merged;
-    merged.reserve(p.data.size() + p.packets.size() * kPacketSize + (prefix ? 2 * kPacketSize : 0));
+    if (pool_ && size >= BufferPool::kMinSize) merged = pool_->take(size), merged.clear();
+    else merged.reserve(size);
     if (prefix && program_ && !program_->pat.empty()) merged += program_->pat + program_->pmt;
     merged += p.data;
     for (uint32_t offset : p.packets) merged.append(source, offset, kPacketSize);
+    if (pool_) pool_->give(std::move(p.data));
     p.data = std::move(merged);
     p.packets.clear();
     p.whole_source = false;
@@ -459,7 +465,230 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
             materialize(cut_, data);
         }
     }
+    if (pool_) pool_->give(std::move(data));  // copied into cuts (or moved into one: then empty)
     return stats;
+}
+
+}  // namespace hlsrelay::ts
+
+namespace hlsrelay::ts {
+
+namespace {
+// Exp-Golomb bit reader over an RBSP (emulation prevention bytes already removed).
+class Bits {
+public:
+    Bits(const std::vector<uint8_t>& data) : d_(data) {}
+    bool ok() const { return ok_; }
+    uint32_t bit() {
+        if (pos_ >= d_.size() * 8) {
+            ok_ = false;
+            return 0;
+        }
+        const uint32_t b = (d_[pos_ / 8] >> (7 - pos_ % 8)) & 1;
+        ++pos_;
+        return b;
+    }
+    uint32_t bits(int n) {
+        uint32_t v = 0;
+        for (int i = 0; i < n; ++i) v = v << 1 | bit();
+        return v;
+    }
+    uint32_t ue() {
+        int zeros = 0;
+        while (ok_ && bit() == 0) {
+            if (++zeros > 31) {
+                ok_ = false;
+                return 0;
+            }
+        }
+        return ((uint32_t{1} << zeros) - 1) + bits(zeros);
+    }
+    int32_t se() {
+        const uint32_t v = ue();
+        return v & 1 ? static_cast<int32_t>((v + 1) / 2) : -static_cast<int32_t>(v / 2);
+    }
+
+private:
+    const std::vector<uint8_t>& d_;
+    size_t pos_ = 0;
+    bool ok_ = true;
+};
+
+// Up to `max` bytes of the elementary stream data of the first PES of `pid`: codec headers.
+std::vector<uint8_t> es_bytes(const std::string& data, int pid, size_t max, bool skip_to_pusi = true) {
+    std::vector<uint8_t> out;
+    bool in_pes = !skip_to_pusi;
+    for (size_t off = 0; off + kPacketSize <= data.size() && out.size() < max; off += kPacketSize) {
+        const uint8_t* p = at(data, off);
+        if (p[0] != 0x47) break;
+        if (pid_of(p) != pid) continue;
+        const size_t po = payload_offset(p);
+        if (po == 0) continue;
+        size_t start = po;
+        if (pusi_of(p)) {
+            if (in_pes && !out.empty()) break;  // the next PES: one is enough
+            if (po + 9 > kPacketSize || p[po] != 0 || p[po + 1] != 0 || p[po + 2] != 1) continue;
+            start = po + 9 + p[po + 8];
+            in_pes = true;
+        }
+        if (!in_pes || start >= kPacketSize) continue;
+        out.insert(out.end(), p + start, p + kPacketSize);
+    }
+    return out;
+}
+
+std::string hex3(const uint8_t* b) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%02x%02x%02x", b[0], b[1], b[2]);
+    return buf;
+}
+}  // namespace
+
+bool h264_sps_size(const uint8_t* nal, size_t size, int& width, int& height) {
+    std::vector<uint8_t> rbsp;
+    rbsp.reserve(size);
+    for (size_t i = 1; i < size; ++i) {  // after the NAL header byte
+        if (i + 2 < size && nal[i] == 0 && nal[i + 1] == 0 && nal[i + 2] == 3) {
+            rbsp.push_back(0);
+            rbsp.push_back(0);
+            i += 2;
+            continue;
+        }
+        rbsp.push_back(nal[i]);
+    }
+    Bits b(rbsp);
+    const uint32_t profile = b.bits(8);
+    b.bits(16);  // constraint flags, level
+    b.ue();      // seq_parameter_set_id
+    uint32_t chroma_format = 1;
+    bool separate_planes = false;
+    switch (profile) {
+        case 100: case 110: case 122: case 244: case 44: case 83: case 86: case 118: case 128: case 138: case 139:
+        case 134: case 135:
+            chroma_format = b.ue();
+            if (chroma_format == 3) separate_planes = b.bit();
+            b.ue();  // bit_depth_luma_minus8
+            b.ue();  // bit_depth_chroma_minus8
+            b.bit(); // qpprime_y_zero_transform_bypass_flag
+            if (b.bit()) {  // seq_scaling_matrix_present_flag
+                for (int i = 0; i < (chroma_format != 3 ? 8 : 12) && b.ok(); ++i) {
+                    if (!b.bit()) continue;
+                    int last = 8, next = 8;
+                    for (int j = 0; j < (i < 6 ? 16 : 64) && b.ok(); ++j) {
+                        if (next != 0) next = (last + b.se() + 256) % 256;
+                        last = next == 0 ? last : next;
+                    }
+                }
+            }
+            break;
+        default:
+            break;
+    }
+    b.ue();  // log2_max_frame_num_minus4
+    const uint32_t poc_type = b.ue();
+    if (poc_type == 0) {
+        b.ue();
+    } else if (poc_type == 1) {
+        b.bit();
+        b.se();
+        b.se();
+        const uint32_t cycle = b.ue();
+        if (cycle > 255) return false;
+        for (uint32_t i = 0; i < cycle && b.ok(); ++i) b.se();
+    }
+    b.ue();   // max_num_ref_frames
+    b.bit();  // gaps_in_frame_num_value_allowed_flag
+    const uint32_t width_mbs = b.ue() + 1;
+    const uint32_t height_units = b.ue() + 1;
+    const uint32_t frame_mbs_only = b.bit();
+    if (!frame_mbs_only) b.bit();
+    b.bit();  // direct_8x8_inference_flag
+    uint32_t crop[4] = {0, 0, 0, 0};
+    if (b.bit())
+        for (auto& c : crop) c = b.ue();
+    if (!b.ok() || width_mbs > 1024 || height_units > 1024) return false;
+    uint32_t unit_x = 1, unit_y = 2 - frame_mbs_only;
+    if (!separate_planes && chroma_format == 1) unit_x = 2, unit_y *= 2;
+    else if (!separate_planes && chroma_format == 2) unit_x = 2;
+    const int64_t w = int64_t{width_mbs} * 16 - int64_t{unit_x} * (crop[0] + crop[1]);
+    const int64_t h = int64_t{height_units} * 16 * (2 - frame_mbs_only) - int64_t{unit_y} * (crop[2] + crop[3]);
+    if (w <= 0 || h <= 0) return false;
+    width = static_cast<int>(w);
+    height = static_cast<int>(h);
+    return true;
+}
+
+std::optional<StreamParams> describe(const std::string& data, const Program& program) {
+    StreamParams out;
+    std::string video_codec_string;
+    std::vector<std::string> audio_strings;
+    bool have_video = false;
+    for (const auto& s : program.streams) {
+        switch (s.stream_type) {
+            case 0x1b: {  // H.264: the SPS of the first keyframe
+                if (have_video) return std::nullopt;  // a second video stream: the remux path decides
+                have_video = true;
+                const auto es = es_bytes(data, s.pid, 64 * 1024);
+                bool found = false;
+                for (size_t i = 0; i + 4 < es.size() && !found; ++i) {
+                    if (es[i] != 0 || es[i + 1] != 0 || es[i + 2] != 1 || (es[i + 3] & 0x1f) != 7) continue;
+                    size_t end = i + 3;
+                    while (end + 2 < es.size() && !(es[end] == 0 && es[end + 1] == 0 && es[end + 2] <= 1)) ++end;
+                    if (end - (i + 3) < 4) return std::nullopt;
+                    if (!h264_sps_size(es.data() + i + 3, end - (i + 3), out.width, out.height)) return std::nullopt;
+                    video_codec_string = "avc1." + hex3(es.data() + i + 4);
+                    found = true;
+                }
+                if (!found) return std::nullopt;
+                out.video_codec = "h264";
+                // The frame rate from the decoding timestamps of this segment's first PES headers.
+                int64_t last = -1, step = 0;
+                int seen = 0;
+                for (size_t off = 0; off + kPacketSize <= data.size() && seen < 64; off += kPacketSize) {
+                    const uint8_t* p = at(data, off);
+                    if (p[0] != 0x47 || pid_of(p) != s.pid || !pusi_of(p)) continue;
+                    const size_t po = payload_offset(p);
+                    if (po == 0 || po + 19 > kPacketSize || p[po] != 0 || p[po + 1] != 0 || p[po + 2] != 1) continue;
+                    const int flags = p[po + 7] >> 6;
+                    if (!(flags & 2)) continue;
+                    const int64_t dts = read_timestamp(p + po + (flags == 3 ? 14 : 9));
+                    if (last >= 0) {
+                        const int64_t d = ts_diff(last, dts);
+                        if (d > 0 && (step == 0 || d < step)) step = d;
+                    }
+                    last = dts;
+                    ++seen;
+                }
+                if (step > 0 && step <= kClock) out.frame_rate = std::round(90000.0 / static_cast<double>(step) * 1000) / 1000;
+                break;
+            }
+            case 0x0f: {  // AAC in ADTS: the object type from the first header
+                const auto es = es_bytes(data, s.pid, 16);
+                if (es.size() < 7 || es[0] != 0xff || (es[1] & 0xf6) != 0xf0) return std::nullopt;
+                audio_strings.push_back("mp4a.40." + std::to_string(((es[2] >> 6) & 3) + 1));
+                out.audio_codecs.emplace_back("aac");
+                break;
+            }
+            case 0x03: case 0x04: {  // MPEG audio: layer II or III
+                const auto es = es_bytes(data, s.pid, 16);
+                if (es.size() < 4 || es[0] != 0xff || (es[1] & 0xe0) != 0xe0) return std::nullopt;
+                const int layer = (es[1] >> 1) & 3;
+                if (layer == 1) audio_strings.emplace_back("mp4a.40.34"), out.audio_codecs.emplace_back("mp3");
+                else if (layer == 2) audio_strings.emplace_back("mp4a.40.33"), out.audio_codecs.emplace_back("mp2");
+                else return std::nullopt;
+                break;
+            }
+            case 0x81: audio_strings.emplace_back("ac-3"); out.audio_codecs.emplace_back("ac3"); break;
+            case 0x87: audio_strings.emplace_back("ec-3"); out.audio_codecs.emplace_back("eac3"); break;
+            case 0x15: case 0x86: break;  // ID3 metadata, SCTE-35 cues: carried along, not described
+            default: return std::nullopt;  // anything else: libavformat knows better
+        }
+    }
+    if (!have_video && audio_strings.empty()) return std::nullopt;
+    out.codecs = video_codec_string;
+    for (const auto& a : audio_strings)
+        if (out.codecs.find(a) == std::string::npos) out.codecs += (out.codecs.empty() ? "" : ",") + a;
+    return out;
 }
 
 }  // namespace hlsrelay::ts

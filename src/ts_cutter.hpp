@@ -5,6 +5,8 @@
 // copied. No libav: this is plain byte parsing, fed whatever the network delivers, so it is fuzzed.
 #pragma once
 
+#include "buffer_pool.hpp"
+
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -44,6 +46,22 @@ struct Program {
 // not MPEG-TS, has several programs, or no complete PAT/PMT.
 std::optional<Program> find_program(const std::string& data);
 
+// What a master playlist says about a stream, read from the TS itself (PMT, H.264 SPS, audio frame
+// headers) for the common case: H.264 video and AAC/MPEG/AC-3 audio. nullopt for anything else
+// (the caller asks libavformat). Much cheaper than decoding frames, which matters when hundreds of
+// channels start at once.
+struct StreamParams {
+    std::string codecs;       // RFC 6381, comma-separated: "avc1.64001f,mp4a.40.2"
+    std::string video_codec;  // "h264", or empty for audio only
+    int width = 0, height = 0;
+    double frame_rate = 0;
+    std::vector<std::string> audio_codecs;  // "aac", "mp3", "mp2", "ac3", "eac3"
+};
+std::optional<StreamParams> describe(const std::string& data, const Program& program);
+
+// Width and height from an H.264 SPS NAL unit (header byte included, emulation prevention intact).
+bool h264_sps_size(const uint8_t* nal, size_t size, int& width, int& height);
+
 struct Cut {
     std::string data;
     int64_t start_pts = 0;      // 90 kHz, of the reference stream's first PES
@@ -61,7 +79,9 @@ class Cutter {
 public:
     using Emit = std::function<void(Cut&&)>;
 
-    Cutter(double segment_duration, Emit emit);
+    // `pool`, if any, provides the buffers of joined segments and takes back the source buffers
+    // that were copied.
+    Cutter(double segment_duration, Emit emit, BufferPool* pool = nullptr);
 
     // Use `program` from now on. A cut in progress is emitted first.
     void set_program(Program program);
@@ -101,6 +121,7 @@ private:
 
     double segment_duration_;
     Emit emit_;
+    BufferPool* pool_;
     std::optional<Program> program_;
     int reference_pid_ = -1;
     bool reference_video_ = false;

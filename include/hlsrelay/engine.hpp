@@ -68,6 +68,10 @@ struct EngineSettings {
     int live_start_segments = 3;     // HLS: start this many segments back from the live edge (RFC 8216 6.3.3)
     LogLevel log_level = LogLevel::Warn;
     LogCallback log;                 // unset: log to stderr at log_level and above
+    // Segments are large, short-lived allocations; the C library keeps what they free in its heaps.
+    // Every this many seconds the engine hands free heap pages back to the OS (glibc's malloc_trim,
+    // process-wide, releases free memory only). 0: never.
+    double release_memory_interval = 10.0;
 };
 
 // Bytes read from a channel: a playlist or a segment. `data` is shared, never copied or modified.

@@ -2,6 +2,7 @@
 #include "engine_fixture.hpp"
 #include "ts_probe.hpp"
 
+#include "segmenter.hpp"
 #include "ts_cutter.hpp"
 
 #include <fstream>
@@ -224,4 +225,43 @@ TEST_CASE("engine: an MPEG-TS HLS source is passed through, each output segment 
     CHECK(st.stream.width == 320);
     CHECK(st.stream.codecs.find("avc1.") == 0);
     CHECK(st.stream.codecs.find("mp4a.40.2") != std::string::npos);
+}
+
+TEST_CASE("ts describe: codecs, size and frame rate read from the TS agree with libavformat's probe") {
+    MediaSpec odd;
+    odd.seconds = 4;
+    odd.width = 854;  // not a multiple of 16: the SPS carries a cropping window
+    odd.height = 478;
+    odd.fps = 30;
+    odd.gop_frames = 30;
+    odd.name = "odd-854x478";
+    for (const MediaSet* media : {&live_media(), &make_media(odd)}) {
+        const std::string seg = read_file(media->segment_files.at(0));
+        const auto program = ts::find_program(seg);
+        REQUIRE(program);
+        const auto params = ts::describe(seg, *program);
+        REQUIRE(params);
+
+        av::MemoryReader reader(seg);
+        AVFormatContext* raw = avformat_alloc_context();
+        raw->pb = reader.io();
+        raw->flags |= AVFMT_FLAG_CUSTOM_IO;
+        REQUIRE(avformat_open_input(&raw, "", av_find_input_format("mpegts"), nullptr) == 0);
+        av::InputPtr input(raw);
+        REQUIRE(avformat_find_stream_info(input.get(), nullptr) >= 0);
+        std::string codecs;
+        for (unsigned i = 0; i < input->nb_streams; ++i) {
+            const AVStream* st = input->streams[i];
+            const auto c = rfc6381_codec(st->codecpar);
+            codecs += (codecs.empty() ? "" : ",") + c;
+            if (st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO) {
+                CHECK(params->width == st->codecpar->width);
+                CHECK(params->height == st->codecpar->height);
+                CHECK(std::fabs(params->frame_rate - av_q2d(st->avg_frame_rate)) < 0.01);
+            }
+        }
+        CHECK(params->codecs == codecs);
+        CHECK(params->video_codec == "h264");
+        CHECK(params->audio_codecs == std::vector<std::string>{"aac"});
+    }
 }

@@ -1,0 +1,111 @@
+// Segment buffers recycled engine-wide. A channel holds a dozen segments of a few hundred kB each
+// (its window plus their RFC 8216 grace) and replaces one every segment duration; left to malloc,
+// those large short-lived blocks fragment its heaps (several MB per channel that are free but not
+// returned) or, above the mmap threshold, cost page faults and TLB shootdowns on every segment.
+// Here a segment that dies hands its buffer to the pool and the next download of about that size
+// reuses it, so memory stays at what the windows hold.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace hlsrelay {
+
+class BufferPool {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    explicit BufferPool(size_t max_spares = 16) : max_spares_(max_spares) {}
+
+    // At most this many spares (the engine scales it with its running channels).
+    void set_max_spares(size_t n) {
+        std::lock_guard lock(mu_);
+        max_spares_ = n;
+    }
+
+    // A string whose capacity is at least `size`: a spare one if one fits without wasting more than
+    // an eighth of it (its old bytes still in it: a caller that overwrites them need not clear it,
+    // and resizing within the old size costs no zero fill), else an empty new one of exactly `size`.
+    std::string take(size_t size) {
+        {
+            std::lock_guard lock(mu_);
+            size_t best = spares_.size();
+            for (size_t i = 0; i < spares_.size(); ++i) {
+                const size_t cap = spares_[i].bytes.capacity();
+                if (cap >= size && cap - size <= cap / 8 &&
+                    (best == spares_.size() || cap < spares_[best].bytes.capacity()))
+                    best = i;
+            }
+            if (best != spares_.size()) {
+                std::string s = std::move(spares_[best].bytes);
+                spares_[best] = std::move(spares_.back());
+                spares_.pop_back();
+                ++hits_;
+                return s;
+            }
+            ++misses_;
+        }
+        std::string s;
+        s.reserve(size);
+        return s;
+    }
+
+    // A buffer nobody uses any more. Beyond max_spares the oldest spare is freed.
+    void give(std::string&& s) {
+        if (s.capacity() < kMinSize) return;
+        std::string dropped;
+        std::lock_guard lock(mu_);
+        if (spares_.size() >= max_spares_) {
+            dropped = std::move(spares_.front().bytes);  // freed outside the lock, at the end of the scope
+            spares_.erase(spares_.begin());
+        }
+        spares_.push_back({std::move(s), Clock::now()});
+    }
+
+    // Frees the spares nobody took within `max_age`: a spare that fits no download is only memory.
+    void trim(Clock::duration max_age) {
+        std::vector<std::string> dropped;
+        std::lock_guard lock(mu_);
+        const auto cutoff = Clock::now() - max_age;
+        for (size_t i = 0; i < spares_.size();) {
+            if (spares_[i].since < cutoff) {
+                dropped.push_back(std::move(spares_[i].bytes));
+                spares_[i] = std::move(spares_.back());
+                spares_.pop_back();
+            } else {
+                ++i;
+            }
+        }
+    }
+
+    size_t spares() const {
+        std::lock_guard lock(mu_);
+        return spares_.size();
+    }
+    size_t hits() const {
+        std::lock_guard lock(mu_);
+        return hits_;
+    }
+    size_t misses() const {
+        std::lock_guard lock(mu_);
+        return misses_;
+    }
+
+    static constexpr size_t kMinSize = 16 * 1024;  // small buffers are malloc's business
+
+private:
+    struct Spare {
+        std::string bytes;
+        Clock::time_point since;
+    };
+    mutable std::mutex mu_;
+    size_t max_spares_;
+    std::vector<Spare> spares_;
+    size_t hits_ = 0, misses_ = 0;
+};
+
+}  // namespace hlsrelay
