@@ -533,8 +533,22 @@ void Segmenter::publish_cut(ts::Cut&& cut) {
     seg.data = std::move(cut.data);
     put_pat_first(seg.data);
     seg.duration = std::max(0.001, cut.duration);
-    if (cut.timeline_break) {
+    if (cut.params_changed && cutter_ && cutter_->program()) {
+        if (auto params = ts::describe(seg.data, *cutter_->program())) {  // the master playlist follows
+            info_.codecs = std::move(params->codecs);
+            info_.video_codec = std::move(params->video_codec);
+            info_.audio_codecs = std::move(params->audio_codecs);
+            if (params->width > 0) {
+                info_.width = params->width;
+                info_.height = params->height;
+            }
+            if (params->frame_rate > 0) info_.frame_rate = params->frame_rate;
+        }
+    }
+    if (cut.timeline_break && !cut.params_changed) {
         ++repairs_;
+    }
+    if (cut.timeline_break) {
         if (any_output_) pending_discontinuity_ = true;
         need_rebase_ = true;
     }

@@ -31,6 +31,17 @@ bool random_access(const uint8_t* p) {
     return (afc & 2) && p[4] > 0 && (p[5] & 0x40);
 }
 
+// Whether two H.264 SPS NAL units describe the same picture format (profile, level, size): encoders
+// may re-send an SPS with other bytes (timing, VUI) without a player having to notice.
+bool same_format(const std::string& a, const std::string& b) {
+    if (a.size() < 4 || b.size() < 4) return a == b;
+    if (a.compare(1, 3, b, 1, 3) != 0) return false;  // profile, constraints, level
+    int wa = 0, ha = 0, wb = 0, hb = 0;
+    const bool pa = h264_sps_size(reinterpret_cast<const uint8_t*>(a.data()), a.size(), wa, ha);
+    const bool pb = h264_sps_size(reinterpret_cast<const uint8_t*>(b.data()), b.size(), wb, hb);
+    return pa == pb && wa == wb && ha == hb;
+}
+
 bool is_video_type(int t) {
     switch (t) {
         case 0x01: case 0x02: case 0x10: case 0x1b: case 0x20: case 0x21: case 0x24: case 0x33: case 0x42:
@@ -48,7 +59,18 @@ int64_t read_timestamp(const uint8_t* b) {
            (int64_t{b[3]} << 7) | int64_t{b[4] >> 1};
 }
 
-// The PSI section that starts in this packet (pointer field honoured), if it is complete in it.
+// MPEG-2 CRC-32 (polynomial 0x04C11DB7, no reflection): over a whole PSI section, CRC included, 0.
+uint32_t crc32_mpeg(const uint8_t* data, size_t size) {
+    uint32_t crc = 0xffffffff;
+    for (size_t i = 0; i < size; ++i) {
+        crc ^= uint32_t{data[i]} << 24;
+        for (int b = 0; b < 8; ++b) crc = crc & 0x80000000 ? (crc << 1) ^ 0x04c11db7 : crc << 1;
+    }
+    return crc;
+}
+
+// The PSI section that starts in this packet (pointer field honoured), if it is complete in it and
+// its CRC holds (a damaged table must not look like a new stream layout).
 bool section_of(const uint8_t* p, int table_id, const uint8_t*& section, size_t& length) {
     if (!pusi_of(p)) return false;
     const size_t off = payload_offset(p);
@@ -57,6 +79,7 @@ bool section_of(const uint8_t* p, int table_id, const uint8_t*& section, size_t&
     if (start + 3 > kPacketSize || p[start] != table_id) return false;
     length = static_cast<size_t>((p[start + 1] & 0x0f) << 8 | p[start + 2]);
     if (start + 3 + length > kPacketSize || length < 9) return false;
+    if (crc32_mpeg(p + start, 3 + length) != 0) return false;
     section = p + start;
     return true;
 }
@@ -221,7 +244,13 @@ Cutter::PesInfo Cutter::inspect_pes(const std::string& data, size_t offset, cons
         const uint8_t b = es[i + 3];
         if (type == 0x1b) {
             const int nal = b & 0x1f;
-            if (nal == 5 || nal == 7) return info.key = true, info;  // IDR, or an SPS ahead of the picture
+            if (nal == 7) {  // an SPS ahead of the picture: a keyframe; its bytes tell a new format
+                size_t end = i + 3;
+                while (end + 2 < n && !(es[end] == 0 && es[end + 1] == 0 && es[end + 2] <= 1)) ++end;
+                info.sps.assign(reinterpret_cast<const char*>(es + i + 3), end - (i + 3));
+                return info.key = true, info;
+            }
+            if (nal == 5) return info.key = true, info;  // IDR
             if (nal == 1) return info;                               // a non-IDR slice first
         } else if (type == 0x24) {
             const int nal = (b >> 1) & 0x3f;
@@ -276,6 +305,7 @@ void Cutter::emit(Pending&& p, std::string* source) {
     cut.duration = static_cast<double>(std::max<int64_t>(ts_diff(p.start_pts, p.end_pts), 90)) / kClock;
     cut.keyframe_start = p.keyframe_start;
     cut.timeline_break = p.timeline_break;
+    cut.params_changed = p.params_changed;
     emit_(std::move(cut));
 }
 
@@ -383,6 +413,14 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
                 }
                 last_dts_ = pes.dts;
                 have_dts_ = true;
+                // New coding parameters (an H.264 SPS that differs: size, profile): players must
+                // reinitialise their decoder, so the output breaks here like a timeline jump.
+                bool reconfigured = false;
+                if (!pes.sps.empty()) {
+                    if (!last_sps_.empty() && pes.sps != last_sps_ && open_) reconfigured = !same_format(last_sps_, pes.sps);
+                    last_sps_ = pes.sps;
+                }
+                if (reconfigured) timeline_break = true;
                 if (pes.key && reference_video_) {
                     if (have_key_ && !timeline_break) {
                         const int64_t gop = ts_diff(last_key_pts_, pes.pts);
@@ -396,6 +434,7 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
                     cut_.start_pts = cut_.end_pts = pes.pts;
                     cut_.keyframe_start = pes.key;
                     if (timeline_break) cut_.timeline_break = true;
+                    cut_.params_changed = reconfigured;
                     timeline_break = false;
                     have_max = false;
                 }
@@ -428,6 +467,7 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
                             if (s.pid != reference_pid_) tail_pids_.push_back(s.pid);
                         finishing_ = std::move(cut_);
                         open_cut(pes.pts, pes.key || !reference_video_, timeline_break);
+                        cut_.params_changed = reconfigured;
                         have_max = false;
                     }
                 }

@@ -68,6 +68,7 @@ struct Cut {
     double duration = 0;        // seconds
     bool keyframe_start = true; // starts with a video keyframe (false only on a forced cut)
     bool timeline_break = false;  // timestamps jump at its start (the caller tags a discontinuity)
+    bool params_changed = false;  // new coding parameters start here (an H.264 SPS that differs)
 };
 
 struct FeedStats {
@@ -101,12 +102,13 @@ private:
         bool has_pts = false;
         int64_t pts = 0, dts = 0;
         bool key = false;
+        std::string sps;  // H.264: the SPS NAL unit in front of the picture, if any
     };
     struct Pending {
         std::string data;                 // bytes materialized so far
         std::vector<uint32_t> packets;    // packet offsets in the current source buffer, not yet copied
         int64_t start_pts = 0, end_pts = 0;
-        bool keyframe_start = true, timeline_break = false;
+        bool keyframe_start = true, timeline_break = false, params_changed = false;
         bool whole_source = false;        // exactly the current source buffer's packets, in order, so far
     };
 
@@ -139,7 +141,8 @@ private:
     int64_t last_key_pts_ = 0;
     bool have_key_ = false;
     double last_gop_ = 0;
-    int key_start_streak_ = 0;        // source segments in a row that began with a keyframe
+    int key_start_streak_ = 0;
+    std::string last_sps_;        // source segments in a row that began with a keyframe
     double last_source_span_ = 0;     // seconds of reference stream in the last source segment
     std::string* source_ = nullptr;  // the buffer being fed (feed()'s own)
 };
