@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <malloc.h>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -71,13 +72,18 @@ long fd_count() {
 struct Sample {
     double t;
     long rss_kb, pss_kb, fds, threads;
+    double heap_mb;  // bytes malloc has handed out and not got back (all arenas, mmapped chunks included)
 };
 
-Sample sample(double t) { return {t, status_field("VmRSS:"), pss_kb(), fd_count(), status_field("Threads:")}; }
+Sample sample(double t) {
+    const struct mallinfo2 mi = mallinfo2();
+    return {t, status_field("VmRSS:"), pss_kb(), fd_count(), status_field("Threads:"),
+            static_cast<double>(mi.uordblks + mi.hblkhd) / 1048576.0};
+}
 
 void print_sample(const char* label, const Sample& s) {
-    std::printf("| %s | %.0f | %.1f | %.1f | %ld | %ld |\n", label, s.t, static_cast<double>(s.rss_kb) / 1024.0,
-                static_cast<double>(s.pss_kb) / 1024.0, s.fds, s.threads);
+    std::printf("| %s | %.0f | %.1f | %.1f | %.1f | %ld | %ld |\n", label, s.t, static_cast<double>(s.rss_kb) / 1024.0,
+                static_cast<double>(s.pss_kb) / 1024.0, s.heap_mb, s.fds, s.threads);
     std::fflush(stdout);
 }
 
@@ -224,7 +230,7 @@ int main(int argc, char** argv) {
                 "(reconnect_max + 2 segments) %.1f s\n\n",
                 settings.hls.segment_duration, settings.hls.max_segments, settings.reconnect_min,
                 settings.reconnect_max, settings.read_timeout, bound);
-    std::printf("| when | t (s) | RSS (MB) | PSS (MB) | fds | threads |\n|---|---|---|---|---|---|\n");
+    std::printf("| when | t (s) | RSS (MB) | PSS (MB) | heap in use (MB) | fds | threads |\n|---|---|---|---|---|---|---|\n");
     const auto t_start = Clock::now();
     auto since_start = [&] { return std::chrono::duration<double>(Clock::now() - t_start).count(); };
     std::vector<Sample> samples;
@@ -380,6 +386,7 @@ int main(int argc, char** argv) {
                     static_cast<long>(late), static_cast<long>(discontinuities));
         std::printf("- dangling references: %ld\n", static_cast<long>(dangling));
         std::printf("- validity violations: %ld\n", static_cast<long>(violations));
+        if (!kinds.empty()) std::printf("  by kind, among the first 100 recorded per channel:\n");
         for (const auto& [k, c] : kinds) std::printf("    %6ld x %s\n", static_cast<long>(c), k.c_str());
         if (!examples.empty()) {
             std::printf("  first of each kind:\n");
@@ -388,6 +395,8 @@ int main(int argc, char** argv) {
     }
     const Sample destroyed = sample(since_start());
     print_sample("engine destroyed", destroyed);
+    malloc_trim(0);  // what RSS stays is then not free memory malloc kept
+    print_sample("malloc_trim", sample(since_start()));
     long max_rss = 0;
     for (const auto& s : samples) max_rss = std::max(max_rss, s.rss_kb);
     std::printf("- RSS: start %.1f MB, peak %.1f MB, end %.1f MB; fds %ld -> %ld (after stop_all %ld, engine gone %ld); "

@@ -207,7 +207,7 @@ void OutputWatcher::poll_locked(Clock::time_point now) {
             // It left after last_listed; RFC 8216 6.2.2 keeps it for its duration plus the playlist's.
             const double grace = seen.duration + seen.longest_playlist;
             const auto check_at = seen.last_listed + std::chrono::duration_cast<Clock::duration>(
-                                                         std::chrono::duration<double>(std::max(0.0, grace - 0.3)));
+                                                         std::chrono::duration<double>(std::max(0.0, grace - 0.2 - 2 * opt_.poll_interval)));
             const auto latest = seen.last_listed + std::chrono::duration_cast<Clock::duration>(
                                                        std::chrono::duration<double>(std::max(0.0, grace - 0.1)));
             if (now >= check_at) {
