@@ -2,6 +2,7 @@
 // playlist but must stay fetchable for their RFC 8216 6.2.2 grace period.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -57,16 +58,24 @@ public:
     // removes them from disk); they are no longer reachable through find().
     std::vector<SegmentPtr> push(SegmentPtr segment, SteadyClock::time_point now) {
         listed_.push_back(std::move(segment));
+        longest_.push_back(0);
         while (static_cast<int>(listed_.size()) > max_segments_) retire_oldest(now);
+        const double total = listed_duration();  // the playlist served from now on
+        for (double& l : longest_) l = std::max(l, total);
         return expire(now);
     }
 
-    // Drops removed segments whose grace has ended and returns them.
+    // Drops removed segments whose grace has ended and returns them. Graces differ (segment and
+    // playlist durations vary), so a later entry may expire before an earlier one.
     std::vector<SegmentPtr> expire(SteadyClock::time_point now) {
         std::vector<SegmentPtr> gone;
-        while (!grace_.empty() && grace_.front().expires <= now) {
-            gone.push_back(std::move(grace_.front().segment));
-            grace_.pop_front();
+        for (auto it = grace_.begin(); it != grace_.end();) {
+            if (it->expires <= now) {
+                gone.push_back(std::move(it->segment));
+                it = grace_.erase(it);
+            } else {
+                ++it;
+            }
         }
         return gone;
     }
@@ -78,6 +87,7 @@ public:
         for (auto& s : listed_) all.push_back(std::move(s));
         grace_.clear();
         listed_.clear();
+        longest_.clear();
         return all;
     }
 
@@ -108,18 +118,21 @@ private:
     };
 
     // RFC 8216 6.2.2: a removed segment stays available for its own duration plus the duration of
-    // the longest playlist that contained it: the last one served before the newest arrived.
+    // the longest playlist that contained it. That is not always the last one: after long segments
+    // left, the playlist is shorter than one that listed them together with this one.
     void retire_oldest(SteadyClock::time_point now) {
-        const double playlist_duration = listed_duration() - listed_.back()->duration;
+        const double playlist_duration = longest_.front();
         SegmentPtr oldest = std::move(listed_.front());
         listed_.pop_front();
+        longest_.pop_front();
         const auto grace = std::chrono::duration<double>(oldest->duration + playlist_duration);
         grace_.push_back({std::move(oldest), now + std::chrono::duration_cast<SteadyClock::duration>(grace)});
     }
 
     int max_segments_;
     std::deque<SegmentPtr> listed_;
-    std::deque<Retired> grace_;  // ordered by expiry: every entry got the same kind of grace later
+    std::deque<double> longest_;  // per listed segment: seconds of the longest playlist that listed it
+    std::deque<Retired> grace_;   // in retirement order, not necessarily in expiry order
 };
 
 }  // namespace hlsrelay

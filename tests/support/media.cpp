@@ -42,6 +42,10 @@ void validate(const MediaSpec& spec) {
     if (spec.seconds <= 0 || spec.segment_seconds <= 0 || spec.gop_frames <= 0 || spec.fps <= 0 ||
         spec.width <= 0 || spec.height <= 0 || (!spec.audio && !spec.video))
         throw std::invalid_argument("make_media: nonsensical MediaSpec");
+    if (spec.video_codec != "h264" && spec.video_codec != "mpeg2" && spec.video_codec != "hevc")
+        throw std::invalid_argument("make_media: unknown video_codec " + spec.video_codec);
+    if (spec.audio_codec != "aac" && spec.audio_codec != "mp3" && spec.audio_codec != "ac3")
+        throw std::invalid_argument("make_media: unknown audio_codec " + spec.audio_codec);
     for (char c : spec.name) {
         const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                         c == '_' || c == '-' || c == '.';
@@ -57,6 +61,9 @@ std::string describe(const MediaSpec& spec) {
       << "\ngop_frames=" << spec.gop_frames << "\nfps=" << spec.fps << "\nsize=" << spec.width << 'x' << spec.height
       << "\naudio=" << spec.audio << "\nvideo=" << spec.video << '\n';
     if (spec.video_kbps > 0) s << "video_kbps=" << spec.video_kbps << '\n';
+    // Only when not the default, so the caches of the original specs stay valid.
+    if (spec.video_codec != "h264") s << "video_codec=" << spec.video_codec << '\n';
+    if (spec.audio_codec != "aac") s << "audio_codec=" << spec.audio_codec << '\n';
     return s.str();
 }
 
@@ -64,7 +71,8 @@ std::string dir_name(const MediaSpec& spec) {
     if (!spec.name.empty()) return spec.name;
     return "auto_t" + std::to_string(spec.seconds) + "_s" + format_number(spec.segment_seconds) + "_g" +
            std::to_string(spec.gop_frames) + "_f" + std::to_string(spec.fps) + "_" + std::to_string(spec.width) +
-           "x" + std::to_string(spec.height) + "_" + (spec.video ? "v" : "") + (spec.audio ? "a" : "");
+           "x" + std::to_string(spec.height) + "_" + (spec.video ? "v" : "") + (spec.audio ? "a" : "") +
+           (spec.video_codec != "h264" ? "_" + spec.video_codec : "") + (spec.audio_codec != "aac" ? "_" + spec.audio_codec : "");
 }
 
 std::string read_file(const fs::path& p) {
@@ -201,15 +209,25 @@ void generate_into(const fs::path& dir, const MediaSpec& spec) {
     a.insert(a.end(), {"-t", std::to_string(spec.seconds)});
     if (spec.video) {
         const std::string g = std::to_string(spec.gop_frames);
-        a.insert(a.end(), {"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", g, "-keyint_min",
-                           g, "-sc_threshold", "0", "-pix_fmt", "yuv420p"});
+        if (spec.video_codec == "mpeg2") {
+            a.insert(a.end(), {"-c:v", "mpeg2video", "-g", g, "-bf", "0", "-sc_threshold", "0", "-pix_fmt", "yuv420p"});
+        } else if (spec.video_codec == "hevc") {
+            a.insert(a.end(), {"-c:v", "libx265", "-preset", "ultrafast", "-g", g, "-keyint_min", g, "-x265-params",
+                               "log-level=error:scenecut=0:open-gop=0:bframes=0", "-pix_fmt", "yuv420p"});
+        } else {
+            a.insert(a.end(), {"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", g, "-keyint_min",
+                               g, "-sc_threshold", "0", "-pix_fmt", "yuv420p"});
+        }
         if (spec.video_kbps > 0) {
             const std::string k = std::to_string(spec.video_kbps) + "k";
             const std::string buf = std::to_string(spec.video_kbps * 2) + "k";
             a.insert(a.end(), {"-b:v", k, "-maxrate", k, "-bufsize", buf});
         }
     }
-    if (spec.audio) a.insert(a.end(), {"-c:a", "aac", "-b:a", "64k"});
+    if (spec.audio) {
+        const std::string enc = spec.audio_codec == "mp3" ? "libmp3lame" : spec.audio_codec;
+        a.insert(a.end(), {"-c:a", enc, "-b:a", spec.audio_codec == "aac" ? "64k" : "96k"});
+    }
     a.insert(a.end(), {"-f", "hls", "-hls_time", format_number(spec.segment_seconds), "-hls_list_size", "0",
                        "-hls_segment_filename", (dir / "seg_%05d.ts").string(), (dir / "index.m3u8").string()});
     run_ffmpeg(a);

@@ -16,6 +16,8 @@ struct MediaSpec {
     bool audio = true;  // 440 Hz sine, AAC 48 kHz
     bool video = true;  // testsrc2, H.264
     int video_kbps = 0; // 0: the encoder's default quality; otherwise a capped bitrate
+    std::string video_codec = "h264";  // or "mpeg2" (mpeg2video) or "hevc" (libx265)
+    std::string audio_codec = "aac";   // or "mp3" (libmp3lame) or "ac3"
     std::string name;   // cache directory name; empty: derived from the other fields
 };
 

@@ -1,5 +1,6 @@
 // The loopback live-HLS origin behind the engine tests: a clock-driven playlist over ffmpeg media, with faults.
 #include "support/origin.hpp"
+#include "support/ts_edit.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -68,6 +69,7 @@ std::optional<int64_t> parse_segment_name(const std::string& name) {
 const char* reason(int status) {
     switch (status) {
         case 200: return "OK";
+        case 302: return "Found";
         case 400: return "Bad Request";
         case 404: return "Not Found";
         case 405: return "Method Not Allowed";
@@ -94,6 +96,21 @@ LiveOrigin::LiveOrigin(const MediaSet& media, Options options) : opt_(std::move(
         std::ostringstream s;
         s << in.rdbuf();
         files_.push_back(s.str());
+    }
+    for (const auto& alt : opt_.alternate_media) {
+        if (alt.segment_files.size() != media.segment_files.size() || alt.durations.size() != media.durations.size())
+            throw std::invalid_argument("LiveOrigin: an alternate MediaSet must have as many segments as the main one");
+        for (size_t i = 0; i < alt.durations.size(); ++i)
+            if (std::fabs(alt.durations[i] - media.durations[i]) > 0.05)
+                throw std::invalid_argument("LiveOrigin: an alternate MediaSet's segment durations differ");
+        auto& bytes = alternates_.emplace_back();
+        for (const auto& f : alt.segment_files) {
+            std::ifstream in(f, std::ios::binary);
+            if (!in) throw std::runtime_error("LiveOrigin: cannot read " + f);
+            std::ostringstream s;
+            s << in.rdbuf();
+            bytes.push_back(s.str());
+        }
     }
     durations_ = media.durations;
     const size_t n = files_.size();
@@ -175,6 +192,13 @@ void LiveOrigin::advance_locked(Clock::time_point now) const {
 
 void LiveOrigin::new_epoch_locked(Clock::time_point now, bool reset_sequence) {
     if (reset_sequence || !started_once_) {
+        if (reset_sequence && started_once_) {
+            // The restarted numbering goes on playing what the last listed segment played, untagged.
+            const Shape now_playing = shape_locked(visible_last_locked(now));
+            shapes_.clear();
+            tagged_.clear();
+            if (now_playing.set != 0 || now_playing.offset != 0) shapes_[0] = now_playing;
+        }
         if (reset_sequence) seq0_ = 0;
         published_.clear();
         next_log_ = seq0_;
@@ -214,11 +238,18 @@ std::string LiveOrigin::render_locked(Clock::time_point now) const {
         // Discontinuities (at file 0 after the first pass) among the segments before `first`.
         const int64_t rel = first - seq0_;
         const int64_t dseq = rel <= 1 ? 0 : (opt_.start_index + rel - 1) / n;
-        out += "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(dseq) + "\n";
+        const int64_t extra = std::count_if(tagged_.begin(), tagged_.end(), [&](int64_t t) {
+            return t < first && !(t > seq0_ && file_index_locked(t) == 0);
+        });
+        out += "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(dseq + extra) + "\n";
+    } else if (!tagged_.empty()) {
+        out += "#EXT-X-DISCONTINUITY-SEQUENCE:" +
+               std::to_string(std::count_if(tagged_.begin(), tagged_.end(), [&](int64_t t) { return t < first; })) + "\n";
     }
     char extinf[64];
     for (int64_t s = first; s <= last; ++s) {
-        if (s > seq0_ && file_index_locked(s) == 0) out += "#EXT-X-DISCONTINUITY\n";
+        const bool tagged = std::find(tagged_.begin(), tagged_.end(), s) != tagged_.end();
+        if ((s > seq0_ && file_index_locked(s) == 0) || tagged) out += "#EXT-X-DISCONTINUITY\n";
         std::snprintf(extinf, sizeof extinf, "#EXTINF:%.6f,\n", durations_[file_index_locked(s)]);
         out += extinf;
         out += "seg_" + std::to_string(s) + ".ts\n";
@@ -469,10 +500,18 @@ void LiveOrigin::serve(Conn* conn) {
     const std::string* body = &owned_body;
     size_t send_size = std::string::npos;
     const std::string dir = opt_.path_prefix + "/";
-    const std::string name = path.rfind(dir, 0) == 0 ? path.substr(dir.size()) : std::string();
+    const std::string moved = "/moved" + dir;
+    const bool direct = path.rfind(dir, 0) == 0;
+    const std::string name = direct                        ? path.substr(dir.size())
+                             : path.rfind(moved, 0) == 0 ? path.substr(moved.size())
+                                                         : std::string();
+    std::string location;
     if (status != 0) {
     } else if (fault_ == Fault::Http500) {
         status = 500;
+    } else if (fault_ == Fault::Redirect && direct) {
+        status = 302;
+        location = "http://127.0.0.1:" + std::to_string(port_) + "/moved" + target;
     } else if (method != "GET" && method != "HEAD") {
         status = 405;
     } else if (name == "master.m3u8" || name == "index.m3u8" || name == "low.m3u8") {
@@ -489,7 +528,15 @@ void LiveOrigin::serve(Conn* conn) {
     } else if (auto seq = parse_segment_name(name); seq && fault_ != Fault::Segment404 && fetchable_locked(*seq, now)) {
         status = 200;
         content_type = "video/mp2t";
-        body = &files_[file_index_locked(*seq)];  // immutable: safe to send after unlocking
+        body = &bytes_locked(*seq);  // immutable: safe to send after unlocking
+        if (shape_locked(*seq).offset != 0) {
+            owned_body = served_locked(*seq);
+            body = &owned_body;
+        }
+        if (fault_ == Fault::CorruptSegments) {
+            owned_body = corrupt_ts(*body, static_cast<uint32_t>(*seq));
+            body = &owned_body;
+        }
         if (fault_ == Fault::TruncateSegments) send_size = body->size() / 2;
     } else {
         status = 404;
@@ -497,7 +544,8 @@ void LiveOrigin::serve(Conn* conn) {
     lock.unlock();
 
     if (status != 200) owned_body = std::to_string(status) + " " + reason(status) + "\n";
-    std::string response = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) +
+    if (!location.empty()) location = "\r\nLocation: " + location;
+    std::string response = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) + location +
                            "\r\nContent-Type: " + content_type + "\r\nContent-Length: " + std::to_string(body->size()) +
                            "\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
     if (method != "HEAD") {
@@ -531,6 +579,19 @@ void LiveOrigin::set_fault(Fault f) {
     }
     fault_ = f;
     if (f == Fault::ResetSequence && started_once_) new_epoch_locked(now, true);
+    if ((f == Fault::TimestampJump || f == Fault::TimestampReset) && started_once_) {
+        const int64_t from = next_unpublished_locked(now);
+        Shape shape = shape_locked(from);
+        if (f == Fault::TimestampJump) {
+            shape.offset += kTimestampJump;
+        } else {
+            // The next segment's earliest timestamp becomes 0.1 s.
+            const std::string& raw = shape.set == 0 ? files_[file_index_locked(from)]
+                                                    : alternates_[shape.set - 1][file_index_locked(from)];
+            shape.offset = 9000 - std::max<int64_t>(0, first_timestamp(raw));
+        }
+        shapes_[from] = shape;
+    }
     advance_locked(now);
     cv_.notify_all();  // releases Hang waiters
     if ((old == Fault::Refuse) != (f == Fault::Refuse) && running_) {
@@ -545,6 +606,64 @@ void LiveOrigin::set_fault(Fault f) {
             throw std::runtime_error(err);
         }
     }
+}
+
+const char* LiveOrigin::name(Fault f) {
+    switch (f) {
+        case Fault::None: return "none";
+        case Fault::Stall: return "stall";
+        case Fault::Refuse: return "refuse";
+        case Fault::Http500: return "http500";
+        case Fault::Segment404: return "segment404";
+        case Fault::Hang: return "hang";
+        case Fault::Garbage: return "garbage";
+        case Fault::TruncateSegments: return "truncate";
+        case Fault::ResetSequence: return "reset-sequence";
+        case Fault::CorruptSegments: return "corrupt";
+        case Fault::TimestampJump: return "timestamp-jump";
+        case Fault::TimestampReset: return "timestamp-reset";
+        case Fault::Redirect: return "redirect";
+    }
+    return "unknown";
+}
+
+int64_t LiveOrigin::switch_media(std::size_t index, bool tagged) {
+    std::lock_guard lock(mu_);
+    if (index > alternates_.size()) throw std::out_of_range("LiveOrigin::switch_media: no media " + std::to_string(index));
+    const auto now = Clock::now();
+    advance_locked(now);
+    const int64_t from = started_once_ ? next_unpublished_locked(now) : seq0_;
+    Shape shape = shape_locked(from);
+    shape.set = index;
+    shapes_[from] = shape;
+    if (tagged && std::find(tagged_.begin(), tagged_.end(), from) == tagged_.end()) tagged_.push_back(from);
+    return from;
+}
+
+std::size_t LiveOrigin::media_count() const { return 1 + alternates_.size(); }
+
+LiveOrigin::Shape LiveOrigin::shape_locked(int64_t seq) const {
+    auto it = shapes_.upper_bound(seq);
+    if (it == shapes_.begin()) return {};
+    return std::prev(it)->second;
+}
+
+int64_t LiveOrigin::next_unpublished_locked(Clock::time_point now) const { return visible_last_locked(now) + 1; }
+
+const std::string& LiveOrigin::bytes_locked(int64_t seq) const {
+    const Shape shape = shape_locked(seq);
+    const size_t i = file_index_locked(seq);
+    return shape.set == 0 ? files_[i] : alternates_[shape.set - 1][i];
+}
+
+std::string LiveOrigin::served_locked(int64_t seq) const {
+    const Shape shape = shape_locked(seq);
+    return shape.offset == 0 ? bytes_locked(seq) : shift_ts(bytes_locked(seq), shape.offset);
+}
+
+std::string LiveOrigin::served_bytes(int64_t seq) const {
+    std::lock_guard lock(mu_);
+    return served_locked(seq);
 }
 
 LiveOrigin::Fault LiveOrigin::fault() const {
@@ -586,7 +705,10 @@ std::size_t LiveOrigin::file_index_locked(int64_t seq) const {
     return static_cast<size_t>((opt_.start_index + rel) % n);
 }
 
-const std::string& LiveOrigin::segment_bytes(int64_t seq) const { return files_[file_index(seq)]; }
+const std::string& LiveOrigin::segment_bytes(int64_t seq) const {
+    std::lock_guard lock(mu_);
+    return bytes_locked(seq);
+}
 
 int LiveOrigin::target_duration() const { return target_; }
 

@@ -25,6 +25,10 @@ struct LiveOriginOptions {
     std::string path_prefix = "/live";
     int64_t start_sequence = 0;        // media sequence number of the first segment
     double retain_seconds = 60.0;      // a segment that left the playlist stays fetchable this long
+    // Further media the channel can switch to mid-stream (switch_media(i) plays alternate_media[i-1]):
+    // another resolution or codec. Each must have as many segments as the main set, of the same
+    // durations (within 50 ms), so the live timeline does not change.
+    std::vector<MediaSet> alternate_media{};
 };
 
 // Timeline: the first min(window, 3) segments are listed from start() on (a channel already in
@@ -52,7 +56,16 @@ public:
         TruncateSegments,  // segment responses announce the full Content-Length, send half, then close
         ResetSequence,     // a one-shot event when set: sequence numbers restart at 0 with a fresh clock (as
                            // after an origin restart); clearing it changes nothing
+        CorruptSegments,   // segments are served damaged (corrupt_ts in ts_edit.hpp): XOR-ed payloads, a packet
+                           // of random bytes; PES headers intact. Clearing it serves them intact again
+        TimestampJump,     // one-shot: from the next segment on, every PTS/DTS/PCR is 1 hour later, with no
+                           // EXT-X-DISCONTINUITY (a broken encoder clock); clearing it changes nothing
+        TimestampReset,    // one-shot: from the next segment on, timestamps restart near 0, untagged
+        Redirect,          // every request under path_prefix gets 302 to /moved<path>, which serves the same
+                           // (/moved<path> is served whatever the fault)
     };
+    static const char* name(Fault fault);
+    static constexpr int64_t kTimestampJump = int64_t{3600} * 90000;  // TimestampJump's step, 90 kHz ticks
 
     explicit LiveOrigin(const MediaSet& media, Options options = {});
     ~LiveOrigin();  // stop()
@@ -79,13 +92,20 @@ public:
 
     void set_fault(Fault fault);  // takes effect before it returns (Refuse: the socket is closed/reopened)
     Fault fault() const;
+    // One-shot: from the next segment on, play media `index` (0: the main set, i: alternate_media[i-1]),
+    // with EXT-X-DISCONTINUITY before that segment if `tagged` (RFC 8216 requires the tag when the
+    // encoding changes; untagged is the misbehaving origin). Timestamps carry on from the same clock.
+    // Returns the first sequence number that plays it. Throws std::out_of_range for a bad index.
+    int64_t switch_media(std::size_t index, bool tagged);
+    std::size_t media_count() const;  // 1 + alternate_media.size()
 
     // When `mediaseq` first appeared in the playlist; nullopt if it has not (yet) been published.
     std::optional<Clock::time_point> published_at(int64_t mediaseq) const;
     int64_t newest_sequence() const;  // newest listed media sequence number; -1 before start()
     std::string playlist() const;     // the media playlist as it would be served now (ignoring faults)
     std::size_t file_index(int64_t mediaseq) const;  // which MediaSet file a sequence number serves
-    const std::string& segment_bytes(int64_t mediaseq) const;  // the bytes served for it
+    const std::string& segment_bytes(int64_t mediaseq) const;  // its media file (before timestamp shifts)
+    std::string served_bytes(int64_t mediaseq) const;  // what a healthy response carries now: shifted too
     int target_duration() const;
 
     // Request log: every request received, counted when its header is read (before any fault applies).
@@ -123,8 +143,19 @@ private:
     std::size_t file_index_locked(int64_t mediaseq) const;
     int preroll() const;  // segments listed at an epoch's start
 
+    // What a sequence number plays from a point on: which media set and the timestamp offset.
+    struct Shape {
+        std::size_t set = 0;
+        int64_t offset = 0;  // 90 kHz ticks added to every timestamp, modulo 2^33
+    };
+    Shape shape_locked(int64_t mediaseq) const;
+    int64_t next_unpublished_locked(Clock::time_point now) const;
+    const std::string& bytes_locked(int64_t mediaseq) const;
+    std::string served_locked(int64_t mediaseq) const;
+
     const Options opt_;
     std::vector<std::string> files_;   // segment bytes, immutable after construction
+    std::vector<std::vector<std::string>> alternates_;  // alternate_media's bytes, immutable
     std::vector<double> durations_;
     std::vector<double> prefix_;       // prefix_[i] = seconds of the first i files in play order
     double total_ = 0;
@@ -147,6 +178,8 @@ private:
     std::vector<std::string> requests_;
     std::size_t playlist_requests_ = 0, segment_requests_ = 0;
     std::map<std::string, std::string> last_headers_;
+    std::map<int64_t, Shape> shapes_;  // first sequence number -> shape from there on
+    std::vector<int64_t> tagged_;      // sequence numbers with an extra EXT-X-DISCONTINUITY (media switches)
 
     uint16_t port_ = 0;
     int listen_fd_ = -1;  // owned by the accept thread while running

@@ -44,6 +44,31 @@ TEST_CASE("window lists the newest N and keeps removed segments for their RFC 82
     CHECK(w.listed().empty());
 }
 
+TEST_CASE("a removed segment's grace counts the longest playlist that listed it, not the last one") {
+    // RFC 8216 6.2.2. Long segments (a source without keyframes for a while) then short ones: segment 2
+    // was listed in [0 (6 s), 1 (6 s), 2 (1 s)] = 13 s, but when it leaves the playlist is [2, 3, 4] = 3 s.
+    Window w(3);
+    const auto t0 = SteadyClock::time_point{} + 1000s;
+    w.push(make_segment(0, 6.0), t0);
+    w.push(make_segment(1, 6.0), t0 + 6s);
+    w.push(make_segment(2, 1.0), t0 + 7s);
+    w.push(make_segment(3, 1.0), t0 + 8s);
+    w.push(make_segment(4, 1.0), t0 + 9s);
+    w.push(make_segment(5, 1.0), t0 + 10s);  // 2 leaves: grace 1 s + 13 s
+    CHECK(w.listed().front()->sequence == 3);
+    CHECK(w.find(2, t0 + 23900ms));
+    CHECK_FALSE(w.find(2, t0 + 24s));
+    // 3 leaves at 11 s with 1 s + [1 (6 s), 2, 3] = 8 s of playlist: it expires at 20 s, before 0 and 1
+    // (6 s + 13 s from 8 s and 9 s) and 2 (24 s) that left earlier.
+    w.push(make_segment(6, 1.0), t0 + 11s);
+    const auto gone = w.expire(t0 + 20s);
+    REQUIRE(gone.size() == 1);
+    CHECK(gone[0]->sequence == 3);
+    CHECK(w.find(0, t0 + 20s));
+    CHECK(w.find(2, t0 + 20s));
+    CHECK(w.expire(t0 + 28s).size() == 3);
+}
+
 TEST_CASE("a reader keeps a segment alive after the window let it go") {
     Window w(1);
     const auto t0 = SteadyClock::time_point{} + 10s;
