@@ -162,7 +162,7 @@ public:
     int channels() const override { return n_; }
     void start_all(std::vector<Clock::time_point>& requested) override {
         requested.assign(static_cast<std::size_t>(n_), {});
-        const int lanes = std::min(n_, 4);
+        const int lanes = std::min(n_, 16);
         std::vector<std::thread> threads;
         std::atomic<int> failed{0};
         for (int l = 0; l < lanes; ++l)
@@ -346,7 +346,8 @@ struct Result {
     int sampled = 0;
     double cpu_percent = NAN;  // per channel
     double pss_mb = NAN;       // per channel
-    std::vector<double> first_playable;
+    std::vector<double> first_playable;       // from the channel's own start request
+    std::vector<double> first_playable_all;   // from the first start request of the run
     int never_playable = 0;
     std::vector<double> delays;
     int undelivered = 0;  // origin segments published in the delay window not covered 6 s later
@@ -354,6 +355,7 @@ struct Result {
     double max_drift = NAN;
     int live_at_end = 0;
     bool keeps_up = false;
+    double start_all = NAN;  // seconds until every channel's start was requested and answered
 };
 
 Result run(System& sys, const MultiOrigin& origin, const Options& o, const std::vector<int>& origin_of) {
@@ -388,7 +390,9 @@ Result run(System& sys, const MultiOrigin& origin, const Options& o, const std::
     std::thread starter([&] { sys.start_all(requested); });
     started = true;
     starter.join();
-    std::printf("  %s: start requests sent in %.2f s\n", r.name.c_str(), seconds_between(t_start, Clock::now()));
+    r.start_all = seconds_between(t_start, Clock::now());
+    std::printf("  %s: every channel started (requests answered, processes spawned) in %.2f s\n", r.name.c_str(),
+                r.start_all);
     std::fflush(stdout);
 
     std::this_thread::sleep_until(at(t_start, o.warmup));
@@ -435,6 +439,7 @@ Result run(System& sys, const MultiOrigin& origin, const Options& o, const std::
             continue;
         }
         r.first_playable.push_back(seconds_between(requested[static_cast<std::size_t>(c)], *tr.first_playable));
+        r.first_playable_all.push_back(seconds_between(t_start, *tr.first_playable));
         if (tr.first_origin < 0) {
             all_tracked = false;
             continue;
@@ -563,6 +568,8 @@ int main(int argc, char** argv) {
                 x.sampled, y.sampled);
     std::printf("| per channel | hlsrelay | ffmpeg per channel | ratio | target |\n|---|---|---|---|---|\n");
     std::printf("| channels run | %d | %d | | |\n", x.channels, y.channels);
+    std::printf("| start all channels: requests answered / processes spawned (s) | %s | %s | | |\n",
+                fmt(x.start_all).c_str(), fmt(y.start_all).c_str());
     std::printf("| CPU (%% of a core) | %s | %s | %s | <= 0.25 |\n", fmt(x.cpu_percent, 3).c_str(),
                 fmt(y.cpu_percent, 3).c_str(), ratio(x.cpu_percent, y.cpu_percent).c_str());
     std::printf("| PSS (MB) | %s | %s | %s | <= 0.5 |\n", fmt(x.pss_mb).c_str(), fmt(y.pss_mb).c_str(),
@@ -570,6 +577,8 @@ int main(int argc, char** argv) {
     const double fx = percentile(x.first_playable, 50), fy = percentile(y.first_playable, 50);
     std::printf("| first playable playlist p50 / p95 / max (s) | %s | %s | %s | max <= 1.0 s |\n",
                 dist(x.first_playable).c_str(), dist(y.first_playable).c_str(), ratio(fx, fy).c_str());
+    std::printf("| first playable playlist from the first start request p50 / p95 / max (s) | %s | %s | | |\n",
+                dist(x.first_playable_all).c_str(), dist(y.first_playable_all).c_str());
     std::printf("| never playable (sampled) | %d | %d | | 0 |\n", x.never_playable, y.never_playable);
     const double dx = percentile(x.delays, 50), dy = percentile(y.delays, 50);
     std::printf("| publish delay p50 / p95 / max (s) | %s | %s | %s | p50 <= 1.0 s |\n", dist(x.delays).c_str(),
