@@ -279,11 +279,17 @@ private:
 struct Track {
     // results
     std::optional<Clock::time_point> first_playable;
+    std::atomic<int64_t> playable_since{-1};  // first_playable for other threads (ns of Clock's epoch)
     int playlist_404 = 0, segment_404 = 0, no_answer = 0, gaps = 0;
     std::map<int64_t, Clock::time_point> covered;           // origin segment -> when the output covered its end
     std::vector<std::pair<Clock::time_point, double>> lag;  // origin published position - output position
     int64_t first_origin = -1;
 };
+
+// A polled playlist moves in whole segments, and the phase of a client's reloads against the
+// origin's publications can slip by one: a lag growth of one segment (2 s) over a short run is not
+// falling behind; more is (and a channel that falls further behind also leaves segments undelivered).
+constexpr double kMaxDrift = 2.5;
 
 struct Phase {
     std::atomic<double> interval{0.1};
@@ -309,6 +315,7 @@ void poll_channel(const MultiOrigin& origin, int origin_channel, Reader& reader,
                 const int status = reader.segment(p.entries.front().uri);
                 if (status == 200) {
                     tr.first_playable = Clock::now();
+                    tr.playable_since = tr.first_playable->time_since_epoch().count();
                     tr.first_origin = origin.first_requested(origin_channel);
                     next_k = std::max<int64_t>(tr.first_origin, 0);
                     p0 = origin.segment_start(next_k);
@@ -355,7 +362,8 @@ struct Result {
     double max_drift = NAN;
     int live_at_end = 0;
     bool keeps_up = false;
-    double start_all = NAN;  // seconds until every channel's start was requested and answered
+    double start_all = NAN;
+    double warmup = NAN;  // seconds from the first start request to the CPU window  // seconds until every channel's start was requested and answered
 };
 
 Result run(System& sys, const MultiOrigin& origin, const Options& o, const std::vector<int>& origin_of) {
@@ -395,7 +403,26 @@ Result run(System& sys, const MultiOrigin& origin, const Options& o, const std::
                 r.start_all);
     std::fflush(stdout);
 
+    // Warm-up: at least --warmup from the first start request, and until every polled channel has
+    // been playable for 5 s (slow starters, e.g. hundreds of ffmpeg processes probing at once, would
+    // otherwise put their start-up into the CPU window); that wait is capped at 120 s.
     std::this_thread::sleep_until(at(t_start, o.warmup));
+    const auto give_up = at(Clock::now(), 120);
+    for (;;) {
+        std::optional<Clock::time_point> last;
+        bool all = true;
+        for (const Track& tr : tracks) {
+            const int64_t since = tr.playable_since.load();
+            std::optional<Clock::time_point> fp;
+            if (since >= 0) fp = Clock::time_point(Clock::duration(since));
+            if (!fp) all = false;
+            else if (!last || *fp > *last) last = fp;
+        }
+        if (all && (!last || Clock::now() >= at(*last, 5.0))) break;
+        if (Clock::now() >= give_up) break;
+        sleep_s(0.2);
+    }
+    r.warmup = seconds_between(t_start, Clock::now());
     // CPU window: players poll each playlist once a second and fetch no segments.
     phase.interval = 1.0;
     phase.fetch_segments = false;
@@ -461,7 +488,7 @@ Result run(System& sys, const MultiOrigin& origin, const Options& o, const std::
         if (std::isfinite(first_min) && std::isfinite(last_min)) r.max_drift = std::max(r.max_drift, last_min - first_min);
         else all_tracked = false;
     }
-    r.keeps_up = all_tracked && r.max_drift <= 1.0 && r.undelivered == 0 && r.live_at_end == n;
+    r.keeps_up = all_tracked && r.max_drift <= kMaxDrift && r.undelivered == 0 && r.live_at_end == n;
     return r;
 }
 
@@ -570,6 +597,8 @@ int main(int argc, char** argv) {
     std::printf("| channels run | %d | %d | | |\n", x.channels, y.channels);
     std::printf("| start all channels: requests answered / processes spawned (s) | %s | %s | | |\n",
                 fmt(x.start_all).c_str(), fmt(y.start_all).c_str());
+    std::printf("| warm-up until the CPU window (s) | %s | %s | | |\n", fmt(x.warmup, 1).c_str(),
+                fmt(y.warmup, 1).c_str());
     std::printf("| CPU (%% of a core) | %s | %s | %s | <= 0.25 |\n", fmt(x.cpu_percent, 3).c_str(),
                 fmt(y.cpu_percent, 3).c_str(), ratio(x.cpu_percent, y.cpu_percent).c_str());
     std::printf("| PSS (MB) | %s | %s | %s | <= 0.5 |\n", fmt(x.pss_mb).c_str(), fmt(y.pss_mb).c_str(),
@@ -589,7 +618,7 @@ int main(int argc, char** argv) {
                 y.playlist_404, y.segment_404);
     std::printf("| no answer / missed playlist updates | %d / %d | %d / %d | | 0 / 0 |\n", x.no_answer, x.gaps,
                 y.no_answer, y.gaps);
-    std::printf("| drift: lag growth, worst sampled channel (s) | %s | %s | | <= 1.0 |\n", fmt(x.max_drift).c_str(),
+    std::printf("| drift: lag growth, worst sampled channel (s) | %s | %s | | <= 2.5 |\n", fmt(x.max_drift).c_str(),
                 fmt(y.max_drift).c_str());
     std::printf("| channels live at the end (newest segment <= 7 s old) | %d/%d | %d/%d | | all |\n", x.live_at_end,
                 x.channels, y.live_at_end, y.channels);
