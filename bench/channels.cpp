@@ -26,6 +26,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -389,6 +390,7 @@ Result run(System& sys, const MultiOrigin& origin, const Options& o, const std::
     std::atomic<bool> started{false};
     for (int i = 0; i < s; ++i)
         pollers.emplace_back([&, i] {
+            pthread_setname_np(pthread_self(), "bench-player");
             while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
             poll_channel(origin, origin_of[static_cast<std::size_t>(sampled[static_cast<std::size_t>(i)])],
                          *readers[static_cast<std::size_t>(i)], phase, tracks[static_cast<std::size_t>(i)]);

@@ -22,9 +22,10 @@ build="${BUILD:-$src/build-bench}"
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DHLSRELAY_BUILD_SERVER=ON -DHLSRELAY_BUILD_CAPI=OFF \
-    -DHLSRELAY_BUILD_TESTS=ON >/dev/null
+    -DHLSRELAY_BUILD_TESTS=ON >/dev/null || exit 1
 fi
-cmake --build "$build" -j"$(nproc)" --target hlsrelay-server hlsrelay_bench_channels hlsrelay_bench_remux >/dev/null
+cmake --build "$build" -j"$(nproc)" --target hlsrelay-server hlsrelay_bench_channels hlsrelay_bench_remux \
+  >"$build/bench-build.log" 2>&1 || { tail -40 "$build/bench-build.log" >&2; exit 1; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), $(ffmpeg -version | head -1 | cut -d' ' -f1-3)"
 echo "commit: $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)"
