@@ -90,6 +90,10 @@ void Server::accept() {
                 asio::error_code ignored;
                 socket.close(ignored);
             } else {
+                // Responses go out in one gathered write; without this, Nagle holds a response's last
+                // partial packet until the client's (delayed) ACK: up to 40 ms per response.
+                asio::error_code ignored;
+                socket.set_option(asio::ip::tcp::no_delay(true), ignored);
                 auto c = std::make_shared<Connection>(std::move(socket), connections_, *handler_, config_.timeouts,
                                                       config_.limits);
                 if (!connections_.start(c)) log::debug("connection limit reached: closing a new connection");

@@ -1,0 +1,79 @@
+// A lean live HLS origin for the channel benchmark: one epoll thread serves N channels over
+// keep-alive HTTP/1.1, all playing the same pre-made segment bytes, each channel at its own phase.
+//
+// Timeline of channel c: its stream clock reads 0 at Z_c = T0 - offset_c (T0: start()), with
+// offset_c = 6 s + frac(c * 0.618...) * (length of the media set), so at T0 every channel already
+// has at least three segments and the channels are spread over the loop and over segment boundaries.
+// Segment k (media sequence k, file k mod F, looped with EXT-X-DISCONTINUITY at every wrap) spans
+// stream seconds [start(k), end(k)) and is published -- listed in the playlist and fetchable -- at
+// Z_c + end(k): the schedule is deterministic, so published_at() is exact. The playlist lists the
+// newest `window` published segments. Published segments stay fetchable for the origin's lifetime.
+//
+// Paths: /c/<c>/index.m3u8 and /c/<c>/seg_<k>.ts; anything else is 404.
+#pragma once
+
+#include "util.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace hlsrelay::bench {
+
+class MultiOrigin {
+public:
+    // files: the segment bytes in play order; durations: their EXTINF seconds.
+    MultiOrigin(std::vector<std::string> files, std::vector<double> durations, int channels, int window = 6);
+    ~MultiOrigin();  // stops the thread, closes every socket
+    MultiOrigin(const MultiOrigin&) = delete;
+    MultiOrigin& operator=(const MultiOrigin&) = delete;
+
+    void start();  // binds 127.0.0.1 on an ephemeral port; T0 = now
+    uint16_t port() const { return port_; }
+    std::string url(int channel) const;
+
+    double segment_start(int64_t k) const;  // stream seconds
+    double segment_end(int64_t k) const;
+    Clock::time_point published_at(int channel, int64_t k) const;
+    int64_t newest(int channel, Clock::time_point now) const;  // -1 if none yet
+    // Stream position (seconds) of the newest published segment's end at `now`.
+    double published_position(int channel, Clock::time_point now) const;
+
+    // The first segment a client requested of `channel` since the last reset (-1: none).
+    int64_t first_requested(int channel) const;
+    void reset_first_requested();
+
+    uint64_t requests() const { return requests_.load(); }
+    uint64_t not_found() const { return not_found_.load(); }
+
+private:
+    struct Conn;
+    void loop();
+    void on_readable(Conn& c);
+    bool flush(Conn& c);  // false: the connection is finished (closed or error)
+    void respond(Conn& c, const std::string& path, bool close_after);
+    std::string playlist(int channel, Clock::time_point now) const;
+    int64_t count_published(double stream_seconds) const;
+
+    std::vector<std::string> files_;
+    std::vector<double> durations_;
+    std::vector<double> prefix_;  // prefix_[i]: seconds of the first i files
+    double total_ = 0;
+    int target_ = 2;
+    int channels_;
+    int window_;
+    std::vector<double> offset_;
+    std::unique_ptr<std::atomic<int64_t>[]> first_req_;
+    std::atomic<uint64_t> requests_{0}, not_found_{0};
+
+    Clock::time_point t0_{};
+    uint16_t port_ = 0;
+    int listen_fd_ = -1, epoll_fd_ = -1, wake_fd_ = -1;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+}  // namespace hlsrelay::bench
