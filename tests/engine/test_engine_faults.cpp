@@ -283,12 +283,11 @@ TEST_CASE("faults: a media sequence reset, media switches with EXT-X-DISCONTINUI
     run_faults(subjects);
 }
 
-// The three below fail on the engine as of this writing (see docs/reliability.md, "Known failures"):
-// [!mayfail] keeps them running and reporting without failing the suite. Drop it once fixed.
+// The three below failed on the remux path (MPEG-TS passthrough fixed them): kept as regressions.
 
 // Damaged payloads: the output gets segments far over EXT-X-TARGETDURATION with holes in the video
 // timeline and no EXT-X-DISCONTINUITY.
-TEST_CASE("faults: corrupt segments", "[faults][!mayfail]") {
+TEST_CASE("faults: corrupt segments", "[faults]") {
     std::vector<Subject> subjects;
     subjects.push_back(held("corrupt segments", Fault::CorruptSegments, Shows::Nothing));
     run_faults(subjects);
@@ -297,7 +296,7 @@ TEST_CASE("faults: corrupt segments", "[faults][!mayfail]") {
 // An untagged jump of the source clock (+1 h, or back to 0): the output must stay continuous (repaired)
 // or carry EXT-X-DISCONTINUITY. The engine repairs it, but from then on its segments last about 2.5 s
 // (target 1 s) and hold only 7-10 of the 25 video frames each.
-TEST_CASE("faults: untagged timestamp jump and reset", "[faults][!mayfail]") {
+TEST_CASE("faults: untagged timestamp jump and reset", "[faults]") {
     std::vector<Subject> subjects;
     subjects.push_back(event("timestamp jump", [](LiveOrigin& o) { o.set_fault(Fault::TimestampJump); }));
     subjects.push_back(event("timestamp reset", [](LiveOrigin& o) { o.set_fault(Fault::TimestampReset); }));
@@ -306,7 +305,7 @@ TEST_CASE("faults: untagged timestamp jump and reset", "[faults][!mayfail]") {
 
 // A resolution change without EXT-X-DISCONTINUITY (same codecs): the engine neither tags it nor updates
 // the stream it reports.
-TEST_CASE("faults: untagged resolution change", "[faults][!mayfail]") {
+TEST_CASE("faults: untagged resolution change", "[faults]") {
     std::vector<Subject> subjects;
     Subject wide = event("resolution change (untagged)", [](LiveOrigin& o) { o.switch_media(1, false); });
     wide.options.alternate_media = {wide_media()};
