@@ -4,6 +4,8 @@
 // segment on its own so the segmenter knows exactly where each source segment ends.
 #include "source.hpp"
 
+#include "http_client.hpp"
+
 #include <hlsrelay/m3u8.hpp>
 #include <hlsrelay/stream_id.hpp>
 
@@ -128,9 +130,22 @@ private:
                before.segments.back().uri != after.segments.back().uri;
     }
 
+    // Plain http:// over our keep-alive connection; everything else (https, crypto:) through libav.
+    std::string get(const std::string& url, std::string* final_url, const std::map<std::string, std::string>& opts,
+                    BufferPool* pool) {
+        if (HttpClient::handles(url)) {
+            std::optional<std::pair<int64_t, int64_t>> range;
+            if (auto o = opts.find("offset"); o != opts.end())
+                range = std::make_pair(std::stoll(o->second), std::stoll(opts.at("end_offset")));
+            return http_.get(url, ctx_.channel.headers, ctx_.interrupter, ctx_.read_timeout, &ctx_.bytes_in,
+                             final_url, range, pool);
+        }
+        return av::fetch(url, ctx_.channel.headers, ctx_.interrupter, ctx_.read_timeout, &ctx_.bytes_in, final_url,
+                         opts, pool);
+    }
+
     m3u8::Playlist fetch_playlist(const std::string& url, std::string& final_url) {
-        const std::string text = av::fetch(url, ctx_.channel.headers, ctx_.interrupter, ctx_.read_timeout,
-                                           &ctx_.bytes_in, &final_url);
+        const std::string text = get(url, &final_url, {}, nullptr);
         try {
             return m3u8::parse(text, final_url);
         } catch (const m3u8::ParseError& e) {
@@ -174,7 +189,7 @@ private:
     const std::string& key_bytes(const std::string& uri) {
         auto it = keys_.find(uri);
         if (it != keys_.end()) return it->second;
-        std::string key = av::fetch(uri, ctx_.channel.headers, ctx_.interrupter, ctx_.read_timeout, &ctx_.bytes_in);
+        std::string key = get(uri, nullptr, {}, nullptr);
         if (key.size() != 16)
             throw av::SourceError("AES-128 key from " + redact_url(uri) + " has " + std::to_string(key.size()) +
                                   " bytes, not 16");
@@ -199,13 +214,11 @@ private:
         } else if (seg.key && seg.key->method != "NONE") {
             throw av::SourceError("unsupported encryption " + seg.key->method + " (only AES-128 can be remuxed)", true);
         }
-        std::string data = av::fetch(url, ctx_.channel.headers, ctx_.interrupter, ctx_.read_timeout,
-                                     &ctx_.bytes_in, nullptr, opts, ctx_.pool);
+        std::string data = get(url, nullptr, opts, ctx_.pool);
         if (seg.map) {  // fragmented MP4: every segment is demuxed behind its initialization section
             const std::string id = seg.map->uri + (seg.map->byterange ? "@" + std::to_string(seg.map->byterange->offset) : "");
             if (init_id_ != id) {
-                init_ = av::fetch(seg.map->uri, ctx_.channel.headers, ctx_.interrupter, ctx_.read_timeout,
-                                  &ctx_.bytes_in, nullptr, range_options(seg.map->byterange));
+                init_ = get(seg.map->uri, nullptr, range_options(seg.map->byterange), nullptr);
                 init_id_ = id;
             }
             data.insert(0, init_);
@@ -285,6 +298,7 @@ private:
     }
 
     SourceContext& ctx_;
+    HttpClient http_;
     std::string media_url_;
     int64_t next_sequence_ = 0;
     bool started_ = false;
