@@ -45,8 +45,8 @@ if [ $quick -eq 0 ]; then
   (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
      ctest --output-on-failure -j2 --timeout 1200 -R "^(engine|server):" -E "browser") || status=1
   # libFuzzer with clang (build-fuzz): a bounded run of every target from its seed corpus (~5 min).
-  echo "== libFuzzer (${HLSRELAY_FUZZ_SECONDS:-60} s per target)"
-  scripts/fuzz.sh "${HLSRELAY_FUZZ_SECONDS:-60}" || status=1
+  echo "== libFuzzer (${HLSRELAY_FUZZ_SECONDS:-45} s per target)"
+  scripts/fuzz.sh "${HLSRELAY_FUZZ_SECONDS:-45}" || status=1
 fi
 if [ $status -ne 0 ]; then echo "== FAILED"; else echo "== all suites passed"; fi
 exit $status

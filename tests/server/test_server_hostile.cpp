@@ -481,6 +481,11 @@ TEST_CASE("memory stays bounded across repeated hostile rounds") {
     const long after_all = rss_kib();
     INFO("RSS after the first round " << after_first << " KiB, after five " << after_all << " KiB");
     // A leak of one read buffer per connection would be 4000 * 8 KiB = 32 MiB; allocator slack is far less.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    WARN("sanitizer build: the RSS bound is not checked (their allocators hold freed memory): "
+         << after_first << " -> " << after_all << " KiB");
+#else
     CHECK(after_all - after_first < 24 * 1024);
+#endif
     check_served(s);
 }
