@@ -67,7 +67,7 @@ bool status_ok(const ChannelStatus& s, std::string& why) {
 
 }  // namespace
 
-TEST_CASE("seeded hammer over channels in every state; final states match the last operation") {
+TEST_CASE("seeded hammer over channels in every state, final states checked against the last op") {
     LiveOrigin healthy(live_media(), {.speed = 4.0});
     healthy.start();
     LiveOrigin refusing(live_media());
