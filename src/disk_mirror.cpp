@@ -13,28 +13,39 @@ namespace fs = std::filesystem;
 DiskMirror::DiskMirror(fs::path dir) : dir_(std::move(dir)) {
     std::error_code ec;
     fs::create_directories(dir_, ec);
-    if (ec) fail("cannot create " + dir_.string() + ": " + ec.message());
+    // Reported as a segment failure: the first segment written clears it, as the directory then exists.
+    if (ec) fail(kSegment, "cannot create " + dir_.string() + ": " + ec.message());
 }
 
-void DiskMirror::fail(const std::string& what) {
+void DiskMirror::fail(Kind kind, const std::string& what) {
     std::lock_guard lock(mu_);
-    error_ = what;
+    errors_[kind] = what;
 }
 
 std::string DiskMirror::error() const {
     std::lock_guard lock(mu_);
-    return error_;
+    std::string out;
+    for (const std::string& e : errors_) {
+        if (e.empty() || out.find(e) != std::string::npos) continue;
+        if (!out.empty()) out += "; ";
+        out += e;
+    }
+    return out;
 }
 
-bool DiskMirror::write_atomically(const std::string& name, std::string_view bytes) {
+bool DiskMirror::write_atomically(const std::string& name, std::string_view bytes, Kind kind) {
     std::lock_guard io(io_mu_);
     std::error_code ec;
     fs::create_directories(dir_, ec);  // it may have been removed under us
+    if (ec) {  // the cause (read-only, not a directory) rather than the open's "no such file"
+        fail(kind, "cannot create " + dir_.string() + ": " + ec.message());
+        return false;
+    }
     const fs::path final_path = dir_ / name;
     const fs::path temp_path = dir_ / ("." + name + ".tmp");
     const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        fail("cannot write " + temp_path.string() + ": " + std::strerror(errno));
+        fail(kind, "cannot write " + temp_path.string() + ": " + std::strerror(errno));
         return false;
     }
     size_t done = 0;
@@ -45,7 +56,7 @@ bool DiskMirror::write_atomically(const std::string& name, std::string_view byte
             const int e = errno;
             ::close(fd);
             ::unlink(temp_path.c_str());
-            fail("cannot write " + final_path.string() + ": " + std::strerror(e));
+            fail(kind, "cannot write " + final_path.string() + ": " + std::strerror(e));
             return false;
         }
         done += static_cast<size_t>(n);
@@ -53,18 +64,18 @@ bool DiskMirror::write_atomically(const std::string& name, std::string_view byte
     if (::close(fd) != 0 || ::rename(temp_path.c_str(), final_path.c_str()) != 0) {
         const int e = errno;
         ::unlink(temp_path.c_str());
-        fail("cannot write " + final_path.string() + ": " + std::strerror(e));
+        fail(kind, "cannot write " + final_path.string() + ": " + std::strerror(e));
         return false;
     }
     std::lock_guard lock(mu_);
-    error_.clear();
+    errors_[kind].clear();
     return true;
 }
 
-void DiskMirror::write_segment(const Segment& segment) { write_atomically(segment.name(), segment.data); }
+void DiskMirror::write_segment(const Segment& segment) { write_atomically(segment.name(), segment.data, kSegment); }
 
 void DiskMirror::write_playlist(std::string_view name, const std::string& text) {
-    write_atomically(std::string(name), text);
+    write_atomically(std::string(name), text, name == kMasterPlaylistName ? kMasterPlaylist : kMediaPlaylist);
 }
 
 void DiskMirror::remove_segment(const Segment& segment) {

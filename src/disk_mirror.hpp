@@ -3,6 +3,7 @@
 // (temp file + rename), and a failing disk is reported instead of stopping the channel.
 #pragma once
 
+#include <hlsrelay/playlist.hpp>
 #include <hlsrelay/window.hpp>
 
 #include <filesystem>
@@ -21,17 +22,22 @@ public:
     // Removes files this channel does not list or hold in grace any more (strays of a crash, too).
     void sweep(const std::set<std::string>& keep);
     void remove_all();
-    std::string error() const;  // the last failure; empty after a later success
+    // The failures still standing: a segment write failure stays reported until a segment write
+    // succeeds, a playlist's until that playlist is written (a disk too full for segments may still
+    // take a small playlist: that must not hide the segments' failure). Empty when all is well.
+    std::string error() const;
     const std::filesystem::path& dir() const { return dir_; }
 
 private:
-    bool write_atomically(const std::string& name, std::string_view bytes);
-    void fail(const std::string& what);
+    // What a write was for: each kind's failure is cleared only by a success of the same kind.
+    enum Kind { kSegment, kMediaPlaylist, kMasterPlaylist, kKinds };
+    bool write_atomically(const std::string& name, std::string_view bytes, Kind kind);
+    void fail(Kind kind, const std::string& what);
 
     std::filesystem::path dir_;
     std::mutex io_mu_;       // the worker writes while housekeeping sweeps: one at a time
-    mutable std::mutex mu_;  // guards error_ (the worker writes, status readers read)
-    std::string error_;
+    mutable std::mutex mu_;  // guards errors_ (the worker writes, status readers read)
+    std::string errors_[kKinds];
 };
 
 }  // namespace hlsrelay

@@ -413,6 +413,9 @@ void Segmenter::finish_segment(int64_t end_pts) {
     av_write_frame(muxer_.get(), nullptr);  // flush buffered PES data into this segment
     CutSegment seg;
     seg.data = writer_->take();
+    // Nothing was muxed (the muxer refused the packet that opened the segment, and the worker flushes
+    // after that error): a 0-byte segment must not be listed. A pending discontinuity goes to the next.
+    if (seg.data.empty()) return;
     put_pat_first(seg.data);
     seg.duration = std::max(0.001, static_cast<double>(end_pts - segment_start_) / kTicks);
     seg.discontinuity = pending_discontinuity_;

@@ -273,7 +273,7 @@ TEST_CASE("a silent source is detected as stalled") {
     CHECK(engine.status(c.id).state == ChannelState::Running);
 }
 
-TEST_CASE("source requests carry the channel's HTTP headers; master playlists pick a variant") {
+TEST_CASE("source requests carry the channel's HTTP headers, master playlists pick a variant") {
     LiveOrigin origin(live_media(), {.speed = 2.0});
     origin.start();
     Engine engine(quick_settings());
@@ -371,7 +371,7 @@ TEST_CASE("timestamps stay monotonic across the 33-bit wrap and source clock jum
     }
 }
 
-TEST_CASE("one broken channel does not disturb the others; failover to the next URL") {
+TEST_CASE("one broken channel does not disturb the others, failover to the next URL") {
     LiveOrigin origin(live_media(), {.speed = 2.0});
     origin.start();
     Engine engine(quick_settings());
@@ -426,7 +426,7 @@ TEST_CASE("segments that fail are retried, then skipped with a discontinuity") {
     for (const auto& s : p.segments) CHECK(probe_ts(*engine.read(c.id, name_of(s))->data).ok);
 }
 
-TEST_CASE("events report state changes and published segments; unsubscribe ends them") {
+TEST_CASE("events report state changes and published segments, unsubscribe ends them") {
     LiveOrigin origin(live_media(), {.speed = 2.0});
     origin.start();
     Engine engine(quick_settings());

@@ -579,7 +579,7 @@ TEST_CASE("to_json without sources redacts URLs and header values", "[registry][
     CHECK(text.find("UA/1") == std::string::npos);
 }
 
-TEST_CASE("to_json with sources keeps everything; optional fields are left out", "[registry][json]") {
+TEST_CASE("to_json with sources keeps everything, optional fields are left out", "[registry][json]") {
     nlohmann::json full = to_json(full_channel(), true);
     CHECK(full["urls"][0] == "http://user:pw@host/x.m3u8?token=abc");
     CHECK(full["headers"]["Cookie"] == "session=secret");

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of tests/fuzz with clang (-fsanitize=fuzzer,address,undefined) in
+# build-fuzz and runs each for a bounded time from its seed corpus. New interesting inputs go to
+# build-fuzz/corpus/<target> (not the repository); a crash stops with the input saved as
+# build-fuzz/artifacts/<target>/crash-* and a non-zero exit.
+#   scripts/fuzz.sh [seconds per target, default 40] [target...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+seconds=${1:-40}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(channels m3u8 http_request ts_segmenter)
+dir=${HLSRELAY_FUZZ_BUILD_DIR:-build-fuzz}
+
+start=$(date +%s)
+CC=clang CXX=clang++ cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHLSRELAY_BUILD_FUZZ=ON \
+  -DHLSRELAY_BUILD_SERVER=OFF -DHLSRELAY_BUILD_CAPI=OFF -DHLSRELAY_BUILD_PYTHON=OFF >/dev/null
+cmake --build "$dir" -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
+echo "fuzz: built in $(( $(date +%s) - start )) s"
+
+status=0
+for t in "${targets[@]}"; do
+  mkdir -p "$dir/corpus/$t" "$dir/artifacts/$t"
+  max_len=4096
+  [ "$t" = ts_segmenter ] && max_len=65536
+  inputs=("$dir/corpus/$t" "$root/tests/fuzz/corpus/$t")
+  [ -d "$root/tests/fuzz/regressions/$t" ] && inputs+=("$root/tests/fuzz/regressions/$t")
+  echo "== fuzz_$t for ${seconds}s"
+  # The seed corpus is read-only input; what the run finds is kept in the build directory only.
+  if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      "$dir/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len=$max_len -timeout=10 -rss_limit_mb=2048 \
+      -print_final_stats=1 -artifact_prefix="$dir/artifacts/$t/" \
+      "${inputs[@]}" 2>"$dir/fuzz_$t.log"; then
+    status=1
+    echo "fuzz_$t FAILED; the input is in $dir/artifacts/$t/:"
+    ls "$dir/artifacts/$t"
+    grep -A40 -m1 "ERROR\|==ERROR\|runtime error\|deadly signal" "$dir/fuzz_$t.log" || tail -40 "$dir/fuzz_$t.log"
+  else
+    grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$dir/fuzz_$t.log" | tr '\n' ' '
+    echo
+  fi
+done
+echo "fuzz: total $(( $(date +%s) - start )) s"
+exit $status
