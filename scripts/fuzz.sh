@@ -3,14 +3,14 @@
 # build-fuzz and runs each for a bounded time from its seed corpus. New interesting inputs go to
 # build-fuzz/corpus/<target> (not the repository); a crash stops with the input saved as
 # build-fuzz/artifacts/<target>/crash-* and a non-zero exit.
-#   scripts/fuzz.sh [seconds per target, default 40] [target...]
+#   scripts/fuzz.sh [seconds per target, default 30] [target...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-seconds=${1:-40}
+seconds=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(channels m3u8 http_request ts_segmenter)
+[ ${#targets[@]} -eq 0 ] && targets=(channels m3u8 http_request ts_segmenter ts_cutter)
 dir=${HLSRELAY_FUZZ_BUILD_DIR:-build-fuzz}
 
 start=$(date +%s)
