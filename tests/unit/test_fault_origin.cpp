@@ -39,7 +39,7 @@ hlsrelay::m3u8::MediaPlaylist parse(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("ts_edit: scan reads PES timestamps and the PMT; shift moves every one of them", "[origin][faults]") {
+TEST_CASE("ts_edit: scan reads PES timestamps and the PMT, shift moves every one of them", "[origin][faults]") {
     const MediaSet& m = make_media(spec6());
     const std::string seg = slurp(m.segment_files[2]);
     const TsScan before = scan_ts(seg);
