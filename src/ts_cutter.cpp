@@ -407,8 +407,10 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
                 bool timeline_break = false;
                 if (have_dts_) {
                     const int64_t d = ts_diff(last_dts_, pes.dts);
-                    const auto jump = static_cast<int64_t>(std::max(10.0, 3 * segment_duration_) * kClock);
-                    if (d < -kClock || d > jump) timeline_break = true;
+                    // Within one stream consecutive reference PES are a frame (video) or a fraction of a
+                    // second (audio) apart: a step of more than a second forward or back is a break in
+                    // the source's timeline (an encoder restart, lost data), tagged rather than hidden.
+                    if (d < -kClock || d > kClock) timeline_break = true;
                     else if (d > 0 && d <= kClock) frame_ticks_ = d;
                 }
                 last_dts_ = pes.dts;
