@@ -450,22 +450,25 @@ void Segmenter::leave_passthrough() {
     if (any_output_) pending_discontinuity_ = true;
 }
 
+// Stream parameters read from the TS itself; the bandwidths stay the window's.
+void Segmenter::apply(ts::StreamParams&& params) {
+    info_.codecs = std::move(params.codecs);
+    info_.video_codec = std::move(params.video_codec);
+    info_.audio_codecs = std::move(params.audio_codecs);
+    if (params.width > 0) {
+        info_.width = params.width;
+        info_.height = params.height;
+    }
+    if (params.frame_rate > 0) info_.frame_rate = params.frame_rate;
+}
+
 // Reads the stream parameters of a new layout (codecs, resolution, frame rate for the master
 // playlist) through libavformat and checks that the passthrough would keep every stream as the
 // remux path would. Only at a start, a discontinuity or a change of the stream layout.
 bool Segmenter::probe_passthrough(const std::string& data, const ts::Program& program) {
     if (program.reference_pid() < 0) return false;
     if (auto params = ts::describe(data, program)) {  // H.264 and the usual audio: no decoding needed
-        StreamInfo next = info_;
-        next.codecs = std::move(params->codecs);
-        next.video_codec = std::move(params->video_codec);
-        next.audio_codecs = std::move(params->audio_codecs);
-        if (params->width > 0) {
-            next.width = params->width;
-            next.height = params->height;
-        }
-        if (params->frame_rate > 0) next.frame_rate = params->frame_rate;
-        info_ = std::move(next);
+        apply(std::move(*params));
         return true;
     }
     av::MemoryReader reader(data);
@@ -537,16 +540,7 @@ void Segmenter::publish_cut(ts::Cut&& cut) {
     put_pat_first(seg.data);
     seg.duration = std::max(0.001, cut.duration);
     if (cut.params_changed && cutter_ && cutter_->program()) {
-        if (auto params = ts::describe(seg.data, *cutter_->program())) {  // the master playlist follows
-            info_.codecs = std::move(params->codecs);
-            info_.video_codec = std::move(params->video_codec);
-            info_.audio_codecs = std::move(params->audio_codecs);
-            if (params->width > 0) {
-                info_.width = params->width;
-                info_.height = params->height;
-            }
-            if (params->frame_rate > 0) info_.frame_rate = params->frame_rate;
-        }
+        if (auto params = ts::describe(seg.data, *cutter_->program())) apply(std::move(*params));  // the master playlist follows
     }
     if (cut.timeline_break && !cut.params_changed) {
         ++repairs_;

@@ -72,6 +72,7 @@ private:
     void update_info(const AVFormatContext* input, const std::vector<int>& kept, bool probed);
     bool timestamps(Track& t, const AVPacket* p, int64_t& dts, int64_t& pts);
     bool probe_passthrough(const std::string& data, const ts::Program& program);
+    void apply(ts::StreamParams&& params);
     void publish_cut(ts::Cut&& cut);
     void leave_passthrough();
     double cut_limit() const;
