@@ -418,17 +418,11 @@ void Segmenter::finish_segment(int64_t end_pts) {
     if (seg.data.empty()) return;
     put_pat_first(seg.data);
     seg.duration = std::max(0.001, static_cast<double>(end_pts - segment_start_) / kTicks);
-    seg.discontinuity = pending_discontinuity_;
     seg.keyframe_start = segment_keyframe_;
     seg.program_date_time = anchor_wall_ + std::chrono::duration_cast<SystemClock::duration>(
                                                std::chrono::duration<double>(
                                                    static_cast<double>(segment_start_ - anchor_pts_) / kTicks));
-    pending_discontinuity_ = false;
-    any_output_ = true;
-    if (target_duration_ == 0)
-        target_duration_ = std::max(target_duration_for(segment_duration_), target_duration_for(seg.duration));
-    bytes_out_ += static_cast<int64_t>(seg.data.size());
-    publish_(std::move(seg));
+    emit(std::move(seg));
 }
 
 void Segmenter::flush() {
@@ -556,11 +550,17 @@ void Segmenter::publish_cut(ts::Cut&& cut) {
         anchor_pts_ = cut.start_pts;
         need_rebase_ = false;
     }
-    seg.discontinuity = pending_discontinuity_;
     seg.keyframe_start = cut.keyframe_start;
     seg.program_date_time = anchor_wall_ + std::chrono::duration_cast<SystemClock::duration>(
                                                std::chrono::duration<double>(
                                                    static_cast<double>(ts::ts_diff(anchor_pts_, cut.start_pts)) / kTicks));
+    emit(std::move(seg));
+}
+
+// Both paths end here: the pending discontinuity goes with the segment, the first segment fixes the
+// target duration.
+void Segmenter::emit(CutSegment&& seg) {
+    seg.discontinuity = pending_discontinuity_;
     pending_discontinuity_ = false;
     any_output_ = true;
     if (target_duration_ == 0)

@@ -73,6 +73,7 @@ private:
     bool timestamps(Track& t, const AVPacket* p, int64_t& dts, int64_t& pts);
     bool probe_passthrough(const std::string& data, const ts::Program& program);
     void apply(ts::StreamParams&& params);
+    void emit(CutSegment&& seg);
     void publish_cut(ts::Cut&& cut);
     void leave_passthrough();
     double cut_limit() const;
