@@ -1,6 +1,7 @@
 // What a channel is: its identity, its sources and its HLS settings. Plain data, no I/O.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -31,6 +32,43 @@ struct HlsOverrides {
     bool operator==(const HlsOverrides&) const = default;
 };
 
+// Bounds on what one fetch from an upstream may cost: every byte an upstream sends is untrusted, so
+// each playlist, segment, key and init section is capped in size (after any gzip/deflate decoding)
+// and in total time, besides the per-read timeout (EngineSettings::read_timeout). Exceeding one
+// aborts that fetch with an error in the channel's status. docs/security.md lists them.
+struct FetchLimits {
+    int64_t max_playlist_bytes = int64_t{4} << 20;   // a media or multivariant playlist
+    int64_t max_segment_bytes = int64_t{64} << 20;   // a media segment, an init section or a key
+    int max_redirects = 5;                           // HTTP redirects followed per fetch
+    // Total time one fetch may take, from connect to last byte (a trickling upstream is a stall).
+    // 0: automatic: a playlist gets one target duration (at least 2 s; read_timeout before the first
+    // playlist told the target), a segment three target durations (at least 6 s).
+    double playlist_deadline = 0;
+    double segment_deadline = 0;
+};
+
+// Per-channel overrides of FetchLimits; unset fields take the engine's value.
+struct FetchLimitOverrides {
+    std::optional<int64_t> max_playlist_bytes;
+    std::optional<int64_t> max_segment_bytes;
+    std::optional<int> max_redirects;
+    std::optional<double> playlist_deadline;
+    std::optional<double> segment_deadline;
+
+    FetchLimits apply(FetchLimits base) const {
+        if (max_playlist_bytes) base.max_playlist_bytes = *max_playlist_bytes;
+        if (max_segment_bytes) base.max_segment_bytes = *max_segment_bytes;
+        if (max_redirects) base.max_redirects = *max_redirects;
+        if (playlist_deadline) base.playlist_deadline = *playlist_deadline;
+        if (segment_deadline) base.segment_deadline = *segment_deadline;
+        return base;
+    }
+    bool empty() const {
+        return !max_playlist_bytes && !max_segment_bytes && !max_redirects && !playlist_deadline && !segment_deadline;
+    }
+    bool operator==(const FetchLimitOverrides&) const = default;
+};
+
 struct ChannelConfig {
     std::string id;                            // stream id: [a-z0-9_-]+, unique in a registry
     std::string name;                          // display name
@@ -42,6 +80,7 @@ struct ChannelConfig {
     bool loop = false;                         // restart a finite source (file) at its end
     std::optional<bool> realtime;              // read at native rate; unset: on for local files
     std::string variant = "highest";           // HLS master playlists: "highest", "lowest" or a bandwidth
+    FetchLimitOverrides limits;                // per-channel fetch caps and deadlines
 
     bool operator==(const ChannelConfig&) const = default;
 };

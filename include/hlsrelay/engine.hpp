@@ -65,6 +65,7 @@ struct EngineSettings {
     double stall_timeout = 0;        // HLS: playlist not advancing this long is a stall; 0: 3 target durations
     double reconnect_min = 0.5;      // first reconnect delay, seconds; doubles up to reconnect_max
     double reconnect_max = 30.0;
+    FetchLimits limits;              // caps and deadlines of every upstream fetch (channels may override)
     int live_start_segments = 3;     // HLS: start this many segments back from the live edge (RFC 8216 6.3.3)
     LogLevel log_level = LogLevel::Warn;
     LogCallback log;                 // unset: log to stderr at log_level and above
