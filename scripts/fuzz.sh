@@ -10,7 +10,7 @@ root=$(pwd)
 seconds=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(channels m3u8 http_request ts_segmenter ts_cutter)
+[ ${#targets[@]} -eq 0 ] && targets=(channels m3u8 http_request http_response ts_segmenter ts_cutter)
 dir=${HLSRELAY_FUZZ_BUILD_DIR:-build-fuzz}
 
 start=$(date +%s)

@@ -1,6 +1,10 @@
 // Private libav helpers: see av_util.hpp.
 #include "av_util.hpp"
 
+extern "C" {
+#include <libavutil/aes.h>
+}
+
 #include <hlsrelay/stream_id.hpp>
 
 #include <algorithm>
@@ -34,7 +38,8 @@ int Interrupter::check(void* opaque) {
 }
 
 void add_source_options(Options& opts, const std::map<std::string, std::string>& headers,
-                        double read_timeout_seconds) {
+                        double read_timeout_seconds, const std::string& protocol_whitelist) {
+    opts.set("protocol_whitelist", protocol_whitelist);
     std::string extra;
     for (const auto& [name, value] : headers) {
         if (name == "User-Agent") opts.set("user_agent", value);
@@ -45,8 +50,38 @@ void add_source_options(Options& opts, const std::map<std::string, std::string>&
     // The interrupt callback enforces the deadline; rw_timeout is a second line for protocols that
     // block inside a single poll without checking it.
     opts.set("rw_timeout", std::to_string(static_cast<int64_t>(read_timeout_seconds * 1e6)));
-    opts.set("reconnect", "0");
-    opts.set("seekable", "0");
+}
+
+namespace {
+struct AesDeleter {
+    void operator()(AVAES* a) const { av_free(a); }
+};
+}  // namespace
+
+void decrypt_aes128_cbc(std::string& data, const std::string& key, const uint8_t (&iv)[16]) {
+    if (key.size() != 16) throw SourceError("an AES-128 key has 16 bytes, not " + std::to_string(key.size()));
+    if (data.empty() || data.size() % 16 != 0)
+        throw SourceError("an AES-128 encrypted segment of " + std::to_string(data.size()) +
+                          " bytes is not a whole number of 16-byte blocks");
+    std::unique_ptr<AVAES, AesDeleter> aes(av_aes_alloc());
+    if (!aes) throw std::bad_alloc();
+    if (av_aes_init(aes.get(), reinterpret_cast<const uint8_t*>(key.data()), 128, 1) < 0)
+        throw SourceError("cannot set up AES-128 decryption");
+    uint8_t chain[16];
+    std::memcpy(chain, iv, sizeof chain);
+    auto* bytes = reinterpret_cast<uint8_t*>(data.data());
+    // In place, in runs that fit av_aes_crypt's int block count; the chain carries across runs.
+    constexpr size_t kBlocksPerRun = size_t{1} << 20;
+    for (size_t block = 0, blocks = data.size() / 16; block < blocks; block += kBlocksPerRun) {
+        const size_t run = std::min(kBlocksPerRun, blocks - block);
+        av_aes_crypt(aes.get(), bytes + block * 16, bytes + block * 16, static_cast<int>(run), chain, 1);
+    }
+    // PKCS#7: the last byte says how many bytes of padding, each of that value (1..16).
+    const auto pad = static_cast<uint8_t>(data.back());
+    if (pad == 0 || pad > 16) throw SourceError("bad AES-128 padding (wrong key or IV?)");
+    for (size_t i = data.size() - pad; i < data.size(); ++i)
+        if (static_cast<uint8_t>(data[i]) != pad) throw SourceError("bad AES-128 padding (wrong key or IV?)");
+    data.resize(data.size() - pad);
 }
 
 [[noreturn]] void throw_av(const char* what, const std::string& redacted_url, int err, const Interrupter& irq,
@@ -71,77 +106,9 @@ void add_source_options(Options& opts, const std::map<std::string, std::string>&
     throw SourceError(std::string(what) + " " + redacted_url + ": " + error_string(err), permanent, status);
 }
 
-std::string fetch(const std::string& url, const std::map<std::string, std::string>& headers,
-                  Interrupter& irq, double timeout_seconds, std::atomic<int64_t>* bytes_in,
-                  std::string* final_url, const std::map<std::string, std::string>& extra_options,
-                  BufferPool* pool) {
-    Options opts;
-    add_source_options(opts, headers, timeout_seconds);
-    for (const auto& [key, value] : extra_options) opts.set(key.c_str(), value);
-    AVIOInterruptCB cb = irq.callback();
-    AVIOContext* raw = nullptr;
-    irq.arm(std::chrono::duration<double>(timeout_seconds));
-    int err = avio_open2(&raw, url.c_str(), AVIO_FLAG_READ, &cb, opts.get());
-    if (err < 0) throw_av("cannot open", redact_url(url), err, irq, timeout_seconds);
-    IoPtr io(raw);
-    if (final_url) {
-        uint8_t* location = nullptr;
-        if (av_opt_get(io.get(), "location", AV_OPT_SEARCH_CHILDREN, &location) >= 0 && location) {
-            *final_url = reinterpret_cast<const char*>(location);
-            av_free(location);
-        } else {
-            *final_url = url;
-        }
-    }
-    // The body is read straight into its final buffer: with a Content-Length one of exactly that
-    // size (a segment's bytes are kept for its whole life in the window, so no slack capacity rides
-    // along), from the pool when there is one. `filled` counts the bytes read; the string's size may
-    // run ahead of it (recycled bytes about to be overwritten) and is cut back at the end.
-    std::string body;
-    const int64_t size = avio_size(io.get());
-    const bool sized = size > 0 && size < (int64_t{1} << 30);
-    if (sized) {
-        if (pool && static_cast<size_t>(size) >= BufferPool::kMinSize) body = pool->take(static_cast<size_t>(size));
-        else body.reserve(static_cast<size_t>(size));
-    }
-    constexpr size_t kChunk = 64 * 1024;
-    size_t filled = 0;
-    for (;;) {
-        irq.arm(std::chrono::duration<double>(timeout_seconds));
-        if (sized && filled >= static_cast<size_t>(size)) {
-            // All that was announced arrived: a small read should find the end.
-            unsigned char probe[4096];
-            const int n = avio_read(io.get(), probe, sizeof probe);
-            if (n == AVERROR_EOF || n == 0) break;
-            if (n < 0) throw_av("read failed for", redact_url(url), n, irq, timeout_seconds);
-            body.resize(filled);
-            body.append(reinterpret_cast<const char*>(probe), static_cast<size_t>(n));
-            filled += static_cast<size_t>(n);
-            if (bytes_in) bytes_in->fetch_add(n, std::memory_order_relaxed);
-            continue;
-        }
-        const size_t want = std::min(sized ? static_cast<size_t>(size) - filled : kChunk, kChunk);
-        if (filled + want > body.capacity()) body.reserve(std::max(filled + want, body.capacity() * 2));
-        if (filled + want > body.size()) body.resize(filled + want);
-        const int n = avio_read(io.get(), reinterpret_cast<unsigned char*>(body.data() + filled), static_cast<int>(want));
-        if (n == AVERROR_EOF || n == 0) break;
-        if (n < 0) throw_av("read failed for", redact_url(url), n, irq, timeout_seconds);
-        filled += static_cast<size_t>(n);
-        if (bytes_in) bytes_in->fetch_add(n, std::memory_order_relaxed);
-    }
-    body.resize(filled);
-    if (body.capacity() > body.size() + body.size() / 8 + 4096) body.shrink_to_fit();
-    irq.disarm();
-    // Decryption strips padding, so only a plain transfer can be checked against its length.
-    const bool decrypted = url.rfind("crypto", 0) == 0;
-    if (size > 0 && !decrypted && static_cast<int64_t>(body.size()) < size)
-        throw SourceError("truncated response from " + redact_url(url) + ": " + std::to_string(body.size()) +
-                          " of " + std::to_string(size) + " bytes");
-    return body;
-}
-
 namespace {
 constexpr int kIoBufferSize = 32 * 1024;
+}  // namespace
 
 CustomIoPtr make_custom_io(void* opaque, int writable, int (*read)(void*, uint8_t*, int),
                            int (*write)(void*, uint8_t*, int), int64_t (*seek)(void*, int64_t, int)) {
@@ -154,7 +121,6 @@ CustomIoPtr make_custom_io(void* opaque, int writable, int (*read)(void*, uint8_
     }
     return CustomIoPtr(io);
 }
-}  // namespace
 
 MemoryReader::MemoryReader(const std::string& bytes)
     : bytes_(bytes), io_(make_custom_io(this, 0, &MemoryReader::read, nullptr, &MemoryReader::seek)) {}

@@ -80,17 +80,19 @@ private:
     std::atomic<int64_t> deadline_{INT64_MAX};
 };
 
-// HTTP options for a source: headers, timeouts; used by avformat_open_input and avio_open2.
+// Options for a source libavformat opens itself (a local file, udp, srt, rtmp, rtsp): the protocols
+// it may open (`protocol_whitelist`, from url::source_protocols(); nested demuxers inherit it), the
+// headers and timeouts. Every avformat_open_input / avio_open2 of the engine passes a whitelist.
 void add_source_options(Options& opts, const std::map<std::string, std::string>& headers,
-                        double read_timeout_seconds);
+                        double read_timeout_seconds, const std::string& protocol_whitelist);
 
-// Reads a whole resource (playlist, key, segment) through avio under `interrupter`; throws
-// SourceError. `bytes_in` counts what arrived. With `pool`, a body of known length is read into a
-// recycled buffer of about its size.
-std::string fetch(const std::string& url, const std::map<std::string, std::string>& headers,
-                  Interrupter& interrupter, double timeout_seconds, std::atomic<int64_t>* bytes_in = nullptr,
-                  std::string* final_url = nullptr, const std::map<std::string, std::string>& extra_options = {},
-                  BufferPool* pool = nullptr);
+// HLS METHOD=AES-128: decrypts `data` in place (AES-128-CBC with `key` and `iv`, 16 bytes each) and
+// strips its PKCS#7 padding; throws SourceError for a length that is not whole blocks or bad padding.
+void decrypt_aes128_cbc(std::string& data, const std::string& key, const uint8_t (&iv)[16]);
+
+// A custom AVIOContext with its own buffer, calling `read` (and `write`, `seek` when given) on `opaque`.
+CustomIoPtr make_custom_io(void* opaque, int writable, int (*read)(void*, uint8_t*, int),
+                           int (*write)(void*, uint8_t*, int), int64_t (*seek)(void*, int64_t, int));
 
 // An AVIOContext reading from bytes owned by the caller (which must outlive it).
 class MemoryReader {
@@ -126,16 +128,20 @@ private:
 };
 
 // Why a source failed; `permanent` means retrying the same URL cannot help.
+// `limit`: a cap or a total deadline stopped it, so fetching the same thing again at once costs as
+// much again (a segment is skipped rather than retried).
 class SourceError : public std::runtime_error {
 public:
-    SourceError(const std::string& what, bool permanent = false, int http_status = 0)
-        : std::runtime_error(what), permanent_(permanent), http_status_(http_status) {}
+    SourceError(const std::string& what, bool permanent = false, int http_status = 0, bool limit = false)
+        : std::runtime_error(what), permanent_(permanent), http_status_(http_status), limit_(limit) {}
     bool permanent() const { return permanent_; }
     int http_status() const { return http_status_; }
+    bool limit() const { return limit_; }
 
 private:
     bool permanent_;
     int http_status_;
+    bool limit_;
 };
 
 // Throws SourceError for a failed libav call: a timeout, a stop or libav's own reason.

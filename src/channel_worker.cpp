@@ -142,17 +142,19 @@ void ChannelWorker::run() {
 }
 
 void ChannelWorker::run_source(Segmenter& segmenter, const std::string& url) {
-    SourceContext ctx{channel_,
-                      url,
-                      interrupter_,
-                      segmenter,
-                      bytes_in_,
-                      pool_.get(),
-                      engine_.read_timeout,
-                      engine_.stall_timeout,
-                      engine_.live_start_segments,
-                      [this](double s) { return sleep(s); },
-                      [this](const std::string& m) { set_error(m, true); }};
+    SourceContext ctx{.channel = channel_,
+                      .url = url,
+                      .interrupter = interrupter_,
+                      .segmenter = segmenter,
+                      .bytes_in = bytes_in_,
+                      .pool = pool_.get(),
+                      .read_timeout = engine_.read_timeout,
+                      .stall_timeout = engine_.stall_timeout,
+                      .live_start_segments = engine_.live_start_segments,
+                      .limits = channel_.limits.apply(engine_.limits),
+                      .segment_duration = hls_.segment_duration,
+                      .sleep = [this](double s) { return sleep(s); },
+                      .report = [this](const std::string& m) { set_error(m, true); }};
     log_(LogLevel::Info, channel_.id, "opening " + redact_url(url));
     if (is_hls_url(url)) run_hls_source(ctx);
     else run_generic_source(ctx);

@@ -1,10 +1,14 @@
-// The engine's own HLS client: fetches playlists and segments over libav's avio (headers,
-// redirects, TLS, AES-128 through its crypto protocol), starts near the live edge, reloads as
-// RFC 8216 6.3.4 allows, retries failed segments, follows EXT-X-DISCONTINUITY, and demuxes every
-// segment on its own so the segmenter knows exactly where each source segment ends.
+// The engine's own HLS client: fetches playlists, segments, keys and init sections through the
+// engine's HTTP(S) client (http_client.hpp: redirects, header scope, caps, deadlines) or, for a
+// playlist the channel list names as a local file, with plain file reads; checks every URI a
+// playlist names against url_policy.hpp before opening it; decrypts AES-128 itself; starts near the
+// live edge, reloads as RFC 8216 6.3.4 allows, retries failed segments, follows
+// EXT-X-DISCONTINUITY, and demuxes every segment on its own so the segmenter knows exactly where
+// each source segment ends. libav opens nothing here: it only demuxes bytes from memory.
 #include "source.hpp"
 
 #include "http_client.hpp"
+#include "url_policy.hpp"
 
 #include <hlsrelay/m3u8.hpp>
 #include <hlsrelay/stream_id.hpp>
@@ -20,15 +24,8 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::string hex(const uint8_t* data, size_t n) {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (size_t i = 0; i < n; ++i) {
-        out += digits[data[i] >> 4];
-        out += digits[data[i] & 15];
-    }
-    return out;
-}
+// An AES-128 key is 16 bytes; a response of more than this is refused before it is read.
+constexpr int64_t kMaxKeyBytes = 1024;
 
 class HlsClient {
 public:
@@ -130,24 +127,61 @@ private:
                before.segments.back().uri != after.segments.back().uri;
     }
 
-    // Plain http:// over our keep-alive connection; everything else (https, crypto:) through libav.
-    std::string get(const std::string& url, std::string* final_url, const std::map<std::string, std::string>& opts,
-                    BufferPool* pool) {
-        if (HttpClient::handles(url)) {
-            std::optional<std::pair<int64_t, int64_t>> range;
-            if (auto o = opts.find("offset"); o != opts.end())
-                range = std::make_pair(std::stoll(o->second), std::stoll(opts.at("end_offset")));
-            return http_.get(url, ctx_.channel.headers, ctx_.interrupter, ctx_.read_timeout, &ctx_.bytes_in,
-                             final_url, range, pool);
+    enum class Kind { Playlist, Segment, Init, Key };
+
+    // One fetch of `uri`, named by the playlist at `parent` (the channel's URL for the first one):
+    // refused unless url_policy allows it there; a local file when the channel list's own local
+    // playlist names one, else through the HTTP client with this kind's cap and deadline.
+    std::string fetch(const std::string& uri, const std::string& parent, Kind kind, std::string* final_url,
+                      const std::optional<m3u8::ByteRange>& byterange = std::nullopt, BufferPool* pool = nullptr) {
+        if (const std::string refused = url::check_playlist_uri(uri, parent); !refused.empty())
+            throw av::SourceError(refused + " (" + redact_url(uri) + ")", true);
+        const FetchLimits& limits = ctx_.limits;
+        FetchSpec spec;
+        spec.headers = &ctx_.channel.headers;
+        spec.trusted_origin = ctx_.url;
+        spec.read_timeout = ctx_.read_timeout;
+        spec.max_redirects = limits.max_redirects;
+        spec.bytes_in = &ctx_.bytes_in;
+        const double target = std::max(0.0, target_duration_);
+        switch (kind) {
+            case Kind::Playlist:
+                spec.what = "playlist";
+                spec.max_bytes = limits.max_playlist_bytes;
+                spec.limit_name = "max_playlist_bytes";
+                spec.deadline = limits.playlist_deadline > 0 ? limits.playlist_deadline
+                                : target > 0                 ? std::max(2.0, target)
+                                                             : ctx_.read_timeout;
+                spec.deadline_name = "playlist_deadline";
+                spec.accept_gzip = true;
+                break;
+            case Kind::Segment:
+            case Kind::Init:
+            case Kind::Key:
+                spec.what = kind == Kind::Segment ? "segment" : kind == Kind::Init ? "init section" : "key";
+                spec.max_bytes = kind == Kind::Key ? std::min(kMaxKeyBytes, limits.max_segment_bytes) : limits.max_segment_bytes;
+                spec.limit_name = "max_segment_bytes";
+                spec.deadline = limits.segment_deadline > 0 ? limits.segment_deadline : std::max(6.0, 3 * target);
+                spec.deadline_name = "segment_deadline";
+                spec.pool = pool;
+                break;
         }
-        return av::fetch(url, ctx_.channel.headers, ctx_.interrupter, ctx_.read_timeout, &ctx_.bytes_in, final_url,
-                         opts, pool);
+        if (byterange) spec.range = std::make_pair(byterange->offset, byterange->offset + byterange->length);
+        if (!url::is_remote(uri)) {  // allowed above only for a local channel list's local playlist
+            if (final_url) *final_url = uri;
+            std::string data = read_local_file(uri, spec.max_bytes, spec.limit_name, spec.what, spec.range);
+            ctx_.bytes_in.fetch_add(static_cast<int64_t>(data.size()), std::memory_order_relaxed);
+            return data;
+        }
+        return http_.get(uri, spec, ctx_.interrupter, final_url);
     }
 
-    m3u8::Playlist fetch_playlist(const std::string& url, std::string& final_url) {
-        const std::string text = get(url, &final_url, {}, nullptr);
+    m3u8::Playlist fetch_playlist(const std::string& url, const std::string& parent, std::string& final_url) {
+        const std::string text = fetch(url, parent, Kind::Playlist, &final_url);
         try {
-            return m3u8::parse(text, final_url);
+            m3u8::Playlist p = m3u8::parse(text, final_url);
+            if (!p.is_master()) target_duration_ = p.media().target_duration;
+            return p;
         } catch (const m3u8::ParseError& e) {
             throw av::SourceError("malformed playlist from " + redact_url(url) + ": " + e.what());
         }
@@ -155,12 +189,12 @@ private:
 
     m3u8::MediaPlaylist load_media_playlist() {
         std::string final_url;
-        m3u8::Playlist p = fetch_playlist(ctx_.url, final_url);
+        m3u8::Playlist p = fetch_playlist(ctx_.url, ctx_.url, final_url);
         if (p.is_master()) {
             const m3u8::Variant* v = m3u8::select_variant(p.master(), ctx_.channel.variant);
             if (!v) throw av::SourceError("master playlist " + redact_url(ctx_.url) + " has no variants");
             std::string variant_url;
-            m3u8::Playlist media = fetch_playlist(v->uri, variant_url);
+            m3u8::Playlist media = fetch_playlist(v->uri, final_url, variant_url);
             if (media.is_master())
                 throw av::SourceError("variant " + redact_url(v->uri) + " is itself a master playlist");
             media_url_ = variant_url;
@@ -172,24 +206,15 @@ private:
 
     m3u8::MediaPlaylist fetch_media(const std::string& url) {
         std::string final_url;
-        m3u8::Playlist p = fetch_playlist(url, final_url);
+        m3u8::Playlist p = fetch_playlist(url, url, final_url);
         if (p.is_master()) throw av::SourceError("media playlist " + redact_url(url) + " turned into a master playlist");
         return p.media();
-    }
-
-    std::map<std::string, std::string> range_options(const std::optional<m3u8::ByteRange>& range) const {
-        std::map<std::string, std::string> opts;
-        if (range) {
-            opts["offset"] = std::to_string(range->offset);
-            opts["end_offset"] = std::to_string(range->offset + range->length);
-        }
-        return opts;
     }
 
     const std::string& key_bytes(const std::string& uri) {
         auto it = keys_.find(uri);
         if (it != keys_.end()) return it->second;
-        std::string key = get(uri, nullptr, {}, nullptr);
+        std::string key = fetch(uri, media_url_, Kind::Key, nullptr);
         if (key.size() != 16)
             throw av::SourceError("AES-128 key from " + redact_url(uri) + " has " + std::to_string(key.size()) +
                                   " bytes, not 16");
@@ -198,9 +223,16 @@ private:
     }
 
     std::string fetch_segment_once(const m3u8::Segment& seg) {
-        std::string url = seg.uri;
-        auto opts = range_options(seg.byterange);
-        if (seg.key && seg.key->method == "AES-128") {
+        const bool aes = seg.key && seg.key->method == "AES-128";
+        if (seg.key && !aes && seg.key->method != "NONE")
+            throw av::SourceError("unsupported encryption " + seg.key->method + " (only AES-128 can be remuxed)", true);
+        // Every URI is checked before anything is opened: the key and the init section too.
+        for (const std::string* uri : {&seg.uri, aes ? &seg.key->uri : nullptr, seg.map ? &seg.map->uri : nullptr})
+            if (uri)
+                if (const std::string refused = url::check_playlist_uri(*uri, media_url_); !refused.empty())
+                    throw av::SourceError(refused + " (" + redact_url(*uri) + ")", true);
+        std::string data = fetch(seg.uri, media_url_, Kind::Segment, nullptr, seg.byterange, ctx_.pool);
+        if (aes) {
             const std::string& key = key_bytes(seg.key->uri);
             uint8_t iv[16] = {};
             if (seg.key->iv) {
@@ -208,17 +240,16 @@ private:
             } else {  // RFC 8216 5.2: the media sequence number as a big-endian 128-bit IV
                 for (int i = 0; i < 8; ++i) iv[15 - i] = static_cast<uint8_t>(static_cast<uint64_t>(seg.sequence) >> (8 * i));
             }
-            opts["key"] = hex(reinterpret_cast<const uint8_t*>(key.data()), key.size());
-            opts["iv"] = hex(iv, 16);
-            url = "crypto:" + url;  // "crypto+" needs a scheme after it; "crypto:" also takes paths
-        } else if (seg.key && seg.key->method != "NONE") {
-            throw av::SourceError("unsupported encryption " + seg.key->method + " (only AES-128 can be remuxed)", true);
+            try {
+                av::decrypt_aes128_cbc(data, key, iv);
+            } catch (const av::SourceError& e) {
+                throw av::SourceError("segment " + redact_url(seg.uri) + ": " + e.what());
+            }
         }
-        std::string data = get(url, nullptr, opts, ctx_.pool);
         if (seg.map) {  // fragmented MP4: every segment is demuxed behind its initialization section
             const std::string id = seg.map->uri + (seg.map->byterange ? "@" + std::to_string(seg.map->byterange->offset) : "");
             if (init_id_ != id) {
-                init_ = get(seg.map->uri, nullptr, range_options(seg.map->byterange), nullptr);
+                init_ = fetch(seg.map->uri, media_url_, Kind::Init, nullptr, seg.map->byterange);
                 init_id_ = id;
             }
             data.insert(0, init_);
@@ -245,6 +276,7 @@ private:
                 if (ctx_.interrupter.stop_requested()) return;
                 if (e.permanent()) throw;
                 error = e.what();
+                if (e.limit()) break;  // a cap or deadline: the same fetch again costs as much again
             }
         }
         if (!error.empty()) {
@@ -271,7 +303,9 @@ private:
         raw->interrupt_callback = ctx_.interrupter.callback();
         const AVInputFormat* format = data.size() >= 188 && data[0] == 0x47 ? av_find_input_format("mpegts") : nullptr;
         ctx_.interrupter.arm(std::chrono::duration<double>(ctx_.read_timeout));
-        int err = avformat_open_input(&raw, "", format, nullptr);  // frees raw on failure
+        av::Options opts;
+        opts.set("protocol_whitelist", "");  // bytes from memory: the demuxer may open nothing else
+        int err = avformat_open_input(&raw, "", format, opts.get());  // frees raw on failure
         if (err < 0) throw av::SourceError("cannot demux a source segment: " + av::error_string(err));
         av::InputPtr input(raw);
         // Probing is only needed when the stream layout is new; afterwards the first segment's
@@ -307,6 +341,7 @@ private:
     bool independent_ = false;
     int lost_in_a_row_ = 0;
     std::map<std::string, std::string> keys_;
+    double target_duration_ = 0;  // of the last media playlist: sets the automatic deadlines
     std::string init_, init_id_;
 };
 }  // namespace
@@ -322,6 +357,13 @@ bool is_hls_url(const std::string& url) {
     return ends_with(".m3u8") || ends_with(".m3u");
 }
 
-void run_hls_source(SourceContext& ctx) { HlsClient(ctx).run(); }
+void run_hls_source(SourceContext& ctx) {
+    // The channel list's URL: a remote playlist or a local file; not another protocol.
+    const std::string scheme = url::scheme_of(ctx.url);
+    if (!url::is_remote_scheme(scheme) && scheme != "file")
+        throw av::SourceError("refused URI scheme '" + scheme + "' in the channel list for an HLS playlist (http, https or a file)",
+                              true);
+    HlsClient(ctx).run();
+}
 
 }  // namespace hlsrelay

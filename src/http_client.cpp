@@ -1,9 +1,10 @@
-// Persistent-connection HTTP/1.1 GET: see http_client.hpp.
+// The engine's HTTP(S) client: see http_client.hpp.
 #include "http_client.hpp"
 
 #include <hlsrelay/m3u8.hpp>
 #include <hlsrelay/stream_id.hpp>
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,27 +14,74 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
+#include <climits>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 
 namespace hlsrelay {
 
 namespace {
-constexpr size_t kMaxHeader = 64 * 1024;
-constexpr int kMaxRedirects = 5;
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr int kMaxInterim = 8;  // 1xx responses before the final one
 
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
-
-std::string timeout_text(double s) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, " timed out after %.1f s", s);
+std::string seconds_text(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f s", s);
     return buf;
 }
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+std::string percent_decode(std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+            out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+            i += 2;
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
+std::string base64(std::string_view in) {
+    static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        const uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(in[i])) << 16 |
+                           static_cast<uint32_t>(static_cast<unsigned char>(in[i + 1])) << 8 |
+                           static_cast<unsigned char>(in[i + 2]);
+        out += table[v >> 18 & 63];
+        out += table[v >> 12 & 63];
+        out += table[v >> 6 & 63];
+        out += table[v & 63];
+    }
+    if (i < in.size()) {
+        uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(in[i])) << 16;
+        if (i + 1 < in.size()) v |= static_cast<uint32_t>(static_cast<unsigned char>(in[i + 1])) << 8;
+        out += table[v >> 18 & 63];
+        out += table[v >> 12 & 63];
+        out += i + 1 < in.size() ? table[v >> 6 & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+bool has_line_break(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
+
+// The connection ended (EOF, reset, broken pipe): on a reused keep-alive connection before any byte
+// of the answer arrived, the server had closed it while idle and the request is sent again.
+class ConnectionLost : public av::SourceError {
+public:
+    using av::SourceError::SourceError;
+};
 
 // Closes the connection unless released: a request that fails half-way leaves no usable stream.
 struct CloseOnError {
@@ -45,73 +93,100 @@ struct CloseOnError {
 };
 }  // namespace
 
+struct HttpClient::Tls {
+    av::IoPtr io;
+};
+
+HttpClient::HttpClient() = default;
 HttpClient::~HttpClient() { close(); }
 
 void HttpClient::close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
+    tls_.reset();
     peer_.clear();
     served_ = 0;
     in_.clear();
     in_pos_ = 0;
+    stream_open_ = false;
+    stream_chunks_.reset();
 }
 
-bool HttpClient::handles(const std::string& url) { return parse(url).has_value(); }
+// ---- waits, deadlines, messages
 
-std::optional<HttpClient::Url> HttpClient::parse(const std::string& url) {
-    if (url.size() < 8 || lower(url.substr(0, 7)) != "http://") return std::nullopt;
-    const size_t host_start = 7;
-    size_t path_start = url.find_first_of("/?#", host_start);
-    if (path_start == std::string::npos) path_start = url.size();
-    const std::string authority = url.substr(host_start, path_start - host_start);
-    if (authority.empty() || authority.find('@') != std::string::npos) return std::nullopt;
-    Url u;
-    u.host_header = authority;
-    if (authority.front() == '[') {  // [IPv6]:port
-        const size_t close = authority.find(']');
-        if (close == std::string::npos) return std::nullopt;
-        u.host = authority.substr(1, close - 1);
-        if (close + 1 < authority.size()) {
-            if (authority[close + 1] != ':') return std::nullopt;
-            u.port = authority.substr(close + 2);
+double HttpClient::wait_budget(bool& deadline_binds) const {
+    double budget = op_.spec->read_timeout;
+    deadline_binds = false;
+    if (op_.deadline) {
+        const double left = std::chrono::duration<double>(*op_.deadline - Clock::now()).count();
+        if (left <= budget) {
+            budget = std::max(0.0, left);
+            deadline_binds = true;
         }
-    } else {
-        const size_t colon = authority.rfind(':');
-        u.host = authority.substr(0, colon);
-        if (colon != std::string::npos) u.port = authority.substr(colon + 1);
     }
-    if (u.port.empty()) u.port = "80";
-    if (u.host.empty() || u.port.size() > 5 || !std::all_of(u.port.begin(), u.port.end(), ::isdigit)) return std::nullopt;
-    std::string path = url.substr(path_start);
-    if (const size_t hash = path.find('#'); hash != std::string::npos) path.resize(hash);
-    if (path.empty() || path.front() != '/') path.insert(0, "/");
-    for (char c : path)
-        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return std::nullopt;  // let libav quote it
-    u.path = std::move(path);
-    return u;
+    return budget;
 }
 
-void HttpClient::wait(short events, const std::string& url, av::Interrupter& irq, double timeout, const char* what) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+void HttpClient::throw_timeout(const char* what, bool deadline_binds) const {
+    if (deadline_binds)
+        throw av::SourceError(op_.spec->what + " " + redact_url(op_.url) + " not complete within its " +
+                                  seconds_text(op_.spec->deadline) + " deadline (" + op_.spec->deadline_name + ")",
+                              false, 0, true);
+    throw av::SourceError(std::string(what) + " " + redact_url(op_.url) + " timed out after " +
+                          seconds_text(op_.spec->read_timeout));
+}
+
+void HttpClient::check_deadline() const {
+    if (op_.irq->stop_requested()) throw av::SourceError("stopped");
+    if (op_.deadline && Clock::now() > *op_.deadline) throw_timeout("", true);
+}
+
+void HttpClient::count(size_t n) const {
+    if (op_.spec->bytes_in) op_.spec->bytes_in->fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
+}
+
+void HttpClient::framing_error(const http::FramingError& e) const {
+    if (const auto* cap = dynamic_cast<const http::CapExceeded*>(&e))
+        throw av::SourceError(op_.spec->what + " " + redact_url(op_.url) + " exceeds " + op_.spec->limit_name + " (" +
+                                  std::to_string(cap->cap()) + " bytes)",
+                              false, 0, true);
+    throw av::SourceError("bad response from " + redact_url(op_.url) + ": " + e.what());
+}
+
+void HttpClient::wait(short events, const char* what) {
+    bool binds = false;
+    const double budget = wait_budget(binds);
+    const auto until = Clock::now() + std::chrono::duration<double>(budget);
     for (;;) {
-        if (irq.stop_requested()) throw av::SourceError("stopped");
+        if (op_.irq->stop_requested()) throw av::SourceError("stopped");
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
         pollfd p{fd_, events, 0};
-        const int r = ::poll(&p, 1, 100);
+        const int r = ::poll(&p, 1, static_cast<int>(std::clamp<int64_t>(left, 0, 100)));
         if (r > 0) return;
-        if (r < 0 && errno != EINTR) throw av::SourceError(std::string(what) + " " + redact_url(url) + ": " + std::strerror(errno));
-        if (std::chrono::steady_clock::now() > deadline)
-            throw av::SourceError(std::string(what) + " " + redact_url(url) + timeout_text(timeout));
+        if (r < 0 && errno != EINTR)
+            throw av::SourceError(std::string(what) + " " + redact_url(op_.url) + ": " + std::strerror(errno));
+        if (Clock::now() >= until) throw_timeout(what, binds);
     }
 }
 
-void HttpClient::connect(const Url& u, const std::string& url, av::Interrupter& irq, double timeout) {
+// ---- transports: a plain socket or libav's tls protocol
+
+void HttpClient::connect(const url::Parts& p) {
     close();
+    if (p.origin.scheme == "https") connect_tls(p);
+    else connect_tcp(p);
+    peer_ = p.origin.text();
+    ++connections_;
+}
+
+void HttpClient::connect_tcp(const url::Parts& p) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* found = nullptr;
-    const int gai = ::getaddrinfo(u.host.c_str(), u.port.c_str(), &hints, &found);
-    if (gai != 0) throw av::SourceError("cannot open " + redact_url(url) + ": " + gai_strerror(gai));
+    const std::string port = std::to_string(p.origin.port);
+    const int gai = ::getaddrinfo(p.origin.host.c_str(), port.c_str(), &hints, &found);
+    if (gai != 0) throw av::SourceError("cannot open " + redact_url(op_.url) + ": " + gai_strerror(gai));
     std::unique_ptr<addrinfo, void (*)(addrinfo*)> list(found, ::freeaddrinfo);
     std::string error = "no address";
     for (addrinfo* a = found; a; a = a->ai_next) {
@@ -126,7 +201,7 @@ void HttpClient::connect(const Url& u, const std::string& url, av::Interrupter& 
             close();
             continue;
         }
-        wait(POLLOUT, url, irq, timeout, "cannot open");
+        wait(POLLOUT, "cannot open");
         int so_error = 0;
         socklen_t len = sizeof so_error;
         ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
@@ -137,226 +212,409 @@ void HttpClient::connect(const Url& u, const std::string& url, av::Interrupter& 
         }
         const int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        peer_ = u.host + ":" + u.port;
-        ++connections_;
         return;
     }
-    throw av::SourceError("cannot open " + redact_url(url) + ": " + error);
+    throw av::SourceError("cannot open " + redact_url(op_.url) + ": " + error);
 }
 
-size_t HttpClient::read_some(char* out, size_t size, const std::string& url, av::Interrupter& irq, double timeout) {
+void HttpClient::connect_tls(const url::Parts& p) {
+    // libav's tls protocol (certificate checks and SNI as libav does them by default) over its tcp;
+    // nothing else may be opened. The interrupt callback bounds the handshake by the budget.
+    av::Options opts;
+    opts.set("protocol_whitelist", "tls,tcp");
+    opts.set("rw_timeout", std::to_string(static_cast<int64_t>(op_.spec->read_timeout * 1e6)));
+    const bool v6 = p.origin.host.find(':') != std::string::npos;
+    const std::string target =
+        "tls://" + (v6 ? "[" + p.origin.host + "]" : p.origin.host) + ":" + std::to_string(p.origin.port);
+    bool binds = false;
+    const double budget = wait_budget(binds);
+    AVIOInterruptCB cb = op_.irq->callback();
+    AVIOContext* raw = nullptr;
+    op_.irq->arm(std::chrono::duration<double>(budget));
+    const int err = avio_open2(&raw, target.c_str(), AVIO_FLAG_READ_WRITE, &cb, opts.get());
+    const bool timed_out = op_.irq->timed_out();
+    op_.irq->disarm();
+    if (err < 0) {
+        if (op_.irq->stop_requested()) throw av::SourceError("stopped");
+        if (timed_out || err == AVERROR(ETIMEDOUT)) throw_timeout("cannot open", binds);
+        throw av::SourceError("cannot open " + redact_url(op_.url) + ": " + av::error_string(err));
+    }
+    tls_ = std::make_unique<Tls>();
+    tls_->io.reset(raw);
+}
+
+void HttpClient::send_all(const std::string& bytes) {
+    if (tls_) {
+        check_deadline();
+        bool binds = false;
+        op_.irq->arm(std::chrono::duration<double>(wait_budget(binds)));
+        avio_write(tls_->io.get(), reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+        avio_flush(tls_->io.get());
+        const int err = tls_->io->error;
+        const bool timed_out = op_.irq->timed_out();
+        op_.irq->disarm();
+        if (err < 0) {
+            if (op_.irq->stop_requested()) throw av::SourceError("stopped");
+            if (timed_out || err == AVERROR(ETIMEDOUT)) throw_timeout("cannot open", binds);
+            throw ConnectionLost("cannot open " + redact_url(op_.url) + ": " + av::error_string(err));
+        }
+        return;
+    }
+    for (size_t sent = 0; sent < bytes.size();) {
+        check_deadline();
+        const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += static_cast<size_t>(n);
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            wait(POLLOUT, "cannot open");
+        } else {
+            throw ConnectionLost("cannot open " + redact_url(op_.url) + ": " + std::strerror(errno));
+        }
+    }
+}
+
+size_t HttpClient::read_some(char* out, size_t size) {
+    if (tls_) {
+        for (;;) {
+            check_deadline();
+            bool binds = false;
+            op_.irq->arm(std::chrono::duration<double>(wait_budget(binds)));
+            const int n = avio_read_partial(tls_->io.get(), reinterpret_cast<unsigned char*>(out),
+                                            static_cast<int>(std::min<size_t>(size, INT_MAX)));
+            const bool timed_out = op_.irq->timed_out();
+            op_.irq->disarm();
+            if (n > 0) return static_cast<size_t>(n);
+            if (n == 0 || n == AVERROR_EOF) return 0;
+            if (n == AVERROR(EAGAIN)) continue;
+            if (op_.irq->stop_requested()) throw av::SourceError("stopped");
+            if (timed_out || n == AVERROR(ETIMEDOUT)) throw_timeout("read failed for", binds);
+            throw ConnectionLost("read failed for " + redact_url(op_.url) + ": " + av::error_string(n));
+        }
+    }
     for (;;) {
+        check_deadline();  // a trickle never lets a read wait out its timeout
         const ssize_t n = ::recv(fd_, out, size, 0);
         if (n >= 0) return static_cast<size_t>(n);
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            throw av::SourceError("read failed for " + redact_url(url) + ": " + std::strerror(errno));
-        wait(POLLIN, url, irq, timeout, "read failed for");
+            throw ConnectionLost("read failed for " + redact_url(op_.url) + ": " + std::strerror(errno));
+        wait(POLLIN, "read failed for");
     }
 }
 
-bool HttpClient::fill(const std::string& url, av::Interrupter& irq, double timeout) {
-    if (in_pos_ > 0 && in_pos_ == in_.size()) {
-        in_.clear();
+bool HttpClient::fill() {
+    if (in_pos_ > 0 && (in_pos_ == in_.size() || in_pos_ >= kReadChunk)) {
+        in_.erase(0, in_pos_);
         in_pos_ = 0;
     }
-    char buf[16384];
-    const size_t n = read_some(buf, sizeof buf, url, irq, timeout);
-    if (n == 0) return false;
-    in_.append(buf, n);
-    return true;
+    const size_t old = in_.size();
+    in_.resize(old + kReadChunk);
+    size_t n = 0;
+    try {
+        n = read_some(in_.data() + old, kReadChunk);
+    } catch (...) {
+        in_.resize(old);
+        throw;
+    }
+    in_.resize(old + n);
+    return n > 0;
 }
 
-int HttpClient::exchange(const Url& u, const std::string& url, const std::map<std::string, std::string>& headers,
-                         av::Interrupter& irq, double timeout, std::atomic<int64_t>* bytes_in,
-                         const std::optional<std::pair<int64_t, int64_t>>& range, BufferPool* pool,
-                         std::string& body, std::string& location, std::string& reason, bool& reused) {
-    const std::string peer = u.host + ":" + u.port;
-    if (fd_ < 0 || peer_ != peer) connect(u, url, irq, timeout);
-    reused = served_ > 0;
-    CloseOnError guard{*this};
+// ---- requests
 
-    std::string req = "GET " + u.path + " HTTP/1.1\r\nHost: " + u.host_header + "\r\n";
+std::string HttpClient::request_text(const url::Parts& p) const {
+    const FetchSpec& spec = *op_.spec;
+    const bool trusted = url::same_origin(op_.url, spec.trusted_origin);
+    const bool basic = !basic_auth_.empty() && p.origin.text() == credentials_origin_;
+    std::string req = "GET " + p.target + " HTTP/1.1\r\nHost: " + p.host_port + "\r\n";
     bool agent = false;
-    for (const auto& [name, value] : headers) {
-        if (lower(name) == "user-agent") agent = true;
-        req += name + ": " + value + "\r\n";
+    if (spec.headers) {
+        for (const auto& [name, value] : *spec.headers) {
+            if (!url::allowed_everywhere(name) && !trusted) continue;  // the channel's origin only
+            if (has_line_break(name) || has_line_break(value) || name.empty()) continue;
+            const std::string n = url::detail::lowered(name);
+            if (n == "host" || n == "content-length" || n == "transfer-encoding" || n == "connection" ||
+                n == "range" || n == "accept-encoding" || (basic && n == "authorization"))
+                continue;  // ours
+            if (n == "user-agent") agent = true;
+            req += name + ": " + value + "\r\n";
+        }
     }
+    if (basic) req += "Authorization: Basic " + basic_auth_ + "\r\n";
     if (!agent) req += "User-Agent: hlsrelay\r\n";
-    if (range) req += "Range: bytes=" + std::to_string(range->first) + "-" + std::to_string(range->second - 1) + "\r\n";
+    if (spec.range)
+        req += "Range: bytes=" + std::to_string(spec.range->first) + "-" + std::to_string(spec.range->second - 1) + "\r\n";
+    req += spec.accept_gzip ? "Accept-Encoding: gzip, deflate\r\n" : "Accept-Encoding: identity\r\n";
     req += "Accept: */*\r\nConnection: keep-alive\r\n\r\n";
-    for (size_t sent = 0; sent < req.size();) {
-        const ssize_t n = ::send(fd_, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
-        if (n > 0) {
-            sent += static_cast<size_t>(n);
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-            wait(POLLOUT, url, irq, timeout, "cannot open");
-        } else {
-            throw av::SourceError("cannot open " + redact_url(url) + ": " + std::strerror(errno));
-        }
-    }
-
-    // Status line and headers.
-    size_t end = std::string::npos;
-    while ((end = in_.find("\r\n\r\n", in_pos_)) == std::string::npos) {
-        if (in_.size() - in_pos_ > kMaxHeader) throw av::SourceError("oversized response header from " + redact_url(url));
-        if (!fill(url, irq, timeout)) {
-            if (in_.size() == in_pos_) return -1;  // closed before answering: maybe a stale keep-alive
-            throw av::SourceError("cannot open " + redact_url(url) + ": connection closed mid-header");
-        }
-    }
-    const std::string head = in_.substr(in_pos_, end - in_pos_);
-    in_pos_ = end + 4;
-    const size_t line_end = head.find("\r\n");
-    const std::string status_line = head.substr(0, line_end);
-    int status = 0;
-    int minor = 1;
-    if (std::sscanf(status_line.c_str(), "HTTP/1.%d %d", &minor, &status) != 2 || status < 100 || status > 999)
-        throw av::SourceError("cannot open " + redact_url(url) + ": not an HTTP response");
-    const size_t reason_at = status_line.find(' ', status_line.find(' ') + 1);
-    reason = reason_at == std::string::npos ? "" : status_line.substr(reason_at + 1);
-    int64_t length = -1;
-    bool chunked = false, keep_alive = minor >= 1;
-    for (size_t pos = line_end; pos != std::string::npos && pos < head.size();) {
-        const size_t next = head.find("\r\n", pos + 2);
-        const std::string line = head.substr(pos + 2, (next == std::string::npos ? head.size() : next) - pos - 2);
-        pos = next;
-        const size_t colon = line.find(':');
-        if (colon == std::string::npos) continue;
-        const std::string name = lower(line.substr(0, colon));
-        std::string value = line.substr(colon + 1);
-        value.erase(0, value.find_first_not_of(" \t"));
-        while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
-        if (name == "content-length") {
-            char* e = nullptr;
-            const long long v = std::strtoll(value.c_str(), &e, 10);
-            if (e == value.c_str() || *e || v < 0) throw av::SourceError("bad Content-Length from " + redact_url(url));
-            length = v;
-        } else if (name == "transfer-encoding") {
-            chunked = lower(value).find("chunked") != std::string::npos;
-        } else if (name == "connection") {
-            const std::string v = lower(value);
-            if (v.find("close") != std::string::npos) keep_alive = false;
-            if (v.find("keep-alive") != std::string::npos) keep_alive = true;
-        } else if (name == "location") {
-            location = value;
-        }
-    }
-    if (status >= 300 && status != 200 && status != 206) {
-        // Nothing of an error or redirect body is needed: a fresh connection is cheaper than reading it.
-        return status;
-    }
-
-    auto take = [&](size_t n) {  // consume up to n bytes into body, reading as needed; false at EOF
-        while (n > 0) {
-            if (in_pos_ < in_.size()) {
-                const size_t k = std::min(n, in_.size() - in_pos_);
-                body.append(in_, in_pos_, k);
-                in_pos_ += k;
-                n -= k;
-                if (bytes_in) bytes_in->fetch_add(static_cast<int64_t>(k), std::memory_order_relaxed);
-                continue;
-            }
-            // Large reads go straight into the body.
-            const size_t old = body.size();
-            const size_t want = std::min<size_t>(n, 256 * 1024);
-            if (old + want > body.capacity()) body.reserve(std::max(old + want, body.capacity() * 2));
-            body.resize(old + want);
-            const size_t got = read_some(body.data() + old, want, url, irq, timeout);
-            body.resize(old + got);
-            if (got == 0) return false;
-            n -= got;
-            if (bytes_in) bytes_in->fetch_add(static_cast<int64_t>(got), std::memory_order_relaxed);
-        }
-        return true;
-    };
-    auto line = [&]() {  // one CRLF-terminated line (chunk sizes, trailers)
-        size_t eol;
-        while ((eol = in_.find("\r\n", in_pos_)) == std::string::npos) {
-            if (in_.size() - in_pos_ > 4096) throw av::SourceError("bad chunk header from " + redact_url(url));
-            if (!fill(url, irq, timeout)) throw av::SourceError("truncated response from " + redact_url(url));
-        }
-        std::string l = in_.substr(in_pos_, eol - in_pos_);
-        in_pos_ = eol + 2;
-        return l;
-    };
-
-    if (chunked) {
-        for (;;) {
-            const std::string size_line = line();
-            char* e = nullptr;
-            const unsigned long long size = std::strtoull(size_line.c_str(), &e, 16);
-            if (e == size_line.c_str() || size > (1ull << 30)) throw av::SourceError("bad chunk size from " + redact_url(url));
-            if (size == 0) {
-                while (!line().empty()) {}  // trailers up to the blank line
-                break;
-            }
-            if (!take(static_cast<size_t>(size))) throw av::SourceError("truncated response from " + redact_url(url));
-            if (!line().empty()) throw av::SourceError("bad chunk from " + redact_url(url));
-        }
-    } else if (length >= 0) {
-        if (pool && static_cast<size_t>(length) >= BufferPool::kMinSize) {
-            body = pool->take(static_cast<size_t>(length));
-            body.clear();
-        } else {
-            body.reserve(static_cast<size_t>(length));
-        }
-        if (!take(static_cast<size_t>(length)))
-            throw av::SourceError("truncated response from " + redact_url(url) + ": " + std::to_string(body.size()) +
-                                  " of " + std::to_string(length) + " bytes");
-    } else {
-        while (take(1 << 20)) {}  // until the server closes
-        keep_alive = false;
-    }
-    guard.armed = false;
-    ++served_;
-    if (!keep_alive) close();
-    return status;
+    return req;
 }
 
-std::string HttpClient::get(const std::string& first_url, const std::map<std::string, std::string>& headers,
-                            av::Interrupter& irq, double timeout, std::atomic<int64_t>* bytes_in,
-                            std::string* final_url, std::optional<std::pair<int64_t, int64_t>> range,
-                            BufferPool* pool) {
-    std::string url = first_url;
-    for (int redirects = 0;; ++redirects) {
-        const auto u = parse(url);
-        if (!u) throw av::SourceError("cannot open " + redact_url(url) + ": unsupported URL");
-        std::string body, location, reason;
-        bool reused = false;
-        int status = exchange(*u, url, headers, irq, timeout, bytes_in, range, pool, body, location, reason, reused);
-        if (status < 0 && reused) {  // the server had closed the idle connection: once more, fresh
-            close();
-            status = exchange(*u, url, headers, irq, timeout, bytes_in, range, pool, body, location, reason, reused);
-        }
-        if (status < 0) {
-            close();
-            throw av::SourceError("cannot open " + redact_url(url) + ": connection closed without a response");
-        }
-        if (status == 301 || status == 302 || status == 303 || status == 307 || status == 308) {
-            close();
-            if (location.empty() || redirects >= kMaxRedirects)
-                throw av::SourceError("cannot open " + redact_url(url) + ": too many or empty redirects");
-            url = m3u8::resolve_url(url, location);
-            if (!parse(url)) {  // redirected to https:// or similar: libav takes it from here
-                std::string via_libav = av::fetch(url, headers, irq, timeout, bytes_in, final_url, {}, pool);
-                return via_libav;
+HttpClient::Outcome HttpClient::request(bool& reused) {
+    const auto p = url::split_http(op_.url);
+    if (!p) throw av::SourceError("cannot open " + redact_url(op_.url) + ": unsupported URL");
+    if ((fd_ < 0 && !tls_) || peer_ != p->origin.text()) connect(*p);
+    reused = served_ > 0;
+    try {
+        send_all(request_text(*p));
+        // Interim (1xx) responses are skipped; the final head is parsed once its blank line arrived.
+        for (int interim = 0;; ++interim) {
+            size_t scanned = 0;  // bytes after in_pos_ known not to end the head (fill() may move in_pos_)
+            for (;;) {
+                const size_t from = in_pos_ + (scanned >= 3 ? scanned - 3 : 0);
+                if (in_.find("\r\n\r\n", from) != std::string::npos || in_.size() - in_pos_ > http::kMaxHeadBytes) break;
+                scanned = in_.size() - in_pos_;
+                if (!fill()) {
+                    if (interim == 0 && in_.size() == in_pos_) throw ConnectionLost("connection closed without a response");
+                    throw av::SourceError("cannot open " + redact_url(op_.url) + ": connection closed mid-header");
+                }
             }
+            size_t used = 0;
+            auto head = http::parse_head(std::string_view(in_).substr(in_pos_), used);
+            if (!head) throw http::FramingError("oversized response header");
+            in_pos_ += used;
+            head_ = std::move(*head);
+            if (head_.status >= 200 || head_.status == 101) break;
+            if (interim >= kMaxInterim) throw http::FramingError("too many interim responses");
+        }
+    } catch (const ConnectionLost&) {
+        if (reused && in_.size() == in_pos_) return Outcome::Stale;
+        throw;
+    } catch (const http::FramingError& e) {
+        framing_error(e);
+    }
+    const int s = head_.status;
+    if (s == 301 || s == 302 || s == 303 || s == 307 || s == 308) return Outcome::Redirect;
+    return Outcome::Done;
+}
+
+void HttpClient::open(const std::string& url, const FetchSpec& spec, av::Interrupter& irq) {
+    if (stream_open_) close();  // a stream left its connection mid-body
+    op_.url = url;
+    op_.spec = &spec;
+    op_.irq = &irq;
+    op_.deadline.reset();
+    if (spec.deadline > 0)
+        op_.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(spec.deadline));
+    basic_auth_.clear();
+    credentials_origin_.clear();
+    auto take_credentials = [this] {
+        const auto p = url::split_http(op_.url);
+        if (p && !p->userinfo.empty()) {
+            basic_auth_ = base64(percent_decode(p->userinfo));
+            credentials_origin_ = p->origin.text();
+        }
+    };
+    take_credentials();
+    for (int redirects = 0;;) {
+        bool reused = false;
+        Outcome o = request(reused);
+        if (o == Outcome::Stale) {  // the server had closed the idle connection: once more, fresh
+            close();
+            o = request(reused);
+            if (o == Outcome::Stale)
+                throw av::SourceError("cannot open " + redact_url(op_.url) + ": connection closed without a response");
+        }
+        if (o == Outcome::Redirect) {
+            close();  // nothing of a redirect's body is needed: a fresh connection is cheaper than reading it
+            if (head_.location.empty())
+                throw av::SourceError("cannot open " + redact_url(op_.url) + ": redirect without a Location");
+            if (redirects >= spec.max_redirects)
+                throw av::SourceError("cannot open " + redact_url(url) + ": too many redirects (more than " +
+                                      std::to_string(spec.max_redirects) + ")");
+            const std::string target = m3u8::resolve_url(op_.url, head_.location);
+            if (const std::string refused = url::check_redirect(target); !refused.empty())
+                throw av::SourceError(refused + " (from " + redact_url(op_.url) + ")", true);
+            op_.url = target;
+            take_credentials();  // only a URL's own userinfo; other origins never get earlier ones
+            ++redirects;
             continue;
         }
-        if (status >= 400 || (status >= 300 && status != 304)) {
-            close();
-            const std::string what = "cannot open " + redact_url(url) + ": Server returned " + std::to_string(status) +
-                                     (reason.empty() ? "" : " " + reason);
-            throw av::SourceError(what, false, status);
-        }
-        if (status != 200 && status != 206) {
-            close();
-            throw av::SourceError("cannot open " + redact_url(url) + ": unexpected HTTP status " + std::to_string(status));
-        }
-        if (final_url) *final_url = url;
-        return body;
+        break;
     }
+    const int status = head_.status;
+    if (status >= 300 || (status != 200 && status != 206)) {
+        close();
+        if (status >= 300)
+            throw av::SourceError("cannot open " + redact_url(op_.url) + ": Server returned " + std::to_string(status) +
+                                      (head_.reason.empty() ? "" : " " + head_.reason),
+                                  false, status);
+        throw av::SourceError("cannot open " + redact_url(op_.url) + ": unexpected HTTP status " + std::to_string(status));
+    }
+}
+
+std::string HttpClient::read_body() {
+    const FetchSpec& spec = *op_.spec;
+    const auto cap = static_cast<uint64_t>(std::max<int64_t>(0, spec.max_bytes));
+    std::string body;
+    const auto coding = http::content_coding(head_);
+    http::BodySink sink(coding, cap, body);
+    auto consume_buffered = [&](uint64_t max) {  // bytes already read, up to max: to the sink
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(max, in_.size() - in_pos_));
+        if (n == 0) return size_t{0};
+        sink(std::string_view(in_).substr(in_pos_, n));
+        in_pos_ += n;
+        count(n);
+        return n;
+    };
+    switch (http::framing_of(head_)) {
+        case http::Framing::None:
+            break;
+        case http::Framing::Length: {
+            const uint64_t length = *head_.content_length;
+            if (length > cap) throw http::CapExceeded(cap);  // refused before a byte of it is read
+            uint64_t left = length;
+            if (!coding) {
+                // The body is read straight into its final buffer of exactly the announced size (a
+                // segment lives in the window for its whole life, so no slack capacity rides along),
+                // from the pool when there is one.
+                const auto size = static_cast<size_t>(length);
+                if (spec.pool && size >= BufferPool::kMinSize) {
+                    body = spec.pool->take(size);
+                    body.clear();
+                } else {
+                    body.reserve(size);
+                }
+                left -= consume_buffered(left);
+                while (left > 0) {
+                    const size_t old = body.size();
+                    const size_t want = static_cast<size_t>(std::min<uint64_t>(left, 256 * 1024));
+                    body.resize(old + want);
+                    const size_t got = read_some(body.data() + old, want);
+                    body.resize(old + got);
+                    if (got == 0)
+                        throw av::SourceError("truncated response from " + redact_url(op_.url) + ": " +
+                                              std::to_string(length - left) + " of " + std::to_string(length) + " bytes");
+                    count(got);
+                    left -= got;
+                }
+            } else {
+                for (;;) {
+                    left -= consume_buffered(left);
+                    if (left == 0) break;
+                    if (!fill()) throw av::SourceError("truncated response from " + redact_url(op_.url));
+                }
+            }
+            break;
+        }
+        case http::Framing::Chunked: {
+            http::ChunkedDecoder decoder;
+            auto payload = [&](std::string_view d) {
+                count(d.size());
+                sink(d);
+            };
+            for (;;) {
+                in_pos_ += decoder.feed(std::string_view(in_).substr(in_pos_), payload);
+                if (decoder.done()) break;
+                if (!fill()) throw av::SourceError("truncated response from " + redact_url(op_.url));
+            }
+            break;
+        }
+        case http::Framing::UntilClose:
+            for (;;) {
+                consume_buffered(UINT64_MAX);
+                if (!fill()) break;
+            }
+            head_.keep_alive = false;
+            break;
+    }
+    sink.finish();
+    return body;
+}
+
+void HttpClient::finish_response() {
+    ++served_;
+    // Bytes beyond the body would be read as the next response: such a connection is not reused.
+    if (!head_.keep_alive || in_pos_ != in_.size()) close();
+}
+
+std::string HttpClient::get(const std::string& url, const FetchSpec& spec, av::Interrupter& irq, std::string* final_url) {
+    CloseOnError guard{*this};
+    open(url, spec, irq);
+    std::string body;
+    try {
+        body = read_body();
+    } catch (const http::FramingError& e) {
+        framing_error(e);
+    }
+    if (body.capacity() > body.size() + body.size() / 8 + 4096) body.shrink_to_fit();
+    guard.armed = false;
+    finish_response();
+    if (final_url) *final_url = op_.url;
+    return body;
+}
+
+void HttpClient::open_stream(const std::string& url, const FetchSpec& spec, av::Interrupter& irq, std::string* final_url) {
+    CloseOnError guard{*this};
+    open(url, spec, irq);
+    op_.deadline.reset();
+    try {
+        if (http::content_coding(head_))
+            throw av::SourceError("cannot open " + redact_url(op_.url) + ": a compressed stream (Content-Encoding " +
+                                  head_.content_encoding + ") is not supported");
+    } catch (const http::FramingError& e) {
+        framing_error(e);
+    }
+    stream_framing_ = http::framing_of(head_);
+    stream_left_ = head_.content_length.value_or(0);
+    stream_chunks_ = stream_framing_ == http::Framing::Chunked ? std::make_unique<http::ChunkedDecoder>() : nullptr;
+    stream_open_ = true;
+    guard.armed = false;
+    if (final_url) *final_url = op_.url;
+}
+
+size_t HttpClient::read_stream(char* out, size_t size, av::Interrupter& irq) {
+    if (!stream_open_ || size == 0) return 0;
+    op_.irq = &irq;
+    CloseOnError guard{*this};
+    size_t n = 0;
+    auto from_buffer = [&](size_t max) {
+        const size_t k = std::min(max, in_.size() - in_pos_);
+        std::memcpy(out, in_.data() + in_pos_, k);
+        in_pos_ += k;
+        return k;
+    };
+    switch (stream_framing_) {
+        case http::Framing::None:
+            break;
+        case http::Framing::Length: {
+            if (stream_left_ == 0) break;
+            const size_t max = static_cast<size_t>(std::min<uint64_t>(size, stream_left_));
+            n = in_pos_ < in_.size() ? from_buffer(max) : read_some(out, max);
+            if (n == 0) throw av::SourceError("read failed for " + redact_url(op_.url) + ": the stream was cut short");
+            stream_left_ -= n;
+            count(n);
+            break;
+        }
+        case http::Framing::UntilClose:
+            n = in_pos_ < in_.size() ? from_buffer(size) : read_some(out, size);
+            count(n);
+            head_.keep_alive = false;
+            break;
+        case http::Framing::Chunked:
+            try {
+                while (n == 0 && !stream_chunks_->done()) {
+                    if (in_pos_ == in_.size() && !fill())
+                        throw av::SourceError("read failed for " + redact_url(op_.url) + ": the stream was cut short");
+                    in_pos_ += stream_chunks_->feed(
+                        std::string_view(in_).substr(in_pos_),
+                        [&](std::string_view d) {
+                            std::memcpy(out + n, d.data(), d.size());
+                            n += d.size();
+                        },
+                        size);
+                    count(n);
+                }
+            } catch (const http::FramingError& e) {
+                framing_error(e);
+            }
+            break;
+    }
+    guard.armed = false;
+    if (n == 0) {  // the end of the body
+        stream_open_ = false;
+        finish_response();
+    }
+    return n;
 }
 
 }  // namespace hlsrelay

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace hlsrelay {
@@ -24,6 +25,8 @@ struct SourceContext {
     double read_timeout = 10;
     double stall_timeout = 0;        // 0: three target durations, at least read_timeout
     int live_start_segments = 3;
+    FetchLimits limits;              // the engine's, with the channel's overrides applied
+    double segment_duration = 2;     // the channel's output segment duration (continuous sources' stall bound)
     // Sleeps up to `seconds`; false when the channel is stopping.
     std::function<bool(double seconds)> sleep;
     // A problem the source survived (a failed reload, a skipped segment): shown as the last error.
@@ -32,7 +35,14 @@ struct SourceContext {
 
 // True when the URL names an HLS playlist (by its path), so the HLS client reads it.
 bool is_hls_url(const std::string& url);
+// A file path or file: URL (url::scheme_of() is "file").
 bool is_local_file(const std::string& url);
+
+// Reads a local file (a playlist, segment or key the channel list's own local playlist names) with
+// plain C++ I/O, no libav protocol: at most `max_bytes` (else SourceError "<what> <path> exceeds
+// <limit_name> (N bytes)"), optionally the byte range [first, last).
+std::string read_local_file(const std::string& url, int64_t max_bytes, const std::string& limit_name,
+                            const std::string& what, std::optional<std::pair<int64_t, int64_t>> range = std::nullopt);
 
 void run_hls_source(SourceContext& ctx);
 void run_generic_source(SourceContext& ctx);
