@@ -121,9 +121,18 @@ inline std::optional<Parts> split_http(std::string_view url) {
     p.host_port = std::string(authority);
     std::string_view target = rest.substr(end);
     if (const auto hash = target.find('#'); hash != std::string_view::npos) target = target.substr(0, hash);
-    p.target = target.empty() || target.front() != '/' ? "/" + std::string(target) : std::string(target);
-    for (char c : p.target)
-        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return std::nullopt;  // would split the request line
+    if (target.empty() || target.front() != '/') p.target = "/";
+    for (char c : target) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7f) {  // would split the request line, or is not ASCII: percent-encoded
+            static const char* hex = "0123456789ABCDEF";
+            p.target += '%';
+            p.target += hex[u >> 4];
+            p.target += hex[u & 15];
+        } else {
+            p.target += c;
+        }
+    }
     return p;
 }
 
