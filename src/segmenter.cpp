@@ -472,6 +472,7 @@ bool Segmenter::probe_passthrough(const std::string& data, const ts::Program& pr
     raw->flags |= AVFMT_FLAG_CUSTOM_IO;
     av::Options opts;
     opts.set("analyzeduration", "500000");  // the first half second answers everything the master playlist says
+    opts.set("protocol_whitelist", "");     // bytes from memory: nothing else may be opened
     int err = avformat_open_input(&raw, "", av_find_input_format("mpegts"), opts.get());
     if (err < 0) return false;
     av::InputPtr input(raw);

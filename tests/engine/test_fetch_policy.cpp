@@ -493,3 +493,37 @@ TEST_CASE("engine: a remote playlist naming a local file fails the channel with 
 }
 
 }  // namespace hlsrelay::test
+
+namespace hlsrelay::test {
+
+// A continuous MPEG-TS over HTTP that arrives at half its bitrate: every read returns bytes well
+// within read_timeout, so only the media clock shows it cannot keep a channel live.
+TEST_CASE("engine: a continuous source slower than real time is a stall, not a channel starting forever",
+          "[fetch][engine]") {
+    std::ifstream in(live_media().single_file, std::ios::binary);
+    const std::string ts((std::istreambuf_iterator<char>(in)), {});
+    REQUIRE(ts.size() > 100000);
+    const double seconds = 24;  // live_media(): 24 s of media
+    const auto half_rate = static_cast<size_t>(static_cast<double>(ts.size()) / seconds / 2);
+    TinyServer server([&](int fd, const std::string&, const std::atomic<bool>& stopping) {
+        TinyServer::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nConnection: close\r\n\r\n");
+        const size_t fast = half_rate * 6;  // 3 s of media at once: opening and probing are quick
+        TinyServer::send_all(fd, std::string_view(ts).substr(0, fast));
+        for (size_t pos = fast; pos < ts.size() && !stopping;) {
+            const size_t n = std::min(half_rate / 10, ts.size() - pos);
+            if (::send(fd, ts.data() + pos, n, MSG_NOSIGNAL) <= 0) break;
+            pos += n;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    });
+    Engine engine(quick_settings());  // read_timeout 2 s, 1 s segments: the bound is 3 s behind
+    const auto c = engine.add_channel(channel("Slow", {server.url("/live.ts")}));
+    engine.start(c.id);
+    const bool reported = wait_until([&] { return engine.status(c.id).last_error.find("source too slow") != std::string::npos; },
+                                     std::chrono::seconds(60));
+    INFO("last error: " << engine.status(c.id).last_error);
+    CHECK(reported);
+    engine.stop_all();
+}
+
+}  // namespace hlsrelay::test
