@@ -30,6 +30,15 @@ std::string shown(std::string_view s) {
     return out;
 }
 
+// Appends within the cap; the string's capacity grows geometrically but never beyond the cap.
+void append_capped(std::string& out, std::string_view data, uint64_t cap) {
+    if (data.size() > cap || out.size() > cap - data.size()) throw CapExceeded(cap);
+    const std::size_t need = out.size() + data.size();
+    if (need > out.capacity())
+        out.reserve(static_cast<std::size_t>(std::min<uint64_t>(cap, std::max<uint64_t>(need, uint64_t{out.capacity()} * 2))));
+    out.append(data);
+}
+
 bool is_token_char(char c) {
     if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) return false;
     return std::strchr("()<>@,;:\\\"/[]?={}", c) == nullptr;
@@ -269,8 +278,7 @@ void Inflater::feed(std::string_view in, std::string& out) {
             if (ret != Z_OK && ret != Z_STREAM_END && ret != Z_BUF_ERROR)
                 throw FramingError("corrupt compressed body");
             const std::size_t produced = sizeof buf - s.avail_out;
-            if (out.size() + produced > cap_) throw CapExceeded(cap_);
-            out.append(reinterpret_cast<const char*>(buf), produced);
+            append_capped(out, std::string_view(reinterpret_cast<const char*>(buf), produced), cap_);
             if (ret == Z_BUF_ERROR && produced == 0) break;  // needs more input
         } while (ret != Z_STREAM_END && (s.avail_in > 0 || s.avail_out == 0));
         in.remove_prefix(avail - s.avail_in);
@@ -300,8 +308,7 @@ void BodySink::operator()(std::string_view payload) {
         inflater_->feed(payload, out_);
         return;
     }
-    if (payload.size() > cap_ || out_.size() > cap_ - payload.size()) throw CapExceeded(cap_);
-    out_.append(payload);
+    append_capped(out_, payload, cap_);
 }
 
 void BodySink::finish() const {
