@@ -22,6 +22,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 namespace hlsrelay {
 
@@ -81,22 +82,28 @@ bool starts_as_playlist(std::string_view bytes) {
 class StallWatch {
 public:
     explicit StallWatch(double limit) : limit_(limit) {}
-    void restart() { started_ = false; }
-    void on_packet(double t) {
+    void restart() {
+        started_ = false;
+        streams_.clear();
+        progress_ = 0;
+    }
+    // Progress is counted per stream (streams may carry timestamps far apart) and the furthest counts.
+    void on_packet(int stream, double t) {
         if (!started_) {
             started_ = true;
             start_ = Clock::now();
-            last_ = t;
-            progress_ = 0;
-            return;
         }
-        const double d = t - last_;
+        auto [it, fresh] = streams_.try_emplace(stream, Stream{t, 0});
+        if (fresh) return;
+        Stream& s = it->second;
+        const double d = t - s.last;
         if (d > 0) {
-            if (d < 5) progress_ += d;  // a jump forward is a discontinuity, not progress
-            last_ = t;
+            if (d < 5) s.progress += d;  // a jump forward is a discontinuity, not progress
+            s.last = t;
         } else if (d < -5) {
-            last_ = t;  // timestamps went back (a reset or a wrap): count on from there
+            s.last = t;  // timestamps went back (a reset or a wrap): count on from there
         }
+        progress_ = std::max(progress_, s.progress);
     }
     void check() const {
         if (!started_) return;
@@ -110,10 +117,14 @@ public:
     }
 
 private:
+    struct Stream {
+        double last = 0, progress = 0;
+    };
     double limit_;
     bool started_ = false;
     Clock::time_point start_{};
-    double last_ = 0, progress_ = 0;
+    std::map<int, Stream> streams_;
+    double progress_ = 0;
 };
 
 // The streaming body of a remote source as an AVIOContext. libav calls read() from C: errors are
@@ -300,7 +311,7 @@ void run_generic_source(SourceContext& ctx) {
         if (packet->dts != AV_NOPTS_VALUE) {
             const AVStream* st = input->streams[packet->stream_index];
             const double t = static_cast<double>(packet->dts) * av_q2d(st->time_base);
-            watch.on_packet(t);
+            watch.on_packet(packet->stream_index, t);
             if (realtime) {
                 if (pace_origin < 0 || t < pace_origin - 1) {
                     pace_origin = t;
