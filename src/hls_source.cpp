@@ -74,6 +74,7 @@ public:
                 last_success = Clock::now();
             } catch (const av::SourceError& e) {
                 if (ctx_.interrupter.stop_requested()) return;
+                if (e.permanent()) throw;  // e.g. a redirect to a refused scheme: no retry can help
                 // A failed reload is survivable while the stall budget lasts: keep the last playlist.
                 ctx_.report(std::string("playlist reload failed: ") + e.what());
                 if (seconds_since(last_success) > stall_timeout(playlist))
