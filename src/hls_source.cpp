@@ -13,6 +13,7 @@
 #include <hlsrelay/m3u8.hpp>
 #include <hlsrelay/stream_id.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -26,6 +27,8 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 // An AES-128 key is 16 bytes; a response of more than this is refused before it is read.
 constexpr int64_t kMaxKeyBytes = 1024;
+// The largest target duration the automatic deadlines follow (a playlist 30 s, a segment 90 s at most).
+constexpr double kMaxDeadlineTarget = 30;
 
 class HlsClient {
 public:
@@ -144,7 +147,8 @@ private:
         spec.read_timeout = ctx_.read_timeout;
         spec.max_redirects = limits.max_redirects;
         spec.bytes_in = &ctx_.bytes_in;
-        const double target = std::max(0.0, target_duration_);
+        // The upstream states its target duration: bounded, so a huge one cannot stretch the deadlines.
+        const double target = std::clamp(target_duration_, 0.0, kMaxDeadlineTarget);
         switch (kind) {
             case Kind::Playlist:
                 spec.what = "playlist";
