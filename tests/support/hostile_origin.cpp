@@ -70,31 +70,55 @@ const std::string& null_packets() {
     return block;
 }
 
-// gzip of `size` zero bytes, compressed in 1 MiB steps: memory stays at the output (~1/1000 of size).
-std::string make_gzip_bomb(int64_t size) {
-    z_stream z{};
-    if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
-        throw std::runtime_error("HostileOrigin: deflateInit2 failed");
-    const std::string zeros(1 << 20, '\0');
+// Raw deflate of `n` zero bytes ending with `flush`, continuing stream `z`.
+std::string deflate_zeros(z_stream& z, std::size_t n, int flush) {
+    static const std::string zeros(std::size_t{1} << 20, '\0');
     std::string out;
     char buf[1 << 16];
-    int64_t left = size;
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(zeros.data()));
+    z.avail_in = static_cast<uInt>(n);
     int rc = Z_OK;
     do {
-        const auto n = static_cast<uInt>(std::min<int64_t>(left, static_cast<int64_t>(zeros.size())));
-        left -= n;
-        z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(zeros.data()));
-        z.avail_in = n;
-        const int flush = left == 0 ? Z_FINISH : Z_NO_FLUSH;
-        do {
-            z.next_out = reinterpret_cast<Bytef*>(buf);
-            z.avail_out = sizeof buf;
-            rc = deflate(&z, flush);
-            out.append(buf, sizeof buf - z.avail_out);
-        } while (z.avail_out == 0);
-    } while (left > 0);
+        z.next_out = reinterpret_cast<Bytef*>(buf);
+        z.avail_out = sizeof buf;
+        rc = deflate(&z, flush);
+        out.append(buf, sizeof buf - z.avail_out);
+    } while (z.avail_out == 0 || z.avail_in > 0);
+    if (flush == Z_FINISH && rc != Z_STREAM_END) throw std::runtime_error("HostileOrigin: deflate did not finish");
+    return out;
+}
+
+// gzip of `size` zero bytes (> 1 MiB) in about 1/1000 of that, made in milliseconds: after a full
+// flush deflate starts afresh, so every further MiB of zeros compresses to the same bytes, which are
+// repeated; the gzip trailer (CRC-32, size) is computed for the whole. Memory: the output only.
+std::string make_gzip_bomb(int64_t size) {
+    constexpr std::size_t kChunk = std::size_t{1} << 20;
+    if (size < static_cast<int64_t>(2 * kChunk)) throw std::invalid_argument("HostileOrigin: gzip bomb too small");
+    z_stream z{};
+    if (deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+        throw std::runtime_error("HostileOrigin: deflateInit2 failed");
+    const int64_t chunks = size / static_cast<int64_t>(kChunk);
+    const auto rest = static_cast<std::size_t>(size % static_cast<int64_t>(kChunk));
+    const std::string first = deflate_zeros(z, kChunk, Z_FULL_FLUSH);
+    const std::string again = deflate_zeros(z, kChunk, Z_FULL_FLUSH);
+    const std::string check = deflate_zeros(z, kChunk, Z_FULL_FLUSH);
+    const std::string last = deflate_zeros(z, rest, Z_FINISH);
     deflateEnd(&z);
-    if (rc != Z_STREAM_END) throw std::runtime_error("HostileOrigin: deflate did not finish");
+    if (again != check) throw std::runtime_error("HostileOrigin: deflate output after a full flush is not repeatable");
+
+    std::string out("\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff", 10);  // gzip, deflate, no name, max compression, unknown OS
+    out += first;
+    for (int64_t i = 1; i < chunks; ++i) out += again;
+    out += last;
+    const std::string zeros(kChunk, '\0');
+    const uLong chunk_crc = crc32(0, reinterpret_cast<const Bytef*>(zeros.data()), static_cast<uInt>(kChunk));
+    uLong crc = crc32(0, Z_NULL, 0);
+    for (int64_t i = 0; i < chunks; ++i) crc = crc32_combine(crc, chunk_crc, static_cast<z_off_t>(kChunk));
+    crc = crc32_combine(crc, crc32(0, reinterpret_cast<const Bytef*>(zeros.data()), static_cast<uInt>(rest)),
+                        static_cast<z_off_t>(rest));
+    const auto isize = static_cast<uint32_t>(static_cast<uint64_t>(size) & 0xffffffffu);
+    for (uint32_t v : {static_cast<uint32_t>(crc), isize})
+        for (int k = 0; k < 4; ++k) out += static_cast<char>((v >> (8 * k)) & 0xff);
     return out;
 }
 
@@ -295,7 +319,7 @@ bool HostileOrigin::healthy_segment(const std::string& name, std::string& bytes)
 }
 
 const std::string& HostileOrigin::gzip_bomb() const {
-    // One bomb per process and size: tests make several origins, the compression takes seconds.
+    // One bomb per process and size: tests make several origins.
     static std::mutex mu;
     static std::map<int64_t, std::string> bombs;
     std::lock_guard lock(mu);
