@@ -9,7 +9,7 @@ packages=(
   nlohmann-json3-dev libasio-dev catch2
   python3 python3-dev python3-venv python3-pybind11 pybind11-dev python3-setuptools python3-wheel python3-pip
   python3-fastapi python3-uvicorn python3-httpx python3-pytest
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev zlib1g-dev
   chromium nodejs
 )
 # npm comes with NodeSource's nodejs; Debian splits it out.

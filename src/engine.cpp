@@ -28,6 +28,7 @@ void validate(const EngineSettings& s) {
     if (!(s.reconnect_min > 0) || !(s.reconnect_max >= s.reconnect_min)) bad("reconnect delays must satisfy 0 < min <= max");
     if (s.live_start_segments < 1) bad("live_start_segments must be at least 1");
     if (!(s.release_memory_interval >= 0)) bad("release_memory_interval must not be negative");
+    if (std::string p = detail::limits_problem(s.limits); !p.empty()) bad("limits: " + p);
 }
 
 void validate(const HlsSettings& h) {

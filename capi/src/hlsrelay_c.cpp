@@ -296,6 +296,11 @@ int hlsrelay_engine_create(const hlsrelay_settings* settings, hlsrelay_engine** 
                                               " is not an hlsrelay_log_level");
                 s.log_level = static_cast<hlsrelay::LogLevel>(settings->log_level);
             }
+            if (HLSRELAY_FITS(max_playlist_bytes)) s.limits.max_playlist_bytes = settings->max_playlist_bytes;
+            if (HLSRELAY_FITS(max_segment_bytes)) s.limits.max_segment_bytes = settings->max_segment_bytes;
+            if (HLSRELAY_FITS(max_redirects)) s.limits.max_redirects = settings->max_redirects;
+            if (HLSRELAY_FITS(playlist_deadline)) s.limits.playlist_deadline = settings->playlist_deadline;
+            if (HLSRELAY_FITS(segment_deadline)) s.limits.segment_deadline = settings->segment_deadline;
 #undef HLSRELAY_FITS
         }
         *out = new hlsrelay_engine(std::move(s));

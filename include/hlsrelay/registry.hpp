@@ -40,6 +40,12 @@ struct LoadReport {
 inline constexpr double kMinSegmentDuration = 0.5, kMaxSegmentDuration = 60;
 inline constexpr int kMinMaxSegments = 1, kMaxMaxSegments = 100;
 inline constexpr double kMinCleanupInterval = 0.1, kMaxCleanupInterval = 3600;
+// Accepted ranges of FetchLimits, engine-wide (Engine refuses others) and per channel (the loaders and
+// Registry::add/update). A deadline may also be 0: automatic (see FetchLimits).
+inline constexpr std::int64_t kMinMaxPlaylistBytes = std::int64_t{4} << 10, kMaxMaxPlaylistBytes = std::int64_t{1} << 30;
+inline constexpr std::int64_t kMinMaxSegmentBytes = std::int64_t{64} << 10, kMaxMaxSegmentBytes = std::int64_t{4} << 30;
+inline constexpr int kMinMaxRedirects = 0, kMaxMaxRedirects = 20;
+inline constexpr double kMinFetchDeadline = 0.5, kMaxFetchDeadline = 3600;
 
 namespace detail {
 
@@ -184,6 +190,32 @@ inline std::string overrides_problem(const HlsOverrides& o) {
     return p;
 }
 
+inline std::string deadline_problem(std::string_view field, double value) {
+    if (value == 0) return {};
+    std::string p = range_problem(field, value, kMinFetchDeadline, kMaxFetchDeadline);
+    return p.empty() ? p : p + " (or 0: automatic)";
+}
+
+inline std::string limits_problem(const FetchLimitOverrides& o) {
+    std::string p;
+    if (o.max_playlist_bytes)
+        p = range_problem("max_playlist_bytes", static_cast<double>(*o.max_playlist_bytes),
+                          static_cast<double>(kMinMaxPlaylistBytes), static_cast<double>(kMaxMaxPlaylistBytes));
+    if (p.empty() && o.max_segment_bytes)
+        p = range_problem("max_segment_bytes", static_cast<double>(*o.max_segment_bytes),
+                          static_cast<double>(kMinMaxSegmentBytes), static_cast<double>(kMaxMaxSegmentBytes));
+    if (p.empty() && o.max_redirects) p = range_problem("max_redirects", *o.max_redirects, kMinMaxRedirects, kMaxMaxRedirects);
+    if (p.empty() && o.playlist_deadline) p = deadline_problem("playlist_deadline", *o.playlist_deadline);
+    if (p.empty() && o.segment_deadline) p = deadline_problem("segment_deadline", *o.segment_deadline);
+    return p;
+}
+
+// The engine-wide settings: every field checked as if a channel overrode it.
+inline std::string limits_problem(const FetchLimits& l) {
+    return limits_problem(FetchLimitOverrides{l.max_playlist_bytes, l.max_segment_bytes, l.max_redirects,
+                                              l.playlist_deadline, l.segment_deadline});
+}
+
 inline std::string variant_problem(std::string_view v) {
     bool bandwidth = !v.empty() && v.size() <= 15 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
                      v.find_first_not_of('0') != std::string_view::npos;
@@ -219,6 +251,7 @@ inline std::string channel_problem(const ChannelConfig& c) {
     }
     if (std::string p = headers_problem(c.headers); !p.empty()) return p;
     if (std::string p = overrides_problem(c.hls); !p.empty()) return p;
+    if (std::string p = limits_problem(c.limits); !p.empty()) return p;
     return variant_problem(c.variant);
 }
 
@@ -456,13 +489,14 @@ private:
             std::string tvg_id = attr("tvg-id");
             c.id = is_safe_slug(tvg_id) ? tvg_id : slugify(c.name);
         }
-        if (std::string p = read_overrides(attrs, c.hls); !p.empty()) return issue(entry_line, p + "; entry skipped");
+        if (std::string p = read_overrides(attrs, c.hls, c.limits); !p.empty()) return issue(entry_line, p + "; entry skipped");
         if (std::string p = channel_problem(c); !p.empty()) return issue(entry_line, p + "; entry skipped");
         report_.channels.push_back(std::move(c));
         last_ = report_.channels.size() - 1;
     }
 
-    static std::string read_overrides(const std::map<std::string, std::string>& attrs, HlsOverrides& hls) {
+    static std::string read_overrides(const std::map<std::string, std::string>& attrs, HlsOverrides& hls,
+                                      FetchLimitOverrides& limits) {
         auto number = [&](const char* key, auto& field) -> std::string {
             auto it = attrs.find(key);
             if (it == attrs.end()) return {};
@@ -475,6 +509,11 @@ private:
         std::string p = number("hlsrelay-segment-duration", hls.segment_duration);
         if (p.empty()) p = number("hlsrelay-max-segments", hls.max_segments);
         if (p.empty()) p = number("hlsrelay-cleanup-interval", hls.cleanup_interval);
+        if (p.empty()) p = number("hlsrelay-max-playlist-bytes", limits.max_playlist_bytes);
+        if (p.empty()) p = number("hlsrelay-max-segment-bytes", limits.max_segment_bytes);
+        if (p.empty()) p = number("hlsrelay-max-redirects", limits.max_redirects);
+        if (p.empty()) p = number("hlsrelay-playlist-deadline", limits.playlist_deadline);
+        if (p.empty()) p = number("hlsrelay-segment-deadline", limits.segment_deadline);
         return p;
     }
 
@@ -535,7 +574,9 @@ inline std::optional<std::int64_t> get_integer(const nlohmann::json& obj, const 
 
 inline constexpr std::string_view kJsonFields[] = {"id", "name", "url", "urls", "logo", "group", "headers",
                                                    "user_agent", "referer", "loop", "realtime", "variant",
-                                                   "segment_duration", "max_segments", "cleanup_interval"};
+                                                   "segment_duration", "max_segments", "cleanup_interval",
+                                                   "max_playlist_bytes", "max_segment_bytes", "max_redirects",
+                                                   "playlist_deadline", "segment_deadline"};
 
 // Throws EntrySkipped; problems that leave the entry usable go to `warnings`.
 inline ChannelConfig channel_from_json(const nlohmann::json& obj, std::vector<std::string>& warnings) {
@@ -601,6 +642,15 @@ inline ChannelConfig channel_from_json(const nlohmann::json& obj, std::vector<st
         c.hls.max_segments = static_cast<int>(*n);
     }
     c.hls.cleanup_interval = get_number(obj, "cleanup_interval");
+    c.limits.max_playlist_bytes = get_integer(obj, "max_playlist_bytes");
+    c.limits.max_segment_bytes = get_integer(obj, "max_segment_bytes");
+    if (auto n = get_integer(obj, "max_redirects")) {
+        if (*n < kMinMaxRedirects || *n > kMaxMaxRedirects)  // before the narrowing, as for max_segments
+            throw EntrySkipped{range_problem("max_redirects", static_cast<double>(*n), kMinMaxRedirects, kMaxMaxRedirects)};
+        c.limits.max_redirects = static_cast<int>(*n);
+    }
+    c.limits.playlist_deadline = get_number(obj, "playlist_deadline");
+    c.limits.segment_deadline = get_number(obj, "segment_deadline");
     if (std::string p = channel_problem(c); !p.empty()) throw EntrySkipped{std::move(p)};
 
     for (const auto& [key, value] : obj.items())
@@ -682,6 +732,11 @@ inline nlohmann::json to_json(const ChannelConfig& c, bool include_sources) {
     if (c.hls.segment_duration) j["segment_duration"] = *c.hls.segment_duration;
     if (c.hls.max_segments) j["max_segments"] = *c.hls.max_segments;
     if (c.hls.cleanup_interval) j["cleanup_interval"] = *c.hls.cleanup_interval;
+    if (c.limits.max_playlist_bytes) j["max_playlist_bytes"] = *c.limits.max_playlist_bytes;
+    if (c.limits.max_segment_bytes) j["max_segment_bytes"] = *c.limits.max_segment_bytes;
+    if (c.limits.max_redirects) j["max_redirects"] = *c.limits.max_redirects;
+    if (c.limits.playlist_deadline) j["playlist_deadline"] = *c.limits.playlist_deadline;
+    if (c.limits.segment_deadline) j["segment_deadline"] = *c.limits.segment_deadline;
     return j;
 }
 

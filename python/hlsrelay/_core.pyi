@@ -43,9 +43,16 @@ class EngineSettings(TypedDict):
     log_level: str
     stall_timeout: float
     live_start_segments: int
+    max_playlist_bytes: int
+    max_segment_bytes: int
+    max_redirects: int
+    playlist_deadline: float
+    segment_deadline: float
 
 # A channel as JSON: id, name, urls, optional logo, group and headers, loop, optional realtime,
-# variant, optional segment_duration, max_segments, cleanup_interval. Without include_sources the
+# variant, optional segment_duration, max_segments, cleanup_interval, and the fetch limits
+# max_playlist_bytes, max_segment_bytes, max_redirects, playlist_deadline, segment_deadline (each
+# present only when the channel overrides the engine's). Without include_sources the
 # URLs are redacted and header values are None.
 ChannelDict = Dict[str, Any]
 # A channel's status: the replaced API's fields (channel_name, stream_id, process_status,
@@ -96,6 +103,12 @@ class Engine:
         *,
         stall_timeout: float = 0.0,
         live_start_segments: int = 3,
+        # Caps and deadlines of every upstream fetch (docs/security.md); deadlines 0: automatic.
+        max_playlist_bytes: int = 4194304,
+        max_segment_bytes: int = 67108864,
+        max_redirects: int = 5,
+        playlist_deadline: float = 0.0,
+        segment_deadline: float = 0.0,
     ) -> None: ...
 
     # Registry.
@@ -117,6 +130,11 @@ class Engine:
         segment_duration: Optional[float] = None,
         max_segments: Optional[int] = None,
         cleanup_interval: Optional[float] = None,
+        max_playlist_bytes: Optional[int] = None,
+        max_segment_bytes: Optional[int] = None,
+        max_redirects: Optional[int] = None,
+        playlist_deadline: Optional[float] = None,
+        segment_deadline: Optional[float] = None,
     ) -> ChannelDict: ...
     def update_channel(
         self,
@@ -135,6 +153,11 @@ class Engine:
         segment_duration: Optional[float] = ...,
         max_segments: Optional[int] = ...,
         cleanup_interval: Optional[float] = ...,
+        max_playlist_bytes: Optional[int] = ...,
+        max_segment_bytes: Optional[int] = ...,
+        max_redirects: Optional[int] = ...,
+        playlist_deadline: Optional[float] = ...,
+        segment_deadline: Optional[float] = ...,
     ) -> ChannelDict:
         """Changes only the fields given (None resets an optional one); restarts it if running."""
     def remove_channel(self, channel: str) -> None: ...

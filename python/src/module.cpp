@@ -242,7 +242,8 @@ void apply_fields(ChannelConfig& c, const py::dict& fields) {
                                                 "id",       "logo",    "group",
                                                 "headers",  "loop",    "realtime",
                                                 "variant",  "segment_duration", "max_segments",
-                                                "cleanup_interval"};
+                                                "cleanup_interval", "max_playlist_bytes", "max_segment_bytes",
+                                                "max_redirects", "playlist_deadline", "segment_deadline"};
     for (const auto& item : fields) {
         const std::string key = py::str(item.first);
         if (!known.count(key)) throw py::type_error("unexpected keyword argument '" + key + "'");
@@ -271,6 +272,15 @@ void apply_fields(ChannelConfig& c, const py::dict& fields) {
     if (has("max_segments")) c.hls.max_segments = optional_of<int>(fields["max_segments"], "max_segments");
     if (has("cleanup_interval"))
         c.hls.cleanup_interval = optional_of<double>(fields["cleanup_interval"], "cleanup_interval");
+    if (has("max_playlist_bytes"))
+        c.limits.max_playlist_bytes = optional_of<std::int64_t>(fields["max_playlist_bytes"], "max_playlist_bytes");
+    if (has("max_segment_bytes"))
+        c.limits.max_segment_bytes = optional_of<std::int64_t>(fields["max_segment_bytes"], "max_segment_bytes");
+    if (has("max_redirects")) c.limits.max_redirects = optional_of<int>(fields["max_redirects"], "max_redirects");
+    if (has("playlist_deadline"))
+        c.limits.playlist_deadline = optional_of<double>(fields["playlist_deadline"], "playlist_deadline");
+    if (has("segment_deadline"))
+        c.limits.segment_deadline = optional_of<double>(fields["segment_deadline"], "segment_deadline");
 }
 
 class PyEngine;
@@ -354,6 +364,11 @@ py::dict settings_dict(const EngineSettings& s) {
     d["log_level"] = log_level_name(s.log_level);
     d["stall_timeout"] = s.stall_timeout;
     d["live_start_segments"] = s.live_start_segments;
+    d["max_playlist_bytes"] = s.limits.max_playlist_bytes;
+    d["max_segment_bytes"] = s.limits.max_segment_bytes;
+    d["max_redirects"] = s.limits.max_redirects;
+    d["playlist_deadline"] = s.limits.playlist_deadline;
+    d["segment_deadline"] = s.limits.segment_deadline;
     return d;
 }
 
@@ -445,7 +460,9 @@ PYBIND11_MODULE(_core, m) {
     py::class_<PyEngine>(m, "Engine")
         .def(py::init([](double segment_duration, int max_segments, double cleanup_interval, const py::object& hls_dir,
                          double read_timeout, double reconnect_min, double reconnect_max, const std::string& log_level,
-                         double stall_timeout, int live_start_segments) {
+                         double stall_timeout, int live_start_segments, std::int64_t max_playlist_bytes,
+                         std::int64_t max_segment_bytes, int max_redirects, double playlist_deadline,
+                         double segment_deadline) {
                  EngineSettings s;
                  s.hls.segment_duration = segment_duration;
                  s.hls.max_segments = max_segments;
@@ -457,12 +474,22 @@ PYBIND11_MODULE(_core, m) {
                  s.log_level = parse_log_level(log_level);
                  s.stall_timeout = stall_timeout;
                  s.live_start_segments = live_start_segments;
+                 s.limits.max_playlist_bytes = max_playlist_bytes;
+                 s.limits.max_segment_bytes = max_segment_bytes;
+                 s.limits.max_redirects = max_redirects;
+                 s.limits.playlist_deadline = playlist_deadline;
+                 s.limits.segment_deadline = segment_deadline;
                  return std::make_unique<PyEngine>(std::move(s));
              }),
              py::arg("segment_duration") = 2.0, py::arg("max_segments") = 5, py::arg("cleanup_interval") = 5.0,
              py::arg("hls_dir") = py::none(), py::arg("read_timeout") = 10.0, py::arg("reconnect_min") = 0.5,
              py::arg("reconnect_max") = 30.0, py::arg("log_level") = "warn", py::kw_only(),
-             py::arg("stall_timeout") = 0.0, py::arg("live_start_segments") = 3)
+             py::arg("stall_timeout") = 0.0, py::arg("live_start_segments") = 3,
+             py::arg("max_playlist_bytes") = hlsrelay::FetchLimits{}.max_playlist_bytes,
+             py::arg("max_segment_bytes") = hlsrelay::FetchLimits{}.max_segment_bytes,
+             py::arg("max_redirects") = hlsrelay::FetchLimits{}.max_redirects,
+             py::arg("playlist_deadline") = hlsrelay::FetchLimits{}.playlist_deadline,
+             py::arg("segment_deadline") = hlsrelay::FetchLimits{}.segment_deadline)
 
         // Registry.
         .def(
@@ -495,7 +522,9 @@ PYBIND11_MODULE(_core, m) {
             },
             py::arg("name"), py::arg("urls") = py::none(),
             "add_channel(name, urls=None, *, url=None, id=None, logo='', group='', headers=None, loop=False, "
-            "realtime=None, variant='highest', segment_duration=None, max_segments=None, cleanup_interval=None)")
+            "realtime=None, variant='highest', segment_duration=None, max_segments=None, cleanup_interval=None, "
+            "max_playlist_bytes=None, max_segment_bytes=None, max_redirects=None, playlist_deadline=None, "
+            "segment_deadline=None)")
         .def(
             "update_channel",
             [](PyEngine& self, const std::string& channel, const py::kwargs& kwargs) {

@@ -58,6 +58,7 @@ int run(const Options& o) {
     settings.hls.segment_duration = o.segment_duration;
     settings.hls.max_segments = o.max_segments;
     settings.hls_dir = o.hls_dir;
+    settings.limits = o.limits;
     settings.log_level = o.log_level;
     settings.log = [](LogLevel level, const std::string& channel, const std::string& message) {
         log::write(level, channel.empty() ? message : channel + ": " + message);

@@ -39,6 +39,9 @@ Options:
   --max-connections N      open connections at most; more are closed at once (default: 2048)
   --read-timeout S         seconds to receive a whole request (default: 10)
   --keepalive-timeout S    seconds an idle keep-alive connection is kept (default: 15)
+  --max-playlist-bytes N   refuse an upstream playlist larger than N bytes (default: 4194304)
+  --max-segment-bytes N    refuse an upstream segment larger than N bytes (default: 67108864)
+  --max-redirects N        HTTP redirects followed per upstream fetch (default: 5)
   --help                   show this help and exit
   --version                show the version and exit
 )";
@@ -125,6 +128,11 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         {"--max-connections", number_in(o.max_connections, 1, 1000000, "--max-connections")},
         {"--read-timeout", number_in(o.read_timeout, 0.1, 3600, "--read-timeout")},
         {"--keepalive-timeout", number_in(o.keepalive_timeout, 0.1, 3600, "--keepalive-timeout")},
+        {"--max-playlist-bytes", number_in(o.limits.max_playlist_bytes, static_cast<double>(kMinMaxPlaylistBytes),
+                                           static_cast<double>(kMaxMaxPlaylistBytes), "--max-playlist-bytes")},
+        {"--max-segment-bytes", number_in(o.limits.max_segment_bytes, static_cast<double>(kMinMaxSegmentBytes),
+                                          static_cast<double>(kMaxMaxSegmentBytes), "--max-segment-bytes")},
+        {"--max-redirects", number_in(o.limits.max_redirects, kMinMaxRedirects, kMaxMaxRedirects, "--max-redirects")},
     };
 
     for (std::size_t i = 0; i < args.size(); ++i) {

@@ -28,6 +28,7 @@ struct Options {
     std::size_t max_connections = 2048;
     double read_timeout = 10;
     double keepalive_timeout = 15;
+    FetchLimits limits;  // --max-playlist-bytes, --max-segment-bytes, --max-redirects: EngineSettings::limits
 };
 
 struct ParsedOptions {

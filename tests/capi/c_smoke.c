@@ -237,6 +237,33 @@ int main(int argc, char** argv) {
     CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_OK && engine != NULL);
     CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
     engine = NULL;
+    /* Fetch limits: the header's defaults are the engine's (docs/security.md); out of range is refused. */
+    hlsrelay_settings_init(&settings);
+    CHECK(settings.max_playlist_bytes == 4 * 1024 * 1024 && settings.max_segment_bytes == 64 * 1024 * 1024 &&
+          settings.max_redirects == 5 && settings.playlist_deadline == 0 && settings.segment_deadline == 0);
+    settings.max_segment_bytes = 1000;
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+    CHECK(contains(hlsrelay_last_error(), "max_segment_bytes 1000 is outside"));
+    hlsrelay_settings_init(&settings);
+    settings.max_redirects = 21;
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+    hlsrelay_settings_init(&settings);
+    settings.playlist_deadline = 0.1;
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+    CHECK(contains(hlsrelay_last_error(), "playlist_deadline"));
+    /* A caller built before the limits were appended: the garbage beyond its struct is never read. */
+    settings.struct_size = offsetof(hlsrelay_settings, max_playlist_bytes);
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_OK && engine != NULL);
+    CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
+    engine = NULL;
+    hlsrelay_settings_init(&settings);
+    settings.max_playlist_bytes = 65536;
+    settings.max_segment_bytes = 8 * 1024 * 1024;
+    settings.max_redirects = 0;
+    settings.segment_deadline = 6;
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_OK && engine != NULL);
+    CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
+    engine = NULL;
 
     hlsrelay_settings_init(&settings);
     settings.segment_duration = 1.0;
@@ -298,6 +325,16 @@ int main(int argc, char** argv) {
     CHECK(hlsrelay_channels_json(engine, HLSRELAY_CHANNELS_WITH_SOURCES, buf, &size) == HLSRELAY_OK);
     CHECK(contains(buf, "\"group\": \"News\"") && contains(buf, "http://127.0.0.1:9/x.m3u8"));
     CHECK(hlsrelay_channel_update(engine, "Extra Channel", "{\"max_segments\": 1000}") == HLSRELAY_EINVAL);
+    /* Per-channel fetch limits go through the same loader: checked, stored, listed. */
+    CHECK(hlsrelay_channel_update(engine, "extra_channel", "{\"max_segment_bytes\": 1000}") == HLSRELAY_EINVAL);
+    CHECK(contains(hlsrelay_last_error(), "max_segment_bytes 1000 is outside"));
+    CHECK(hlsrelay_channel_update(engine, "extra_channel", "{\"max_redirects\": 2, \"segment_deadline\": 7.5}") ==
+          HLSRELAY_OK);
+    size = sizeof buf;
+    CHECK(hlsrelay_channels_json(engine, HLSRELAY_CHANNELS_WITH_SOURCES, buf, &size) == HLSRELAY_OK);
+    CHECK(contains(buf, "\"max_redirects\": 2") && contains(buf, "\"segment_deadline\": 7.5"));
+    CHECK(hlsrelay_channel_add(engine, "{\"name\": \"y\", \"url\": \"http://h/y\", \"max_redirects\": -1}", NULL, NULL) ==
+          HLSRELAY_EINVAL);
     CHECK(hlsrelay_channel_update(engine, "nope", "{}") == HLSRELAY_ENOTFOUND);
     CHECK(hlsrelay_channel_remove(engine, "extra_channel") == HLSRELAY_OK);
     CHECK(hlsrelay_channel_remove(engine, "extra_channel_2") == HLSRELAY_OK);

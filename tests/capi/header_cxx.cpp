@@ -21,7 +21,10 @@ int main() {
     check(a.segment_duration == b.segment_duration && a.max_segments == b.max_segments &&
               a.cleanup_interval == b.cleanup_interval && a.hls_dir == nullptr && b.hls_dir == nullptr &&
               a.read_timeout == b.read_timeout && a.reconnect_min == b.reconnect_min &&
-              a.reconnect_max == b.reconnect_max && a.log_level == b.log_level && a.log_level == HLSRELAY_LOG_WARN,
+              a.reconnect_max == b.reconnect_max && a.log_level == b.log_level && a.log_level == HLSRELAY_LOG_WARN &&
+              a.max_playlist_bytes == b.max_playlist_bytes && a.max_segment_bytes == b.max_segment_bytes &&
+              a.max_redirects == b.max_redirects && a.playlist_deadline == b.playlist_deadline &&
+              a.segment_deadline == b.segment_deadline,
           "defaults");
     check(hlsrelay_version_number() == HLSRELAY_VERSION_NUMBER, "version number");
     check(std::strcmp(hlsrelay_version(), HLSRELAY_VERSION_STRING) == 0, "version string");

@@ -43,6 +43,38 @@ def test_engine_settings_and_validation():
         Engine(segment_duration="fast")
 
 
+def test_fetch_limits_engine_wide_and_per_channel():
+    with Engine(log_level="off") as e:
+        s = e.settings  # the engine's defaults (include/hlsrelay/channel.hpp's FetchLimits)
+        assert s["max_playlist_bytes"] == 4 << 20 and s["max_segment_bytes"] == 64 << 20
+        assert s["max_redirects"] == 5 and s["playlist_deadline"] == 0.0 and s["segment_deadline"] == 0.0
+    with Engine(log_level="off", max_playlist_bytes=65536, max_segment_bytes=8 << 20, max_redirects=0,
+                playlist_deadline=2.0, segment_deadline=6.0) as e:
+        s = e.settings
+        assert (s["max_playlist_bytes"], s["max_segment_bytes"], s["max_redirects"]) == (65536, 8 << 20, 0)
+        assert (s["playlist_deadline"], s["segment_deadline"]) == (2.0, 6.0)
+
+        c = e.add_channel("Capped", url="http://example.invalid/c.m3u8", max_segment_bytes=1 << 20,
+                          max_redirects=2, segment_deadline=7.5)
+        assert c["max_segment_bytes"] == 1 << 20 and c["max_redirects"] == 2 and c["segment_deadline"] == 7.5
+        assert "max_playlist_bytes" not in c and "playlist_deadline" not in c
+        c = e.update_channel("capped", max_playlist_bytes=4096, max_redirects=None)
+        assert c["max_playlist_bytes"] == 4096 and "max_redirects" not in c
+        assert e.channel("capped", include_sources=True)["segment_deadline"] == 7.5
+        with pytest.raises(InvalidArgument, match="max_segment_bytes 1000 is outside"):
+            e.update_channel("capped", max_segment_bytes=1000)
+        with pytest.raises(InvalidArgument, match="playlist_deadline"):
+            e.add_channel("Bad", url="http://example.invalid/b.m3u8", playlist_deadline=0.1)
+        with pytest.raises(TypeError):
+            e.add_channel("Bad", url="http://example.invalid/b.m3u8", max_redirects="many")
+    with pytest.raises(InvalidArgument, match="max_segment_bytes"):
+        Engine(max_segment_bytes=1)
+    with pytest.raises(InvalidArgument, match="max_redirects"):
+        Engine(max_redirects=-1)
+    with pytest.raises(InvalidArgument, match="segment_deadline"):
+        Engine(segment_deadline=-2.0)
+
+
 def test_load_reports_issues_with_line_numbers(engine):
     result = engine.load(M3U)
     assert result["channels"] == ["news", "sports"]

@@ -162,3 +162,33 @@ TEST_CASE("binary loads the bundled default list against a media dir") {
     }
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("the fetch limit options reach the engine settings, checked against the engine's ranges") {
+    using hlsrelay::server::parse_options;
+    const auto defaults = parse_options({});
+    REQUIRE(defaults.options);
+    CHECK(defaults.options->limits.max_playlist_bytes == hlsrelay::FetchLimits{}.max_playlist_bytes);
+    CHECK(defaults.options->limits.max_segment_bytes == hlsrelay::FetchLimits{}.max_segment_bytes);
+    CHECK(defaults.options->limits.max_redirects == hlsrelay::FetchLimits{}.max_redirects);
+    const auto p = parse_options({"--max-playlist-bytes", "65536", "--max-segment-bytes=8388608", "--max-redirects", "0"});
+    REQUIRE(p.options);
+    CHECK(p.options->limits.max_playlist_bytes == 65536);
+    CHECK(p.options->limits.max_segment_bytes == 8388608);
+    CHECK(p.options->limits.max_redirects == 0);
+    CHECK(hlsrelay::detail::limits_problem(p.options->limits).empty());  // what the engine accepts
+    for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{{"--max-playlist-bytes", "4095"},
+                                                                                      {"--max-segment-bytes", "8M"},
+                                                                                      {"--max-segment-bytes", "1e12"},
+                                                                                      {"--max-redirects", "21"},
+                                                                                      {"--max-redirects", "-1"}}) {
+        INFO(name << " " << value);
+        const auto bad = parse_options({name, value});
+        CHECK_FALSE(bad.options);
+        CHECK(bad.exit_code == 2);
+        CHECK(bad.output.find(name) != std::string::npos);
+    }
+    CHECK(hlsrelay::server::usage().find("--max-segment-bytes N") != std::string::npos);
+    Child bad({"--max-redirects", "99", "--listen", "127.0.0.1:0"});
+    CHECK(bad.wait_exit(10s) == 2);
+    CHECK(bad.output().find("--max-redirects must be a number within 0..20") != std::string::npos);
+}

@@ -1,5 +1,6 @@
 // The loopback live-HLS origin behind the engine tests: a clock-driven playlist over ffmpeg media, with faults.
 #include "support/origin.hpp"
+#include "support/http_serve.hpp"
 #include "support/ts_edit.hpp"
 
 #include <arpa/inet.h>
@@ -25,35 +26,10 @@
 namespace hlsrelay::test {
 namespace {
 
-constexpr size_t kMaxHeader = 16 * 1024;
 constexpr auto kReadTimeout = std::chrono::seconds(10);
 constexpr double kEps = 1e-6;
 
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
-
-std::string trim(const std::string& s) {
-    size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-}
-
-// MSG_NOSIGNAL: a client that went away must not kill the test process with SIGPIPE.
-bool send_all(int fd, const char* data, size_t size) {
-    while (size > 0) {
-        const ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
-        if (n > 0) {
-            data += n;
-            size -= static_cast<size_t>(n);
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else {
-            return false;
-        }
-    }
-    return true;
-}
+using http::send_all;
 
 std::optional<int64_t> parse_segment_name(const std::string& name) {
     constexpr std::string_view prefix = "seg_", suffix = ".ts";
@@ -66,18 +42,7 @@ std::optional<int64_t> parse_segment_name(const std::string& name) {
     return std::stoll(digits);
 }
 
-const char* reason(int status) {
-    switch (status) {
-        case 200: return "OK";
-        case 302: return "Found";
-        case 400: return "Bad Request";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 431: return "Request Header Fields Too Large";
-        case 500: return "Internal Server Error";
-        default: return "Unknown";
-    }
-}
+using http::reason;
 
 }  // namespace
 
@@ -261,24 +226,7 @@ std::string LiveOrigin::render_locked(Clock::time_point now) const {
 // ---- lifecycle ----
 
 int LiveOrigin::open_listener(uint16_t port, uint16_t* bound) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::runtime_error(std::string("LiveOrigin: socket: ") + std::strerror(errno));
-    const int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 64) != 0) {
-        const int err = errno;
-        ::close(fd);
-        throw std::runtime_error("LiveOrigin: cannot listen on 127.0.0.1:" + std::to_string(port) + ": " +
-                                 std::strerror(err));
-    }
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    *bound = ntohs(addr.sin_port);
-    return fd;
+    return http::listen_loopback(port, bound, "LiveOrigin");
 }
 
 void LiveOrigin::start() {
@@ -429,53 +377,16 @@ void LiveOrigin::serve(Conn* conn) {
         conn->done = true;
     };
 
-    std::string head;
-    int status = 0;
-    const auto deadline = Clock::now() + kReadTimeout;
-    char buf[4096];
-    while (head.find("\r\n\r\n") == std::string::npos) {
-        if (head.size() > kMaxHeader) {
-            status = 431;
-            break;
-        }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        if (left <= 0) {  // a client that never finishes its request
-            finish();
-            return;
-        }
-        pollfd p{fd, POLLIN, 0};
-        const int rc = ::poll(&p, 1, static_cast<int>(left));
-        if (rc < 0 && errno == EINTR) continue;
-        if (rc < 0) {
-            finish();
-            return;
-        }
-        if (rc == 0) continue;
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) {  // peer gone, or stop() shut the socket down
-            finish();
-            return;
-        }
-        head.append(buf, static_cast<size_t>(n));
+    http::Request request;
+    if (!http::read_request(fd, Clock::now() + kReadTimeout, request)) {
+        finish();
+        return;
     }
-
-    std::string method, target;
-    std::map<std::string, std::string> headers;
-    if (status == 0) {
-        std::istringstream in(head.substr(0, head.find("\r\n\r\n")));
-        std::string line, version;
-        std::getline(in, line);
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        std::istringstream rl(line);
-        rl >> method >> target >> version;
-        if (method.empty() || target.empty() || version.rfind("HTTP/1.", 0) != 0) status = 400;
-        while (std::getline(in, line)) {
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            const size_t colon = line.find(':');
-            if (colon != std::string::npos) headers[lower(trim(line.substr(0, colon)))] = trim(line.substr(colon + 1));
-        }
-    }
-    const std::string path = target.substr(0, target.find('?'));
+    int status = request.status;
+    const std::string& method = request.method;
+    const std::string& target = request.target;
+    const std::string& path = request.path;
+    const std::map<std::string, std::string>& headers = request.headers;
     const bool is_playlist = path.size() > 5 && path.compare(path.size() - 5, 5, ".m3u8") == 0;
     const bool is_segment = path.size() > 3 && path.compare(path.size() - 3, 3, ".ts") == 0;
 

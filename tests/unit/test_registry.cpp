@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -776,4 +777,105 @@ TEST_CASE("Registry::list returns copies in insertion order", "[registry]") {
     CHECK(ids(l) == Strings{"zeta", "alpha"});
     l[0].name = "changed";
     CHECK(reg.find("zeta")->name == "Zeta");
+}
+
+// ---------------------------------------------------------------- fetch limits
+
+TEST_CASE("parse_json: per-channel fetch limits, their ranges and the round trip", "[registry][json][limits]") {
+    LoadReport r = parse_json(R"([
+      {"name": "capped", "url": "http://h/1", "max_playlist_bytes": 65536, "max_segment_bytes": 8388608,
+       "max_redirects": 0, "playlist_deadline": 2.5, "segment_deadline": 0},
+      {"name": "pl low", "url": "http://h/2", "max_playlist_bytes": 4095},
+      {"name": "seg high", "url": "http://h/3", "max_segment_bytes": 4294967297},
+      {"name": "redir", "url": "http://h/4", "max_redirects": 21},
+      {"name": "redir wrap", "url": "http://h/5", "max_redirects": 4294967297},
+      {"name": "deadline", "url": "http://h/6", "playlist_deadline": 0.2},
+      {"name": "negative", "url": "http://h/7", "segment_deadline": -1},
+      {"name": "type", "url": "http://h/8", "max_segment_bytes": "8M"},
+      {"name": "edges", "url": "http://h/9", "max_playlist_bytes": 4096, "max_segment_bytes": 4294967296,
+       "max_redirects": 20, "playlist_deadline": 3600, "segment_deadline": 0.5}
+    ])");
+    REQUIRE(r.channels.size() == 2);
+    const FetchLimitOverrides& l = r.channels[0].limits;
+    CHECK(l.max_playlist_bytes == 65536);
+    CHECK(l.max_segment_bytes == 8388608);
+    CHECK(l.max_redirects == 0);
+    CHECK(l.playlist_deadline == 2.5);
+    CHECK(l.segment_deadline == 0.0);  // set: 0 is "automatic", written back as given
+    CHECK(r.channels[1].limits.max_segment_bytes == int64_t{4} << 30);
+    CHECK(has_issue(r, 2, "max_playlist_bytes 4095 is outside [4096, 1073741824]"));
+    CHECK(has_issue(r, 3, "max_segment_bytes 4294967297 is outside [65536, 4294967296]"));
+    CHECK(has_issue(r, 4, "max_redirects 21 is outside [0, 20]"));
+    CHECK(has_issue(r, 5, "max_redirects 4294967297 is outside"));
+    CHECK(has_issue(r, 6, "playlist_deadline 0.2 is outside [0.5, 3600] (or 0: automatic)"));
+    CHECK(has_issue(r, 7, "segment_deadline -1 is outside"));
+    CHECK(has_issue(r, 8, "'max_segment_bytes' must be an integer"));
+    CHECK(r.issues.size() == 7);
+
+    nlohmann::json j = to_json(r.channels[0], true);
+    CHECK(j["max_playlist_bytes"] == 65536);
+    CHECK(j["max_segment_bytes"] == 8388608);
+    CHECK(j["max_redirects"] == 0);
+    CHECK(j["playlist_deadline"] == 2.5);
+    CHECK(j["segment_deadline"] == 0.0);
+    CHECK_FALSE(to_json(channel("Plain", "http://h/p"), true).contains("max_segment_bytes"));
+    LoadReport back = parse_json(to_json_text(r.channels, true));
+    CHECK(back.issues.empty());
+    CHECK(back.channels == r.channels);
+}
+
+TEST_CASE("parse_m3u: fetch limit attributes", "[registry][m3u][limits]") {
+    LoadReport r = parse_m3u(
+        "#EXTINF:-1 hlsrelay-max-playlist-bytes=\"65536\" hlsrelay-max-segment-bytes=1048576 hlsrelay-max-redirects=2 "
+        "hlsrelay-playlist-deadline=\"3\" hlsrelay-segment-deadline=\"7.5\",Capped\n"
+        "http://h/capped.m3u8\n"
+        "#EXTINF:-1 hlsrelay-max-segment-bytes=\"1k\",Words\n"
+        "http://h/words.m3u8\n"
+        "#EXTINF:-1 hlsrelay-max-redirects=\"99\",Many\n"
+        "http://h/many.m3u8\n"
+        "#EXTINF:-1 hlsrelay-segment-deadline=\"0.1\",Short\n"
+        "http://h/short.m3u8\n");
+    REQUIRE(r.channels.size() == 1);
+    const FetchLimitOverrides& l = r.channels[0].limits;
+    CHECK(l.max_playlist_bytes == 65536);
+    CHECK(l.max_segment_bytes == 1048576);
+    CHECK(l.max_redirects == 2);
+    CHECK(l.playlist_deadline == 3.0);
+    CHECK(l.segment_deadline == 7.5);
+    REQUIRE(r.issues.size() == 3);
+    CHECK(has_issue(r, 3, "hlsrelay-max-segment-bytes '1k' is not an integer"));
+    CHECK(has_issue(r, 5, "max_redirects 99 is outside [0, 20]"));
+    CHECK(has_issue(r, 7, "segment_deadline 0.1 is outside [0.5, 3600]"));
+}
+
+TEST_CASE("Registry::add and update refuse out-of-range fetch limits", "[registry][limits]") {
+    Registry reg;
+    ChannelConfig c = channel("Capped", "http://h/c");
+    c.limits.max_segment_bytes = 1024;
+    CHECK_THROWS_WITH(reg.add(c), Catch::Contains("max_segment_bytes 1024 is outside"));
+    c.limits = {};
+    c.limits.max_redirects = -1;
+    CHECK_THROWS_WITH(reg.add(c), Catch::Contains("max_redirects -1 is outside"));
+    c.limits = {};
+    c.limits.playlist_deadline = 2;
+    const std::string id = reg.add(c).id;
+    c.limits.segment_deadline = 1e9;
+    CHECK_THROWS_WITH(reg.update(id, c), Catch::Contains("segment_deadline"));
+    CHECK(reg.find(id)->limits.playlist_deadline == 2.0);
+    CHECK_FALSE(reg.find(id)->limits.segment_deadline);
+}
+
+TEST_CASE("limits_problem: the engine-wide defaults are in range, each bound is checked", "[registry][limits]") {
+    CHECK(detail::limits_problem(FetchLimits{}) == "");
+    FetchLimits l;
+    l.max_playlist_bytes = kMaxMaxPlaylistBytes + 1;
+    CHECK_THAT(detail::limits_problem(l), Catch::Contains("max_playlist_bytes"));
+    l = {};
+    l.segment_deadline = std::numeric_limits<double>::quiet_NaN();
+    CHECK_THAT(detail::limits_problem(l), Catch::Contains("segment_deadline"));
+    l = {};
+    l.playlist_deadline = kMinFetchDeadline;
+    l.max_redirects = kMaxMaxRedirects;
+    l.max_segment_bytes = kMinMaxSegmentBytes;
+    CHECK(detail::limits_problem(l) == "");
 }

@@ -122,10 +122,19 @@ typedef struct hlsrelay_settings {
     double reconnect_min;     /* first reconnect delay in seconds; doubles up to reconnect_max (0.5) */
     double reconnect_max;     /* (30) */
     int log_level;            /* an hlsrelay_log_level (HLSRELAY_LOG_WARN) */
+    /* Caps and deadlines of every upstream fetch (channels may override them: the channel fields of
+     * the same names); a fetch exceeding one is aborted with an error in the channel's status.
+     * docs/security.md. */
+    int64_t max_playlist_bytes; /* a playlist's size, 4096..2^30 bytes (4 MiB) */
+    int64_t max_segment_bytes;  /* a segment's, init section's or key's size, 65536..2^32 bytes (64 MiB) */
+    int max_redirects;          /* HTTP redirects followed per fetch, 0..20 (5) */
+    double playlist_deadline;   /* seconds a whole playlist fetch may take, 0.5..3600; 0: automatic (0) */
+    double segment_deadline;    /* seconds a whole segment fetch may take, 0.5..3600; 0: automatic (0) */
 } hlsrelay_settings;
 
-#define HLSRELAY_SETTINGS_INIT \
-    { sizeof(hlsrelay_settings), 2.0, 5, 5.0, NULL, 10.0, 0.5, 30.0, HLSRELAY_LOG_WARN }
+#define HLSRELAY_SETTINGS_INIT                                                                   \
+    { sizeof(hlsrelay_settings), 2.0, 5, 5.0, NULL, 10.0, 0.5, 30.0, HLSRELAY_LOG_WARN, INT64_C(4194304), \
+      INT64_C(67108864), 5, 0.0, 0.0 }
 
 /* Fills *settings with the defaults of this header (inline: it can never write past the caller's
  * struct). NULL is ignored. */
@@ -175,7 +184,8 @@ HLSRELAY_API void hlsrelay_load_report_free(hlsrelay_load_report* report);
 
 /* Adds one channel given as a JSON object with the fields of a channel-list entry: "name" and "url" or
  * "urls" required; "id", "logo", "group", "headers", "user_agent", "referer", "loop", "realtime",
- * "variant", "segment_duration", "max_segments", "cleanup_interval" optional; unknown fields are
+ * "variant", "segment_duration", "max_segments", "cleanup_interval", "max_playlist_bytes",
+ * "max_segment_bytes", "max_redirects", "playlist_deadline", "segment_deadline" optional; unknown fields are
  * ignored. The channel is added exactly once; its id (assigned from the name when "id" is absent, made
  * unique) goes to id_buf. Because adding is not repeatable, there is no size query: id_buf may be NULL
  * (id not wanted; *id_size, if id_size is not NULL, receives the size needed), and a non-NULL id_buf
