@@ -172,8 +172,8 @@ std::optional<Program> find_program(const std::string& data) {
     return std::nullopt;
 }
 
-Cutter::Cutter(double segment_duration, Emit emit, BufferPool* pool)
-    : segment_duration_(segment_duration), emit_(std::move(emit)), pool_(pool) {}
+Cutter::Cutter(double segment_duration, Emit emit, BufferPool* pool, size_t max_cut_bytes)
+    : segment_duration_(segment_duration), emit_(std::move(emit)), pool_(pool), max_cut_bytes_(max_cut_bytes) {}
 
 void Cutter::set_program(Program program) {
     if (program_ && program_->same_layout(program) && program_->pmt_pid == program.pmt_pid) {
@@ -389,6 +389,22 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
         for (uint32_t s : psi) add_packet(cut_, s);
         psi.clear();
         add_packet(cut_, offset);
+        if (cut_.data.size() + cut_.packets.size() * kPacketSize > max_cut_bytes_) {
+            // Timestamps that never advance (or none at all) never reach a cut: memory stays bounded,
+            // the cut goes out as it is and the next one starts at a keyframe, after a break.
+            if (finishing_) {
+                Pending prev = std::move(*finishing_);
+                finishing_.reset();
+                tail_pids_.clear();
+                emit(std::move(prev), &data);
+            }
+            open_ = false;
+            Pending p = std::move(cut_);
+            cut_ = Pending{};
+            emit(std::move(p), &data);
+            need_key_ = true;
+            pending_break_ = true;
+        }
     };
 
     for (size_t i = 0; i < packets.size(); ++i) {
