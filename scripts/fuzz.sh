@@ -4,6 +4,7 @@
 # build-fuzz/corpus/<target> (not the repository); a crash stops with the input saved as
 # build-fuzz/artifacts/<target>/crash-* and a non-zero exit.
 #   scripts/fuzz.sh [seconds per target, default 30] [target...]
+# HLSRELAY_FUZZ_SKIP_BUILD=1 runs the binaries already built (e.g. two runs side by side, one build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -14,10 +15,12 @@ targets=("$@")
 dir=${HLSRELAY_FUZZ_BUILD_DIR:-build-fuzz}
 
 start=$(date +%s)
-CC=clang CXX=clang++ cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHLSRELAY_BUILD_FUZZ=ON \
-  -DHLSRELAY_BUILD_SERVER=OFF -DHLSRELAY_BUILD_CAPI=OFF -DHLSRELAY_BUILD_PYTHON=OFF >/dev/null
-cmake --build "$dir" -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
-echo "fuzz: built in $(( $(date +%s) - start )) s"
+if [ "${HLSRELAY_FUZZ_SKIP_BUILD:-0}" != 1 ]; then
+  CC=clang CXX=clang++ cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHLSRELAY_BUILD_FUZZ=ON \
+    -DHLSRELAY_BUILD_SERVER=OFF -DHLSRELAY_BUILD_CAPI=OFF -DHLSRELAY_BUILD_PYTHON=OFF >/dev/null
+  cmake --build "$dir" -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
+  echo "fuzz: built in $(( $(date +%s) - start )) s"
+fi
 
 status=0
 for t in "${targets[@]}"; do
@@ -26,12 +29,14 @@ for t in "${targets[@]}"; do
   [ "$t" = ts_segmenter ] && max_len=65536
   inputs=("$dir/corpus/$t" "$root/tests/fuzz/corpus/$t")
   [ -d "$root/tests/fuzz/regressions/$t" ] && inputs+=("$root/tests/fuzz/regressions/$t")
+  dict=()
+  [ -f "$root/tests/fuzz/dict/$t.dict" ] && dict=(-dict="$root/tests/fuzz/dict/$t.dict")
   echo "== fuzz_$t for ${seconds}s"
   # The seed corpus is read-only input; what the run finds is kept in the build directory only.
   if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       "$dir/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len=$max_len -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix="$dir/artifacts/$t/" \
-      "${inputs[@]}" 2>"$dir/fuzz_$t.log"; then
+      "${dict[@]}" "${inputs[@]}" 2>"$dir/fuzz_$t.log"; then
     status=1
     echo "fuzz_$t FAILED; the input is in $dir/artifacts/$t/:"
     ls "$dir/artifacts/$t"

@@ -16,6 +16,13 @@ namespace {
 constexpr AVRational kTimeBase90k{1, 90000};
 constexpr int64_t kTicks = 90000;
 constexpr int64_t kTimelineStart = 10 * kTicks;  // room for B-frame reordering before zero
+// A container hands over whatever int64_t timestamps its bytes say (a hostile or broken source: any
+// demuxer libavformat probes). The timestamp arithmetic here is plain int64_t on values kept within
+// +-2^52 (in input units and at 90 kHz: 1600 years), so it cannot overflow: a timestamp beyond that
+// counts as missing, an unwrap offset beyond it starts over.
+constexpr int64_t kMaxTimestamp = int64_t{1} << 52;
+constexpr int64_t kMaxPacketSpan = 3600 * kTicks;  // the longest packet duration and PTS-DTS taken
+bool sane_timestamp(int64_t v) { return v != AV_NOPTS_VALUE && v >= -kMaxTimestamp && v <= kMaxTimestamp; }
 
 bool carried_by_mpegts(const AVCodecParameters* par) {
     switch (par->codec_type) {
@@ -136,8 +143,8 @@ struct Segmenter::Track {
     int64_t last_duration = 0;          // output, 90 kHz
 };
 
-Segmenter::Segmenter(double segment_duration, Publish publish)
-    : segment_duration_(segment_duration), publish_(std::move(publish)) {}
+Segmenter::Segmenter(double segment_duration, Publish publish, size_t max_segment_bytes)
+    : segment_duration_(segment_duration), publish_(std::move(publish)), max_segment_bytes_(max_segment_bytes) {}
 
 Segmenter::~Segmenter() = default;
 
@@ -285,26 +292,35 @@ void Segmenter::update_info(const AVFormatContext* input, const std::vector<int>
 // Unwraps 33-bit (or whatever the demuxer says) timestamps, maps them onto our 90 kHz timeline and
 // repairs what would make it go backwards. Returns false for a packet without any timestamp.
 bool Segmenter::timestamps(Track& t, const AVPacket* p, int64_t& dts, int64_t& pts) {
-    int64_t raw_dts = p->dts != AV_NOPTS_VALUE ? p->dts : p->pts;
-    if (raw_dts == AV_NOPTS_VALUE) {
+    auto missing = [&] {
         if (t.last_dts == AV_NOPTS_VALUE || t.last_duration <= 0) return false;
         dts = t.last_dts + t.last_duration;
         pts = dts;
         return true;
-    }
+    };
+    const bool have_pts = sane_timestamp(p->pts);
+    const int64_t raw_dts = sane_timestamp(p->dts) ? p->dts : have_pts ? p->pts : AV_NOPTS_VALUE;
+    if (raw_dts == AV_NOPTS_VALUE) return missing();
     int64_t unwrapped = raw_dts + t.wrap_offset;
     if (t.wrap > 0 && t.last_unwrapped != AV_NOPTS_VALUE) {
         if (unwrapped < t.last_unwrapped - t.wrap / 2) { t.wrap_offset += t.wrap; unwrapped += t.wrap; }
         else if (unwrapped > t.last_unwrapped + t.wrap / 2) { t.wrap_offset -= t.wrap; unwrapped -= t.wrap; }
     }
+    if (!sane_timestamp(unwrapped)) {  // wraps that only ever go one way (hostile): start over
+        t.wrap_offset = 0;
+        unwrapped = raw_dts;
+    }
     t.last_unwrapped = unwrapped;
-    int64_t unwrapped_pts = p->pts != AV_NOPTS_VALUE ? p->pts + t.wrap_offset : unwrapped;
+    int64_t unwrapped_pts = have_pts ? p->pts + t.wrap_offset : unwrapped;
     if (t.wrap > 0) {
         if (unwrapped_pts < unwrapped - t.wrap / 2) unwrapped_pts += t.wrap;
         else if (unwrapped_pts > unwrapped + t.wrap / 2) unwrapped_pts -= t.wrap;
     }
+    // av_rescale_q gives INT64_MIN when the result does not fit (a time base of seconds, say).
     const int64_t in_dts = av_rescale_q(unwrapped, t.input_time_base, kTimeBase90k);
-    const int64_t in_pts = av_rescale_q(unwrapped_pts, t.input_time_base, kTimeBase90k);
+    if (!sane_timestamp(in_dts)) return missing();
+    int64_t in_pts = av_rescale_q(unwrapped_pts, t.input_time_base, kTimeBase90k);
+    if (!sane_timestamp(in_pts) || in_pts - in_dts > kMaxPacketSpan || in_pts < in_dts) in_pts = in_dts;
 
     if (need_rebase_) {
         const int64_t next = any_output_ || timeline_end_ > 0 ? timeline_end_ : kTimelineStart;
@@ -349,7 +365,9 @@ void Segmenter::write(AVPacket* p) {
     Track& t = tracks_[static_cast<size_t>(track_index)];
     int64_t dts = 0, pts = 0;
     if (!timestamps(t, p, dts, pts)) return;
-    int64_t duration = p->duration > 0 ? av_rescale_q(p->duration, t.input_time_base, kTimeBase90k) : 0;
+    int64_t duration = p->duration > 0 && p->duration <= kMaxTimestamp
+                           ? av_rescale_q(p->duration, t.input_time_base, kTimeBase90k) : 0;
+    if (duration < 0 || duration > kMaxPacketSpan) duration = 0;  // not representable, or absurd
     if (duration <= 0 && t.last_dts != AV_NOPTS_VALUE) duration = std::min<int64_t>(dts - t.last_dts, kTicks);
 
     const bool is_reference = track_index == reference_;
@@ -383,6 +401,13 @@ void Segmenter::write(AVPacket* p) {
             start_segment(pts, cut_keyframe);
         }
     }
+    if (segment_bytes_ > max_segment_bytes_) {
+        // Timestamps that hardly advance (repaired one tick at a time), or a reference stream that
+        // stopped while another goes on, never reach a cut by time: memory stays bounded.
+        finish_segment(std::max(pts, reference_end_));
+        start_segment(pts, is_reference && key);
+    }
+    segment_bytes_ += static_cast<size_t>(std::max(p->size, 0));
 
     p->stream_index = track_index;
     p->dts = dts;
@@ -402,6 +427,7 @@ void Segmenter::start_segment(int64_t pts, bool keyframe) {
     if (!first_in_muxer_) av_opt_set(muxer_->priv_data, "mpegts_flags", "resend_headers", 0);
     first_in_muxer_ = false;
     segment_open_ = true;
+    segment_bytes_ = 0;
     segment_keyframe_ = keyframe;
     segment_start_ = pts;
     reference_end_ = pts;
@@ -496,6 +522,7 @@ bool Segmenter::probe_passthrough(const std::string& data, const ts::Program& pr
 }
 
 bool Segmenter::write_ts_segment(std::string& data, bool discontinuity, bool independent) {
+    if (data.size() > ts::kMaxFeedBytes) return false;  // the remux path takes what the cutter cannot index
     std::optional<ts::Program> program = ts::find_program(data);
     if (!program) {
         // A segment without its own tables continues the program of the one before.
@@ -510,7 +537,7 @@ bool Segmenter::write_ts_segment(std::string& data, bool discontinuity, bool ind
         writer_.reset();
         layout_.clear();
         cutter_ = std::make_unique<ts::Cutter>(segment_duration_, [this](ts::Cut&& cut) { publish_cut(std::move(cut)); },
-                                               pool_);
+                                               pool_, max_segment_bytes_);
         passthrough_ = true;
         discontinuity = true;
     }

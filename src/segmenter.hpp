@@ -27,7 +27,8 @@ class Segmenter {
 public:
     using Publish = std::function<void(CutSegment&&)>;
 
-    Segmenter(double segment_duration, Publish publish);
+    // `max_segment_bytes`: the largest output segment held (ts::kMaxOutputSegmentBytes; smaller in tests).
+    Segmenter(double segment_duration, Publish publish, size_t max_segment_bytes = ts::kMaxOutputSegmentBytes);
     ~Segmenter();
     Segmenter(const Segmenter&) = delete;
     Segmenter& operator=(const Segmenter&) = delete;
@@ -88,6 +89,8 @@ private:
     int reference_ = -1;                  // the track cuts are measured on: video, else first audio
     bool has_video_ = false;
 
+    size_t max_segment_bytes_;
+    size_t segment_bytes_ = 0;     // packet bytes muxed into the open segment
     bool segment_open_ = false;
     bool segment_keyframe_ = true;
     bool pending_discontinuity_ = false;

@@ -172,8 +172,8 @@ std::optional<Program> find_program(const std::string& data) {
     return std::nullopt;
 }
 
-Cutter::Cutter(double segment_duration, Emit emit, BufferPool* pool)
-    : segment_duration_(segment_duration), emit_(std::move(emit)), pool_(pool) {}
+Cutter::Cutter(double segment_duration, Emit emit, BufferPool* pool, size_t max_cut_bytes)
+    : segment_duration_(segment_duration), emit_(std::move(emit)), pool_(pool), max_cut_bytes_(max_cut_bytes) {}
 
 void Cutter::set_program(Program program) {
     if (program_ && program_->same_layout(program) && program_->pmt_pid == program.pmt_pid) {
@@ -336,6 +336,10 @@ void Cutter::flush() {
 FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boundary, double target_limit) {
     FeedStats stats;
     if (!program_) return stats;
+    if (input.size() > kMaxFeedBytes) {  // packet offsets are 32-bit (Pending::packets)
+        stats.bad_packets = static_cast<int64_t>(input.size() / kPacketSize);
+        return stats;
+    }
     std::string data = std::move(input);
     source_ = &data;
     struct Reset {
@@ -385,6 +389,22 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
         for (uint32_t s : psi) add_packet(cut_, s);
         psi.clear();
         add_packet(cut_, offset);
+        if (cut_.data.size() + cut_.packets.size() * kPacketSize > max_cut_bytes_) {
+            // Timestamps that never advance (or none at all) never reach a cut: memory stays bounded,
+            // the cut goes out as it is and the next one starts at a keyframe, after a break.
+            if (finishing_) {
+                Pending prev = std::move(*finishing_);
+                finishing_.reset();
+                tail_pids_.clear();
+                emit(std::move(prev), &data);
+            }
+            open_ = false;
+            Pending p = std::move(cut_);
+            cut_ = Pending{};
+            emit(std::move(p), &data);
+            need_key_ = true;
+            pending_break_ = true;
+        }
     };
 
     for (size_t i = 0; i < packets.size(); ++i) {
@@ -516,13 +536,15 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
 namespace hlsrelay::ts {
 
 namespace {
-// Exp-Golomb bit reader over an RBSP (emulation prevention bytes already removed).
+// Exp-Golomb bit reader over an RBSP (emulation prevention bytes already removed). Every read is
+// bounded: past the end, or a value outside the range the caller allows (the syntax element's range
+// in the specification), and ok() turns false for good; the values read after that are 0.
 class Bits {
 public:
     Bits(const std::vector<uint8_t>& data) : d_(data) {}
     bool ok() const { return ok_; }
     uint32_t bit() {
-        if (pos_ >= d_.size() * 8) {
+        if (!ok_ || pos_ >= d_.size() * 8) {
             ok_ = false;
             return 0;
         }
@@ -530,27 +552,35 @@ public:
         ++pos_;
         return b;
     }
+    // n <= 32 bits, most significant first.
     uint32_t bits(int n) {
         uint32_t v = 0;
         for (int i = 0; i < n; ++i) v = v << 1 | bit();
-        return v;
+        return ok_ ? v : 0;
     }
-    uint32_t ue() {
+    // ue(v) in [0, max] (at most 2^32 - 2, 31 leading zeros).
+    uint32_t ue(uint32_t max) {
         int zeros = 0;
-        while (ok_ && bit() == 0) {
-            if (++zeros > 31) {
-                ok_ = false;
-                return 0;
-            }
+        while (bit() == 0) {
+            if (!ok_ || ++zeros > 31) return fail();
         }
-        return ((uint32_t{1} << zeros) - 1) + bits(zeros);
+        const uint64_t v = ((uint64_t{1} << zeros) - 1) + bits(zeros);
+        if (!ok_ || v > max) return fail();
+        return static_cast<uint32_t>(v);
     }
-    int32_t se() {
-        const uint32_t v = ue();
-        return v & 1 ? static_cast<int32_t>((v + 1) / 2) : -static_cast<int32_t>(v / 2);
+    // se(v) in [min, max]; the code numbers 2k-1 and 2k map to k and -k.
+    int32_t se(int32_t min, int32_t max) {
+        const uint64_t k = ue(0xfffffffe);
+        const int64_t v = k & 1 ? static_cast<int64_t>((k + 1) / 2) : -static_cast<int64_t>(k / 2);
+        if (!ok_ || v < min || v > max) return static_cast<int32_t>(fail());
+        return static_cast<int32_t>(v);
     }
 
 private:
+    uint32_t fail() {
+        ok_ = false;
+        return 0;
+    }
     const std::vector<uint8_t>& d_;
     size_t pos_ = 0;
     bool ok_ = true;
@@ -586,7 +616,11 @@ std::string hex3(const uint8_t* b) {
 }
 }  // namespace
 
+// H.264 (ITU-T H.264) 7.3.2.1.1 seq_parameter_set_data(), as far as the frame cropping, with the
+// value ranges of 7.4.2.1.1: a value outside its range makes the SPS invalid (a hostile or damaged
+// SPS must not reach any arithmetic with it).
 bool h264_sps_size(const uint8_t* nal, size_t size, int& width, int& height) {
+    if (!nal || size < 2) return false;
     std::vector<uint8_t> rbsp;
     rbsp.reserve(size);
     for (size_t i = 1; i < size; ++i) {  // after the NAL header byte
@@ -598,26 +632,29 @@ bool h264_sps_size(const uint8_t* nal, size_t size, int& width, int& height) {
         }
         rbsp.push_back(nal[i]);
     }
+    constexpr int32_t kInt32Min = -2147483647;  // offset_for_* range: -2^31 + 1 .. 2^31 - 1
+    constexpr int32_t kInt32Max = 2147483647;
     Bits b(rbsp);
     const uint32_t profile = b.bits(8);
     b.bits(16);  // constraint flags, level
-    b.ue();      // seq_parameter_set_id
+    b.ue(31);    // seq_parameter_set_id
     uint32_t chroma_format = 1;
     bool separate_planes = false;
     switch (profile) {
         case 100: case 110: case 122: case 244: case 44: case 83: case 86: case 118: case 128: case 138: case 139:
         case 134: case 135:
-            chroma_format = b.ue();
+            chroma_format = b.ue(3);
             if (chroma_format == 3) separate_planes = b.bit();
-            b.ue();  // bit_depth_luma_minus8
-            b.ue();  // bit_depth_chroma_minus8
-            b.bit(); // qpprime_y_zero_transform_bypass_flag
+            b.ue(6);  // bit_depth_luma_minus8
+            b.ue(6);  // bit_depth_chroma_minus8
+            b.bit();  // qpprime_y_zero_transform_bypass_flag
             if (b.bit()) {  // seq_scaling_matrix_present_flag
                 for (int i = 0; i < (chroma_format != 3 ? 8 : 12) && b.ok(); ++i) {
-                    if (!b.bit()) continue;
+                    if (!b.bit()) continue;  // seq_scaling_list_present_flag[i]
+                    // scaling_list() (7.3.2.1.1.1): delta_scale in [-128, 127], the scale mod 256.
                     int last = 8, next = 8;
                     for (int j = 0; j < (i < 6 ? 16 : 64) && b.ok(); ++j) {
-                        if (next != 0) next = (last + b.se() + 256) % 256;
+                        if (next != 0) next = (last + b.se(-128, 127) + 256) % 256;
                         last = next == 0 ? last : next;
                     }
                 }
@@ -626,34 +663,40 @@ bool h264_sps_size(const uint8_t* nal, size_t size, int& width, int& height) {
         default:
             break;
     }
-    b.ue();  // log2_max_frame_num_minus4
-    const uint32_t poc_type = b.ue();
+    b.ue(12);  // log2_max_frame_num_minus4
+    const uint32_t poc_type = b.ue(2);
     if (poc_type == 0) {
-        b.ue();
+        b.ue(12);  // log2_max_pic_order_cnt_lsb_minus4
     } else if (poc_type == 1) {
-        b.bit();
-        b.se();
-        b.se();
-        const uint32_t cycle = b.ue();
-        if (cycle > 255) return false;
-        for (uint32_t i = 0; i < cycle && b.ok(); ++i) b.se();
+        b.bit();                       // delta_pic_order_always_zero_flag
+        b.se(kInt32Min, kInt32Max);    // offset_for_non_ref_pic
+        b.se(kInt32Min, kInt32Max);    // offset_for_top_to_bottom_field
+        const uint32_t cycle = b.ue(255);  // num_ref_frames_in_pic_order_cnt_cycle
+        for (uint32_t i = 0; i < cycle && b.ok(); ++i) b.se(kInt32Min, kInt32Max);
     }
-    b.ue();   // max_num_ref_frames
-    b.bit();  // gaps_in_frame_num_value_allowed_flag
-    const uint32_t width_mbs = b.ue() + 1;
-    const uint32_t height_units = b.ue() + 1;
+    b.ue(16);  // max_num_ref_frames (at most MaxDpbFrames, itself at most 16)
+    b.bit();   // gaps_in_frame_num_value_allowed_flag
+    // Up to 1024 macroblocks (16384 pixels) a side: more than any level allows (A.3.1: at most
+    // sqrt(8 * MaxFS), 1055 for level 6.2), so anything larger is not a real picture.
+    constexpr uint32_t kMaxMbs = 1024;
+    const uint32_t width_mbs = b.ue(kMaxMbs - 1) + 1;     // pic_width_in_mbs_minus1
+    const uint32_t height_units = b.ue(kMaxMbs - 1) + 1;  // pic_height_in_map_units_minus1
     const uint32_t frame_mbs_only = b.bit();
-    if (!frame_mbs_only) b.bit();
+    if (!frame_mbs_only) b.bit();  // mb_adaptive_frame_field_flag
     b.bit();  // direct_8x8_inference_flag
-    uint32_t crop[4] = {0, 0, 0, 0};
-    if (b.bit())
-        for (auto& c : crop) c = b.ue();
-    if (!b.ok() || width_mbs > 1024 || height_units > 1024) return false;
+    // The picture in luma samples; the crop offsets are in chroma units (7-19 .. 7-22).
     uint32_t unit_x = 1, unit_y = 2 - frame_mbs_only;
     if (!separate_planes && chroma_format == 1) unit_x = 2, unit_y *= 2;
     else if (!separate_planes && chroma_format == 2) unit_x = 2;
-    const int64_t w = int64_t{width_mbs} * 16 - int64_t{unit_x} * (crop[0] + crop[1]);
-    const int64_t h = int64_t{height_units} * 16 * (2 - frame_mbs_only) - int64_t{unit_y} * (crop[2] + crop[3]);
+    const int64_t full_w = int64_t{width_mbs} * 16;
+    const int64_t full_h = int64_t{height_units} * 16 * (2 - frame_mbs_only);
+    int64_t crop[4] = {0, 0, 0, 0};
+    if (b.bit()) {  // frame_cropping_flag: each offset at most the picture (the sum is checked below)
+        for (int i = 0; i < 4; ++i) crop[i] = b.ue(static_cast<uint32_t>((i < 2 ? full_w / unit_x : full_h / unit_y)));
+    }
+    if (!b.ok()) return false;
+    const int64_t w = full_w - int64_t{unit_x} * (crop[0] + crop[1]);
+    const int64_t h = full_h - int64_t{unit_y} * (crop[2] + crop[3]);
     if (w <= 0 || h <= 0) return false;
     width = static_cast<int>(w);
     height = static_cast<int>(h);

@@ -18,6 +18,13 @@ namespace hlsrelay::ts {
 constexpr size_t kPacketSize = 188;
 constexpr int64_t kClock = 90000;           // PES timestamps tick at 90 kHz
 constexpr int64_t kWrap = int64_t{1} << 33;  // and wrap at 2^33
+// The largest source segment Cutter::feed takes: it keeps packet offsets in 32 bits.
+constexpr size_t kMaxFeedBytes = 0xffffffff;
+// The largest output segment either path (Cutter, Segmenter's remux) holds: a source whose
+// timestamps never advance (or are missing) never reaches a cut by time, so past this size the
+// pending segment is published as it is and the next one starts over. Real segments are far
+// smaller (10 s at 50 Mbit/s: 62 MB).
+constexpr size_t kMaxOutputSegmentBytes = size_t{256} << 20;
 
 // (b - a) on the 33-bit circle, in [-2^32, 2^32).
 int64_t ts_diff(int64_t a, int64_t b);
@@ -60,6 +67,7 @@ struct StreamParams {
 std::optional<StreamParams> describe(const std::string& data, const Program& program);
 
 // Width and height from an H.264 SPS NAL unit (header byte included, emulation prevention intact).
+// False for a truncated SPS or one with a value outside its range (H.264 7.4.2.1.1).
 bool h264_sps_size(const uint8_t* nal, size_t size, int& width, int& height);
 
 struct Cut {
@@ -82,7 +90,9 @@ public:
 
     // `pool`, if any, provides the buffers of joined segments and takes back the source buffers
     // that were copied.
-    Cutter(double segment_duration, Emit emit, BufferPool* pool = nullptr);
+    // `max_cut_bytes`: see kMaxOutputSegmentBytes (smaller in tests).
+    Cutter(double segment_duration, Emit emit, BufferPool* pool = nullptr,
+           size_t max_cut_bytes = kMaxOutputSegmentBytes);
 
     // Use `program` from now on. A cut in progress is emitted first.
     void set_program(Program program);
@@ -92,6 +102,7 @@ public:
     // emitted first and the next output starts at a keyframe). `end_is_boundary`: the next source
     // segment is expected to start with a keyframe, so the pending cut may end with this one.
     // `target_limit`: the longest allowed output segment in seconds (target duration + 0.5).
+    // At most kMaxFeedBytes of `data` (a larger one is dropped, counted as bad packets).
     FeedStats feed(std::string&& data, bool discontinuity, bool end_is_boundary, double target_limit);
     // Emits what is pending (the source ended or switches to another path).
     void flush();
@@ -124,6 +135,7 @@ private:
     double segment_duration_;
     Emit emit_;
     BufferPool* pool_;
+    size_t max_cut_bytes_;
     std::optional<Program> program_;
     int reference_pid_ = -1;
     bool reference_video_ = false;

@@ -113,6 +113,9 @@ inline constexpr std::size_t max_segments = 20000;
 // Each segment owns a copy of its key and map; without a cap one huge EXT-X-KEY line
 // followed by 20000 tiny segments would expand a 1 MB playlist into gigabytes.
 inline constexpr std::size_t max_segment_bytes = std::size_t{64} << 20;
+// The longest EXTINF or EXT-X-TARGETDURATION taken (a day): a larger one is an error, so that every
+// duration (and the sum of max_segments of them) stays a sane, finite wait for the client.
+inline constexpr double max_duration_seconds = 86400;
 
 namespace detail {
 
@@ -156,7 +159,7 @@ inline std::optional<double> parse_number(std::string_view s) {
     return s.front() == '-' ? -v : v;
 }
 
-// "<length>[@<offset>]"; offset -1 when absent.
+// "<length>[@<offset>]"; offset -1 when absent. The end (offset + length) must fit in 64 bits.
 inline std::optional<ByteRange> parse_byterange(std::string_view s) {
     s = trim(s);
     auto at = s.find('@');
@@ -166,7 +169,7 @@ inline std::optional<ByteRange> parse_byterange(std::string_view s) {
     r.length = *length;
     if (at != std::string_view::npos) {
         auto offset = parse_int(s.substr(at + 1));
-        if (!offset) return std::nullopt;
+        if (!offset || *offset > std::numeric_limits<int64_t>::max() - r.length) return std::nullopt;
         r.offset = *offset;
     }
     return r;
@@ -522,12 +525,15 @@ private:
             auto duration = parse_number(value.substr(0, comma));
             if (!duration) fail("EXTINF duration is not a number");
             if (*duration < 0) fail("EXTINF duration is negative");
+            if (*duration > max_duration_seconds) fail("EXTINF duration exceeds " + std::to_string(static_cast<int>(max_duration_seconds)) + " s");
             pending_inf_line_ = line_;
             pending_duration_ = *duration;
             pending_title_ = comma == std::string_view::npos ? std::string_view{} : trim(value.substr(comma + 1));
         } else if (tag == "EXT-X-TARGETDURATION") {
             auto v = parse_number(value);
             if (!v || *v < 0) fail("EXT-X-TARGETDURATION is not a non-negative number");
+            if (*v > max_duration_seconds)
+                fail("EXT-X-TARGETDURATION exceeds " + std::to_string(static_cast<int>(max_duration_seconds)) + " s");
             media_.target_duration = *v;
             has_target_duration_ = true;
         } else if (tag == "EXT-X-MEDIA-SEQUENCE") {
@@ -684,9 +690,11 @@ private:
                 if (!prev || !prev->byterange || prev->uri != s.uri)
                     throw ParseError(pending_range_line_,
                                      "EXT-X-BYTERANGE has no offset and the previous segment is not a range of the same URI");
-                if (prev->byterange->length > std::numeric_limits<int64_t>::max() - prev->byterange->offset)
+                // The previous range's end fits (parse_byterange, or this check for it); this one's must too.
+                const int64_t end = prev->byterange->offset + prev->byterange->length;
+                if (r.length > std::numeric_limits<int64_t>::max() - end)
                     throw ParseError(pending_range_line_, "EXT-X-BYTERANGE offset overflows");
-                r.offset = prev->byterange->offset + prev->byterange->length;
+                r.offset = end;
             }
             s.byterange = r;
         }

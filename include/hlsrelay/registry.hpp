@@ -682,6 +682,9 @@ inline LoadReport parse_json(std::string_view text) {
             what.erase(0, tag + 2);
         report.issues.push_back({detail::line_of_byte(text, e.byte), "invalid JSON: " + detail::repair_utf8(what)});
         return report;
+    } catch (const nlohmann::json::out_of_range&) {  // 406: a number beyond a double (1e999); no position known
+        report.issues.push_back({1, "invalid JSON: a number is out of range"});
+        return report;
     }
     const nlohmann::json* list = &doc;
     if (doc.is_object() && doc.contains("channels")) list = &doc["channels"];

@@ -5,7 +5,9 @@
 #include "segmenter.hpp"
 #include "ts_cutter.hpp"
 
+#include <cstdint>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <set>
 
@@ -183,6 +185,195 @@ TEST_CASE("ts cutter: damaged input is dropped packet by packet, never a crash")
     for (const auto& c : out.cuts) {
         CHECK(c.data.size() % 188 == 0);
         CHECK(c.duration > 0);
+    }
+}
+
+TEST_CASE("ts cutter: a source whose timestamps never advance is cut by size, so memory stays bounded") {
+    const auto& media = live_media();
+    const std::string seg = read_file(media.segment_files.at(0));
+    const auto program = ts::find_program(seg);
+    REQUIRE(program);
+    // The same source segment again and again: its timestamps never get past the first one's, so no
+    // cut is ever due by time (4 s segments wanted).
+    auto run = [&](size_t cap) {
+        Collector out;
+        ts::Cutter cutter(4.0, out.emit(), nullptr, cap);
+        cutter.set_program(*program);
+        for (int i = 0; i < 20; ++i) cutter.feed(std::string(seg), false, false, 4.5);
+        cutter.flush();
+        return std::move(out.cuts);
+    };
+    CHECK(run(std::numeric_limits<size_t>::max()).size() == 1);  // the situation: without a cap, one cut takes everything
+    const size_t cap = 3 * seg.size();
+    const auto cuts = run(cap);
+    CHECK(cuts.size() >= 5);
+    bool any_break = false;
+    for (const auto& c : cuts) {
+        CHECK(c.data.size() % 188 == 0);
+        CHECK(c.data.size() <= cap + 8 * 188);  // the packet over the cap, the tables in front
+        any_break = any_break || c.timeline_break;
+    }
+    CHECK(any_break);  // what follows a size cut is tagged as a break
+}
+
+namespace {
+// Writes an H.264 SPS NAL unit bit by bit (Exp-Golomb codes as in H.264 9.1), then adds the emulation
+// prevention bytes, as an encoder does.
+struct SpsWriter {
+    std::vector<uint8_t> bits;
+    SpsWriter& u(int n, uint64_t v) {
+        for (int i = n - 1; i >= 0; --i) bits.push_back(static_cast<uint8_t>(v >> i & 1));
+        return *this;
+    }
+    SpsWriter& ue(uint64_t v) {  // v + 1 in binary, after as many zeros as it has digits minus one
+        int digits = 0;
+        while ((v + 1) >> digits) ++digits;
+        return u(digits - 1, 0).u(digits, v + 1);
+    }
+    SpsWriter& se(int64_t v) { return ue(v > 0 ? static_cast<uint64_t>(2 * v - 1) : static_cast<uint64_t>(-2 * v)); }
+    std::string nal() const {
+        std::vector<uint8_t> rbsp;
+        std::vector<uint8_t> all = bits;
+        all.push_back(1);  // rbsp_stop_one_bit, then zeros to the byte boundary
+        while (all.size() % 8) all.push_back(0);
+        for (size_t i = 0; i < all.size(); i += 8) {
+            uint8_t byte = 0;
+            for (size_t k = 0; k < 8; ++k) byte = static_cast<uint8_t>(byte << 1 | all[i + k]);
+            rbsp.push_back(byte);
+        }
+        std::string out(1, '\x67');  // nal_ref_idc 3, type 7
+        int zeros = 0;
+        for (uint8_t byte : rbsp) {
+            if (zeros >= 2 && byte <= 3) out.push_back('\x03'), zeros = 0;
+            out.push_back(static_cast<char>(byte));
+            zeros = byte == 0 ? zeros + 1 : 0;
+        }
+        return out;
+    }
+};
+
+struct SpsFields {
+    int profile = 100;
+    uint64_t chroma_format = 1;
+    std::vector<int64_t> scaling_deltas;  // list 0 present with these delta_scale values, if any
+    uint64_t poc_type = 0;
+    std::vector<int64_t> poc_offsets;     // poc type 1: offset_for_ref_frame[]
+    uint64_t width_mbs_minus1 = 119, height_units_minus1 = 67;  // 1920x1088
+    std::vector<uint64_t> crop = {0, 0, 0, 4};                   // 1088 - 2 * 4 = 1080
+};
+
+std::string make_sps(const SpsFields& f) {
+    SpsWriter w;
+    w.u(8, static_cast<uint64_t>(f.profile)).u(8, 0).u(8, 40).ue(0);
+    if (f.profile == 100) {
+        w.ue(f.chroma_format);
+        if (f.chroma_format == 3) w.u(1, 0);
+        w.ue(0).ue(0).u(1, 0);
+        w.u(1, f.scaling_deltas.empty() ? 0 : 1);
+        if (!f.scaling_deltas.empty()) {
+            w.u(1, 1);  // list 0 present
+            for (int64_t d : f.scaling_deltas) w.se(d);
+            for (int i = 1; i < (f.chroma_format != 3 ? 8 : 12); ++i) w.u(1, 0);
+        }
+    }
+    w.ue(0).ue(f.poc_type);
+    if (f.poc_type == 0) w.ue(2);
+    if (f.poc_type == 1) {
+        w.u(1, 0).se(0).se(0).ue(f.poc_offsets.size());
+        for (int64_t o : f.poc_offsets) w.se(o);
+    }
+    w.ue(4).u(1, 0).ue(f.width_mbs_minus1).ue(f.height_units_minus1).u(1, 1).u(1, 1);
+    w.u(1, f.crop.empty() ? 0 : 1);
+    for (uint64_t c : f.crop) w.ue(c);
+    w.u(1, 0);  // vui_parameters_present_flag
+    return w.nal();
+}
+
+bool sps_size(const std::string& nal, int& w, int& h) {
+    return ts::h264_sps_size(reinterpret_cast<const uint8_t*>(nal.data()), nal.size(), w, h);
+}
+
+// A full scaling list: 16 deltas whose scale never reaches 0, so every delta_scale is read.
+std::vector<int64_t> deltas_with(int64_t first) {
+    std::vector<int64_t> d(16, 1);
+    d[0] = first;
+    return d;
+}
+}  // namespace
+
+TEST_CASE("ts cutter: H.264 SPS sizes, and SPS values outside their range make the SPS invalid") {
+    int w = 0, h = 0;
+    SECTION("valid: high profile, 4:2:0, cropped 1080 lines, with and without a scaling list") {
+        REQUIRE(sps_size(make_sps({}), w, h));
+        CHECK(w == 1920);
+        CHECK(h == 1080);
+        SpsFields f;
+        f.scaling_deltas = deltas_with(-128);  // the lowest delta_scale allowed
+        w = h = 0;
+        REQUIRE(sps_size(make_sps(f), w, h));
+        CHECK((w == 1920 && h == 1080));
+        f.scaling_deltas = deltas_with(127);
+        CHECK(sps_size(make_sps(f), w, h));
+        f = {};
+        f.profile = 66;  // baseline: no chroma/scaling fields
+        f.crop = {};
+        w = h = 0;
+        REQUIRE(sps_size(make_sps(f), w, h));
+        CHECK((w == 1920 && h == 1088));
+        f.poc_type = 1;
+        f.poc_offsets = {2147483647, -2147483647, 0};
+        CHECK(sps_size(make_sps(f), w, h));
+    }
+    SECTION("delta_scale outside [-128, 127] (fuzzing found 2147483588: a signed overflow)") {
+        SpsFields f;
+        for (int64_t d : {int64_t{128}, int64_t{-129}, int64_t{2147483588}, int64_t{-2147483647}, int64_t{2147483647}}) {
+            f.scaling_deltas = deltas_with(d);
+            INFO("delta_scale " << d);
+            CHECK_FALSE(sps_size(make_sps(f), w, h));
+        }
+    }
+    SECTION("other Exp-Golomb values outside their range") {
+        SpsFields f;
+        f.chroma_format = 4;
+        CHECK_FALSE(sps_size(make_sps(f), w, h));
+        f = {};
+        f.poc_type = 3;
+        CHECK_FALSE(sps_size(make_sps(f), w, h));
+        f = {};
+        f.poc_type = 1;
+        f.poc_offsets.assign(256, 0);  // num_ref_frames_in_pic_order_cnt_cycle at most 255
+        CHECK_FALSE(sps_size(make_sps(f), w, h));
+        f.poc_offsets = {-2147483648LL};  // offset_for_ref_frame: -2^31 + 1 at least
+        CHECK_FALSE(sps_size(make_sps(f), w, h));
+        f = {};
+        f.width_mbs_minus1 = 1024;  // 16400 pixels wide
+        CHECK_FALSE(sps_size(make_sps(f), w, h));
+        f = {};
+        f.width_mbs_minus1 = 0xfffffffeULL;  // the largest code with 31 leading zeros
+        CHECK_FALSE(sps_size(make_sps(f), w, h));
+        f.width_mbs_minus1 = 0xffffffffULL;  // 32 leading zeros: no valid ue(v) in an SPS
+        CHECK_FALSE(sps_size(make_sps(f), w, h));
+    }
+    SECTION("crop offsets larger than the picture, alone or (wrapping 32 bits) together") {
+        SpsFields f;
+        f.crop = {0, 0, 0, 544};  // 2 * 544 = 1088: nothing left
+        CHECK_FALSE(sps_size(make_sps(f), w, h));
+        f.crop = {0x80000000ULL, 0x80000000ULL, 0, 0};  // a 32-bit sum of 0
+        CHECK_FALSE(sps_size(make_sps(f), w, h));
+        f.crop = {959, 0, 0, 0};  // 1920 - 2 * 959 = 2 pixels: valid
+        w = h = 0;
+        REQUIRE(sps_size(make_sps(f), w, h));
+        CHECK(w == 2);
+    }
+    SECTION("truncated at every byte: false or a size, never a read past the end") {
+        SpsFields f;
+        f.scaling_deltas = deltas_with(5);
+        const std::string nal = make_sps(f);
+        for (size_t n = 0; n < nal.size(); ++n) {
+            w = h = 0;
+            if (sps_size(nal.substr(0, n), w, h)) CHECK((w > 0 && h > 0));
+        }
+        CHECK_FALSE(ts::h264_sps_size(nullptr, 0, w, h));
     }
 }
 

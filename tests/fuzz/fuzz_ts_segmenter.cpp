@@ -6,8 +6,10 @@
 // second; a test replays the corpus through the same code in the normal and sanitizer builds.
 //
 // Input: byte 0 holds flags (bit 0: the second source segment follows a discontinuity; bit 1: the
-// timeline restarts between them, as a looping file does), bytes 1-2 where the rest is split into two
-// source segments. Output segments must be whole MPEG-TS packets that start with a sync byte. Exceptions
+// timeline restarts between them, as a looping file does; bit 2: each segment is first offered to the
+// TS passthrough, Segmenter::write_ts_segment, as the HLS source does, and demuxed only when it
+// declines; bit 3: the source says EXT-X-INDEPENDENT-SEGMENTS), bytes 1-2 where the rest is split
+// into two source segments. Output segments must be whole MPEG-TS packets that start with a sync byte. Exceptions
 // are the Segmenter's way to refuse a source, as in the worker; crashes, sanitizer reports and
 // malformed output are the failures.
 #include "av_util.hpp"
@@ -68,6 +70,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     bool failed = false;
     auto attempt = [&](const std::string& bytes, bool discontinuity) {
         try {
+            if (flags & 4) {  // src/hls_source.cpp: MPEG-TS is cut as it is, anything else demuxed
+                std::string copy = bytes;
+                if (segmenter.write_ts_segment(copy, discontinuity || failed, (flags & 8) != 0)) {
+                    failed = false;
+                    return;
+                }
+            }
             demux(segmenter, bytes, discontinuity || failed, probed_once);
             failed = false;
         } catch (const std::exception&) {

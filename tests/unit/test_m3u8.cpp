@@ -201,13 +201,40 @@ TEST_CASE("m3u8: byte ranges", "[m3u8]") {
         }
     }
     SECTION("a continued offset that would overflow") {
+        // The first range ends exactly at 2^63 - 1; the next one cannot go on from there.
         auto f = failure_of(
             "#EXTM3U\n#EXT-X-TARGETDURATION:10\n"
-            "#EXTINF:10,\n#EXT-X-BYTERANGE:9223372036854775807@9223372036854775807\na.ts\n"
+            "#EXTINF:10,\n#EXT-X-BYTERANGE:10@9223372036854775797\na.ts\n"
             "#EXTINF:10,\n#EXT-X-BYTERANGE:1\na.ts\n");
         CHECK(f.line == 7);
         CHECK_THAT(f.what, Catch::Contains("overflows"));
+        CHECK(media_of("#EXTM3U\n#EXT-X-TARGETDURATION:10\n"
+                       "#EXTINF:10,\n#EXT-X-BYTERANGE:10@9223372036854775797\na.ts\n"
+                       "#EXTINF:10,\n#EXT-X-BYTERANGE:0\na.ts\n")
+                  .segments.back()
+                  .byterange->offset == 9223372036854775807);
     }
+    SECTION("an explicit range whose end (offset + length) does not fit in 64 bits") {
+        // The client asks for bytes offset..offset+length: that sum must not overflow.
+        for (auto bad : {"9223372036854775807@9223372036854775807", "2@9223372036854775806", "9223372036854775807@1"}) {
+            auto f = failure_of(std::string("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n#EXT-X-BYTERANGE:") + bad +
+                                "\na.ts\n");
+            CHECK(f.what == "line 4: EXT-X-BYTERANGE is not <length>[@<offset>]");
+            f = failure_of(std::string("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"i.mp4\",BYTERANGE=\"") + bad +
+                           "\"\n#EXTINF:2,\na.m4s\n");
+            CHECK(f.what == "line 3: EXT-X-MAP BYTERANGE is not <length>[@<offset>]");
+        }
+    }
+}
+
+TEST_CASE("m3u8: durations are bounded (a day), so that waits computed from them stay finite", "[m3u8]") {
+    CHECK(media_of("#EXTM3U\n#EXT-X-TARGETDURATION:86400\n#EXTINF:86400,\na.ts\n").segments.at(0).duration == 86400);
+    auto f = failure_of("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:86400.5,\na.ts\n");
+    CHECK(f.what == "line 3: EXTINF duration exceeds 86400 s");
+    f = failure_of("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1e308,\na.ts\n");
+    CHECK(f.what == "line 3: EXTINF duration exceeds 86400 s");
+    f = failure_of("#EXTM3U\n#EXT-X-TARGETDURATION:18446744073709551615\n#EXTINF:1,\na.ts\n");
+    CHECK(f.what == "line 2: EXT-X-TARGETDURATION exceeds 86400 s");
 }
 
 TEST_CASE("m3u8: encryption keys", "[m3u8]") {

@@ -511,6 +511,16 @@ TEST_CASE("parse_json: invalid JSON gives one issue with its line", "[registry][
     LoadReport first = parse_json("{oops}");
     REQUIRE(first.issues.size() == 1);
     CHECK(first.issues[0].line == 1);
+
+    // nlohmann::json throws out_of_range, not parse_error, for a number beyond a double (fuzzing
+    // found it: tests/fuzz/regressions/channels/json-number-out-of-range-uncaught.bin).
+    for (const char* text : {"1e999", "[{\"name\": \"A\", \"url\": \"http://h/a\", \"segment_duration\": -1e400}]"}) {
+        LoadReport big = parse_json(text);
+        CHECK(big.channels.empty());
+        REQUIRE(big.issues.size() == 1);
+        CHECK(big.issues[0].message == "invalid JSON: a number is out of range");
+    }
+    CHECK(parse_channels("[1e999]").issues.at(0).message == "invalid JSON: a number is out of range");
 }
 
 TEST_CASE("parse_json: a document of the wrong shape gives one issue", "[registry][json]") {
