@@ -570,7 +570,7 @@ TEST_CASE("the engine's registry and control: names, errors, restarts keep seque
 
 namespace hlsrelay::test {
 
-TEST_CASE("AES-128 encrypted HLS is decrypted through libav's crypto protocol") {
+TEST_CASE("AES-128 encrypted HLS is decrypted (AES-128-CBC in the engine, key over the same client)") {
     const std::filesystem::path dir = std::filesystem::path(media_root()) / "aes128";
     if (!std::filesystem::exists(dir / "index.m3u8")) {
         std::filesystem::create_directories(dir);
