@@ -141,9 +141,12 @@ void Connection::send(Response response) {
         self->parser_.reset();
         self->phase_ = Phase::reading;
         self->arm(self->timeouts_.keep_alive);
-        // Waiting for the next request: reclaimable first when the server is full. Idle since its last
-        // response began (not since this handler runs: a client may have read it and moved on already).
-        if (self->pending_.empty()) self->idle_since_.store(self->response_began_, std::memory_order_relaxed);
+        // Waiting for the next request (nothing buffered, nothing unread in the socket): reclaimable
+        // first when the server is full. Idle since its last response began, not since this handler
+        // runs: a client may have read the response and moved on already.
+        asio::error_code unread;
+        if (self->pending_.empty() && self->socket_.available(unread) == 0 && !unread)
+            self->idle_since_.store(self->response_began_, std::memory_order_relaxed);
         self->process();
     });
 }

@@ -196,6 +196,9 @@ TEST_CASE("connections over the limit are closed at once") {
         // (test_server_security.cpp); these are not.
         held.back()->send("GET /healthz HTTP/1.1\r\n");
     }
+    // The server has read those halves (a connection counts as idle from its write's completion to
+    // its next bytes, and that completion may come after the client has the response).
+    REQUIRE(wait_until([&] { return s.server->connections() == 3 && s.server->idle_connections() == 0; }, 10s));
     RawClient extra(s.port());  // the kernel completes the handshake; the server then drops it
     CHECK(extra.closed_within(2s));
     CHECK(extra.buffered().empty());

@@ -140,3 +140,14 @@ TEST_CASE("apply: hidden sources are null and URLs in errors hidden, redacted on
     CHECK(status["notes"][0] == "from <url hidden>");
     CHECK(status["notes"][1] == "plain");
 }
+
+TEST_CASE("to_json of a status never shows a credential, whoever asks", "[http_policy]") {
+    hlsrelay::ChannelStatus s;
+    s.source = "http://u:p@h/live/USER/PASS/1.ts";  // as if a caller forgot to redact
+    s.last_error = "cannot open http://h/USER/PASS/100.m3u8?password=x: 404";
+    const auto j = hlsrelay::to_json(s);
+    CHECK(j["source"] == "http://***@h/live/***/***/1.ts");
+    CHECK(j["last_error"] == "cannot open http://h/***/***/100.m3u8?***: 404");
+    s.last_error.clear();
+    CHECK(hlsrelay::to_json(s)["last_error"].is_null());
+}
