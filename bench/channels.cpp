@@ -148,7 +148,8 @@ public:
         port_ = free_port();
         log_ = (work / "hlsrelay-server.log").string();
         pid_ = spawn({o.server, "--channels", list.string(), "--listen", "127.0.0.1:" + std::to_string(port_),
-                      "--log-level", "warn", "--max-connections", std::to_string(std::max(2048, 4 * n + 256))},
+                      "--log-level", "warn", "--max-connections", std::to_string(std::max(2048, 4 * n + 256)),
+                      "--max-connections-per-client", "0"},  // every simulated viewer is 127.0.0.1
                      log_);
         HttpClient http(port_, 2.0);
         for (int i = 0; i < 300; ++i) {

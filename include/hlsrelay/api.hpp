@@ -4,11 +4,16 @@
 
 #include <hlsrelay/engine.hpp>
 #include <hlsrelay/registry.hpp>
+#include <hlsrelay/stream_id.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace hlsrelay::api {
 
@@ -17,6 +22,7 @@ struct Reply {
     nlohmann::ordered_json body;           // JSON replies
     std::string text;                      // non-JSON replies (the M3U)
     std::string content_type = "application/json";
+    std::vector<std::pair<std::string, std::string>> headers;  // extra response headers (WWW-Authenticate)
     // Invalid UTF-8 (a source's bytes in an error message) is replaced, never thrown.
     std::string dump() const {
         return content_type == "application/json" ? body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
@@ -88,17 +94,33 @@ inline Reply stop_stream(Engine& engine, std::string_view name) {
     });
 }
 
+// How much of where a channel comes from a status reply shows. `redacted`: `source` as redact_url
+// gives it and every URL in `last_error`, `disk_error` and `notes` redacted too. `hidden` (a request
+// without the API token when one is set): `source` is null and those URLs read "<url hidden>".
+enum class Sources { redacted, hidden };
+
+inline void apply(nlohmann::ordered_json& status, Sources sources) {
+    const bool hide = sources == Sources::hidden;
+    if (hide && status.contains("source")) status["source"] = nullptr;
+    for (const char* key : {"last_error", "disk_error"})
+        if (status.contains(key) && status[key].is_string()) status[key] = scrub_urls(status[key].get<std::string>(), hide);
+    if (status.contains("notes") && status["notes"].is_array())
+        for (auto& note : status["notes"])
+            if (note.is_string()) note = scrub_urls(note.get<std::string>(), hide);
+}
+
 // GET /api/v1/channels/stream-status/{channel_name}
-inline Reply stream_status(const Engine& engine, std::string_view name) {
+inline Reply stream_status(const Engine& engine, std::string_view name, Sources sources = Sources::redacted) {
     return guarded([&] {
         Reply r;
         r.body = to_json(engine.status(name));
+        apply(r.body, sources);
         return r;
     });
 }
 
 // GET /api/v1/channels/streams-status
-inline Reply streams_status(const Engine& engine) {
+inline Reply streams_status(const Engine& engine, Sources sources = Sources::redacted) {
     return guarded([&] {
         const auto all = engine.statuses();
         int running = 0;
@@ -106,6 +128,7 @@ inline Reply streams_status(const Engine& engine) {
         for (const auto& s : all) {
             if (s.cleanup_running) ++running;
             streams.push_back(to_json(s));
+            apply(streams.back(), sources);
         }
         Reply r;
         r.body["total_channels"] = all.size();
@@ -156,6 +179,206 @@ inline Reply list_channels(const Engine& engine) {
         r.body["channels"] = std::move(list);
         return r;
     });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Who may call what over HTTP: the rules the demo server and the FastAPI router both apply (one
+// definition; the router of each only says which kind of endpoint a path is).
+
+enum class Endpoint {
+    media,     // /hls_streams/...: open to all, readable cross-origin (Access-Control-Allow-Origin: *)
+    health,    // /healthz: open to all, no data
+    status,    // status, metrics, the M3U, the dashboard: Host checked; sources hidden from requests
+               // without the token when one is set
+    registry,  // GET /api/v1/channels: Host checked, token required when set
+    control,   // start/stop (GET and POST forms): Host checked, token required, browser cross-site refused
+};
+
+struct HttpPolicy {
+    std::string api_token;                   // empty: no token (control endpoints open to same-site callers)
+    std::vector<std::string> allowed_hosts;  // names accepted in Host besides IP literals and localhost;
+                                             // "name" (any port) or "name:port"; "*" accepts any Host
+};
+
+// What of a request the rules look at. Header values as received; nullopt when absent.
+struct HttpRequestView {
+    Endpoint endpoint = Endpoint::status;
+    std::optional<std::string_view> host;            // Host
+    std::optional<std::string_view> origin;          // Origin
+    std::optional<std::string_view> sec_fetch_site;  // Sec-Fetch-Site
+    std::optional<std::string_view> authorization;   // Authorization
+    std::optional<std::string_view> query_token;     // the decoded ?token= value
+};
+
+struct HttpVerdict {
+    std::optional<Reply> refusal;         // answer this instead of serving the request
+    bool authenticated = false;           // no token is set, or the request carries it
+    Sources sources = Sources::redacted;  // for status replies
+    bool cors = false;                    // send Access-Control-Allow-Origin: * (media only)
+};
+
+namespace detail {
+
+inline char lower_ascii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+inline std::string lowercase(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = lower_ascii(c);
+    return out;
+}
+
+// Compares without an early exit so that response timing does not reveal how much of a guess matched.
+inline bool same_secret(std::string_view given, std::string_view secret) {
+    if (given.size() != secret.size()) return false;
+    unsigned char diff = 0;
+    for (std::size_t i = 0; i < given.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ secret[i]);
+    return diff == 0;
+}
+
+// "name[:port]" or "[v6]:port" -> lowercased name (brackets kept) and port ("" when absent);
+// nullopt when malformed.
+inline std::optional<std::pair<std::string, std::string>> split_authority(std::string_view a) {
+    std::string_view name = a, port;
+    if (!a.empty() && a.front() == '[') {
+        const std::size_t close = a.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        name = a.substr(0, close + 1);
+        const std::string_view rest = a.substr(close + 1);
+        if (!rest.empty() && rest.front() != ':') return std::nullopt;
+        if (!rest.empty()) port = rest.substr(1);
+    } else if (const std::size_t colon = a.rfind(':'); colon != std::string_view::npos) {
+        name = a.substr(0, colon);
+        port = a.substr(colon + 1);
+        if (name.find(':') != std::string_view::npos) return std::nullopt;
+    }
+    if (name.empty() || port.size() > 5 ||
+        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return std::nullopt;
+    return std::make_pair(lowercase(name), std::string(port));
+}
+
+inline bool is_ipv4_literal(std::string_view s) {
+    int parts = 0;
+    for (std::size_t start = 0;;) {
+        const std::size_t dot = s.find('.', start);
+        const std::string_view part = s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+        if (part.empty() || part.size() > 3 || !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+            std::stoi(std::string(part)) > 255)
+            return false;
+        ++parts;
+        if (dot == std::string_view::npos) break;
+        start = dot + 1;
+    }
+    return parts == 4;
+}
+
+// "[::1]", "[fe80::1%25eth0]": a bracketed IPv6 literal.
+inline bool is_ipv6_literal(std::string_view s) {
+    if (s.size() < 4 || s.front() != '[' || s.back() != ']') return false;
+    s = s.substr(1, s.size() - 2);
+    s = s.substr(0, s.find('%'));  // zone id
+    return s.find(':') != std::string_view::npos && std::all_of(s.begin(), s.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == ':' || c == '.';
+           });
+}
+
+inline bool allowed_name(const HttpPolicy& policy, const std::string& name, const std::string& port) {
+    for (const std::string& entry : policy.allowed_hosts) {
+        const std::string e = lowercase(entry);
+        if (e == "*" || e == name || (!port.empty() && e == name + ":" + port)) return true;
+    }
+    return false;
+}
+
+// DNS rebinding: a browser tricked into sending our loopback address a request under the attacker's
+// name sends that name as Host. Accepted: no Host at all (HTTP/1.0 clients), IP literals, localhost,
+// and the configured names.
+inline bool host_allowed(const HttpPolicy& policy, std::optional<std::string_view> host) {
+    if (!host) return true;
+    const auto a = split_authority(*host);
+    if (!a) return false;
+    const auto& [name, port] = *a;
+    return is_ipv4_literal(name) || is_ipv6_literal(name) || name == "localhost" || allowed_name(policy, name, port);
+}
+
+// Whether an Origin header names this server: the request's own Host (a missing port meaning the
+// scheme's default) or a configured name. "null" and anything unparsable are foreign.
+inline bool same_origin(const HttpPolicy& policy, std::string_view origin, std::optional<std::string_view> host) {
+    std::string_view rest;
+    std::string default_port;
+    for (auto [scheme, port] : {std::pair<std::string_view, const char*>{"http://", "80"}, {"https://", "443"}}) {
+        if (origin.size() > scheme.size() && lowercase(origin.substr(0, scheme.size())) == scheme) {
+            rest = origin.substr(scheme.size());
+            default_port = port;
+        }
+    }
+    if (rest.empty() || rest.find_first_of("/?#@") != std::string_view::npos) return false;
+    const auto o = split_authority(rest);
+    if (!o) return false;
+    const std::string& oport = o->second.empty() ? default_port : o->second;
+    if (host) {
+        if (const auto h = split_authority(*host)) {
+            const std::string& hport = h->second.empty() ? default_port : h->second;
+            if (h->first == o->first && hport == oport) return true;
+        }
+    }
+    for (const std::string& entry : policy.allowed_hosts) {
+        const std::string e = lowercase(entry);
+        if (e != "*" && (e == o->first || e == o->first + ":" + oport)) return true;
+    }
+    return false;
+}
+
+inline bool bearer_matches(std::optional<std::string_view> authorization, std::string_view token) {
+    constexpr std::string_view scheme = "bearer ";
+    if (!authorization || authorization->size() <= scheme.size() || lowercase(authorization->substr(0, scheme.size())) != scheme)
+        return false;
+    std::string_view given = authorization->substr(scheme.size());
+    while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
+    return same_secret(given, token);
+}
+
+}  // namespace detail
+
+// The rules, in order: Host (421, DNS rebinding) on everything but media and health; browser
+// cross-site requests (403) on control endpoints, by Sec-Fetch-Site (cross-site, same-site) or an
+// Origin that is not the server's own; the token (401) on registry and control endpoints. Clients
+// that send neither Origin nor Sec-Fetch-Site (curl, players, scripts) pass the cross-site rule.
+inline HttpVerdict check_request(const HttpPolicy& policy, const HttpRequestView& req) {
+    HttpVerdict v;
+    v.cors = req.endpoint == Endpoint::media;
+    v.authenticated = policy.api_token.empty() || detail::bearer_matches(req.authorization, policy.api_token) ||
+                      (req.query_token && detail::same_secret(*req.query_token, policy.api_token));
+    v.sources = v.authenticated ? Sources::redacted : Sources::hidden;
+    if (req.endpoint == Endpoint::media || req.endpoint == Endpoint::health) return v;
+    if (!detail::host_allowed(policy, req.host)) {
+        v.refusal = error(421, "Misdirected request: the Host header is neither an IP address, localhost nor an allowed "
+                               "name of this server (see --allowed-host, HLSRELAY_ALLOWED_HOSTS)");
+        return v;
+    }
+    if (req.endpoint == Endpoint::control) {
+        const bool cross_site = req.sec_fetch_site && (detail::lowercase(*req.sec_fetch_site) == "cross-site" ||
+                                                       detail::lowercase(*req.sec_fetch_site) == "same-site");
+        if (cross_site || (req.origin && !detail::same_origin(policy, *req.origin, req.host))) {
+            v.refusal = error(403, "Cross-site request refused: control endpoints accept requests from this server's "
+                                   "own pages and from non-browser clients only");
+            return v;
+        }
+    }
+    if ((req.endpoint == Endpoint::control || req.endpoint == Endpoint::registry) && !v.authenticated) {
+        v.refusal = error(401, "Not authenticated");
+        v.refusal->headers.emplace_back("WWW-Authenticate", "Bearer");
+    }
+    return v;
+}
+
+inline std::optional<Endpoint> endpoint_from_name(std::string_view name) {
+    if (name == "media") return Endpoint::media;
+    if (name == "health") return Endpoint::health;
+    if (name == "status") return Endpoint::status;
+    if (name == "registry") return Endpoint::registry;
+    if (name == "control") return Endpoint::control;
+    return std::nullopt;
 }
 
 }  // namespace hlsrelay::api

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <hlsrelay/playlist.hpp>
+#include <hlsrelay/stream_id.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -82,11 +83,13 @@ inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
     j["hls_url"] = s.hls_url;
     j["estimated_buffer_seconds"] = round3(s.estimated_buffer_seconds);
     j["state"] = to_string(s.state);
-    j["last_error"] = s.last_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.last_error);
+    // URLs are redacted where status is made; once more here (idempotent), so that no JSON status,
+    // whoever asks (HTTP, C ABI, Python), can show a credential that slipped into a message.
+    j["last_error"] = s.last_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(scrub_urls(s.last_error));
     j["last_error_at"] = s.last_error_at.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.last_error_at);
     j["reconnects"] = s.reconnects;
     j["uptime_seconds"] = round3(s.uptime_seconds);
-    j["source"] = s.source;
+    j["source"] = redact_url(s.source);
     j["source_index"] = s.source_index;
     j["input_bitrate"] = std::llround(s.input_bitrate);
     j["output_bitrate"] = std::llround(s.output_bitrate);

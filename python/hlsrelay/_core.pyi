@@ -176,9 +176,12 @@ class Engine:
     def read(self, channel: str, name: str) -> Optional[Resource]: ...
 
     # The replaced HTTP API: one definition shared with the C++ demo server.
-    def api(self, endpoint: ApiEndpoint, channel: Optional[str] = None, base_url: str = "") -> Tuple[int, ApiBody]: ...
+    # hide_sources: status replies show "source": None and "<url hidden>" for URLs in errors.
+    def api(
+        self, endpoint: ApiEndpoint, channel: Optional[str] = None, base_url: str = "", *, hide_sources: bool = False
+    ) -> Tuple[int, ApiBody]: ...
     def api_reply(
-        self, endpoint: ApiEndpoint, channel: Optional[str] = None, base_url: str = ""
+        self, endpoint: ApiEndpoint, channel: Optional[str] = None, base_url: str = "", *, hide_sources: bool = False
     ) -> Tuple[int, str, ApiBody]: ...
 
     # Events.
@@ -200,3 +203,28 @@ class Engine:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> Literal[False]: ...
+
+# The HTTP rules shared with the demo server (include/hlsrelay/api.hpp).
+class RequestVerdict(TypedDict):
+    status: Optional[int]  # the refusal's status (401, 403, 421), None to serve the request
+    body: Optional[Dict[str, Any]]  # the refusal's JSON body: {"detail": ...}
+    headers: Dict[str, str]  # the refusal's extra headers (WWW-Authenticate)
+    authenticated: bool  # no token is set, or the request carries it
+    hide_sources: bool  # status replies must be made with hide_sources=True
+    cors: bool  # send Access-Control-Allow-Origin: * (media only)
+
+EndpointKind = Literal["media", "health", "status", "registry", "control"]
+
+def redact_url(url: str) -> str: ...
+def scrub_urls(text: str, hide: bool = False) -> str: ...
+def check_request(
+    endpoint: EndpointKind,
+    *,
+    host: Optional[str] = None,
+    origin: Optional[str] = None,
+    sec_fetch_site: Optional[str] = None,
+    authorization: Optional[str] = None,
+    query_token: Optional[str] = None,
+    api_token: str = "",
+    allowed_hosts: Sequence[str] = (),
+) -> RequestVerdict: ...

@@ -15,10 +15,23 @@ Optional environment for that app: ``HLSRELAY_SEGMENT_DURATION``, ``HLSRELAY_MAX
 ``HLSRELAY_CLEANUP_INTERVAL``, ``HLSRELAY_HLS_DIR``, ``HLSRELAY_LOG_LEVEL``. Run one worker process:
 the engine and its HLS windows live in that process, and a second worker would have its own.
 
-Routes (all GET):
+The demo server's HTTP rules apply (the same C++ code, ``hlsrelay._core.check_request``):
 
-- ``/api/v1/channels/start-stream/{channel_name}``, ``/stop-stream/{channel_name}``,
+- ``api_token`` (default ``$HLSRELAY_API_TOKEN``): start, stop and the channel list need
+  ``Authorization: Bearer <token>`` or ``?token=<token>`` (else 401); status replies show
+  ``"source": null`` and hide URLs in errors to requests without it.
+- ``allowed_hosts`` (default ``$HLSRELAY_ALLOWED_HOSTS``, comma-separated): names accepted in the
+  ``Host`` header besides IP addresses and ``localhost``; other names get 421 on every route but HLS
+  (DNS rebinding). ``"*"`` accepts any Host.
+- start and stop refuse browser cross-site requests (``Sec-Fetch-Site: cross-site``/``same-site``,
+  or an ``Origin`` that is not the request's own Host) with 403; curl-like clients are unaffected.
+- only HLS responses carry ``Access-Control-Allow-Origin: *``.
+
+Routes:
+
+- GET ``/api/v1/channels/start-stream/{channel_name}``, ``/stop-stream/{channel_name}``,
   ``/stream-status/{channel_name}``, ``/streams-status``, ``/static-hls-m3u``, ``/api/v1/channels``
+- POST ``/api/v1/channels/{channel_name}/start`` and ``/stop`` (as the demo server)
 - ``/hls_streams/{stream_id}/{name}`` (GET, HEAD): ``master.m3u8``, ``index.m3u8`` and ``seg_<n>.ts``
   from memory, as the demo server serves them: playlists ``Cache-Control: no-cache``, segments
   ``public, max-age=86400, immutable`` with single byte ranges; 404 ``{"detail": ...}`` with
@@ -40,7 +53,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
-from ._core import ChannelNotFound, Engine, Resource
+from ._core import ChannelNotFound, Engine, Resource, check_request
 
 __all__ = ["create_router", "create_app", "engine_from_env", "app"]
 
@@ -134,8 +147,49 @@ class _HlsStaticFiles(StaticFiles):
         return response
 
 
-def _reply(engine: Engine, endpoint: str, channel: typing.Optional[str] = None, base_url: str = "") -> Response:
-    status, content_type, body = engine.api_reply(endpoint, channel, base_url)
+class _Policy(typing.NamedTuple):
+    api_token: str
+    allowed_hosts: typing.List[str]
+
+
+def _env_hosts() -> typing.List[str]:
+    return [h for h in os.environ.get("HLSRELAY_ALLOWED_HOSTS", "").replace(",", " ").split() if h]
+
+
+def _policy(api_token: typing.Optional[str], allowed_hosts: typing.Optional[typing.Iterable[str]]) -> _Policy:
+    if isinstance(allowed_hosts, str):
+        raise TypeError("allowed_hosts wants a list of names, not a string")
+    token = os.environ.get("HLSRELAY_API_TOKEN", "") if api_token is None else api_token
+    hosts = _env_hosts() if allowed_hosts is None else list(allowed_hosts)
+    return _Policy(token, hosts)
+
+
+def _guard(policy: _Policy, request: Request, kind: str) -> typing.Tuple[typing.Optional[Response], typing.Any]:
+    """The refusal to send (401, 403, 421) or None, and the verdict (hide_sources, cors)."""
+    h = request.headers
+    verdict = check_request(
+        kind,  # type: ignore[arg-type]
+        host=h.get("host"),
+        origin=h.get("origin"),
+        sec_fetch_site=h.get("sec-fetch-site"),
+        authorization=h.get("authorization"),
+        query_token=request.query_params.get("token"),
+        api_token=policy.api_token,
+        allowed_hosts=policy.allowed_hosts,
+    )
+    if verdict["status"] is not None:
+        return JSONResponse(verdict["body"], status_code=verdict["status"], headers=verdict["headers"]), verdict
+    return None, verdict
+
+
+def _reply(
+    engine: Engine,
+    endpoint: str,
+    channel: typing.Optional[str] = None,
+    base_url: str = "",
+    hide_sources: bool = False,
+) -> Response:
+    status, content_type, body = engine.api_reply(endpoint, channel, base_url, hide_sources=hide_sources)
     if content_type == "application/json":
         return JSONResponse(body, status_code=status)
     return Response(body, status_code=status, media_type=content_type + "; charset=utf-8")
@@ -151,37 +205,60 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _build_router(get_engine: EngineGetter, *, serve_hls: bool = True, zero_copy: bool = False) -> APIRouter:
+def _build_router(
+    get_engine: EngineGetter, policy: _Policy, *, serve_hls: bool = True, zero_copy: bool = False
+) -> APIRouter:
     router = APIRouter()
 
+    def api(request: Request, kind: str, endpoint: str, channel: typing.Optional[str] = None, base_url: str = "") -> Response:
+        refusal, verdict = _guard(policy, request, kind)
+        if refusal is not None:
+            return refusal
+        return _reply(get_engine(), endpoint, channel, base_url, verdict["hide_sources"])
+
     @router.get("/api/v1/channels/start-stream/{channel_name}")
-    def start_stream(channel_name: str) -> Response:
-        return _reply(get_engine(), "start-stream", channel_name)
+    def start_stream(channel_name: str, request: Request) -> Response:
+        return api(request, "control", "start-stream", channel_name)
 
     @router.get("/api/v1/channels/stop-stream/{channel_name}")
-    def stop_stream(channel_name: str) -> Response:
-        return _reply(get_engine(), "stop-stream", channel_name)
+    def stop_stream(channel_name: str, request: Request) -> Response:
+        return api(request, "control", "stop-stream", channel_name)
+
+    @router.post("/api/v1/channels/{channel_name}/start")
+    def start_stream_post(channel_name: str, request: Request) -> Response:
+        return api(request, "control", "start-stream", channel_name)
+
+    @router.post("/api/v1/channels/{channel_name}/stop")
+    def stop_stream_post(channel_name: str, request: Request) -> Response:
+        return api(request, "control", "stop-stream", channel_name)
 
     @router.get("/api/v1/channels/stream-status/{channel_name}")
-    def stream_status(channel_name: str) -> Response:
-        return _reply(get_engine(), "stream-status", channel_name)
+    def stream_status(channel_name: str, request: Request) -> Response:
+        return api(request, "status", "stream-status", channel_name)
 
     @router.get("/api/v1/channels/streams-status")
-    def streams_status() -> Response:
-        return _reply(get_engine(), "streams-status")
+    def streams_status(request: Request) -> Response:
+        return api(request, "status", "streams-status")
 
     @router.get("/api/v1/channels/static-hls-m3u")
     def static_hls_m3u(request: Request) -> Response:
-        return _reply(get_engine(), "static-hls-m3u", base_url=_base_url(request))
+        return api(request, "status", "static-hls-m3u", base_url=_base_url(request))
 
     @router.get("/api/v1/channels")
-    def list_channels() -> Response:
-        return _reply(get_engine(), "channels")
+    def list_channels(request: Request) -> Response:
+        return api(request, "registry", "channels")
 
     if serve_hls:
 
         @router.api_route("/hls_streams/{stream_id}/{name}", methods=["GET", "HEAD"])
         def hls_file(stream_id: str, name: str, request: Request) -> Response:
+            response = _hls_file(stream_id, name, request)
+            if _guard(policy, request, "media")[1]["cors"]:
+                response.headers["Access-Control-Allow-Origin"] = "*"
+                response.headers["Access-Control-Expose-Headers"] = "Content-Length, Content-Range, Accept-Ranges"
+            return response
+
+        def _hls_file(stream_id: str, name: str, request: Request) -> Response:
             engine = get_engine()
             # As the demo server: registry ids only (Engine.read would also take display names).
             try:
@@ -203,14 +280,23 @@ def _build_router(get_engine: EngineGetter, *, serve_hls: bool = True, zero_copy
     return router
 
 
-def create_router(engine: Engine, *, serve_hls: bool = True, zero_copy: bool = False) -> APIRouter:
+def create_router(
+    engine: Engine,
+    *,
+    serve_hls: bool = True,
+    zero_copy: bool = False,
+    api_token: typing.Optional[str] = None,
+    allowed_hosts: typing.Optional[typing.Iterable[str]] = None,
+) -> APIRouter:
     """The API routes over ``engine`` and, unless ``serve_hls=False``, the HLS route from memory.
 
+    ``api_token`` (default ``$HLSRELAY_API_TOKEN``; ``""`` for none) and ``allowed_hosts`` (default
+    ``$HLSRELAY_ALLOWED_HOSTS``) as described in the module's documentation.
     The caller owns ``engine``: close it when the app shuts down.
     """
     if not isinstance(engine, Engine):
         raise TypeError(f"create_router() needs an hlsrelay.Engine, not {type(engine).__name__}")
-    return _build_router(lambda: engine, serve_hls=serve_hls, zero_copy=zero_copy)
+    return _build_router(lambda: engine, _policy(api_token, allowed_hosts), serve_hls=serve_hls, zero_copy=zero_copy)
 
 
 def _env_number(name: str, kind: typing.Callable[[str], typing.Any]) -> typing.Any:
@@ -269,6 +355,8 @@ def create_app(
     *,
     serve_from_disk: bool = False,
     zero_copy: bool = False,
+    api_token: typing.Optional[str] = None,
+    allowed_hosts: typing.Optional[typing.Iterable[str]] = None,
 ) -> FastAPI:
     """A FastAPI app with the routes of :func:`create_router`.
 
@@ -277,6 +365,7 @@ def create_app(
     ``channels_file`` or ``$HLSRELAY_CHANNELS`` (see :func:`engine_from_env`) and closes it on
     shutdown. ``serve_from_disk=True`` serves ``/hls_streams`` from the engine's ``hls_dir`` with
     StaticFiles instead of from memory (needs an engine given here that has an ``hls_dir``).
+    ``api_token`` and ``allowed_hosts``: see :func:`create_router`.
     """
     if engine is not None and not isinstance(engine, Engine):
         raise TypeError(f"create_app() needs an hlsrelay.Engine, not {type(engine).__name__}")
@@ -286,6 +375,7 @@ def create_app(
         if engine.hls_dir is None:
             raise ValueError("serve_from_disk=True but the engine has no hls_dir")
 
+    policy = _policy(api_token, allowed_hosts)
     app = FastAPI(title="hlsrelay")
     state: typing.Dict[str, typing.Optional[Engine]] = {"engine": engine}
 
@@ -318,7 +408,7 @@ def create_app(
     app.router.lifespan_context = lifespan
     app.state.engine = engine
 
-    app.include_router(_build_router(get_engine, serve_hls=not serve_from_disk, zero_copy=zero_copy))
+    app.include_router(_build_router(get_engine, policy, serve_hls=not serve_from_disk, zero_copy=zero_copy))
     if serve_from_disk:
         assert engine is not None and engine.hls_dir is not None
         os.makedirs(engine.hls_dir, exist_ok=True)

@@ -383,7 +383,8 @@ py::object reply_body(const hlsrelay::api::Reply& r) {
 }
 
 hlsrelay::api::Reply call_api(PyEngine& self, std::string endpoint, const std::optional<std::string>& channel,
-                              const std::string& base_url) {
+                              const std::string& base_url, bool hide_sources = false) {
+    const auto sources = hide_sources ? hlsrelay::api::Sources::hidden : hlsrelay::api::Sources::redacted;
     std::replace(endpoint.begin(), endpoint.end(), '_', '-');
     namespace api = hlsrelay::api;
     auto need_channel = [&]() -> const std::string& {
@@ -402,9 +403,9 @@ hlsrelay::api::Reply call_api(PyEngine& self, std::string endpoint, const std::o
     }
     if (endpoint == "stream-status") {
         const std::string& ch = need_channel();
-        return self.call([&](Engine& e) { return api::stream_status(e, ch); });
+        return self.call([&](Engine& e) { return api::stream_status(e, ch, sources); });
     }
-    if (endpoint == "streams-status") return self.call([&](Engine& e) { return api::streams_status(e); });
+    if (endpoint == "streams-status") return self.call([&](Engine& e) { return api::streams_status(e, sources); });
     if (endpoint == "static-hls-m3u") return self.call([&](Engine& e) { return api::static_hls_m3u(e, base_url); });
     if (endpoint == "channels" || endpoint == "list-channels")
         return self.call([&](Engine& e) { return api::list_channels(e); });
@@ -620,20 +621,23 @@ PYBIND11_MODULE(_core, m) {
         .def(
             "api",
             [](PyEngine& self, const std::string& endpoint, const std::optional<std::string>& channel,
-               const std::string& base_url) {
-                auto reply = call_api(self, endpoint, channel, base_url);
+               const std::string& base_url, bool hide_sources) {
+                auto reply = call_api(self, endpoint, channel, base_url, hide_sources);
                 return py::make_tuple(reply.status, reply_body(reply));
             },
-            py::arg("endpoint"), py::arg("channel") = py::none(), py::arg("base_url") = "",
-            "(status_code, body) of an endpoint of the replaced HTTP API; body is a dict, or str for the M3U.")
+            py::arg("endpoint"), py::arg("channel") = py::none(), py::arg("base_url") = "", py::kw_only(),
+            py::arg("hide_sources") = false,
+            "(status_code, body) of an endpoint of the replaced HTTP API; body is a dict, or str for the M3U.\n"
+            "hide_sources: status replies show no source and hide URLs in errors (a caller without the token).")
         .def(
             "api_reply",
             [](PyEngine& self, const std::string& endpoint, const std::optional<std::string>& channel,
-               const std::string& base_url) {
-                auto reply = call_api(self, endpoint, channel, base_url);
+               const std::string& base_url, bool hide_sources) {
+                auto reply = call_api(self, endpoint, channel, base_url, hide_sources);
                 return py::make_tuple(reply.status, reply.content_type, reply_body(reply));
             },
-            py::arg("endpoint"), py::arg("channel") = py::none(), py::arg("base_url") = "",
+            py::arg("endpoint"), py::arg("channel") = py::none(), py::arg("base_url") = "", py::kw_only(),
+            py::arg("hide_sources") = false,
             "Like api(), with the media type: (status_code, content_type, body).")
 
         // Events.
@@ -668,6 +672,48 @@ PYBIND11_MODULE(_core, m) {
         .def("__repr__", [](const PyEngine& self) {
             return std::string("<hlsrelay.Engine ") + (self.closed() ? "closed>" : "open>");
         });
+
+    // The HTTP rules of include/hlsrelay/api.hpp, for the FastAPI router (pure functions, no engine).
+    m.def("redact_url", [](const std::string& url) { return to_str(hlsrelay::redact_url(url)); }, py::arg("url"),
+          "A source URL as status and logs show it: userinfo, query and path credentials removed.");
+    m.def("scrub_urls", [](const std::string& text, bool hide) { return to_str(hlsrelay::scrub_urls(text, hide)); },
+          py::arg("text"), py::arg("hide") = false,
+          "text with every URL in it redacted, or replaced by '<url hidden>' with hide=True.");
+    m.def(
+        "check_request",
+        [](const std::string& endpoint, const std::optional<std::string>& host, const std::optional<std::string>& origin,
+           const std::optional<std::string>& sec_fetch_site, const std::optional<std::string>& authorization,
+           const std::optional<std::string>& query_token, const std::string& api_token,
+           const std::vector<std::string>& allowed_hosts) {
+            const auto kind = hlsrelay::api::endpoint_from_name(endpoint);
+            if (!kind) invalid("unknown endpoint kind '" + endpoint + "' (media, health, status, registry, control)");
+            hlsrelay::api::HttpRequestView view;
+            view.endpoint = *kind;
+            view.host = host;
+            view.origin = origin;
+            view.sec_fetch_site = sec_fetch_site;
+            view.authorization = authorization;
+            view.query_token = query_token;
+            const auto v = hlsrelay::api::check_request(hlsrelay::api::HttpPolicy{api_token, allowed_hosts}, view);
+            py::dict out;
+            out["status"] = v.refusal ? py::object(py::int_(v.refusal->status)) : py::none();
+            out["body"] = v.refusal ? to_python(v.refusal->body) : py::none();
+            py::dict headers;
+            if (v.refusal)
+                for (const auto& [name, value] : v.refusal->headers) headers[to_str(name)] = to_str(value);
+            out["headers"] = headers;
+            out["authenticated"] = v.authenticated;
+            out["hide_sources"] = v.sources == hlsrelay::api::Sources::hidden;
+            out["cors"] = v.cors;
+            return out;
+        },
+        py::arg("endpoint"), py::kw_only(), py::arg("host") = py::none(), py::arg("origin") = py::none(),
+        py::arg("sec_fetch_site") = py::none(), py::arg("authorization") = py::none(),
+        py::arg("query_token") = py::none(), py::arg("api_token") = "",
+        py::arg("allowed_hosts") = std::vector<std::string>{},
+        "Applies the HTTP rules (Host, cross-site, token) to a request for an endpoint kind: media, health, "
+        "status, registry or control. Returns {status, body, headers} of the refusal (status None: go on), "
+        "authenticated, hide_sources and cors.");
 
     // Stop engines left open at exit while their threads can still take the GIL.
     py::module_::import("atexit").attr("register")(py::cpp_function(&close_all_engines));

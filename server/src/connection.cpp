@@ -6,6 +6,7 @@
 #include "connection_manager.hpp"
 #include "log.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace hlsrelay::server {
@@ -92,6 +93,7 @@ void Connection::read_more() {
     socket_.async_read_some(asio::buffer(read_buffer_), [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
         if (self->phase_ != Phase::reading) return;
         if (ec) return self->close();
+        self->idle_since_.store(0, std::memory_order_relaxed);
         self->pending_.append(self->read_buffer_.data(), n);
         self->process();
     });
@@ -127,6 +129,7 @@ void Connection::send(Response response) {
     const std::string_view payload = body ? response_.payload() : std::string_view();
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(payload.data(), payload.size())};
     phase_ = Phase::writing;
+    response_began_ = std::max<int64_t>(1, std::chrono::steady_clock::now().time_since_epoch().count());
     arm(timeouts_.write);
     asio::async_write(socket_, buffers, [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
         if (self->phase_ != Phase::writing) return;
@@ -138,12 +141,19 @@ void Connection::send(Response response) {
         self->parser_.reset();
         self->phase_ = Phase::reading;
         self->arm(self->timeouts_.keep_alive);
+        // Waiting for the next request (nothing buffered, nothing unread in the socket): reclaimable
+        // first when the server is full. Idle since its last response began, not since this handler
+        // runs: a client may have read the response and moved on already.
+        asio::error_code unread;
+        if (self->pending_.empty() && self->socket_.available(unread) == 0 && !unread)
+            self->idle_since_.store(self->response_began_, std::memory_order_relaxed);
         self->process();
     });
 }
 
 void Connection::linger() {
     phase_ = Phase::lingering;
+    manager_.release_client(shared_from_this());  // on its way out: no longer held against its client
     asio::error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     arm(kLinger);

@@ -9,6 +9,8 @@
 #include <asio.hpp>
 
 #include <array>
+#include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -34,6 +36,10 @@ public:
     void start();
     // Thread-safe: closes the socket on the connection's strand.
     void stop();
+    const std::string& client() const { return client_; }  // the peer's address
+    // Thread-safe: 0 unless the connection waits for a next request on a kept connection; then when
+    // (steady_clock ticks) its last response began, which orders idle connections oldest first.
+    int64_t idle_since() const { return idle_since_.load(std::memory_order_relaxed); }
 
 private:
     enum class Phase { reading, handling, writing, lingering, closed };
@@ -54,6 +60,7 @@ private:
     RequestHandler& handler_;
     const ConnectionTimeouts timeouts_;
     std::string client_;
+    std::atomic<int64_t> idle_since_{0};
 
     Phase phase_ = Phase::reading;
     RequestParser parser_;
@@ -65,6 +72,7 @@ private:
     Response response_;  // kept alive (with any shared body) until its write completes
     std::string head_;
     bool keep_alive_ = false;
+    int64_t response_began_ = 0;  // steady_clock ticks
 };
 
 }  // namespace hlsrelay::server

@@ -65,6 +65,7 @@ std::string_view reason_phrase(int status) {
         case 413: return "Content Too Large";
         case 414: return "URI Too Long";
         case 416: return "Range Not Satisfiable";
+        case 421: return "Misdirected Request";
         case 431: return "Request Header Fields Too Large";
         case 500: return "Internal Server Error";
         case 501: return "Not Implemented";
@@ -84,8 +85,10 @@ std::string serialize_head(const Response& r, bool keep_alive, bool http10) {
     out += reason_phrase(r.status);
     out += "\r\nDate: ";
     out += http_date();
-    // Players and the dashboard may be served from elsewhere: every response is readable cross-origin.
-    out += "\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Content-Length, Content-Range, Accept-Ranges";
+    // Players may be served from elsewhere: HLS delivery is readable cross-origin. Control and status
+    // endpoints are not (a web page the operator visits must not read or drive them).
+    if (r.cors)
+        out += "\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Content-Length, Content-Range, Accept-Ranges";
     for (const auto& h : r.headers) {
         out += "\r\n";
         out += h.name;

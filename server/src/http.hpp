@@ -40,6 +40,8 @@ struct Response {
     std::size_t offset = 0;  // the slice of shared_body to send
     std::size_t length = 0;
     bool close = false;  // end the connection after this response
+    // Readable cross-origin: Access-Control-Allow-Origin: * (HLS delivery only, see api::check_request).
+    bool cors = false;
 
     std::string_view payload() const {
         return shared_body ? std::string_view(*shared_body).substr(offset, length) : std::string_view(body);

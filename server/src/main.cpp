@@ -76,6 +76,8 @@ int run(const Options& o) {
     config.port = o.port;
     config.threads = o.threads;
     config.max_connections = o.max_connections;
+    config.max_connections_per_client = o.max_connections_per_client;
+    config.allowed_hosts = o.allowed_hosts;
     config.timeouts.read = std::chrono::milliseconds(static_cast<int64_t>(o.read_timeout * 1000));
     config.timeouts.keep_alive = std::chrono::milliseconds(static_cast<int64_t>(o.keepalive_timeout * 1000));
     config.on_demand = o.on_demand;

@@ -5,6 +5,7 @@
 
 #include <hlsrelay/registry.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <functional>
@@ -31,12 +32,18 @@ Options:
   --max-segments N         segments listed in each media playlist (default: 5)
   --on-demand              start a channel when its playlist is requested, stop it when unwatched
   --idle-timeout S         on-demand: stop a channel nobody requested for S seconds (default: 60)
-  --api-token T            require "Authorization: Bearer T" (or ?token=T) on control endpoints
+  --api-token T            require "Authorization: Bearer T" (or ?token=T) on control endpoints;
+                           status endpoints then show sources only to requests with it
+  --allowed-host NAME      accept requests with Host NAME (or NAME:PORT) besides IP addresses and
+                           localhost; repeatable; '*' accepts any (turns off DNS-rebinding protection)
   --log-level L            debug, info, warn, error or off (default: info)
   --web-root DIR           dashboard files; hls.js from DIR/node_modules (default: bundled)
   --media-dir DIR          where the default list's relative sources live (default: <build>/media)
   --threads N              io threads (default: 2)
-  --max-connections N      open connections at most; more are closed at once (default: 2048)
+  --max-connections N      open connections at most; when full, the longest idle keep-alive one is
+                           closed for a new one, else the new one is (default: 2048)
+  --max-connections-per-client N
+                           open connections per client address at most; 0 for no cap (default: 64)
   --read-timeout S         seconds to receive a whole request (default: 10)
   --keepalive-timeout S    seconds an idle keep-alive connection is kept (default: 15)
   --max-playlist-bytes N   refuse an upstream playlist larger than N bytes (default: 4194304)
@@ -126,6 +133,17 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         {"--media-dir", text(o.media_dir)},
         {"--threads", number_in(o.threads, 1, 64, "--threads")},
         {"--max-connections", number_in(o.max_connections, 1, 1000000, "--max-connections")},
+        {"--max-connections-per-client",
+         number_in(o.max_connections_per_client, 0, 1000000, "--max-connections-per-client")},
+        {"--allowed-host",
+         [&](const std::string& v) -> std::string {
+             const bool ok = !v.empty() && v.size() <= 255 && std::all_of(v.begin(), v.end(), [](char c) {
+                 return detail::is_ascii_alnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_' || c == '*';
+             });
+             if (!ok) return "--allowed-host wants a host name, NAME:PORT or '*', not '" + v + "'";
+             o.allowed_hosts.push_back(v);
+             return {};
+         }},
         {"--read-timeout", number_in(o.read_timeout, 0.1, 3600, "--read-timeout")},
         {"--keepalive-timeout", number_in(o.keepalive_timeout, 0.1, 3600, "--keepalive-timeout")},
         {"--max-playlist-bytes", number_in(o.limits.max_playlist_bytes, static_cast<double>(kMinMaxPlaylistBytes),

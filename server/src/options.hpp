@@ -1,6 +1,8 @@
 // hlsrelay-server's command line: parsing, validation and --help text (kept apart from main for tests).
 #pragma once
 
+#include "connection_manager.hpp"
+
 #include <hlsrelay/engine.hpp>
 
 #include <cstddef>
@@ -26,6 +28,8 @@ struct Options {
     std::string media_dir;  // empty: the build tree's media/ (relative sources of the default list)
     int threads = 2;
     std::size_t max_connections = 2048;
+    std::size_t max_connections_per_client = kDefaultMaxConnectionsPerClient;  // 0: no cap
+    std::vector<std::string> allowed_hosts;  // --allowed-host, repeatable
     double read_timeout = 10;
     double keepalive_timeout = 15;
     FetchLimits limits;  // --max-playlist-bytes, --max-segment-bytes, --max-redirects: EngineSettings::limits

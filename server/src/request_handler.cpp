@@ -27,14 +27,6 @@ std::string dump(const nlohmann::ordered_json& j) {
     return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
-// Compares without an early exit so that response timing does not reveal how much of a guess matched.
-bool same_secret(std::string_view given, std::string_view secret) {
-    if (given.size() != secret.size()) return false;
-    unsigned char diff = 0;
-    for (std::size_t i = 0; i < given.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ secret[i]);
-    return diff == 0;
-}
-
 // A Host header is echoed into the M3U: only host[:port] characters may pass.
 bool valid_host(std::string_view host) {
     if (host.empty() || host.size() > 255) return false;
@@ -45,6 +37,12 @@ bool valid_host(std::string_view host) {
 
 bool is_playlist(std::string_view file) { return file == kMasterPlaylistName || file == kMediaPlaylistName; }
 
+// The request target as it may be logged: the query can carry the API token.
+std::string loggable_target(const std::string& target) {
+    const std::size_t query = target.find('?');
+    return query == std::string::npos ? target : target.substr(0, query) + "?...";
+}
+
 }  // namespace
 
 Response RequestHandler::error_response(int status, std::string detail) {
@@ -53,8 +51,10 @@ Response RequestHandler::error_response(int status, std::string detail) {
 
 Response reply_response(const api::Reply& reply) {
     const bool json = reply.content_type == kJson;
-    return text_response(reply.status, json ? reply.content_type : reply.content_type + "; charset=utf-8",
-                         json ? dump(reply.body) : reply.text);
+    Response r = text_response(reply.status, json ? reply.content_type : reply.content_type + "; charset=utf-8",
+                               json ? dump(reply.body) : reply.text);
+    for (const auto& [name, value] : reply.headers) r.set(name, value);
+    return r;
 }
 
 Response resource_response(const Resource& res, std::optional<std::string_view> range) {
@@ -87,21 +87,12 @@ Response resource_response(const Resource& res, std::optional<std::string_view> 
 
 RequestHandler::RequestHandler(Engine& engine, asio::io_context& io, asio::thread_pool& blocking, Activity& activity,
                                HandlerSettings settings)
-    : engine_(engine), io_(io), blocking_(blocking), activity_(activity), settings_(std::move(settings)) {}
-
-bool RequestHandler::authorized(const Route& r, const Request& req) const {
-    if (settings_.api_token.empty()) return true;
-    if (auto auth = req.header("Authorization")) {
-        constexpr std::string_view scheme = "Bearer ";
-        if (auth->size() > scheme.size() && iequals(auth->substr(0, scheme.size()), scheme)) {
-            std::string_view token = auth->substr(scheme.size());
-            while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-            if (same_secret(token, settings_.api_token)) return true;
-        }
-    }
-    auto it = r.query.find("token");
-    return it != r.query.end() && same_secret(it->second, settings_.api_token);
-}
+    : engine_(engine),
+      io_(io),
+      blocking_(blocking),
+      activity_(activity),
+      settings_(std::move(settings)),
+      policy_{settings_.api_token, settings_.allowed_hosts} {}
 
 void RequestHandler::handle(const Request& req, const std::string& client, Done done) {
     // An engine call may throw (a channel removed between two calls): the connection must still get
@@ -109,8 +100,9 @@ void RequestHandler::handle(const Request& req, const std::string& client, Done 
     try {
         dispatch(req, client, done);
     } catch (const std::exception& e) {
-        log::error(std::string("handling ") + req.method + " " + req.target + ": " + e.what());
-        done(error_response(500, e.what()));
+        const std::string what = scrub_urls(e.what());
+        log::error("handling " + req.method + " " + loggable_target(req.target) + ": " + what);
+        done(error_response(500, what));
     }
 }
 
@@ -119,15 +111,28 @@ void RequestHandler::dispatch(const Request& req, const std::string& client, con
     if (r.kind == RouteKind::error) {
         Response e = error_response(r.status, r.detail);
         if (!r.allow.empty()) e.set("Allow", r.allow);
+        e.cors = r.endpoint == api::Endpoint::media;
         return done(std::move(e));
     }
-    if (r.control && !authorized(r, req)) {
-        Response e = error_response(401, "Not authenticated");
-        e.set("WWW-Authenticate", "Bearer");
+    api::HttpRequestView view;
+    view.endpoint = r.endpoint;
+    view.host = req.header("Host");
+    view.origin = req.header("Origin");
+    view.sec_fetch_site = req.header("Sec-Fetch-Site");
+    view.authorization = req.header("Authorization");
+    if (const auto it = r.query.find("token"); it != r.query.end()) view.query_token = it->second;
+    const api::HttpVerdict verdict = api::check_request(policy_, view);
+    if (verdict.refusal) {
+        Response e = reply_response(*verdict.refusal);
+        e.cors = verdict.cors;
         return done(std::move(e));
     }
     switch (r.kind) {
-        case RouteKind::hls: return serve_hls(r, req, client, done);
+        case RouteKind::hls:
+            return serve_hls(r, req, client, [done](Response response) {
+                response.cors = true;
+                done(std::move(response));
+            });
         case RouteKind::start_stream:
             return run_blocking(
                 [this, name = r.channel] {
@@ -139,7 +144,7 @@ void RequestHandler::dispatch(const Request& req, const std::string& client, con
                 done);
         case RouteKind::stop_stream:
             return run_blocking([this, name = r.channel] { return api::stop_stream(engine_, name); }, done);
-        default: return done(handle_now(r, req));
+        default: return done(handle_now(r, req, verdict));
     }
 }
 
@@ -164,15 +169,18 @@ Response RequestHandler::asset(const std::filesystem::path& path, std::string co
     return r;
 }
 
-Response RequestHandler::handle_now(const Route& r, const Request& req) {
+Response RequestHandler::handle_now(const Route& r, const Request& req, const api::HttpVerdict& verdict) {
     switch (r.kind) {
         case RouteKind::preflight: {
             Response p;
             p.status = 204;
             p.set("Allow", r.allow);
-            p.set("Access-Control-Allow-Methods", r.allow);
-            p.set("Access-Control-Allow-Headers", "Range, Authorization, Content-Type");
-            p.set("Access-Control-Max-Age", "86400");
+            if (verdict.cors) {  // HLS delivery only: control and status paths grant no cross-origin use
+                p.cors = true;
+                p.set("Access-Control-Allow-Methods", r.allow);
+                p.set("Access-Control-Allow-Headers", "Range");
+                p.set("Access-Control-Max-Age", "86400");
+            }
             return p;
         }
         case RouteKind::index:
@@ -202,12 +210,12 @@ Response RequestHandler::handle_now(const Route& r, const Request& req) {
                                  render_metrics(engine_.statuses(), activity_, counters_));
         case RouteKind::list_channels: return reply_response(api::list_channels(engine_));
         case RouteKind::stream_status: {
-            api::Reply reply = api::stream_status(engine_, r.channel);
+            api::Reply reply = api::stream_status(engine_, r.channel, verdict.sources);
             if (reply.status == 200) add_activity(reply.body);
             return reply_response(reply);
         }
         case RouteKind::streams_status: {
-            api::Reply reply = api::streams_status(engine_);
+            api::Reply reply = api::streams_status(engine_, verdict.sources);
             if (reply.status == 200 && reply.body.contains("streams"))
                 for (auto& s : reply.body["streams"]) add_activity(s);
             return reply_response(reply);
@@ -259,7 +267,7 @@ void RequestHandler::wait_for_playlist(const std::string& id, const std::string&
                 engine_.start(id);
                 activity_.touch(id);
             } catch (const std::exception& e) {
-                log::warn("on-demand start of " + id + " failed: " + e.what());
+                log::warn("on-demand start of " + id + " failed: " + scrub_urls(e.what()));
             }
         });
     }
@@ -277,7 +285,9 @@ void RequestHandler::poll(std::shared_ptr<PlaylistWait> wait) {
         std::string detail = "Stream '" + wait->id + "' did not produce a playlist in time; retry shortly";
         try {
             const ChannelStatus s = engine_.status(wait->id);
-            if (!s.last_error.empty()) detail += " (last error: " + s.last_error + ")";
+            // HLS requests carry no token: with one set, the error's URLs are hidden as on status.
+            if (!s.last_error.empty())
+                detail += " (last error: " + scrub_urls(s.last_error, !settings_.api_token.empty()) + ")";
         } catch (const std::exception&) {
             // removed meanwhile: the plain detail will do
         }

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace hlsrelay::server {
 
@@ -25,7 +26,8 @@ struct HandlerSettings {
     bool on_demand = false;
     std::chrono::milliseconds on_demand_wait{10000};  // for the first playlist of a channel it starts
     std::chrono::milliseconds on_demand_poll{50};
-    std::string api_token;  // empty: control endpoints are open
+    std::string api_token;  // empty: control endpoints are open (to non-browser and same-origin callers)
+    std::vector<std::string> allowed_hosts;  // --allowed-host: names accepted in Host (api::HttpPolicy)
     std::string default_host;  // for absolute URLs when a request has no Host (HTTP/1.0)
     std::filesystem::path web_root;
 };
@@ -49,12 +51,11 @@ public:
 
 private:
     void dispatch(const Request& req, const std::string& client, const Done& done);
-    Response handle_now(const Route& r, const Request& req);
+    Response handle_now(const Route& r, const Request& req, const api::HttpVerdict& verdict);
     void serve_hls(const Route& r, const Request& req, const std::string& client, Done done);
     void wait_for_playlist(const std::string& id, const std::string& file, Done done);
     void poll(std::shared_ptr<PlaylistWait> wait);
     void run_blocking(std::function<api::Reply()> work, Done done);
-    bool authorized(const Route& r, const Request& req) const;
     void add_activity(nlohmann::ordered_json& status) const;
     Response asset(const std::filesystem::path& path, std::string content_type, std::string cache_control);
 
@@ -63,6 +64,7 @@ private:
     asio::thread_pool& blocking_;
     Activity& activity_;
     const HandlerSettings settings_;
+    const api::HttpPolicy policy_;
     StaticFiles files_;
     HttpCounters counters_;
 };

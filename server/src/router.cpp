@@ -23,25 +23,27 @@ struct Pattern {
     std::vector<std::string_view> segments;
     unsigned methods;
     RouteKind kind;
-    bool control;
+    api::Endpoint endpoint;
 };
+
+using E = api::Endpoint;
 
 const std::array<Pattern, 13>& patterns() {
     static const std::array<Pattern, 13> table{{
-        {{""}, GET | HEAD, RouteKind::index, false},
-        {{"assets", kHlsJsAsset}, GET | HEAD, RouteKind::asset, false},
-        {{"healthz"}, GET | HEAD, RouteKind::healthz, false},
-        {{"metrics"}, GET | HEAD, RouteKind::metrics, false},
-        {{"hls_streams", "{}", "{}"}, GET | HEAD, RouteKind::hls, false},
-        {{"api", "v1", "channels"}, GET | HEAD, RouteKind::list_channels, true},
-        {{"api", "v1", "channels", "streams-status"}, GET | HEAD, RouteKind::streams_status, false},
-        {{"api", "v1", "channels", "static-hls-m3u"}, GET | HEAD, RouteKind::static_hls_m3u, false},
+        {{""}, GET | HEAD, RouteKind::index, E::status},
+        {{"assets", kHlsJsAsset}, GET | HEAD, RouteKind::asset, E::status},
+        {{"healthz"}, GET | HEAD, RouteKind::healthz, E::health},
+        {{"metrics"}, GET | HEAD, RouteKind::metrics, E::status},
+        {{"hls_streams", "{}", "{}"}, GET | HEAD, RouteKind::hls, E::media},
+        {{"api", "v1", "channels"}, GET | HEAD, RouteKind::list_channels, E::registry},
+        {{"api", "v1", "channels", "streams-status"}, GET | HEAD, RouteKind::streams_status, E::status},
+        {{"api", "v1", "channels", "static-hls-m3u"}, GET | HEAD, RouteKind::static_hls_m3u, E::status},
         // Starting and stopping change state, so HEAD (which must be safe) is not offered for them.
-        {{"api", "v1", "channels", "start-stream", "{}"}, GET, RouteKind::start_stream, true},
-        {{"api", "v1", "channels", "stop-stream", "{}"}, GET, RouteKind::stop_stream, true},
-        {{"api", "v1", "channels", "stream-status", "{}"}, GET | HEAD, RouteKind::stream_status, false},
-        {{"api", "v1", "channels", "{}", "start"}, POST, RouteKind::start_stream, true},
-        {{"api", "v1", "channels", "{}", "stop"}, POST, RouteKind::stop_stream, true},
+        {{"api", "v1", "channels", "start-stream", "{}"}, GET, RouteKind::start_stream, E::control},
+        {{"api", "v1", "channels", "stop-stream", "{}"}, GET, RouteKind::stop_stream, E::control},
+        {{"api", "v1", "channels", "stream-status", "{}"}, GET | HEAD, RouteKind::stream_status, E::status},
+        {{"api", "v1", "channels", "{}", "start"}, POST, RouteKind::start_stream, E::control},
+        {{"api", "v1", "channels", "{}", "stop"}, POST, RouteKind::stop_stream, E::control},
     }};
     return table;
 }
@@ -144,6 +146,7 @@ Route route(std::string_view method, std::string_view target) {
     }
 
     unsigned allowed = 0;
+    bool media = false;
     for (const Pattern& p : patterns()) {
         if (p.segments.size() != segments.size()) continue;
         std::vector<const std::string*> captures;
@@ -158,17 +161,22 @@ Route route(std::string_view method, std::string_view target) {
         }
         if (!match) continue;
         allowed |= p.methods;
+        media = media || p.endpoint == E::media;
         if (!(p.methods & method_bit) || options) continue;
 
         r.kind = p.kind;
-        r.control = p.control;
+        r.endpoint = p.endpoint;
         r.head = method_bit == HEAD;
         if (p.kind == RouteKind::asset) r.file = segments.back();
         if (!captures.empty()) r.channel = *captures.front();
         if (p.kind == RouteKind::hls) {
             r.file = *captures.back();
             // Only registry ids name channels here: a display name or anything else is no file.
-            if (!is_safe_slug(r.channel) || !valid_hls_file(r.file)) return error(404, "Not found");
+            if (!is_safe_slug(r.channel) || !valid_hls_file(r.file)) {
+                Route e = error(404, "Not found");
+                e.endpoint = E::media;  // readable cross-origin, like every HLS answer
+                return e;
+            }
         }
         return r;
     }
@@ -176,6 +184,7 @@ Route route(std::string_view method, std::string_view target) {
     if (options) {
         r.kind = RouteKind::preflight;
         r.allow = allow_header(allowed, true);
+        r.endpoint = media ? E::media : E::status;
         return r;
     }
     Route e = error(405, "Method Not Allowed");

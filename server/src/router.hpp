@@ -1,6 +1,8 @@
-// The pure part of request handling: method + target in, the route (or the error) out. No engine, no
-// I/O, so every path rule (decoding, traversal, 404 versus 405) is testable on its own.
+// The pure part of request handling: method + target in, the route (or the error) out. No engine
+// calls, no I/O, so every path rule (decoding, traversal, 404 versus 405) is testable on its own.
 #pragma once
+
+#include <hlsrelay/api.hpp>
 
 #include <map>
 #include <string>
@@ -32,7 +34,9 @@ struct Route {
     std::string channel;         // decoded {channel_name} or {id}
     std::string file;            // hls: "master.m3u8", "index.m3u8" or "seg_<n>.ts"; asset: its name
     bool head = false;           // a HEAD request: answer like GET without the body
-    bool control = false;        // needs the API token when one is set
+    // Which rules of api::check_request apply (Host, cross-site, token, CORS); for preflight: media
+    // when the path is HLS delivery (the only cross-origin grant), status otherwise.
+    api::Endpoint endpoint = api::Endpoint::status;
     std::map<std::string, std::string> query;  // decoded; the first value of a repeated name wins
 };
 

@@ -10,7 +10,7 @@ namespace hlsrelay::server {
 Server::Server(Engine& engine, ServerConfig config)
     : engine_(engine),
       config_(std::move(config)),
-      connections_(config_.max_connections),
+      connections_(config_.max_connections, config_.max_connections_per_client),
       acceptor_(asio::make_strand(io_)),
       idle_timer_(acceptor_.get_executor()),
       accept_retry_(acceptor_.get_executor()) {}
@@ -30,6 +30,7 @@ void Server::start() {
     hs.on_demand = config_.on_demand;
     hs.on_demand_wait = config_.on_demand_wait;
     hs.api_token = config_.api_token;
+    hs.allowed_hosts = config_.allowed_hosts;
     hs.web_root = config_.web_root;
     // Host-less (HTTP/1.0) requests for the M3U get absolute URLs against the listening address.
     hs.default_host = authority();
@@ -85,18 +86,21 @@ void Server::accept() {
     acceptor_.async_accept(asio::make_strand(io_), [this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
         if (!acceptor_.is_open()) return;
         if (!ec) {
-            if (connections_.full()) {
-                log::debug("connection limit reached: closing a new connection");
-                asio::error_code ignored;
-                socket.close(ignored);
-            } else {
-                // Responses go out in one gathered write; without this, Nagle holds a response's last
-                // partial packet until the client's (delayed) ACK: up to 40 ms per response.
-                asio::error_code ignored;
-                socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-                auto c = std::make_shared<Connection>(std::move(socket), connections_, *handler_, config_.timeouts,
-                                                      config_.limits);
-                if (!connections_.start(c)) log::debug("connection limit reached: closing a new connection");
+            // Responses go out in one gathered write; without this, Nagle holds a response's last
+            // partial packet until the client's (delayed) ACK: up to 40 ms per response.
+            asio::error_code ignored;
+            socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+            auto c = std::make_shared<Connection>(std::move(socket), connections_, *handler_, config_.timeouts,
+                                                  config_.limits);
+            // A refused connection is closed as `c` goes out of scope.
+            switch (connections_.start(c, c->client())) {
+                case ConnectionManager::Admission::started: break;
+                case ConnectionManager::Admission::client_full:
+                    log::debug("per-client connection limit reached for " + c->client() + ": closing a new connection");
+                    break;
+                case ConnectionManager::Admission::server_full:
+                    log::debug("connection limit reached and none idle: closing a new connection");
+                    break;
             }
         } else if (ec != asio::error::operation_aborted) {
             log::warn("accept: " + ec.message());  // e.g. out of file descriptors: retry shortly

@@ -29,12 +29,14 @@ struct ServerConfig {
     uint16_t port = 8000;  // 0: an ephemeral port (see Server::port())
     int threads = 2;
     std::size_t max_connections = 2048;
+    std::size_t max_connections_per_client = kDefaultMaxConnectionsPerClient;  // per client IP; 0: no cap
     ConnectionTimeouts timeouts;
     ParserLimits limits;
     bool on_demand = false;
     std::chrono::milliseconds idle_timeout{60000};
     std::chrono::milliseconds on_demand_wait{10000};
     std::string api_token;
+    std::vector<std::string> allowed_hosts;  // names accepted in Host besides IP literals and localhost
     std::filesystem::path web_root;
 };
 
@@ -55,6 +57,8 @@ public:
     uint16_t port() const;
     std::string url() const;  // "http://ADDRESS:PORT/"
     std::string authority() const;  // "ADDRESS:PORT", an IPv6 address in brackets
+    std::size_t connections() const { return connections_.size(); }
+    std::size_t idle_connections() const { return connections_.idle_count(); }  // kept, between requests
 
 private:
     void accept();

@@ -15,6 +15,9 @@ from hlsrelay.fastapi import create_app, create_router  # noqa: E402
 from conftest import wait_for  # noqa: E402
 
 NOT_FOUND = {"detail": "Channel not found"}
+# Requests name the server by address: TestClient's default Host "testserver" is a name the router
+# refuses on its API (DNS-rebinding protection, tested at the end of this file).
+LOCAL = "http://127.0.0.1"
 
 
 def playlist_segments(client, stream_id, count, timeout=20.0):
@@ -32,7 +35,7 @@ def playlist_segments(client, stream_id, count, timeout=20.0):
 @pytest.mark.deadline(60)
 def test_api_and_hls_from_memory(live_engine, zero_copy):
     app = create_app(live_engine, zero_copy=zero_copy)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         r = client.get("/api/v1/channels")
         assert r.status_code == 200
         assert r.json() == live_engine.api("channels")[1]
@@ -76,7 +79,7 @@ def test_api_and_hls_from_memory(live_engine, zero_copy):
 
         r = client.get("/api/v1/channels/static-hls-m3u")
         assert r.status_code == 200 and r.headers["content-type"] == "audio/x-mpegurl; charset=utf-8"
-        assert "http://testserver/hls_streams/test/master.m3u8" in r.text
+        assert "http://127.0.0.1/hls_streams/test/master.m3u8" in r.text
 
         r = client.get("/api/v1/channels/stop-stream/test")
         assert r.status_code == 200 and r.json() == {"message": "Stream for 'test' stopped."}
@@ -99,7 +102,7 @@ def test_api_and_hls_from_memory(live_engine, zero_copy):
 @pytest.mark.parametrize("zero_copy", [False, True])
 @pytest.mark.deadline(60)
 def test_hls_ranges_head_and_missing_files(live_engine, zero_copy):
-    with TestClient(create_app(live_engine, zero_copy=zero_copy)) as client:
+    with TestClient(create_app(live_engine, zero_copy=zero_copy), base_url=LOCAL) as client:
         assert client.get("/api/v1/channels/start-stream/test").status_code == 200
         names = playlist_segments(client, "test", 1)
         url = f"/hls_streams/test/{names[-1]}"
@@ -142,7 +145,7 @@ def test_router_mounts_into_an_existing_app(engine):
         return {"ok": True}
 
     app.include_router(create_router(engine))
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         assert client.get("/health").json() == {"ok": True}
         assert client.get("/api/v1/channels/stream-status/idle").json()["process_status"] == "stopped"
         assert client.get("/api/v1/channels/stream-status/nope").json() == NOT_FOUND
@@ -156,7 +159,7 @@ def test_app_builds_and_closes_its_own_engine(media, tmp_path, monkeypatch):
     channels.write_text(json.dumps([{"name": "Looped", "url": media, "loop": True, "segment_duration": 1}]))
     monkeypatch.setenv("HLSRELAY_SEGMENT_DURATION", "1")
     app = create_app(channels_file=channels)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         engine = app.state.engine
         assert isinstance(engine, Engine) and engine.settings["segment_duration"] == 1.0
         assert client.get("/api/v1/channels/start-stream/looped").status_code == 200
@@ -183,7 +186,7 @@ def test_serve_from_disk(media, tmp_path):
     with Engine(segment_duration=1.0, hls_dir=hls_dir, log_level="error") as engine:
         engine.add_channel("Disk", url=media, loop=True)
         app = create_app(engine, serve_from_disk=True)
-        with TestClient(app) as client:
+        with TestClient(app, base_url=LOCAL) as client:
             assert client.get("/api/v1/channels/start-stream/disk").status_code == 200
             names = playlist_segments(client, "disk", 2)
             assert os.path.exists(hls_dir / "disk" / names[-1])
@@ -194,3 +197,114 @@ def test_serve_from_disk(media, tmp_path):
             r = client.get("/hls_streams/disk/master.m3u8")
             assert r.headers["content-type"] == "application/vnd.apple.mpegurl"
             assert client.get("/hls_streams/disk/nothing.ts").status_code == 404
+
+
+# The HTTP protections, the demo server's rules through the same C++ (hlsrelay._core.check_request).
+
+EVIL = {"Origin": "http://evil.example"}
+
+
+def test_redaction_helpers_are_the_engines():
+    from hlsrelay._core import redact_url, scrub_urls
+
+    assert redact_url("http://u:p@host:8080/live/USER/PASS/100.m3u8?x=1|Cookie=c") == "http://***@host:8080/live/***/***/100.m3u8?***"
+    assert redact_url("http://host:25461/USER/PASS/100.ts") == "http://host:25461/***/***/100.ts"
+    assert redact_url("http://host/get.php?username=U&password=P") == "http://host/get.php?***"
+    assert scrub_urls("cannot open http://h/movie/U/P/1.mkv: 403") == "cannot open http://h/movie/***/***/1.mkv: 403"
+    assert scrub_urls("cannot open http://h/movie/U/P/1.mkv: 403", hide=True) == "cannot open <url hidden>: 403"
+
+
+@pytest.mark.deadline(60)
+def test_cross_site_requests_cannot_start_or_stop(live_engine):
+    with TestClient(create_app(live_engine), base_url=LOCAL) as client:
+        for headers in (EVIL, {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}, {"Origin": "null"},
+                        {"Origin": "http://127.0.0.1:1"}):
+            r = client.get("/api/v1/channels/start-stream/test", headers=headers)
+            assert r.status_code == 403, headers
+            assert r.json()["detail"].startswith("Cross-site request refused")
+            assert "access-control-allow-origin" not in r.headers
+        assert client.post("/api/v1/channels/test/start", headers=EVIL).status_code == 403
+        assert not live_engine.running("test")
+
+        # Same origin (the app's own page) and curl-like clients are served.
+        r = client.post("/api/v1/channels/test/start", headers={"Origin": LOCAL, "Sec-Fetch-Site": "same-origin"})
+        assert r.status_code == 200 and live_engine.running("test")
+        assert client.get("/api/v1/channels/stop-stream/test", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+        assert live_engine.running("test")
+        assert client.get("/api/v1/channels/stop-stream/test").status_code == 200
+        assert not live_engine.running("test")
+
+
+def test_foreign_host_is_refused_except_on_hls(live_engine, monkeypatch):
+    monkeypatch.delenv("HLSRELAY_ALLOWED_HOSTS", raising=False)
+    with TestClient(create_app(live_engine)) as client:  # Host: testserver, a name nobody allowed
+        for path in ("/api/v1/channels/start-stream/test", "/api/v1/channels/stop-stream/test",
+                     "/api/v1/channels/stream-status/test", "/api/v1/channels/streams-status",
+                     "/api/v1/channels/static-hls-m3u", "/api/v1/channels"):
+            r = client.get(path)
+            assert r.status_code == 421, path
+            assert r.json()["detail"].startswith("Misdirected request") and "test" not in r.text
+        assert client.post("/api/v1/channels/test/start").status_code == 421
+        assert not live_engine.running("test")
+        r = client.get("/hls_streams/test/master.m3u8")
+        assert r.status_code == 404 and r.json() == {"detail": "Stream not running"}
+        for host in ("localhost", "127.0.0.1:8000", "[::1]:8000", "10.0.0.7"):
+            assert client.get("/api/v1/channels/streams-status", headers={"Host": host}).status_code == 200, host
+        assert client.get("/api/v1/channels/streams-status", headers={"Host": "127.0.0.1.evil.example"}).status_code == 421
+    with TestClient(create_app(live_engine, allowed_hosts=["testserver"])) as client:
+        assert client.get("/api/v1/channels/streams-status").status_code == 200
+    monkeypatch.setenv("HLSRELAY_ALLOWED_HOSTS", "tv.example, testserver")
+    app = FastAPI()
+    app.include_router(create_router(live_engine))
+    with TestClient(app) as client:
+        assert client.get("/api/v1/channels/streams-status").status_code == 200
+        assert client.get("/api/v1/channels/streams-status", headers={"Host": "tv.example:8000"}).status_code == 200
+        assert client.get("/api/v1/channels/streams-status", headers={"Host": "other.example"}).status_code == 421
+
+
+def test_only_hls_is_readable_cross_origin(live_engine):
+    with TestClient(create_app(live_engine), base_url=LOCAL) as client:
+        for path in ("/api/v1/channels", "/api/v1/channels/streams-status", "/api/v1/channels/stream-status/test",
+                     "/api/v1/channels/static-hls-m3u"):
+            assert "access-control-allow-origin" not in client.get(path, headers={"Origin": "http://player.example"}).headers
+        for path in ("/hls_streams/test/master.m3u8", "/hls_streams/nope/index.m3u8", "/hls_streams/test/passwd"):
+            r = client.get(path, headers={"Origin": "http://player.example"})
+            assert r.headers["access-control-allow-origin"] == "*", path
+
+
+@pytest.mark.deadline(60)
+def test_token_hides_sources_from_requests_without_it(engine, monkeypatch):
+    monkeypatch.delenv("HLSRELAY_API_TOKEN", raising=False)
+    engine.add_channel("Xtream", url="http://ui_user:ui_pass@127.0.0.1:1/live/xc_user/xc_pass/100.m3u8?password=q_pass")
+    engine.start("xtream")
+    wait_for(lambda: engine.status("xtream")["last_error"], 30, what="an error from the unreachable source")
+    secrets = ("ui_user", "ui_pass", "xc_user", "xc_pass", "q_pass")
+    redacted = "http://***@127.0.0.1:1/live/***/***/100.m3u8?***"
+
+    for app in (create_app(engine, api_token="s3cret"), None):
+        if app is None:  # the same through $HLSRELAY_API_TOKEN and a mounted router
+            monkeypatch.setenv("HLSRELAY_API_TOKEN", "s3cret")
+            app = FastAPI()
+            app.include_router(create_router(engine))
+        with TestClient(app, base_url=LOCAL) as client:
+            one = client.get("/api/v1/channels/stream-status/xtream")
+            every = client.get("/api/v1/channels/streams-status")
+            assert one.status_code == every.status_code == 200
+            assert one.json()["source"] is None and every.json()["streams"][0]["source"] is None
+            assert "<url hidden>" in one.json()["last_error"] and "127.0.0.1:1" not in one.text + every.text
+            r = client.get("/api/v1/channels")
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+            assert client.get("/api/v1/channels/stop-stream/xtream").status_code == 401
+            assert engine.running("xtream")
+
+            authed = client.get("/api/v1/channels/stream-status/xtream", headers={"Authorization": "Bearer s3cret"})
+            assert authed.json()["source"] == redacted and "127.0.0.1:1" in authed.json()["last_error"]
+            assert client.get("/api/v1/channels/streams-status?token=s3cret").json()["streams"][0]["source"] == redacted
+            listed = client.get("/api/v1/channels", headers={"Authorization": "Bearer s3cret"})
+            assert listed.status_code == 200
+            for text in (one.text, every.text, authed.text, listed.text):
+                assert not any(s in text for s in secrets), text
+    # No token at all: the redacted form for everyone.
+    with TestClient(create_app(engine, api_token=""), base_url=LOCAL) as client:
+        body = client.get("/api/v1/channels/stream-status/xtream").json()
+        assert body["source"] == redacted and not any(s in json.dumps(body) for s in secrets)

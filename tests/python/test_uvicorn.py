@@ -64,7 +64,7 @@ class Uvicorn:
                 if self.proc.poll() is not None:
                     break
                 try:
-                    if get(self.port, "/api/v1/channels", timeout=2)[0] == 200:
+                    if get(self.port, "/api/v1/channels", timeout=2)[0] in (200, 401):  # 401: a token is set
                         return self
                 except OSError:
                     pass
@@ -207,3 +207,40 @@ def test_uvicorn_without_channel_list_exits_with_a_clear_error(tmp_path, server_
                 proc.wait(5)
     assert proc.returncode != 0
     assert b"HLSRELAY_CHANNELS is not set" in log.read_bytes()
+
+
+@pytest.mark.deadline(90)
+def test_uvicorn_applies_the_http_protections(tmp_path, server_env):
+    channels = tmp_path / "channels.json"
+    channels.write_text(json.dumps([{"name": "Xtream", "url": "http://u_user:u_pass@127.0.0.1:9/live/xc_user/xc_pass/1.m3u8"}]))
+    server_env.update(HLSRELAY_CHANNELS=str(channels), HLSRELAY_LOG_LEVEL="error", HLSRELAY_API_TOKEN="s3cret",
+                      HLSRELAY_ALLOWED_HOSTS="tv.example")
+    server = Uvicorn(server_env, tmp_path / "uvicorn.log")
+    auth = {"Authorization": "Bearer s3cret"}
+    try:
+        port = server.start().port
+        # The token: control needs it; status hides the source without it, redacts it with it.
+        assert get(port, "/api/v1/channels/start-stream/xtream")[0] == 401
+        status, _, body = get(port, "/api/v1/channels/stream-status/xtream")
+        assert status == 200 and json.loads(body)["source"] is None
+        status, _, body = get(port, "/api/v1/channels/stream-status/xtream", headers=auth)
+        assert json.loads(body)["source"] == "http://***@127.0.0.1:9/live/***/***/1.m3u8"
+        # Cross-site, even with the token (a browser may hold it in a cookie-less fetch of a page's own).
+        status, headers, body = get(port, "/api/v1/channels/xtream/start", method="POST",
+                                    headers={**auth, "Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"})
+        assert status == 403 and "access-control-allow-origin" not in headers
+        # DNS rebinding: a foreign Host; the allowed name passes.
+        assert get(port, "/api/v1/channels/streams-status", headers={"Host": "attacker.example"})[0] == 421
+        assert get(port, "/api/v1/channels/streams-status", headers={"Host": f"tv.example:{port}"})[0] == 200
+        status, _, body = get_json_with(port, "/api/v1/channels/stream-status/xtream", auth)
+        assert status == 200 and body["process_status"] == "stopped"
+        for secret in (b"u_user", b"u_pass", b"xc_user", b"xc_pass"):
+            assert secret not in server.output()
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0, server.output().decode(errors="replace")
+
+
+def get_json_with(port, path, headers):
+    status, response_headers, body = get(port, path, headers=headers)
+    return status, response_headers, json.loads(body)

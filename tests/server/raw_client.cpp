@@ -15,9 +15,21 @@
 
 namespace hlsrelay::test {
 
-RawClient::RawClient(uint16_t port) {
+RawClient::RawClient(uint16_t port) : RawClient(port, nullptr) {}
+
+RawClient::RawClient(uint16_t port, const char* source_address) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
+    if (source_address) {
+        sockaddr_in local{};
+        local.sin_family = AF_INET;
+        if (::inet_pton(AF_INET, source_address, &local.sin_addr) != 1 ||
+            ::bind(fd_, reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0) {
+            const std::string why = std::strerror(errno);
+            ::close(fd_);
+            throw std::runtime_error("bind " + std::string(source_address) + ": " + why);
+        }
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);

@@ -19,6 +19,8 @@ struct RawResponse {
 class RawClient {
 public:
     explicit RawClient(uint16_t port);  // connects to 127.0.0.1:port; throws on failure
+    // From another loopback address (e.g. "127.0.0.2"): a second client as the server counts them.
+    RawClient(uint16_t port, const char* source_address);
     ~RawClient();
     RawClient(const RawClient&) = delete;
     RawClient& operator=(const RawClient&) = delete;

@@ -24,33 +24,34 @@ TEST_CASE("router finds every endpoint") {
         RouteKind kind;
         const char* channel;
         const char* file;
-        bool control;
+        hlsrelay::api::Endpoint endpoint;
     };
+    using E = hlsrelay::api::Endpoint;
     const Case cases[] = {
-        {"GET", "/", RouteKind::index, "", "", false},
-        {"HEAD", "/", RouteKind::index, "", "", false},
-        {"GET", "/assets/hls.min.js", RouteKind::asset, "", "hls.min.js", false},
-        {"GET", "/healthz", RouteKind::healthz, "", "", false},
-        {"GET", "/metrics", RouteKind::metrics, "", "", false},
-        {"GET", "/hls_streams/demo/master.m3u8", RouteKind::hls, "demo", "master.m3u8", false},
-        {"HEAD", "/hls_streams/demo/index.m3u8", RouteKind::hls, "demo", "index.m3u8", false},
-        {"GET", "/hls_streams/news-1/seg_1795497489.ts", RouteKind::hls, "news-1", "seg_1795497489.ts", false},
-        {"GET", "/api/v1/channels", RouteKind::list_channels, "", "", true},
-        {"GET", "/api/v1/channels/streams-status", RouteKind::streams_status, "", "", false},
-        {"GET", "/api/v1/channels/static-hls-m3u", RouteKind::static_hls_m3u, "", "", false},
-        {"GET", "/api/v1/channels/start-stream/demo", RouteKind::start_stream, "demo", "", true},
-        {"GET", "/api/v1/channels/stop-stream/demo", RouteKind::stop_stream, "demo", "", true},
-        {"GET", "/api/v1/channels/stream-status/demo", RouteKind::stream_status, "demo", "", false},
-        {"POST", "/api/v1/channels/demo/start", RouteKind::start_stream, "demo", "", true},
-        {"POST", "/api/v1/channels/demo/stop", RouteKind::stop_stream, "demo", "", true},
+        {"GET", "/", RouteKind::index, "", "", E::status},
+        {"HEAD", "/", RouteKind::index, "", "", E::status},
+        {"GET", "/assets/hls.min.js", RouteKind::asset, "", "hls.min.js", E::status},
+        {"GET", "/healthz", RouteKind::healthz, "", "", E::health},
+        {"GET", "/metrics", RouteKind::metrics, "", "", E::status},
+        {"GET", "/hls_streams/demo/master.m3u8", RouteKind::hls, "demo", "master.m3u8", E::media},
+        {"HEAD", "/hls_streams/demo/index.m3u8", RouteKind::hls, "demo", "index.m3u8", E::media},
+        {"GET", "/hls_streams/news-1/seg_1795497489.ts", RouteKind::hls, "news-1", "seg_1795497489.ts", E::media},
+        {"GET", "/api/v1/channels", RouteKind::list_channels, "", "", E::registry},
+        {"GET", "/api/v1/channels/streams-status", RouteKind::streams_status, "", "", E::status},
+        {"GET", "/api/v1/channels/static-hls-m3u", RouteKind::static_hls_m3u, "", "", E::status},
+        {"GET", "/api/v1/channels/start-stream/demo", RouteKind::start_stream, "demo", "", E::control},
+        {"GET", "/api/v1/channels/stop-stream/demo", RouteKind::stop_stream, "demo", "", E::control},
+        {"GET", "/api/v1/channels/stream-status/demo", RouteKind::stream_status, "demo", "", E::status},
+        {"POST", "/api/v1/channels/demo/start", RouteKind::start_stream, "demo", "", E::control},
+        {"POST", "/api/v1/channels/demo/stop", RouteKind::stop_stream, "demo", "", E::control},
         // Display names are percent-decoded; '+' is literal in a path.
-        {"GET", "/api/v1/channels/stream-status/News%20HD+1", RouteKind::stream_status, "News HD+1", "", false},
-        {"GET", "/api/v1/channels/stream-status/Caf%C3%A9", RouteKind::stream_status, "Caf\xC3\xA9", "", false},
+        {"GET", "/api/v1/channels/stream-status/News%20HD+1", RouteKind::stream_status, "News HD+1", "", E::status},
+        {"GET", "/api/v1/channels/stream-status/Caf%C3%A9", RouteKind::stream_status, "Caf\xC3\xA9", "", E::status},
         // The same path shape means different things by method.
-        {"GET", "/api/v1/channels/start-stream/start", RouteKind::start_stream, "start", "", true},
-        {"POST", "/api/v1/channels/start-stream/start", RouteKind::start_stream, "start-stream", "", true},
+        {"GET", "/api/v1/channels/start-stream/start", RouteKind::start_stream, "start", "", E::control},
+        {"POST", "/api/v1/channels/start-stream/start", RouteKind::start_stream, "start-stream", "", E::control},
         // Absolute-form targets are accepted.
-        {"GET", "http://example:8000/healthz?x=1", RouteKind::healthz, "", "", false},
+        {"GET", "http://example:8000/healthz?x=1", RouteKind::healthz, "", "", E::health},
     };
     for (const Case& c : cases) {
         INFO(c.method << " " << c.target);
@@ -58,7 +59,7 @@ TEST_CASE("router finds every endpoint") {
         CHECK(r.kind == c.kind);
         CHECK(r.channel == c.channel);
         CHECK(r.file == c.file);
-        CHECK(r.control == c.control);
+        CHECK(r.endpoint == c.endpoint);
         CHECK(r.head == (std::string(c.method) == "HEAD"));
     }
 }
@@ -110,7 +111,11 @@ TEST_CASE("router answers OPTIONS preflight on known paths") {
     r = route("OPTIONS", "/api/v1/channels/demo/stop");
     CHECK(r.kind == RouteKind::preflight);
     CHECK(r.allow == "POST, OPTIONS");
+    CHECK(r.endpoint == hlsrelay::api::Endpoint::status);  // no cross-origin grant for control paths
+    CHECK(route("OPTIONS", "/hls_streams/demo/seg_5.ts").endpoint == hlsrelay::api::Endpoint::media);
+    CHECK(route("OPTIONS", "/api/v1/channels/streams-status").endpoint == hlsrelay::api::Endpoint::status);
     CHECK(route("OPTIONS", "*").kind == RouteKind::preflight);
+    CHECK(route("OPTIONS", "*").endpoint == hlsrelay::api::Endpoint::status);
     CHECK(route("OPTIONS", "/nope").status == 404);
     CHECK(route("GET", "*").status == 400);
 }
@@ -205,6 +210,9 @@ TEST_CASE("response heads carry framing, CORS and keep-alive") {
     std::string head = serialize_head(r, true, false);
     CHECK(head.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
     CHECK(head.find("\r\nContent-Length: 5\r\n") != std::string::npos);
+    CHECK(head.find("Access-Control-Allow-Origin") == std::string::npos);  // only when asked for
+    r.cors = true;
+    head = serialize_head(r, true, false);
     CHECK(head.find("\r\nAccess-Control-Allow-Origin: *\r\n") != std::string::npos);
     CHECK(head.find("Connection:") == std::string::npos);
     CHECK(head.substr(head.size() - 4) == "\r\n\r\n");

@@ -102,8 +102,16 @@ std::size_t open_fds() {
     return n;
 }
 
-server::ServerConfig short_timeouts() {
+// One address (127.0.0.1) plays every client in these tests: no per-client cap, so that the global
+// limits and timeouts are what is tested (the cap has its own tests in test_server_security.cpp).
+server::ServerConfig one_client() {
     server::ServerConfig c;
+    c.max_connections_per_client = 0;
+    return c;
+}
+
+server::ServerConfig short_timeouts() {
+    server::ServerConfig c = one_client();
     c.timeouts.read = 1000ms;
     c.timeouts.keep_alive = 1000ms;
     return c;
@@ -263,7 +271,7 @@ TEST_CASE("thousands of idle connections are shed by the timeouts and capped by 
         check_served(s);
     }
     SECTION("over the cap: connections past it are closed at once and the server lives on") {
-        server::ServerConfig config;  // default timeouts: the idle ones stay for the whole section
+        server::ServerConfig config = one_client();  // default timeouts: the idle ones stay for the whole section
         config.max_connections = 500;
         ServerUnderTest s(config);
         std::vector<std::unique_ptr<RawClient>> idle;
@@ -289,7 +297,7 @@ TEST_CASE("thousands of idle connections are shed by the timeouts and capped by 
 
 TEST_CASE("running out of file descriptors does not kill the server") {
     FdLimit limit(4096);
-    ServerUnderTest s;
+    ServerUnderTest s(one_client());
     check_served(s);
     // Leave the process ~300 descriptors of headroom, then connect until the clients (sharing the
     // process's limit with the server) run out: the server's accepts fail with EMFILE meanwhile.
@@ -383,6 +391,7 @@ TEST_CASE("garbage bytes get 400 or a close") {
 TEST_CASE("control endpoints refuse every token guess when a token is set") {
     server::ServerConfig config;
     config.api_token = "s3cret-token";
+    // Host names the server by address, so the token is what decides (a name would be a 421).
     ServerUnderTest s(config);
     const std::vector<std::pair<std::string, std::string>> guesses = {
         {"", ""},
@@ -403,7 +412,7 @@ TEST_CASE("control endpoints refuse every token guess when a token is set") {
         const std::string method = std::string(path).ends_with("/start") ? "POST" : "GET";
         for (const auto& [name, value] : guesses) {
             for (const std::string& q : queries) {
-                std::string req = method + " " + path + q + " HTTP/1.1\r\nHost: t\r\n";
+                std::string req = method + " " + path + q + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
                 if (!name.empty()) req += name + ": " + value + "\r\n";
                 req += "Connection: close\r\n\r\n";
                 INFO(req);
@@ -415,13 +424,13 @@ TEST_CASE("control endpoints refuse every token guess when a token is set") {
     // The token in a second Authorization header, after a wrong first one, in the body, or
     // through HEAD and absolute-form do not count either.
     for (const std::string& req : {
-             std::string("GET /api/v1/channels/start-stream/live HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer x\r\n"
+             std::string("GET /api/v1/channels/start-stream/live HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer x\r\n"
                          "Authorization: Bearer s3cret-token\r\nConnection: close\r\n\r\n"),
-             std::string("POST /api/v1/channels/live/start HTTP/1.1\r\nHost: t\r\nContent-Length: 18\r\n"
+             std::string("POST /api/v1/channels/live/start HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 18\r\n"
                          "Connection: close\r\n\r\ntoken=s3cret-token"),
-             std::string("HEAD /api/v1/channels/start-stream/live?token=s3cret-token HTTP/1.1\r\nHost: t\r\n"
+             std::string("HEAD /api/v1/channels/start-stream/live?token=s3cret-token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          "Connection: close\r\n\r\n"),
-             std::string("GET http://127.0.0.1/api/v1/channels/start-stream/live HTTP/1.1\r\nHost: t\r\n"
+             std::string("GET http://127.0.0.1/api/v1/channels/start-stream/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          "Connection: close\r\n\r\n"),
          }) {
         INFO(req);

@@ -111,3 +111,60 @@ TEST_CASE("redact_url survives garbage", "[stream_id]") {
     CHECK(redact_url(std::string("a\0b?c", 5)) == std::string("a\0b?***", 7));
     CHECK_NOTHROW(redact_url("\xFF\xFE://\x01@\x02?#|"));
 }
+
+TEST_CASE("redact_url hides Xtream-Codes credentials in the path", "[stream_id]") {
+    CHECK(redact_url("http://host:8080/live/USER/PASS/100.m3u8") == "http://host:8080/live/***/***/100.m3u8");
+    CHECK(redact_url("http://host:8080/live/USER/PASS/100.ts") == "http://host:8080/live/***/***/100.ts");
+    CHECK(redact_url("http://host:8080/live/USER/PASS/100") == "http://host:8080/live/***/***/100");
+    CHECK(redact_url("http://host/LIVE/USER/PASS/100.m3u8") == "http://host/LIVE/***/***/100.m3u8");
+    CHECK(redact_url("http://host/movie/USER/PASS/555.mkv") == "http://host/movie/***/***/555.mkv");
+    CHECK(redact_url("https://host/series/USER/PASS/777.mp4") == "https://host/series/***/***/777.mp4");
+    CHECK(redact_url("http://host/timeshift/USER/PASS/120/2026-01-01:10-00/100.ts") ==
+          "http://host/timeshift/***/***/120/2026-01-01:10-00/100.ts");
+    CHECK(redact_url("http://host/live/USER/PASS/100/index.m3u8") == "http://host/live/***/***/100/index.m3u8");
+    // The bare form Xtream panels also serve.
+    CHECK(redact_url("http://host:25461/USER/PASS/100") == "http://host:25461/***/***/100");
+    CHECK(redact_url("http://host:25461/USER/PASS/100.ts") == "http://host:25461/***/***/100.ts");
+    CHECK(redact_url("http://host:25461/USER/PASS/100.m3u8") == "http://host:25461/***/***/100.m3u8");
+    // Combined with userinfo, a query and a header suffix.
+    CHECK(redact_url("http://a:b@host/live/USER/PASS/1.ts?token=x|User-Agent=y") == "http://***@host/live/***/***/1.ts?***");
+    CHECK(redact_url("http://host/get.php?username=USER&password=PASS&type=m3u") == "http://host/get.php?***");
+    CHECK(redact_url("http://host/player_api.php?username=USER&password=PASS") == "http://host/player_api.php?***");
+    CHECK(redact_url("http://host/x.m3u8?key=K") == "http://host/x.m3u8?***");
+}
+
+TEST_CASE("redact_url leaves paths that are not the Xtream shapes alone", "[stream_id]") {
+    CHECK(redact_url("http://host/live/index.m3u8") == "http://host/live/index.m3u8");
+    CHECK(redact_url("http://host/live/news/index.m3u8") == "http://host/live/news/index.m3u8");
+    CHECK(redact_url("http://host/a/b/index.m3u8") == "http://host/a/b/index.m3u8");  // not a number
+    CHECK(redact_url("http://host/a/100.ts") == "http://host/a/100.ts");                // two segments
+    CHECK(redact_url("http://host/a/b/c/100.ts") == "http://host/a/b/c/100.ts");        // four, not live/...
+    CHECK(redact_url("http://host/a/b/100.verylongext") == "http://host/a/b/100.verylongext");
+    CHECK(redact_url("http://host/") == "http://host/");
+    CHECK(redact_url("http://host") == "http://host");
+    CHECK(redact_url("/live/USER/PASS/100.ts") == "/live/USER/PASS/100.ts");  // a local path is no URL
+}
+
+TEST_CASE("redact_url is idempotent", "[stream_id]") {
+    for (const char* url : {"http://u:p@host:1/live/U/P/1.ts?t=1#f|H=1", "http://host/U/P/100", "https://h/x.m3u8?a",
+                            "rtmp://u@h/app/key", "/srv/a.ts", "http://", "://@"}) {
+        const std::string once = redact_url(url);
+        CHECK(redact_url(once) == once);
+    }
+}
+
+TEST_CASE("scrub_urls redacts or hides every URL in a text", "[stream_id]") {
+    using hlsrelay::scrub_urls;
+    const std::string text =
+        "cannot open http://u:p@host/live/USER/PASS/100.m3u8?x=1: Server returned 403 (then https://cdn/a.ts?sig=2).";
+    CHECK(scrub_urls(text) == "cannot open http://***@host/live/***/***/100.m3u8?***: Server returned 403 (then https://cdn/a.ts?***).");
+    CHECK(scrub_urls(text, true) == "cannot open <url hidden>: Server returned 403 (then <url hidden>).");
+    CHECK(scrub_urls("redirect to 'file:///etc/passwd' refused", true) == "redirect to '<url hidden>' refused");
+    CHECK(scrub_urls("no URL here: /srv/a.ts") == "no URL here: /srv/a.ts");
+    CHECK(scrub_urls("") == "");
+    CHECK(scrub_urls("://") == "://");
+    CHECK(scrub_urls("://", true) == "<url hidden>");
+    CHECK(scrub_urls("a://b://c?d") == "a://b://c?***");
+    CHECK(scrub_urls("x http://h/U/P/1.ts\nnext") == "x http://h/***/***/1.ts\nnext");
+    CHECK_NOTHROW(scrub_urls("\xFF://\x01@\x02?#| ://", true));
+}

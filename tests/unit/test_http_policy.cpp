@@ -1,0 +1,153 @@
+// Unit tests of the HTTP rules shared by the demo server and the FastAPI router (api::check_request)
+// and of the status views (api::apply): pure functions, no server.
+#include <hlsrelay/api.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using namespace hlsrelay::api;
+
+namespace {
+
+int status_of(const HttpPolicy& policy, HttpRequestView req) {
+    const HttpVerdict v = check_request(policy, req);
+    return v.refusal ? v.refusal->status : 200;
+}
+
+HttpRequestView control(std::optional<std::string_view> host, std::optional<std::string_view> origin = std::nullopt,
+                        std::optional<std::string_view> site = std::nullopt) {
+    HttpRequestView r;
+    r.endpoint = Endpoint::control;
+    r.host = host;
+    r.origin = origin;
+    r.sec_fetch_site = site;
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("check_request: Host must be an address, localhost or an allowed name", "[http_policy]") {
+    HttpPolicy policy;
+    policy.allowed_hosts = {"tv.example", "other.example:8443"};
+    for (const char* host : {"127.0.0.1", "127.0.0.1:8000", "10.0.0.1:1", "[::1]", "[::1]:8000", "[fe80::1%25eth0]:80",
+                             "localhost", "LocalHost:8000", "tv.example", "TV.EXAMPLE:1234", "other.example:8443"}) {
+        INFO(host);
+        CHECK(status_of(policy, control(host)) == 200);
+    }
+    for (const char* host : {"evil.example", "127.0.0.1.evil.example", "localhost.evil.example", "127.1", "0x7f000001",
+                             "256.0.0.1", "1.2.3.4.5", "other.example", "other.example:8444", "sub.tv.example", "[::1",
+                             "[::1]x", "a:b", "", ":80", "host:port", "host:123456", "[zz::1]"}) {
+        INFO(host);
+        CHECK(status_of(policy, control(host)) == 421);
+    }
+    CHECK(status_of(policy, control(std::nullopt)) == 200);  // HTTP/1.0 without Host
+    policy.allowed_hosts = {"*"};
+    CHECK(status_of(policy, control("anything.example")) == 200);
+}
+
+TEST_CASE("check_request: which endpoints check what", "[http_policy]") {
+    HttpPolicy policy;
+    policy.api_token = "t0ken";
+    for (Endpoint e : {Endpoint::media, Endpoint::health}) {
+        HttpRequestView r;
+        r.endpoint = e;
+        r.host = "evil.example";
+        r.origin = "http://evil.example";
+        const HttpVerdict v = check_request(policy, r);
+        CHECK_FALSE(v.refusal);
+        CHECK(v.cors == (e == Endpoint::media));
+    }
+    HttpRequestView status;
+    status.endpoint = Endpoint::status;
+    status.host = "127.0.0.1";
+    status.origin = "http://evil.example";  // reads are not refused for it
+    HttpVerdict v = check_request(policy, status);
+    CHECK_FALSE(v.refusal);
+    CHECK_FALSE(v.cors);
+    CHECK(v.sources == Sources::hidden);
+    status.authorization = "Bearer t0ken";
+    CHECK(check_request(policy, status).sources == Sources::redacted);
+    status.authorization.reset();
+    status.query_token = "t0ken";
+    CHECK(check_request(policy, status).sources == Sources::redacted);
+
+    HttpRequestView registry;
+    registry.endpoint = Endpoint::registry;
+    registry.host = "127.0.0.1";
+    v = check_request(policy, registry);
+    REQUIRE(v.refusal);
+    CHECK(v.refusal->status == 401);
+    REQUIRE(v.refusal->headers.size() == 1);
+    CHECK(v.refusal->headers[0] == std::make_pair(std::string("WWW-Authenticate"), std::string("Bearer")));
+    for (const char* auth : {"Bearer t0ken", "bearer t0ken", "BEARER   t0ken"}) {
+        registry.authorization = auth;
+        CHECK_FALSE(check_request(policy, registry).refusal);
+    }
+    for (const char* auth : {"Bearer t0ke", "Bearer t0ken2", "Basic t0ken", "t0ken", "Bearer", "Bearer\tt0ken"}) {
+        registry.authorization = auth;
+        CHECK(status_of(policy, registry) == 401);
+    }
+    // Order: Host, then cross-site, then the token.
+    CHECK(status_of(policy, control("evil.example", "http://evil.example")) == 421);
+    CHECK(status_of(policy, control("127.0.0.1", "http://evil.example")) == 403);
+    CHECK(status_of(policy, control("127.0.0.1")) == 401);
+}
+
+TEST_CASE("check_request: cross-site state changes are refused, same-origin and curl-like ones pass", "[http_policy]") {
+    HttpPolicy policy;
+    policy.allowed_hosts = {"tv.example"};
+    CHECK(status_of(policy, control("127.0.0.1:8000")) == 200);  // curl
+    CHECK(status_of(policy, control("127.0.0.1:8000", "http://127.0.0.1:8000", "same-origin")) == 200);
+    CHECK(status_of(policy, control("127.0.0.1:8000", std::nullopt, "none")) == 200);  // typed in the address bar
+    CHECK(status_of(policy, control("127.0.0.1", "http://127.0.0.1")) == 200);
+    CHECK(status_of(policy, control("127.0.0.1", "http://127.0.0.1:80")) == 200);
+    CHECK(status_of(policy, control("127.0.0.1:80", "http://127.0.0.1")) == 200);
+    CHECK(status_of(policy, control("localhost:8000", "HTTP://LOCALHOST:8000")) == 200);
+    CHECK(status_of(policy, control("[::1]:8000", "http://[::1]:8000")) == 200);
+    CHECK(status_of(policy, control("tv.example", "https://tv.example")) == 200);
+    CHECK(status_of(policy, control("127.0.0.1:8000", "https://tv.example")) == 200);  // a proxy's public name
+    // The scheme is not compared: behind a TLS proxy the page is https:// on the same authority.
+    CHECK(status_of(policy, control("127.0.0.1:8000", "https://127.0.0.1:8000")) == 200);
+    for (const char* origin : {"http://evil.example", "null", "http://127.0.0.1:8001",
+                               "http://127.0.0.1:8000/", "http://127.0.0.1:8000@evil.example", "file://", "", "127.0.0.1:8000",
+                               "http://127.0.0.1:8000.evil.example", "ftp://127.0.0.1:8000"}) {
+        INFO(origin);
+        CHECK(status_of(policy, control("127.0.0.1:8000", origin)) == 403);
+    }
+    for (const char* site : {"cross-site", "same-site", "Cross-Site"}) {
+        INFO(site);
+        CHECK(status_of(policy, control("127.0.0.1:8000", "http://127.0.0.1:8000", site)) == 403);
+    }
+    CHECK(status_of(policy, control(std::nullopt, "http://127.0.0.1")) == 403);  // nothing to compare with
+}
+
+TEST_CASE("apply: hidden sources are null and URLs in errors hidden, redacted ones scrubbed", "[http_policy]") {
+    nlohmann::ordered_json status;
+    status["source"] = "http://***@h/live/***/***/1.ts";
+    status["last_error"] = "cannot open http://u:p@h/live/U/P/1.ts: 404";
+    status["disk_error"] = nullptr;
+    status["notes"] = {"from http://h/a?x=1", "plain"};
+    nlohmann::ordered_json redacted = status;
+    apply(redacted, Sources::redacted);
+    CHECK(redacted["source"] == "http://***@h/live/***/***/1.ts");
+    CHECK(redacted["last_error"] == "cannot open http://***@h/live/***/***/1.ts: 404");
+    CHECK(redacted["disk_error"].is_null());
+    CHECK(redacted["notes"][0] == "from http://h/a?***");
+    apply(status, Sources::hidden);
+    CHECK(status["source"].is_null());
+    CHECK(status["last_error"] == "cannot open <url hidden>: 404");
+    CHECK(status["notes"][0] == "from <url hidden>");
+    CHECK(status["notes"][1] == "plain");
+}
+
+TEST_CASE("to_json of a status never shows a credential, whoever asks", "[http_policy]") {
+    hlsrelay::ChannelStatus s;
+    s.source = "http://u:p@h/live/USER/PASS/1.ts";  // as if a caller forgot to redact
+    s.last_error = "cannot open http://h/USER/PASS/100.m3u8?password=x: 404";
+    const auto j = hlsrelay::to_json(s);
+    CHECK(j["source"] == "http://***@h/live/***/***/1.ts");
+    CHECK(j["last_error"] == "cannot open http://h/***/***/100.m3u8?***: 404");
+    s.last_error.clear();
+    CHECK(hlsrelay::to_json(s)["last_error"].is_null());
+}
