@@ -10,6 +10,7 @@
 #include <hlsrelay/stream_id.hpp>
 
 #include <condition_variable>
+#include <cstdarg>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -222,13 +223,27 @@ struct Engine::Impl {
     }
 };
 
+namespace {
+// libav's lines can name a URL it was given (a local source, a TLS host): they reach stderr with
+// every URL in them redacted, like the engine's own messages.
+void scrubbed_av_log(void* avcl, int level, const char* fmt, va_list vl) {
+    if (level > av_log_get_level()) return;
+    thread_local int print_prefix = 1;
+    char line[1024];
+    av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &print_prefix);
+    std::fputs(scrub_urls(line).c_str(), stderr);
+}
+}  // namespace
+
 Engine::Engine(EngineSettings settings) : impl_(std::make_shared<Impl>()) {
     validate(settings);
     impl_->settings = std::move(settings);
     // libav's own log is process-wide and says little our errors do not. Quieten it only while it
     // is at libav's default, so a host that chose its own level keeps it.
-    if (av_log_get_level() == AV_LOG_INFO)
+    if (av_log_get_level() == AV_LOG_INFO) {
         av_log_set_level(impl_->settings.log_level == LogLevel::Debug ? AV_LOG_WARNING : AV_LOG_QUIET);
+        av_log_set_callback(&scrubbed_av_log);
+    }
     impl_->housekeeper = std::thread([impl = impl_.get()] { impl->housekeeping_loop(); });
 }
 
