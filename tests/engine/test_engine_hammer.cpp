@@ -28,9 +28,11 @@ using Clock = std::chrono::steady_clock;
 class Watchdog {
 public:
     explicit Watchdog(std::size_t threads) : slots_(threads) {}
+    // `since` is written before `op`, and `stuck` reads them in the other order, so a reader that sees
+    // an operation also sees when it began (never the zero or stale time of an earlier one).
     void enter(std::size_t t, const char* op) {
-        slots_[t].op.store(op);
         slots_[t].since.store(Clock::now().time_since_epoch().count());
+        slots_[t].op.store(op);
     }
     void leave(std::size_t t) { slots_[t].op.store(nullptr); }
     // The operation stuck longer than `limit`, or nullptr.
