@@ -5,6 +5,7 @@
 
 #include <hlsrelay/stream_id.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <set>
@@ -90,6 +91,17 @@ void ChannelWorker::set_error(const std::string& message, bool emit_event) {
     }
 }
 
+void ChannelWorker::add_source_note(const std::string& note) {
+    {
+        std::lock_guard lock(out_mu_);
+        if (std::find(source_notes_.begin(), source_notes_.end(), note) != source_notes_.end()) return;
+        if (source_notes_.size() >= 16) return;
+        source_notes_.push_back(note);
+        if (std::find(notes_.begin(), notes_.end(), note) == notes_.end()) notes_.push_back(note);
+    }
+    log_(LogLevel::Warn, channel_.id, note);
+}
+
 void ChannelWorker::run() {
     Segmenter segmenter(hls_.segment_duration, [this, &segmenter](CutSegment&& cut) { publish(std::move(cut), segmenter); });
     segmenter.set_buffer_pool(pool_.get());
@@ -154,7 +166,9 @@ void ChannelWorker::run_source(Segmenter& segmenter, const std::string& url) {
                       .limits = channel_.limits.apply(engine_.limits),
                       .segment_duration = hls_.segment_duration,
                       .sleep = [this](double s) { return sleep(s); },
-                      .report = [this](const std::string& m) { set_error(m, true); }};
+                      .report = [this](const std::string& m) { set_error(m, true); },
+                      .note = [this](const std::string& m) { add_source_note(m); },
+                      .history = &history_};
     log_(LogLevel::Info, channel_.id, "opening " + redact_url(url));
     if (is_hls_url(url)) run_hls_source(ctx);
     else run_generic_source(ctx);
@@ -210,6 +224,8 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
         bytes_out_ += static_cast<int64_t>(segment->data.size());
         timestamp_repairs_ = segmenter.timestamp_repairs();
         notes_ = segmenter.notes();
+        for (const auto& n : source_notes_)
+            if (std::find(notes_.begin(), notes_.end(), n) == notes_.end()) notes_.push_back(n);
         input_samples_.emplace_back(now, bytes_in_.load(std::memory_order_relaxed));
         while (input_samples_.size() > 2 && now - input_samples_.front().first > std::chrono::seconds(12))
             input_samples_.pop_front();

@@ -6,6 +6,7 @@
 #include "av_util.hpp"
 #include "disk_mirror.hpp"
 #include "segmenter.hpp"
+#include "source_history.hpp"
 
 #include <hlsrelay/engine.hpp>
 #include <hlsrelay/window.hpp>
@@ -50,6 +51,7 @@ private:
     void publish(CutSegment&& cut, const Segmenter& segmenter);
     void set_state(ChannelState state);
     void set_error(const std::string& message, bool emit_event);
+    void add_source_note(const std::string& note);
     bool sleep(double seconds);
     void remove_files(const std::vector<SegmentPtr>& gone);
 
@@ -78,7 +80,8 @@ private:
     int64_t segments_published_ = 0;
     int64_t bytes_out_ = 0;
     int64_t timestamp_repairs_ = 0;
-    std::vector<std::string> notes_;
+    std::vector<std::string> notes_;         // the segmenter's and the sources' notes, as status shows them
+    std::vector<std::string> source_notes_;  // the sources' notes (SourceContext::note)
     std::deque<std::pair<SteadyClock::time_point, int64_t>> input_samples_;  // for the input bitrate
 
     // Status: written by the worker, read by anyone.
@@ -90,6 +93,7 @@ private:
     SteadyClock::time_point running_since_{};
     std::atomic<int64_t> bytes_in_{0};
     SteadyClock::time_point last_sweep_{};
+    SourceHistory history_;  // worker thread only
 };
 
 }  // namespace hlsrelay

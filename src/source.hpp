@@ -5,6 +5,7 @@
 
 #include "av_util.hpp"
 #include "segmenter.hpp"
+#include "source_history.hpp"
 
 #include <hlsrelay/channel.hpp>
 
@@ -31,6 +32,12 @@ struct SourceContext {
     std::function<bool(double seconds)> sleep;
     // A problem the source survived (a failed reload, a skipped segment): shown as the last error.
     std::function<void(const std::string&)> report;
+    // A lasting fact about what the output lacks (a source track not carried, e.g. an audio rendition
+    // of a master playlist that is not followed): added once to the status notes, logged once as a
+    // warning. Repeated calls with the same text do nothing.
+    std::function<void(const std::string&)> note;
+    // What earlier connections of this channel took (kept across reconnects and failovers).
+    SourceHistory* history = nullptr;
 };
 
 // True when the URL names an HLS playlist (by its path), so the HLS client reads it.
