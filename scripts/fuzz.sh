@@ -4,7 +4,8 @@
 # build-fuzz/corpus/<target> (not the repository); a crash stops with the input saved as
 # build-fuzz/artifacts/<target>/crash-* and a non-zero exit.
 #   scripts/fuzz.sh [seconds per target, default 30] [target...]
-# HLSRELAY_FUZZ_SKIP_BUILD=1 runs the binaries already built (e.g. two runs side by side, one build).
+# HLSRELAY_FUZZ_SKIP_BUILD=1 runs the binaries already built (e.g. two runs side by side, one build);
+# HLSRELAY_FUZZ_BUILD_ONLY=1 builds them and runs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,6 +22,7 @@ if [ "${HLSRELAY_FUZZ_SKIP_BUILD:-0}" != 1 ]; then
   cmake --build "$dir" -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
   echo "fuzz: built in $(( $(date +%s) - start )) s"
 fi
+[ "${HLSRELAY_FUZZ_BUILD_ONLY:-0}" = 1 ] && exit 0
 
 status=0
 for t in "${targets[@]}"; do
