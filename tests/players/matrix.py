@@ -11,11 +11,13 @@ through one hlsrelay-server (one channel per source) and
     in the future, audio is there when the source has it, timestamps rise within a discontinuity
     span, segments start clean (PAT, keyframe), continuity counters do not break, and no segment
     (bytes, or any media packet) is published twice;
-  * for the sources marked "outage", kills the encoder mid-run (an HLS origin's playlist freezes, a
-    UDP or HTTP stream falls silent), waits until the relay notices, restarts the encoder with
-    timestamps that continue, and plays across the break.
+  * for the sources with an outage, breaks them off mid-run (an HLS origin's encoder is stopped so
+    its playlist freezes; a UDP or HTTP stream stops inside a video frame and its encoder dies),
+    waits until the relay notices, resumes them (the stopped encoder continues; a new one starts
+    with timestamps that continue) and plays across the break.
 
-Usage: matrix.py [--source KIND]... [--server PATH] [--on-source] [--keep DIR]
+Usage: matrix.py [--source KIND]... [--player NAME]... [--server PATH] [--on-source] [--work-dir DIR]
+       matrix.py --self-test
   --on-source   play the sources themselves instead of the relay (calibrates the players: a check
                 that fails there is the fixture's or player's problem, not the relay's)
 Exit status: 0 every (source, player/check) passed; 1 something failed (the table says what);
@@ -236,7 +238,8 @@ class Source:
     audio_rate: int | None = 48000
     audio_group: bool = False
     fmp4: bool = False
-    outage: bool = False
+    outage: str | None = None      # "freeze": the encoder stops (SIGSTOP) and later resumes; "restart": it dies
+                                   # mid-frame and a new one starts with timestamps that continue
     # filled in at run time
     url: str = ""                  # what the relay reads
     play_url: str = ""             # what a player reads for --on-source
@@ -287,6 +290,10 @@ class Source:
             a += ["-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_list_size", "6", "-hls_flags", flags]
             if self.fmp4:
                 a += ["-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4"]
+                # x264's version SEI rides in the encode's first frame; remuxed to TS (by the relay, as by
+                # ffmpeg's own h264_mp4toannexb) it precedes the SPS/PPS put in front of the IDR slice:
+                # valid H.264, but GStreamer's h264parse warns and drops it. Not the relay's doing.
+                a += ["-bsf:v", "filter_units=remove_types=6"]
             ext = "m4s" if self.fmp4 else "ts"
             if self.audio_group:
                 a += ["-var_stream_map", "v:0,agroup:aud a:0,agroup:aud,default:yes",
@@ -323,6 +330,19 @@ class Source:
             self.pump = threading.Thread(target=self.broadcast.pump, args=(self.proc.stdout,), daemon=True)
             self.pump.start()
 
+    def break_off(self) -> None:
+        """The outage begins: the origin's playlist freezes, or the stream falls silent inside a frame."""
+        if self.outage == "freeze":
+            self.proc.send_signal(signal.SIGSTOP)
+        else:
+            self.kill(mid_frame=True)
+
+    def resume(self) -> None:
+        if self.outage == "freeze":
+            self.proc.send_signal(signal.SIGCONT)
+        else:
+            self.restart()
+
     def kill(self, mid_frame: bool = False) -> None:
         """The encoder dies: no ENDLIST, the playlist freezes; a stream falls silent (mid_frame: inside
         a video frame)."""
@@ -344,14 +364,15 @@ class Source:
 
 def all_sources() -> dict[str, Source]:
     return {s.kind: s for s in [
-        Source("hls-ts", "HLS, MPEG-TS segments, 1280x720 H.264 + AAC 48 kHz", "hls", size="1280x720", outage=True),
+        Source("hls-ts", "HLS, MPEG-TS segments, 1280x720 H.264 + AAC 48 kHz", "hls", size="1280x720",
+               outage="freeze"),
         Source("hls-audio-group", "multivariant HLS, video + a separate default AAC audio group", "hls",
                audio_group=True),
         Source("hls-fmp4", "HLS with fMP4 segments, H.264 + AAC", "hls", fmp4=True),
-        Source("http-ts", "MPEG-TS over HTTP (a live stream), H.264 + AAC", "http-ts", outage=True),
+        Source("http-ts", "MPEG-TS over HTTP (a live stream), H.264 + AAC", "http-ts", outage="restart"),
         Source("hls-hevc", "HLS, HEVC 30 fps (2 s GOPs) + AAC", "hls", video="hevc"),
         Source("hls-audio-only", "HLS, audio only, AAC 44.1 kHz", "hls", video=None, audio_rate=44100),
-        Source("udp", "MPEG-TS over UDP, H.264 + AAC", "udp", outage=True),
+        Source("udp", "MPEG-TS over UDP, H.264 + AAC", "udp", outage="restart"),
     ]}
 
 
@@ -1028,10 +1049,10 @@ def main() -> int:
                 # relay to watch, so the encoders stay dead as long as the relay's reaction takes (~10 s).
                 time.sleep(5)
                 for s in outage:
-                    s.kill(mid_frame=True)
+                    s.break_off()
                 time.sleep(12)
                 for s in outage:
-                    s.restart()
+                    s.resume()
                 phase.join()
                 outage = []
             for s in outage:
@@ -1039,7 +1060,7 @@ def main() -> int:
                          lambda s=s, n=len(collectors[s.kind].segments): len(collectors[s.kind].segments) > n)
             for s in outage:
                 before = relay.status(s)
-                s.kill(mid_frame=True)
+                s.break_off()
                 s.killed_segments = len(collectors[s.kind].segments)
                 s.before = before
             # Each relay channel notices (an error, a reconnect attempt or a state other than running);
@@ -1064,7 +1085,7 @@ def main() -> int:
                             or st.get("reconnect_attempts", 0) > b.get("reconnect_attempts", 0)):
                         log(f"{s.kind}: relay noticed after {age:.1f} s: state {st.get('state')}, "
                             f"error {st.get('last_error')!r}")
-                        s.restart()
+                        s.resume()
                         waiting.remove(s)
                 return not waiting
 
