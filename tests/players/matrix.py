@@ -64,6 +64,7 @@ EXTINF_TOLERANCE = 0.050     # EXTINF vs the media's duration in the segment
 PDT_TOLERANCE = 0.100        # newest PDT + EXTINF may lie this far past the moment we saw it
 SOURCE_MAX_SECONDS = 240     # an encoder never outlives this even if the suite is killed
 PHASE_BOUND = 90             # generous bound on any wait for an observed condition
+RUN_BOUND = 280              # the whole run (CTest allows 300 s): past it, stop everything and fail
 
 
 def log(msg: str) -> None:
@@ -1008,8 +1009,23 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     results = Results()
     began = time.monotonic()
-    origin = Origin(work)
+
     relay = None
+
+    def give_up(signum, _frame):
+        # Kill the sources and the relay at once, so that players waiting on them fail fast and the
+        # finally below (which stops everything properly) is reached within the bound.
+        for s in sources:
+            if s.proc and s.proc.poll() is None:
+                s.proc.kill()
+        if relay and relay.proc.poll() is None:
+            relay.proc.kill()
+        raise TimeoutError(f"the run was stopped by {signal.Signals(signum).name}"
+                           + (f" after {RUN_BOUND} s" if signum == signal.SIGALRM else ""))
+    signal.signal(signal.SIGALRM, give_up)
+    signal.signal(signal.SIGTERM, give_up)
+    signal.alarm(RUN_BOUND)
+    origin = Origin(work)
     collectors: dict[str, Collector] = {}
     try:
         HlsJs.install(work, origin)
@@ -1102,13 +1118,15 @@ def main() -> int:
     except Exception as e:
         results.add("suite", "harness", False, f"{type(e).__name__}: {e}")
     finally:
+        signal.alarm(0)
         for c in collectors.values():
             c.stop.set()
         for s in sources:
             s.kill()
         if relay:
+            killed = relay.proc.returncode == -signal.SIGKILL  # give_up() did it
             code = relay.stop()
-            if code != 0:
+            if code != 0 and not killed:
                 results.add("suite", "server-exit", False, f"hlsrelay-server exited {code} on SIGTERM")
             warnings = [l for l in relay.log_path.read_text(errors="replace").splitlines() if " warn" in l.lower()
                         or "error" in l.lower()]
