@@ -1124,7 +1124,7 @@ def main() -> int:
         for s in sources:
             s.kill()
         if relay:
-            killed = relay.proc.returncode == -signal.SIGKILL  # give_up() did it
+            killed = relay.proc.poll() == -signal.SIGKILL  # give_up() did it
             code = relay.stop()
             if code != 0 and not killed:
                 results.add("suite", "server-exit", False, f"hlsrelay-server exited {code} on SIGTERM")
