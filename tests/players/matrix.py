@@ -988,10 +988,14 @@ def main() -> int:
     ap.add_argument("--player", action="append", choices=["ffmpeg", "gstreamer", "hls.js"])
     ap.add_argument("--on-source", action="store_true", help="play the sources directly (calibration)")
     ap.add_argument("--no-outage", action="store_true", help="skip the outage phase")
+    ap.add_argument("--list", action="store_true", help="print the source kinds (';'-separated, for CMake)")
     ap.add_argument("--self-test", action="store_true",
                     help="show that the players' checks fail on a corrupted TS and pass on a clean one")
     ap.add_argument("--work-dir", help="keep fixtures and logs here (default: a temp dir, removed)")
     args = ap.parse_args()
+    if args.list:
+        print(";".join(all_sources()), end="")
+        return 0
 
     missing = missing_prerequisites()
     if not Path(args.server).exists() and not (args.on_source or args.self_test):
