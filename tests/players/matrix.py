@@ -451,10 +451,10 @@ class Results:
             prev = cell.get((r.source, r.name))
             if prev is None or r.status == "FAIL" or (prev == "n/a" and r.status == "pass"):
                 cell[(r.source, r.name)] = r.status
-        width = max(len(n) for n in names) + 2
-        lines = ["source".ljust(18) + "".join(n.ljust(width) for n in names)]
+        width = {n: max(len(n), 4) + 2 for n in names}
+        lines = ["source".ljust(18) + "".join(n.ljust(width[n]) for n in names)]
         for s in sources:
-            lines.append(s.ljust(18) + "".join(cell.get((s, n), "-").ljust(width) for n in names))
+            lines.append(s.ljust(18) + "".join(cell.get((s, n), "-").ljust(width[n]) for n in names))
         fails = [f"  {r.source} / {r.name}: {r.detail}" for r in self.rows if r.status == "FAIL"]
         return "\n".join(lines + (["failures:"] + fails if fails else []))
 
