@@ -444,7 +444,10 @@ class Results:
         return any(r.status == "FAIL" for r in self.rows)
 
     def table(self) -> str:
-        names = list(dict.fromkeys(r.name for r in self.rows))
+        order = ["ffmpeg", "gstreamer", "hls.js", "ffmpeg/outage", "gstreamer/outage", "hls.js/outage", "status",
+                 "playlist", "extinf", "pdt", "audio", "no-replay", "decode-all", "clean-segments", "continuity"]
+        names = sorted(dict.fromkeys(r.name for r in self.rows),
+                       key=lambda n: order.index(n) if n in order else len(order))
         sources = list(dict.fromkeys(r.source for r in self.rows))
         cell = {}
         for r in self.rows:  # a name reported twice (steady, across) fails if either fails
