@@ -64,7 +64,8 @@ EXTINF_TOLERANCE = 0.050     # EXTINF vs the media's duration in the segment
 PDT_TOLERANCE = 0.100        # newest PDT + EXTINF may lie this far past the moment we saw it
 SOURCE_MAX_SECONDS = 240     # an encoder never outlives this even if the suite is killed
 PHASE_BOUND = 90             # generous bound on any wait for an observed condition
-RUN_BOUND = 280              # the whole run (CTest allows 300 s): past it, stop everything and fail
+RUN_BOUND = 280              # a run of one source (CTest allows 300 s): past it, stop everything and fail
+RUN_BOUND_PER_EXTRA = 60     # ... and this much more for each further source of the same run
 
 
 def log(msg: str) -> None:
@@ -991,6 +992,8 @@ def main() -> int:
     ap.add_argument("--player", action="append", choices=["ffmpeg", "gstreamer", "hls.js"])
     ap.add_argument("--on-source", action="store_true", help="play the sources directly (calibration)")
     ap.add_argument("--no-outage", action="store_true", help="skip the outage phase")
+    ap.add_argument("--bound", type=int, help="seconds the whole run may take (default: 280, plus 60 for each "
+                    "source after the first)")
     ap.add_argument("--list", action="store_true", help="print the source kinds (';'-separated, for CMake)")
     ap.add_argument("--self-test", action="store_true",
                     help="show that the players' checks fail on a corrupted TS and pass on a clean one")
@@ -1019,6 +1022,8 @@ def main() -> int:
 
     relay = None
 
+    bound = args.bound or RUN_BOUND + RUN_BOUND_PER_EXTRA * (len(sources) - 1)
+
     def give_up(signum, _frame):
         # Kill the sources and the relay at once, so that players waiting on them fail fast and the
         # finally below (which stops everything properly) is reached within the bound.
@@ -1028,10 +1033,10 @@ def main() -> int:
         if relay and relay.proc.poll() is None:
             relay.proc.kill()
         raise TimeoutError(f"the run was stopped by {signal.Signals(signum).name}"
-                           + (f" after {RUN_BOUND} s" if signum == signal.SIGALRM else ""))
+                           + (f" after {bound} s" if signum == signal.SIGALRM else ""))
     signal.signal(signal.SIGALRM, give_up)
     signal.signal(signal.SIGTERM, give_up)
-    signal.alarm(RUN_BOUND)
+    signal.alarm(bound)
     origin = Origin(work)
     collectors: dict[str, Collector] = {}
     try:
@@ -1060,6 +1065,9 @@ def main() -> int:
         run_source_phase("", targets, sources, PLAY_GOAL, results, players, bound=PHASE_BOUND)
 
         outage = [s for s in sources if s.outage and not args.no_outage]
+        for s in sources:  # the others' output is checked over the steady phase only
+            if s not in outage and s.kind in collectors:
+                collectors[s.kind].finish()
         if outage:
             log("outage phase: " + ", ".join(s.kind for s in outage))
             # Players start first (they buffer the live window), then the encoders die.
