@@ -1,0 +1,1160 @@
+#!/usr/bin/env python3
+"""Player matrix: real players on hlsrelay's output, over the kinds of live source users feed it.
+
+Makes live sources with ffmpeg on 127.0.0.1 (HLS-TS 720p, multivariant HLS with a separate audio
+group, fMP4 HLS, MPEG-TS over HTTP, HEVC HLS, audio-only 44.1 kHz HLS, UDP MPEG-TS), relays each
+through one hlsrelay-server (one channel per source) and
+  * plays each channel's master.m3u8 with ffmpeg, GStreamer (playbin) and hls.js in Chromium,
+    failing on the decoder/demuxer complaints that mean a broken stream, a missing audio track or
+    playback that does not advance;
+  * checks every output segment: EXTINF is the media's real duration, PROGRAM-DATE-TIME never lies
+    in the future, audio is there when the source has it, timestamps rise within a discontinuity
+    span, segments start clean (PAT, keyframe), continuity counters do not break, and no segment
+    (bytes, or any media packet) is published twice;
+  * for the sources with an outage, breaks them off mid-run (an HLS origin's encoder is stopped so
+    its playlist freezes; a UDP or HTTP stream stops inside a video frame and its encoder dies),
+    waits until the relay notices, resumes them (the stopped encoder continues; a new one starts
+    with timestamps that continue) and plays across the break.
+
+Usage: matrix.py [--source KIND]... [--player NAME]... [--server PATH] [--on-source] [--work-dir DIR]
+       matrix.py --self-test
+  --on-source   play the sources themselves instead of the relay (calibrates the players: a check
+                that fails there is the fixture's or player's problem, not the relay's)
+Exit status: 0 every (source, player/check) passed; 1 something failed (the table says what);
+2 bad usage or a prerequisite (player, Chromium, node module) is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import datetime as dt
+import functools
+import hashlib
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+HLSJS = REPO / "server" / "web" / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+PLAYWRIGHT = REPO / "tests" / "browser" / "node_modules" / "playwright-core"
+CHROMIUM = Path("/usr/bin/chromium")
+
+SEGMENT_SECONDS = 2          # source segments and the relay's target
+FPS = 30
+PLAY_GOAL = 8.0              # seconds of media every player must get through in the steady phase
+ACROSS_GOAL = 18.0           # ... and from just before an outage across it (buffered + after restart)
+EXTINF_TOLERANCE = 0.050     # EXTINF vs the media's duration in the segment
+PDT_TOLERANCE = 0.100        # newest PDT + EXTINF may lie this far past the moment we saw it
+SOURCE_MAX_SECONDS = 240     # an encoder never outlives this even if the suite is killed
+PHASE_BOUND = 90             # generous bound on any wait for an observed condition
+RUN_BOUND = 280              # a run of one source (CTest allows 300 s): past it, stop everything and fail
+RUN_BOUND_PER_EXTRA = 60     # ... and this much more for each further source of the same run
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, predicate, bound: float = PHASE_BOUND, every: float = 0.25):
+    """Polls predicate until it returns something truthy; raises after `bound` seconds."""
+    deadline = time.monotonic() + bound
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {bound:.0f} s")
+        time.sleep(every)
+
+
+def http_get(url: str, timeout: float = 10) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read()
+
+
+# ---------------------------------------------------------------------------------------------
+# Origins: a threaded static HTTP server for the HLS directories, and a broadcaster for HTTP-TS.
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                      ".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t",
+                      ".m4s": "video/iso.segment", ".mp4": "video/mp4"}
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Access-Control-Allow-Origin", "*")
+        super().end_headers()
+
+    def do_GET(self):
+        broadcast = self.server.broadcasts.get(self.path)
+        if broadcast is None:
+            return super().do_GET()
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp2t")
+        self.end_headers()
+        q = broadcast.subscribe()
+        try:
+            while not self.server.stopping.is_set():
+                try:
+                    chunk = q.get(timeout=0.5)
+                except Exception:
+                    continue
+                self.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            broadcast.unsubscribe(q)
+
+
+class Broadcast:
+    """Fans one encoder's MPEG-TS (its stdout) out to every connected HTTP client, or to a UDP port.
+
+    cut() is how the stream dies: the pump stops forwarding right inside a video frame (a PES start and
+    two more of its packets), as when an encoder or a network path dies mid-frame, then the encoder is
+    killed. Killing the encoder alone ends the stream wherever it happens to be, which made the break
+    (and what players see at it) a matter of luck."""
+
+    VIDEO_PID = 0x100  # ffmpeg's mpegts muxer: the first stream's PID
+
+    def __init__(self, udp_port: int = 0):
+        self.lock = threading.Lock()
+        self.queues: list = []
+        self.udp_port = udp_port
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if udp_port else None
+        self.cutting = threading.Event()
+        self.cut_done = threading.Event()
+
+    def subscribe(self):
+        import queue
+        q = queue.Queue(maxsize=4000)
+        with self.lock:
+            self.queues.append(q)
+        return q
+
+    def unsubscribe(self, q):
+        with self.lock:
+            if q in self.queues:
+                self.queues.remove(q)
+
+    def send(self, chunk: bytes) -> None:
+        if self.udp:
+            for i in range(0, len(chunk), 1316):
+                self.udp.sendto(chunk[i:i + 1316], ("127.0.0.1", self.udp_port))
+            return
+        with self.lock:
+            for q in self.queues:
+                if not q.full():
+                    q.put_nowait(chunk)
+
+    def pump(self, stream):
+        self.cutting.clear()
+        self.cut_done.clear()
+        pending = b""
+        tail = -1  # packets of the cut frame still to send; -1: not cutting yet
+        while True:
+            chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+            if not chunk:
+                break
+            pending += chunk
+            whole = len(pending) - len(pending) % 188
+            data, pending = pending[:whole], pending[whole:]
+            if not self.cutting.is_set():
+                self.send(data)
+                continue
+            out = []
+            for off in range(0, len(data), 188):
+                pkt = data[off:off + 188]
+                pid = ((pkt[1] & 0x1F) << 8) | pkt[2]
+                if tail < 0 and pid == self.VIDEO_PID and pkt[1] & 0x40:
+                    tail = 3
+                out.append(pkt)
+                if pid == self.VIDEO_PID and tail > 0:
+                    tail -= 1
+                    if tail == 0:
+                        break
+            self.send(b"".join(out))
+            if tail == 0:
+                break
+        self.cut_done.set()
+
+    def cut(self, bound: float = 30) -> None:
+        self.cutting.set()
+        self.cut_done.wait(bound)
+
+
+class Origin(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # a player hanging up mid-segment is normal
+        pass
+
+    def __init__(self, root: Path):
+        self.broadcasts: dict[str, Broadcast] = {}
+        self.stopping = threading.Event()
+        super().__init__(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+
+    def close(self):
+        self.stopping.set()
+        self.shutdown()
+        self.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources.
+
+@dataclass
+class Source:
+    kind: str
+    description: str
+    transport: str                 # "hls", "http-ts" or "udp"
+    video: str | None = "h264"     # "h264", "hevc" or None
+    size: str = "640x360"
+    audio_rate: int | None = 48000
+    audio_group: bool = False
+    fmp4: bool = False
+    outage: str | None = None      # "freeze": the encoder stops (SIGSTOP) and later resumes; "restart": it dies
+                                   # mid-frame and a new one starts with timestamps that continue
+    # filled in at run time
+    url: str = ""                  # what the relay reads
+    play_url: str = ""             # what a player reads for --on-source
+    proc: subprocess.Popen | None = None
+    pump: threading.Thread | None = None
+    started_at: float = 0.0
+    broadcast: Broadcast | None = None
+    dir: Path | None = None
+    udp_port: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.kind.replace("-", "_")
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_rate is not None
+
+    def encoder_args(self, offset: float) -> list[str]:
+        a = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+        if self.video:
+            a += ["-re", "-f", "lavfi", "-i", f"testsrc2=size={self.size}:rate={FPS}"]
+        if self.has_audio:
+            # A different tone after a restart: replayed audio is then told apart from new audio.
+            freq = 440 if offset == 0 else 660
+            a += ["-re", "-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate={self.audio_rate}"]
+        a += ["-t", str(SOURCE_MAX_SECONDS)]
+        inputs = 0
+        if self.video:
+            a += ["-map", f"{inputs}:v"]
+            inputs += 1
+        if self.has_audio:
+            a += ["-map", f"{inputs}:a"]
+        gop = FPS * SEGMENT_SECONDS if self.video == "hevc" else FPS
+        if self.video == "h264":
+            a += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", str(gop),
+                  "-keyint_min", str(gop), "-sc_threshold", "0", "-b:v", "1500k"]
+        elif self.video == "hevc":
+            a += ["-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", str(gop),
+                  "-x265-params", f"keyint={gop}:min-keyint={gop}:scenecut=0:log-level=error", "-b:v", "800k"]
+        if self.has_audio:
+            a += ["-c:a", "aac", "-b:a", "96k", "-ac", "2", "-ar", str(self.audio_rate)]
+        if offset:
+            # A restarted encoder whose clock continues, as a real one's (wall-clock based) does.
+            a += ["-output_ts_offset", f"{offset:.3f}"]
+        if self.transport == "hls":
+            flags = "delete_segments+temp_file" + ("+append_list" if offset else "")
+            a += ["-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_list_size", "6", "-hls_flags", flags]
+            if self.fmp4:
+                a += ["-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4"]
+                # x264's version SEI rides in the encode's first frame; remuxed to TS (by the relay, as by
+                # ffmpeg's own h264_mp4toannexb) it precedes the SPS/PPS put in front of the IDR slice:
+                # valid H.264, but GStreamer's h264parse warns and drops it. Not the relay's doing.
+                a += ["-bsf:v", "filter_units=remove_types=6"]
+            ext = "m4s" if self.fmp4 else "ts"
+            if self.audio_group:
+                a += ["-var_stream_map", "v:0,agroup:aud a:0,agroup:aud,default:yes",
+                      "-master_pl_name", "master.m3u8",
+                      "-hls_segment_filename", str(self.dir / f"s%v_%d.{ext}"), str(self.dir / "s%v.m3u8")]
+            else:
+                a += ["-hls_segment_filename", str(self.dir / f"seg_%d.{ext}"), str(self.dir / "index.m3u8")]
+        else:  # http-ts, udp: through the test's pump (see Broadcast)
+            a += ["-f", "mpegts", "pipe:1"]
+        return a
+
+    def prepare(self, root: Path, origin: Origin) -> None:
+        self.dir = root / self.kind
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.transport == "hls":
+            name = "master.m3u8" if self.audio_group else "index.m3u8"
+            self.url = self.play_url = f"{origin.url}/{self.kind}/{name}"
+        elif self.transport == "http-ts":
+            self.broadcast = Broadcast()
+            origin.broadcasts[f"/{self.kind}/live.ts"] = self.broadcast
+            self.url = self.play_url = f"{origin.url}/{self.kind}/live.ts"
+        else:
+            self.udp_port = free_port(socket.SOCK_DGRAM)
+            self.broadcast = Broadcast(self.udp_port)
+            self.url = self.play_url = f"udp://127.0.0.1:{self.udp_port}"
+
+    def start(self, offset: float = 0.0) -> None:
+        if not self.started_at:
+            self.started_at = time.monotonic()
+        stdout = subprocess.PIPE if self.broadcast else subprocess.DEVNULL
+        self.proc = subprocess.Popen(self.encoder_args(offset), stdin=subprocess.DEVNULL, stdout=stdout,
+                                     stderr=open(self.dir / "encoder.log", "a"))
+        if self.broadcast:
+            self.pump = threading.Thread(target=self.broadcast.pump, args=(self.proc.stdout,), daemon=True)
+            self.pump.start()
+
+    def break_off(self) -> None:
+        """The outage begins: the origin's playlist freezes, or the stream falls silent inside a frame."""
+        if self.outage == "freeze":
+            self.proc.send_signal(signal.SIGSTOP)
+        else:
+            self.kill(mid_frame=True)
+
+    def resume(self) -> None:
+        if self.outage == "freeze":
+            self.proc.send_signal(signal.SIGCONT)
+        else:
+            self.restart()
+
+    def kill(self, mid_frame: bool = False) -> None:
+        """The encoder dies: no ENDLIST, the playlist freezes; a stream falls silent (mid_frame: inside
+        a video frame)."""
+        if mid_frame and self.broadcast and self.proc and self.proc.poll() is None:
+            self.broadcast.cut()
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self) -> None:
+        self.start(offset=time.monotonic() - self.started_at)
+
+    def ready(self) -> bool:
+        if self.transport != "hls":
+            return self.proc is not None and self.proc.poll() is None
+        playlist = self.dir / ("s0.m3u8" if self.audio_group else "index.m3u8")
+        return playlist.exists() and playlist.read_text(errors="replace").count("#EXTINF") >= 3
+
+
+def all_sources() -> dict[str, Source]:
+    return {s.kind: s for s in [
+        Source("hls-ts", "HLS, MPEG-TS segments, 1280x720 H.264 + AAC 48 kHz", "hls", size="1280x720",
+               outage="freeze"),
+        Source("hls-audio-group", "multivariant HLS, video + a separate default AAC audio group", "hls",
+               audio_group=True),
+        Source("hls-fmp4", "HLS with fMP4 segments, H.264 + AAC", "hls", fmp4=True),
+        Source("http-ts", "MPEG-TS over HTTP (a live stream), H.264 + AAC", "http-ts", outage="restart"),
+        Source("hls-hevc", "HLS, HEVC 30 fps (2 s GOPs) + AAC", "hls", video="hevc"),
+        Source("hls-audio-only", "HLS, audio only, AAC 44.1 kHz", "hls", video=None, audio_rate=44100),
+        Source("udp", "MPEG-TS over UDP, H.264 + AAC", "udp", outage="restart"),
+    ]}
+
+
+# ---------------------------------------------------------------------------------------------
+# The relay.
+
+class Relay:
+    def __init__(self, binary: Path, work: Path, sources: list[Source]):
+        channels = work / "channels.json"
+        channels.write_text(json.dumps([{"id": s.id, "name": s.kind, "url": s.url} for s in sources]))
+        self.log_path = work / "hlsrelay-server.log"
+        self.log_file = open(self.log_path, "w")
+        self.proc = subprocess.Popen([str(binary), "--channels", str(channels), "--listen", "127.0.0.1:0",
+                                      "--segment-duration", str(SEGMENT_SECONDS), "--log-level", "info"],
+                                     stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT)
+        m = wait_for("hlsrelay-server prints its URL", lambda: self.proc.poll() is None and re.search(
+            r"serving \d+ channel\(s\) at (http://127\.0\.0\.1:\d+/)", self.log_path.read_text()), bound=30)
+        self.url = m.group(1).rstrip("/")
+
+    def start(self, s: Source) -> None:
+        http_get(f"{self.url}/api/v1/channels/start-stream/{s.id}")
+
+    def status(self, s: Source) -> dict:
+        return json.loads(http_get(f"{self.url}/api/v1/channels/stream-status/{s.id}"))
+
+    def master(self, s: Source) -> str:
+        return f"{self.url}/hls_streams/{s.id}/master.m3u8"
+
+    def index(self, s: Source) -> str:
+        return f"{self.url}/hls_streams/{s.id}/index.m3u8"
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        self.log_file.close()
+        return self.proc.returncode
+
+
+# ---------------------------------------------------------------------------------------------
+# Results.
+
+@dataclass
+class Result:
+    source: str
+    name: str              # player or check
+    status: str            # "pass", "FAIL", "n/a"
+    detail: str = ""
+
+
+class Results:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.rows: list[Result] = []
+
+    def add(self, source: str, name: str, ok: bool | None, detail: str = "") -> None:
+        status = "n/a" if ok is None else ("pass" if ok else "FAIL")
+        with self.lock:
+            self.rows.append(Result(source, name, status, detail))
+        log(f"{source:16} {name:22} {status:4} {detail}")
+
+    def failed(self) -> bool:
+        return any(r.status == "FAIL" for r in self.rows)
+
+    def table(self) -> str:
+        order = ["ffmpeg", "gstreamer", "hls.js", "ffmpeg/outage", "gstreamer/outage", "hls.js/outage", "status",
+                 "playlist", "extinf", "pdt", "audio", "no-replay", "decode-all", "clean-segments", "continuity"]
+        names = sorted(dict.fromkeys(r.name for r in self.rows),
+                       key=lambda n: order.index(n) if n in order else len(order))
+        sources = list(dict.fromkeys(r.source for r in self.rows))
+        cell = {}
+        for r in self.rows:  # a name reported twice (steady, across) fails if either fails
+            prev = cell.get((r.source, r.name))
+            if prev is None or r.status == "FAIL" or (prev == "n/a" and r.status == "pass"):
+                cell[(r.source, r.name)] = r.status
+        width = {n: max(len(n), 4) + 2 for n in names}
+        lines = ["source".ljust(18) + "".join(n.ljust(width[n]) for n in names)]
+        for s in sources:
+            lines.append(s.ljust(18) + "".join(cell.get((s, n), "-").ljust(width[n]) for n in names))
+        fails = [f"  {r.source} / {r.name}: {r.detail}" for r in self.rows if r.status == "FAIL"]
+        return "\n".join(lines + (["failures:"] + fails if fails else []))
+
+
+# ---------------------------------------------------------------------------------------------
+# Players. Each returns (ok, detail); ok None means not applicable (said why).
+
+# Decoder/demuxer complaints that mean the stream is broken (calibrated: none of them appear on the
+# sources played directly; each appears on a deliberately corrupted TS, see --self-test).
+FFMPEG_TROUBLE = re.compile(
+    r"corrupt|non[- ]monoton|Invalid (?:\w+ )?(?:PTS|DTS|timestamp)|decode_slice_header error|error while decoding|"
+    r"PES packet size mismatch|Continuity check failed|concealing|missing picture|Invalid NAL|"
+    r"Error splitting|no frame!|Invalid data found|Packet mismatch|discarding|out of order|"
+    r"Could not find ref|Error parsing|illegal|overread|PPS id out of range|Invalid PPS|Invalid SPS|"
+    r"Reserved bit set|channel element|Number of bands|Prediction is not allowed|Input buffer exhausted|"
+    r"Too large remaining|skipped \d+ bytes", re.I)
+
+
+def play_ffmpeg(url: str, goal: float, has_audio: bool, has_video: bool, bound: float) -> tuple[bool, str]:
+    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-v", "info"]
+    if not url.startswith("udp:"):
+        cmd += ["-rw_timeout", "15000000"]
+    cmd += ["-i", url, "-map", "0", "-t", f"{goal:.1f}", "-f", "null", "-"]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=bound, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        return False, f"did not get {goal:.0f} s of media within {bound:.0f} s; " + _tail(e.stderr)
+    lines = p.stderr.splitlines()
+    trouble = [l for l in lines if FFMPEG_TROUBLE.search(l)]
+    # The input's streams, as ffmpeg lists them before decoding ("Stream #0:1: Audio: aac ...").
+    kinds = {m.group(1).lower() for l in lines for m in [re.search(r"^\s*Stream #0:\d+.*?: (Video|Audio):", l)] if m}
+    problems = []
+    if p.returncode != 0:
+        problems.append(f"exit {p.returncode}: {_tail(p.stderr)}")
+    if trouble:
+        problems.append(f"{len(trouble)} complaint(s): " + " | ".join(_uniq(trouble)[:4]))
+    if has_audio and "audio" not in kinds:
+        problems.append("no audio stream")
+    if has_video and "video" not in kinds:
+        problems.append("no video stream")
+    return (not problems), "; ".join(problems) or f"{goal:.0f} s decoded, streams {sorted(kinds)}"
+
+
+def _tail(text, n=3) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return " | ".join((text or "").strip().splitlines()[-n:])
+
+
+def _uniq(lines):
+    # "[h264 @ 0x55d...] error while decoding MB 3 4" and its siblings count once
+    seen = {}
+    for l in lines:
+        key = re.sub(r"0x[0-9a-f]+|\d+", "#", l)
+        seen.setdefault(key, l)
+    return list(seen.values())
+
+
+# GStreamer: playbin with fakesinks that sync to the clock, so media time ~ wall time; each buffer's
+# PTS is printed (-v, silent=false) and read as it arrives, to see how far each sink got.
+# Every WARN/ERROR debug line counts, except categories that calibration showed to be noise on
+# clean sources played directly.
+# ("video-info": x265 writes no colour matrix, which the relay copies as it is.)
+GST_BENIGN_CATEGORIES = ("structure", "video-info")
+# "pad not activated yet": filesrc in playbin (the self-test's files). "EXTINF duration > TARGETDURATION":
+# hlsdemux wants EXTINF <= TARGETDURATION, RFC 8216 only round(EXTINF) <= it (ffmpeg's own sources write
+# EXTINF 2.02 with TARGETDURATION 2); the RFC's rule is checked on the output ("playlist").
+GST_BENIGN_MESSAGES = re.compile(r"pad not activated yet|EXTINF duration \(.*\) > TARGETDURATION")
+
+
+def play_gstreamer(url: str, goal: float, has_audio: bool, has_video: bool, bound: float) -> tuple[bool, str]:
+    # GStreamer 1.22 ranks hlsdemux2 above hlsdemux, but hlsdemux2 refuses playbin ("requires a
+    # streams-aware context") and, in playbin3, loses sync on ffmpeg's own live playlists played
+    # directly; the classic hlsdemux plays them cleanly, so it is the one used.
+    env = dict(os.environ, GST_DEBUG="*:2", GST_DEBUG_NO_COLOR="1", GST_PLUGIN_FEATURE_RANK="hlsdemux2:NONE")
+    cmd = ["gst-launch-1.0", "-v", "playbin", f"uri={url}",
+           "video-sink=fakesink name=vsink silent=false sync=true",
+           "audio-sink=fakesink name=asink silent=false sync=true"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    out_lines: list[str] = []
+    err_lines: list[str] = []
+    pts_re = re.compile(r"\((vsink|asink):sink\).*?pts: (\d+):(\d+):(\d+\.\d+)")
+    done = threading.Event()
+
+    def read_err():
+        for line in p.stderr:
+            err_lines.append(line.rstrip())
+
+    t = threading.Thread(target=read_err, daemon=True)
+    t.start()
+    reference = "vsink" if has_video else "asink"
+    deadline = time.monotonic() + bound
+
+    def read_out():
+        for line in p.stdout:
+            m = pts_re.search(line)
+            if m:
+                sink = m.group(1)
+                pts = int(m.group(2)) * 3600 + int(m.group(3)) * 60 + float(m.group(4))
+                first.setdefault(sink, pts)
+                last[sink] = max(last.get(sink, pts), pts)
+                if reference in last and last[reference] - first[reference] >= goal:
+                    done.set()
+            elif "last-message" not in line:
+                out_lines.append(line.rstrip())
+        done.set()
+
+    r = threading.Thread(target=read_out, daemon=True)
+    r.start()
+    done.wait(max(0.0, deadline - time.monotonic()))
+    exited = p.poll()
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait()
+    r.join(5)
+    t.join(5)
+    played = {k: last[k] - first[k] for k in last}
+    problems = []
+    errors = [l for l in out_lines if l.startswith(("ERROR", "WARNING"))]
+    # "0:00:01.2 PID 0xADDR WARN  category file.c:N:function:<element> message"
+    debug = [m for l in err_lines for m in [re.match(r"\S+\s+\d+\s+0x[0-9a-f]+\s+(WARN|ERROR)\s+(\S+)\s+(.*)", l)] if m]
+    warnings = [f"{m.group(2)} {m.group(3)}" for m in debug 
+                if m.group(2) not in GST_BENIGN_CATEGORIES and not GST_BENIGN_MESSAGES.search(m.group(3))]
+    if errors:
+        problems.append("gst-launch: " + " | ".join(_uniq(errors)[:3]))
+    if warnings:
+        problems.append(f"{len(warnings)} warning(s): " + " | ".join(_uniq(warnings)[:3]))
+    if played.get(reference, 0) < goal:
+        problems.append(f"{reference} played {played.get(reference, 0):.1f} s of media, not {goal:.0f}"
+                        + (f" (gst-launch exited {exited})" if exited is not None else ""))
+    if has_audio and "asink" not in played:
+        problems.append("no audio reached the audio sink")
+    if has_video and "vsink" not in played:
+        problems.append("no video reached the video sink")
+    summary = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(played.items()))
+    return (not problems), "; ".join(problems) or f"played {summary}"
+
+
+class HlsJs:
+    """Drives hls.js in Chromium for several URLs at once (one node process, one page per URL)."""
+    page = ""
+
+    @staticmethod
+    def install(work: Path, origin: Origin) -> None:
+        d = work / "player"
+        d.mkdir(exist_ok=True)
+        shutil.copy(HLSJS, d / "hls.min.js")
+        (d / "index.html").write_text('<!doctype html><html><body><video id="v" muted playsinline></video>'
+                                      '<script src="hls.min.js"></script></body></html>')
+        HlsJs.page = f"{origin.url}/player/index.html"
+
+    @staticmethod
+    def play(jobs: list[dict], bound: float) -> dict[str, tuple[bool | None, str]]:
+        cmd = ["node", str(HERE / "hlsjs_player.mjs"), "--page", HlsJs.page, "--playwright", str(PLAYWRIGHT),
+               "--chromium", str(CHROMIUM), "--jobs", json.dumps(jobs), "--bound", str(bound)]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=bound + 60, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            return {j["key"]: (False, "the hls.js driver hung: " + _tail(e.stderr)) for j in jobs}
+        try:
+            results = json.loads(p.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            return {j["key"]: (False, f"the hls.js driver failed (exit {p.returncode}): {_tail(p.stderr, 8)}")
+                    for j in jobs}
+        return {k: (v["ok"], v["detail"]) for k, v in results.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The output checks: a collector that reads the media playlist as a player does, fetches every new
+# segment at once, and notes what it saw when.
+
+@dataclass
+class Segment:
+    uri: str
+    extinf: float
+    pdt: float | None
+    discontinuity: bool
+    data: bytes
+    listed_at: float                  # wall clock, when the playlist naming it arrived
+    probe: dict = field(default_factory=dict)
+
+
+class Collector:
+    def __init__(self, relay: Relay, s: Source):
+        self.relay, self.s = relay, s
+        self.segments: list[Segment] = []
+        self.pdt_ahead: list[tuple[float, str]] = []      # (seconds ahead of now, uri)
+        self.status_lies: list[str] = []
+        self.playlist_errors: set[str] = set()
+        self.last_new = time.time()
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        seen: set[str] = set()
+        base = self.relay.index(self.s).rsplit("/", 1)[0]
+        while not self.stop.is_set():
+            try:
+                text = http_get(self.relay.index(self.s)).decode()
+                received = time.time()
+            except (urllib.error.URLError, OSError) as e:
+                if "404" not in str(e):
+                    self.errors.append(f"index.m3u8: {e}")
+                self.stop.wait(0.5)
+                continue
+            entries = parse_media_playlist(text)
+            if entries:
+                newest = entries[-1]
+                if newest["pdt"] is not None:
+                    ahead = newest["pdt"] + newest["extinf"] - received
+                    self.pdt_ahead.append((ahead, newest["uri"]))
+            for e in entries:
+                if e["target"] is None or round(e["extinf"]) > e["target"]:
+                    self.playlist_errors.add(f"{e['uri']}: EXTINF {e['extinf']} vs TARGETDURATION {e['target']}")
+                if e["uri"] in seen:
+                    continue
+                seen.add(e["uri"])
+                try:
+                    data = http_get(f"{base}/{e['uri']}")
+                except (urllib.error.URLError, OSError) as ex:
+                    self.errors.append(f"{e['uri']}: {ex}")
+                    continue
+                self.segments.append(Segment(e["uri"], e["extinf"], e["pdt"], e["discontinuity"], data, received))
+                self.last_new = received
+            self.stop.wait(0.5)
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join(15)
+
+
+def parse_media_playlist(text: str) -> list[dict]:
+    entries, extinf, pdt, disc, target = [], None, None, False, None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("#EXT-X-TARGETDURATION:"):
+            target = int(line.split(":", 1)[1])
+        elif line.startswith("#EXTINF:"):
+            extinf = float(line[8:].split(",")[0])
+        elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            pdt = dt.datetime.fromisoformat(line.split(":", 1)[1].replace("Z", "+00:00")).timestamp()
+        elif line.startswith("#EXT-X-DISCONTINUITY") and not line.startswith("#EXT-X-DISCONTINUITY-SEQ"):
+            disc = True
+        elif line and not line.startswith("#"):
+            entries.append({"uri": line, "extinf": extinf, "pdt": pdt, "discontinuity": disc, "target": target})
+            extinf, pdt, disc = None, None, False
+    return entries
+
+
+def probe_segment(data: bytes, work: Path) -> dict:
+    """Packets of one output segment: per stream kind, pts/dts/duration/flags and a hash of the data."""
+    path = work / f"probe-{threading.get_ident()}.ts"
+    path.write_bytes(data)
+    p = subprocess.run(["ffprobe", "-v", "error", "-show_data_hash", "sha256", "-show_entries",
+                        "stream=index,codec_type:packet=stream_index,pts_time,dts_time,duration_time,flags,data_hash",
+                        "-of", "json", str(path)], capture_output=True, text=True, timeout=60)
+    info = json.loads(p.stdout or "{}")
+    kinds = {s["index"]: s["codec_type"] for s in info.get("streams", [])}
+    streams: dict[str, list[dict]] = collections.defaultdict(list)
+    for pkt in info.get("packets", []):
+        kind = kinds.get(pkt["stream_index"])
+        if kind not in ("video", "audio"):
+            continue
+        def num(k):
+            v = pkt.get(k)
+            return None if v in (None, "N/A") else float(v)
+        streams[kind].append({"pts": num("pts_time"), "dts": num("dts_time"), "dur": num("duration_time") or 0.0,
+                              "key": "K" in pkt.get("flags", ""), "hash": pkt.get("data_hash")})
+    return {"streams": dict(streams), "errors": p.stderr.strip()}
+
+
+def ts_continuity_errors(data: bytes, last: dict | None = None) -> list[str]:
+    """Continuity counter breaks in TS data: a payload packet's counter must be the previous one's + 1,
+    or equal to it only for a byte-identical duplicate (ISO 13818-1 2.4.3.3); the discontinuity
+    indicator excuses a jump. `last` carries the state from the previous segment of the same span."""
+    errors = []
+    last = {} if last is None else last
+    for off in range(0, len(data) - 187, 188):
+        pkt = data[off:off + 188]
+        if pkt[0] != 0x47:
+            return errors + [f"lost sync at byte {off}"]
+        pid = ((pkt[1] & 0x1F) << 8) | pkt[2]
+        if pid == 0x1FFF:
+            continue
+        afc = (pkt[3] >> 4) & 3
+        cc = pkt[3] & 0x0F
+        disc = afc & 2 and pkt[4] > 0 and pkt[5] & 0x80
+        if afc & 1:
+            prev = last.get(pid)
+            if prev is not None and not disc:
+                prev_cc, prev_pkt = prev
+                duplicate = cc == prev_cc and pkt == prev_pkt
+                if cc != (prev_cc + 1) % 16 and not duplicate:
+                    what = "repeated" if cc == prev_cc else f"{prev_cc}->{cc}"
+                    errors.append(f"pid {pid:#x} cc {what} at packet {off // 188}")
+            last[pid] = (cc, pkt)
+    return errors
+
+
+def check_output(s: Source, c: Collector, results: Results, work: Path, outage_done: bool, keep: bool) -> None:
+    segs = c.segments
+    if keep:  # for a look afterwards: the segments in playlist order, with their EXTINF
+        d = work / f"{s.kind}-output"
+        d.mkdir(exist_ok=True)
+        with open(d / "segments.txt", "w") as f:
+            for g in segs:
+                (d / g.uri).write_bytes(g.data)
+                f.write(f"{g.uri} extinf={g.extinf} pdt={g.pdt} discontinuity={g.discontinuity} listed_at={g.listed_at}\n")
+    if c.errors:
+        results.add(s.kind, "fetch", False, "; ".join(c.errors[:3]))
+    if len(segs) < 3:
+        results.add(s.kind, "segments", False, f"only {len(segs)} segment(s) published")
+        return
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        for seg, info in zip(segs, ex.map(lambda g: probe_segment(g.data, work), segs)):
+            seg.probe = info
+    ref = "video" if s.video else "audio"
+
+    if outage_done:
+        lies = c.status_lies
+        results.add(s.kind, "status", not lies, f"{len(lies)} poll(s): {lies[-1]}" if lies else
+                    "not 'running' once the newest segment was over 3 target durations old")
+
+    results.add(s.kind, "playlist", not c.playlist_errors, "; ".join(sorted(c.playlist_errors)[:3]) or
+                "round(EXTINF) <= TARGETDURATION everywhere")
+
+    # 1. EXTINF is the real duration of the media in the segment.
+    bad = []
+    for seg in segs:
+        pk = [p for p in seg.probe["streams"].get(ref, []) if p["pts"] is not None]
+        if not pk:
+            bad.append(f"{seg.uri}: no {ref} packets")
+            continue
+        real = max(p["pts"] + p["dur"] for p in pk) - min(p["pts"] for p in pk)
+        if abs(real - seg.extinf) > EXTINF_TOLERANCE:
+            bad.append(f"{seg.uri} EXTINF {seg.extinf:.3f} holds {real:.3f} s")
+    results.add(s.kind, "extinf", not bad, f"{len(bad)}/{len(segs)} off: " + "; ".join(bad[:3]) if bad
+                else f"{len(segs)} segments within {EXTINF_TOLERANCE * 1000:.0f} ms")
+
+    # 2. PROGRAM-DATE-TIME never in the future.
+    if not c.pdt_ahead:
+        results.add(s.kind, "pdt", False, "no PROGRAM-DATE-TIME in the output")
+    else:
+        worst = max(c.pdt_ahead)
+        ok = worst[0] <= PDT_TOLERANCE
+        results.add(s.kind, "pdt", ok, f"newest PDT+EXTINF up to {worst[0]:+.2f} s from now ({worst[1]})")
+
+    # 3. Audio where the source has audio (every segment), video where it has video.
+    if s.has_audio:
+        without = [g.uri for g in segs if not g.probe["streams"].get("audio")]
+        results.add(s.kind, "audio", not without, f"{len(without)}/{len(segs)} segments without audio"
+                    + (f" (e.g. {without[0]})" if without else ""))
+
+    # 4. Nothing published twice: no identical segment bytes, no media packet in two segments.
+    by_hash: dict[str, str] = {}
+    dup_bytes = []
+    owner: dict[tuple, str] = {}
+    dup_packets: dict[tuple[str, str], int] = collections.Counter()
+    for g in segs:
+        h = hashlib.sha256(g.data).hexdigest()
+        if h in by_hash:
+            dup_bytes.append(f"{g.uri} = {by_hash[h]}")
+        by_hash.setdefault(h, g.uri)
+        for kind, pk in g.probe["streams"].items():
+            for p in pk:
+                key = (kind, p["pts"], p["hash"])
+                first = owner.setdefault(key, g.uri)
+                if first != g.uri:
+                    dup_packets[(g.uri, first)] += 1
+    detail = []
+    if dup_bytes:
+        detail.append(f"{len(dup_bytes)} byte-identical: " + ", ".join(dup_bytes[:3]))
+    if dup_packets:
+        detail.append("replayed packets: " + ", ".join(f"{a} repeats {n} of {b}" for (a, b), n in
+                                                       list(dup_packets.items())[:3]))
+    results.add(s.kind, "no-replay", not detail, "; ".join(detail) or f"{len(segs)} distinct segments"
+                + (" across an outage" if outage_done else ""))
+
+    # 5. Clean segments: TS sync + PAT first, a keyframe first, continuity counters intact, timestamps
+    #    rising from segment to segment unless a discontinuity is marked.
+    bad = []
+    prev_last: dict[str, float] = {}
+    cc_state: dict = {}
+    previous_number = -2
+    for g in segs:
+        if g.discontinuity:
+            prev_last = {}
+        if g.data[:1] != b"\x47" or ((g.data[1] & 0x1F) << 8 | g.data[2]) != 0:
+            bad.append(f"{g.uri} does not start with a PAT")
+        v = g.probe["streams"].get("video", [])
+        if v and not v[0]["key"]:
+            bad.append(f"{g.uri} does not start with a keyframe")
+        number = re.search(r"(\d+)\.ts$", g.uri)
+        if g.discontinuity or not number or int(number.group(1)) != previous_number + 1:
+            cc_state = {}
+        previous_number = int(number.group(1)) if number else -2
+        # Players feed consecutive segments to one demuxer: counters continue from segment to segment.
+        cc = ts_continuity_errors(g.data, cc_state)
+        if cc:
+            bad.append(f"{g.uri} continuity: {cc[0]}" + (f" (+{len(cc) - 1})" if len(cc) > 1 else ""))
+        for kind, pk in g.probe["streams"].items():
+            dts = [p["dts"] if p["dts"] is not None else p["pts"] for p in pk]
+            dts = [d for d in dts if d is not None]
+            if not dts:
+                continue
+            if kind in prev_last and dts[0] <= prev_last[kind]:
+                bad.append(f"{g.uri} {kind} starts at dts {dts[0]:.3f} <= {prev_last[kind]:.3f} before it "
+                           "without a discontinuity")
+            if any(b <= a for a, b in zip(dts, dts[1:])):
+                bad.append(f"{g.uri} {kind} dts not increasing inside the segment")
+            prev_last[kind] = dts[-1]
+    # 6. All of it decodes: every segment in order as one stream (as a player's demuxer sees them),
+    #    decoded by ffmpeg with the players' complaint patterns.
+    joined = work / f"{s.id}-joined.ts"
+    joined.write_bytes(b"".join(g.data for g in segs))
+    p = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-v", "warning", "-i", str(joined),
+                        "-map", "0", "-f", "null", "-"], capture_output=True, text=True, timeout=300)
+    trouble = [l for l in p.stderr.splitlines() if FFMPEG_TROUBLE.search(l)]
+    results.add(s.kind, "decode-all", p.returncode == 0 and not trouble,
+                f"{len(trouble)} complaint(s): " + " | ".join(_uniq(trouble)[:3]) if trouble else
+                f"{len(segs)} segments decode cleanly in sequence" if p.returncode == 0 else _tail(p.stderr))
+    joined.unlink()
+
+    results.add(s.kind, "clean-segments", not bad, f"{len(bad)} problem(s): " + "; ".join(bad[:3]) if bad
+                else f"{len(segs)} segments start clean, counters and timestamps continuous")
+
+
+# ---------------------------------------------------------------------------------------------
+# One run: every requested source on one relay.
+
+def missing_prerequisites() -> list[str]:
+    missing = []
+    for tool, hint in [("ffmpeg", "apt-get install ffmpeg"), ("ffprobe", "apt-get install ffmpeg"),
+                       ("gst-launch-1.0", "apt-get install gstreamer1.0-tools gstreamer1.0-plugins-{base,good,bad} "
+                                          "gstreamer1.0-libav"),
+                       ("node", "apt-get install nodejs")]:
+        if not shutil.which(tool):
+            missing.append(f"{tool} is missing: {hint}")
+    if shutil.which("gst-inspect-1.0"):
+        for element in ("hlsdemux", "tsdemux", "qtdemux", "avdec_h264", "avdec_h265", "avdec_aac", "playbin"):
+            if subprocess.run(["gst-inspect-1.0", "--exists", element]).returncode != 0:
+                missing.append(f"GStreamer element {element} is missing (gstreamer1.0-plugins-bad / -good / -libav)")
+    for path, hint in [(CHROMIUM, "apt-get install chromium"), (HLSJS, "run `npm ci` in server/web"),
+                       (PLAYWRIGHT, "run `npm ci` in tests/browser")]:
+        if not path.exists():
+            missing.append(f"{path} is missing: {hint}")
+    return missing
+
+
+def run_source_phase(name: str, targets: dict[str, str], sources: list[Source], goal: float, results: Results,
+                     players: list[str], bound: float) -> None:
+    """Plays every source's target URL with every player at once; one result per (source, player)."""
+    jobs = []
+    with concurrent.futures.ThreadPoolExecutor(len(sources) * 2 + 1) as ex:
+        futures = {}
+        for s in sources:
+            url = targets[s.kind]
+            if "ffmpeg" in players:
+                futures[ex.submit(play_ffmpeg, url, goal, s.has_audio, bool(s.video), bound)] = (s, "ffmpeg")
+            if "gstreamer" in players:
+                if url.startswith("udp:"):
+                    pass  # --on-source only: one UDP port, one reader; the relay's output is HLS
+                else:
+                    futures[ex.submit(play_gstreamer, url, goal, s.has_audio, bool(s.video), bound)] = (s, "gstreamer")
+            if "hls.js" in players and url.startswith("http") and url.endswith(".m3u8"):
+                jobs.append({"key": s.kind, "url": url, "goal": goal, "audio": s.has_audio, "video": bool(s.video),
+                             "hevc": s.video == "hevc"})
+        if jobs:
+            futures[ex.submit(HlsJs.play, jobs, bound)] = (None, "hls.js")
+        for f in concurrent.futures.as_completed(futures):
+            s, player = futures[f]
+            try:
+                value = f.result()
+            except Exception as e:  # a harness failure is a failure, never a pass
+                value = (False, f"harness error: {e!r}")
+            if player == "hls.js":
+                for j in jobs:
+                    ok, detail = value.get(j["key"], (False, "no result")) if isinstance(value, dict) else value
+                    results.add(j["key"], f"hls.js{name}", ok, detail)
+            else:
+                ok, detail = value
+                results.add(s.kind, f"{player}{name}", ok, detail)
+
+
+def self_test(work: Path) -> int:
+    """Proves the players' complaint patterns and the segment checks can fail: a clean TS passes them, the
+    same TS with every 8th video packet dropped in its middle (lost packets, as on a bad network) fails."""
+    clean = work / "clean.ts"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size=640x360:rate={FPS}", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                    "-t", "6", "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-g", str(FPS),
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts", str(clean)], check=True, timeout=120)
+    data = clean.read_bytes()
+    packets = [data[i:i + 188] for i in range(0, len(data), 188)]
+    video_pid = 0x100  # ffmpeg's mpegts muxer: the first stream's PID
+    kept, n = [], 0
+    for i, pkt in enumerate(packets):
+        pid = ((pkt[1] & 0x1F) << 8) | pkt[2]
+        if pid == video_pid and len(packets) // 3 < i < 2 * len(packets) // 3:
+            n += 1
+            if n % 8 == 0:
+                continue
+        kept.append(pkt)
+    broken = work / "broken.ts"
+    broken.write_bytes(b"".join(kept))
+    results = Results()
+    for name, path in (("clean", clean), ("broken", broken)):
+        expect = name == "clean"
+        ok, detail = play_ffmpeg(str(path), 4.0, True, True, 60)
+        results.add(name, "ffmpeg", ok == expect, f"player says {'pass' if ok else 'fail'}: {detail}")
+        ok, detail = play_gstreamer(path.as_uri(), 4.0, True, True, 60)
+        results.add(name, "gstreamer", ok == expect, f"player says {'pass' if ok else 'fail'}: {detail}")
+        cc = ts_continuity_errors(path.read_bytes())
+        results.add(name, "continuity", (not cc) == expect, f"{len(cc)} continuity error(s)")
+    print("\n=== self-test: each check passes the clean file and fails the broken one ===")
+    print(results.table())
+    return 1 if results.failed() else 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--source", action="append", choices=list(all_sources()), help="source kind (default: all)")
+    ap.add_argument("--server", default=os.environ.get("HLSRELAY_SERVER", str(REPO / "build" / "server" / "hlsrelay-server")))
+    ap.add_argument("--player", action="append", choices=["ffmpeg", "gstreamer", "hls.js"])
+    ap.add_argument("--on-source", action="store_true", help="play the sources directly (calibration)")
+    ap.add_argument("--no-outage", action="store_true", help="skip the outage phase")
+    ap.add_argument("--bound", type=int, help="seconds the whole run may take (default: 280, plus 60 for each "
+                    "source after the first)")
+    ap.add_argument("--list", action="store_true", help="print the source kinds (';'-separated, for CMake)")
+    ap.add_argument("--self-test", action="store_true",
+                    help="show that the players' checks fail on a corrupted TS and pass on a clean one")
+    ap.add_argument("--work-dir", help="keep fixtures and logs here (default: a temp dir, removed)")
+    args = ap.parse_args()
+    if args.list:
+        print(";".join(all_sources()), end="")
+        return 0
+
+    missing = missing_prerequisites()
+    if not Path(args.server).exists() and not (args.on_source or args.self_test):
+        missing.append(f"{args.server} is missing: cmake --build build --target hlsrelay-server (or --server)")
+    if missing:
+        for m in missing:
+            print(f"FAIL (prerequisite): {m}", file=sys.stderr)
+        return 2
+    if args.self_test:
+        with tempfile.TemporaryDirectory(prefix="hlsrelay-players-self-test-") as d:
+            return self_test(Path(d))
+    players = args.player or ["ffmpeg", "gstreamer", "hls.js"]
+    sources = [all_sources()[k] for k in (args.source or list(all_sources()))]
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="hlsrelay-players-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results = Results()
+    began = time.monotonic()
+
+    relay = None
+
+    bound = args.bound or RUN_BOUND + RUN_BOUND_PER_EXTRA * (len(sources) - 1)
+
+    def give_up(signum, _frame):
+        # Kill the sources and the relay at once, so that players waiting on them fail fast and the
+        # finally below (which stops everything properly) is reached within the bound.
+        for s in sources:
+            if s.proc and s.proc.poll() is None:
+                s.proc.kill()
+        if relay and relay.proc.poll() is None:
+            relay.proc.kill()
+        raise TimeoutError(f"the run was stopped by {signal.Signals(signum).name}"
+                           + (f" after {bound} s" if signum == signal.SIGALRM else ""))
+    signal.signal(signal.SIGALRM, give_up)
+    signal.signal(signal.SIGTERM, give_up)
+    signal.alarm(bound)
+    origin = Origin(work)
+    collectors: dict[str, Collector] = {}
+    try:
+        HlsJs.install(work, origin)
+        for s in sources:
+            s.prepare(work, origin)
+        if not args.on_source:
+            relay = Relay(Path(args.server), work, sources)
+            log(f"hlsrelay-server at {relay.url}, log {relay.log_path}")
+        for s in sources:
+            s.start()
+        for s in sources:
+            wait_for(f"source {s.kind} is live", s.ready)
+        if args.on_source:
+            targets = {s.kind: s.play_url for s in sources}
+        else:
+            for s in sources:
+                relay.start(s)
+            for s in sources:
+                collectors[s.kind] = Collector(relay, s)
+            for s in sources:
+                wait_for(f"{s.kind}: the relay publishes segments",
+                         lambda s=s: len(collectors[s.kind].segments) >= 2)
+            targets = {s.kind: relay.master(s) for s in sources}
+        log("steady phase: " + ", ".join(players) + " on " + ", ".join(s.kind for s in sources))
+        run_source_phase("", targets, sources, PLAY_GOAL, results, players, bound=PHASE_BOUND)
+
+        outage = [s for s in sources if s.outage and not args.no_outage]
+        for s in sources:  # the others' output is checked over the steady phase only
+            if s not in outage and s.kind in collectors:
+                collectors[s.kind].finish()
+        if outage:
+            log("outage phase: " + ", ".join(s.kind for s in outage))
+            # Players start first (they buffer the live window), then the encoders die.
+            phase = threading.Thread(target=run_source_phase,
+                                     args=("/outage", targets, outage, ACROSS_GOAL, results, players,
+                                           PHASE_BOUND + 30))
+            phase.start()
+            if args.on_source:
+                # Calibration: the same players across the same break of the source itself. There is no
+                # relay to watch, so the encoders stay dead as long as the relay's reaction takes (~10 s).
+                time.sleep(5)
+                for s in outage:
+                    s.break_off()
+                time.sleep(12)
+                for s in outage:
+                    s.resume()
+                phase.join()
+                outage = []
+            for s in outage:
+                wait_for(f"{s.kind}: the relay publishes after the players joined",
+                         lambda s=s, n=len(collectors[s.kind].segments): len(collectors[s.kind].segments) > n)
+            for s in outage:
+                before = relay.status(s)
+                s.break_off()
+                s.killed_segments = len(collectors[s.kind].segments)
+                s.before = before
+            # Each relay channel notices (an error, a reconnect attempt or a state other than running);
+            # then its encoder comes back with timestamps that continue. Every channel's status is
+            # polled on every round, so none is left unwatched while another is waited for.
+            waiting = list(outage)
+
+            def noticed_all():
+                for s in list(waiting):
+                    st = relay.status(s)
+                    # Status contract: a channel whose newest segment is older than 3 target durations
+                    # is not "running". Our age of it is a lower bound (we see a segment after it is
+                    # published); 1 s covers the status request itself.
+                    age = time.time() - collectors[s.kind].last_new
+                    if st.get("state") == "running" and age > 3 * SEGMENT_SECONDS + 1:
+                        collectors[s.kind].status_lies.append(
+                            f"state running while the newest segment is {age:.1f} s old "
+                            f"(status says {st.get('newest_segment_age_seconds')})")
+                    b = s.before
+                    if (st.get("state") != "running" or st.get("last_error") not in (None, b.get("last_error"))
+                            or st.get("reconnects", 0) > b.get("reconnects", 0)
+                            or st.get("reconnect_attempts", 0) > b.get("reconnect_attempts", 0)):
+                        log(f"{s.kind}: relay noticed after {age:.1f} s: state {st.get('state')}, "
+                            f"error {st.get('last_error')!r}")
+                        s.resume()
+                        waiting.remove(s)
+                return not waiting
+
+            wait_for("the relay notices its sources died: " + ", ".join(s.kind for s in waiting), noticed_all)
+            for s in outage:
+                wait_for(f"{s.kind}: the relay publishes again after the restart",
+                         lambda s=s: len(collectors[s.kind].segments) > s.killed_segments + 2)
+            phase.join()
+        if not args.on_source:
+            for c in collectors.values():
+                c.finish()
+            for s in sources:
+                check_output(s, collectors[s.kind], results, work, s in outage, keep=bool(args.work_dir))
+    except Exception as e:
+        results.add("suite", "harness", False, f"{type(e).__name__}: {e}")
+    finally:
+        signal.alarm(0)
+        for c in collectors.values():
+            c.stop.set()
+        for s in sources:
+            s.kill()
+        if relay:
+            killed = relay.proc.poll() == -signal.SIGKILL  # give_up() did it
+            code = relay.stop()
+            if code != 0 and not killed:
+                results.add("suite", "server-exit", False, f"hlsrelay-server exited {code} on SIGTERM")
+            warnings = [l for l in relay.log_path.read_text(errors="replace").splitlines() if " warn" in l.lower()
+                        or "error" in l.lower()]
+            if warnings:
+                print("--- hlsrelay-server warnings/errors (first 15) ---\n" + "\n".join(warnings[:15]))
+        origin.close()
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\n=== player matrix ({'sources directly' if args.on_source else 'through hlsrelay'}), "
+          f"{time.monotonic() - began:.0f} s ===")
+    print(results.table())
+    return 1 if results.failed() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
