@@ -11,6 +11,8 @@ packages=(
   python3-fastapi python3-uvicorn python3-httpx python3-pytest
   clang libclang-rt-14-dev zlib1g-dev
   chromium nodejs
+  # GStreamer's playbin/hlsdemux: one of the real players the player tests run against the output
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
 )
 # npm comes with NodeSource's nodejs; Debian splits it out.
 if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi

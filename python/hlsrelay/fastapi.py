@@ -25,14 +25,15 @@ The demo server's HTTP rules apply (the same C++ code, ``hlsrelay._core.check_re
   (DNS rebinding). ``"*"`` accepts any Host.
 - start and stop refuse browser cross-site requests (``Sec-Fetch-Site: cross-site``/``same-site``,
   or an ``Origin`` that is not the request's own Host) with 403; curl-like clients are unaffected.
-- only HLS responses carry ``Access-Control-Allow-Origin: *``.
+- only HLS responses carry ``Access-Control-Allow-Origin: *`` (errors included, from memory or
+  from disk), and ``OPTIONS`` on an HLS path answers a CORS preflight (204), as the demo server does.
 
 Routes:
 
 - GET ``/api/v1/channels/start-stream/{channel_name}``, ``/stop-stream/{channel_name}``,
   ``/stream-status/{channel_name}``, ``/streams-status``, ``/static-hls-m3u``, ``/api/v1/channels``
 - POST ``/api/v1/channels/{channel_name}/start`` and ``/stop`` (as the demo server)
-- ``/hls_streams/{stream_id}/{name}`` (GET, HEAD): ``master.m3u8``, ``index.m3u8`` and ``seg_<n>.ts``
+- ``/hls_streams/{stream_id}/{name}`` (GET, HEAD, OPTIONS): ``master.m3u8``, ``index.m3u8`` and ``seg_<n>.ts``
   from memory, as the demo server serves them: playlists ``Cache-Control: no-cache``, segments
   ``public, max-age=86400, immutable`` with single byte ranges; 404 ``{"detail": ...}`` with
   "Channel not found", "Stream not running" or "Not found".
@@ -51,6 +52,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
 from ._core import ChannelNotFound, Engine, Resource, check_request
@@ -64,7 +66,30 @@ SEGMENT_CACHE_CONTROL = "public, max-age=86400, immutable"
 PLAYLIST_MEDIA_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_MEDIA_TYPE = "video/mp2t"
 
+# HLS delivery is readable cross-origin (players may be served from elsewhere); the demo server's
+# headers (server/src/http.cpp, request_handler.cpp): on every HLS response, and on a preflight.
+HLS_METHODS = "GET, HEAD, OPTIONS"
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges",
+}
+PREFLIGHT_HEADERS = {
+    "Allow": HLS_METHODS,
+    "Access-Control-Allow-Methods": HLS_METHODS,
+    "Access-Control-Allow-Headers": "Range",
+    "Access-Control-Max-Age": "86400",
+}
+
 EngineGetter = typing.Callable[[], Engine]
+
+
+def _with_cors(response: Response) -> Response:
+    response.headers.update(CORS_HEADERS)
+    return response
+
+
+def _preflight() -> Response:
+    return _with_cors(Response(status_code=204, headers=PREFLIGHT_HEADERS))
 
 
 class _ResourceResponse(Response):
@@ -131,7 +156,16 @@ def _parse_range(header: str, size: int) -> typing.Optional[typing.Tuple[int, in
 
 
 class _HlsStaticFiles(StaticFiles):
-    """The engine's disk mirror ({hls_dir}/{id}/...) with HLS media types and cache headers."""
+    """The engine's disk mirror ({hls_dir}/{id}/...) with HLS media types, cache and CORS headers."""
+
+    async def get_response(self, path: str, scope: typing.Any) -> Response:
+        if scope["method"] == "OPTIONS":
+            return _preflight()
+        try:
+            response = await super().get_response(path, scope)
+        except HTTPException as e:
+            response = _detail(e.status_code, "Not found" if e.status_code == 404 else str(e.detail))
+        return _with_cors(response)
 
     def file_response(
         self, full_path: typing.Any, stat_result: os.stat_result, scope: typing.Any, status_code: int = 200
@@ -250,13 +284,13 @@ def _build_router(
 
     if serve_hls:
 
-        @router.api_route("/hls_streams/{stream_id}/{name}", methods=["GET", "HEAD"])
+        @router.api_route("/hls_streams/{stream_id}/{name}", methods=["GET", "HEAD", "OPTIONS"])
         def hls_file(stream_id: str, name: str, request: Request) -> Response:
+            cors = _guard(policy, request, "media")[1]["cors"]
+            if request.method == "OPTIONS":
+                return _preflight() if cors else Response(status_code=204, headers={"Allow": HLS_METHODS})
             response = _hls_file(stream_id, name, request)
-            if _guard(policy, request, "media")[1]["cors"]:
-                response.headers["Access-Control-Allow-Origin"] = "*"
-                response.headers["Access-Control-Expose-Headers"] = "Content-Length, Content-Range, Accept-Ranges"
-            return response
+            return _with_cors(response) if cors else response
 
         def _hls_file(stream_id: str, name: str, request: Request) -> Response:
             engine = get_engine()

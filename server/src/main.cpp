@@ -71,6 +71,9 @@ int run(const Options& o) {
         log::warn(list_name + (issue.line > 0 ? ":" + std::to_string(issue.line) : std::string()) + ": " + issue.message);
     if (report.channels.empty()) throw std::runtime_error("no usable channel in " + list_name);
 
+    // --autostart; by default the bundled list (the offline demo) starts, a --channels list does not.
+    const std::vector<std::string> autostart = channels_to_autostart(o, report.channels);
+
     ServerConfig config;
     config.address = o.address;
     config.port = o.port;
@@ -90,11 +93,16 @@ int run(const Options& o) {
     } catch (const std::system_error& e) {
         throw std::runtime_error("cannot listen on " + o.address + ":" + std::to_string(o.port) + ": " + e.code().message());
     }
-    // The bundled list is the offline demo: its channel plays as soon as the dashboard opens.
-    if (o.channels.empty() && !o.on_demand)
-        for (const auto& c : report.channels) engine.start(c.id);
+    for (const auto& id : autostart) engine.start(id);
     log::info(std::string("hlsrelay-server ") + version() + " serving " + std::to_string(report.channels.size()) +
               " channel(s) at " + server.url() + (o.on_demand ? " (on demand)" : ""));
+    if (!autostart.empty()) {
+        std::string names;
+        for (const auto& id : autostart) names += (names.empty() ? "" : ", ") + id;
+        log::info("started at launch: " + names);
+    } else if (!o.on_demand) {
+        log::info("no channel started at launch: start them from the dashboard or the API, or pass --autostart all");
+    }
 
     int signal = 0;
     sigwait(&signals, &signal);

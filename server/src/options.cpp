@@ -30,6 +30,8 @@ Options:
   --hls-dir DIR            also mirror playlists and segments to DIR/<id>/ (default: memory only)
   --segment-duration S     target segment length in seconds (default: 2)
   --max-segments N         segments listed in each media playlist (default: 5)
+  --autostart WHAT         channels to start at launch: all, none, or a comma-separated list of ids
+                           (default: all of the bundled demo list, none of a --channels list)
   --on-demand              start a channel when its playlist is requested, stop it when unwatched
   --idle-timeout S         on-demand: stop a channel nobody requested for S seconds (default: 60)
   --api-token T            require "Authorization: Bearer T" (or ?token=T) on control endpoints;
@@ -122,6 +124,24 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         {"--max-segments", number_in(o.max_segments, 1, 100, "--max-segments")},
         {"--idle-timeout", number_in(o.idle_timeout, 0.1, 86400, "--idle-timeout")},
         {"--api-token", text(o.api_token)},
+        {"--autostart",
+         [&](const std::string& v) -> std::string {
+             o.autostart_ids.clear();
+             if (v == "all" || v == "none") {
+                 o.autostart = v == "all" ? Autostart::all : Autostart::none;
+                 return {};
+             }
+             for (std::size_t start = 0;;) {
+                 const std::size_t comma = v.find(',', start);
+                 const std::string id = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+                 if (id.empty()) return "--autostart wants all, none or a comma-separated list of ids, not '" + v + "'";
+                 o.autostart_ids.push_back(id);
+                 if (comma == std::string::npos) break;
+                 start = comma + 1;
+             }
+             o.autostart = Autostart::listed;
+             return {};
+         }},
         {"--log-level",
          [&](const std::string& v) -> std::string {
              const auto level = log::parse_level(v);
@@ -181,8 +201,27 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         }
         if (std::string problem = it->second(*value); !problem.empty()) return fail(name + ": " + problem);
     }
+    if (o.on_demand && (o.autostart == Autostart::all || o.autostart == Autostart::listed))
+        return fail("--autostart and --on-demand exclude each other (on demand, a channel starts when it is watched)");
     result.options = std::move(o);
     return result;
+}
+
+std::vector<std::string> channels_to_autostart(const Options& o, const std::vector<ChannelConfig>& loaded) {
+    std::vector<std::string> ids;
+    Autostart mode = o.autostart;
+    if (mode == Autostart::list_default) mode = o.channels.empty() && !o.on_demand ? Autostart::all : Autostart::none;
+    if (mode == Autostart::all)
+        for (const auto& c : loaded) ids.push_back(c.id);
+    if (mode != Autostart::listed) return ids;
+    for (const std::string& wanted : o.autostart_ids) {
+        auto it = std::find_if(loaded.begin(), loaded.end(), [&](const ChannelConfig& c) { return c.id == wanted; });
+        if (it == loaded.end())
+            it = std::find_if(loaded.begin(), loaded.end(), [&](const ChannelConfig& c) { return c.name == wanted; });
+        if (it == loaded.end()) throw std::runtime_error("--autostart: no channel '" + wanted + "' in the channel list");
+        if (std::find(ids.begin(), ids.end(), it->id) == ids.end()) ids.push_back(it->id);
+    }
+    return ids;
 }
 
 }  // namespace hlsrelay::server

@@ -13,6 +13,16 @@
 
 namespace hlsrelay::server {
 
+// Which channels start with the server (--autostart). By default the bundled demo list starts (its
+// one channel is a local file) and a --channels list does not (its sources are remote and cost
+// bandwidth): its channels start from the dashboard, the API, or on demand.
+enum class Autostart {
+    list_default,  // no --autostart: all of the bundled list, none of a --channels list
+    all,
+    none,
+    listed,  // Options::autostart_ids
+};
+
 struct Options {
     std::string channels;  // empty: the bundled default list
     std::string address = "127.0.0.1";
@@ -21,6 +31,8 @@ struct Options {
     double segment_duration = 2.0;
     int max_segments = 5;
     bool on_demand = false;
+    Autostart autostart = Autostart::list_default;
+    std::vector<std::string> autostart_ids;  // Autostart::listed: stream ids or names, in the given order
     double idle_timeout = 60;
     std::string api_token;
     LogLevel log_level = LogLevel::Info;
@@ -45,6 +57,10 @@ struct ParsedOptions {
 ParsedOptions parse_options(const std::vector<std::string>& args);
 
 std::string usage();
+
+// The ids of the channels to start at launch, in list order for "all" and in the given order for a
+// list; throws std::runtime_error naming a listed channel that is not in `loaded`.
+std::vector<std::string> channels_to_autostart(const Options& o, const std::vector<ChannelConfig>& loaded);
 
 // PROJECT_VERSION, e.g. "0.1.0".
 const char* version();

@@ -19,6 +19,7 @@ TEST_CASE("concurrent control, status and reads over channels in every state") {
     const MediaSet& file = make_media(spec);
 
     EngineSettings settings = quick_settings(1.0, 3);
+    settings.read_timeout = 30;  // the hanging source holds a read this long unless stop interrupts it
     Engine engine(settings);
     std::atomic<int64_t> events{0};
     engine.subscribe([&](const Event&) { events.fetch_add(1, std::memory_order_relaxed); });
@@ -97,7 +98,8 @@ TEST_CASE("concurrent control, status and reads over channels in every state") {
     const auto t0 = std::chrono::steady_clock::now();
     engine.stop_all();
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    CHECK(took < 2.0);
+    INFO("stop_all took " << took << " s");
+    CHECK(took < settings.read_timeout / 3);  // interrupted, not waited out (a generous bound under TSan)
     for (const auto& s : engine.statuses()) CHECK_FALSE(s.cleanup_running);
     hanging.set_fault(LiveOrigin::Fault::None);
 }

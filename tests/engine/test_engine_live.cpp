@@ -250,7 +250,9 @@ TEST_CASE("stop returns promptly while the source hangs") {
     engine.stop(c.id);
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     INFO("stop took " << took << " s");
-    CHECK(took < 1.0);
+    // Interrupted, not waited out: well under the 30 s the hang would hold a read (a generous bound
+    // for a loaded machine or a sanitizer build; a stop that waits for the read timeout fails it).
+    CHECK(took < settings.read_timeout / 3);
     CHECK(engine.status(c.id).state == ChannelState::Stopped);
     CHECK_FALSE(engine.read(c.id, "index.m3u8"));
     origin.set_fault(LiveOrigin::Fault::None);

@@ -272,6 +272,64 @@ def test_only_hls_is_readable_cross_origin(live_engine):
             assert r.headers["access-control-allow-origin"] == "*", path
 
 
+# The demo server's HLS delivery headers (server/src/http.cpp, request_handler.cpp).
+DEMO_CORS = {"access-control-allow-origin": "*",
+             "access-control-expose-headers": "Content-Length, Content-Range, Accept-Ranges"}
+DEMO_PREFLIGHT = {**DEMO_CORS, "allow": "GET, HEAD, OPTIONS", "access-control-allow-methods": "GET, HEAD, OPTIONS",
+                  "access-control-allow-headers": "Range", "access-control-max-age": "86400"}
+PREFLIGHT_REQUEST = {"Origin": "http://player.example", "Access-Control-Request-Method": "GET",
+                     "Access-Control-Request-Headers": "range"}
+
+
+def assert_headers(response, expected, what):
+    got = {k: response.headers.get(k) for k in expected}
+    assert got == expected, what
+
+
+def check_hls_cors(client, stream_id, segment, ranges=True):
+    """Every HLS response (found or not) carries the demo server's CORS headers and cache policy; a
+    preflight on an HLS path is answered 204; API paths grant nothing cross-origin."""
+    origin = {"Origin": "http://player.example"}
+    r = client.get(f"/hls_streams/{stream_id}/index.m3u8", headers=origin)
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-cache"
+    assert_headers(r, DEMO_CORS, "playlist")
+    r = client.get(f"/hls_streams/{stream_id}/{segment}", headers={**origin, "Range": "bytes=0-187"})
+    # (Debian 12's Starlette serves files without Range support: the disk mirror may answer 200.)
+    assert r.status_code in ((206,) if ranges else (200, 206))
+    assert r.headers["cache-control"] == "public, max-age=86400, immutable"
+    assert_headers(r, DEMO_CORS, "segment range")
+    r = client.head(f"/hls_streams/{stream_id}/{segment}", headers=origin)
+    assert r.status_code == 200
+    assert_headers(r, DEMO_CORS, "HEAD")
+    r = client.get(f"/hls_streams/{stream_id}/seg_999999.ts", headers=origin)
+    assert r.status_code == 404 and r.json() == {"detail": "Not found"}
+    assert_headers(r, DEMO_CORS, "404")
+    for path in (f"/hls_streams/{stream_id}/index.m3u8", f"/hls_streams/{stream_id}/{segment}"):
+        r = client.options(path, headers=PREFLIGHT_REQUEST)
+        assert r.status_code == 204, path
+        assert_headers(r, DEMO_PREFLIGHT, f"preflight {path}")
+    r = client.options("/api/v1/channels/streams-status", headers=PREFLIGHT_REQUEST)
+    assert "access-control-allow-origin" not in r.headers
+
+
+@pytest.mark.deadline(60)
+def test_hls_delivery_headers_match_the_demo_server(live_engine):
+    with TestClient(create_app(live_engine), base_url=LOCAL) as client:
+        assert client.get("/api/v1/channels/start-stream/test").status_code == 200
+        names = playlist_segments(client, "test", 2)
+        check_hls_cors(client, "test", names[-1])
+
+
+@pytest.mark.deadline(60)
+def test_hls_delivery_headers_from_disk_match_the_demo_server(media, tmp_path):
+    with Engine(segment_duration=1.0, hls_dir=tmp_path / "hls", log_level="error") as engine:
+        engine.add_channel("Disk", url=media, loop=True)
+        with TestClient(create_app(engine, serve_from_disk=True), base_url=LOCAL) as client:
+            assert client.get("/api/v1/channels/start-stream/disk").status_code == 200
+            names = playlist_segments(client, "disk", 2)
+            check_hls_cors(client, "disk", names[-1], ranges=False)
+
+
 @pytest.mark.deadline(60)
 def test_token_hides_sources_from_requests_without_it(engine, monkeypatch):
     monkeypatch.delenv("HLSRELAY_API_TOKEN", raising=False)

@@ -244,3 +244,34 @@ def test_uvicorn_applies_the_http_protections(tmp_path, server_env):
 def get_json_with(port, path, headers):
     status, response_headers, body = get(port, path, headers=headers)
     return status, response_headers, json.loads(body)
+
+
+@pytest.mark.deadline(120)
+def test_uvicorn_app_sends_the_demo_servers_hls_cors_headers(media, tmp_path, server_env):
+    """The standalone app (uvicorn hlsrelay.fastapi:app): a browser player on another origin can
+    fetch HLS (Access-Control-Allow-Origin: *) and get a preflight answered, as from the demo server."""
+    channels = tmp_path / "channels.json"
+    channels.write_text(json.dumps([{"id": "cors", "name": "CORS", "url": str(media), "loop": True}]))
+    server_env.update(HLSRELAY_CHANNELS=str(channels), HLSRELAY_SEGMENT_DURATION="1", HLSRELAY_LOG_LEVEL="error")
+    server = Uvicorn(server_env, tmp_path / "uvicorn.log")
+    origin = {"Origin": "http://player.example"}
+    try:
+        port = server.start().port
+        assert get(port, "/api/v1/channels/cors/start", method="POST")[0] == 200
+        wait_for(lambda: get(port, "/hls_streams/cors/index.m3u8")[0] == 200, 30, what="the first playlist")
+        for path in ("/hls_streams/cors/master.m3u8", "/hls_streams/cors/index.m3u8", "/hls_streams/cors/seg_999999.ts"):
+            status, headers, _ = get(port, path, headers=origin)
+            assert status in (200, 404), path
+            assert headers.get("access-control-allow-origin") == "*", path
+            assert headers.get("access-control-expose-headers") == "Content-Length, Content-Range, Accept-Ranges", path
+        status, headers, _ = get(port, "/hls_streams/cors/index.m3u8", method="OPTIONS",
+                                 headers={**origin, "Access-Control-Request-Method": "GET",
+                                          "Access-Control-Request-Headers": "range"})
+        assert status == 204
+        assert headers.get("access-control-allow-origin") == "*"
+        assert headers.get("access-control-allow-methods") == "GET, HEAD, OPTIONS"
+        assert headers.get("access-control-allow-headers") == "Range"
+        status, headers, _ = get(port, "/api/v1/channels/streams-status", headers=origin)
+        assert status == 200 and "access-control-allow-origin" not in headers
+    finally:
+        server.stop()

@@ -12,6 +12,7 @@
 
 #include <fstream>
 #include <regex>
+#include <set>
 
 extern char** environ;
 
@@ -191,4 +192,100 @@ TEST_CASE("the fetch limit options reach the engine settings, checked against th
     Child bad({"--max-redirects", "99", "--listen", "127.0.0.1:0"});
     CHECK(bad.wait_exit(10s) == 2);
     CHECK(bad.output().find("--max-redirects must be a number within 0..20") != std::string::npos);
+}
+
+TEST_CASE("options: --autostart takes all or none or a list of ids and excludes --on-demand") {
+    using namespace hlsrelay::server;
+    const auto defaults = parse_options({});
+    REQUIRE(defaults.options);
+    CHECK(defaults.options->autostart == Autostart::list_default);
+    auto p = parse_options({"--autostart", "all"});
+    REQUIRE(p.options);
+    CHECK(p.options->autostart == Autostart::all);
+    p = parse_options({"--autostart=none"});
+    REQUIRE(p.options);
+    CHECK(p.options->autostart == Autostart::none);
+    p = parse_options({"--autostart", "b,a"});
+    REQUIRE(p.options);
+    CHECK(p.options->autostart == Autostart::listed);
+    CHECK(p.options->autostart_ids == std::vector<std::string>{"b", "a"});
+    for (const char* bad : {"", "a,,b", ",a", "a,"}) {
+        INFO("'" << bad << "'");
+        const auto r = parse_options({"--autostart", bad});
+        CHECK_FALSE(r.options);
+        CHECK(r.exit_code == 2);
+    }
+    const auto both = parse_options({"--on-demand", "--autostart", "all"});
+    CHECK_FALSE(both.options);
+    CHECK(both.output.find("exclude each other") != std::string::npos);
+    CHECK(parse_options({"--on-demand", "--autostart", "none"}).options);
+    CHECK(usage().find("--autostart WHAT") != std::string::npos);
+
+    // What starts: the bundled list by default, a --channels list not, unless --autostart says so.
+    std::vector<hlsrelay::ChannelConfig> loaded(2);
+    loaded[0].id = "a";
+    loaded[0].name = "Channel A";
+    loaded[1].id = "b";
+    loaded[1].name = "Channel B";
+    Options o;
+    CHECK(channels_to_autostart(o, loaded) == std::vector<std::string>{"a", "b"});
+    o.on_demand = true;
+    CHECK(channels_to_autostart(o, loaded).empty());
+    o.on_demand = false;
+    o.channels = "list.m3u";
+    CHECK(channels_to_autostart(o, loaded).empty());
+    o.autostart = Autostart::all;
+    CHECK(channels_to_autostart(o, loaded) == std::vector<std::string>{"a", "b"});
+    o.autostart = Autostart::listed;
+    o.autostart_ids = {"Channel B", "a", "b"};  // names work too; each starts once
+    CHECK(channels_to_autostart(o, loaded) == std::vector<std::string>{"b", "a"});
+    o.autostart_ids = {"a", "nope"};
+    CHECK_THROWS_WITH(channels_to_autostart(o, loaded), Catch::Contains("no channel 'nope'"));
+}
+
+TEST_CASE("binary starts nothing of a --channels list by default and what --autostart names") {
+    const MediaSet& media = server_media();
+    const std::string list = media_root() + "/cli-autostart-" + std::to_string(::getpid()) + ".json";
+    {
+        nlohmann::json channels = nlohmann::json::array();
+        for (const char* id : {"one", "two", "three"})
+            channels.push_back({{"id", id}, {"name", std::string("Channel ") + id}, {"url", media.single_file}, {"loop", true}});
+        std::ofstream out(list);
+        out << nlohmann::json{{"channels", channels}}.dump();
+    }
+    auto running = [](const std::string& base) {
+        std::set<std::string> ids;
+        const auto reply = nlohmann::json::parse(http_get(base + "/api/v1/channels").body);
+        for (const auto& c : reply.at("channels"))
+            if (c["running"].get<bool>()) ids.insert(c["id"].get<std::string>());
+        return ids;
+    };
+    struct Case {
+        std::vector<std::string> extra;
+        std::set<std::string> started;
+        const char* log;
+    };
+    for (const Case& c : std::vector<Case>{{{}, {}, "no channel started at launch"},
+                                           {{"--autostart", "three,one"}, {"one", "three"}, "started at launch: three, one"},
+                                           {{"--autostart=all"}, {"one", "two", "three"}, "started at launch: one, two, three"}}) {
+        std::vector<std::string> args{"--channels", list, "--listen", "127.0.0.1:0", "--segment-duration", "1"};
+        args.insert(args.end(), c.extra.begin(), c.extra.end());
+        Child server(args);
+        const auto port = server.wait_for_output(kStartup, 15s);
+        INFO(server.output());
+        REQUIRE(port);
+        const std::string base = "http://127.0.0.1:" + *port;
+        CHECK(running(base) == c.started);
+        CHECK(server.wait_for_output(std::regex(c.log), 10s));
+        // A started channel plays (its first playlist appears); the others stay stopped.
+        for (const auto& id : c.started)
+            CHECK(wait_until([&] { return http_get(base + "/hls_streams/" + id + "/index.m3u8").status == 200; }, 30s));
+        CHECK(running(base) == c.started);
+        server.signal(SIGTERM);
+        CHECK(server.wait_exit(10s) == 0);
+    }
+    Child unknown({"--channels", list, "--listen", "127.0.0.1:0", "--autostart", "one,nope"});
+    CHECK(unknown.wait_exit(10s) == 1);
+    CHECK(unknown.output().find("--autostart: no channel 'nope' in the channel list") != std::string::npos);
+    std::filesystem::remove(list);
 }
