@@ -4,13 +4,68 @@
 // Written and read only by the channel's worker thread.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <string_view>
 
 namespace hlsrelay {
 
 struct SourceHistory {
-    // Filled in by the HLS client (hls_source.cpp); see there for how it is used.
+    // The last source segment taken from one media playlist: its media sequence number and URI.
+    struct Position {
+        int64_t sequence = -1;
+        std::string uri;
+    };
+    static constexpr std::size_t kMaxPlaylists = 16;     // media playlist URLs remembered (failover URLs, variants)
+    static constexpr std::size_t kFingerprints = 64;     // content fingerprints of the last segments taken
+
+    // The position reached in the media playlist `playlist_url`, or nullptr if none was taken from it.
+    const Position* position(const std::string& playlist_url) const {
+        auto it = positions_.find(playlist_url);
+        return it == positions_.end() ? nullptr : &it->second;
+    }
+
+    // A segment of `playlist_url` was taken (published, or given up on after its retries).
+    void taken(const std::string& playlist_url, int64_t sequence, const std::string& uri) {
+        if (positions_.size() >= kMaxPlaylists && !positions_.count(playlist_url)) positions_.erase(positions_.begin());
+        positions_[playlist_url] = Position{sequence, uri};
+    }
+
+    // Content fingerprints, across every playlist of the channel (a mirror serves the same bytes).
+    bool seen(uint64_t fingerprint) const {
+        for (std::size_t i = 0; i < count_; ++i)
+            if (ring_[i] == fingerprint) return true;
+        return false;
+    }
+    void remember(uint64_t fingerprint) {
+        if (seen(fingerprint)) return;
+        ring_[next_] = fingerprint;
+        next_ = (next_ + 1) % kFingerprints;
+        if (count_ < kFingerprints) ++count_;
+    }
+
+    // A 64-bit fingerprint of a segment's bytes (after decryption): FNV-1a over the size and the
+    // bytes, eight at a time. Not cryptographic: it tells a replayed segment from a new one.
+    static uint64_t fingerprint(std::string_view bytes) {
+        uint64_t h = 1469598103934665603ull ^ static_cast<uint64_t>(bytes.size());
+        std::size_t i = 0;
+        for (; i + 8 <= bytes.size(); i += 8) {
+            uint64_t word = 0;
+            for (int b = 0; b < 8; ++b) word |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i + b])) << (8 * b);
+            h = (h ^ word) * 1099511628211ull;
+            h ^= h >> 29;
+        }
+        for (; i < bytes.size(); ++i) h = (h ^ static_cast<unsigned char>(bytes[i])) * 1099511628211ull;
+        return h;
+    }
+
+private:
+    std::map<std::string, Position> positions_;
+    std::array<uint64_t, kFingerprints> ring_{};
+    std::size_t count_ = 0, next_ = 0;
 };
 
 }  // namespace hlsrelay
