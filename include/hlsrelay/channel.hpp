@@ -77,7 +77,7 @@ struct ChannelConfig {
     std::string group;                         // group-title
     std::map<std::string, std::string> headers;  // HTTP headers for the source, e.g. User-Agent
     HlsOverrides hls;                          // per-channel HLS settings
-    bool loop = false;                         // restart a finite source (file) at its end
+    bool loop = false;                         // restart a finite source (a file, an HLS playlist with EXT-X-ENDLIST) at its end
     std::optional<bool> realtime;              // read at native rate; unset: on for local files
     std::string variant = "highest";           // HLS master playlists: "highest", "lowest" or a bandwidth
     FetchLimitOverrides limits;                // per-channel fetch caps and deadlines
