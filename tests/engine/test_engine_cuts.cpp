@@ -560,7 +560,7 @@ TEST_CASE("cuts: a UDP source that falls silent fails after read_timeout; its re
 
     // The sender comes back (a new encoder: its timestamps start over); the output goes on after a
     // discontinuity, every track strictly after where it was.
-    Sender second(udp_sender_args(port, 8));
+    Sender second(udp_sender_args(port, 5));
     REQUIRE(second.pid > 0);
     std::optional<m3u8::Segment> before, after;
     REQUIRE(wait_until(
@@ -589,4 +589,33 @@ TEST_CASE("cuts: a UDP source that falls silent fails after read_timeout; its re
         CHECK(first_dts > last_dts);
         CHECK(first_pts >= last_end);
     }
+
+    // And once more without a reconnect: the encoder restarts within read_timeout, so the demuxer
+    // reads on and the segmenter sees the timestamps jump back. No track may overlap itself: the
+    // repair must not squeeze frames one tick apart onto the old timeline.
+    REQUIRE(second.wait(std::chrono::seconds(30)));
+    const int64_t published = w.engine.status(w.id).segments_published;
+    Sender third(udp_sender_args(port, 6));
+    REQUIRE(third.pid > 0);
+    REQUIRE(wait_until([&] { return w.engine.status(w.id).segments_published >= published + 4; },
+                       std::chrono::seconds(60)));
+    const auto p = w.playlist();
+    std::string all;
+    for (const auto& s : p.segments)
+        if (s.sequence >= after->sequence) all += w.segment(s);
+    const TsProbe probe = probe_ts(all);
+    REQUIRE(probe.ok);
+    std::map<int, int64_t> last;
+    int steps = 0;
+    for (const auto& pk : probe.packets) {
+        if (pk.dts == AV_NOPTS_VALUE) continue;
+        auto it = last.find(pk.stream);
+        if (it != last.end()) {
+            INFO("stream " << pk.stream << ": DTS " << it->second << " -> " << pk.dts);
+            CHECK(pk.dts - it->second >= 90);  // frames at least a millisecond apart, never squeezed
+            ++steps;
+        }
+        last[pk.stream] = pk.dts;
+    }
+    CHECK(steps > 100);
 }
