@@ -493,7 +493,7 @@ void Segmenter::write(AVPacket* p) {
     }
     if (is_reference) {
         reference_end_ = std::max(reference_end_, pts + std::max<int64_t>(duration, 1));
-        media_start_ = std::min(media_start_, pts);
+        if (pts >= segment_start_ - kTicks) media_start_ = std::min(media_start_, pts);  // leading pictures, not damage
     }
     const int err = av_write_frame(muxer_.get(), p);
     if (err < 0) throw std::runtime_error("muxing failed: " + av::error_string(err));

@@ -697,7 +697,11 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
                     have_max = true;
                 }
                 cut_.end_pts = max_end;
-                if (!cut_.has_media || ts_diff(cut_.media_start, pes.pts) < 0) cut_.media_start = pes.pts;
+                // Leading pictures precede their keyframe by a few frames: a PTS more than a second
+                // earlier is damage, not media of this cut.
+                if (!cut_.has_media) cut_.media_start = pes.pts;
+                else if (ts_diff(cut_.media_start, pes.pts) < 0 && ts_diff(pes.pts, cut_.start_pts) <= kClock)
+                    cut_.media_start = pes.pts;
                 if (!cut_.has_media || ts_diff(cut_.media_end, end) > 0) cut_.media_end = end;
                 cut_.has_media = true;
             }
