@@ -282,13 +282,27 @@ void run_generic_source(SourceContext& ctx) {
     // Pacing: a packet is passed on no earlier than its timestamp says, measured from the first.
     Clock::time_point pace_start{};
     double pace_origin = -1;
+    // How long the source may stay silent: read_timeout, or the stall bound when that is shorter.
+    const double silence_limit = std::min(ctx.read_timeout, stall_limit);
+    Clock::time_point last_data = Clock::now();
     av::PacketPtr packet = av::make_packet();
     for (;;) {
         if (ctx.interrupter.stop_requested()) return;
         watch.check();
-        ctx.interrupter.arm(std::chrono::duration<double>(ctx.read_timeout));
+        ctx.interrupter.arm(std::chrono::duration<double>(silence_limit));
         int err = av_read_frame(source.input.get(), packet.get());
         if (err < 0) source.rethrow();
+        if (ctx.interrupter.timed_out() && !ctx.interrupter.stop_requested()) {
+            // The deadline passed while the source was silent. libav may still hand over what its
+            // parsers held (a success): that is no sign of life, so the source fails now, not after
+            // a second full timeout, and says how long it has really been silent.
+            av_packet_unref(packet.get());
+            char buf[96];
+            std::snprintf(buf, sizeof buf, " timed out: no data for %.1f s (read_timeout %.1f s)",
+                          std::chrono::duration<double>(Clock::now() - last_data).count(), silence_limit);
+            throw av::SourceError("read from " + redact_url(ctx.url) + buf);
+        }
+        if (err >= 0) last_data = Clock::now();
         if (err == AVERROR(EAGAIN)) {
             if (!ctx.sleep(0.01)) return;
             continue;

@@ -335,6 +335,7 @@ private:
         lost_in_a_row_ = 0;
         if (already_taken(seg, data)) return;
         const bool breaks = discontinuity || force_discontinuity_ || !started_;
+        ctx_.segmenter.set_source_date(seg.program_date_time);  // dates the output on the source's clock
         // With a followed audio rendition both are demuxed and muxed together. Else MPEG-TS segments
         // are cut as they are, without a remux; anything else goes through libav.
         if (audio_ && reload_audio()) play_with_audio(data, breaks);

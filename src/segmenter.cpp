@@ -8,6 +8,7 @@ extern "C" {
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <stdexcept>
 
 namespace hlsrelay {
@@ -96,6 +97,54 @@ void put_pat_first(std::string& ts) {
                 ts.begin() + static_cast<std::ptrdiff_t>((pat + 2) * kTsPacket));
 }
 }  // namespace
+
+std::optional<SystemClock::time_point> parse_date_time(const std::string& text) {
+    int year = 0, month = 0, day = 0, hour = 0, minute = 0, consumed = 0;
+    if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%n", &year, &month, &day, &hour, &minute, &consumed) != 5 ||
+        consumed == 0)
+        return std::nullopt;
+    size_t i = static_cast<size_t>(consumed);
+    auto digits = [&](size_t n, int& out) {
+        out = 0;
+        for (size_t k = 0; k < n; ++k, ++i) {
+            if (i >= text.size() || text[i] < '0' || text[i] > '9') return false;
+            out = out * 10 + (text[i] - '0');
+        }
+        return true;
+    };
+    int second = 0;
+    if (!digits(2, second)) return std::nullopt;
+    double fraction = 0;
+    if (i < text.size() && (text[i] == '.' || text[i] == ',')) {
+        double scale = 0.1;
+        for (++i; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, scale /= 10) fraction += (text[i] - '0') * scale;
+    }
+    int zone = 0;  // seconds east of UTC
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
+        const int sign = text[i] == '-' ? -1 : 1;
+        ++i;
+        int zh = 0, zm = 0;
+        if (!digits(2, zh)) return std::nullopt;
+        if (i < text.size() && text[i] == ':') ++i;
+        if (i < text.size() && !digits(2, zm)) return std::nullopt;
+        zone = sign * (zh * 3600 + zm * 60);
+    } else if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
+        ++i;
+    }
+    if (i != text.size() || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+        return std::nullopt;
+    std::tm tm{};
+    tm.tm_year = year - 1900;
+    tm.tm_mon = month - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = minute;
+    tm.tm_sec = second;
+    const time_t t = timegm(&tm);
+    if (t == static_cast<time_t>(-1)) return std::nullopt;
+    return SystemClock::from_time_t(t - zone) +
+           std::chrono::duration_cast<SystemClock::duration>(std::chrono::duration<double>(fraction));
+}
 
 std::string rfc6381_codec(const AVCodecParameters* par) {
     char buf[48];
@@ -199,7 +248,19 @@ void Segmenter::open_input(const AVFormatContext* input, bool discontinuity, boo
         if (segment_open_) finish_segment(reference_end_);
         if (any_output_) pending_discontinuity_ = true;
         need_rebase_ = true;
+        source_date_.reset();
+        previous_source_date_.reset();
+    } else {
+        // The next source segment of the same stream. Audio only: its boundary is a clean cut,
+        // taken when the output segment is near its duration.
+        const double near = std::min(0.5, 0.25 * segment_duration_);
+        if (segment_open_ && !has_video_ &&
+            static_cast<double>(reference_end_ - segment_start_) / kTicks >= segment_duration_ - near)
+            finish_segment(reference_end_);
     }
+    if (next_source_date_) await_source_date_ = next_source_date_;
+    next_source_date_.reset();
+    date_from_segment_ = false;
     if (new_layout) {
         if (!probed && muxer_) throw av::SourceError("stream layout changed without probing");
         open_muxer(input, kept);
@@ -323,7 +384,7 @@ bool Segmenter::timestamps(Track& t, const AVPacket* p, int64_t& dts, int64_t& p
     if (!sane_timestamp(in_pts) || in_pts - in_dts > kMaxPacketSpan || in_pts < in_dts) in_pts = in_dts;
 
     if (need_rebase_) {
-        const int64_t next = any_output_ || timeline_end_ > 0 ? timeline_end_ : kTimelineStart;
+        const int64_t next = next_timeline_start();
         offset_ = next - in_dts;
         if (!keep_anchor_) {
             anchor_wall_ = SystemClock::now();
@@ -338,7 +399,7 @@ bool Segmenter::timestamps(Track& t, const AVPacket* p, int64_t& dts, int64_t& p
     // on from where it was instead of leaving a hole or going backwards.
     const int64_t jump = std::max<int64_t>(10 * kTicks, static_cast<int64_t>(3 * segment_duration_ * kTicks));
     if (t.last_dts != AV_NOPTS_VALUE && (dts < t.last_dts - kTicks || dts > t.last_dts + jump)) {
-        const int64_t shift = std::max(timeline_end_, t.last_dts + std::max<int64_t>(t.last_duration, 1)) - dts;
+        const int64_t shift = std::max(next_timeline_start(), t.last_dts + std::max<int64_t>(t.last_duration, 1)) - dts;
         offset_ += shift;
         dts += shift;
         pts += shift;
@@ -387,7 +448,10 @@ void Segmenter::write(AVPacket* p) {
         const double limit = target_duration_ > 0 ? target_duration_ + 0.499
                              : std::max({2.0 * segment_duration_, target_hint_ + 0.499, segment_duration_ + 4.0});
         bool cut = false, cut_keyframe = true;
-        if ((!has_video_ || key) && elapsed >= segment_duration_ - tolerance) {
+        // Audio only, from a segmented source: its boundaries are the cuts (open_input) unless none
+        // comes near the duration.
+        const double early = !has_video_ && segmented_ ? -std::min(0.5, 0.25 * segment_duration_) : tolerance;
+        if ((!has_video_ || key) && elapsed >= segment_duration_ - early) {
             cut = true;
         } else if (has_video_ && key && target_duration_ > 0 && elapsed > 0.5 &&
                    elapsed + last_gop_ > target_duration_ + 0.499) {
@@ -418,7 +482,19 @@ void Segmenter::write(AVPacket* p) {
     t.last_dts = dts;
     if (duration > 0) t.last_duration = duration;
     timeline_end_ = std::max(timeline_end_, dts + std::max<int64_t>(duration, 1));
-    if (is_reference) reference_end_ = std::max(reference_end_, pts + std::max<int64_t>(duration, 1));
+    presentation_end_ = std::max(presentation_end_, pts + std::max<int64_t>(duration > 0 ? duration : t.last_duration, 1));
+    reorder_ = std::max(reorder_, std::min(pts - dts, kTicks));
+    if (is_reference && await_source_date_) {
+        source_date_ = SourceDate{*await_source_date_, pts};
+        await_source_date_.reset();
+        date_from_segment_ = true;
+    } else if (is_reference && date_from_segment_ && source_date_ && pts < source_date_->pts) {
+        source_date_->pts = pts;  // the source's date is that of its segment's earliest picture
+    }
+    if (is_reference) {
+        reference_end_ = std::max(reference_end_, pts + std::max<int64_t>(duration, 1));
+        if (pts >= segment_start_ - kTicks) media_start_ = std::min(media_start_, pts);  // leading pictures, not damage
+    }
     const int err = av_write_frame(muxer_.get(), p);
     if (err < 0) throw std::runtime_error("muxing failed: " + av::error_string(err));
 }
@@ -430,6 +506,7 @@ void Segmenter::start_segment(int64_t pts, bool keyframe) {
     segment_bytes_ = 0;
     segment_keyframe_ = keyframe;
     segment_start_ = pts;
+    media_start_ = pts;
     reference_end_ = pts;
 }
 
@@ -443,17 +520,60 @@ void Segmenter::finish_segment(int64_t end_pts) {
     // after that error): a 0-byte segment must not be listed. A pending discontinuity goes to the next.
     if (seg.data.empty()) return;
     put_pat_first(seg.data);
-    seg.duration = std::max(0.001, static_cast<double>(end_pts - segment_start_) / kTicks);
+    // The media in it: its earliest reference PTS to the end of its latest frame (`end_pts`, the
+    // next segment's keyframe, only when no frame says where it ends).
+    const int64_t end = reference_end_ > segment_start_ ? reference_end_ : end_pts;
+    seg.duration = std::max(0.001, static_cast<double>(end - media_start_) / kTicks);
     seg.keyframe_start = segment_keyframe_;
-    seg.program_date_time = anchor_wall_ + std::chrono::duration_cast<SystemClock::duration>(
-                                               std::chrono::duration<double>(
-                                                   static_cast<double>(segment_start_ - anchor_pts_) / kTicks));
+    seg.program_date_time = date_of(media_start_, seg.duration, false);
     emit(std::move(seg));
 }
 
 void Segmenter::flush() {
     if (segment_open_) finish_segment(reference_end_);
     if (cutter_) cutter_->flush();
+}
+
+// Where the output timeline goes on after a break: behind the end of every frame presented so far
+// on every track, with room for the DTS of a stream with B-frames to lag its PTS, so that no track's
+// first DTS or PTS after the break lands on (or before) its last one before it.
+int64_t Segmenter::next_timeline_start() const {
+    if (!any_output_ && timeline_end_ == 0) return kTimelineStart;
+    return std::max(timeline_end_, presentation_end_) + reorder_;
+}
+
+void Segmenter::set_source_date(const std::optional<std::string>& date) {
+    segmented_ = true;
+    next_source_date_.reset();
+    if (date) next_source_date_ = parse_date_time(*date);
+}
+
+// The date of the media at `pts`: on the source's clock when it has one (the source's PDT), else by
+// arrival, anchored at a break and moved back whenever a segment would end after the moment it is
+// published.
+SystemClock::time_point Segmenter::date_of(int64_t pts, double duration, bool ts33) {
+    auto seconds = [](int64_t ticks) {
+        return std::chrono::duration_cast<SystemClock::duration>(
+            std::chrono::duration<double>(static_cast<double>(ticks) / kTicks));
+    };
+    auto diff = [&](int64_t from, int64_t to) { return ts33 ? ts::ts_diff(from, to) : to - from; };
+    if (source_date_ && previous_source_date_ && diff(source_date_->pts, pts) < 0) {
+        const int64_t d = diff(previous_source_date_->pts, pts);
+        if (d >= 0 && d < 600 * kTicks) return previous_source_date_->wall + seconds(d);
+    }
+    if (source_date_) {
+        const int64_t d = diff(source_date_->pts, pts);
+        if (d > -600 * kTicks && d < 600 * kTicks) return source_date_->wall + seconds(d);
+        source_date_.reset();  // a timeline the source's date does not describe
+    }
+    SystemClock::time_point date = anchor_wall_ + seconds(diff(anchor_pts_, pts));
+    const SystemClock::time_point latest =
+        SystemClock::now() - std::chrono::duration_cast<SystemClock::duration>(std::chrono::duration<double>(duration));
+    if (date > latest) {
+        anchor_wall_ -= date - latest;
+        date = latest;
+    }
+    return date;
 }
 
 double Segmenter::cut_limit() const {
@@ -467,6 +587,8 @@ void Segmenter::leave_passthrough() {
     cutter_->flush();
     passthrough_ = false;
     cutter_.reset();
+    source_date_.reset();  // its timestamps were the source's own: not the remux's timeline
+    previous_source_date_.reset();
     if (any_output_) pending_discontinuity_ = true;
 }
 
@@ -545,6 +667,16 @@ bool Segmenter::write_ts_segment(std::string& data, bool discontinuity, bool ind
         cutter_->flush();
         if (any_output_) pending_discontinuity_ = true;
         need_rebase_ = true;  // the wall-clock anchor of EXT-X-PROGRAM-DATE-TIME starts over
+        source_date_.reset();
+        previous_source_date_.reset();
+    }
+    if (next_source_date_) {  // this source segment's first PTS is the source's date
+        if (auto pts = ts::earliest_pts(data, program->reference_pid())) {
+            // Media of earlier source segments still to be cut keeps the date its own segment gave.
+            previous_source_date_ = source_date_;
+            source_date_ = SourceDate{*next_source_date_, *pts};
+        }
+        next_source_date_.reset();
     }
     cutter_->set_program(std::move(*program));
     const ts::FeedStats stats = cutter_->feed(std::move(data), discontinuity || new_layout, independent, cut_limit());
@@ -579,9 +711,7 @@ void Segmenter::publish_cut(ts::Cut&& cut) {
         need_rebase_ = false;
     }
     seg.keyframe_start = cut.keyframe_start;
-    seg.program_date_time = anchor_wall_ + std::chrono::duration_cast<SystemClock::duration>(
-                                               std::chrono::duration<double>(
-                                                   static_cast<double>(ts::ts_diff(anchor_pts_, cut.start_pts)) / kTicks));
+    seg.program_date_time = date_of(cut.start_pts, seg.duration, true);
     emit(std::move(seg));
 }
 

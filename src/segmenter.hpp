@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,13 @@ public:
     bool write_ts_segment(std::string& data, bool discontinuity, bool independent);
     // Called at a source segment boundary: lets a hint of the source's target duration bound cuts.
     void set_target_hint(double seconds) { target_hint_ = seconds; }
+    // The EXT-X-PROGRAM-DATE-TIME of the next source segment, as the source playlist wrote it
+    // (nullopt: it has none). Output segments then carry the dates of their media on the source's
+    // clock: the source's first PTS of that segment is its date, and later media follows from there
+    // until the timeline breaks. Without a source date a segment is dated by its arrival: its end
+    // is no later than the moment it is published, never in the future. A source that calls this
+    // (before each of its segments) is segmented: audio-only output is cut at its boundaries.
+    void set_source_date(const std::optional<std::string>& date);
 
     bool passthrough() const { return passthrough_; }
     void set_buffer_pool(BufferPool* pool) { pool_ = pool; }
@@ -78,6 +86,8 @@ private:
     void publish_cut(ts::Cut&& cut);
     void leave_passthrough();
     double cut_limit() const;
+    SystemClock::time_point date_of(int64_t pts, double duration, bool ts33);
+    int64_t next_timeline_start() const;
 
     double segment_duration_;
     Publish publish_;
@@ -99,6 +109,7 @@ private:
     bool any_output_ = false;
     bool first_in_muxer_ = true;
     int64_t segment_start_ = 0;    // 90 kHz pts of the segment's first reference packet
+    int64_t media_start_ = 0;      // the earliest reference PTS in the segment (open GOPs lead)
     int64_t reference_end_ = 0;    // 90 kHz end of the last reference packet
     int64_t last_key_pts_ = INT64_MIN;
     double last_gop_ = 0;
@@ -106,6 +117,18 @@ private:
     int64_t timeline_end_ = 0;     // max end over all tracks (90 kHz)
     SystemClock::time_point anchor_wall_{};
     int64_t anchor_pts_ = 0;
+    int64_t presentation_end_ = 0;  // max PTS + duration over all tracks (90 kHz)
+    int64_t reorder_ = 0;           // the largest PTS - DTS seen (B-frames), at most a second
+    // The source's clock: the date of a source PTS (33-bit in passthrough, the output's in the remux).
+    struct SourceDate {
+        SystemClock::time_point wall{};
+        int64_t pts = 0;
+    };
+    std::optional<SourceDate> source_date_, previous_source_date_;
+    std::optional<SystemClock::time_point> next_source_date_;   // set_source_date, not yet placed
+    std::optional<SystemClock::time_point> await_source_date_;  // remux: placed at the next reference packet
+    bool date_from_segment_ = false;  // remux: source_date_ belongs to the source segment being read
+    bool segmented_ = false;        // the source comes in segments (set_source_date): its boundaries are cuts
 
     std::unique_ptr<ts::Cutter> cutter_;  // the passthrough path, while it is in use
     bool passthrough_ = false;
@@ -118,6 +141,10 @@ private:
     int64_t repairs_ = 0;
     int64_t bytes_out_ = 0;
 };
+
+// EXT-X-PROGRAM-DATE-TIME's ISO 8601 date ("2026-11-30T17:00:00.123Z", "+01:00" or "+0100" for
+// a zone); nullopt when it is not one.
+std::optional<SystemClock::time_point> parse_date_time(const std::string& text);
 
 // RFC 6381 codec strings for the master playlist ("avc1.64001f", "mp4a.40.2"); empty if unknown.
 std::string rfc6381_codec(const AVCodecParameters* par);

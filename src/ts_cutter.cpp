@@ -59,6 +59,20 @@ int64_t read_timestamp(const uint8_t* b) {
            (int64_t{b[3]} << 7) | int64_t{b[4] >> 1};
 }
 
+// The PTS of the PES that starts in packet `p` (payload_unit_start set), if its header has one.
+bool pes_pts(const uint8_t* p, int64_t& pts) {
+    const size_t off = payload_offset(p);
+    if (off == 0 || off + 14 > kPacketSize) return false;
+    const uint8_t* h = p + off;
+    if (h[0] != 0 || h[1] != 0 || h[2] != 1 || !((h[7] >> 6) & 2)) return false;
+    pts = read_timestamp(h + 9);
+    return true;
+}
+
+// About one audio frame (AAC 21-23 ms, MPEG audio 24-36 ms, AC-3 32 ms): how far an audio PES may
+// begin ahead of the keyframe a clean segment starts with.
+constexpr int64_t kAudioFrameSlack = kClock / 30;
+
 // MPEG-2 CRC-32 (polynomial 0x04C11DB7, no reflection): over a whole PSI section, CRC included, 0.
 uint32_t crc32_mpeg(const uint8_t* data, size_t size) {
     uint32_t crc = 0xffffffff;
@@ -115,6 +129,93 @@ int64_t ts_diff(int64_t a, int64_t b) {
     if (d < 0) d += kWrap;
     if (d >= kWrap / 2) d -= kWrap;
     return d;
+}
+
+std::optional<int64_t> earliest_pts(const std::string& data, int pid) {
+    std::optional<int64_t> earliest;
+    for (size_t off = 0; off + kPacketSize <= data.size(); off += kPacketSize) {
+        const uint8_t* p = at(data, off);
+        if (p[0] != 0x47 || (p[1] & 0x80) || pid_of(p) != pid || !pusi_of(p)) continue;
+        int64_t pts = 0;
+        if (!pes_pts(p, pts)) continue;
+        // Within a second of the first: a timestamp jump inside the segment does not count.
+        if (!earliest || (ts_diff(*earliest, pts) < 0 && ts_diff(*earliest, pts) > -kClock)) earliest = pts;
+    }
+    return earliest;
+}
+
+int64_t audio_duration(const uint8_t* es, size_t size, int stream_type) {
+    double ticks = 0;
+    size_t i = 0;
+    while (i + 7 <= size) {
+        const uint8_t* h = es + i;
+        int rate = 0, samples = 0;
+        size_t length = 0;
+        bool count = true;
+        if (stream_type == 0x0f) {  // ADTS (ISO 14496-3 1.A.2.2)
+            static constexpr int kRates[] = {96000, 88200, 64000, 48000, 44100, 32000, 24000,
+                                             22050, 16000, 12000, 11025, 8000,  7350};
+            const int index = (h[2] >> 2) & 0x0f;
+            if (h[0] != 0xff || (h[1] & 0xf6) != 0xf0 || index > 12) break;
+            rate = kRates[index];
+            length = static_cast<size_t>((h[3] & 3) << 11 | h[4] << 3 | h[5] >> 5);
+            samples = 1024 * ((h[6] & 3) + 1);
+        } else if (stream_type == 0x03 || stream_type == 0x04) {  // MPEG audio (ISO 11172-3, 13818-3)
+            static constexpr int kKbps[5][15] = {
+                {0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448},  // MPEG-1 layer I
+                {0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384},     // MPEG-1 layer II
+                {0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320},      // MPEG-1 layer III
+                {0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256},     // MPEG-2 layer I
+                {0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160},          // MPEG-2 layer II, III
+            };
+            static constexpr int kRates[3] = {44100, 48000, 32000};
+            if (h[0] != 0xff || (h[1] & 0xe0) != 0xe0) break;
+            const int version = (h[1] >> 3) & 3;  // 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
+            const int layer = 4 - ((h[1] >> 1) & 3);  // 1, 2, 3 (4: reserved)
+            const int bitrate_index = h[2] >> 4, rate_index = (h[2] >> 2) & 3, padding = (h[2] >> 1) & 1;
+            if (version == 1 || layer == 4 || bitrate_index == 0 || bitrate_index == 15 || rate_index == 3) break;
+            const bool mpeg1 = version == 3;
+            rate = kRates[rate_index] >> (mpeg1 ? 0 : version == 2 ? 1 : 2);
+            const int kbps = kKbps[mpeg1 ? layer - 1 : layer == 1 ? 3 : 4][bitrate_index];
+            if (layer == 1) {
+                samples = 384;
+                length = static_cast<size_t>((12 * kbps * 1000 / rate + padding) * 4);
+            } else {
+                samples = layer == 3 && !mpeg1 ? 576 : 1152;
+                length = static_cast<size_t>(samples / 8 * kbps * 1000 / rate + padding);
+            }
+        } else if (stream_type == 0x81 || stream_type == 0x87) {  // AC-3, E-AC-3 (ETSI TS 102 366)
+            if (h[0] != 0x0b || h[1] != 0x77) break;
+            const int bsid = h[5] >> 3;
+            if (bsid <= 10) {
+                static constexpr int kKbps[19] = {32, 40, 48, 56, 64, 80, 96, 112, 128, 160,
+                                                  192, 224, 256, 320, 384, 448, 512, 576, 640};
+                const int fscod = h[4] >> 6, code = h[4] & 0x3f;
+                if (fscod == 3 || code > 37) break;
+                const int kbps = kKbps[code >> 1];
+                static constexpr int kRates[3] = {48000, 44100, 32000};
+                rate = kRates[fscod];
+                const int words = fscod == 0 ? 2 * kbps : fscod == 2 ? 3 * kbps : kbps * 320 / 147 + (code & 1);
+                length = static_cast<size_t>(2 * words);
+                samples = 1536;
+            } else {
+                length = static_cast<size_t>(((h[2] & 7) << 8 | h[3]) + 1) * 2;
+                const int fscod = h[4] >> 6;
+                static constexpr int kRates[3] = {48000, 44100, 32000};
+                static constexpr int kBlocks[4] = {1, 2, 3, 6};
+                rate = fscod == 3 ? kRates[(h[4] >> 4) & 3] / 2 : kRates[fscod];
+                if (fscod == 3 && ((h[4] >> 4) & 3) == 3) break;
+                samples = 256 * (fscod == 3 ? 6 : kBlocks[(h[4] >> 4) & 3]);
+                count = (h[2] >> 6) != 1;  // a dependent substream adds channels, not time
+            }
+        } else {
+            break;
+        }
+        if (length < 7 || rate <= 0) break;
+        if (count) ticks += static_cast<double>(samples) * kClock / rate;
+        i += length;
+    }
+    return static_cast<int64_t>(std::llround(ticks));
 }
 
 int Program::reference_pid() const {
@@ -214,6 +315,7 @@ Cutter::PesInfo Cutter::inspect_pes(const std::string& data, size_t offset, cons
     }
     if (!reference_video_) {
         info.key = true;
+        info.duration = pes_duration(data, packets, index);
         return info;
     }
     if (random_access(p)) info.key = true;
@@ -267,6 +369,51 @@ Cutter::PesInfo Cutter::inspect_pes(const std::string& data, size_t offset, cons
     return info;
 }
 
+int Cutter::stream_type_of(int pid) const {
+    for (const auto& s : program_->streams)
+        if (s.pid == pid) return s.stream_type;
+    return 0;
+}
+
+// The audio frames of the PES that starts at packets[index]: its payload is gathered over the
+// packets of its PID up to the next PES start (at most 64 KiB; audio PES are a few KiB).
+int64_t Cutter::pes_duration(const std::string& data, const std::vector<size_t>& packets, size_t index) const {
+    const uint8_t* p = at(data, packets[index]);
+    const size_t off = payload_offset(p);
+    if (off == 0 || off + 9 > kPacketSize) return 0;
+    const size_t header_end = off + 9 + p[off + 8];
+    std::vector<uint8_t> es;
+    if (header_end < kPacketSize) es.assign(p + header_end, p + kPacketSize);
+    const int pid = pid_of(p);
+    for (size_t i = index + 1; i < packets.size() && es.size() < 64 * 1024; ++i) {
+        const uint8_t* q = at(data, packets[i]);
+        if (pid_of(q) != pid) continue;
+        if (pusi_of(q)) break;
+        const size_t qo = payload_offset(q);
+        if (qo != 0) es.insert(es.end(), q + qo, q + kPacketSize);
+    }
+    return audio_duration(es.data(), es.size(), stream_type_of(pid));
+}
+
+// The tables' continuity counters continue from segment to segment, whichever tables a cut put in
+// front (ISO 13818-1 2.4.3.3: a PID's counter steps by one per packet with payload).
+void Cutter::renumber_tables(std::string& data) {
+    if (!program_) return;
+    for (size_t off = 0; off + kPacketSize <= data.size(); off += kPacketSize) {
+        auto* p = reinterpret_cast<uint8_t*>(data.data()) + off;
+        const int pid = pid_of(p);
+        if (pid != kPatPid && pid != kSdtPid && pid != program_->pmt_pid) continue;
+        if (!((p[3] >> 4) & 1)) continue;  // no payload: the counter stays
+        auto it = std::find_if(table_cc_.begin(), table_cc_.end(), [&](const auto& e) { return e.first == pid; });
+        if (it == table_cc_.end()) {
+            table_cc_.emplace_back(pid, (p[3] + 1) & 0x0f);  // the first: as the source numbered it
+            continue;
+        }
+        p[3] = static_cast<uint8_t>((p[3] & 0xf0) | it->second);
+        it->second = (it->second + 1) & 0x0f;
+    }
+}
+
 void Cutter::add_packet(Pending& p, uint32_t offset) {
     if (p.whole_source && (p.packets.empty() ? offset != 0 : offset != p.packets.back() + kPacketSize))
         p.whole_source = false;
@@ -301,8 +448,10 @@ void Cutter::emit(Pending&& p, std::string* source) {
         cut.data = std::move(p.data);
     }
     if (cut.data.empty()) return;
-    cut.start_pts = p.start_pts;
-    cut.duration = static_cast<double>(std::max<int64_t>(ts_diff(p.start_pts, p.end_pts), 90)) / kClock;
+    renumber_tables(cut.data);
+    cut.start_pts = p.has_media ? p.media_start : p.start_pts;
+    const int64_t ticks = p.has_media ? ts_diff(p.media_start, p.media_end) : ts_diff(p.start_pts, p.end_pts);
+    cut.duration = static_cast<double>(std::max<int64_t>(ticks, 90)) / kClock;
     cut.keyframe_start = p.keyframe_start;
     cut.timeline_break = p.timeline_break;
     cut.params_changed = p.params_changed;
@@ -365,9 +514,22 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
     }
     bool first_reference = true;
     std::optional<int64_t> source_first_pts;
-    int64_t max_pts = 0;
+    int64_t max_end = 0;  // the end of the latest frame of the reference stream in the open cut
     bool have_max = false;
     std::vector<uint32_t> psi;  // PAT/PMT/SDT packets waiting for the packet they precede
+    // Audio only: where the reference stream of this source segment ends (its last PES's PTS plus
+    // its frames), so that a cut waits for the source's own boundary when that is near the target.
+    std::optional<int64_t> source_end;
+    const double near = std::min(0.5, 0.25 * segment_duration_);
+    if (!reference_video_) {
+        for (size_t i = packets.size(); i-- > 0;) {
+            const uint8_t* p = at(data, packets[i]);
+            if (pid_of(p) != reference_pid_ || !pusi_of(p)) continue;
+            const PesInfo last = inspect_pes(data, packets[i], packets, i);
+            if (last.has_pts) source_end = last.pts + (last.duration > 0 ? last.duration : frame_ticks_);
+            break;
+        }
+    }
 
     auto assign = [&](uint32_t offset, int pid, bool pusi) {
         if (finishing_) {
@@ -386,6 +548,15 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
             }
         }
         if (!open_) return;  // before the first keyframe: dropped
+        if (!unsynced_pids_.empty() && pid != reference_pid_) {
+            // After a break a PID's packets start with a PES start: a tail whose start was dropped
+            // is no use to a decoder ("Packet corrupt").
+            auto it = std::find(unsynced_pids_.begin(), unsynced_pids_.end(), pid);
+            if (it != unsynced_pids_.end()) {
+                if (pusi) unsynced_pids_.erase(it);
+                else if ((at(data, offset)[3] >> 4) & 1) return;
+            }
+        }
         for (uint32_t s : psi) add_packet(cut_, s);
         psi.clear();
         add_packet(cut_, offset);
@@ -413,10 +584,23 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
         const int pid = pid_of(p);
         if (!is_kept_pid(pid)) continue;
         if (pid == kPatPid || pid == kSdtPid || pid == program_->pmt_pid) {
+            if (!open_)  // waiting for a keyframe: only the latest tables go in front of it
+                psi.erase(std::remove_if(psi.begin(), psi.end(), [&](uint32_t o) { return pid_of(at(data, o)) == pid; }),
+                          psi.end());
             psi.push_back(offset);
             continue;
         }
         const bool pusi = pusi_of(p);
+        if (open_ && cut_.clean_start && pusi && pid != reference_pid_ && is_audio_type(stream_type_of(pid))) {
+            // The first segment after a break starts with the keyframe: audio that begins more than
+            // a frame earlier is dropped with its tail (players report "Invalid audio PTS").
+            int64_t pts = 0;
+            if (pes_pts(p, pts) && ts_diff(cut_.start_pts, pts) < -kAudioFrameSlack) {
+                if (std::find(unsynced_pids_.begin(), unsynced_pids_.end(), pid) == unsynced_pids_.end())
+                    unsynced_pids_.push_back(pid);
+                continue;
+            }
+        }
         if (pid == reference_pid_ && pusi) {
             const PesInfo pes = inspect_pes(data, offset, packets, i);
             if (pes.has_pts) {
@@ -463,14 +647,27 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
                 if (!source_first_pts) source_first_pts = pes.pts;
                 if (!open_) {
                     if (reference_video_ && !pes.key && need_key_) continue;  // dropped up to a keyframe
+                    const bool clean = need_key_;
                     open_cut(pes.pts, pes.key || !reference_video_, pending_break_ || timeline_break);
+                    if (clean) {  // a fresh start: every other PID waits for its next PES start
+                        cut_.clean_start = true;
+                        unsynced_pids_.clear();
+                        for (const auto& s : program_->streams)
+                            if (s.pid != reference_pid_) unsynced_pids_.push_back(s.pid);
+                    }
                     need_key_ = false;
                     pending_break_ = false;
                     have_max = false;
                 } else {
                     const double elapsed = static_cast<double>(ts_diff(cut_.start_pts, pes.pts)) / kClock;
+                    // Audio only: when this source segment ends near the target, its end is the cut.
+                    const bool wait_for_boundary =
+                        source_end && static_cast<double>(ts_diff(cut_.start_pts, *source_end)) / kClock <=
+                                          std::min(segment_duration_ + near, target_limit);
                     bool cut = timeline_break;
-                    if (!cut && pes.key && elapsed >= segment_duration_ - tolerance) cut = true;
+                    if (!cut && wait_for_boundary) {
+                        // no cut inside this source segment
+                    } else if (!cut && pes.key && elapsed >= segment_duration_ - tolerance) cut = true;
                     else if (!cut && reference_video_ && pes.key && elapsed > 0.5 &&
                              elapsed + last_gop_ > target_limit)
                         cut = true;  // the next GOP would overrun the target duration: cut early, on a keyframe
@@ -482,7 +679,7 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
                             finishing_.reset();
                             emit(std::move(prev), &data);
                         }
-                        cut_.end_pts = timeline_break ? (have_max ? max_pts + frame_ticks_ : cut_.start_pts) : pes.pts;
+                        cut_.end_pts = timeline_break ? (have_max ? max_end : cut_.start_pts) : pes.pts;
                         // PES that began in the closing cut keep their tails there.
                         tail_pids_.clear();
                         for (const auto& s : program_->streams)
@@ -493,11 +690,20 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
                         have_max = false;
                     }
                 }
-                if (!have_max || ts_diff(max_pts, pes.pts) > 0) {
-                    max_pts = pes.pts;
+                // A video PES is one frame (its duration: the DTS step); an audio PES holds several.
+                const int64_t end = pes.pts + (pes.duration > 0 ? pes.duration : frame_ticks_);
+                if (!have_max || ts_diff(max_end, end) > 0) {
+                    max_end = end;
                     have_max = true;
                 }
-                cut_.end_pts = max_pts + frame_ticks_;
+                cut_.end_pts = max_end;
+                // Leading pictures precede their keyframe by a few frames: a PTS more than a second
+                // earlier is damage, not media of this cut.
+                if (!cut_.has_media) cut_.media_start = pes.pts;
+                else if (ts_diff(cut_.media_start, pes.pts) < 0 && ts_diff(pes.pts, cut_.start_pts) <= kClock)
+                    cut_.media_start = pes.pts;
+                if (!cut_.has_media || ts_diff(cut_.media_end, end) > 0) cut_.media_end = end;
+                cut_.has_media = true;
             }
         }
         assign(offset, pid, pusi);
@@ -514,11 +720,13 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
     if (start_on_first_pes) open_ = false;  // nothing of the reference stream came: nothing to cut
     key_start_streak_ = stats.started_with_key ? key_start_streak_ + 1 : 0;
     if (source_first_pts && have_max)
-        last_source_span_ = static_cast<double>(ts_diff(*source_first_pts, max_pts + frame_ticks_)) / kClock;
+        last_source_span_ = static_cast<double>(ts_diff(*source_first_pts, max_end)) / kClock;
     if (open_) {
         const double elapsed = static_cast<double>(ts_diff(cut_.start_pts, cut_.end_pts)) / kClock;
-        const bool boundary = end_is_boundary || key_start_streak_ >= 2;
-        if (boundary && (elapsed >= segment_duration_ - tolerance || elapsed + last_source_span_ > target_limit)) {
+        // Audio frames are all sync points: every source boundary may end a cut, the nearer the better.
+        const bool boundary = end_is_boundary || key_start_streak_ >= 2 || !reference_video_;
+        const double early = reference_video_ ? tolerance : near;
+        if (boundary && (elapsed >= segment_duration_ - early || elapsed + last_source_span_ > target_limit)) {
             open_ = false;
             Pending p = std::move(cut_);
             cut_ = Pending{};

@@ -1,8 +1,14 @@
 // MPEG-TS in, MPEG-TS segments out, without a remux: whole source segments (as an HLS client
-// downloads them) are cut into output segments at video keyframes by looking at TS packets and PES
-// headers only. Packets are copied, never rewritten (timestamps, PCR and continuity counters stay
-// the source's), and when an output segment is exactly one source segment its bytes are moved, not
-// copied. No libav: this is plain byte parsing, fed whatever the network delivers, so it is fuzzed.
+// downloads them) are cut into output segments at video keyframes (audio only: preferably at the
+// source's own segment boundaries) by looking at TS packets and PES headers only. Elementary stream
+// packets are copied, never rewritten (timestamps and PCR stay the source's); only the continuity
+// counters of the PAT/PMT/SDT packets are renumbered, so that the tables a cut puts in front of a
+// segment continue their PID's count. When an output segment is exactly one source segment its
+// bytes are moved, not copied. After a break (start, discontinuity) an output segment starts clean:
+// the tables, then the keyframe, and no PES tail whose start was not taken. A segment's duration is
+// that of its media: the reference stream's first PTS to the end of its last frame (audio: the
+// frames in the last PES, from their headers). No libav: this is plain byte parsing, fed whatever
+// the network delivers, so it is fuzzed.
 #pragma once
 
 #include "buffer_pool.hpp"
@@ -70,9 +76,18 @@ std::optional<StreamParams> describe(const std::string& data, const Program& pro
 // False for a truncated SPS or one with a value outside its range (H.264 7.4.2.1.1).
 bool h264_sps_size(const uint8_t* nal, size_t size, int& width, int& height);
 
+// The earliest PTS (90 kHz) of the PES of `pid` in `data` (where its presentation starts: leading
+// pictures of an open GOP come before the keyframe); nullopt if none carries one.
+std::optional<int64_t> earliest_pts(const std::string& data, int pid);
+
+// The duration in 90 kHz ticks of the audio frames in `es` (elementary stream bytes of one PES) of
+// MPEG-TS stream type `stream_type`: AAC in ADTS (0x0f), MPEG audio (0x03, 0x04), AC-3 (0x81) and
+// E-AC-3 (0x87), read from the frame headers. 0 when it cannot tell.
+int64_t audio_duration(const uint8_t* es, size_t size, int stream_type);
+
 struct Cut {
     std::string data;
-    int64_t start_pts = 0;      // 90 kHz, of the reference stream's first PES
+    int64_t start_pts = 0;      // 90 kHz, the reference stream's earliest PTS in the cut
     double duration = 0;        // seconds
     bool keyframe_start = true; // starts with a video keyframe (false only on a forced cut)
     bool timeline_break = false;  // timestamps jump at its start (the caller tags a discontinuity)
@@ -113,14 +128,20 @@ private:
         bool has_pts = false;
         int64_t pts = 0, dts = 0;
         bool key = false;
+        int64_t duration = 0;  // 90 kHz; audio: from the frame headers, 0 if unknown
         std::string sps;  // H.264: the SPS NAL unit in front of the picture, if any
     };
     struct Pending {
         std::string data;                 // bytes materialized so far
         std::vector<uint32_t> packets;    // packet offsets in the current source buffer, not yet copied
-        int64_t start_pts = 0, end_pts = 0;
+        int64_t start_pts = 0, end_pts = 0;  // from the opening keyframe: what cut decisions measure
+        // The media of the reference stream in the cut: its earliest PTS (leading pictures of an open
+        // GOP precede the keyframe) to the end of its latest frame. What the cut says it lasts.
+        int64_t media_start = 0, media_end = 0;
+        bool has_media = false;
         bool keyframe_start = true, timeline_break = false, params_changed = false;
         bool whole_source = false;        // exactly the current source buffer's packets, in order, so far
+        bool clean_start = false;         // the first after a break: PES tails and early audio dropped
     };
 
     PesInfo inspect_pes(const std::string& data, size_t offset, const std::vector<size_t>& packets,
@@ -131,6 +152,9 @@ private:
     void materialize(Pending& p, const std::string& source);
     void emit(Pending&& p, std::string* source);
     bool is_kept_pid(int pid) const;
+    void renumber_tables(std::string& data);
+    int64_t pes_duration(const std::string& data, const std::vector<size_t>& packets, size_t index) const;
+    int stream_type_of(int pid) const;
 
     double segment_duration_;
     Emit emit_;
@@ -157,6 +181,8 @@ private:
     std::string last_sps_;        // source segments in a row that began with a keyframe
     double last_source_span_ = 0;     // seconds of reference stream in the last source segment
     std::string* source_ = nullptr;  // the buffer being fed (feed()'s own)
+    std::vector<int> unsynced_pids_;  // after a break: PIDs whose packets wait for a PES start
+    std::vector<std::pair<int, int>> table_cc_;  // PAT/PMT/SDT PID -> the next continuity counter out
 };
 
 }  // namespace hlsrelay::ts

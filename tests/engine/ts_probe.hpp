@@ -6,6 +6,7 @@ extern "C" {
 }
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@ struct TsPacket {
     AVMediaType type = AVMEDIA_TYPE_UNKNOWN;
     int64_t pts = AV_NOPTS_VALUE;  // 90 kHz
     int64_t dts = AV_NOPTS_VALUE;
+    int64_t duration = 0;  // 90 kHz, as the demuxer tells it (AAC: 1024 samples)
     bool key = false;
 };
 
@@ -29,7 +31,28 @@ struct TsProbe {
     bool first_video_key() const;
     // Presentation span of the video (or first audio) stream in seconds.
     double video_span() const;
+    // The media of the video (or, audio only, the first audio) stream: first PTS to the end of its
+    // last frame (the last PTS plus that frame's duration), in seconds; 0 when there is none.
+    double media_duration() const;
+    // First and last DTS (90 kHz) of stream `stream`; AV_NOPTS_VALUE when it has none.
+    int64_t first_dts(int stream) const;
+    int64_t last_dts(int stream) const;
 };
+
+// The same bytes at the TS packet level, as a strict player's demuxer checks them.
+struct TsLayout {
+    int packets = 0;
+    int pmt_pid = -1;
+    std::vector<int> pat_at, pmt_at;        // packet indices of the PAT and PMT packets
+    int cc_errors = 0;                       // continuity counter breaks, every PID (RFC-less: ISO 13818-1 2.4.3.3)
+    std::vector<std::string> cc_error_text;  // "pid 256 at packet 40: 3 after 1" (the first few)
+    std::map<int, bool> first_has_pusi;      // per elementary PID: does its first packet start a PES?
+    int first_pes_pid = -1;                  // the PID of the first packet that is not PAT/PMT/SDT
+    // Whether the first video PES (H.264 or HEVC, by the PMT) is a keyframe with its parameter sets:
+    // H.264 SPS + PPS + IDR, HEVC VPS + SPS + PPS + IRAP. -1: no video PES; 0: no; 1: yes.
+    int first_video_clean = -1;
+};
+TsLayout scan_ts(const std::string& bytes);
 
 TsProbe probe_ts(const std::string& bytes);
 // Every listed segment URI of a media playlist, in order.
