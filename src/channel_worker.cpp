@@ -49,7 +49,10 @@ ChannelWorker::ChannelWorker(ChannelConfig channel, HlsSettings hls, const Engin
 ChannelWorker::~ChannelWorker() { stop(); }
 
 void ChannelWorker::start() {
-    set_state(ChannelState::Starting);
+    // No ordering lock: nothing else changes the state before the thread exists (the housekeeping
+    // thread only turns running into stalled and back), and the caller may be inside an event callback
+    // of another channel, holding that subscriber's call lock.
+    change_state(ChannelState::Starting);
     thread_ = std::thread([this] { run(); });
 }
 
@@ -95,6 +98,10 @@ bool ChannelWorker::sleep(double seconds) {
 
 void ChannelWorker::set_state(ChannelState state) {
     std::lock_guard order(transition_mu_);
+    change_state(state);
+}
+
+void ChannelWorker::change_state(ChannelState state) {
     {
         std::lock_guard lock(status_mu_);
         if (state_ == state) return;

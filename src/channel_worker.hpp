@@ -54,7 +54,8 @@ private:
     void run();
     void run_source(Segmenter& segmenter, const std::string& url);
     void publish(CutSegment&& cut, const Segmenter& segmenter);
-    void set_state(ChannelState state);
+    void set_state(ChannelState state);     // serialised with transition() by transition_mu_
+    void change_state(ChannelState state);  // set_state's body
     // Changes the state to `to` only if it is `from` (the housekeeping thread's running <-> stalled).
     void transition(ChannelState from, ChannelState to, const std::function<bool()>& still = {});
     void set_error(const std::string& message, bool emit_event);
