@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <set>
 
@@ -14,6 +15,26 @@ namespace hlsrelay {
 
 namespace {
 std::string now_iso() { return format_date_time(SystemClock::now()); }
+
+// A running channel whose newest segment is older than this many of its segment intervals (the
+// target duration, or the source's cadence when it delivers segments in bursts, an HLS source with
+// longer segments than ours) is "stalled", and never under kStalledMinSeconds.
+constexpr double kStalledIntervals = 3;
+constexpr double kStalledMinSeconds = 5;
+// Publications closer than this belong to one burst (one source segment cut into several of ours);
+// the median media time of the last kCadenceSamples bursts is the source's cadence.
+constexpr double kBurstGapSeconds = 0.25;
+constexpr std::size_t kCadenceSamples = 15;
+
+double seconds_between(SteadyClock::time_point a, SteadyClock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+}
+
+std::string format_seconds(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f s", s);
+    return buf;
+}
 }  // namespace
 
 ChannelWorker::ChannelWorker(ChannelConfig channel, HlsSettings hls, const EngineSettings& engine,
@@ -28,7 +49,10 @@ ChannelWorker::ChannelWorker(ChannelConfig channel, HlsSettings hls, const Engin
 ChannelWorker::~ChannelWorker() { stop(); }
 
 void ChannelWorker::start() {
-    set_state(ChannelState::Starting);
+    // No ordering lock: nothing else changes the state before the thread exists (the housekeeping
+    // thread only turns running into stalled and back), and the caller may be inside an event callback
+    // of another channel, holding that subscriber's call lock.
+    change_state(ChannelState::Starting);
     thread_ = std::thread([this] { run(); });
 }
 
@@ -39,6 +63,17 @@ void ChannelWorker::request_stop() {
         stopping_ = true;
     }
     sleep_cv_.notify_all();
+    {
+        std::lock_guard lock(ready_mu_);
+        finished_ = true;
+    }
+    ready_cv_.notify_all();
+}
+
+bool ChannelWorker::wait_ready(SteadyClock::time_point deadline) {
+    std::unique_lock lock(ready_mu_);
+    ready_cv_.wait_until(lock, deadline, [this] { return ready_ || finished_; });
+    return ready_;
 }
 
 void ChannelWorker::stop() {
@@ -62,12 +97,29 @@ bool ChannelWorker::sleep(double seconds) {
 }
 
 void ChannelWorker::set_state(ChannelState state) {
+    std::lock_guard order(transition_mu_);
+    change_state(state);
+}
+
+void ChannelWorker::change_state(ChannelState state) {
     {
         std::lock_guard lock(status_mu_);
         if (state_ == state) return;
+        const auto now = SteadyClock::now();
+        if (state == ChannelState::Running) {
+            if (state_ != ChannelState::Stalled) running_since_ = now;
+            healthy_since_ = now;
+        }
         state_ = state;
-        if (state == ChannelState::Running) running_since_ = SteadyClock::now();
     }
+    if (state == ChannelState::Failed || state == ChannelState::Stopped) {
+        {
+            std::lock_guard lock(ready_mu_);
+            finished_ = true;
+        }
+        ready_cv_.notify_all();
+    }
+    flush_warnings(true);
     Event e;
     e.type = EventType::StateChanged;
     e.channel = channel_.id;
@@ -75,13 +127,102 @@ void ChannelWorker::set_state(ChannelState state) {
     emit_(e);
 }
 
+void ChannelWorker::transition(ChannelState from, ChannelState to, const std::function<bool()>& still) {
+    std::lock_guard order(transition_mu_);
+    double age;
+    {
+        std::lock_guard lock(status_mu_);
+        if (state_ != from || (still && !still())) return;
+        age = seconds_between(last_publish_, SteadyClock::now());
+        state_ = to;
+        if (to == ChannelState::Running) healthy_since_ = SteadyClock::now();
+    }
+    flush_warnings(true);
+    if (to == ChannelState::Stalled) warn("stalled: no new segment for " + format_seconds(age));
+    Event e;
+    e.type = EventType::StateChanged;
+    e.channel = channel_.id;
+    e.state = to;
+    emit_(e);
+}
+
+void ChannelWorker::warn(const std::string& message) {
+    const auto now = SteadyClock::now();
+    std::string line;
+    {
+        std::lock_guard lock(warn_mu_);
+        warn_latest_ = now;
+        if (warn_armed_) {
+            warn_armed_ = false;
+            warn_repeats_ = 0;
+            warn_varied_ = false;
+            warn_since_ = now;
+            warn_first_ = line = message;
+        } else {
+            ++warn_repeats_;
+            if (message != warn_first_) warn_varied_ = true;
+            warn_last_ = message;
+        }
+    }
+    if (!line.empty()) log_(LogLevel::Warn, channel_.id, line);
+    else flush_warnings(false);  // a summary if the interval is over
+}
+
+// rearm: a state change (the summary now, the next warning in full); otherwise only a summary that
+// is due, or re-arming after a quiet interval.
+void ChannelWorker::flush_warnings(bool rearm) {
+    const auto now = SteadyClock::now();
+    const double interval = engine_.error_clear_after;
+    std::string line;
+    {
+        std::lock_guard lock(warn_mu_);
+        const bool due = seconds_between(warn_since_, now) >= interval;
+        if (warn_repeats_ > 0 && (rearm || due)) {
+            const std::string span = format_seconds(seconds_between(warn_since_, now));
+            line = warn_varied_ ? std::to_string(warn_repeats_) + " more warnings in " + span + ", the last: " + warn_last_
+                                : warn_last_ + " (repeated " + std::to_string(warn_repeats_) + " times in " + span + ")";
+            warn_repeats_ = 0;
+            warn_varied_ = false;
+            warn_first_ = warn_last_;
+            warn_since_ = now;
+        } else if (warn_repeats_ == 0 && !warn_armed_ && seconds_between(warn_latest_, now) >= interval) {
+            warn_armed_ = true;  // quiet for a whole interval: the next warning is news again
+        }
+        if (rearm) warn_armed_ = true;
+    }
+    if (!line.empty()) log_(LogLevel::Warn, channel_.id, line);
+}
+
+void ChannelWorker::count_failure() {
+    std::lock_guard lock(status_mu_);
+    ++reconnect_attempts_;
+    ++outage_attempts_;
+    if (!in_outage_) {
+        in_outage_ = true;
+        outage_since_ = SteadyClock::now();
+        ++reconnects_;
+    }
+}
+
+void ChannelWorker::expire_error(SteadyClock::time_point now) {
+    std::lock_guard lock(status_mu_);
+    const double hold = engine_.error_clear_after;
+    if (last_error_.empty() || state_ != ChannelState::Running) return;
+    if (seconds_between(last_error_time_, now) < hold || seconds_between(healthy_since_, now) < hold) return;
+    previous_error_ = std::move(last_error_);
+    previous_error_at_ = std::move(last_error_at_);
+    last_error_.clear();
+    last_error_at_.clear();
+}
+
 void ChannelWorker::set_error(const std::string& message, bool emit_event) {
     {
         std::lock_guard lock(status_mu_);
         last_error_ = message;
         last_error_at_ = now_iso();
+        last_error_time_ = SteadyClock::now();
     }
-    log_(LogLevel::Warn, channel_.id, message);
+    warn(message);
     if (emit_event) {
         Event e;
         e.type = EventType::Error;
@@ -129,22 +270,24 @@ void ChannelWorker::run() {
             log_(LogLevel::Warn, channel_.id, std::string("flush failed: ") + e.what());
         }
         if (error.empty()) error = "the source stopped without an error";
-        set_error(error, true);
         const int64_t published_after = [this] { std::lock_guard l(out_mu_); return segments_published_; }();
         if (published_after > published_before) failures = 0;  // it worked for a while: start backoff over
         ++failures;
         permanent[url_index_] = is_permanent;
+        count_failure();
         {
             std::lock_guard lock(status_mu_);
-            ++reconnects_;
             url_index_ = (url_index_ + 1) % channel_.urls.size();
         }
+        // The state first: the error is then the first warning of the new state (see warn()).
         if (std::all_of(permanent.begin(), permanent.end(), [](bool p) { return p; })) {
             set_state(ChannelState::Failed);  // no URL can ever work: wait for stop
+            set_error(error, true);
             sleep(1e9);
             break;
         }
         set_state(ChannelState::Reconnecting);
+        set_error(error, true);
         const double base = std::min(engine_.reconnect_max,
                                      engine_.reconnect_min * std::pow(2.0, std::min(failures - 1, 20)));
         const double delay = base * std::uniform_real_distribution<double>(0.75, 1.25)(rng);
@@ -221,7 +364,7 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
             master = master_playlist_;
         }
         ++segments_published_;
-        bytes_out_ += static_cast<int64_t>(segment->data.size());
+        bytes_published_ += static_cast<int64_t>(segment->data.size());
         timestamp_repairs_ = segmenter.timestamp_repairs();
         notes_ = segmenter.notes();
         for (const auto& n : source_notes_)
@@ -235,7 +378,43 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
         if (master) mirror_->write_playlist(kMasterPlaylistName, *master);
     }
     remove_files(gone);
+    if (master) {
+        {
+            std::lock_guard lock(ready_mu_);
+            ready_ = true;
+        }
+        ready_cv_.notify_all();
+    }
+    std::string recovered;
+    {
+        std::lock_guard lock(status_mu_);
+        // The source's cadence: the media time that arrives in one burst (a live source delivers N s
+        // of media every N s; an HLS source delivers a whole source segment at once).
+        if (last_publish_ == SteadyClock::time_point{} || seconds_between(last_publish_, now) >= kBurstGapSeconds) {
+            if (burst_media_ > 0) {
+                burst_samples_.push_back(burst_media_);
+                if (burst_samples_.size() > kCadenceSamples) burst_samples_.pop_front();
+            }
+            burst_media_ = 0;
+        }
+        burst_media_ += segment->duration;
+        last_publish_ = now;
+        std::vector<double> samples(burst_samples_.begin(), burst_samples_.end());
+        samples.push_back(burst_media_);
+        std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(samples.size() / 2), samples.end());
+        const double cadence = samples[samples.size() / 2];
+        stall_after_ = std::max(kStalledMinSeconds,
+                                kStalledIntervals * std::max(static_cast<double>(segmenter.target_duration()), cadence));
+        if (in_outage_) {
+            in_outage_ = false;
+            recovered = "recovered after " + format_seconds(seconds_between(outage_since_, now)) + " outage (" +
+                        std::to_string(outage_attempts_) + (outage_attempts_ == 1 ? " attempt)" : " attempts)");
+            outage_attempts_ = 0;
+        }
+    }
     set_state(ChannelState::Running);
+    // Ends a warned-about outage: logged at the warnings' level, so whoever saw the outage sees its end.
+    if (!recovered.empty()) log_(LogLevel::Warn, channel_.id, recovered);
     Event e;
     e.type = EventType::SegmentPublished;
     e.channel = channel_.id;
@@ -271,6 +450,20 @@ void ChannelWorker::sweep() {
         last_sweep_ = now;
         mirror_->sweep(keep);
     }
+    // Stalled: running by the source's account, but no new segment for the stall bound.
+    auto stalled = [this] {  // caller holds status_mu_
+        return stall_after_ > 0 && seconds_between(last_publish_, SteadyClock::now()) > stall_after_;
+    };
+    ChannelState state;
+    {
+        std::lock_guard lock(status_mu_);
+        state = state_;
+    }
+    if (state == ChannelState::Running) transition(ChannelState::Running, ChannelState::Stalled, stalled);
+    else if (state == ChannelState::Stalled)
+        transition(ChannelState::Stalled, ChannelState::Running, [&] { return !stalled(); });
+    expire_error(now);
+    flush_warnings(false);
 }
 
 int64_t ChannelWorker::next_sequence() const {
@@ -278,22 +471,23 @@ int64_t ChannelWorker::next_sequence() const {
     return next_sequence_;
 }
 
-std::optional<Resource> ChannelWorker::read(std::string_view file) const {
-    std::lock_guard lock(out_mu_);
-    if (file == kMasterPlaylistName) {
-        if (!master_playlist_) return std::nullopt;
-        return Resource{master_playlist_, "application/vnd.apple.mpegurl", false};
+std::optional<Resource> ChannelWorker::read(std::string_view file, Delivery delivery) const {
+    std::optional<Resource> r;
+    {
+        std::lock_guard lock(out_mu_);
+        if (file == kMasterPlaylistName) {
+            if (master_playlist_) r = Resource{master_playlist_, "application/vnd.apple.mpegurl", false};
+        } else if (file == kMediaPlaylistName) {
+            if (media_playlist_) r = Resource{media_playlist_, "application/vnd.apple.mpegurl", false};
+        } else if (const auto sequence = Segment::parse_name(file)) {
+            // Aliasing: the bytes keep their segment alive, nothing is copied.
+            if (SegmentPtr segment = window_.find(*sequence, SteadyClock::now()))
+                r = Resource{std::shared_ptr<const std::string>(segment, &segment->data), "video/mp2t", true};
+        }
     }
-    if (file == kMediaPlaylistName) {
-        if (!media_playlist_) return std::nullopt;
-        return Resource{media_playlist_, "application/vnd.apple.mpegurl", false};
-    }
-    const auto sequence = Segment::parse_name(file);
-    if (!sequence) return std::nullopt;
-    SegmentPtr segment = window_.find(*sequence, SteadyClock::now());
-    if (!segment) return std::nullopt;
-    // Aliasing: the bytes keep their segment alive, nothing is copied.
-    return Resource{std::shared_ptr<const std::string>(segment, &segment->data), "video/mp2t", true};
+    if (r && delivery == Delivery::whole)
+        bytes_delivered_.fetch_add(static_cast<int64_t>(r->data->size()), std::memory_order_relaxed);
+    return r;
 }
 
 ChannelStatus ChannelWorker::status() const {
@@ -309,10 +503,14 @@ ChannelStatus ChannelWorker::status() const {
         s.state = state_;
         s.last_error = last_error_;
         s.last_error_at = last_error_at_;
+        if (!last_error_.empty()) s.last_error_age_seconds = seconds_between(last_error_time_, now);
+        s.previous_error = previous_error_;
+        s.previous_error_at = previous_error_at_;
         s.reconnects = reconnects_;
+        s.reconnect_attempts = reconnect_attempts_;
         s.source_index = static_cast<int>(url_index_);
         s.source = redact_url(channel_.urls[url_index_]);
-        if (state_ == ChannelState::Running)
+        if (state_ == ChannelState::Running || state_ == ChannelState::Stalled)
             s.uptime_seconds = std::chrono::duration<double>(now - running_since_).count();
     }
     s.cleanup_running = s.state != ChannelState::Stopped && s.state != ChannelState::Idle;
@@ -324,7 +522,8 @@ ChannelStatus ChannelWorker::status() const {
     s.stream = info_;
     s.target_duration = target_duration_;
     s.segments_published = segments_published_;
-    s.bytes_out = bytes_out_;
+    s.bytes_out = bytes_delivered_.load(std::memory_order_relaxed);
+    s.bytes_published = bytes_published_;
     s.timestamp_repairs = timestamp_repairs_;
     s.notes = notes_;
     if (mirror_) s.disk_error = mirror_->error();

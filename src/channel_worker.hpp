@@ -11,8 +11,10 @@
 #include <hlsrelay/engine.hpp>
 #include <hlsrelay/window.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -39,9 +41,12 @@ public:
     void stop();
 
     ChannelStatus status() const;
-    std::optional<Resource> read(std::string_view file) const;
-    // Housekeeping: frees segments whose grace ended and sweeps the disk mirror.
+    std::optional<Resource> read(std::string_view file, Delivery delivery) const;
+    // Housekeeping (the engine's housekeeping thread): frees segments whose grace ended, sweeps the disk
+    // mirror, turns "running" into "stalled" and back, clears an old error, summarises repeated warnings.
     void sweep();
+    // Until the first playlists exist (true), or the deadline passes, or the channel stops or fails.
+    bool wait_ready(SteadyClock::time_point deadline);
     int64_t next_sequence() const;
     const ChannelConfig& channel() const { return channel_; }
 
@@ -49,8 +54,18 @@ private:
     void run();
     void run_source(Segmenter& segmenter, const std::string& url);
     void publish(CutSegment&& cut, const Segmenter& segmenter);
-    void set_state(ChannelState state);
+    void set_state(ChannelState state);     // serialised with transition() by transition_mu_
+    void change_state(ChannelState state);  // set_state's body
+    // Changes the state to `to` only if it is `from` (the housekeeping thread's running <-> stalled).
+    void transition(ChannelState from, ChannelState to, const std::function<bool()>& still = {});
     void set_error(const std::string& message, bool emit_event);
+    // A failed attempt: counts it, starts an outage if none is under way.
+    void count_failure();
+    // Logs a warning, rate-limited: the first one after a state change in full, then the repeats as a
+    // summary at most once per error_clear_after seconds and at the next state change.
+    void warn(const std::string& message);
+    void flush_warnings(bool rearm);
+    void expire_error(SteadyClock::time_point now);
     void add_source_note(const std::string& note);
     bool sleep(double seconds);
     void remove_files(const std::vector<SegmentPtr>& gone);
@@ -78,19 +93,47 @@ private:
     int64_t next_sequence_;
     int64_t discontinuity_sequence_ = 0;
     int64_t segments_published_ = 0;
-    int64_t bytes_out_ = 0;
+    int64_t bytes_published_ = 0;
+    mutable std::atomic<int64_t> bytes_delivered_{0};  // what read() handed out
     int64_t timestamp_repairs_ = 0;
     std::vector<std::string> notes_;         // the segmenter's and the sources' notes, as status shows them
     std::vector<std::string> source_notes_;  // the sources' notes (SourceContext::note)
     std::deque<std::pair<SteadyClock::time_point, int64_t>> input_samples_;  // for the input bitrate
 
-    // Status: written by the worker, read by anyone.
+    // State changes and their events, in one order for every subscriber (two threads change the state).
+    std::mutex transition_mu_;
+
+    // Status: written by the worker (and the housekeeping thread: stalled, error expiry), read by anyone.
     mutable std::mutex status_mu_;
     ChannelState state_ = ChannelState::Idle;
     std::string last_error_, last_error_at_;
-    int64_t reconnects_ = 0;
+    SteadyClock::time_point last_error_time_{};
+    std::string previous_error_, previous_error_at_;
+    int64_t reconnects_ = 0;          // outages
+    int64_t reconnect_attempts_ = 0;  // failed attempts
+    bool in_outage_ = false;
+    SteadyClock::time_point outage_since_{};
+    int64_t outage_attempts_ = 0;
     size_t url_index_ = 0;
-    SteadyClock::time_point running_since_{};
+    SteadyClock::time_point running_since_{};  // connected and publishing (kept across stalled)
+    SteadyClock::time_point healthy_since_{};  // publishing (reset by stalled)
+    SteadyClock::time_point last_publish_{};
+    std::deque<double> burst_samples_;  // media seconds of the last bursts of publishing
+    double burst_media_ = 0;            // ... of the current one
+    double stall_after_ = 0;           // newest segment age beyond which running is stalled; 0: none yet
+
+    // Warnings (see warn()).
+    std::mutex warn_mu_;
+    bool warn_armed_ = true;
+    int64_t warn_repeats_ = 0;
+    bool warn_varied_ = false;
+    std::string warn_first_, warn_last_;
+    SteadyClock::time_point warn_since_{}, warn_latest_{};
+
+    // wait_ready(): set once the first playlists exist, or once the channel stops or fails.
+    std::mutex ready_mu_;
+    std::condition_variable ready_cv_;
+    bool ready_ = false, finished_ = false;
     std::atomic<int64_t> bytes_in_{0};
     SteadyClock::time_point last_sweep_{};
     SourceHistory history_;  // worker thread only

@@ -29,6 +29,7 @@ void validate(const EngineSettings& s) {
     if (!(s.reconnect_min > 0) || !(s.reconnect_max >= s.reconnect_min)) bad("reconnect delays must satisfy 0 < min <= max");
     if (s.live_start_segments < 1) bad("live_start_segments must be at least 1");
     if (!(s.release_memory_interval >= 0)) bad("release_memory_interval must not be negative");
+    if (!(s.error_clear_after > 0 && s.error_clear_after <= 86400)) bad("error_clear_after must be within 0..86400 s");
     if (std::string p = detail::limits_problem(s.limits); !p.empty()) bad("limits: " + p);
 }
 
@@ -46,6 +47,7 @@ struct ChannelSlot {
     std::shared_ptr<ChannelWorker> worker;  // guarded by Impl::mu
     int64_t next_sequence = 0;              // guarded by Impl::mu; keeps sequences rising across restarts
     ChannelStatus last;                     // guarded by Impl::mu; what a stopped channel reports
+    SteadyClock::time_point stopped_at{};   // guarded by Impl::mu; when `last` was taken
 };
 
 struct Subscriber {
@@ -151,6 +153,8 @@ struct Engine::Impl {
         s.newest_segment_age_seconds = -1;
         s.uptime_seconds = 0;
         s.input_bitrate = s.output_bitrate = 0;
+        if (slot && s.last_error_age_seconds >= 0)  // the error keeps ageing while the channel is stopped
+            s.last_error_age_seconds += std::chrono::duration<double>(SteadyClock::now() - slot->stopped_at).count();
         if (s.state != ChannelState::Stopped && s.state != ChannelState::Failed) s.state = ChannelState::Idle;
         if (s.source.empty() && !c.urls.empty()) s.source = redact_url(c.urls.front());
         return s;
@@ -190,6 +194,7 @@ struct Engine::Impl {
         std::lock_guard lock(mu);
         slot->next_sequence = worker->next_sequence();
         slot->last = std::move(last);
+        slot->stopped_at = SteadyClock::now();
         slot->worker.reset();
     }
 
@@ -422,7 +427,7 @@ HlsSettings Engine::settings_for(std::string_view name) const {
     return impl_->hls_for(impl_->lookup(name));
 }
 
-std::optional<Resource> Engine::read(std::string_view name, std::string_view file) const {
+std::optional<Resource> Engine::read(std::string_view name, std::string_view file, Delivery delivery) const {
     std::shared_ptr<ChannelWorker> worker;
     {
         std::lock_guard lock(impl_->mu);
@@ -432,7 +437,24 @@ std::optional<Resource> Engine::read(std::string_view name, std::string_view fil
         if (it == impl_->slots.end() || !it->second->worker) return std::nullopt;
         worker = it->second->worker;
     }
-    return worker->read(file);
+    return worker->read(file, delivery);
+}
+
+bool Engine::wait_ready(std::string_view name, double timeout_seconds) const {
+    if (!(timeout_seconds >= 0)) throw Error(ErrorCode::InvalidArgument, "wait_ready: the timeout must be a number >= 0");
+    // A deadline past any real wait, without overflowing the clock.
+    const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                                   std::chrono::duration<double>(std::min(timeout_seconds, 1e9)));
+    std::shared_ptr<ChannelWorker> worker;
+    {
+        std::lock_guard lock(impl_->mu);
+        const ChannelConfig* c = impl_->registry.find(name);
+        if (!c) return false;
+        auto it = impl_->slots.find(c->id);
+        if (it == impl_->slots.end() || !it->second->worker) return false;
+        worker = it->second->worker;
+    }
+    return worker->wait_ready(deadline);
 }
 
 Engine::SubscriptionId Engine::subscribe(EventCallback callback) {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <iterator>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -187,17 +188,19 @@ void refuse_in_callback(const hlsrelay_engine* engine, const char* what) {
                                   " from inside one of this engine's event callbacks (it would deadlock)");
 }
 
-const char* state_name(hlsrelay::ChannelState s) {
-    switch (s) {
-        case hlsrelay::ChannelState::Idle: return "idle";
-        case hlsrelay::ChannelState::Starting: return "starting";
-        case hlsrelay::ChannelState::Running: return "running";
-        case hlsrelay::ChannelState::Reconnecting: return "reconnecting";
-        case hlsrelay::ChannelState::Stopped: return "stopped";
-        case hlsrelay::ChannelState::Failed: return "failed";
-    }
-    return "unknown";
-}
+// The C enum mirrors ChannelState value for value (both are append-only).
+static_assert(HLSRELAY_STATE_IDLE == static_cast<int>(hlsrelay::ChannelState::Idle) &&
+                  HLSRELAY_STATE_STARTING == static_cast<int>(hlsrelay::ChannelState::Starting) &&
+                  HLSRELAY_STATE_RUNNING == static_cast<int>(hlsrelay::ChannelState::Running) &&
+                  HLSRELAY_STATE_RECONNECTING == static_cast<int>(hlsrelay::ChannelState::Reconnecting) &&
+                  HLSRELAY_STATE_STOPPED == static_cast<int>(hlsrelay::ChannelState::Stopped) &&
+                  HLSRELAY_STATE_FAILED == static_cast<int>(hlsrelay::ChannelState::Failed) &&
+                  HLSRELAY_STATE_STALLED == static_cast<int>(hlsrelay::ChannelState::Stalled) &&
+                  std::size(hlsrelay::kChannelStates) == HLSRELAY_STATE_STALLED + 1,
+              "hlsrelay_state must list ChannelState in order");
+
+// A state's name: a literal, NUL-terminated (to_string returns views of string literals).
+const char* state_name(hlsrelay::ChannelState s) { return hlsrelay::to_string(s).data(); }
 
 // ---- Channels as JSON ----
 
@@ -497,6 +500,25 @@ int hlsrelay_read(hlsrelay_engine* engine, const char* channel, const char* name
     });
 }
 
+int hlsrelay_wait_ready(hlsrelay_engine* engine, const char* channel, double timeout_seconds) {
+    return wrap("hlsrelay_wait_ready", [&]() -> int {
+        auto& e = engine_of(engine);
+        need(channel, "channel");
+        if (!(timeout_seconds >= 0)) fail(HLSRELAY_EINVAL, "timeout_seconds must be a number >= 0");
+        refuse_in_callback(engine, "wait for a channel");
+        const auto config = e.find_channel(channel);
+        if (!config) fail(HLSRELAY_ENOTFOUND, "Channel not found: " + std::string(channel));
+        if (e.wait_ready(config->id, timeout_seconds)) return HLSRELAY_OK;
+        // Why not: the engine's answer is only "not ready"; the state says whether waiting could help.
+        if (!e.running(config->id)) fail(HLSRELAY_ESTATE, "channel '" + config->id + "' is not running");
+        const hlsrelay::ChannelState state = e.status(config->id).state;
+        if (state == hlsrelay::ChannelState::Failed)
+            fail(HLSRELAY_ESTATE, "channel '" + config->id + "' has failed: " + e.status(config->id).last_error);
+        fail(HLSRELAY_ETIMEDOUT, "channel '" + config->id + "' has no playlist yet after " +
+                                     std::to_string(timeout_seconds) + " s (state " + std::string(hlsrelay::to_string(state)) + ")");
+    });
+}
+
 const uint8_t* hlsrelay_resource_data(const hlsrelay_resource* resource) {
     if (!resource || !resource->data) return nullptr;
     return reinterpret_cast<const uint8_t*>(resource->data->data());
@@ -531,14 +553,17 @@ int hlsrelay_subscribe(hlsrelay_engine* engine, hlsrelay_event_cb callback, void
             c.message = "";
             c.sequence = -1;
             c.duration = 0;
+            c.state_code = -1;
             switch (ev.type) {
                 case hlsrelay::EventType::StateChanged:
                     c.type = HLSRELAY_EVENT_STATE;
                     c.state = state_name(ev.state);
+                    c.state_code = static_cast<int>(ev.state);
                     break;
                 case hlsrelay::EventType::SegmentPublished:
                     c.type = HLSRELAY_EVENT_SEGMENT;
                     c.state = state_name(ev.state);
+                    c.state_code = static_cast<int>(ev.state);
                     c.sequence = ev.sequence;
                     c.duration = ev.duration;
                     break;

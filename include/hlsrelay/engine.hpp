@@ -51,7 +51,8 @@ struct Event {
     int64_t sequence = -1;                 // for SegmentPublished
     double duration = 0;                   // for SegmentPublished
 };
-// Called from engine threads (a channel's worker, or the thread calling start()/update_channel()).
+// Called from engine threads (a channel's worker, the engine's housekeeping thread, which reports
+// "stalled" and the way back to "running", or the thread calling start()/update_channel()).
 // One subscriber's callbacks never overlap. Keep it short: it must not call stop(),
 // remove_channel(), update_channel() of a running channel or the Engine destructor (they wait for
 // the worker that may be calling it), nor unsubscribe another subscriber whose callback may be
@@ -73,6 +74,16 @@ struct EngineSettings {
     // Every this many seconds the engine hands free heap pages back to the OS (glibc's malloc_trim,
     // process-wide, releases free memory only). 0: never.
     double release_memory_interval = 10.0;
+    // A channel's last_error is cleared (kept as previous_error) once the channel has been publishing
+    // this many seconds without a new error. Repeated warnings of a channel are logged once per state
+    // change and then summarised at most once per this interval too.
+    double error_clear_after = 30.0;
+};
+
+// What Engine::read() counts in the channel's bytes_out (bytes handed to readers).
+enum class Delivery {
+    whole,    // the reader gets the whole resource (a GET, a C or Python read): counted in full
+    headers,  // only its size and type are used (an HTTP HEAD request): not counted
 };
 
 // Bytes read from a channel: a playlist or a segment. `data` is shared, never copied or modified.
@@ -113,7 +124,17 @@ public:
 
     // Reads from memory: "master.m3u8", "index.m3u8" or a segment name ("seg_<n>.ts"). nullopt when
     // the channel is unknown or stopped or the file does not exist (or left its grace period).
-    std::optional<Resource> read(std::string_view channel, std::string_view file) const;
+    // Every resource handed out with Delivery::whole adds its size to the channel's bytes_out (a
+    // range request served from it counts the whole resource).
+    std::optional<Resource> read(std::string_view channel, std::string_view file,
+                                 Delivery delivery = Delivery::whole) const;
+
+    // Waits until the channel's first playlists (master.m3u8 and index.m3u8) can be read: true then
+    // (at once if they already can), false when timeout_seconds pass first, and false at once for an
+    // unknown, stopped or failed channel (also one stopped or failing while waiting). Wakes on the
+    // event, it does not poll. Not from an event callback (the worker it waits for may be the one
+    // calling). A negative or NaN timeout is InvalidArgument.
+    bool wait_ready(std::string_view channel, double timeout_seconds) const;
 
     // Events.
     using SubscriptionId = uint64_t;

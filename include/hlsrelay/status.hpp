@@ -13,7 +13,15 @@
 
 namespace hlsrelay {
 
-enum class ChannelState { Idle, Starting, Running, Reconnecting, Stopped, Failed };
+// Values are only ever appended (the C ABI's hlsrelay_state mirrors them).
+// Stalled: running, but the newest segment is older than the stall bound (see ChannelStatus).
+enum class ChannelState { Idle, Starting, Running, Reconnecting, Stopped, Failed, Stalled };
+
+// Every state, in enum order: for exporters that list them all (metrics, bindings, tests).
+inline constexpr ChannelState kChannelStates[] = {ChannelState::Idle,         ChannelState::Starting,
+                                                  ChannelState::Running,      ChannelState::Reconnecting,
+                                                  ChannelState::Stopped,      ChannelState::Failed,
+                                                  ChannelState::Stalled};
 
 inline std::string_view to_string(ChannelState s) {
     switch (s) {
@@ -23,6 +31,7 @@ inline std::string_view to_string(ChannelState s) {
         case ChannelState::Reconnecting: return "reconnecting";
         case ChannelState::Stopped: return "stopped";
         case ChannelState::Failed: return "failed";
+        case ChannelState::Stalled: return "stalled";
     }
     return "unknown";
 }
@@ -48,9 +57,15 @@ struct ChannelStatus {
     std::string hls_url;
     double estimated_buffer_seconds = 0;
     // Ours.
+    // The newest problem, until the channel has published without a new one for
+    // EngineSettings::error_clear_after seconds; then it moves to previous_error.
     std::string last_error;
-    std::string last_error_at;  // ISO 8601, empty if none
-    int64_t reconnects = 0;
+    std::string last_error_at;         // ISO 8601, empty if none
+    double last_error_age_seconds = -1;  // -1 while there is none
+    std::string previous_error;        // the last error that was cleared, empty if none
+    std::string previous_error_at;     // ISO 8601, empty if none
+    int64_t reconnects = 0;          // outages: runs of failed attempts, each ended by publishing again
+    int64_t reconnect_attempts = 0;  // failed attempts (each source connection that ended in an error)
     double uptime_seconds = 0;       // since the channel last (re)connected and ran
     std::string source;              // current source URL with credentials redacted
     int source_index = 0;            // into the channel's URL list
@@ -62,7 +77,8 @@ struct ChannelStatus {
     int64_t discontinuity_sequence = 0;
     int64_t segments_published = 0;
     int64_t bytes_in = 0;
-    int64_t bytes_out = 0;
+    int64_t bytes_out = 0;        // bytes delivered: of every playlist and segment handed out by Engine::read
+    int64_t bytes_published = 0;  // bytes of the segments published
     int target_duration = 0;
     double segment_duration = 0;
     int64_t timestamp_repairs = 0;
@@ -87,7 +103,14 @@ inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
     // whoever asks (HTTP, C ABI, Python), can show a credential that slipped into a message.
     j["last_error"] = s.last_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(scrub_urls(s.last_error));
     j["last_error_at"] = s.last_error_at.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.last_error_at);
+    j["last_error_age_seconds"] = s.last_error_age_seconds < 0 ? nlohmann::ordered_json(nullptr)
+                                                               : nlohmann::ordered_json(round3(s.last_error_age_seconds));
+    j["previous_error"] =
+        s.previous_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(scrub_urls(s.previous_error));
+    j["previous_error_at"] =
+        s.previous_error_at.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.previous_error_at);
     j["reconnects"] = s.reconnects;
+    j["reconnect_attempts"] = s.reconnect_attempts;
     j["uptime_seconds"] = round3(s.uptime_seconds);
     j["source"] = redact_url(s.source);
     j["source_index"] = s.source_index;
@@ -107,6 +130,7 @@ inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
     j["segments_published"] = s.segments_published;
     j["bytes_in"] = s.bytes_in;
     j["bytes_out"] = s.bytes_out;
+    j["bytes_published"] = s.bytes_published;
     j["target_duration"] = s.target_duration;
     j["segment_duration"] = s.segment_duration;
     j["timestamp_repairs"] = s.timestamp_repairs;

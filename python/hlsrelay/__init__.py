@@ -5,12 +5,14 @@
     with Engine(segment_duration=1.0) as engine:
         engine.load_file("channels.m3u")
         engine.start("news")
-        playlist = engine.read("news", "index.m3u8")   # a Resource: memoryview(playlist), bytes(playlist)
+        if engine.wait_ready("news", timeout=15):       # the first playlist is there
+            playlist = engine.read("news", "index.m3u8")   # a Resource: memoryview(playlist), bytes(playlist)
 
 A FastAPI layer reproducing the replaced HTTP API lives in :mod:`hlsrelay.fastapi`.
 """
 
 from ._core import (
+    CHANNEL_STATES,
     ChannelNotFound,
     Engine,
     EngineError,
@@ -20,6 +22,7 @@ from ._core import (
 )
 
 __all__ = [
+    "CHANNEL_STATES",
     "ChannelNotFound",
     "Engine",
     "EngineError",

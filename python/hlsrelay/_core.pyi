@@ -7,6 +7,10 @@ from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequen
 
 __version__: str
 
+# A channel's state (status "state" and "process_status", event "state"), in the engine's order.
+ChannelState = Literal["idle", "starting", "running", "reconnecting", "stopped", "failed", "stalled"]
+CHANNEL_STATES: Tuple[ChannelState, ...]
+
 class EngineError(Exception):
     """Base class of the engine's errors (also raised for I/O errors and a closed engine)."""
 
@@ -27,7 +31,7 @@ class LoadResult(TypedDict):
 class Event(TypedDict):
     type: Literal["state", "segment", "error"]
     channel: str  # stream id
-    state: Optional[str]  # "state": idle, starting, running, reconnecting, stopped or failed
+    state: Optional[ChannelState]  # "state" (and "segment": running)
     message: Optional[str]  # "error": what went wrong, credentials redacted
     sequence: Optional[int]  # "segment": its media sequence number
     duration: Optional[float]  # "segment": its duration in seconds
@@ -57,7 +61,9 @@ class EngineSettings(TypedDict):
 ChannelDict = Dict[str, Any]
 # A channel's status: the replaced API's fields (channel_name, stream_id, process_status,
 # cleanup_running, segment_count, max_segments, master_playlist_exists, hls_url,
-# estimated_buffer_seconds) then the engine's (state, last_error, reconnects, bitrates, codecs, ...).
+# estimated_buffer_seconds) then the engine's (state, last_error, last_error_age_seconds,
+# previous_error, reconnects, reconnect_attempts, bytes_out, bytes_published, bitrates, codecs, ...):
+# docs/http-api.md describes each.
 StatusDict = Dict[str, Any]
 # A JSON reply of the replaced API, or the M3U text of static-hls-m3u.
 ApiBody = Union[Dict[str, Any], str]
@@ -173,7 +179,9 @@ class Engine:
     # Status and reads.
     def status(self, channel: str) -> StatusDict: ...
     def statuses(self) -> List[StatusDict]: ...
-    def read(self, channel: str, name: str) -> Optional[Resource]: ...
+    def read(self, channel: str, name: str, *, headers_only: bool = False) -> Optional[Resource]: ...
+    # True once master.m3u8 and index.m3u8 can be read; False on timeout, or at once when stopped/failed.
+    def wait_ready(self, channel: str, timeout: float) -> bool: ...
 
     # The replaced HTTP API: one definition shared with the C++ demo server.
     # hide_sources: status replies show "source": None and "<url hidden>" for URLs in errors.

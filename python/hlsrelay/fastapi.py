@@ -301,7 +301,8 @@ def _build_router(
                 known = False
             if not known:
                 return _detail(404, "Channel not found")
-            resource = engine.read(stream_id, name)
+            # bytes_out counts what clients get: a HEAD request gets none of the bytes.
+            resource = engine.read(stream_id, name, headers_only=request.method == "HEAD")
             if resource is None:
                 return _detail(404, "Not found" if engine.running(stream_id) else "Stream not running")
             try:

@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -418,6 +419,11 @@ hlsrelay::api::Reply call_api(PyEngine& self, std::string endpoint, const std::o
 PYBIND11_MODULE(_core, m) {
     m.doc() = "hlsrelay's engine: restream live channels into low-latency HLS, in-process.";
     m.attr("__version__") = HLSRELAY_VERSION;
+    {
+        py::list states;
+        for (const auto st : hlsrelay::kChannelStates) states.append(std::string(hlsrelay::to_string(st)));
+        m.attr("CHANNEL_STATES") = py::tuple(states);  // every "state" a status or event can show
+    }
 
     g_engine_error = PyErr_NewExceptionWithDoc("hlsrelay.EngineError", "Base class of the engine's errors.",
                                                PyExc_Exception, nullptr);
@@ -609,13 +615,43 @@ PYBIND11_MODULE(_core, m) {
              })
         .def(
             "read",
-            [](PyEngine& self, const std::string& channel, const std::string& name) -> py::object {
-                auto r = self.call([&](Engine& e) { return e.read(channel, name); });
+            [](PyEngine& self, const std::string& channel, const std::string& name, bool headers_only) -> py::object {
+                const auto delivery = headers_only ? hlsrelay::Delivery::headers : hlsrelay::Delivery::whole;
+                auto r = self.call([&](Engine& e) { return e.read(channel, name, delivery); });
                 if (!r || !r->data) return py::none();
                 return py::cast(PyResource{std::move(r->data), std::string(r->content_type), r->immutable});
             },
-            py::arg("channel"), py::arg("name"),
-            "master.m3u8, index.m3u8 or a segment from memory; None when unknown, stopped or gone.")
+            py::arg("channel"), py::arg("name"), py::kw_only(), py::arg("headers_only") = false,
+            "master.m3u8, index.m3u8 or a segment from memory; None when unknown, stopped or gone.\n"
+            "Its size is added to the channel's bytes_out (delivered), unless headers_only=True (an HTTP HEAD).")
+        .def(
+            "wait_ready",
+            [](PyEngine& self, const std::string& channel, double timeout) {
+                forbid_in_callback("wait_ready()");
+                if (!(timeout >= 0)) invalid("wait_ready: timeout must be a number >= 0");
+                if (!self.call([&](Engine& e) { return e.find_channel(channel); }))
+                    throw Error(ErrorCode::NotFound, "Channel not found: " + channel);
+                // In slices, so that Ctrl-C (a signal handled between them) interrupts a long wait; each
+                // slice wakes at once when the playlists appear.
+                constexpr double kSlice = 0.25;
+                const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(std::min(timeout, 1e9));
+                for (;;) {
+                    const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+                    const double slice = std::clamp(left, 0.0, kSlice);
+                    if (self.call([&](Engine& e) { return e.wait_ready(channel, slice); })) return true;
+                    if (left <= kSlice) return false;
+                    const bool running = self.call([&](Engine& e) {
+                        const auto c = e.find_channel(channel);
+                        return c && e.running(c->id) && e.status(c->id).state != hlsrelay::ChannelState::Failed;
+                    });
+                    if (!running) return false;
+                    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+                }
+            },
+            py::arg("channel"), py::arg("timeout"),
+            "Waits until the channel's first playlists can be read: True then (at once if they can), False when\n"
+            "`timeout` seconds pass first or at once when the channel is stopped or has failed. Releases the GIL;\n"
+            "Ctrl-C interrupts it. Raises ChannelNotFound for an unknown channel.")
 
         // The replaced HTTP API.
         .def(

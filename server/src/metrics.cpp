@@ -62,8 +62,7 @@ std::string render_metrics(const std::vector<ChannelStatus>& channels, const Act
 
     family(out, "hlsrelay_channel_state", "gauge", "1 for the channel's current state, 0 for the others.");
     for (const auto& s : channels) {
-        for (ChannelState st : {ChannelState::Idle, ChannelState::Starting, ChannelState::Running,
-                                ChannelState::Reconnecting, ChannelState::Stopped, ChannelState::Failed}) {
+        for (ChannelState st : kChannelStates) {
             sample(out, "hlsrelay_channel_state",
                    "channel=\"" + escape_label(s.stream_id) + "\",state=\"" + std::string(to_string(st)) + "\"",
                    st == s.state ? 1 : 0);
@@ -71,12 +70,19 @@ std::string render_metrics(const std::vector<ChannelStatus>& channels, const Act
     }
     per_channel("hlsrelay_channel_segments", "gauge", "Segments listed in the media playlist.",
                 [](const ChannelStatus& s) { return static_cast<double>(s.segment_count); });
-    per_channel("hlsrelay_channel_reconnects_total", "counter", "Source reconnects.",
+    per_channel("hlsrelay_channel_reconnects_total", "counter",
+                "Source outages: runs of failed connection attempts, each ended by publishing again.",
                 [](const ChannelStatus& s) { return static_cast<double>(s.reconnects); });
+    per_channel("hlsrelay_channel_reconnect_attempts_total", "counter",
+                "Failed source connection attempts (several per outage while the source stays down).",
+                [](const ChannelStatus& s) { return static_cast<double>(s.reconnect_attempts); });
     per_channel("hlsrelay_channel_bytes_in_total", "counter", "Bytes read from the source.",
                 [](const ChannelStatus& s) { return static_cast<double>(s.bytes_in); });
-    per_channel("hlsrelay_channel_bytes_out_total", "counter", "Bytes of segments published.",
+    per_channel("hlsrelay_channel_bytes_out_total", "counter",
+                "Bytes delivered to clients: playlists and segments handed out (HEAD requests not counted).",
                 [](const ChannelStatus& s) { return static_cast<double>(s.bytes_out); });
+    per_channel("hlsrelay_channel_bytes_published_total", "counter", "Bytes of segments published.",
+                [](const ChannelStatus& s) { return static_cast<double>(s.bytes_published); });
     per_channel("hlsrelay_channel_newest_segment_age_seconds", "gauge",
                 "Seconds since the newest segment was published (absent while there is none).",
                 [](const ChannelStatus& s) -> std::optional<double> {

@@ -235,7 +235,9 @@ void RequestHandler::serve_hls(const Route& r, const Request& req, const std::st
     if (!channel || channel->id != r.channel) return done(reply_response(api::channel_not_found()));
     const std::string& id = channel->id;
     activity_.record_request(id, client);
-    if (auto res = engine_.read(id, r.file)) return done(resource_response(*res, req.header("Range")));
+    // bytes_out counts what clients get: a HEAD request gets none of the bytes.
+    const Delivery delivery = req.method == "HEAD" ? Delivery::headers : Delivery::whole;
+    if (auto res = engine_.read(id, r.file, delivery)) return done(resource_response(*res, req.header("Range")));
     if (!settings_.on_demand || !is_playlist(r.file))
         return done(error_response(404, engine_.running(id) ? "Not found" : "Stream not running"));
     wait_for_playlist(id, r.file, std::move(done));

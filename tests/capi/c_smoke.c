@@ -79,7 +79,7 @@ struct events {
     hlsrelay_engine* engine;
     uint64_t other; /* another subscription, which a callback may not unsubscribe */
     int total, starting, running, stopped, segments, errors, malformed;
-    int tried_forbidden, stop_rc, destroy_rc, unsubscribe_other_rc, status_rc, refusal_has_message;
+    int tried_forbidden, stop_rc, destroy_rc, unsubscribe_other_rc, status_rc, refusal_has_message, wait_rc;
 };
 
 static void on_event(const hlsrelay_event* ev, void* user_data) {
@@ -87,6 +87,15 @@ static void on_event(const hlsrelay_event* ev, void* user_data) {
     pthread_mutex_lock(&e->mu);
     ++e->total;
     if (ev->struct_size < sizeof(hlsrelay_event) || !ev->channel || !ev->state || !ev->message) ++e->malformed;
+    {
+        /* state_code names the same state as `state` (index = hlsrelay_state), -1 for errors. */
+        static const char* const names[] = {"idle", "starting", "running", "reconnecting", "stopped", "failed",
+                                            "stalled"};
+        if (ev->type == HLSRELAY_EVENT_ERROR ? ev->state_code != -1
+                                             : (ev->state_code < 0 || ev->state_code > HLSRELAY_STATE_STALLED ||
+                                                strcmp(names[ev->state_code], ev->state) != 0))
+            ++e->malformed;
+    }
     if (ev->type == HLSRELAY_EVENT_STATE) {
         if (strcmp(ev->state, "starting") == 0) ++e->starting;
         if (strcmp(ev->state, "running") == 0) ++e->running;
@@ -107,6 +116,7 @@ static void on_event(const hlsrelay_event* ev, void* user_data) {
         e->destroy_rc = hlsrelay_engine_destroy(e->engine);
         e->unsubscribe_other_rc = hlsrelay_unsubscribe(e->engine, e->other);
         e->status_rc = hlsrelay_status_json(e->engine, ev->channel, NULL, &size);
+        e->wait_rc = hlsrelay_wait_ready(e->engine, ev->channel, 0); /* the worker may be the caller */
     }
     pthread_mutex_unlock(&e->mu);
 }
@@ -379,20 +389,33 @@ int main(int argc, char** argv) {
     self.id = sub_self;
     pthread_mutex_unlock(&self.mu);
 
+    /* ---- Waiting for the first playlist: errors first, each returning at once ---- */
+    CHECK(hlsrelay_wait_ready(NULL, "smoke", 1) == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_wait_ready(engine, NULL, 1) == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_wait_ready(engine, "smoke", -1) == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_wait_ready(engine, "nope", 3600) == HLSRELAY_ENOTFOUND);
+    CHECK(hlsrelay_wait_ready(engine, "smoke", 3600) == HLSRELAY_ESTATE); /* not running: no wait */
+    CHECK(contains(hlsrelay_last_error(), "not running"));
+    /* A source that refuses: the timeout ends the wait. */
+    CHECK(hlsrelay_channel_add(engine, "{\"id\": \"refused\", \"name\": \"Refused\", \"url\": \"http://127.0.0.1:9/x.m3u8\"}",
+                               NULL, NULL) == HLSRELAY_OK);
+    CHECK(hlsrelay_start(engine, "refused") == HLSRELAY_OK);
+    CHECK(hlsrelay_wait_ready(engine, "refused", 0.3) == HLSRELAY_ETIMEDOUT);
+    CHECK(contains(hlsrelay_last_error(), "no playlist yet"));
+    CHECK(hlsrelay_channel_remove(engine, "refused") == HLSRELAY_OK);
+
     /* ---- Restream: start by display name, wait for the playlist ---- */
     REQUIRE(hlsrelay_start(engine, "Smoke Test") == HLSRELAY_OK);
     CHECK(hlsrelay_start(engine, "smoke") == HLSRELAY_OK); /* already running: stays running */
-    deadline = now_seconds() + 15.0;
+    REQUIRE(hlsrelay_wait_ready(engine, "Smoke Test", 60) == HLSRELAY_OK);
+    /* Once it returns OK, both playlists can be read: no retry loop. */
+    CHECK(hlsrelay_read(engine, "smoke", "master.m3u8", &res) == HLSRELAY_OK);
+    hlsrelay_resource_free(res);
+    res = NULL;
     seg_name[0] = '\0';
-    while (now_seconds() < deadline) {
-        if (hlsrelay_read(engine, "smoke", "index.m3u8", &playlist) == HLSRELAY_OK) {
-            if (first_segment(playlist, seg_name, sizeof seg_name)) break;
-            hlsrelay_resource_free(playlist);
-            playlist = NULL;
-        }
-        sleep_ms(100);
-    }
-    REQUIRE(playlist != NULL && seg_name[0] != '\0');
+    REQUIRE(hlsrelay_read(engine, "smoke", "index.m3u8", &playlist) == HLSRELAY_OK);
+    REQUIRE(first_segment(playlist, seg_name, sizeof seg_name));
+    CHECK(hlsrelay_wait_ready(engine, "smoke", 0) == HLSRELAY_OK); /* ready: no time needed */
     CHECK(strcmp(hlsrelay_resource_content_type(playlist), "application/vnd.apple.mpegurl") == 0);
     CHECK(hlsrelay_resource_immutable(playlist) == 0);
     CHECK(hlsrelay_resource_size(playlist) > 7 && memcmp(hlsrelay_resource_data(playlist), "#EXTM3U", 7) == 0);
@@ -411,6 +434,9 @@ int main(int argc, char** argv) {
     /* ---- Status ---- */
     text = status_json(engine, "smoke");
     CHECK(contains(text, "\"state\":\"running\"") && contains(text, "\"stream_id\":\"smoke\""));
+    CHECK(contains(text, "\"reconnect_attempts\":0") && contains(text, "\"previous_error\":null") &&
+          contains(text, "\"last_error_age_seconds\":null") && contains(text, "\"bytes_published\":"));
+    CHECK(!contains(text, "\"bytes_out\":0,")); /* the playlists and the segment read above */
     free(text);
     text = status_json(engine, NULL);
     CHECK(contains(text, "\"streams\":[") && contains(text, "\"running_streams\":1"));
@@ -451,7 +477,7 @@ int main(int argc, char** argv) {
     CHECK(ev.starting >= 1 && ev.running >= 1 && ev.segments >= 1 && ev.malformed == 0);
     CHECK(ev.tried_forbidden == 1 && ev.stop_rc == HLSRELAY_ESTATE && ev.refusal_has_message);
     CHECK(ev.destroy_rc == HLSRELAY_ESTATE && ev.unsubscribe_other_rc == HLSRELAY_ESTATE);
-    CHECK(ev.status_rc == HLSRELAY_OK);
+    CHECK(ev.status_rc == HLSRELAY_OK && ev.wait_rc == HLSRELAY_ESTATE);
     pthread_mutex_unlock(&ev.mu);
     pthread_mutex_lock(&self.mu);
     CHECK(self.done == 1 && self.rc == HLSRELAY_OK);
@@ -476,6 +502,7 @@ int main(int argc, char** argv) {
     CHECK(late.stopped >= 1);
     pthread_mutex_unlock(&late.mu);
     CHECK(hlsrelay_read(engine, "smoke", "index.m3u8", &res) == HLSRELAY_ESTATE);
+    CHECK(hlsrelay_wait_ready(engine, "smoke", 3600) == HLSRELAY_ESTATE);
     text = status_json(engine, "smoke");
     CHECK(contains(text, "\"process_status\":\"stopped\""));
     free(text);

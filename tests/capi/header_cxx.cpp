@@ -1,6 +1,7 @@
 // header_cxx.cpp: hlsrelay.h compiles warning-free as C++ and links; the inline and macro helpers agree.
 #include <hlsrelay/hlsrelay.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 
@@ -31,10 +32,14 @@ int main() {
     // The error codes are ABI: pinned here so a renumbering fails a test.
     static_assert(HLSRELAY_OK == 0 && HLSRELAY_EINVAL == -1 && HLSRELAY_ENOTFOUND == -2 && HLSRELAY_EIO == -3 &&
                       HLSRELAY_EBUFFER == -4 && HLSRELAY_ENOMEM == -5 && HLSRELAY_EINTERNAL == -6 &&
-                      HLSRELAY_ESTATE == -7,
+                      HLSRELAY_ESTATE == -7 && HLSRELAY_ETIMEDOUT == -8,
                   "error codes are ABI");
     static_assert(HLSRELAY_EVENT_STATE == 1 && HLSRELAY_EVENT_SEGMENT == 2 && HLSRELAY_EVENT_ERROR == 3,
                   "event types are ABI");
+    static_assert(HLSRELAY_STATE_IDLE == 0 && HLSRELAY_STATE_RUNNING == 2 && HLSRELAY_STATE_FAILED == 5 &&
+                      HLSRELAY_STATE_STALLED == 6,
+                  "states are ABI");
+    static_assert(offsetof(hlsrelay_event, state_code) > offsetof(hlsrelay_event, duration), "fields are appended");
     static_assert(HLSRELAY_LOG_DEBUG == 0 && HLSRELAY_LOG_WARN == 2 && HLSRELAY_LOG_OFF == 4, "log levels are ABI");
     hlsrelay_engine* engine = nullptr;
     check(hlsrelay_engine_create(&a, &engine) == HLSRELAY_OK && engine != nullptr, "create");

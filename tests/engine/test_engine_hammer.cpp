@@ -58,7 +58,7 @@ bool status_ok(const ChannelStatus& s, std::string& why) {
     const std::string text = to_json(s).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     const auto j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_discarded()) return why = "status JSON does not parse: " + text, false;
-    static const std::set<std::string> states{"idle", "starting", "running", "reconnecting", "stopped", "failed"};
+    static const std::set<std::string> states{"idle", "starting", "running", "reconnecting", "stopped", "failed", "stalled"};
     if (!states.count(j.at("state").get<std::string>())) return why = "state " + j.at("state").dump(), false;
     if (j.at("stream_id") != s.stream_id) return why = "stream_id", false;
     if (s.segment_count < 0 || s.segment_count > s.max_segments) return why = "segment_count " + std::to_string(s.segment_count), false;

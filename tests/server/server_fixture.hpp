@@ -79,7 +79,7 @@ struct ServerUnderTest {
     // Starts a channel through the API and waits for its master playlist to be served.
     void start_and_wait(const std::string& id) const {
         get_json("/api/v1/channels/start-stream/" + id);
-        REQUIRE(wait_until([&] { return engine.read(id, "index.m3u8").has_value(); }, std::chrono::seconds(20)));
+        REQUIRE(engine.wait_ready(id, 20));
     }
 
     LiveOrigin origin;

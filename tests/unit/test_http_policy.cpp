@@ -145,9 +145,17 @@ TEST_CASE("to_json of a status never shows a credential, whoever asks", "[http_p
     hlsrelay::ChannelStatus s;
     s.source = "http://u:p@h/live/USER/PASS/1.ts";  // as if a caller forgot to redact
     s.last_error = "cannot open http://h/USER/PASS/100.m3u8?password=x: 404";
+    s.previous_error = s.last_error;  // a cleared error keeps its text: redacted the same way
     const auto j = hlsrelay::to_json(s);
     CHECK(j["source"] == "http://***@h/live/***/***/1.ts");
     CHECK(j["last_error"] == "cannot open http://h/***/***/100.m3u8?***: 404");
+    CHECK(j["previous_error"] == "cannot open http://h/***/***/100.m3u8?***: 404");
+    auto hidden = j;
+    hlsrelay::api::apply(hidden, hlsrelay::api::Sources::hidden);
+    CHECK(hidden["previous_error"] == "cannot open <url hidden>: 404");
+    CHECK(hidden["last_error"] == "cannot open <url hidden>: 404");
     s.last_error.clear();
+    s.previous_error.clear();
     CHECK(hlsrelay::to_json(s)["last_error"].is_null());
+    CHECK(hlsrelay::to_json(s)["previous_error"].is_null());
 }

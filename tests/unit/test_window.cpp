@@ -168,4 +168,7 @@ TEST_CASE("status JSON: the replaced design's fields first, in order") {
     s.state = ChannelState::Idle;
     CHECK(to_json(s)["process_status"] == "stopped");
     CHECK(to_json(s)["state"] == "idle");
+    s.state = ChannelState::Stalled;  // running, but no new segment: both fields say so
+    CHECK(to_json(s)["process_status"] == "stalled");
+    CHECK(to_json(s)["state"] == "stalled");
 }

@@ -89,7 +89,8 @@ typedef enum hlsrelay_error {
     HLSRELAY_EBUFFER = -4,    /* caller buffer too small; *size holds the size needed */
     HLSRELAY_ENOMEM = -5,     /* out of memory */
     HLSRELAY_EINTERNAL = -6,  /* a bug or an unexpected failure; the message says more */
-    HLSRELAY_ESTATE = -7      /* not possible in this state (channel not running, call from a callback) */
+    HLSRELAY_ESTATE = -7,     /* not possible in this state (channel not running, call from a callback) */
+    HLSRELAY_ETIMEDOUT = -8   /* the wait ended before what it waited for happened (hlsrelay_wait_ready) */
 } hlsrelay_error;
 
 /* What the last failing call made on this thread reported; "" after a successful call. Owned by the
@@ -239,7 +240,28 @@ HLSRELAY_API const char* hlsrelay_resource_content_type(const hlsrelay_resource*
 HLSRELAY_API int hlsrelay_resource_immutable(const hlsrelay_resource* resource);
 HLSRELAY_API void hlsrelay_resource_free(hlsrelay_resource* resource);
 
+/* ---- Waiting for a channel ---- */
+/* Waits until the channel's first playlists (master.m3u8 and index.m3u8) can be read with hlsrelay_read,
+ * at most timeout_seconds (>= 0; 0 only checks). Wakes when they appear, it does not poll. Returns
+ * HLSRELAY_OK when they can be read (at once if they already can); HLSRELAY_ETIMEDOUT when the timeout
+ * passed first; HLSRELAY_ESTATE at once for a channel that is not running or has failed (also when it
+ * stops or fails during the wait, and from inside an event callback of this engine);
+ * HLSRELAY_ENOTFOUND for an unknown channel; HLSRELAY_EINVAL for a negative or NaN timeout. */
+HLSRELAY_API int hlsrelay_wait_ready(hlsrelay_engine* engine, const char* channel, double timeout_seconds);
+
 /* ---- Events ---- */
+/* A channel's state: the status JSON's "state" and an event's `state` as numbers. Values are ABI:
+ * never renumbered; new states may be appended (treat unknown values as "running or not" by name). */
+typedef enum hlsrelay_state {
+    HLSRELAY_STATE_IDLE = 0,
+    HLSRELAY_STATE_STARTING = 1,
+    HLSRELAY_STATE_RUNNING = 2,
+    HLSRELAY_STATE_RECONNECTING = 3,
+    HLSRELAY_STATE_STOPPED = 4,
+    HLSRELAY_STATE_FAILED = 5,
+    HLSRELAY_STATE_STALLED = 6 /* running, but the newest segment is older than ~3 target durations */
+} hlsrelay_state;
+
 typedef enum hlsrelay_event_type {
     HLSRELAY_EVENT_STATE = 1,    /* a channel's state changed; `state` is the new one */
     HLSRELAY_EVENT_SEGMENT = 2,  /* a segment was published; `sequence`, `duration` */
@@ -253,17 +275,21 @@ typedef struct hlsrelay_event {
     size_t struct_size;
     int type;             /* an hlsrelay_event_type; ignore types you do not know */
     const char* channel;  /* the stream id */
-    const char* state;    /* "starting", "running", "reconnecting", "stopped", "failed" (STATE, SEGMENT) */
+    const char* state;    /* "starting", "running", "reconnecting", "stopped", "failed", "stalled" (STATE,
+                             SEGMENT); "" otherwise */
     const char* message;  /* ERROR: what went wrong, credentials redacted */
     int64_t sequence;     /* SEGMENT: its media sequence number; -1 otherwise */
     double duration;      /* SEGMENT: seconds; 0 otherwise */
+    int state_code;       /* `state` as an hlsrelay_state (STATE, SEGMENT); -1 otherwise. Appended: read it
+                             when struct_size >= offsetof(hlsrelay_event, state_code) + sizeof(int) */
 } hlsrelay_event;
 
 typedef void (*hlsrelay_event_cb)(const hlsrelay_event* event, void* user_data);
 
 /* Registers a callback for every channel's events; *subscription receives its id (never 0).
  *
- * Callbacks run on engine threads: a channel's worker thread, or the thread calling hlsrelay_start
+ * Callbacks run on engine threads: a channel's worker thread, the engine's housekeeping thread (which
+ * reports "stalled" and the way back to "running"), or the thread calling hlsrelay_start
  * (or hlsrelay_channel_update or hlsrelay_api "start-stream"), which reports the "starting" state
  * before it returns. One subscription's callback never runs on two threads at once; different
  * subscriptions may run concurrently. Keep callbacks short: a worker waits for them.
@@ -271,7 +297,7 @@ typedef void (*hlsrelay_event_cb)(const hlsrelay_event* event, void* user_data);
  * From inside a callback, do not call, on the same engine: hlsrelay_start, hlsrelay_stop,
  * hlsrelay_channel_update, hlsrelay_channel_remove, hlsrelay_engine_destroy, hlsrelay_unsubscribe of
  * another subscription, or hlsrelay_api "start-stream"/"stop-stream" (they wait for workers or
- * callbacks and would deadlock). The library detects this and returns HLSRELAY_ESTATE. Everything
+ * callbacks and would deadlock), or hlsrelay_wait_ready. The library detects this and returns HLSRELAY_ESTATE. Everything
  * else is allowed, including hlsrelay_unsubscribe of the callback's own subscription. */
 HLSRELAY_API int hlsrelay_subscribe(hlsrelay_engine* engine, hlsrelay_event_cb callback, void* user_data,
                                     uint64_t* subscription);
