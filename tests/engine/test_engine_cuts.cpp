@@ -41,10 +41,18 @@ std::string slurp(const std::string& path) {
 
 // An ffmpeg HLS encode made once per test process (`args` between the inputs and the HLS muxer).
 const MediaSet& fixture(const std::string& name, const std::vector<std::string>& args, double hls_time) {
+    // This process's encodes, removed when it exits.
+    struct Made {
+        std::map<std::string, MediaSet> sets;
+        ~Made() {
+            std::error_code ec;
+            for (const auto& [name, set] : sets) std::filesystem::remove_all(set.dir, ec);
+        }
+    };
     static std::mutex mu;
-    static std::map<std::string, MediaSet> made;
+    static Made made;
     std::lock_guard lock(mu);
-    if (auto it = made.find(name); it != made.end()) return it->second;
+    if (auto it = made.sets.find(name); it != made.sets.end()) return it->second;
     const std::filesystem::path dir =
         std::filesystem::path(media_root()) / ("cuts-" + name + "-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
@@ -74,7 +82,7 @@ const MediaSet& fixture(const std::string& name, const std::vector<std::string>&
         set.segment_files.pop_back();
     }
     REQUIRE(set.segment_files.size() >= 4);
-    return made.emplace(name, std::move(set)).first->second;
+    return made.sets.emplace(name, std::move(set)).first->second;
 }
 
 // HEVC, 30 fps, 2 s GOPs, 2 s segments, with x265's B-frames and open GOPs (leading pictures
@@ -525,7 +533,7 @@ std::vector<std::string> udp_sender_args(uint16_t port, int seconds) {
 
 }  // namespace
 
-TEST_CASE("cuts: a UDP source that falls silent fails after read_timeout; its restart continues the timestamps",
+TEST_CASE("cuts: a UDP source that falls silent fails after read_timeout, and its restart continues the timestamps",
           "[cuts]") {
     const uint16_t port = free_udp_port();
     EngineSettings settings = quick_settings(1.0, 30);

@@ -239,6 +239,8 @@ def main():
                         f"http://127.0.0.1:{port}/api/v1/channels/streams-status", timeout=10))
                     assert body["streams"][0]["stream_id"] == "and_pictures", body
             elif lang in ("sh", "bash") and text.lstrip().startswith("curl "):
+                if not shutil.which("curl"):
+                    raise AssertionError("curl is not installed (apt-get install curl): the README's commands use it")
                 port = free_port()
                 demo_dir = os.path.join(work, "media")
                 os.makedirs(demo_dir, exist_ok=True)
