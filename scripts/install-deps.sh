@@ -10,7 +10,7 @@ packages=(
   python3 python3-dev python3-venv python3-pybind11 pybind11-dev python3-setuptools python3-wheel python3-pip
   python3-fastapi python3-uvicorn python3-httpx python3-pytest
   clang libclang-rt-14-dev zlib1g-dev
-  chromium nodejs
+  chromium nodejs curl
   # GStreamer's playbin/hlsdemux: one of the real players the player tests run against the output
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
 )
