@@ -23,6 +23,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <utility>
+#include <vector>
 
 namespace hlsrelay {
 
@@ -265,6 +267,43 @@ Opened open_source(SourceContext& ctx, StallWatch& watch) {
     }
     return o;
 }
+// Keeps damaged frames of a continuous source away from the segmenter. libavformat's MPEG-TS
+// demuxer flags a packet AV_PKT_FLAG_CORRUPT when its PES lost TS packets (a continuity-counter gap:
+// datagrams lost, or a stream that broke off inside a frame and went on with another encoder's), and
+// when the input breaks it hands over what it held as packets too, cut short. Passed on, such a
+// frame is what players choke on (hls.js in Chromium stops with a fatal decode error; ffmpeg and
+// mpv print "corrupt" and conceal). So a damaged packet is dropped, and a video stream then waits
+// for its next keyframe, which decodes on its own.
+class DamageFilter {
+public:
+    // Whether `packet` (read from `input`) goes on. `input_broken`: the input reported its end or
+    // an error, so whatever the demuxer still hands over may be cut short.
+    bool pass(const AVFormatContext* input, const AVPacket* packet, bool input_broken) {
+        const auto index = static_cast<size_t>(packet->stream_index);
+        if (waiting_key_.size() <= index) waiting_key_.resize(index + 1, false);
+        const bool video = input->streams[packet->stream_index]->codecpar->codec_type == AVMEDIA_TYPE_VIDEO;
+        if ((packet->flags & AV_PKT_FLAG_CORRUPT) || input_broken) {
+            ++dropped_;
+            if (video) waiting_key_[index] = true;
+            return false;
+        }
+        if (video && waiting_key_[index]) {
+            if (!(packet->flags & AV_PKT_FLAG_KEY)) {
+                ++dropped_;
+                return false;
+            }
+            waiting_key_[index] = false;
+        }
+        return true;
+    }
+    // Packets dropped since the last call.
+    int64_t take_dropped() { return std::exchange(dropped_, 0); }
+
+private:
+    std::vector<bool> waiting_key_;
+    int64_t dropped_ = 0;
+};
+
 }  // namespace
 
 void run_generic_source(SourceContext& ctx) {
@@ -285,6 +324,10 @@ void run_generic_source(SourceContext& ctx) {
     // How long the source may stay silent: read_timeout, or the stall bound when that is shorter.
     const double silence_limit = std::min(ctx.read_timeout, stall_limit);
     Clock::time_point last_data = Clock::now();
+    // Live network sources only: a local file's last packets are whole, and it is read again when it loops.
+    const bool filter_damage = !is_local_file(ctx.url);
+    DamageFilter damage;
+    Clock::time_point last_damage_report{};
     av::PacketPtr packet = av::make_packet();
     for (;;) {
         if (ctx.interrupter.stop_requested()) return;
@@ -333,6 +376,19 @@ void run_generic_source(SourceContext& ctx) {
                 }
                 const double due = (t - pace_origin) - std::chrono::duration<double>(Clock::now() - pace_start).count();
                 if (due > 0.002 && !ctx.sleep(due)) return;
+            }
+        }
+        if (filter_damage) {
+            const bool broken = input->pb && (input->pb->eof_reached || input->pb->error);
+            if (!damage.pass(input, packet.get(), broken)) {
+                av_packet_unref(packet.get());
+                const auto now = Clock::now();
+                if (now - last_damage_report > std::chrono::seconds(10)) {  // said once, not per frame
+                    last_damage_report = now;
+                    ctx.report("the source lost data: " + std::to_string(damage.take_dropped()) +
+                               " damaged or incomplete packets dropped (video resumes at its next keyframe)");
+                }
+                continue;
             }
         }
         ctx.segmenter.write(packet.get());

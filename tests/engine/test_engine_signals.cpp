@@ -112,7 +112,7 @@ TEST_CASE("wait_ready: true once both playlists can be read, false at once when 
     hanging.stop();
 }
 
-TEST_CASE("an outage counts once with its attempts; the log says when it ended, not every attempt", "[signals]") {
+TEST_CASE("an outage counts once with its attempts, and the log says when it ended, not every attempt", "[signals]") {
     LiveOrigin origin(live_media());
     origin.start();
     LogLines log;
@@ -301,7 +301,7 @@ TEST_CASE("a source that delivers long segments in bursts is not stalled between
     engine.stop_all();
 }
 
-TEST_CASE("bytes_out counts what read() hands out; bytes_published what was published", "[signals]") {
+TEST_CASE("bytes_out counts what read() hands out, bytes_published what was published", "[signals]") {
     Engine engine(quick_settings());
     ChannelConfig config = channel("Bytes", {live_media().single_file});
     config.loop = true;
