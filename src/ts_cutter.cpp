@@ -73,6 +73,10 @@ bool pes_pts(const uint8_t* p, int64_t& pts) {
 // begin ahead of the keyframe a clean segment starts with.
 constexpr int64_t kAudioFrameSlack = kClock / 30;
 
+// At a fresh start, how many keyframes without their parameter sets are passed over waiting for one
+// that has them (a source that never repeats them in band still starts, two GOPs later).
+constexpr int kMaxKeysWithoutParams = 2;
+
 // MPEG-2 CRC-32 (polynomial 0x04C11DB7, no reflection): over a whole PSI section, CRC included, 0.
 uint32_t crc32_mpeg(const uint8_t* data, size_t size) {
     uint32_t crc = 0xffffffff;
@@ -350,16 +354,19 @@ Cutter::PesInfo Cutter::inspect_pes(const std::string& data, size_t offset, cons
                 size_t end = i + 3;
                 while (end + 2 < n && !(es[end] == 0 && es[end + 1] == 0 && es[end + 2] <= 1)) ++end;
                 info.sps.assign(reinterpret_cast<const char*>(es + i + 3), end - (i + 3));
+                info.params = true;
                 return info.key = true, info;
             }
             if (nal == 5) return info.key = true, info;  // IDR
             if (nal == 1) return info;                               // a non-IDR slice first
         } else if (type == 0x24) {
             const int nal = (b >> 1) & 0x3f;
-            if ((nal >= 16 && nal <= 21) || nal == 32 || nal == 33) return info.key = true, info;
+            if (nal == 32 || nal == 33) return info.params = true, info.key = true, info;  // VPS/SPS first
+            if (nal >= 16 && nal <= 21) return info.key = true, info;  // an IRAP picture without them
             if (nal <= 9) return info;
         } else {  // MPEG-1/2 video
-            if (b == 0xb3 || b == 0xb8) return info.key = true, info;  // sequence or GOP header
+            if (b == 0xb3) return info.params = true, info.key = true, info;  // sequence header
+            if (b == 0xb8) return info.key = true, info;                       // GOP header alone
             if (b == 0x00) {
                 if (i + 5 < n && ((es[i + 5] >> 3) & 7) == 1) info.key = true;  // an I picture
                 return info;
@@ -647,6 +654,15 @@ FeedStats Cutter::feed(std::string&& input, bool discontinuity, bool end_is_boun
                 if (!source_first_pts) source_first_pts = pes.pts;
                 if (!open_) {
                     if (reference_video_ && !pes.key && need_key_) continue;  // dropped up to a keyframe
+                    // A fresh start (the first segment, or the first after a break) needs a keyframe a
+                    // decoder can start from: one carrying its parameter sets. A source that repeats them
+                    // at only some keyframes (e.g. once per source segment) gets the next that has them;
+                    // after kMaxKeysWithoutParams without, the keyframe is taken as it is.
+                    if (reference_video_ && need_key_ && !pes.params && keys_without_params_ < kMaxKeysWithoutParams) {
+                        ++keys_without_params_;
+                        continue;
+                    }
+                    keys_without_params_ = 0;
                     const bool clean = need_key_;
                     open_cut(pes.pts, pes.key || !reference_video_, pending_break_ || timeline_break);
                     if (clean) {  // a fresh start: every other PID waits for its next PES start

@@ -130,6 +130,7 @@ private:
         bool key = false;
         int64_t duration = 0;  // 90 kHz; audio: from the frame headers, 0 if unknown
         std::string sps;  // H.264: the SPS NAL unit in front of the picture, if any
+        bool params = false;  // a keyframe carrying its parameter sets (H.264 SPS, HEVC VPS/SPS, MPEG-2 sequence header)
     };
     struct Pending {
         std::string data;                 // bytes materialized so far
@@ -170,6 +171,7 @@ private:
     std::vector<int> tail_pids_;      // the PIDs whose PES tails still go to finishing_
 
     bool need_key_ = true;            // drop until the next keyframe (start, discontinuity)
+    int keys_without_params_ = 0;     // keyframes passed over at a start because they lacked their parameter sets
     bool pending_break_ = false;
     int64_t last_dts_ = 0;
     bool have_dts_ = false;

@@ -456,3 +456,50 @@ TEST_CASE("ts describe: codecs, size and frame rate read from the TS agree with 
         CHECK(params->audio_codecs == std::vector<std::string>{"aac"});
     }
 }
+
+TEST_CASE("ts cutter: after a break, the first segment starts at a keyframe that carries its parameter sets") {
+    // A source that repeats SPS/PPS at only some keyframes: in every other keyframe of an ffmpeg
+    // stream the SPS and PPS NAL headers are turned into filler NAL units (type 12, which decoders
+    // skip), so those keyframes cannot start a decoder. Bytes and sizes stay as they are.
+    const auto& media = live_media();
+    std::string data = read_file(media.single_file);
+    const auto program = ts::find_program(data);
+    REQUIRE(program);
+    const int video = program->reference_pid();
+    std::vector<size_t> key_packets;  // the PES-start packet of each keyframe with an SPS, in order
+    int patched = 0;
+    for (size_t off = 0; off + 188 <= data.size(); off += 188) {
+        auto* p = reinterpret_cast<uint8_t*>(data.data() + off);
+        if (p[0] != 0x47 || ((p[1] & 0x1f) << 8 | p[2]) != video || !(p[1] & 0x40)) continue;
+        std::string_view payload(data.data() + off + 4, 184);
+        const size_t sps = payload.find(std::string_view("\x00\x00\x01\x67", 4));
+        if (sps == std::string_view::npos) continue;
+        const size_t pps = payload.find(std::string_view("\x00\x00\x01\x68", 4), sps);
+        if (key_packets.size() % 2 == 1 && pps != std::string_view::npos) {
+            p[4 + sps + 3] = 0x0c;
+            p[4 + pps + 3] = 0x0c;
+            ++patched;
+        }
+        key_packets.push_back(off / 188);
+    }
+    REQUIRE(key_packets.size() >= 8);
+    REQUIRE(patched >= 4);
+    // Up to keyframe 3 (one without its parameter sets) as one source segment, then a break.
+    const size_t split = key_packets[3] * 188;
+    Collector out;
+    ts::Cutter cutter(2.0, out.emit());
+    cutter.set_program(*program);
+    std::string first = data.substr(0, split), second = data.substr(split);
+    cutter.feed(std::move(first), false, true, 2.5);
+    cutter.flush();
+    const size_t before = out.cuts.size();
+    REQUIRE(before >= 1);
+    CHECK(scan_ts(out.cuts.front().data).first_video_clean == 1);
+    cutter.feed(std::move(second), true, true, 2.5);
+    cutter.flush();
+    REQUIRE(out.cuts.size() > before);
+    const auto layout = scan_ts(out.cuts[before].data);
+    INFO("the first segment after the break, " << out.cuts[before].data.size() << " bytes");
+    CHECK(layout.first_video_clean == 1);
+    CHECK(layout.cc_errors == 0);
+}
