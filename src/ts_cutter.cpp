@@ -207,8 +207,8 @@ int64_t audio_duration(const uint8_t* es, size_t size, int stream_type) {
                 const int fscod = h[4] >> 6;
                 static constexpr int kRates[3] = {48000, 44100, 32000};
                 static constexpr int kBlocks[4] = {1, 2, 3, 6};
+                if (fscod == 3 && ((h[4] >> 4) & 3) == 3) break;  // fscod2 3 is reserved
                 rate = fscod == 3 ? kRates[(h[4] >> 4) & 3] / 2 : kRates[fscod];
-                if (fscod == 3 && ((h[4] >> 4) & 3) == 3) break;
                 samples = 256 * (fscod == 3 ? 6 : kBlocks[(h[4] >> 4) & 3]);
                 count = (h[2] >> 6) != 1;  // a dependent substream adds channels, not time
             }
