@@ -5,15 +5,31 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hlsrelay {
+
+// The output's packaging: MPEG-TS segments, or fMP4/CMAF (an init section and .m4s segments).
+enum class Container { ts, fmp4 };
+
+inline const char* to_string(Container c) { return c == Container::fmp4 ? "fmp4" : "ts"; }
+inline std::optional<Container> parse_container(std::string_view text) {
+    if (text == "ts") return Container::ts;
+    if (text == "fmp4") return Container::fmp4;
+    return std::nullopt;
+}
 
 // Engine-wide HLS settings; the defaults are those of the replaced design.
 struct HlsSettings {
     double segment_duration = 2.0;  // seconds; a segment is cut at the first keyframe after this
     int max_segments = 5;           // segments listed in the media playlist
     double cleanup_interval = 5.0;  // seconds between sweeps of the disk mirror
+    Container container = Container::ts;
+    // Which renditions of a multivariant source run: "all", "highest", "lowest", "max-height=<px>",
+    // "max-bandwidth=<bits/s>" or a comma-separated list of heights ("1080p,360p"); the audio and
+    // subtitle renditions of the kept variants' groups follow them.
+    std::string renditions = "all";
 };
 
 // Per-channel overrides of HlsSettings; unset fields take the engine's value.
@@ -21,14 +37,18 @@ struct HlsOverrides {
     std::optional<double> segment_duration;
     std::optional<int> max_segments;
     std::optional<double> cleanup_interval;
+    std::optional<Container> container;
+    std::optional<std::string> renditions;
 
     HlsSettings apply(HlsSettings base) const {
         if (segment_duration) base.segment_duration = *segment_duration;
         if (max_segments) base.max_segments = *max_segments;
         if (cleanup_interval) base.cleanup_interval = *cleanup_interval;
+        if (container) base.container = *container;
+        if (renditions) base.renditions = *renditions;
         return base;
     }
-    bool empty() const { return !segment_duration && !max_segments && !cleanup_interval; }
+    bool empty() const { return !segment_duration && !max_segments && !cleanup_interval && !container && !renditions; }
     bool operator==(const HlsOverrides&) const = default;
 };
 

@@ -45,10 +45,17 @@ inline int target_duration_for(double segment_seconds) {
 }
 
 // The live media playlist. `target_duration` is fixed for the channel's life; no ENDLIST while live.
-inline std::string render_media_playlist(const std::deque<SegmentPtr>& listed, int target_duration) {
+// `prefix` goes before every URI (a playlist served from another directory than its segments).
+// fMP4 segments get EXT-X-MAP before the first one and wherever the init section changes (and after
+// every discontinuity, RFC 8216 4.3.2.5); gap segments get EXT-X-GAP.
+inline std::string render_media_playlist(const std::deque<SegmentPtr>& listed, int target_duration,
+                                         std::string_view prefix = {}) {
+    bool map = false;
+    for (const auto& s : listed) map = map || s->init;
     std::string out;
     out.reserve(160 + listed.size() * 96);
-    out += "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:";
+    out += map ? "#EXTM3U\n#EXT-X-VERSION:6\n" : "#EXTM3U\n#EXT-X-VERSION:3\n";
+    out += "#EXT-X-TARGETDURATION:";
     out += std::to_string(target_duration);
     out += "\n#EXT-X-MEDIA-SEQUENCE:";
     out += std::to_string(listed.empty() ? 0 : listed.front()->sequence);
@@ -59,12 +66,22 @@ inline std::string render_media_playlist(const std::deque<SegmentPtr>& listed, i
         if (header > 0) out += "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(header) + '\n';
     }
     char extinf[64];
+    const InitSection* mapped = nullptr;
     for (const auto& s : listed) {
         if (s->discontinuity) out += "#EXT-X-DISCONTINUITY\n";
+        if (s->init && (s->init.get() != mapped || s->discontinuity)) {
+            out += "#EXT-X-MAP:URI=\"";
+            out += prefix;
+            out += s->init->name();
+            out += "\"\n";
+            mapped = s->init.get();
+        }
         out += "#EXT-X-PROGRAM-DATE-TIME:";
         out += format_date_time(s->program_date_time);
         std::snprintf(extinf, sizeof extinf, "\n#EXTINF:%.3f,\n", s->duration);
         out += extinf;
+        if (s->gap) out += "#EXT-X-GAP\n";
+        out += prefix;
         out += s->name();
         out += '\n';
     }

@@ -6,11 +6,11 @@
 #include "engine_fixture.hpp"
 #include "ts_probe.hpp"
 
-#include "av_util.hpp"
-#include "segmenter.hpp"
-#include "ts_cutter.hpp"
+#include "common/av_util.hpp"
+#include "cut/segmenter.hpp"
+#include "cut/ts_cutter.hpp"
 
-#include <hlsrelay/m3u8.hpp>
+#include "ingest/m3u8.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -10,7 +10,7 @@
 #include "support/hostile_origin.hpp"
 #include "support/ts_edit.hpp"
 
-#include <hlsrelay/m3u8.hpp>
+#include "ingest/m3u8.hpp"
 #include <hlsrelay/status.hpp>
 
 #include <sys/inotify.h>

@@ -7,9 +7,9 @@
 #include "support/scripted_origin.hpp"
 #include "ts_probe.hpp"
 
-#include "av_util.hpp"
+#include "common/av_util.hpp"
 
-#include <hlsrelay/m3u8.hpp>
+#include "ingest/m3u8.hpp"
 
 #include <atomic>
 #include <filesystem>

@@ -2,9 +2,9 @@
 #include "engine_fixture.hpp"
 #include "ts_probe.hpp"
 
-#include "av_util.hpp"
+#include "common/av_util.hpp"
 
-#include <hlsrelay/m3u8.hpp>
+#include "ingest/m3u8.hpp"
 
 #include <atomic>
 #include <cmath>

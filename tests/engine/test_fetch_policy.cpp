@@ -1,12 +1,12 @@
-// The fetch layer's rules for hostile upstreams, piece by piece: the URL policy (src/url_policy.hpp),
-// the HTTP response framing (src/http_framing.hpp), AES-128 decryption, and the HTTP client
-// (src/http_client.hpp) against a tiny loopback server: refused redirects, caps, the total deadline
+// The fetch layer's rules for hostile upstreams, piece by piece: the URL policy (src/ingest/url_policy.hpp),
+// the HTTP response framing (src/ingest/http_framing.hpp), AES-128 decryption, and the HTTP client
+// (src/ingest/http_client.hpp) against a tiny loopback server: refused redirects, caps, the total deadline
 // on a trickle, header scope across origins. The hostile-origin suite drives whole channels.
-#include "av_util.hpp"
+#include "common/av_util.hpp"
 #include "engine_fixture.hpp"
-#include "http_client.hpp"
-#include "http_framing.hpp"
-#include "url_policy.hpp"
+#include "ingest/http_client.hpp"
+#include "ingest/http_framing.hpp"
+#include "ingest/url_policy.hpp"
 
 extern "C" {
 #include <libavutil/aes.h>

@@ -3,8 +3,8 @@
 // (UBSan in the sanitizer build) nor turn them into absurd segment durations.
 #include <catch2/catch.hpp>
 
-#include "av_util.hpp"
-#include "segmenter.hpp"
+#include "common/av_util.hpp"
+#include "cut/segmenter.hpp"
 
 #include <cstdint>
 #include <limits>

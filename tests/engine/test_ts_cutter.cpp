@@ -2,8 +2,8 @@
 #include "engine_fixture.hpp"
 #include "ts_probe.hpp"
 
-#include "segmenter.hpp"
-#include "ts_cutter.hpp"
+#include "cut/segmenter.hpp"
+#include "cut/ts_cutter.hpp"
 
 #include <cstdint>
 #include <fstream>
@@ -11,7 +11,7 @@
 #include <random>
 #include <set>
 
-#include <hlsrelay/m3u8.hpp>
+#include "ingest/m3u8.hpp"
 
 using namespace hlsrelay;
 using namespace hlsrelay::test;

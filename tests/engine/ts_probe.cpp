@@ -1,7 +1,7 @@
 // Test helpers that read MPEG-TS bytes back through libavformat: see ts_probe.hpp.
 #include "ts_probe.hpp"
 
-#include "av_util.hpp"
+#include "common/av_util.hpp"
 
 #include <algorithm>
 #include <sstream>

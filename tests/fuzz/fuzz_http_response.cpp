@@ -1,4 +1,4 @@
-// libFuzzer target: the HTTP/1.1 response framing of the engine's client (src/http_framing.cpp):
+// libFuzzer target: the HTTP/1.1 response framing of the engine's client (src/ingest/http_framing.cpp):
 // status line and headers, Content-Length / chunked / until-close bodies, gzip and deflate decoding
 // under a size cap. Every byte of an upstream's response is hostile; none may crash the parser, and
 // no body may outgrow its cap.
@@ -6,7 +6,7 @@
 // Input: byte 0 picks the cap (1 KiB << (byte % 8)); the rest is the response as it came off the wire.
 // The same bytes are also fed to the incremental pieces in small steps (as a socket delivers them),
 // which must agree with the whole-buffer parse.
-#include "http_framing.hpp"
+#include "ingest/http_framing.hpp"
 
 #include <cstddef>
 #include <cstdint>

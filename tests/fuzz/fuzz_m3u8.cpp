@@ -1,6 +1,6 @@
 // libFuzzer target: the HLS playlist parser (master and media) and what the engine does with a parsed
 // playlist: variant selection and URL resolution. ParseError is the parser's answer to bad input.
-#include <hlsrelay/m3u8.hpp>
+#include "ingest/m3u8.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,4 +1,4 @@
-// libFuzzer target: the MPEG-TS passthrough (src/ts_cutter.cpp), which HLS sources serving MPEG-TS
+// libFuzzer target: the MPEG-TS passthrough (src/cut/ts_cutter.cpp), which HLS sources serving MPEG-TS
 // take: PAT/PMT parsing, codec parameters from the SPS and audio headers, and cutting between TS
 // packets by PES headers. Plain byte parsing without libav, so it runs many thousands of times a
 // second.
@@ -8,7 +8,7 @@
 // the output segment duration), bytes 1-2 where the rest is split into two source segments.
 // Every output segment must be whole TS packets starting with a sync byte, with a finite,
 // non-negative duration; crashes and sanitizer reports are failures too.
-#include "ts_cutter.hpp"
+#include "cut/ts_cutter.hpp"
 
 #include <cmath>
 #include <cstddef>

@@ -1,7 +1,7 @@
 // libFuzzer target: corrupted MPEG-TS through the engine's ingest path for HLS sources. Each source
 // segment the engine fetches is demuxed from memory (av::MemoryReader + libavformat's mpegts demuxer)
 // and its packets go to the Segmenter, which repairs timestamps, cuts and muxes output segments. This
-// target repeats that sequence (src/hls_source.cpp, demux()) over the public interfaces of av_util and
+// target repeats that sequence (src/ingest/hls_source.cpp, demux()) over the public interfaces of av_util and
 // the Segmenter, without threads, sockets or timers, so that libFuzzer runs it thousands of times a
 // second; a test replays the corpus through the same code in the normal and sanitizer builds.
 //
@@ -12,8 +12,8 @@
 // into two source segments. Output segments must be whole MPEG-TS packets that start with a sync byte. Exceptions
 // are the Segmenter's way to refuse a source, as in the worker; crashes, sanitizer reports and
 // malformed output are the failures.
-#include "av_util.hpp"
-#include "segmenter.hpp"
+#include "common/av_util.hpp"
+#include "cut/segmenter.hpp"
 
 #include <cmath>
 #include <cstddef>
@@ -70,7 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     bool failed = false;
     auto attempt = [&](const std::string& bytes, bool discontinuity) {
         try {
-            if (flags & 4) {  // src/hls_source.cpp: MPEG-TS is cut as it is, anything else demuxed
+            if (flags & 4) {  // src/ingest/hls_source.cpp: MPEG-TS is cut as it is, anything else demuxed
                 std::string copy = bytes;
                 if (segmenter.write_ts_segment(copy, discontinuity || failed, (flags & 8) != 0)) {
                     failed = false;

@@ -3,7 +3,7 @@
 
 #include "support/ts_edit.hpp"
 
-#include <hlsrelay/m3u8.hpp>
+#include "ingest/m3u8.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -7,7 +7,7 @@
 #include "support/output_watcher.hpp"
 #include "support/ts_edit.hpp"
 
-#include <hlsrelay/m3u8.hpp>
+#include "ingest/m3u8.hpp"
 
 #include <fstream>
 #include <functional>

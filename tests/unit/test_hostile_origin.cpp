@@ -7,7 +7,7 @@
 #include "support/engine_settings.hpp"
 #include "support/http_get.hpp"
 
-#include <hlsrelay/m3u8.hpp>
+#include "ingest/m3u8.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,7 +1,7 @@
-// Tests for the HLS playlist parser (hlsrelay/m3u8.hpp): media and master playlists, URL resolution, errors, garbage.
+// Tests for the HLS playlist parser (ingest/m3u8.hpp): media and master playlists, URL resolution, errors, garbage.
 #include <catch2/catch.hpp>
 
-#include <hlsrelay/m3u8.hpp>
+#include "ingest/m3u8.hpp"
 
 #include <cstdint>
 #include <random>

@@ -1,5 +1,5 @@
 // The rolling window and the playlists rendered from it, with explicit clocks: no I/O.
-#include <hlsrelay/m3u8.hpp>
+#include "ingest/m3u8.hpp"
 #include <hlsrelay/playlist.hpp>
 #include <hlsrelay/status.hpp>
 #include <hlsrelay/window.hpp>

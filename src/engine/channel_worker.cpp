@@ -1,7 +1,7 @@
 // One running channel: see channel_worker.hpp.
-#include "channel_worker.hpp"
+#include "engine/channel_worker.hpp"
 
-#include "source.hpp"
+#include "ingest/source.hpp"
 
 #include <hlsrelay/stream_id.hpp>
 

@@ -5,12 +5,12 @@
 // live edge, reloads as RFC 8216 6.3.4 allows, retries failed segments, follows
 // EXT-X-DISCONTINUITY, and demuxes every segment on its own so the segmenter knows exactly where
 // each source segment ends. libav opens nothing here: it only demuxes bytes from memory.
-#include "source.hpp"
+#include "ingest/source.hpp"
 
-#include "http_client.hpp"
-#include "url_policy.hpp"
+#include "ingest/http_client.hpp"
+#include "ingest/url_policy.hpp"
 
-#include <hlsrelay/m3u8.hpp>
+#include "ingest/m3u8.hpp"
 #include <hlsrelay/stream_id.hpp>
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 // The engine's HTTP(S) client: see http_client.hpp.
-#include "http_client.hpp"
+#include "ingest/http_client.hpp"
 
-#include <hlsrelay/m3u8.hpp>
+#include "ingest/m3u8.hpp"
 #include <hlsrelay/stream_id.hpp>
 
 #include <fcntl.h>

@@ -13,10 +13,10 @@
 //    per-read timeout; the channel's stop flag is checked around every wait.
 #pragma once
 
-#include "av_util.hpp"
-#include "buffer_pool.hpp"
-#include "http_framing.hpp"
-#include "url_policy.hpp"
+#include "common/av_util.hpp"
+#include "common/buffer_pool.hpp"
+#include "ingest/http_framing.hpp"
+#include "ingest/url_policy.hpp"
 
 #include <atomic>
 #include <chrono>

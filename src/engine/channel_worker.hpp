@@ -3,10 +3,10 @@
 // The worker thread is the only writer; readers take shared pointers to immutable data.
 #pragma once
 
-#include "av_util.hpp"
-#include "disk_mirror.hpp"
-#include "segmenter.hpp"
-#include "source_history.hpp"
+#include "common/av_util.hpp"
+#include "publish/disk_mirror.hpp"
+#include "cut/segmenter.hpp"
+#include "ingest/source_history.hpp"
 
 #include <hlsrelay/engine.hpp>
 #include <hlsrelay/window.hpp>

@@ -3,9 +3,9 @@
 // files). Both return only when stopped and throw av::SourceError when the source fails.
 #pragma once
 
-#include "av_util.hpp"
-#include "segmenter.hpp"
-#include "source_history.hpp"
+#include "common/av_util.hpp"
+#include "cut/segmenter.hpp"
+#include "ingest/source_history.hpp"
 
 #include <hlsrelay/channel.hpp>
 

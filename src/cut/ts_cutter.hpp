@@ -11,7 +11,7 @@
 // the network delivers, so it is fuzzed.
 #pragma once
 
-#include "buffer_pool.hpp"
+#include "common/buffer_pool.hpp"
 
 #include <cstdint>
 #include <functional>

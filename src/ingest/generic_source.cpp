@@ -8,10 +8,10 @@
 //  - a body or file that turns out to be an HLS playlist goes to the engine's HLS client.
 // Any other scheme is refused. A continuous source whose media time falls behind the clock by more
 // than the stall bound is a stall ("source too slow"), so a trickle cannot keep a channel starting.
-#include "source.hpp"
+#include "ingest/source.hpp"
 
-#include "http_client.hpp"
-#include "url_policy.hpp"
+#include "ingest/http_client.hpp"
+#include "ingest/url_policy.hpp"
 
 #include <hlsrelay/stream_id.hpp>
 

@@ -1,5 +1,5 @@
 // Private libav helpers: see av_util.hpp.
-#include "av_util.hpp"
+#include "common/av_util.hpp"
 
 extern "C" {
 #include <libavutil/aes.h>

@@ -1,5 +1,5 @@
 // Packets in, MPEG-TS segments out: see segmenter.hpp.
-#include "segmenter.hpp"
+#include "cut/segmenter.hpp"
 
 extern "C" {
 #include <libavutil/mathematics.h>

@@ -1,5 +1,5 @@
 // HTTP/1.1 response framing: see http_framing.hpp.
-#include "http_framing.hpp"
+#include "ingest/http_framing.hpp"
 
 #include <zlib.h>
 

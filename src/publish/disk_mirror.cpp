@@ -1,5 +1,5 @@
 // The optional disk mirror of a channel: see disk_mirror.hpp.
-#include "disk_mirror.hpp"
+#include "publish/disk_mirror.hpp"
 
 #include <cerrno>
 #include <cstring>

@@ -1,5 +1,5 @@
 // MPEG-TS passthrough cutting: see ts_cutter.hpp.
-#include "ts_cutter.hpp"
+#include "cut/ts_cutter.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,7 +1,7 @@
 // The public engine: the registry, one ChannelWorker per running channel, housekeeping, events.
 #include <hlsrelay/engine.hpp>
 
-#include "channel_worker.hpp"
+#include "engine/channel_worker.hpp"
 
 #ifdef __GLIBC__
 #include <malloc.h>

@@ -9,7 +9,7 @@ extern "C" {
 #include <libavutil/opt.h>
 }
 
-#include "buffer_pool.hpp"
+#include "common/buffer_pool.hpp"
 
 #include <atomic>
 #include <chrono>

@@ -3,8 +3,8 @@
 // into memory so that it starts with PAT/PMT and, for video, a keyframe.
 #pragma once
 
-#include "av_util.hpp"
-#include "ts_cutter.hpp"
+#include "common/av_util.hpp"
+#include "cut/ts_cutter.hpp"
 
 #include <hlsrelay/playlist.hpp>
 
