@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace hlsrelay {
@@ -18,6 +19,66 @@ inline std::optional<Container> parse_container(std::string_view text) {
     if (text == "ts") return Container::ts;
     if (text == "fmp4") return Container::fmp4;
     return std::nullopt;
+}
+
+// Which renditions of a multivariant source a channel runs (HlsSettings::renditions, parsed).
+struct RenditionSelection {
+    enum class Mode { all, highest, lowest, max_height, max_bandwidth, heights };
+    Mode mode = Mode::all;
+    int64_t limit = 0;          // max_height: pixels; max_bandwidth: bits/s
+    std::vector<int> heights;   // heights: the variants' heights to keep ("1080p,360p")
+    bool operator==(const RenditionSelection&) const = default;
+};
+
+// "all" | "highest" | "lowest" | "max-height=<px>" | "max-bandwidth=<bits/s>" | "<h>p[,<h>p...]";
+// nullopt (and `problem` says why) for anything else.
+inline std::optional<RenditionSelection> parse_rendition_selection(std::string_view text, std::string* problem = nullptr) {
+    auto fail = [&](const std::string& why) -> std::optional<RenditionSelection> {
+        if (problem) *problem = why;
+        return std::nullopt;
+    };
+    auto number = [](std::string_view digits, int64_t max) -> std::optional<int64_t> {
+        if (digits.empty() || digits.size() > 12) return std::nullopt;
+        int64_t v = 0;
+        for (char c : digits) {
+            if (c < '0' || c > '9') return std::nullopt;
+            v = v * 10 + (c - '0');
+        }
+        if (v < 1 || v > max) return std::nullopt;
+        return v;
+    };
+    const std::string expected =
+        "renditions must be all, highest, lowest, max-height=<px>, max-bandwidth=<bits/s> or a list of heights like 1080p,360p";
+    RenditionSelection s;
+    if (text == "all") return s;
+    if (text == "highest" || text == "lowest") {
+        s.mode = text == "highest" ? RenditionSelection::Mode::highest : RenditionSelection::Mode::lowest;
+        return s;
+    }
+    for (auto [prefix, mode, max] : {std::tuple{std::string_view("max-height="), RenditionSelection::Mode::max_height, int64_t{100000}},
+                                     std::tuple{std::string_view("max-bandwidth="), RenditionSelection::Mode::max_bandwidth, int64_t{1} << 40}}) {
+        if (text.substr(0, prefix.size()) == prefix) {
+            auto v = number(text.substr(prefix.size()), max);
+            if (!v) return fail(expected);
+            s.mode = mode;
+            s.limit = *v;
+            return s;
+        }
+    }
+    s.mode = RenditionSelection::Mode::heights;
+    while (!text.empty()) {
+        const auto comma = text.find(',');
+        std::string_view item = text.substr(0, comma);
+        if (item.size() < 2 || item.back() != 'p') return fail(expected);
+        auto v = number(item.substr(0, item.size() - 1), 100000);
+        if (!v || s.heights.size() >= 32) return fail(expected);
+        s.heights.push_back(static_cast<int>(*v));
+        if (comma == std::string_view::npos) break;
+        text.remove_prefix(comma + 1);
+        if (text.empty()) return fail(expected);
+    }
+    if (s.heights.empty()) return fail(expected);
+    return s;
 }
 
 // Engine-wide HLS settings; the defaults are those of the replaced design.

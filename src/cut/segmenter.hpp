@@ -16,12 +16,15 @@
 
 namespace hlsrelay {
 
+// What a cutter hands the worker: everything publishing needs, so nothing downstream calls back.
 struct CutSegment {
     std::string data;
     double duration = 0;
     bool discontinuity = false;
     bool keyframe_start = true;
     SystemClock::time_point program_date_time{};
+    SegmentFormat format = SegmentFormat::ts;
+    InitPtr init;  // fmp4: the init section the bytes need (the same pointer while it is unchanged)
 };
 
 class Segmenter {

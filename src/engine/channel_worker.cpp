@@ -328,6 +328,8 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
     segment->discontinuity = cut.discontinuity;
     segment->keyframe_start = cut.keyframe_start;
     segment->program_date_time = cut.program_date_time;
+    segment->format = cut.format;
+    segment->init = std::move(cut.init);
     segment->data = std::move(cut.data);
     const auto now = SteadyClock::now();
     segment->published = now;
@@ -479,10 +481,14 @@ std::optional<Resource> ChannelWorker::read(std::string_view file, Delivery deli
             if (master_playlist_) r = Resource{master_playlist_, "application/vnd.apple.mpegurl", false};
         } else if (file == kMediaPlaylistName) {
             if (media_playlist_) r = Resource{media_playlist_, "application/vnd.apple.mpegurl", false};
-        } else if (const auto sequence = Segment::parse_name(file)) {
+        } else if (const auto named = Segment::parse_any_name(file)) {
             // Aliasing: the bytes keep their segment alive, nothing is copied.
-            if (SegmentPtr segment = window_.find(*sequence, SteadyClock::now()))
-                r = Resource{std::shared_ptr<const std::string>(segment, &segment->data), "video/mp2t", true};
+            SegmentPtr segment = window_.find(named->first, SteadyClock::now());
+            if (segment && !segment->gap && segment->format == named->second)
+                r = Resource{std::shared_ptr<const std::string>(segment, &segment->data), content_type_of(segment->format), true};
+        } else if (const auto version = InitSection::parse_name(file)) {
+            if (InitPtr init = window_.find_init(*version, SteadyClock::now()))
+                r = Resource{std::shared_ptr<const std::string>(init, &init->data), kInitContentType, true};
         }
     }
     if (r && delivery == Delivery::whole)

@@ -1,5 +1,6 @@
 // The rolling window and the playlists rendered from it, with explicit clocks: no I/O.
 #include "ingest/m3u8.hpp"
+#include <hlsrelay/channel.hpp>
 #include <hlsrelay/playlist.hpp>
 #include <hlsrelay/status.hpp>
 #include <hlsrelay/window.hpp>
@@ -171,4 +172,63 @@ TEST_CASE("status JSON: the replaced design's fields first, in order") {
     s.state = ChannelState::Stalled;  // running, but no new segment: both fields say so
     CHECK(to_json(s)["process_status"] == "stalled");
     CHECK(to_json(s)["state"] == "stalled");
+}
+
+TEST_CASE("segment and init names: one name per file and format", "[window]") {
+    CHECK(Segment::segment_name(7, SegmentFormat::fmp4) == "seg_7.m4s");
+    CHECK(Segment::segment_name(7, SegmentFormat::webvtt) == "seg_7.vtt");
+    CHECK(Segment::parse_any_name("seg_7.m4s") == std::make_pair(int64_t{7}, SegmentFormat::fmp4));
+    CHECK(Segment::parse_any_name("seg_7.vtt") == std::make_pair(int64_t{7}, SegmentFormat::webvtt));
+    CHECK_FALSE(Segment::parse_any_name("seg_07.m4s"));
+    CHECK_FALSE(Segment::parse_any_name("seg_7.mp4"));
+    CHECK(InitSection::init_name(3) == "init_3.mp4");
+    CHECK(InitSection::parse_name("init_3.mp4") == 3);
+    for (const char* bad : {"init_.mp4", "init_03.mp4", "init_3.m4s", "init_-1.mp4", "xinit_3.mp4"})
+        CHECK_FALSE(InitSection::parse_name(bad));
+}
+
+TEST_CASE("media playlist: EXT-X-MAP where the init section changes and after discontinuities, EXT-X-GAP", "[window]") {
+    auto init0 = std::make_shared<InitSection>(InitSection{0, "moov0"});
+    auto init1 = std::make_shared<InitSection>(InitSection{1, "moov1"});
+    Window w(5);
+    const auto now = SteadyClock::now();
+    auto seg = [&](int64_t n, InitPtr init, bool disc, bool gap) {
+        auto s = std::make_shared<Segment>();
+        s->sequence = n;
+        s->duration = 2;
+        s->format = SegmentFormat::fmp4;
+        s->init = std::move(init);
+        s->discontinuity = disc;
+        s->discontinuity_sequence = disc ? 1 : 0;
+        s->gap = gap;
+        s->data = gap ? "" : "x";
+        w.push(s, now);
+    };
+    seg(10, init0, false, false);
+    seg(11, init0, false, true);
+    seg(12, init1, true, false);
+    const std::string text = render_media_playlist(w.listed(), 2, "v0/");
+    CHECK(text.find("#EXT-X-VERSION:6\n") != std::string::npos);
+    CHECK(text.find("#EXT-X-MAP:URI=\"v0/init_0.mp4\"") < text.find("v0/seg_10.m4s"));
+    CHECK(text.find("#EXT-X-MAP:URI=\"v0/init_0.mp4\"", text.find("v0/seg_10.m4s")) == std::string::npos);
+    CHECK(text.find("#EXT-X-GAP\nv0/seg_11.m4s") != std::string::npos);
+    CHECK(text.find("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"v0/init_1.mp4\"") != std::string::npos);
+    CHECK(w.find_init(1, now) == init1);
+    CHECK_FALSE(w.find_init(2, now));
+}
+
+TEST_CASE("rendition selections parse, and everything else is refused with the reason", "[window]") {
+    using M = RenditionSelection::Mode;
+    CHECK(parse_rendition_selection("all")->mode == M::all);
+    CHECK(parse_rendition_selection("highest")->mode == M::highest);
+    CHECK(parse_rendition_selection("lowest")->mode == M::lowest);
+    CHECK(parse_rendition_selection("max-height=720")->limit == 720);
+    CHECK(parse_rendition_selection("max-bandwidth=3000000")->mode == M::max_bandwidth);
+    CHECK(parse_rendition_selection("1080p,360p")->heights == std::vector<int>{1080, 360});
+    for (const char* bad : {"", "ALL", "max-height=", "max-height=0", "max-height=-5", "720", "720p,", ",720p", "p",
+                            "max-bandwidth=99999999999999", "1080p;360p"}) {
+        std::string why;
+        CHECK_FALSE(parse_rendition_selection(bad, &why));
+        CHECK_FALSE(why.empty());
+    }
 }
