@@ -4,7 +4,12 @@
 // the controls and the error column must be inside the viewport and not covered by anything (the
 // element at each one's centre is that element), and the page must not scroll sideways. At 1280x800
 // and 390x844 pressing Play on the stopped demo channel must start it (state "running") and play
-// it (the video's currentTime advances). Screenshots of each width go to tests/browser/output/.
+// it (the video's currentTime advances). A third channel, "ladder", is a status fixture added to the
+// server's /api/v1/channels/streams-status answer in the browser (a presentation: 3 video, 2 audio and
+// 1 subtitle renditions, fMP4 out, one audio rendition reconnecting, names and languages that carry
+// HTML): at every width its renditions summary is visible, opening it shows one row per rendition
+// with its fields, the page still does not scroll sideways, and the HTML stays text (no element, no
+// script run). Screenshots of each width go to tests/browser/output/.
 // Usage: node dashboard.test.mjs [--server PATH] [--work-dir DIR] [--output DIR] [--web-root DIR]
 // Exit codes: 0 pass, 1 fail, 77 a prerequisite is missing (ctest reports it as skipped).
 import { spawn, spawnSync } from "node:child_process";
@@ -106,6 +111,84 @@ function startServer(channels) {
   });
 }
 
+// A presentation as the status JSON describes it (agent contract: ChannelStatus.renditions). Names and
+// languages come from the source's multivariant playlist: untrusted, so some carry markup.
+const hostileName = '<img src=x onerror="window.__pwned=1">Fran\u00e7ais';
+const hostileLanguage = '"><script>window.__pwned=2</script>';
+function rendition(id, kind, fields) {
+  return { id, kind, name: null, language: null, group: null, codecs: null, bandwidth: null, resolution: null,
+    state: "running", newest_segment_age_seconds: 0.8, bytes_in: 12_345_678, segment_count: 5, last_error: null, ...fields };
+}
+const ladderFixture = {
+  channel_name: "Ladder fixture <b>bold</b>", stream_id: "ladder", process_status: "running", cleanup_running: true,
+  segment_count: 5, max_segments: 5, master_playlist_exists: true, hls_url: "/hls_streams/ladder/master.m3u8",
+  estimated_buffer_seconds: 10, state: "running", last_error: null, last_error_at: null, last_error_age_seconds: null,
+  previous_error: null, previous_error_at: null, reconnects: 0, reconnect_attempts: 0, uptime_seconds: 60,
+  source: "http://127.0.0.1:9/ladder/master.m3u8", source_index: 0, input_bitrate: 4_200_000, output_bitrate: 4_100_000,
+  codecs: "avc1.64001f,mp4a.40.2", resolution: "1280x720", newest_segment_age_seconds: 0.8, container: "fmp4", viewers: 0,
+  renditions: [
+    rendition("v0", "video", { codecs: "avc1.64001f", bandwidth: 2_800_000, resolution: "1280x720", group: "aud" }),
+    rendition("v1", "video", { codecs: "avc1.64001e", bandwidth: 1_200_000, resolution: "640x360", group: "aud" }),
+    rendition("v2", "video", { codecs: "avc1.64000c", bandwidth: 300_000, resolution: "256x144", group: "aud" }),
+    rendition("a0", "audio", { name: "English", language: "en", group: "aud", codecs: "mp4a.40.2", bandwidth: 96_000 }),
+    rendition("a1", "audio", { name: hostileName, language: hostileLanguage, group: "aud", codecs: "mp4a.40.2",
+      state: "reconnecting", newest_segment_age_seconds: 9.5, last_error: "HTTP 503 <i>from</i> the origin" }),
+    rendition("s0", "subtitles", { name: "Deutsch", language: "de", group: "subs", codecs: "wvtt",
+      newest_segment_age_seconds: null, bytes_in: 2048 }),
+  ],
+};
+
+// The renditions of the fixture channel: summary visible; opened, one row per rendition with its
+// fields, markup from the source shown as text, no sideways scrolling; closed again afterwards.
+async function checkRenditions(page, label) {
+  const summary = 'tr[data-renditions-of="ladder"] summary';
+  await page.waitForFunction((sel) => !!document.querySelector(sel), summary, { timeout: 10_000, polling: 250 })
+    .catch(() => fail(`${label}: the ladder fixture's renditions summary is missing`));
+  await page.locator(summary).scrollIntoViewIfNeeded();
+  await checkVisible(page, summary, "the ladder channel's renditions summary", label);
+  const summaryText = await page.locator(summary).textContent();
+  const expected = "6 renditions: 3 video, 2 audio, 1 subtitles · fMP4 · 1 not running";
+  if (summaryText !== expected) await fail(`${label}: renditions summary is "${summaryText}", not "${expected}"`);
+  const format = await page.evaluate(() => document.querySelector('tr[data-channel="ladder"] .format')?.textContent ?? "");
+  if (!format.includes("fMP4") || !format.includes("1280x720")) await fail(`${label}: the ladder channel's stream line is "${format}"`);
+  // Collapsed: the rendition table takes no room.
+  if (await page.locator('tr[data-renditions-of="ladder"] tr[data-rendition="v0"]').isVisible())
+    await fail(`${label}: the renditions are shown before the summary is opened`);
+  await page.locator(summary).click();
+  const rows = await page.evaluate(() => [...document.querySelectorAll('tr[data-renditions-of="ladder"] tbody tr')].map((tr) => ({
+    id: tr.dataset.rendition,
+    cells: Object.fromEntries([...tr.children].map((td) => [td.className, td.textContent])),
+    visible: tr.getBoundingClientRect().height > 0,
+  })));
+  const ids = rows.map((r) => r.id).join(",");
+  if (ids !== "v0,v1,v2,a0,a1,s0") await fail(`${label}: rendition rows ${ids}, not v0,v1,v2,a0,a1,s0`);
+  if (!rows.every((r) => r.visible)) await fail(`${label}: opened, some rendition rows have no height`);
+  const byId = Object.fromEntries(rows.map((r) => [r.id, r.cells]));
+  const want = [
+    ["v0", "r-id", "v0 · video"], ["v0", "r-resolution", "1280x720"], ["v0", "r-codecs", "avc1.64001f"],
+    ["v0", "r-bandwidth", "2.80 Mbit/s"], ["v0", "r-state", "running"], ["v0", "r-age", "0.8 s ago"], ["v0", "r-bytes", "12.3 MB"],
+    ["a0", "r-name", "English · en · group aud"], ["a0", "r-bandwidth", "96 kbit/s"], ["a0", "r-resolution", "–"],
+    ["a1", "r-name", `${hostileName} · ${hostileLanguage} · group aud`], ["a1", "r-state", "reconnecting"], ["a1", "r-age", "9.5 s ago"],
+    ["s0", "r-id", "s0 · subtitles"], ["s0", "r-age", "–"], ["s0", "r-bytes", "2 kB"],
+  ];
+  for (const [id, cell, text] of want)
+    if (byId[id]?.[cell] !== text) await fail(`${label}: rendition ${id} ${cell} is ${JSON.stringify(byId[id]?.[cell])}, not ${JSON.stringify(text)}`);
+  const injected = await page.evaluate(() => ({
+    pwned: window.__pwned ?? null,
+    elements: document.querySelectorAll('img, tbody script, tr[data-channel="ladder"] b, tr[data-renditions-of="ladder"] i').length,
+  }));
+  if (injected.pwned !== null || injected.elements !== 0)
+    await fail(`${label}: markup from the status was rendered as HTML (${JSON.stringify(injected)})`);
+  await page.locator('tr[data-renditions-of="ladder"] tr[data-rendition="a1"] .state').scrollIntoViewIfNeeded();
+  await checkVisible(page, 'tr[data-renditions-of="ladder"] tr[data-rendition="a1"] .state', "the reconnecting audio rendition's state", label);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+  if (overflow > 0) await fail(`${label}: with the renditions open the page is ${overflow} px wider than the viewport`);
+  const shot = await screenshot(page, `dashboard-${label}-renditions.png`);
+  await page.locator(summary).click();
+  await page.evaluate(() => window.scrollTo(0, 0));
+  return shot;
+}
+
 // Inside the viewport and on top at its centre (not under the player, not scrolled away).
 async function checkVisible(page, selector, what, label) {
   const r = await page.evaluate((sel) => {
@@ -196,6 +279,14 @@ try {
   const page = browser.pages()[0] || (await browser.newPage());
   page.on("console", (m) => consoleLog.push(`[${m.type()}] ${m.text()}`));
   page.on("pageerror", (e) => consoleLog.push(`[pageerror] ${e.message}`));
+  // The live status plus the ladder fixture (the server's own channels stay real).
+  await page.route("**/api/v1/channels/streams-status", async (route) => {
+    const response = await route.fetch();
+    const body = await response.json();
+    body.streams.push(ladderFixture);
+    body.total_channels += 1;
+    await route.fulfill({ response, json: body });
+  });
 
   await page.goto(url, { waitUntil: "load", timeout: 15_000 });
   await page.locator('button[data-action="play"][data-channel="demo"]').waitFor({ timeout: 10_000 });
@@ -207,6 +298,7 @@ try {
     await page.setViewportSize({ width, height });
     await checkLayout(page, label);
     results.push(`${label} layout ok (${await screenshot(page, `dashboard-${label}.png`)})`);
+    results.push(`${label} renditions ok (${await checkRenditions(page, label)})`);
   }
   const desktopPlayed = await playStopped(page, "1280x800");
   await checkLayout(page, "1280x800 playing");
@@ -217,6 +309,7 @@ try {
   await page.goto(url, { waitUntil: "load", timeout: 15_000 });
   await checkLayout(page, "390x844");
   results.push(`390x844 layout ok (${await screenshot(page, "dashboard-390x844.png")})`);
+  results.push(`390x844 renditions ok (${await checkRenditions(page, "390x844")})`);
   await page.locator('button[data-action="stop"][data-channel="demo"]').click();
   await page.waitForFunction(() => document.querySelector('tr[data-channel="demo"] .state')?.textContent === "stopped",
     null, { timeout: 30_000, polling: 250 }).catch(() => fail("390x844: Stop did not stop the demo channel"));
@@ -235,7 +328,7 @@ try {
 
   clearTimeout(watchdog);
   for (const r of results) console.log("  " + r);
-  console.log("PASS: controls and errors visible at every width; Play starts a stopped channel and plays it");
+  console.log("PASS: controls, errors and renditions visible at every width, upstream markup shown as text; Play starts a stopped channel and plays it");
   console.log("1 passed, 0 failed");
 } catch (e) {
   await fail(e.stack || String(e));
