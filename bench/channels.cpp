@@ -1,13 +1,23 @@
 // Benchmark 1: N live channels from a loopback live HLS origin, restreamed (a) by hlsrelay-server,
 // (b) by one `ffmpeg -c copy -f hls -hls_time 2 -hls_list_size 5 -hls_flags delete_segments` per
 // channel, in the same run on the same origin. See docs/benchmarks.md for the definitions.
+// --row picks the source and the columns:
+//   channels (default): a 720p30 MPEG-TS source; hlsrelay vs ffmpeg;
+//   ladder: a 3-variant + 2-audio-language presentation (MPEG-TS, or fMP4 with --ladder-fmp4);
+//           hlsrelay with renditions=all vs ffmpeg keeping every rendition (-map, -var_stream_map);
+//   fmp4: the 720p30 source as fMP4 HLS; hlsrelay container=fmp4 (passthrough), container=ts (the
+//         remux path), ffmpeg (fMP4 out), and hlsrelay on the MPEG-TS source (today's passthrough,
+//         the reference of the 1.5x target).
 //
-//   hlsrelay_bench_channels [N=10] [--warmup S] [--cpu-window S] [--delay-window S] [--sample K]
-//                           [--only hlsrelay|ffmpeg] [--ffmpeg-max M] [--server PATH] [--poll S]
+//   hlsrelay_bench_channels [N=10] [--row channels|ladder|fmp4] [--ladder-fmp4] [--warmup S]
+//                           [--cpu-window S] [--delay-window S] [--sample K] [--only hlsrelay|ffmpeg]
+//                           [--ffmpeg-max M] [--server PATH] [--poll S]
 #include "origin.hpp"
 #include "util.hpp"
 
 #include "support/media.hpp"
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -28,6 +38,7 @@
 #include <string>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -51,7 +62,239 @@ struct Options {
     int ffmpeg_max = 200;      // the ffmpeg reference runs at most this many channels (memory, CPU)
     std::string only;          // "", "hlsrelay" or "ffmpeg"
     std::string server = HLSRELAY_SERVER_BIN;
+    std::string row = "channels";  // "channels", "ladder" or "fmp4"
+    bool ladder_fmp4 = false;      // the ladder row's source in fMP4 instead of MPEG-TS
 };
+
+// ---------------------------------------------------------------------------------------------------
+// Sources: what one origin channel plays.
+
+struct Source {
+    std::string name;         // "720p30 MPEG-TS", ...
+    OriginMedia media;
+    int renditions = 1;       // renditions per channel (video variants + audio renditions)
+    bool ladder = false;      // a multivariant presentation: v0 v1 v2 (highest first), a0 a1 (group "aud")
+    bool fmp4 = false;
+    double mbps = 0;          // all renditions together
+    std::string description;
+};
+
+std::optional<std::string> read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::string must_read(const fs::path& p) {
+    auto body = read_file(p);
+    if (!body) {
+        std::fprintf(stderr, "cannot read %s\n", p.c_str());
+        std::exit(1);
+    }
+    return std::move(*body);
+}
+
+// Runs a command to completion (output to `log`); exits on failure.
+void run_or_die(const std::vector<std::string>& args, const std::string& log) {
+    const pid_t pid = spawn(args, log);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        std::fprintf(stderr, "%s failed (status %d); see %s\n", args[0].c_str(), status, log.c_str());
+        std::exit(1);
+    }
+}
+
+// A VOD media playlist made by ffmpeg: its init section (fMP4) and segments with their durations.
+struct VodPlaylist {
+    std::string init;
+    std::vector<std::string> files;
+    std::vector<double> durations;
+};
+
+VodPlaylist read_vod(const fs::path& playlist) {
+    VodPlaylist v;
+    std::istringstream in(must_read(playlist));
+    std::string line;
+    double pending = -1;
+    while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.rfind("#EXT-X-MAP:URI=\"", 0) == 0) {
+            const auto end = line.find('"', 16);
+            v.init = must_read(playlist.parent_path() / line.substr(16, end - 16));
+        } else if (line.rfind("#EXTINF:", 0) == 0) {
+            pending = std::atof(line.c_str() + 8);
+        } else if (!line.empty() && line[0] != '#' && pending >= 0) {
+            v.files.push_back(must_read(playlist.parent_path() / line));
+            v.durations.push_back(pending);
+            pending = -1;
+        }
+    }
+    // A trailing runt (AAC framing leaves one in audio-only renditions) would break the alignment.
+    while (!v.durations.empty() && v.durations.back() < 1.0) {
+        v.durations.pop_back();
+        v.files.pop_back();
+    }
+    return v;
+}
+
+// Makes `dir` with `make` unless a complete copy (marked by a "done" file) is already there.
+void cached(const fs::path& dir, const std::function<void(const fs::path&)>& make) {
+    if (fs::exists(dir / "done")) return;
+    const fs::path tmp = dir.string() + ".tmp-" + std::to_string(getpid());
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    make(tmp);
+    std::ofstream(tmp / "done") << "ok\n";
+    std::error_code ec;
+    fs::rename(tmp, dir, ec);
+    if (ec) fs::remove_all(tmp);  // another run made it meanwhile
+}
+
+double mbps_of(const std::vector<const std::vector<std::string>*>& sets, const std::vector<double>& durations) {
+    double bytes = 0, seconds = 0;
+    for (const auto* files : sets)
+        for (const auto& f : *files) bytes += static_cast<double>(f.size());
+    for (double d : durations) seconds += d;
+    return seconds > 0 ? bytes * 8 / seconds / 1e6 : 0;
+}
+
+// The channel benchmark's minute of 720p30 H.264 + AAC; as MPEG-TS or repackaged (-c copy) as fMP4 HLS.
+Source single_source(bool fmp4) {
+    hlsrelay::test::MediaSpec spec;
+    spec.seconds = 60;
+    spec.segment_seconds = 2;
+    spec.fps = 30;
+    spec.gop_frames = 60;
+    spec.width = 1280;
+    spec.height = 720;
+    spec.video_kbps = 2400;
+    spec.name = "bench-720p30-2500k";
+    const auto& media = hlsrelay::test::make_media(spec);
+    Source s;
+    s.fmp4 = fmp4;
+    OriginRendition r;
+    if (!fmp4) {
+        s.name = "720p30 MPEG-TS";
+        for (const auto& f : media.segment_files) r.files.push_back(must_read(f));
+        s.media.durations = media.durations;
+    } else {
+        s.name = "720p30 fMP4";
+        const fs::path dir = fs::path(hlsrelay::test::media_root()) / "bench-720p30-2500k-fmp4";
+        cached(dir, [&](const fs::path& out) {
+            run_or_die({"ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", media.single_file, "-c",
+                        "copy", "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
+                        "-hls_fmp4_init_filename", "init.mp4", "-hls_segment_filename", (out / "seg_%05d.m4s").string(),
+                        (out / "index.m3u8").string()},
+                       (out / "ffmpeg.log").string());
+        });
+        VodPlaylist v = read_vod(dir / "index.m3u8");
+        r.files = std::move(v.files);
+        r.init = std::move(v.init);
+        s.media.durations = std::move(v.durations);
+    }
+    s.media.renditions.push_back(std::move(r));
+    s.mbps = mbps_of({&s.media.renditions[0].files}, s.media.durations);
+    char d[256];
+    std::snprintf(d, sizeof d, "%dx%d@%d H.264 + AAC in %s, %.2f Mbit/s, %.0f s segments, %zu files looped", spec.width,
+                  spec.height, spec.fps, fmp4 ? "fMP4 (one muxed rendition)" : "MPEG-TS", s.mbps, spec.segment_seconds,
+                  s.media.durations.size());
+    s.description = d;
+    return s;
+}
+
+// A ladder made with ffmpeg once: 640x360 1 Mbit/s, 426x240 500 kbit/s, 256x144 200 kbit/s (H.264 main,
+// 2 s GOPs aligned) and two AAC languages of 96 kbit/s in their own rendition group; a minute, 2 s segments.
+struct LadderRung {
+    const char* dir;
+    int width, height, kbps;
+};
+constexpr LadderRung kRungs[] = {{"v0", 640, 360, 1000}, {"v1", 426, 240, 500}, {"v2", 256, 144, 200}};
+constexpr const char* kAudioDirs[] = {"a0", "a1"};
+
+Source ladder_source(bool fmp4) {
+    const fs::path dir = fs::path(hlsrelay::test::media_root()) / (fmp4 ? "bench-ladder-fmp4" : "bench-ladder-ts");
+    cached(dir, [&](const fs::path& out) {
+        std::vector<std::string> a = {"ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                                      "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+                                      "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                                      "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000",
+                                      "-filter_complex", "[0:v]split=3[a][b][c];[b]scale=426:240[b2];[c]scale=256:144[c2]",
+                                      "-map", "[a]", "-map", "[b2]", "-map", "[c2]", "-map", "1:a", "-map", "2:a",
+                                      "-t", "60", "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main",
+                                      "-level", "3.0", "-pix_fmt", "yuv420p", "-g", "60", "-keyint_min", "60",
+                                      "-sc_threshold", "0"};
+        for (int i = 0; i < 3; ++i) {
+            const std::string k = std::to_string(kRungs[i].kbps);
+            const std::string v = ":v:" + std::to_string(i);
+            a.insert(a.end(), {"-b" + v, k + "k", "-maxrate" + v, k + "k", "-bufsize" + v, std::to_string(2 * kRungs[i].kbps) + "k"});
+        }
+        a.insert(a.end(), {"-c:a", "aac", "-b:a", "96k", "-ac", "2", "-f", "hls", "-hls_time", "2", "-hls_playlist_type",
+                           "vod", "-hls_segment_type", fmp4 ? "fmp4" : "mpegts"});
+        if (fmp4) a.insert(a.end(), {"-hls_fmp4_init_filename", "init.mp4"});
+        a.insert(a.end(), {"-hls_segment_filename", (out / (fmp4 ? "%v/seg_%05d.m4s" : "%v/seg_%05d.ts")).string(),
+                           "-var_stream_map", "v:0,name:v0 v:1,name:v1 v:2,name:v2 a:0,name:a0 a:1,name:a1",
+                           (out / "%v/index.m3u8").string()});
+        run_or_die(a, (out / "ffmpeg.log").string());
+    });
+    Source s;
+    s.name = fmp4 ? "ladder fMP4" : "ladder MPEG-TS";
+    s.ladder = true;
+    s.fmp4 = fmp4;
+    std::vector<VodPlaylist> vods;
+    for (const auto& r : kRungs) vods.push_back(read_vod(dir / r.dir / "index.m3u8"));
+    for (const char* d : kAudioDirs) vods.push_back(read_vod(dir / d / "index.m3u8"));
+    std::size_t count = SIZE_MAX;
+    for (const auto& v : vods) count = std::min(count, v.files.size());
+    if (count == 0 || count == SIZE_MAX) {
+        std::fprintf(stderr, "the ladder under %s has no segments\n", dir.c_str());
+        std::exit(1);
+    }
+    s.media.durations.assign(vods[0].durations.begin(), vods[0].durations.begin() + static_cast<std::ptrdiff_t>(count));
+    const char* dirs[] = {kRungs[0].dir, kRungs[1].dir, kRungs[2].dir, kAudioDirs[0], kAudioDirs[1]};
+    for (std::size_t i = 0; i < vods.size(); ++i) {
+        vods[i].files.resize(count);
+        s.media.renditions.push_back({dirs[i], std::move(vods[i].files), std::move(vods[i].init)});
+    }
+    s.renditions = static_cast<int>(s.media.renditions.size());
+    // The multivariant playlist, highest variant first; BANDWIDTH is the peak segment bit rate of the
+    // variant with its group's larger audio rendition, AVERAGE-BANDWIDTH the mean.
+    auto rates = [&](std::size_t r) {
+        double peak = 0, bytes = 0, seconds = 0;
+        for (std::size_t k = 0; k < count; ++k) {
+            const double b = static_cast<double>(s.media.renditions[r].files[k].size() +
+                                                 std::max(s.media.renditions[3].files[k].size(), s.media.renditions[4].files[k].size()));
+            peak = std::max(peak, b * 8 / s.media.durations[k]);
+            bytes += b;
+            seconds += s.media.durations[k];
+        }
+        return std::pair<long long, long long>{std::llround(peak), std::llround(bytes * 8 / seconds)};
+    };
+    std::string m = "#EXTM3U\n#EXT-X-VERSION:" + std::string(fmp4 ? "7" : "4") + "\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+                    "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,"
+                    "CHANNELS=\"2\",URI=\"a0/index.m3u8\"\n"
+                    "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"Fran\u00e7ais\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,"
+                    "CHANNELS=\"2\",URI=\"a1/index.m3u8\"\n";
+    for (std::size_t i = 0; i < 3; ++i) {
+        const auto [peak, avg] = rates(i);
+        m += "#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(peak) + ",AVERAGE-BANDWIDTH=" + std::to_string(avg) +
+             ",CODECS=\"avc1.4d401e,mp4a.40.2\",RESOLUTION=" + std::to_string(kRungs[i].width) + "x" +
+             std::to_string(kRungs[i].height) + ",FRAME-RATE=30.000,AUDIO=\"aud\"\n" + kRungs[i].dir + "/index.m3u8\n";
+    }
+    s.media.master = std::move(m);
+    std::vector<const std::vector<std::string>*> sets;
+    for (const auto& r : s.media.renditions) sets.push_back(&r.files);
+    s.mbps = mbps_of(sets, s.media.durations);
+    char d[320];
+    std::snprintf(d, sizeof d,
+                  "3 H.264 variants 640x360 1 Mbit/s, 426x240 500 kbit/s, 256x144 200 kbit/s (30 fps, 2 s GOPs) + 2 AAC "
+                  "languages of 96 kbit/s in their own group, %s, %.2f Mbit/s in all, 2 s segments, %zu files per rendition looped",
+                  fmp4 ? "fMP4" : "MPEG-TS", s.mbps, count);
+    s.description = d;
+    return s;
+}
 
 void sleep_s(double s) {
     if (s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(s));
@@ -111,7 +354,25 @@ public:
     virtual std::unique_ptr<Reader> reader(int channel) = 0;
     // Channels whose newest segment is at most `max_age` seconds old.
     virtual int live_channels(double max_age) = 0;
+    // Renditions (over every channel) whose newest segment is at most `max_age` seconds old: for
+    // hlsrelay from status `renditions` (a channel without them counts as one), for ffmpeg from the
+    // mtime of each rendition's playlist.
+    virtual int live_renditions(double max_age) = 0;
+    // What the system reports it runs, for the table: hlsrelay's status `container` and the number of
+    // entries in a channel's `renditions`; "" when it says nothing.
+    virtual std::string reported() { return ""; }
 };
+
+// A channel's playlist names a segment relative to itself ("seg_1.ts", or "v0/seg_1.ts" in the
+// top-level index.m3u8 of a presentation) or by absolute path.
+std::string resolve(const std::string& base, const std::string& uri) {
+    if (!uri.empty() && uri[0] == '/') return uri;
+    if (const auto scheme = uri.find("://"); scheme != std::string::npos) {
+        const auto path = uri.find('/', scheme + 3);
+        return path == std::string::npos ? "/" : uri.substr(path);
+    }
+    return base + uri;
+}
 
 // ---------------------------------------------------------------------------------------------------
 // (a) hlsrelay-server
@@ -124,27 +385,38 @@ public:
         if (r.status != 200) return std::nullopt;
         return std::move(r.body);
     }
-    int segment(const std::string& uri) override {
-        const auto slash = uri.rfind('/');
-        return http_.get(base_ + (slash == std::string::npos ? uri : uri.substr(slash + 1))).status;
-    }
+    int segment(const std::string& uri) override { return http_.get(resolve(base_, uri)).status; }
 
 private:
     HttpClient http_;
     std::string base_;
 };
 
+// Per-channel settings of an hlsrelay column (channel JSON fields; "" leaves the engine default).
+struct ChannelFields {
+    std::string container;   // "ts" or "fmp4"
+    std::string renditions;  // e.g. "all"
+};
+
 class ServerSystem : public System {
 public:
-    ServerSystem(const Options& o, const MultiOrigin& origin, const std::vector<int>& origin_of, const fs::path& work)
-        : n_(static_cast<int>(origin_of.size())) {
+    ServerSystem(const Options& o, const MultiOrigin& origin, const std::vector<int>& origin_of, const fs::path& work,
+                 std::string label = "hlsrelay", const ChannelFields& fields = {})
+        : n_(static_cast<int>(origin_of.size())), label_(std::move(label)) {
         const int n = n_;
-        const fs::path list = work / "channels.m3u";
-        std::ofstream out(list);
-        out << "#EXTM3U\n";
-        for (int c = 0; c < n; ++c)
-            out << "#EXTINF:-1 tvg-id=\"c" << c << "\" group-title=\"bench\",Bench " << c << "\n" << origin.url(origin_of[static_cast<std::size_t>(c)]) << "\n";
-        out.close();
+        fs::create_directories(work);
+        const fs::path list = work / "channels.json";
+        nlohmann::json channels = nlohmann::json::array();
+        for (int c = 0; c < n; ++c) {
+            nlohmann::json ch = {{"id", "c" + std::to_string(c)},
+                                 {"name", "Bench " + std::to_string(c)},
+                                 {"group", "bench"},
+                                 {"url", origin.url(origin_of[static_cast<std::size_t>(c)])}};
+            if (!fields.container.empty()) ch["container"] = fields.container;
+            if (!fields.renditions.empty()) ch["renditions"] = fields.renditions;
+            channels.push_back(std::move(ch));
+        }
+        std::ofstream(list) << nlohmann::json{{"channels", channels}}.dump(1) << "\n";
         port_ = free_port();
         log_ = (work / "hlsrelay-server.log").string();
         pid_ = spawn({o.server, "--channels", list.string(), "--listen", "127.0.0.1:" + std::to_string(port_),
@@ -160,7 +432,7 @@ public:
         std::exit(1);
     }
     ~ServerSystem() override { terminate(pid_); }
-    std::string name() const override { return "hlsrelay"; }
+    std::string name() const override { return label_; }
     int channels() const override { return n_; }
     void start_all(std::vector<Clock::time_point>& requested) override {
         requested.assign(static_cast<std::size_t>(n_), {});
@@ -181,19 +453,48 @@ public:
     std::vector<pid_t> pids() const override { return {pid_}; }
     std::unique_ptr<Reader> reader(int channel) override { return std::make_unique<ServerReader>(port_, channel); }
     int live_channels(double max_age) override {
-        HttpClient http(port_, 10.0);
-        const auto r = http.get("/api/v1/channels/streams-status");
         int live = 0;
-        const std::string key = "\"newest_segment_age_seconds\":";
-        for (std::size_t pos = r.body.find(key); pos != std::string::npos; pos = r.body.find(key, pos + 1)) {
-            const char* v = r.body.c_str() + pos + key.size();
-            if (std::strncmp(v, "null", 4) != 0 && std::atof(v) <= max_age) ++live;
+        for (const auto& s : streams())
+            if (fresh(s, max_age)) ++live;
+        return live;
+    }
+    int live_renditions(double max_age) override {
+        int live = 0;
+        for (const auto& s : streams()) {
+            const auto r = s.find("renditions");
+            if (r == s.end() || !r->is_array() || r->empty()) live += fresh(s, max_age) ? 1 : 0;
+            else
+                for (const auto& x : *r) live += fresh(x, max_age) ? 1 : 0;
         }
         return live;
     }
+    std::string reported() override {
+        const auto all = streams();
+        if (all.empty()) return "no status";
+        const auto& s = all.front();
+        const auto c = s.find("container");
+        const auto r = s.find("renditions");
+        return "container " + (c != s.end() && c->is_string() ? c->get<std::string>() : std::string("(absent)")) +
+               ", renditions " + (r != s.end() && r->is_array() ? std::to_string(r->size()) : std::string("(absent)"));
+    }
 
 private:
+    std::vector<nlohmann::json> streams() {
+        HttpClient http(port_, 10.0);
+        const auto r = http.get("/api/v1/channels/streams-status");
+        const auto j = nlohmann::json::parse(r.body, nullptr, false);
+        std::vector<nlohmann::json> out;
+        if (j.is_object() && j.contains("streams") && j["streams"].is_array())
+            for (const auto& s : j["streams"]) out.push_back(s);
+        return out;
+    }
+    static bool fresh(const nlohmann::json& s, double max_age) {
+        const auto a = s.find("newest_segment_age_seconds");
+        return a != s.end() && a->is_number() && a->get<double>() <= max_age;
+    }
+
     int n_;
+    std::string label_;
     uint16_t port_ = 0;
     pid_t pid_ = -1;
     std::string log_;
@@ -201,14 +502,6 @@ private:
 
 // ---------------------------------------------------------------------------------------------------
 // (b) one ffmpeg per channel
-
-std::optional<std::string> read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) return std::nullopt;
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 class FileReader : public Reader {
 public:
@@ -227,16 +520,28 @@ private:
     fs::path dir_;
 };
 
+// The replaced design's ffmpeg per channel. A ladder keeps every rendition: every input stream mapped,
+// one output rendition each (-var_stream_map: v0 v1 v2 with audio group "aud", a0 a1 in it) and a
+// master playlist; fMP4 output with -hls_segment_type fmp4.
 class FfmpegSystem : public System {
 public:
-    FfmpegSystem(const MultiOrigin& origin, const std::vector<int>& origin_of, const fs::path& work)
+    FfmpegSystem(const MultiOrigin& origin, const std::vector<int>& origin_of, const fs::path& work,
+                 const Source& source, bool fmp4_out, std::string label = "ffmpeg")
         : origin_(origin), origin_of_(origin_of), n_(static_cast<int>(origin_of.size())), dir_(work / "ffmpeg"),
-          log_((work / "ffmpeg.log").string()) {}
+          log_((work / "ffmpeg.log").string()), ladder_(source.ladder), fmp4_out_(fmp4_out), label_(std::move(label)) {
+        fs::create_directories(work);
+        if (ladder_) {
+            for (const auto& r : kRungs) dirs_.push_back(r.dir);
+            for (const char* a : kAudioDirs) dirs_.push_back(a);
+        } else {
+            dirs_.push_back("");
+        }
+    }
     ~FfmpegSystem() override {
         for (pid_t p : pids_) kill(p, SIGTERM);
         for (pid_t p : pids_) terminate(p);
     }
-    std::string name() const override { return "ffmpeg"; }
+    std::string name() const override { return label_; }
     int channels() const override { return n_; }
     void start_all(std::vector<Clock::time_point>& requested) override {
         requested.assign(static_cast<std::size_t>(n_), {});
@@ -244,34 +549,57 @@ public:
             const fs::path d = dir_ / std::to_string(c);
             fs::create_directories(d);
             requested[static_cast<std::size_t>(c)] = Clock::now();
-            pids_.push_back(spawn({"ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-i",
-                                   origin_.url(origin_of_[static_cast<std::size_t>(c)]), "-c",
-                                   "copy", "-f", "hls", "-hls_time", "2", "-hls_list_size", "5", "-hls_flags",
-                                   "delete_segments", (d / "index.m3u8").string()},
-                                  log_));
+            std::vector<std::string> args = {"ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-i",
+                                             origin_.url(origin_of_[static_cast<std::size_t>(c)])};
+            if (ladder_) args.insert(args.end(), {"-map", "0:v", "-map", "0:a"});
+            args.insert(args.end(), {"-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_list_size", "5", "-hls_flags",
+                                     "delete_segments"});
+            if (fmp4_out_) args.insert(args.end(), {"-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4"});
+            if (ladder_) {
+                args.insert(args.end(), {"-master_pl_name", "master.m3u8", "-var_stream_map",
+                                         "v:0,agroup:aud,name:v0 v:1,agroup:aud,name:v1 v:2,agroup:aud,name:v2 "
+                                         "a:0,agroup:aud,language:en,name:a0,default:yes a:1,agroup:aud,language:fr,name:a1",
+                                         (d / "%v" / "index.m3u8").string()});
+                for (const auto& r : dirs_) fs::create_directories(d / r);
+            } else {
+                args.push_back((d / "index.m3u8").string());
+            }
+            pids_.push_back(spawn(args, log_));
         }
     }
     std::vector<pid_t> pids() const override { return pids_; }
+    // Players follow the highest variant (v0) of a ladder.
     std::unique_ptr<Reader> reader(int channel) override {
-        return std::make_unique<FileReader>(dir_ / std::to_string(channel));
+        return std::make_unique<FileReader>(dir_ / std::to_string(channel) / dirs_.front());
     }
     int live_channels(double max_age) override {
         int live = 0;
-        const auto now = fs::file_time_type::clock::now();
-        for (int c = 0; c < n_; ++c) {
-            std::error_code ec;
-            const auto t = fs::last_write_time(dir_ / std::to_string(c) / "index.m3u8", ec);
-            if (!ec && std::chrono::duration<double>(now - t).count() <= max_age) ++live;
-        }
+        for (int c = 0; c < n_; ++c) live += fresh(dir_ / std::to_string(c) / dirs_.front() / "index.m3u8", max_age);
+        return live;
+    }
+    int live_renditions(double max_age) override {
+        int live = 0;
+        for (int c = 0; c < n_; ++c)
+            for (const auto& r : dirs_) live += fresh(dir_ / std::to_string(c) / r / "index.m3u8", max_age);
         return live;
     }
 
 private:
+    static int fresh(const fs::path& playlist, double max_age) {
+        std::error_code ec;
+        const auto t = fs::last_write_time(playlist, ec);
+        return !ec && std::chrono::duration<double>(fs::file_time_type::clock::now() - t).count() <= max_age ? 1 : 0;
+    }
+
     const MultiOrigin& origin_;
     std::vector<int> origin_of_;
     int n_;
     fs::path dir_;
     std::string log_;
+    bool ladder_;
+    bool fmp4_out_;
+    std::string label_;
+    std::vector<std::string> dirs_;  // rendition directories of a channel's output ("" for one rendition)
     std::vector<pid_t> pids_;
 };
 
@@ -365,7 +693,14 @@ struct Result {
     int live_at_end = 0;
     bool keeps_up = false;
     double start_all = NAN;
-    double warmup = NAN;  // seconds from the first start request to the CPU window  // seconds until every channel's start was requested and answered
+    double warmup = NAN;  // seconds from the first start request to the CPU window
+    // The source and what the system said about it.
+    std::string source;
+    int renditions = 1;          // per channel, in the source
+    double mbps = NAN;           // of the source per channel, all renditions
+    int renditions_live = 0;     // at the end, over every channel
+    std::string reported;        // hlsrelay: status container and renditions of a channel
+    double cpu_per_rendition() const { return cpu_percent / renditions; }
 };
 
 Result run(System& sys, const MultiOrigin& origin, const Options& o, const std::vector<int>& origin_of) {
@@ -450,6 +785,8 @@ Result run(System& sys, const MultiOrigin& origin, const Options& o, const std::
     sleep_s(o.delay_window);
     const auto t_end = Clock::now();
     r.live_at_end = sys.live_channels(3 * 2.0 + 1.0);
+    r.renditions_live = sys.live_renditions(3 * 2.0 + 1.0);
+    r.reported = sys.reported();
     phase.stop = true;
     for (auto& t : pollers) t.join();
 
@@ -511,12 +848,22 @@ std::string dist(const std::vector<double>& v) {
 
 int usage() {
     std::fprintf(stderr,
-                 "usage: hlsrelay_bench_channels [N=10] [--warmup S=10] [--cpu-window S=20] [--delay-window S=20]\n"
-                 "         [--sample K=50] [--poll S=0.1] [--only hlsrelay|ffmpeg] [--ffmpeg-max M=200] [--server PATH]\n");
+                 "usage: hlsrelay_bench_channels [N=10] [--row channels|ladder|fmp4] [--ladder-fmp4] [--warmup S=10]\n"
+                 "         [--cpu-window S=20] [--delay-window S=20] [--sample K=50] [--poll S=0.1]\n"
+                 "         [--only hlsrelay|ffmpeg] [--ffmpeg-max M=200] [--server PATH]\n");
     return 2;
 }
 
 }  // namespace
+
+// One column of the table: a system restreaming N channels of a source, on an origin of its own.
+struct Column {
+    std::string label;
+    bool server = true;           // hlsrelay-server, else one ffmpeg per channel
+    const Source* source = nullptr;
+    ChannelFields fields;         // hlsrelay: channel JSON fields
+    bool ffmpeg_fmp4 = false;     // ffmpeg: fMP4 output
+};
 
 int main(int argc, char** argv) {
     Options o;
@@ -534,101 +881,148 @@ int main(int argc, char** argv) {
         else if (a == "--only") o.only = value();
         else if (a == "--ffmpeg-max") o.ffmpeg_max = std::atoi(value().c_str());
         else if (a == "--server") o.server = value();
+        else if (a == "--row") o.row = value();
+        else if (a == "--ladder-fmp4") o.ladder_fmp4 = true;
         else if (!a.empty() && std::isdigit(static_cast<unsigned char>(a[0]))) o.n = std::atoi(a.c_str());
         else return usage();
     }
     if (o.n < 1 || o.sample < 1 || o.poll <= 0 || o.cpu_window < 10 || o.delay_window < 10 ||
-        (!o.only.empty() && o.only != "hlsrelay" && o.only != "ffmpeg"))
+        (!o.only.empty() && o.only != "hlsrelay" && o.only != "ffmpeg") ||
+        (o.row != "channels" && o.row != "ladder" && o.row != "fmp4") || (o.ladder_fmp4 && o.row != "ladder"))
         return usage();
     std::signal(SIGPIPE, SIG_IGN);
     const long fds = raise_fd_limit();
 
-    hlsrelay::test::MediaSpec spec;
-    spec.seconds = 60;
-    spec.segment_seconds = 2;
-    spec.fps = 30;
-    spec.gop_frames = 60;
-    spec.width = 1280;
-    spec.height = 720;
-    spec.video_kbps = 2400;
-    spec.name = "bench-720p30-2500k";
-    const auto& media = hlsrelay::test::make_media(spec);
-    std::vector<std::string> files;
-    std::uintmax_t bytes = 0;
-    for (const auto& f : media.segment_files) {
-        files.push_back(*read_file(f));
-        bytes += files.back().size();
+    // Sources and columns of the row.
+    std::vector<std::unique_ptr<Source>> sources;
+    std::vector<Column> columns;
+    if (o.row == "channels") {
+        const Source* ts = sources.emplace_back(std::make_unique<Source>(single_source(false))).get();
+        columns.push_back({"hlsrelay", true, ts, {}, false});
+        columns.push_back({"ffmpeg", false, ts, {}, false});
+    } else if (o.row == "ladder") {
+        const Source* ladder = sources.emplace_back(std::make_unique<Source>(ladder_source(o.ladder_fmp4))).get();
+        const std::string out = o.ladder_fmp4 ? "fmp4" : "ts";
+        columns.push_back({"hlsrelay renditions=all", true, ladder, {out, "all"}, false});
+        columns.push_back({"ffmpeg, every rendition", false, ladder, {}, o.ladder_fmp4});
+    } else {
+        const Source* fmp4 = sources.emplace_back(std::make_unique<Source>(single_source(true))).get();
+        const Source* ts = sources.emplace_back(std::make_unique<Source>(single_source(false))).get();
+        columns.push_back({"hlsrelay fMP4 passthrough", true, fmp4, {"fmp4", "all"}, false});
+        columns.push_back({"hlsrelay fMP4 to TS (remux)", true, fmp4, {"ts", "all"}, false});
+        columns.push_back({"ffmpeg fMP4 to fMP4", false, fmp4, {}, true});
+        columns.push_back({"hlsrelay TS passthrough", true, ts, {"ts", "all"}, false});
     }
-    double total = 0;
-    for (double d : media.durations) total += d;
 
     const int ff_n = std::min(o.n, o.ffmpeg_max);
-    // One origin channel per restreamed channel; the ffmpeg run gets channels of its own.
-    MultiOrigin origin(files, media.durations, o.n + ff_n);
-    origin.start();
-    std::vector<int> ours(static_cast<std::size_t>(o.n)), theirs(static_cast<std::size_t>(ff_n));
-    for (int c = 0; c < o.n; ++c) ours[static_cast<std::size_t>(c)] = c;
-    for (int c = 0; c < ff_n; ++c) theirs[static_cast<std::size_t>(c)] = o.n + c;
-
     const fs::path work = fs::temp_directory_path() / ("hlsrelay-bench-channels-" + std::to_string(getpid()));
     fs::create_directories(work);
-    std::printf("hlsrelay benchmark: channels -- %d channels; warm-up %.0f s, CPU window %.0f s, delay window %.0f s\n",
-                o.n, o.warmup, o.cpu_window, o.delay_window);
-    std::printf("source: %dx%d@%d H.264 + AAC, %.2f Mbit/s, %.0f s segments, %zu files looped; origin 127.0.0.1:%u; "
-                "fd limit %ld; logs in %s\n",
-                spec.width, spec.height, spec.fps, static_cast<double>(bytes) * 8 / total / 1e6, spec.segment_seconds,
-                files.size(), origin.port(), fds, work.c_str());
+    std::printf("hlsrelay benchmark: %s -- %d channels; warm-up %.0f s, CPU window %.0f s, delay window %.0f s\n",
+                o.row.c_str(), o.n, o.warmup, o.cpu_window, o.delay_window);
+    for (const auto& src : sources) std::printf("source %s: %s\n", src->name.c_str(), src->description.c_str());
+    std::printf("origins on 127.0.0.1 (one per column); fd limit %ld; logs in %s\n", fds, work.c_str());
     std::fflush(stdout);
 
-    std::optional<Result> a, b;
-    if (o.only != "ffmpeg") {
-        ServerSystem sys(o, origin, ours, work);
-        a = run(sys, origin, o, ours);
+    // Each column on its own origin, started just before it runs, one column after the other.
+    std::vector<std::optional<Result>> results(columns.size());
+    uint64_t origin_requests = 0, origin_404 = 0;
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+        const Column& col = columns[i];
+        if (!o.only.empty() && (o.only == "hlsrelay") != col.server) continue;
+        const int n = col.server ? o.n : ff_n;
+        MultiOrigin origin(col.source->media, n);
+        origin.start();
+        std::vector<int> origin_of(static_cast<std::size_t>(n));
+        for (int c = 0; c < n; ++c) origin_of[static_cast<std::size_t>(c)] = c;
+        const fs::path dir = work / ("column-" + std::to_string(i));
+        std::unique_ptr<System> sys;
+        if (col.server) sys = std::make_unique<ServerSystem>(o, origin, origin_of, dir, col.label, col.fields);
+        else sys = std::make_unique<FfmpegSystem>(origin, origin_of, dir, *col.source, col.ffmpeg_fmp4, col.label);
+        Result r = run(*sys, origin, o, origin_of);
+        sys.reset();
+        r.source = col.source->name;
+        r.renditions = col.source->renditions;
+        r.mbps = col.source->mbps;
+        results[i] = std::move(r);
+        origin_requests += origin.requests();
+        origin_404 += origin.not_found();
     }
-    if (o.only != "hlsrelay") {
-        FfmpegSystem sys(origin, theirs, work);
-        b = run(sys, origin, o, theirs);
-    }
-    const Result none;
-    const Result& x = a ? *a : none;
-    const Result& y = b ? *b : none;
 
+    // The table: one column per system; with two, their ratio.
+    const bool pair = columns.size() == 2;
+    const Result none;
+    auto res = [&](std::size_t i) -> const Result& { return results[i] ? *results[i] : none; };
+    auto line = [&](const std::string& label, const std::function<std::string(const Result&)>& text,
+                    const std::function<double(const Result&)>& num, const std::string& target) {
+        std::string l = "| " + label + " |";
+        for (std::size_t i = 0; i < columns.size(); ++i) l += " " + (results[i] ? text(*results[i]) : std::string("-")) + " |";
+        if (pair) l += " " + (num ? ratio(num(res(0)), num(res(1))) : std::string()) + " |";
+        std::printf("%s %s |\n", l.c_str(), target.c_str());
+    };
     std::printf("\n%d channels%s; %d (hlsrelay) / %d (ffmpeg) of them polled like players\n", o.n,
                 ff_n < o.n ? (" (ffmpeg reference capped at " + std::to_string(ff_n) + ", its per-channel figures from those)").c_str() : "",
-                x.sampled, y.sampled);
-    std::printf("| per channel | hlsrelay | ffmpeg per channel | ratio | target |\n|---|---|---|---|---|\n");
-    std::printf("| channels run | %d | %d | | |\n", x.channels, y.channels);
-    std::printf("| start all channels: requests answered / processes spawned (s) | %s | %s | | |\n",
-                fmt(x.start_all).c_str(), fmt(y.start_all).c_str());
-    std::printf("| warm-up until the CPU window (s) | %s | %s | | |\n", fmt(x.warmup, 1).c_str(),
-                fmt(y.warmup, 1).c_str());
-    std::printf("| CPU (%% of a core) | %s | %s | %s | <= 0.25 |\n", fmt(x.cpu_percent, 3).c_str(),
-                fmt(y.cpu_percent, 3).c_str(), ratio(x.cpu_percent, y.cpu_percent).c_str());
-    std::printf("| PSS (MB) | %s | %s | %s | <= 0.5 |\n", fmt(x.pss_mb).c_str(), fmt(y.pss_mb).c_str(),
-                ratio(x.pss_mb, y.pss_mb).c_str());
-    const double fx = percentile(x.first_playable, 50), fy = percentile(y.first_playable, 50);
-    std::printf("| first playable playlist p50 / p95 / max (s) | %s | %s | %s | max <= 1.0 s |\n",
-                dist(x.first_playable).c_str(), dist(y.first_playable).c_str(), ratio(fx, fy).c_str());
-    std::printf("| first playable playlist from the first start request p50 / p95 / max (s) | %s | %s | | |\n",
-                dist(x.first_playable_all).c_str(), dist(y.first_playable_all).c_str());
-    std::printf("| never playable (sampled) | %d | %d | | 0 |\n", x.never_playable, y.never_playable);
-    const double dx = percentile(x.delays, 50), dy = percentile(y.delays, 50);
-    std::printf("| publish delay p50 / p95 / max (s) | %s | %s | %s | p50 <= 1.0 s |\n", dist(x.delays).c_str(),
-                dist(y.delays).c_str(), ratio(dx, dy).c_str());
-    std::printf("| origin segments measured / undelivered | %zu / %d | %zu / %d | | - / 0 |\n", x.delays.size(),
-                x.undelivered, y.delays.size(), y.undelivered);
-    std::printf("| 404s: playlists / segments | %d / %d | %d / %d | | 0 / 0 |\n", x.playlist_404, x.segment_404,
-                y.playlist_404, y.segment_404);
-    std::printf("| no answer / missed playlist updates | %d / %d | %d / %d | | 0 / 0 |\n", x.no_answer, x.gaps,
-                y.no_answer, y.gaps);
-    std::printf("| drift: lag growth, worst sampled channel (s) | %s | %s | | <= 2.5 |\n", fmt(x.max_drift).c_str(),
-                fmt(y.max_drift).c_str());
-    std::printf("| channels live at the end (newest segment <= 7 s old) | %d/%d | %d/%d | | all |\n", x.live_at_end,
-                x.channels, y.live_at_end, y.channels);
-    std::printf("| keeps up | %s | %s | | yes |\n", a ? (x.keeps_up ? "yes" : "NO") : "-",
-                b ? (y.keeps_up ? "yes" : "NO") : "-");
-    std::printf("\norigin: %llu requests, %llu answered 404\n", static_cast<unsigned long long>(origin.requests()),
-                static_cast<unsigned long long>(origin.not_found()));
+                std::min(o.n, o.sample), std::min(ff_n, o.sample));
+    std::string head = "| per channel |", rule = "|---|";
+    for (const auto& c : columns) {
+        head += " " + (o.row == "channels" && !c.server ? std::string("ffmpeg per channel") : c.label) + " |";
+        rule += "---|";
+    }
+    if (pair) {
+        head += " ratio |";
+        rule += "---|";
+    }
+    std::printf("%s target |\n%s---|\n", head.c_str(), rule.c_str());
+    using R = const Result&;
+    line("channels run", [](R r) { return std::to_string(r.channels); }, nullptr, "");
+    if (o.row != "channels") {
+        line("source", [](R r) { return r.source; }, nullptr, "");
+        line("renditions per channel in the source", [](R r) { return std::to_string(r.renditions); }, nullptr, "");
+        line("hlsrelay status of a channel", [](R r) { return r.reported.empty() ? std::string("-") : r.reported; }, nullptr, "");
+    }
+    line("start all channels: requests answered / processes spawned (s)", [](R r) { return fmt(r.start_all); }, nullptr, "");
+    line("warm-up until the CPU window (s)", [](R r) { return fmt(r.warmup, 1); }, nullptr, "");
+    line("CPU (% of a core)", [](R r) { return fmt(r.cpu_percent, 3); }, [](R r) { return r.cpu_percent; },
+         o.row == "channels" ? "<= 0.25" : "");
+    if (o.row != "channels") {
+        line("CPU per rendition (% of a core)", [](R r) { return fmt(r.cpu_per_rendition(), 3); },
+             [](R r) { return r.cpu_per_rendition(); }, "");
+        line("CPU per Mbit/s of source (% of a core)", [](R r) { return fmt(r.cpu_percent / r.mbps, 3); },
+             [](R r) { return r.cpu_percent / r.mbps; }, "");
+    }
+    line("PSS (MB)", [](R r) { return fmt(r.pss_mb); }, [](R r) { return r.pss_mb; }, o.row == "channels" ? "<= 0.5" : "");
+    line("first playable playlist p50 / p95 / max (s)", [](R r) { return dist(r.first_playable); },
+         [](R r) { return percentile(r.first_playable, 50); }, "max <= 1.0 s");
+    line("first playable playlist from the first start request p50 / p95 / max (s)",
+         [](R r) { return dist(r.first_playable_all); }, nullptr, "");
+    line("never playable (sampled)", [](R r) { return std::to_string(r.never_playable); }, nullptr, "0");
+    line("publish delay p50 / p95 / max (s)", [](R r) { return dist(r.delays); }, [](R r) { return percentile(r.delays, 50); },
+         "p50 <= 1.0 s");
+    line("origin segments measured / undelivered",
+         [](R r) { return std::to_string(r.delays.size()) + " / " + std::to_string(r.undelivered); }, nullptr, "- / 0");
+    line("404s: playlists / segments",
+         [](R r) { return std::to_string(r.playlist_404) + " / " + std::to_string(r.segment_404); }, nullptr, "0 / 0");
+    line("no answer / missed playlist updates",
+         [](R r) { return std::to_string(r.no_answer) + " / " + std::to_string(r.gaps); }, nullptr, "0 / 0");
+    line("drift: lag growth, worst sampled channel (s)", [](R r) { return fmt(r.max_drift); }, nullptr, "<= 2.5");
+    line("channels live at the end (newest segment <= 7 s old)",
+         [](R r) { return std::to_string(r.live_at_end) + "/" + std::to_string(r.channels); }, nullptr, "all");
+    if (o.row != "channels")
+        line("renditions live at the end (newest segment <= 7 s old)",
+             [](R r) { return std::to_string(r.renditions_live) + "/" + std::to_string(r.channels * r.renditions); }, nullptr,
+             "all");
+    line("keeps up", [](R r) { return std::string(r.keeps_up ? "yes" : "NO"); }, nullptr, "yes");
+
+    if (o.row == "fmp4") {
+        // The issue's target: passthrough CPU per rendition within 1.5x of today's TS passthrough per channel.
+        const Result &pass = res(0), &remux = res(1), &ff = res(2), &ts = res(3);
+        std::printf("\nfMP4 passthrough CPU per rendition / TS passthrough CPU per channel: %s (target <= 1.5)\n",
+                    ratio(pass.cpu_per_rendition(), ts.cpu_percent).c_str());
+        std::printf("remux path (fMP4 to TS) / fMP4 passthrough, CPU: %s\n", ratio(remux.cpu_percent, pass.cpu_percent).c_str());
+        std::printf("fMP4 passthrough / ffmpeg per channel: CPU %s, PSS %s\n", ratio(pass.cpu_percent, ff.cpu_percent).c_str(),
+                    ratio(pass.pss_mb, ff.pss_mb).c_str());
+    }
+    std::printf("\norigin: %llu requests, %llu answered 404\n", static_cast<unsigned long long>(origin_requests),
+                static_cast<unsigned long long>(origin_404));
     std::error_code ec;
     if (std::getenv("HLSRELAY_BENCH_KEEP") == nullptr) fs::remove_all(work, ec);
     return 0;

@@ -35,9 +35,15 @@ struct MultiOrigin::Conn {
 };
 
 MultiOrigin::MultiOrigin(std::vector<std::string> files, std::vector<double> durations, int channels, int window)
-    : files_(std::move(files)), durations_(std::move(durations)), channels_(channels), window_(window),
-      first_req_(new std::atomic<int64_t>[static_cast<std::size_t>(channels)]) {
-    if (files_.empty() || files_.size() != durations_.size()) throw std::invalid_argument("MultiOrigin: no media");
+    : MultiOrigin(OriginMedia{{OriginRendition{"", std::move(files), ""}}, std::move(durations), ""}, channels, window) {}
+
+MultiOrigin::MultiOrigin(OriginMedia media, int channels, int window)
+    : media_(std::move(media)), files_(media_.durations.size()), durations_(media_.durations), channels_(channels),
+      window_(window), first_req_(new std::atomic<int64_t>[static_cast<std::size_t>(channels)]) {
+    if (files_ == 0 || media_.renditions.empty()) throw std::invalid_argument("MultiOrigin: no media");
+    for (const auto& r : media_.renditions)
+        if (r.files.size() != files_ || (media_.master.empty() != r.dir.empty()) || r.dir.find('/') != std::string::npos)
+            throw std::invalid_argument("MultiOrigin: renditions must have one file per duration and a plain dir");
     prefix_.push_back(0);
     for (double d : durations_) {
         prefix_.push_back(prefix_.back() + d);
@@ -91,11 +97,12 @@ void MultiOrigin::start() {
 }
 
 std::string MultiOrigin::url(int channel) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + "/c/" + std::to_string(channel) + "/index.m3u8";
+    return "http://127.0.0.1:" + std::to_string(port_) + "/c/" + std::to_string(channel) +
+           (media_.master.empty() ? "/index.m3u8" : "/master.m3u8");
 }
 
 double MultiOrigin::segment_start(int64_t k) const {
-    const auto f = static_cast<int64_t>(files_.size());
+    const auto f = static_cast<int64_t>(files_);
     return static_cast<double>(k / f) * total_ + prefix_[static_cast<std::size_t>(k % f)];
 }
 
@@ -112,7 +119,7 @@ int64_t MultiOrigin::count_published(double s) const {
     const double rem = s - loops * total_;
     // files whose end (prefix_[i + 1]) is <= rem
     const auto done = std::upper_bound(prefix_.begin() + 1, prefix_.end(), rem) - (prefix_.begin() + 1);
-    return static_cast<int64_t>(loops) * static_cast<int64_t>(files_.size()) + done;
+    return static_cast<int64_t>(loops) * static_cast<int64_t>(files_) + done;
 }
 
 int64_t MultiOrigin::newest(int channel, Clock::time_point now) const {
@@ -130,19 +137,21 @@ void MultiOrigin::reset_first_requested() {
     for (int c = 0; c < channels_; ++c) first_req_[static_cast<std::size_t>(c)] = -1;
 }
 
-std::string MultiOrigin::playlist(int channel, Clock::time_point now) const {
+std::string MultiOrigin::playlist(const OriginRendition& r, int channel, Clock::time_point now) const {
     const int64_t last = newest(channel, now);
     const int64_t first = std::max<int64_t>(0, last - window_ + 1);
-    const auto f = static_cast<int64_t>(files_.size());
+    const auto f = static_cast<int64_t>(files_);
     const int64_t disc_seq = first >= 1 ? (first - 1) / f : 0;  // wraps before `first`
-    std::string out = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:" + std::to_string(target_) +
-                      "\n#EXT-X-MEDIA-SEQUENCE:" + std::to_string(first) + "\n";
+    const bool fmp4 = !r.init.empty();
+    std::string out = std::string("#EXTM3U\n#EXT-X-VERSION:") + (fmp4 ? "7" : "3") + "\n#EXT-X-TARGETDURATION:" +
+                      std::to_string(target_) + "\n#EXT-X-MEDIA-SEQUENCE:" + std::to_string(first) + "\n";
     if (disc_seq > 0) out += "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(disc_seq) + "\n";
+    if (fmp4) out += "#EXT-X-MAP:URI=\"init.mp4\"\n";
     char line[64];
     for (int64_t k = first; k <= last; ++k) {
         if (k > 0 && k % f == 0) out += "#EXT-X-DISCONTINUITY\n";
-        std::snprintf(line, sizeof line, "#EXTINF:%.6f,\nseg_%lld.ts\n", durations_[static_cast<std::size_t>(k % f)],
-                      static_cast<long long>(k));
+        std::snprintf(line, sizeof line, "#EXTINF:%.6f,\nseg_%lld.%s\n", durations_[static_cast<std::size_t>(k % f)],
+                      static_cast<long long>(k), fmp4 ? "m4s" : "ts");
         out += line;
     }
     return out;
@@ -238,21 +247,40 @@ void MultiOrigin::respond(Conn& c, const std::string& path, bool close_after) {
     int channel = -1;
     char rest[64] = {};
     if (std::sscanf(path.c_str(), "/c/%d/%63s", &channel, rest) == 2 && channel >= 0 && channel < channels_) {
-        const std::string file = rest;
+        std::string file = rest, dir;
+        if (const auto slash = file.find('/'); slash != std::string::npos) {
+            dir = file.substr(0, slash);
+            file.erase(0, slash + 1);
+        }
+        const OriginRendition* r = nullptr;
+        for (const auto& candidate : media_.renditions)
+            if (candidate.dir == dir) r = &candidate;
         long long k = -1;
         char tail[8] = {};
-        if (file == "index.m3u8") {
+        if (!media_.master.empty() && dir.empty() && file == "master.m3u8") {
             status = 200;
             type = "application/vnd.apple.mpegurl";
-            c.owned = playlist(channel, now);
-            c.body = &c.owned;
-        } else if (std::sscanf(file.c_str(), "seg_%lld.%3s", &k, tail) == 2 && std::strcmp(tail, "ts") == 0 && k >= 0 &&
-                   k <= newest(channel, now)) {
+            c.body = &media_.master;
+        } else if (r == nullptr || file.find('/') != std::string::npos) {
+            // 404
+        } else if (file == "index.m3u8") {
             status = 200;
-            type = "video/mp2t";
-            c.body = &files_[static_cast<std::size_t>(k % static_cast<long long>(files_.size()))];
-            int64_t expected = -1;
-            first_req_[static_cast<std::size_t>(channel)].compare_exchange_strong(expected, k);
+            type = "application/vnd.apple.mpegurl";
+            c.owned = playlist(*r, channel, now);
+            c.body = &c.owned;
+        } else if (file == "init.mp4" && !r->init.empty()) {
+            status = 200;
+            type = "video/mp4";
+            c.body = &r->init;
+        } else if (std::sscanf(file.c_str(), "seg_%lld.%3s", &k, tail) == 2 &&
+                   std::strcmp(tail, r->init.empty() ? "ts" : "m4s") == 0 && k >= 0 && k <= newest(channel, now)) {
+            status = 200;
+            type = r->init.empty() ? "video/mp2t" : "video/iso.segment";
+            c.body = &r->files[static_cast<std::size_t>(k % static_cast<long long>(files_))];
+            if (r == &media_.renditions.front()) {
+                int64_t expected = -1;
+                first_req_[static_cast<std::size_t>(channel)].compare_exchange_strong(expected, k);
+            }
         }
     }
     if (status == 404) {

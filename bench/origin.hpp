@@ -9,7 +9,10 @@
 // Z_c + end(k): the schedule is deterministic, so published_at() is exact. The playlist lists the
 // newest `window` published segments. Published segments stay fetchable for the origin's lifetime.
 //
-// Paths: /c/<c>/index.m3u8 and /c/<c>/seg_<k>.ts; anything else is 404.
+// Paths of a single-rendition source: /c/<c>/index.m3u8 and /c/<c>/seg_<k>.ts (.m4s and init.mp4
+// for fMP4). A presentation (OriginMedia::master set) serves /c/<c>/master.m3u8 and each rendition in
+// its own directory, /c/<c>/<dir>/index.m3u8, .../seg_<k>.ts|.m4s, .../init.mp4, all on the same
+// schedule (an aligned ladder: segment k of every rendition spans the same time). Anything else is 404.
 #pragma once
 
 #include "util.hpp"
@@ -23,17 +26,30 @@
 
 namespace hlsrelay::bench {
 
+struct OriginRendition {
+    std::string dir;                 // "" for a single-rendition source (served at the channel's top level)
+    std::vector<std::string> files;  // segment bytes in play order, as many as OriginMedia::durations
+    std::string init;                // fMP4: the init segment (EXT-X-MAP, init.mp4, .m4s segments); "": MPEG-TS
+};
+
+struct OriginMedia {
+    std::vector<OriginRendition> renditions;  // the first one's segment requests set first_requested()
+    std::vector<double> durations;            // EXTINF seconds, shared by every rendition
+    std::string master;                       // multivariant playlist (URIs "<dir>/index.m3u8"); "": one rendition
+};
+
 class MultiOrigin {
 public:
     // files: the segment bytes in play order; durations: their EXTINF seconds.
     MultiOrigin(std::vector<std::string> files, std::vector<double> durations, int channels, int window = 6);
+    MultiOrigin(OriginMedia media, int channels, int window = 6);
     ~MultiOrigin();  // stops the thread, closes every socket
     MultiOrigin(const MultiOrigin&) = delete;
     MultiOrigin& operator=(const MultiOrigin&) = delete;
 
     void start();  // binds 127.0.0.1 on an ephemeral port; T0 = now
     uint16_t port() const { return port_; }
-    std::string url(int channel) const;
+    std::string url(int channel) const;  // the master playlist of a presentation, else the media playlist
 
     double segment_start(int64_t k) const;  // stream seconds
     double segment_end(int64_t k) const;
@@ -55,10 +71,11 @@ private:
     void on_readable(Conn& c);
     bool flush(Conn& c);  // false: the connection is finished (closed or error)
     void respond(Conn& c, const std::string& path, bool close_after);
-    std::string playlist(int channel, Clock::time_point now) const;
+    std::string playlist(const OriginRendition& r, int channel, Clock::time_point now) const;
     int64_t count_published(double stream_seconds) const;
 
-    std::vector<std::string> files_;
+    OriginMedia media_;
+    std::size_t files_ = 0;  // segment files per rendition
     std::vector<double> durations_;
     std::vector<double> prefix_;  // prefix_[i]: seconds of the first i files
     double total_ = 0;
