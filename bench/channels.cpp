@@ -76,6 +76,7 @@ struct Source {
     bool ladder = false;      // a multivariant presentation: v0 v1 v2 (highest first), a0 a1 (group "aud")
     bool fmp4 = false;
     double mbps = 0;          // all renditions together
+    double spread = 1.0;      // MultiOrigin's spread of the channels' starting points
     std::string description;
 };
 
@@ -185,7 +186,7 @@ Source single_source(bool fmp4) {
         const fs::path dir = fs::path(hlsrelay::test::media_root()) / "bench-720p30-2500k-fmp4";
         cached(dir, [&](const fs::path& out) {
             run_or_die({"ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", media.single_file, "-c",
-                        "copy", "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
+                        "copy", "-bsf:a", "aac_adtstoasc", "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
                         "-hls_fmp4_init_filename", "init.mp4", "-hls_segment_filename", (out / "seg_%05d.m4s").string(),
                         (out / "index.m3u8").string()},
                        (out / "ffmpeg.log").string());
@@ -206,7 +207,12 @@ Source single_source(bool fmp4) {
 }
 
 // A ladder made with ffmpeg once: 640x360 1 Mbit/s, 426x240 500 kbit/s, 256x144 200 kbit/s (H.264 main,
-// 2 s GOPs aligned) and two AAC languages of 96 kbit/s in their own rendition group; a minute, 2 s segments.
+// 2 s GOPs aligned) and two AAC languages of 96 kbit/s in their own rendition group; 2 s segments.
+// Five minutes, and the channels start in its first two: ffmpeg 5.1 reading a multivariant live
+// source ends (writes EXT-X-ENDLIST and exits) at the loop's EXT-X-DISCONTINUITY, so no channel may
+// reach the wrap during a run (at least 174 s from the origin's start).
+constexpr int kLadderSeconds = 300;
+constexpr double kLadderSpread = 0.4;
 struct LadderRung {
     const char* dir;
     int width, height, kbps;
@@ -215,7 +221,8 @@ constexpr LadderRung kRungs[] = {{"v0", 640, 360, 1000}, {"v1", 426, 240, 500}, 
 constexpr const char* kAudioDirs[] = {"a0", "a1"};
 
 Source ladder_source(bool fmp4) {
-    const fs::path dir = fs::path(hlsrelay::test::media_root()) / (fmp4 ? "bench-ladder-fmp4" : "bench-ladder-ts");
+    const fs::path dir = fs::path(hlsrelay::test::media_root()) /
+                         ("bench-ladder-" + std::to_string(kLadderSeconds) + (fmp4 ? "s-fmp4" : "s-ts"));
     cached(dir, [&](const fs::path& out) {
         std::vector<std::string> a = {"ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
                                       "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
@@ -223,7 +230,7 @@ Source ladder_source(bool fmp4) {
                                       "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000",
                                       "-filter_complex", "[0:v]split=3[a][b][c];[b]scale=426:240[b2];[c]scale=256:144[c2]",
                                       "-map", "[a]", "-map", "[b2]", "-map", "[c2]", "-map", "1:a", "-map", "2:a",
-                                      "-t", "60", "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main",
+                                      "-t", std::to_string(kLadderSeconds), "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main",
                                       "-level", "3.0", "-pix_fmt", "yuv420p", "-g", "60", "-keyint_min", "60",
                                       "-sc_threshold", "0"};
         for (int i = 0; i < 3; ++i) {
@@ -242,6 +249,7 @@ Source ladder_source(bool fmp4) {
     Source s;
     s.name = fmp4 ? "ladder fMP4" : "ladder MPEG-TS";
     s.ladder = true;
+    s.spread = kLadderSpread;
     s.fmp4 = fmp4;
     std::vector<VodPlaylist> vods;
     for (const auto& r : kRungs) vods.push_back(read_vod(dir / r.dir / "index.m3u8"));
@@ -287,11 +295,12 @@ Source ladder_source(bool fmp4) {
     std::vector<const std::vector<std::string>*> sets;
     for (const auto& r : s.media.renditions) sets.push_back(&r.files);
     s.mbps = mbps_of(sets, s.media.durations);
-    char d[320];
+    char d[512];
     std::snprintf(d, sizeof d,
                   "3 H.264 variants 640x360 1 Mbit/s, 426x240 500 kbit/s, 256x144 200 kbit/s (30 fps, 2 s GOPs) + 2 AAC "
-                  "languages of 96 kbit/s in their own group, %s, %.2f Mbit/s in all, 2 s segments, %zu files per rendition looped",
-                  fmp4 ? "fMP4" : "MPEG-TS", s.mbps, count);
+                  "languages of 96 kbit/s in their own group, %s, %.2f Mbit/s in all, 2 s segments, %zu files per rendition "
+                  "looped, channels starting in the first %.0f s",
+                  fmp4 ? "fMP4" : "MPEG-TS", s.mbps, count, kLadderSpread * kLadderSeconds);
     s.description = d;
     return s;
 }
@@ -520,6 +529,12 @@ private:
     fs::path dir_;
 };
 
+// ffmpeg's -loglevel for the reference processes (their log is ffmpeg.log of the column's directory).
+const char* ffmpeg_loglevel() {
+    const char* l = std::getenv("HLSRELAY_BENCH_FFMPEG_LOGLEVEL");
+    return l && *l ? l : "error";
+}
+
 // The replaced design's ffmpeg per channel. A ladder keeps every rendition: every input stream mapped,
 // one output rendition each (-var_stream_map: v0 v1 v2 with audio group "aud", a0 a1 in it) and a
 // master playlist; fMP4 output with -hls_segment_type fmp4.
@@ -549,7 +564,7 @@ public:
             const fs::path d = dir_ / std::to_string(c);
             fs::create_directories(d);
             requested[static_cast<std::size_t>(c)] = Clock::now();
-            std::vector<std::string> args = {"ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-i",
+            std::vector<std::string> args = {"ffmpeg", "-hide_banner", "-loglevel", ffmpeg_loglevel(), "-nostdin", "-i",
                                              origin_.url(origin_of_[static_cast<std::size_t>(c)])};
             if (ladder_) args.insert(args.end(), {"-map", "0:v", "-map", "0:a"});
             args.insert(args.end(), {"-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_list_size", "5", "-hls_flags",
@@ -930,7 +945,7 @@ int main(int argc, char** argv) {
         const Column& col = columns[i];
         if (!o.only.empty() && (o.only == "hlsrelay") != col.server) continue;
         const int n = col.server ? o.n : ff_n;
-        MultiOrigin origin(col.source->media, n);
+        MultiOrigin origin(col.source->media, n, 6, col.source->spread);
         origin.start();
         std::vector<int> origin_of(static_cast<std::size_t>(n));
         for (int c = 0; c < n; ++c) origin_of[static_cast<std::size_t>(c)] = c;

@@ -37,7 +37,7 @@ struct MultiOrigin::Conn {
 MultiOrigin::MultiOrigin(std::vector<std::string> files, std::vector<double> durations, int channels, int window)
     : MultiOrigin(OriginMedia{{OriginRendition{"", std::move(files), ""}}, std::move(durations), ""}, channels, window) {}
 
-MultiOrigin::MultiOrigin(OriginMedia media, int channels, int window)
+MultiOrigin::MultiOrigin(OriginMedia media, int channels, int window, double spread)
     : media_(std::move(media)), files_(media_.durations.size()), durations_(media_.durations), channels_(channels),
       window_(window), first_req_(new std::atomic<int64_t>[static_cast<std::size_t>(channels)]) {
     if (files_ == 0 || media_.renditions.empty()) throw std::invalid_argument("MultiOrigin: no media");
@@ -53,7 +53,7 @@ MultiOrigin::MultiOrigin(OriginMedia media, int channels, int window)
     const double golden = 0.6180339887498949;
     for (int c = 0; c < channels_; ++c) {
         double whole = 0;
-        offset_.push_back(6.0 + std::modf(c * golden, &whole) * total_);
+        offset_.push_back(6.0 + std::modf(c * golden, &whole) * total_ * std::clamp(spread, 0.0, 1.0));
         first_req_[static_cast<std::size_t>(c)] = -1;
     }
 }

@@ -2,8 +2,9 @@
 // keep-alive HTTP/1.1, all playing the same pre-made segment bytes, each channel at its own phase.
 //
 // Timeline of channel c: its stream clock reads 0 at Z_c = T0 - offset_c (T0: start()), with
-// offset_c = 6 s + frac(c * 0.618...) * (length of the media set), so at T0 every channel already
-// has at least three segments and the channels are spread over the loop and over segment boundaries.
+// offset_c = 6 s + frac(c * 0.618...) * spread * (length of the media set), spread 1 unless given, so
+// at T0 every channel already has at least three segments and the channels are spread over the loop
+// (or its first `spread` part) and over segment boundaries.
 // Segment k (media sequence k, file k mod F, looped with EXT-X-DISCONTINUITY at every wrap) spans
 // stream seconds [start(k), end(k)) and is published -- listed in the playlist and fetchable -- at
 // Z_c + end(k): the schedule is deterministic, so published_at() is exact. The playlist lists the
@@ -42,7 +43,9 @@ class MultiOrigin {
 public:
     // files: the segment bytes in play order; durations: their EXTINF seconds.
     MultiOrigin(std::vector<std::string> files, std::vector<double> durations, int channels, int window = 6);
-    MultiOrigin(OriginMedia media, int channels, int window = 6);
+    // spread: the fraction of the media set over which the channels' starting points are spread; a
+    // long set with a small spread keeps every channel away from the loop's wrap for a while.
+    MultiOrigin(OriginMedia media, int channels, int window = 6, double spread = 1.0);
     ~MultiOrigin();  // stops the thread, closes every socket
     MultiOrigin(const MultiOrigin&) = delete;
     MultiOrigin& operator=(const MultiOrigin&) = delete;
