@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Builds and runs the benchmarks of docs/benchmarks.md and prints their tables.
 #
-#   bench/run.sh [quick|full] [channels|delivery|remux ...]
+#   bench/run.sh [quick|full] [channels|delivery|remux|ladder|fmp4 ...]
 #
-# quick (default, ~5 min): channels N=1 and 10 with short windows, a 2 min remux, 3 s wrk runs.
-# full (~30 min, more with the ffmpeg reference at 200 channels): channels N=1, 10, 50, 200, 1000
+# quick (default, ~10 min): channels N=1 and 10 with short windows, a 2 min remux, 3 s wrk runs,
+# the ladder and fMP4 rows at N=10 with short windows.
+# full (~45 min, more with the ffmpeg reference at 200 channels): channels N=1, 10, 50, 200, 1000
 # (the ffmpeg reference capped at 200 channels), a 10 min remux (median of 3), 10 s wrk runs at
-# 1, 10, 100 and 400 connections.
+# 1, 10, 100 and 400 connections, the ladder row at N=10 and 50 (MPEG-TS) and 10 (fMP4), the fMP4
+# row at N=10 and 50.
+# Every run is bounded: fixed windows, a warm-up of at most 120 s more than asked.
 # BUILD=dir picks the build directory (default: build-bench in the source tree, Release).
 # The delivery benchmark needs wrk and nginx: scripts/bench-deps.sh installs them.
 set -euo pipefail
@@ -15,9 +18,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 src="$(cd "$here/.." && pwd)"
 mode="${1:-quick}"
 shift || true
-case "$mode" in quick|full) ;; *) echo "usage: bench/run.sh [quick|full] [channels|delivery|remux ...]" >&2; exit 2 ;; esac
+case "$mode" in quick|full) ;; *) echo "usage: bench/run.sh [quick|full] [channels|delivery|remux|ladder|fmp4 ...]" >&2; exit 2 ;; esac
 which=("$@")
-[ ${#which[@]} -eq 0 ] && which=(channels delivery remux)
+[ ${#which[@]} -eq 0 ] && which=(channels delivery remux ladder fmp4)
 build="${BUILD:-$src/build-bench}"
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
@@ -47,6 +50,23 @@ for bench in "${which[@]}"; do
     remux)
       if [ "$mode" = quick ]; then "$build/bench/hlsrelay_bench_remux" 2 1; else "$build/bench/hlsrelay_bench_remux" 10 3; fi
       ;;
-    *) echo "unknown benchmark '$bench' (channels, delivery, remux)" >&2; exit 2 ;;
+    ladder)
+      # A 3-variant + 2-audio-language source: hlsrelay renditions=all vs ffmpeg keeping every rendition.
+      if [ "$mode" = quick ]; then
+        "$build/bench/hlsrelay_bench_channels" 10 --row ladder --warmup 8 --cpu-window 10 --delay-window 10
+      else
+        for n in 10 50; do "$build/bench/hlsrelay_bench_channels" "$n" --row ladder; echo; done
+        "$build/bench/hlsrelay_bench_channels" 10 --row ladder --ladder-fmp4
+      fi
+      ;;
+    fmp4)
+      # fMP4 source: passthrough vs the remux path vs ffmpeg, against today's MPEG-TS passthrough (1.5x target).
+      if [ "$mode" = quick ]; then
+        "$build/bench/hlsrelay_bench_channels" 10 --row fmp4 --warmup 8 --cpu-window 10 --delay-window 10
+      else
+        for n in 10 50; do "$build/bench/hlsrelay_bench_channels" "$n" --row fmp4; echo; done
+      fi
+      ;;
+    *) echo "unknown benchmark '$bench' (channels, delivery, remux, ladder, fmp4)" >&2; exit 2 ;;
   esac
 done
