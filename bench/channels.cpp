@@ -1,7 +1,8 @@
-// Benchmark 1: N live channels from a loopback live HLS origin, restreamed (a) by hlsrelay-server,
-// (b) by one `ffmpeg -c copy -f hls -hls_time 2 -hls_list_size 5 -hls_flags delete_segments` per
-// channel, in the same run on the same origin. See docs/benchmarks.md for the definitions.
-// --row picks the source and the columns:
+// Benchmarks 1, 4 and 5: N live channels from a loopback live HLS origin, restreamed (a) by
+// hlsrelay-server, (b) by one `ffmpeg -c copy -f hls -hls_time 2 -hls_list_size 5 -hls_flags
+// delete_segments` per channel, one after the other in the same run, each on an origin of its own
+// playing the same media. See docs/benchmarks.md for the definitions. --row picks the source and the
+// columns:
 //   channels (default): a 720p30 MPEG-TS source; hlsrelay vs ffmpeg;
 //   ladder: a 3-variant + 2-audio-language presentation (MPEG-TS, or fMP4 with --ladder-fmp4);
 //           hlsrelay with renditions=all vs ffmpeg keeping every rendition (-map, -var_stream_map);
