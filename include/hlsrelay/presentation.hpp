@@ -96,7 +96,8 @@ inline std::vector<std::size_t> select_variants(const std::vector<VariantFacts>&
 }
 
 // One line of our master playlist: a kept variant (EXT-X-STREAM-INF, kind video), a kept audio or
-// subtitle rendition, or a closed-captions declaration (EXT-X-MEDIA without URI, id empty).
+// subtitle rendition, or a closed-captions declaration (EXT-X-MEDIA without URI, id empty; so is an
+// audio rendition the variants carry in their own segments).
 // Strings are as the source wrote them (or measured); render_presentation_master cleans them.
 struct PresentationEntry {
     RenditionKind kind = RenditionKind::video;
@@ -209,7 +210,7 @@ inline std::string render_presentation_master(const std::vector<PresentationEntr
             service = service || instream[0] == 'S';
         }
         std::string name = d::quoted_text(e.name);
-        if (name.empty()) name = e.id.empty() ? instream : e.id;
+        if (name.empty()) name = !e.id.empty() ? e.id : !instream.empty() ? instream : group;
         media += "#EXT-X-MEDIA:TYPE=";
         media += e.kind == RenditionKind::audio ? "AUDIO" : e.kind == RenditionKind::subtitles ? "SUBTITLES" : "CLOSED-CAPTIONS";
         d::quoted(media, "GROUP-ID", group);
@@ -224,7 +225,7 @@ inline std::string render_presentation_master(const std::vector<PresentationEntr
         if (e.kind == RenditionKind::audio)
             if (const std::string c = d::channels(e.channels); !c.empty()) d::quoted(media, "CHANNELS", c);
         if (e.kind == RenditionKind::closed_captions) d::quoted(media, "INSTREAM-ID", instream);
-        else d::quoted(media, "URI", e.id + "/index.m3u8");
+        else if (!e.id.empty()) d::quoted(media, "URI", e.id + "/index.m3u8");  // else: in the variants' own segments
         media += '\n';
     }
     if (service) version = std::max(version, 7);
