@@ -582,6 +582,8 @@ void ChannelWorker::on_child_event(const std::string& id, bool top, const Event&
 }
 
 void ChannelWorker::refresh_master() {
+    // One at a time: the renditions publish from their own threads, and a playlist never goes back.
+    std::lock_guard serial(refresh_mu_);
     std::vector<std::shared_ptr<ChannelWorker>> kids;
     std::vector<PresentationEntry> entries;
     std::vector<int> child_of_entry;
@@ -613,7 +615,7 @@ void ChannelWorker::refresh_master() {
             e.height = info.height;
         }
         if (e.frame_rate <= 0) e.frame_rate = info.frame_rate;
-        if (e.codecs.empty()) {
+        if (presentation_detail::codecs(e.codecs).empty()) {  // none, or none the master could carry
             std::string codecs = info.codecs;
             for (std::size_t j = 0; j < entries.size(); ++j) {  // the audio its group adds
                 if (entries[j].kind != RenditionKind::audio || entries[j].group != e.audio_group || child_of_entry[j] < 0) continue;

@@ -210,6 +210,7 @@ private:
     std::optional<Plan> plan_;
     std::size_t top_ = 0;
     bool stop_children_ = false;
+    std::mutex refresh_mu_;  // refresh_master()
 };
 
 }  // namespace hlsrelay
