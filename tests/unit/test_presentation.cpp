@@ -176,7 +176,7 @@ TEST_CASE("presentation: hostile attribute values never make a tag of their own"
     CHECK(text.find("GROUP-ID=\"aud#EXT-X-KEY:METHOD=AES-128,URI=http://evil/\"") != std::string::npos);
 }
 
-TEST_CASE("presentation: SERVICE captions raise the version; quoted text is cut on a character boundary") {
+TEST_CASE("presentation: SERVICE captions raise the version, quoted text is cut on a character boundary") {
     PresentationEntry cc;
     cc.kind = RenditionKind::closed_captions;
     cc.group = "cc";
