@@ -609,7 +609,12 @@ void ChannelWorker::refresh_master() {
         PresentationEntry& e = entries[i];
         if (e.kind != RenditionKind::video || child_of_entry[i] < 0) continue;
         const StreamInfo info = kids[static_cast<std::size_t>(child_of_entry[i])]->stream_info();
-        if (e.average_bandwidth <= 0) e.average_bandwidth = info.average_bandwidth;
+        if (e.average_bandwidth <= 0) {
+            e.average_bandwidth = info.average_bandwidth;
+            // RFC 8216 4.3.4.2: BANDWIDTH is the peak; a source that declared less than was measured
+            // gets the measured peak, so that AVERAGE-BANDWIDTH never exceeds it.
+            if (e.average_bandwidth > e.bandwidth) e.bandwidth = std::max(info.peak_bandwidth, e.average_bandwidth);
+        }
         if (e.width <= 0 || e.height <= 0) {
             e.width = info.width;
             e.height = info.height;
