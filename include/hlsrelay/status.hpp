@@ -45,6 +45,21 @@ inline std::string hls_url_for(std::string_view stream_id) {
     return "/hls_streams/" + std::string(stream_id) + "/" + std::string(kMasterPlaylistName);
 }
 
+// One rendition of a presentation (ChannelStatus::renditions).
+struct RenditionStatus {
+    std::string id;                  // "v0", "a1", "s0": its directory
+    std::string kind;                // "video", "audio", "subtitles"
+    std::string name, language, group;  // EXT-X-MEDIA's NAME, LANGUAGE, GROUP-ID; empty: none
+    std::string codecs;              // empty: not known yet
+    int64_t bandwidth = 0;           // 0: not known yet
+    int width = 0, height = 0;
+    ChannelState state = ChannelState::Idle;
+    double newest_segment_age_seconds = -1;  // -1 while there is none
+    int64_t bytes_in = 0;
+    int segment_count = 0;
+    std::string last_error;
+};
+
 struct ChannelStatus {
     // The replaced design's fields.
     std::string channel_name;
@@ -84,6 +99,10 @@ struct ChannelStatus {
     int64_t timestamp_repairs = 0;
     std::vector<std::string> notes;  // e.g. streams dropped because MPEG-TS cannot carry them
     std::string disk_error;          // the disk mirror's last failure; memory serving goes on
+    std::string container = "ts";    // the output's packaging: "ts" or "fmp4"
+    // A presentation's renditions (empty for a single-rendition channel, whose fields above are all
+    // there is); the fields above then describe the highest video rendition.
+    std::vector<RenditionStatus> renditions;
 };
 
 inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
@@ -136,6 +155,30 @@ inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
     j["timestamp_repairs"] = s.timestamp_repairs;
     j["notes"] = s.notes;
     j["disk_error"] = s.disk_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.disk_error);
+    j["container"] = s.container;
+    auto text_or_null = [](const std::string& v) { return v.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(v); };
+    nlohmann::ordered_json renditions = nlohmann::ordered_json::array();
+    for (const RenditionStatus& r : s.renditions) {
+        nlohmann::ordered_json o;
+        o["id"] = r.id;
+        o["kind"] = r.kind;
+        o["name"] = text_or_null(r.name);
+        o["language"] = text_or_null(r.language);
+        o["group"] = text_or_null(r.group);
+        o["codecs"] = text_or_null(r.codecs);
+        o["bandwidth"] = r.bandwidth > 0 ? nlohmann::ordered_json(r.bandwidth) : nlohmann::ordered_json(nullptr);
+        o["resolution"] = r.width > 0 && r.height > 0
+                              ? nlohmann::ordered_json(std::to_string(r.width) + "x" + std::to_string(r.height))
+                              : nlohmann::ordered_json(nullptr);
+        o["state"] = to_string(r.state);
+        o["newest_segment_age_seconds"] = r.newest_segment_age_seconds < 0 ? nlohmann::ordered_json(nullptr)
+                                                                           : nlohmann::ordered_json(round3(r.newest_segment_age_seconds));
+        o["bytes_in"] = r.bytes_in;
+        o["segment_count"] = r.segment_count;
+        o["last_error"] = r.last_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(scrub_urls(r.last_error));
+        renditions.push_back(std::move(o));
+    }
+    j["renditions"] = std::move(renditions);
     return j;
 }
 

@@ -4,6 +4,7 @@
 #include "http.hpp"
 
 #include <hlsrelay/playlist.hpp>
+#include <hlsrelay/presentation.hpp>
 #include <hlsrelay/stream_id.hpp>
 #include <hlsrelay/window.hpp>
 
@@ -28,13 +29,15 @@ struct Pattern {
 
 using E = api::Endpoint;
 
-const std::array<Pattern, 13>& patterns() {
-    static const std::array<Pattern, 13> table{{
+const std::array<Pattern, 14>& patterns() {
+    static const std::array<Pattern, 14> table{{
         {{""}, GET | HEAD, RouteKind::index, E::status},
         {{"assets", kHlsJsAsset}, GET | HEAD, RouteKind::asset, E::status},
         {{"healthz"}, GET | HEAD, RouteKind::healthz, E::health},
         {{"metrics"}, GET | HEAD, RouteKind::metrics, E::status},
         {{"hls_streams", "{}", "{}"}, GET | HEAD, RouteKind::hls, E::media},
+        // A rendition of a presentation: exactly one "<v|a|s><n>/" level before the file.
+        {{"hls_streams", "{}", "{}", "{}"}, GET | HEAD, RouteKind::hls, E::media},
         {{"api", "v1", "channels"}, GET | HEAD, RouteKind::list_channels, E::registry},
         {{"api", "v1", "channels", "streams-status"}, GET | HEAD, RouteKind::streams_status, E::status},
         {{"api", "v1", "channels", "static-hls-m3u"}, GET | HEAD, RouteKind::static_hls_m3u, E::status},
@@ -91,7 +94,10 @@ std::string_view origin_form(std::string_view target) {
 }
 
 bool valid_hls_file(std::string_view file) {
-    return file == kMasterPlaylistName || file == kMediaPlaylistName || Segment::parse_name(file).has_value();
+    if (file == kMasterPlaylistName) return true;
+    if (const auto sub = split_rendition_path(file)) file = sub->file;  // a rendition has no master of its own
+    return file == kMediaPlaylistName || Segment::parse_any_name(file).has_value() ||
+           InitSection::parse_name(file).has_value();
 }
 
 }  // namespace
@@ -170,7 +176,7 @@ Route route(std::string_view method, std::string_view target) {
         if (p.kind == RouteKind::asset) r.file = segments.back();
         if (!captures.empty()) r.channel = *captures.front();
         if (p.kind == RouteKind::hls) {
-            r.file = *captures.back();
+            r.file = captures.size() == 3 ? *captures[1] + "/" + *captures[2] : *captures.back();
             // Only registry ids name channels here: a display name or anything else is no file.
             if (!is_safe_slug(r.channel) || !valid_hls_file(r.file)) {
                 Route e = error(404, "Not found");

@@ -23,6 +23,8 @@ constexpr int64_t kTimelineStart = 10 * kTicks;  // room for B-frame reordering 
 // counts as missing, an unwrap offset beyond it starts over.
 constexpr int64_t kMaxTimestamp = int64_t{1} << 52;
 constexpr int64_t kMaxPacketSpan = 3600 * kTicks;  // the longest packet duration and PTS-DTS taken
+// Source-aligned cutting: a duration no source segment reaches (flush() ends each one).
+constexpr double kAlignedNoCut = 1e6;
 bool sane_timestamp(int64_t v) { return v != AV_NOPTS_VALUE && v >= -kMaxTimestamp && v <= kMaxTimestamp; }
 
 bool carried_by_mpegts(const AVCodecParameters* par) {
@@ -460,7 +462,7 @@ void Segmenter::write(AVPacket* p) {
             cut = true;  // a GOP longer than the target duration: the playlist's promise comes first
             cut_keyframe = !has_video_ || key;
         }
-        if (cut) {
+        if (cut && !aligned_) {
             finish_segment(pts);
             start_segment(pts, cut_keyframe);
         }
@@ -577,6 +579,7 @@ SystemClock::time_point Segmenter::date_of(int64_t pts, double duration, bool ts
 }
 
 double Segmenter::cut_limit() const {
+    if (aligned_) return kAlignedNoCut;
     return target_duration_ > 0 ? target_duration_ + 0.499
                                 : std::max({2.0 * segment_duration_, target_hint_ + 0.499, segment_duration_ + 4.0});
 }
@@ -658,7 +661,8 @@ bool Segmenter::write_ts_segment(std::string& data, bool discontinuity, bool ind
         muxer_.reset();  // the remux path starts over (and probes) if it is needed again
         writer_.reset();
         layout_.clear();
-        cutter_ = std::make_unique<ts::Cutter>(segment_duration_, [this](ts::Cut&& cut) { publish_cut(std::move(cut)); },
+        // Source-aligned: no cut inside a source segment; flush() ends each one.
+        cutter_ = std::make_unique<ts::Cutter>(aligned_ ? kAlignedNoCut : segment_duration_, [this](ts::Cut&& cut) { publish_cut(std::move(cut)); },
                                                pool_, max_segment_bytes_);
         passthrough_ = true;
         discontinuity = true;
@@ -722,7 +726,8 @@ void Segmenter::emit(CutSegment&& seg) {
     pending_discontinuity_ = false;
     any_output_ = true;
     if (target_duration_ == 0)
-        target_duration_ = std::max(target_duration_for(segment_duration_), target_duration_for(seg.duration));
+        target_duration_ = std::max(target_duration_for(aligned_ && target_hint_ > 0 ? target_hint_ : segment_duration_),
+                                    target_duration_for(seg.duration));
     bytes_out_ += static_cast<int64_t>(seg.data.size());
     publish_(std::move(seg));
 }

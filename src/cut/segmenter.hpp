@@ -68,6 +68,12 @@ public:
     // (before each of its segments) is segmented: audio-only output is cut at its boundaries.
     void set_source_date(const std::optional<std::string>& date);
 
+    // Source-aligned cutting (the renditions of a presentation): every source segment becomes exactly
+    // one output segment. No cut by time inside a source segment; the caller flush()es after each
+    // one, and the target duration is the source's (set_target_hint before the first segment).
+    void set_source_aligned(bool on) { aligned_ = on; }
+    bool source_aligned() const { return aligned_; }
+
     bool passthrough() const { return passthrough_; }
     void set_buffer_pool(BufferPool* pool) { pool_ = pool; }
     int target_duration() const { return target_duration_; }  // 0 until the first segment
@@ -131,6 +137,7 @@ private:
     std::optional<SystemClock::time_point> next_source_date_;   // set_source_date, not yet placed
     std::optional<SystemClock::time_point> await_source_date_;  // remux: placed at the next reference packet
     bool date_from_segment_ = false;  // remux: source_date_ belongs to the source segment being read
+    bool aligned_ = false;          // set_source_aligned
     bool segmented_ = false;        // the source comes in segments (set_source_date): its boundaries are cuts
 
     std::unique_ptr<ts::Cutter> cutter_;  // the passthrough path, while it is in use

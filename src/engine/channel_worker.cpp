@@ -6,6 +6,7 @@
 #include <hlsrelay/stream_id.hpp>
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -25,6 +26,10 @@ constexpr double kStalledMinSeconds = 5;
 // the median media time of the last kCadenceSamples bursts is the source's cadence.
 constexpr double kBurstGapSeconds = 0.25;
 constexpr std::size_t kCadenceSamples = 15;
+// A presentation runs at most this many renditions (a hostile master may list thousands).
+constexpr std::size_t kMaxRenditions = 24;
+// The largest subtitle segment passed through (WebVTT cues of a few seconds are a few kB).
+constexpr std::size_t kMaxSubtitleBytes = std::size_t{1} << 20;
 
 double seconds_between(SteadyClock::time_point a, SteadyClock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
@@ -46,7 +51,22 @@ ChannelWorker::ChannelWorker(ChannelConfig channel, HlsSettings hls, const Engin
         mirror_ = std::make_unique<DiskMirror>(std::filesystem::path(engine_.hls_dir) / channel_.id);
 }
 
+ChannelWorker::ChannelWorker(ChannelConfig channel, HlsSettings hls, const EngineSettings& engine,
+                             int64_t first_sequence, std::shared_ptr<BufferPool> pool, Emit emit, Log log,
+                             RenditionRole role)
+    : ChannelWorker(std::move(channel), hls, engine, first_sequence, std::move(pool), std::move(emit), std::move(log)) {
+    role_ = std::move(role);
+    if (role_->kind == RenditionKind::subtitles) format_ = SegmentFormat::webvtt;
+    if (!engine_.hls_dir.empty())
+        mirror_ = std::make_unique<DiskMirror>(std::filesystem::path(engine_.hls_dir) / channel_.id / role_->id);
+}
+
 ChannelWorker::~ChannelWorker() { stop(); }
+
+std::vector<std::shared_ptr<ChannelWorker>> ChannelWorker::children() const {
+    std::lock_guard lock(children_mu_);
+    return children_;
+}
 
 void ChannelWorker::start() {
     // No ordering lock: nothing else changes the state before the thread exists (the housekeeping
@@ -68,6 +88,13 @@ void ChannelWorker::request_stop() {
         finished_ = true;
     }
     ready_cv_.notify_all();
+    std::vector<std::shared_ptr<ChannelWorker>> kids;
+    {
+        std::lock_guard lock(children_mu_);
+        stop_children_ = true;
+        kids = children_;
+    }
+    for (const auto& kid : kids) kid->request_stop();
 }
 
 bool ChannelWorker::wait_ready(SteadyClock::time_point deadline) {
@@ -79,6 +106,7 @@ bool ChannelWorker::wait_ready(SteadyClock::time_point deadline) {
 void ChannelWorker::stop() {
     request_stop();
     if (thread_.joinable()) thread_.join();
+    for (const auto& kid : children()) kid->stop();  // each empties its window and directory
     std::vector<SegmentPtr> gone;
     {
         std::lock_guard lock(out_mu_);
@@ -246,16 +274,49 @@ void ChannelWorker::add_source_note(const std::string& note) {
 void ChannelWorker::run() {
     Segmenter segmenter(hls_.segment_duration, [this, &segmenter](CutSegment&& cut) { publish(std::move(cut), segmenter); });
     segmenter.set_buffer_pool(pool_.get());
+    if (role_) {  // a rendition of a presentation: aligned on the source's segments and numbering
+        segmenter.set_source_aligned(true);
+        pin_.url = role_->url;
+        pin_.parent = role_->parent;
+        pin_.aligned = true;
+        pin_.start = [this](int64_t live, int64_t first, int64_t last) { return aligned_start(live, first, last); };
+        pin_.restarted = [this](int64_t live, int64_t first, int64_t last) { return aligned_restart(live, first, last); };
+        pin_.begin = [this](int64_t sequence, double duration) {
+            source_sequence_ = sequence;
+            source_duration_ = duration;
+            source_published_ = false;
+        };
+        pin_.end = [this, &segmenter](int64_t sequence, double duration) {
+            if (!source_published_) publish_gap(sequence + offset_, duration, segmenter);
+            source_sequence_ = -1;
+        };
+        if (role_->kind == RenditionKind::subtitles)
+            pin_.passthrough = [this, &segmenter](std::string&& data, double duration) {
+                publish_subtitle(std::move(data), duration, segmenter);
+            };
+    }
+    const std::vector<std::string> urls = role_ ? std::vector<std::string>{role_->url} : channel_.urls;
     std::mt19937 rng(std::random_device{}());
-    std::vector<bool> permanent(channel_.urls.size(), false);
+    std::vector<bool> permanent(urls.size(), false);
     int failures = 0;
     while (!interrupter_.stop_requested()) {
-        const std::string url = channel_.urls[url_index_];
+        const std::string url = urls[url_index_ % urls.size()];
         const int64_t published_before = [this] { std::lock_guard l(out_mu_); return segments_published_; }();
         std::string error;
         bool is_permanent = false;
         try {
-            run_source(segmenter, url);
+            if (role_) {
+                run_source(segmenter, url, &pin_);
+            } else if (is_hls_url(url)) {
+                std::optional<Plan> p = plan(segmenter, url);
+                if (p && !p->roles.empty()) {
+                    run_presentation(std::move(*p), segmenter);  // until stopped: the renditions reconnect alone
+                    break;
+                }
+                run_source(segmenter, url, p ? &p->single : nullptr);
+            } else {
+                run_source(segmenter, url, nullptr);
+            }
         } catch (const av::SourceError& e) {
             error = e.what();
             is_permanent = e.permanent();
@@ -273,11 +334,11 @@ void ChannelWorker::run() {
         const int64_t published_after = [this] { std::lock_guard l(out_mu_); return segments_published_; }();
         if (published_after > published_before) failures = 0;  // it worked for a while: start backoff over
         ++failures;
-        permanent[url_index_] = is_permanent;
+        permanent[url_index_ % urls.size()] = is_permanent;
         count_failure();
         {
             std::lock_guard lock(status_mu_);
-            url_index_ = (url_index_ + 1) % channel_.urls.size();
+            url_index_ = (url_index_ + 1) % urls.size();
         }
         // The state first: the error is then the first warning of the new state (see warn()).
         if (std::all_of(permanent.begin(), permanent.end(), [](bool p) { return p; })) {
@@ -293,37 +354,390 @@ void ChannelWorker::run() {
         const double delay = base * std::uniform_real_distribution<double>(0.75, 1.25)(rng);
         if (!sleep(delay)) break;
     }
+    if (!children().empty()) sleep(1e9);  // a presentation: until stop() (its children run on)
     set_state(ChannelState::Stopped);
 }
 
-void ChannelWorker::run_source(Segmenter& segmenter, const std::string& url) {
-    SourceContext ctx{.channel = channel_,
-                      .url = url,
-                      .interrupter = interrupter_,
-                      .segmenter = segmenter,
-                      .bytes_in = bytes_in_,
-                      .pool = pool_.get(),
-                      .read_timeout = engine_.read_timeout,
-                      .stall_timeout = engine_.stall_timeout,
-                      .live_start_segments = engine_.live_start_segments,
-                      .limits = channel_.limits.apply(engine_.limits),
-                      .segment_duration = hls_.segment_duration,
-                      .sleep = [this](double s) { return sleep(s); },
-                      .report = [this](const std::string& m) { set_error(m, true); },
-                      .note = [this](const std::string& m) { add_source_note(m); },
-                      .history = &history_};
-    log_(LogLevel::Info, channel_.id, "opening " + redact_url(url));
-    if (is_hls_url(url)) run_hls_source(ctx);
+SourceContext ChannelWorker::source_context(Segmenter& segmenter, const std::string& url) {
+    return SourceContext{.channel = channel_,
+                         .url = url,
+                         .interrupter = interrupter_,
+                         .segmenter = segmenter,
+                         .bytes_in = bytes_in_,
+                         .pool = pool_.get(),
+                         .read_timeout = engine_.read_timeout,
+                         .stall_timeout = engine_.stall_timeout,
+                         .live_start_segments = engine_.live_start_segments,
+                         .limits = channel_.limits.apply(engine_.limits),
+                         .segment_duration = hls_.segment_duration,
+                         .sleep = [this](double s) { return sleep(s); },
+                         .report = [this](const std::string& m) { set_error(m, true); },
+                         .note = [this](const std::string& m) { add_source_note(m); },
+                         .history = &history_,
+                         .pinned = nullptr};
+}
+
+void ChannelWorker::run_source(Segmenter& segmenter, const std::string& url, const PinnedPlaylist* pin) {
+    SourceContext ctx = source_context(segmenter, url);
+    ctx.pinned = pin;
+    log_(LogLevel::Info, channel_.id, "opening " + redact_url(pin ? pin->url : url));
+    if (pin || is_hls_url(url)) run_hls_source(ctx);
     else run_generic_source(ctx);
 }
 
-void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
+std::optional<ChannelWorker::Plan> ChannelWorker::plan(Segmenter& segmenter, const std::string& url) {
+    SourceContext ctx = source_context(segmenter, url);
+    std::string final_url;
+    const m3u8::Playlist playlist = fetch_hls_playlist(ctx, url, url, final_url);
+    if (!playlist.is_master()) return std::nullopt;
+    const m3u8::MasterPlaylist& master = playlist.master();
+    if (master.variants.empty()) throw av::SourceError("master playlist " + redact_url(url) + " has no variants");
+    std::string problem;
+    std::optional<RenditionSelection> selection = parse_rendition_selection(hls_.renditions, &problem);
+    if (!selection) {
+        add_source_note("renditions: " + problem + "; every rendition is kept");
+        selection = RenditionSelection{};
+    }
+    std::vector<VariantFacts> facts;
+    for (const auto& v : master.variants) facts.push_back({v.bandwidth, v.height});
+    std::vector<std::size_t> kept = select_variants(facts, *selection);
+    auto attribute = [](const std::map<std::string, std::string>& a, const char* name) {
+        auto it = a.find(name);
+        return it == a.end() ? std::string() : it->second;
+    };
+
+    Plan plan;
+    plan.master_url = final_url;
+    plan.independent = master.independent_segments;
+    std::map<std::string, int> role_of_uri;  // one child per media playlist, however many entries name it
+    std::size_t counts[3] = {0, 0, 0};
+    bool dropped = false;
+    auto add_role = [&](RenditionKind kind, const std::string& uri, RenditionRole role) -> int {
+        if (auto it = role_of_uri.find(uri); it != role_of_uri.end()) return it->second;
+        if (plan.roles.size() >= kMaxRenditions) {
+            dropped = true;
+            return -1;
+        }
+        role.kind = kind;
+        role.id = rendition_id(kind, counts[static_cast<int>(kind)]++);
+        role.url = uri;
+        role.parent = final_url;
+        plan.roles.push_back(std::move(role));
+        return role_of_uri[uri] = static_cast<int>(plan.roles.size() - 1);
+    };
+    std::vector<std::string> audio_groups, subtitle_groups, caption_groups;
+    auto remember = [](std::vector<std::string>& groups, const std::string& g) {
+        if (!g.empty() && std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
+    };
+    int top_role = -1;
+    int64_t top_bandwidth = -1;
+    for (std::size_t k : kept) {
+        const m3u8::Variant& v = master.variants[k];
+        RenditionRole role;
+        role.bandwidth = v.bandwidth;
+        role.codecs = v.codecs;
+        role.width = v.width;
+        role.height = v.height;
+        const int index = add_role(RenditionKind::video, v.uri, std::move(role));
+        if (index < 0 || (index < static_cast<int>(plan.child_of_entry.size()) &&
+                          std::find(plan.child_of_entry.begin(), plan.child_of_entry.end(), index) != plan.child_of_entry.end()))
+            continue;  // dropped, or a variant listed twice
+        PresentationEntry e;
+        e.kind = RenditionKind::video;
+        e.id = plan.roles[static_cast<std::size_t>(index)].id;
+        e.bandwidth = v.bandwidth;
+        e.average_bandwidth = v.average_bandwidth.value_or(0);
+        e.codecs = v.codecs;
+        e.width = v.width;
+        e.height = v.height;
+        e.frame_rate = v.frame_rate;
+        e.audio_group = v.audio_group;
+        e.subtitles_group = attribute(v.attributes, "SUBTITLES");
+        e.closed_captions = attribute(v.attributes, "CLOSED-CAPTIONS");
+        remember(audio_groups, e.audio_group);
+        remember(subtitle_groups, e.subtitles_group);
+        if (e.closed_captions != "NONE") remember(caption_groups, e.closed_captions);
+        plan.entries.push_back(std::move(e));
+        plan.child_of_entry.push_back(index);
+        if (v.bandwidth > top_bandwidth) {
+            top_bandwidth = v.bandwidth;
+            top_role = index;
+        }
+    }
+    bool separate = false;  // an audio or subtitle rendition with its own playlist
+    for (const auto& r : master.renditions) {
+        RenditionKind kind;
+        const std::vector<std::string>* groups;
+        if (r.type == "AUDIO") kind = RenditionKind::audio, groups = &audio_groups;
+        else if (r.type == "SUBTITLES") kind = RenditionKind::subtitles, groups = &subtitle_groups;
+        else if (r.type == "CLOSED-CAPTIONS") kind = RenditionKind::closed_captions, groups = &caption_groups;
+        else continue;  // TYPE=VIDEO (other angles) is not mirrored
+        if (std::find(groups->begin(), groups->end(), r.group_id) == groups->end()) continue;
+        PresentationEntry e;
+        e.kind = kind;
+        e.group = r.group_id;
+        e.name = r.name;
+        e.language = r.language;
+        e.assoc_language = attribute(r.attributes, "ASSOC-LANGUAGE");
+        e.channels = attribute(r.attributes, "CHANNELS");
+        e.characteristics = attribute(r.attributes, "CHARACTERISTICS");
+        e.instream_id = attribute(r.attributes, "INSTREAM-ID");
+        e.is_default = r.is_default;
+        e.autoselect = r.autoselect;
+        e.forced = attribute(r.attributes, "FORCED") == "YES";
+        int index = -1;
+        if (kind != RenditionKind::closed_captions && !r.uri.empty()) {
+            RenditionRole role;
+            role.name = r.name;
+            role.language = r.language;
+            role.group = r.group_id;
+            index = add_role(kind, r.uri, std::move(role));
+            if (index < 0) continue;
+            e.id = plan.roles[static_cast<std::size_t>(index)].id;
+            separate = true;
+        }
+        plan.entries.push_back(std::move(e));
+        plan.child_of_entry.push_back(index);
+    }
+    if (dropped)
+        add_source_note("the source lists more than " + std::to_string(kMaxRenditions) + " renditions: the rest are not in the output");
+    if (top_role < 0) throw av::SourceError("master playlist " + redact_url(url) + " has no usable variant");
+    if (plan.roles.size() == 1 && !separate) {
+        // One variant, nothing beside it: a single-rendition channel reading that variant.
+        plan.single.url = plan.roles.front().url;
+        plan.single.parent = final_url;
+        plan.roles.clear();
+        plan.entries.clear();
+        plan.child_of_entry.clear();
+        return plan;
+    }
+    plan.roles[static_cast<std::size_t>(top_role)].top = true;
+    return plan;
+}
+
+void ChannelWorker::run_presentation(Plan plan, Segmenter& segmenter) {
+    std::size_t top = 0;
+    for (std::size_t i = 0; i < plan.roles.size(); ++i)
+        if (plan.roles[i].top) top = i;
+    // Every rendition starts at the same source segment: the highest video variant's live start.
+    SourceContext ctx = source_context(segmenter, plan.master_url);
+    std::string final_url;
+    const m3u8::Playlist first = fetch_hls_playlist(ctx, plan.roles[top].url, plan.master_url, final_url);
+    if (first.is_master())
+        throw av::SourceError("variant " + redact_url(plan.roles[top].url) + " is itself a master playlist", true);
+    const auto& segs = first.media().segments;
+    int64_t start = 0;
+    if (!segs.empty()) {
+        const std::size_t back = static_cast<std::size_t>(std::max(1, engine_.live_start_segments));
+        start = segs[first.media().endlist || segs.size() <= back ? 0 : segs.size() - back].sequence;
+    }
+    const int64_t output_start = [this] { std::lock_guard l(out_mu_); return next_sequence_; }();
+    auto map = std::make_shared<SequenceMap>(start, output_start);
+    std::vector<std::shared_ptr<ChannelWorker>> kids;
+    for (auto& role : plan.roles) {
+        role.map = map;
+        const std::string id = role.id;
+        const bool is_top = role.top;
+        kids.push_back(std::make_shared<ChannelWorker>(
+            channel_, hls_, engine_, output_start, pool_,
+            [this, id, is_top](const Event& e) { on_child_event(id, is_top, e); },
+            [this, id](LogLevel level, const std::string& channel, const std::string& message) {
+                log_(level, channel, id + ": " + message);
+            },
+            role));
+    }
+    {
+        std::lock_guard lock(children_mu_);
+        if (stop_children_) return;
+        children_ = kids;
+        plan_ = std::move(plan);
+        top_ = top;
+    }
+    log_(LogLevel::Info, channel_.id, "a presentation of " + std::to_string(kids.size()) + " renditions");
+    for (const auto& kid : kids) kid->start();
+    if (interrupter_.stop_requested()) {
+        for (const auto& kid : kids) kid->request_stop();
+    }
+}
+
+void ChannelWorker::on_child_event(const std::string& id, bool top, const Event& e) {
+    switch (e.type) {
+        case EventType::StateChanged:
+            // The channel's state is its highest video rendition's; the others show in their rows.
+            if (top && e.state != ChannelState::Stopped && e.state != ChannelState::Idle) set_state(e.state);
+            break;
+        case EventType::Error: {
+            Event forwarded = e;
+            forwarded.message = id + ": " + e.message;
+            emit_(forwarded);
+            break;
+        }
+        case EventType::SegmentPublished:
+            refresh_master();
+            if (top) emit_(e);
+            break;
+        default:
+            break;
+    }
+}
+
+void ChannelWorker::refresh_master() {
+    // One at a time: the renditions publish from their own threads, and a playlist never goes back.
+    std::lock_guard serial(refresh_mu_);
+    std::vector<std::shared_ptr<ChannelWorker>> kids;
+    std::vector<PresentationEntry> entries;
+    std::vector<int> child_of_entry;
+    std::size_t top = 0;
+    bool independent = false;
+    {
+        std::lock_guard lock(children_mu_);
+        if (!plan_ || children_.empty()) return;
+        kids = children_;
+        entries = plan_->entries;
+        child_of_entry = plan_->child_of_entry;
+        top = top_;
+        independent = plan_->independent;
+    }
+    std::shared_ptr<const std::string> index;
+    {
+        std::lock_guard lock(kids[top]->out_mu_);
+        index = kids[top]->prefixed_playlist_;
+    }
+    if (!index) return;  // the highest video rendition has nothing yet
+    // Values the source omits are measured on the renditions' streams.
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        PresentationEntry& e = entries[i];
+        if (e.kind != RenditionKind::video || child_of_entry[i] < 0) continue;
+        const StreamInfo info = kids[static_cast<std::size_t>(child_of_entry[i])]->stream_info();
+        if (e.average_bandwidth <= 0) {
+            e.average_bandwidth = info.average_bandwidth;
+            // RFC 8216 4.3.4.2: BANDWIDTH is the peak; a source that declared less than was measured
+            // gets the measured peak, so that AVERAGE-BANDWIDTH never exceeds it.
+            if (e.average_bandwidth > e.bandwidth) e.bandwidth = std::max(info.peak_bandwidth, e.average_bandwidth);
+        }
+        if (e.width <= 0 || e.height <= 0) {
+            e.width = info.width;
+            e.height = info.height;
+        }
+        if (e.frame_rate <= 0) e.frame_rate = info.frame_rate;
+        if (presentation_detail::codecs(e.codecs).empty()) {  // none, or none the master could carry
+            std::string codecs = info.codecs;
+            for (std::size_t j = 0; j < entries.size(); ++j) {  // the audio its group adds
+                if (entries[j].kind != RenditionKind::audio || entries[j].group != e.audio_group || child_of_entry[j] < 0) continue;
+                const std::string audio = kids[static_cast<std::size_t>(child_of_entry[j])]->stream_info().codecs;
+                if (!audio.empty() && codecs.find(audio) == std::string::npos) codecs += (codecs.empty() ? "" : ",") + audio;
+                break;
+            }
+            e.codecs = codecs;
+        }
+    }
+    std::string text = render_presentation_master(entries, 3, independent);
+    std::shared_ptr<const std::string> master;
+    {
+        std::lock_guard lock(out_mu_);
+        if (!master_playlist_ || *master_playlist_ != text)
+            master = master_playlist_ = std::make_shared<const std::string>(std::move(text));
+        media_playlist_ = index;
+    }
+    if (mirror_) {  // after the rendition's own files: the segments and playlist it names exist
+        mirror_->write_playlist(kMediaPlaylistName, *index);
+        if (master) mirror_->write_playlist(kMasterPlaylistName, *master);
+    }
+    {
+        std::lock_guard lock(ready_mu_);
+        ready_ = true;
+    }
+    ready_cv_.notify_all();
+}
+
+int64_t ChannelWorker::aligned_start(int64_t live_start, int64_t first, int64_t last) {
+    const SequenceMap::Mapping m = role_->map->current();
+    epoch_ = m.epoch;
+    int64_t want;
+    if (published_any_) {
+        want = next_sequence_ - offset_;  // go on where this rendition left off
+    } else {
+        offset_ = m.offset;
+        want = m.start;
+    }
+    const int64_t span = std::max<int64_t>(10, last - first + 1);
+    if (want < first - span || want > last + span) {
+        add_source_note(role_->id + ": its media sequence numbers are not aligned with the highest video variant's; "
+                        "it is numbered on its own");
+        offset_ = next_sequence_ - live_start;
+        return live_start;
+    }
+    return std::max(want, first);  // what left the playlist meanwhile becomes gaps
+}
+
+int64_t ChannelWorker::aligned_restart(int64_t live_start, int64_t first, int64_t last) {
+    const SequenceMap::Mapping m = role_->map->rebase(epoch_, live_start);
+    epoch_ = m.epoch;
+    const int64_t span = std::max<int64_t>(10, last - first + 1);
+    if (m.start < first - span || m.start > last + span) {
+        offset_ = next_sequence_ - live_start;
+        return live_start;
+    }
+    offset_ = m.offset;
+    return std::max(m.start, first);
+}
+
+std::shared_ptr<Segment> ChannelWorker::new_segment() {
     // When the last reader lets go of the segment its buffer goes back to the pool.
-    std::shared_ptr<Segment> segment(std::make_unique<Segment>().release(),
-                                     [pool = pool_](Segment* s) {
-                                         std::unique_ptr<Segment> owned(s);
-                                         if (pool) pool->give(std::move(owned->data));
-                                     });
+    return std::shared_ptr<Segment>(std::make_unique<Segment>().release(), [pool = pool_](Segment* s) {
+        std::unique_ptr<Segment> owned(s);
+        if (pool) pool->give(std::move(owned->data));
+    });
+}
+
+void ChannelWorker::publish_gap(int64_t sequence, double duration, const Segmenter& segmenter) {
+    if (sequence < next_sequence_) return;
+    // A long outage: only what a playlist can still list is filled in.
+    int64_t from = std::max(next_sequence_, sequence - window_.max_segments());
+    for (int64_t n = from; n <= sequence; ++n) {
+        auto gap = new_segment();
+        gap->sequence = n;
+        gap->gap = true;
+        gap->format = format_;
+        gap->duration = std::max(0.001, duration);
+        gap->program_date_time = SystemClock::now() - std::chrono::duration_cast<SystemClock::duration>(
+                                                          std::chrono::duration<double>(gap->duration));
+        publish_segment(std::move(gap), segmenter);
+    }
+}
+
+void ChannelWorker::publish_subtitle(std::string&& data, double duration, const Segmenter& segmenter) {
+    if (data.size() > kMaxSubtitleBytes) {
+        set_error("a subtitle segment of " + std::to_string(data.size()) + " bytes was skipped (at most " +
+                      std::to_string(kMaxSubtitleBytes) + ")",
+                  true);
+        return;  // a gap (PinnedPlaylist::end)
+    }
+    CutSegment cut;
+    cut.data = std::move(data);
+    cut.duration = std::max(0.001, duration);
+    cut.format = SegmentFormat::webvtt;
+    cut.program_date_time = SystemClock::now() - std::chrono::duration_cast<SystemClock::duration>(
+                                                     std::chrono::duration<double>(cut.duration));
+    longest_subtitle_ = std::max(longest_subtitle_, cut.duration);
+    publish(std::move(cut), segmenter);
+}
+
+void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
+    std::shared_ptr<Segment> segment = new_segment();
+    if (role_) {
+        // Aligned: this source segment's output number; anything else it yields (a second cut when
+        // it exceeds the largest output segment) would break the numbering and is dropped.
+        if (source_sequence_ < 0 || source_published_) {
+            add_source_note(role_->id + ": a source segment exceeded the largest output segment: its tail was dropped to keep the renditions aligned");
+            return;
+        }
+        source_published_ = true;
+        const int64_t sequence = source_sequence_ + offset_;
+        if (sequence < next_sequence_) return;  // published already (a source that went back)
+        if (sequence > next_sequence_) publish_gap(sequence - 1, source_duration_, segmenter);  // what never came
+        segment->sequence = sequence;
+    }
     segment->duration = cut.duration;
     segment->discontinuity = cut.discontinuity;
     segment->keyframe_start = cut.keyframe_start;
@@ -331,28 +745,44 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
     segment->format = cut.format;
     segment->init = std::move(cut.init);
     segment->data = std::move(cut.data);
+    format_ = segment->format;
+    publish_segment(std::move(segment), segmenter);
+}
+
+void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segmenter& segmenter) {
     const auto now = SteadyClock::now();
     segment->published = now;
     {
         std::lock_guard lock(out_mu_);
-        segment->sequence = next_sequence_++;
+        if (!role_) segment->sequence = next_sequence_;
+        next_sequence_ = segment->sequence + 1;
         if (segment->discontinuity) ++discontinuity_sequence_;
         segment->discontinuity_sequence = discontinuity_sequence_;
     }
+    if (role_) {
+        role_->map->published(segment->sequence + 1);
+        published_any_ = true;
+    }
     // The file is complete on disk before any playlist names it.
-    if (mirror_) mirror_->write_segment(*segment);
+    if (mirror_ && !segment->gap) mirror_->write_segment(*segment);
     std::vector<SegmentPtr> gone;
     std::shared_ptr<const std::string> media, master;
     {
         std::lock_guard lock(out_mu_);
         gone = window_.push(segment, now);
         if (target_duration_ == 0) target_duration_ = segmenter.target_duration();
+        if (segment->format == SegmentFormat::webvtt)  // subtitles pass the segmenter by
+            target_duration_ = std::max(target_duration_, target_duration_for(longest_subtitle_));
+        if (target_duration_ == 0) target_duration_ = target_duration_for(std::max(hls_.segment_duration, segment->duration));
         media = media_playlist_ = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_));
+        if (role_ && role_->top)
+            prefixed_playlist_ = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_, role_->id + "/"));
         StreamInfo info = segmenter.stream_info();
         info.peak_bandwidth = info_.peak_bandwidth;
         int64_t bytes = 0;
         double seconds = 0;
         for (const auto& s : window_.listed()) {
+            if (s->gap) continue;
             bytes += static_cast<int64_t>(s->data.size());
             seconds += s->duration;
             if (s->duration >= 0.5)
@@ -380,6 +810,7 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
         if (master) mirror_->write_playlist(kMasterPlaylistName, *master);
     }
     remove_files(gone);
+    if (segment->gap) return;  // a placeholder: nothing arrived, the state and the cadence stay
     if (master) {
         {
             std::lock_guard lock(ready_mu_);
@@ -432,6 +863,8 @@ void ChannelWorker::remove_files(const std::vector<SegmentPtr>& gone) {
 }
 
 void ChannelWorker::sweep() {
+    const auto kids = children();
+    for (const auto& kid : kids) kid->sweep();
     const auto now = SteadyClock::now();
     std::vector<SegmentPtr> gone;
     std::set<std::string> keep;
@@ -441,10 +874,16 @@ void ChannelWorker::sweep() {
         std::lock_guard lock(out_mu_);
         gone = window_.expire(now);
         if (sweep_disk) {
-            for (const auto& s : window_.listed()) keep.insert(s->name());
+            for (const auto& s : window_.listed()) {
+                keep.insert(s->name());
+                if (s->init) keep.insert(s->init->name());
+            }
             for (int64_t seq = next_sequence_ - window_.max_segments() - static_cast<int64_t>(window_.in_grace()) - 1;
                  seq < next_sequence_; ++seq)
-                if (window_.find(seq, now)) keep.insert(Segment::segment_name(seq));
+                if (SegmentPtr found = window_.find(seq, now)) {
+                    keep.insert(found->name());
+                    if (found->init) keep.insert(found->init->name());
+                }
         }
     }
     remove_files(gone);
@@ -461,7 +900,9 @@ void ChannelWorker::sweep() {
         std::lock_guard lock(status_mu_);
         state = state_;
     }
-    if (state == ChannelState::Running) transition(ChannelState::Running, ChannelState::Stalled, stalled);
+    if (!kids.empty()) {
+        // A presentation's state is its highest video rendition's (which sweeps its own).
+    } else if (state == ChannelState::Running) transition(ChannelState::Running, ChannelState::Stalled, stalled);
     else if (state == ChannelState::Stalled)
         transition(ChannelState::Stalled, ChannelState::Running, [&] { return !stalled(); });
     expire_error(now);
@@ -469,11 +910,58 @@ void ChannelWorker::sweep() {
 }
 
 int64_t ChannelWorker::next_sequence() const {
+    int64_t next;
+    {
+        std::lock_guard lock(out_mu_);
+        next = next_sequence_;
+    }
+    for (const auto& kid : children()) next = std::max(next, kid->next_sequence());
+    return next;
+}
+
+StreamInfo ChannelWorker::stream_info() const {
     std::lock_guard lock(out_mu_);
-    return next_sequence_;
+    return info_;
+}
+
+RenditionStatus ChannelWorker::rendition_status() const {
+    RenditionStatus r;
+    if (role_) {
+        r.id = role_->id;
+        r.kind = to_string(role_->kind);
+        r.name = role_->name;
+        r.language = role_->language;
+        r.group = role_->group;
+        r.codecs = role_->codecs;
+        r.bandwidth = role_->bandwidth;
+        r.width = role_->width;
+        r.height = role_->height;
+    }
+    {
+        std::lock_guard lock(status_mu_);
+        r.state = state_;
+        r.last_error = last_error_;
+    }
+    r.bytes_in = bytes_in_.load(std::memory_order_relaxed);
+    std::lock_guard lock(out_mu_);
+    if (r.codecs.empty()) r.codecs = info_.codecs;
+    if (r.bandwidth <= 0) r.bandwidth = info_.peak_bandwidth;
+    if (r.width <= 0 || r.height <= 0) {
+        r.width = info_.width;
+        r.height = info_.height;
+    }
+    r.segment_count = static_cast<int>(window_.listed().size());
+    if (!window_.listed().empty())
+        r.newest_segment_age_seconds = std::chrono::duration<double>(SteadyClock::now() - window_.newest()->published).count();
+    return r;
 }
 
 std::optional<Resource> ChannelWorker::read(std::string_view file, Delivery delivery) const {
+    if (const auto sub = split_rendition_path(file)) {  // "v0/seg_12.ts": a rendition's own file
+        for (const auto& kid : children())
+            if (kid->role_ && kid->role_->id == sub->rendition) return kid->read(sub->file, delivery);
+        return std::nullopt;
+    }
     std::optional<Resource> r;
     {
         std::lock_guard lock(out_mu_);
@@ -496,13 +984,14 @@ std::optional<Resource> ChannelWorker::read(std::string_view file, Delivery deli
     return r;
 }
 
-ChannelStatus ChannelWorker::status() const {
+ChannelStatus ChannelWorker::own_status() const {
     ChannelStatus s;
     s.channel_name = channel_.name;
     s.stream_id = channel_.id;
     s.hls_url = hls_url_for(channel_.id);
     s.max_segments = hls_.max_segments;
     s.segment_duration = hls_.segment_duration;
+    s.container = to_string(hls_.container);
     const auto now = SteadyClock::now();
     {
         std::lock_guard lock(status_mu_);
@@ -515,7 +1004,7 @@ ChannelStatus ChannelWorker::status() const {
         s.reconnects = reconnects_;
         s.reconnect_attempts = reconnect_attempts_;
         s.source_index = static_cast<int>(url_index_);
-        s.source = redact_url(channel_.urls[url_index_]);
+        s.source = redact_url(role_ ? role_->url : channel_.urls[url_index_ % channel_.urls.size()]);
         if (state_ == ChannelState::Running || state_ == ChannelState::Stalled)
             s.uptime_seconds = std::chrono::duration<double>(now - running_since_).count();
     }
@@ -546,6 +1035,68 @@ ChannelStatus ChannelWorker::status() const {
         const auto& [t1, b1] = input_samples_.back();
         const double dt = std::chrono::duration<double>(t1 - t0).count();
         if (dt > 0) s.input_bitrate = static_cast<double>(b1 - b0) * 8 / dt;
+    }
+    return s;
+}
+
+ChannelStatus ChannelWorker::status() const {
+    ChannelStatus s = own_status();
+    std::vector<std::shared_ptr<ChannelWorker>> kids;
+    std::size_t top;
+    {
+        std::lock_guard lock(children_mu_);
+        kids = children_;
+        top = top_;
+    }
+    if (kids.empty()) return s;
+    // A presentation: the top-level fields describe the highest video rendition.
+    const ChannelStatus t = kids[top]->own_status();
+    s.segment_count = t.segment_count;
+    s.estimated_buffer_seconds = t.estimated_buffer_seconds;
+    s.stream = t.stream;
+    s.newest_segment_age_seconds = t.newest_segment_age_seconds;
+    s.media_sequence = t.media_sequence;
+    s.discontinuity_sequence = t.discontinuity_sequence;
+    s.segments_published = t.segments_published;
+    s.bytes_published = t.bytes_published;
+    s.target_duration = t.target_duration;
+    s.timestamp_repairs = t.timestamp_repairs;
+    s.output_bitrate = t.output_bitrate;
+    s.input_bitrate = t.input_bitrate;
+    s.uptime_seconds = t.uptime_seconds;
+    s.reconnects += t.reconnects;
+    s.reconnect_attempts += t.reconnect_attempts;
+    if (s.last_error.empty()) {
+        s.last_error = t.last_error;
+        s.last_error_at = t.last_error_at;
+        s.last_error_age_seconds = t.last_error_age_seconds;
+    }
+    if (s.previous_error.empty()) {
+        s.previous_error = t.previous_error;
+        s.previous_error_at = t.previous_error_at;
+    }
+    for (const auto& n : t.notes)
+        if (std::find(s.notes.begin(), s.notes.end(), n) == s.notes.end()) s.notes.push_back(n);
+    for (std::size_t i = 0; i < kids.size(); ++i) {
+        if (i != top) {
+            const ChannelStatus k = kids[i]->own_status();
+            for (const auto& n : k.notes) {
+                const std::string note = kids[i]->role_->id + ": " + n;
+                if (n.rfind(kids[i]->role_->id + ":", 0) == 0) {
+                    if (std::find(s.notes.begin(), s.notes.end(), n) == s.notes.end()) s.notes.push_back(n);
+                } else if (std::find(s.notes.begin(), s.notes.end(), note) == s.notes.end()) {
+                    s.notes.push_back(note);
+                }
+            }
+            s.bytes_in += k.bytes_in;
+            s.bytes_out += k.bytes_out;
+            if (s.disk_error.empty()) s.disk_error = k.disk_error;
+        } else {
+            s.bytes_in += t.bytes_in;
+            s.bytes_out += t.bytes_out;
+            if (s.disk_error.empty()) s.disk_error = t.disk_error;
+        }
+        s.renditions.push_back(kids[i]->rendition_status());
     }
     return s;
 }

@@ -1,14 +1,24 @@
 // One running channel: a worker thread tying source -> segmenter -> window -> playlists (and the
 // disk mirror), reconnecting with backoff across the channel's URLs, and the channel's status.
 // The worker thread is the only writer; readers take shared pointers to immutable data.
+//
+// A multivariant HLS source whose selection keeps several renditions (or separate audio/subtitles)
+// makes the channel a presentation: this worker then fetches the source's master playlist, starts
+// one child ChannelWorker per rendition (RenditionRole: its own ingest pinned to one media
+// playlist, cutter, window, playlist, reconnects and disk directory), renders master.m3u8 from the
+// source's, and serves "<id>/<file>" from the children. Its state follows the highest video
+// rendition; a child that fails alone reconnects alone.
 #pragma once
 
 #include "common/av_util.hpp"
 #include "publish/disk_mirror.hpp"
 #include "cut/segmenter.hpp"
+#include "engine/sequence_map.hpp"
+#include "ingest/source.hpp"
 #include "ingest/source_history.hpp"
 
 #include <hlsrelay/engine.hpp>
+#include <hlsrelay/presentation.hpp>
 #include <hlsrelay/window.hpp>
 
 #include <atomic>
@@ -22,6 +32,19 @@
 
 namespace hlsrelay {
 
+// A worker that runs one rendition of a presentation.
+struct RenditionRole {
+    std::string id;                    // "v0", "a1", "s0": its directory
+    RenditionKind kind = RenditionKind::video;
+    std::string url, parent;           // its media playlist; the master's final URL
+    std::shared_ptr<SequenceMap> map;  // the channel-wide numbering
+    bool top = false;                  // the highest video rendition: also renders the top-level index.m3u8
+    std::string name, language, group; // for status (EXT-X-MEDIA), empty for a variant
+    int64_t bandwidth = 0;             // declared by the source (0: none)
+    std::string codecs;
+    int width = 0, height = 0;
+};
+
 class ChannelWorker {
 public:
     using Emit = std::function<void(const Event&)>;
@@ -29,6 +52,9 @@ public:
 
     ChannelWorker(ChannelConfig channel, HlsSettings hls, const EngineSettings& engine, int64_t first_sequence,
                   std::shared_ptr<BufferPool> pool, Emit emit, Log log);
+    // A rendition of a presentation (started by the presentation's worker).
+    ChannelWorker(ChannelConfig channel, HlsSettings hls, const EngineSettings& engine, int64_t first_sequence,
+                  std::shared_ptr<BufferPool> pool, Emit emit, Log log, RenditionRole role);
     ~ChannelWorker();
     ChannelWorker(const ChannelWorker&) = delete;
     ChannelWorker& operator=(const ChannelWorker&) = delete;
@@ -49,11 +75,38 @@ public:
     bool wait_ready(SteadyClock::time_point deadline);
     int64_t next_sequence() const;
     const ChannelConfig& channel() const { return channel_; }
+    // A rendition's measured stream and its status row.
+    StreamInfo stream_info() const;
+    ChannelStatus own_status() const;  // this worker's alone (status() adds a presentation's renditions)
+    RenditionStatus rendition_status() const;
 
 private:
+    // The source's master playlist, planned: the renditions to run, the master to mirror.
+    struct Plan {
+        std::string master_url;                 // final URL
+        std::vector<PresentationEntry> entries;  // what master.m3u8 lists
+        std::vector<RenditionRole> roles;        // one per child, in entry order (ids unique)
+        std::vector<int> child_of_entry;         // entry -> index into roles, -1: no child (closed captions)
+        bool independent = false;
+        PinnedPlaylist single;                   // no roles: the one variant a single-rendition channel reads
+    };
     void run();
-    void run_source(Segmenter& segmenter, const std::string& url);
+    void run_source(Segmenter& segmenter, const std::string& url, const PinnedPlaylist* pin);
+    SourceContext source_context(Segmenter& segmenter, const std::string& url);
+    // Fetches the master playlist at `url`; nullopt when it is a media playlist.
+    std::optional<Plan> plan(Segmenter& segmenter, const std::string& url);
+    void run_presentation(Plan plan, Segmenter& segmenter);
+    void on_child_event(const std::string& id, bool top, const Event& e);
+    void refresh_master();  // the presentation's master.m3u8 and top-level index.m3u8
+    std::vector<std::shared_ptr<ChannelWorker>> children() const;
+    // Aligned renditions: the hooks of PinnedPlaylist.
+    int64_t aligned_start(int64_t live_start, int64_t first, int64_t last);
+    int64_t aligned_restart(int64_t live_start, int64_t first, int64_t last);
+    void publish_gap(int64_t sequence, double duration, const Segmenter& segmenter);
+    void publish_subtitle(std::string&& data, double duration, const Segmenter& segmenter);
     void publish(CutSegment&& cut, const Segmenter& segmenter);
+    void publish_segment(std::shared_ptr<Segment> segment, const Segmenter& segmenter);
+    std::shared_ptr<Segment> new_segment();
     void set_state(ChannelState state);     // serialised with transition() by transition_mu_
     void change_state(ChannelState state);  // set_state's body
     // Changes the state to `to` only if it is `from` (the housekeeping thread's running <-> stalled).
@@ -137,6 +190,27 @@ private:
     std::atomic<int64_t> bytes_in_{0};
     SteadyClock::time_point last_sweep_{};
     SourceHistory history_;  // worker thread only
+
+    // A rendition of a presentation (role_), aligned by role_->map: worker thread only, except the
+    // playlist prefixed for the top level (out_mu_).
+    std::optional<RenditionRole> role_;
+    PinnedPlaylist pin_;
+    int64_t offset_ = 0, epoch_ = 0;   // output = source + offset_ (role_->map's, or our own when misaligned)
+    int64_t source_sequence_ = -1;     // the source segment being cut
+    double source_duration_ = 0;
+    bool source_published_ = false;    // ... has its output segment
+    bool published_any_ = false;
+    SegmentFormat format_ = SegmentFormat::ts;
+    double longest_subtitle_ = 0;
+    std::shared_ptr<const std::string> prefixed_playlist_;  // out_mu_: the top rendition's, URIs "<id>/"
+
+    // A presentation: its children and what its master lists (children_mu_).
+    mutable std::mutex children_mu_;
+    std::vector<std::shared_ptr<ChannelWorker>> children_;
+    std::optional<Plan> plan_;
+    std::size_t top_ = 0;
+    bool stop_children_ = false;
+    std::mutex refresh_mu_;  // refresh_master()
 };
 
 }  // namespace hlsrelay

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -65,8 +64,8 @@ public:
                         rejoining_ = false;
                     }
             }
+            if (aligned()) next_sequence_ = ctx_.pinned->start(next_sequence_, segs.front().sequence, segs.back().sequence);
         }
-        start_audio(playlist);
         Clock::time_point loaded = Clock::now();
         Clock::time_point last_change = loaded;
         Clock::time_point last_success = loaded;
@@ -83,7 +82,13 @@ public:
                     vod_elapsed += seg.duration;
                 }
                 const bool gap = seg.sequence != next_sequence_ && started_;
+                if (aligned()) ctx_.pinned->begin(seg.sequence, seg.duration);
                 play_segment(seg, gap || seg.discontinuity);
+                if (aligned()) {
+                    if (ctx_.interrupter.stop_requested()) return;
+                    ctx_.segmenter.flush();  // one source segment, one output segment
+                    ctx_.pinned->end(seg.sequence, seg.duration);
+                }
                 if (ctx_.interrupter.stop_requested()) return;
                 next_sequence_ = seg.sequence + 1;
                 if (ctx_.history) ctx_.history->taken(media_key_, seg.sequence, seg.uri);
@@ -123,6 +128,7 @@ public:
                     const size_t back = static_cast<size_t>(std::max(1, ctx_.live_start_segments));
                     const size_t start = next.segments.size() <= back ? 0 : next.segments.size() - back;
                     next_sequence_ = next.segments[start].sequence;
+                    if (aligned()) next_sequence_ = ctx_.pinned->restarted(next_sequence_, first, last);
                     force_discontinuity_ = true;
                     rejoining_ = !(next.endlist && ctx_.channel.loop);
                     rejoin_until_ = last;
@@ -140,7 +146,20 @@ public:
         }
     }
 
+    m3u8::Playlist fetch_playlist(const std::string& url, const std::string& parent, std::string& final_url) {
+        const std::string text = fetch(url, parent, Kind::Playlist, &final_url);
+        try {
+            m3u8::Playlist p = m3u8::parse(text, final_url);
+            if (!p.is_master()) target_duration_ = p.media().target_duration;
+            return p;
+        } catch (const m3u8::ParseError& e) {
+            throw av::SourceError("malformed playlist from " + redact_url(url) + ": " + e.what());
+        }
+    }
+
 private:
+    bool aligned() const { return ctx_.pinned && ctx_.pinned->aligned; }
+
     static std::string fmt_seconds(double s) {
         char buf[32];
         std::snprintf(buf, sizeof buf, "%.1f s", s);
@@ -208,19 +227,16 @@ private:
         return http_.get(uri, spec, ctx_.interrupter, final_url);
     }
 
-    m3u8::Playlist fetch_playlist(const std::string& url, const std::string& parent, std::string& final_url) {
-        const std::string text = fetch(url, parent, Kind::Playlist, &final_url);
-        try {
-            m3u8::Playlist p = m3u8::parse(text, final_url);
-            if (!p.is_master()) target_duration_ = p.media().target_duration;
-            return p;
-        } catch (const m3u8::ParseError& e) {
-            throw av::SourceError("malformed playlist from " + redact_url(url) + ": " + e.what());
-        }
-    }
-
     m3u8::MediaPlaylist load_media_playlist() {
         std::string final_url;
+        if (const PinnedPlaylist* pin = ctx_.pinned) {
+            m3u8::Playlist media = fetch_playlist(pin->url, pin->parent, final_url);
+            if (media.is_master())
+                throw av::SourceError("variant " + redact_url(pin->url) + " is itself a master playlist", true);
+            media_url_ = final_url;
+            media_key_ = pin->url;
+            return media.media();
+        }
         m3u8::Playlist p = fetch_playlist(ctx_.url, ctx_.url, final_url);
         if (p.is_master()) {
             const m3u8::Variant* v = m3u8::select_variant(p.master(), ctx_.channel.variant);
@@ -231,7 +247,6 @@ private:
                 throw av::SourceError("variant " + redact_url(v->uri) + " is itself a master playlist");
             media_url_ = variant_url;
             media_key_ = v->uri;
-            choose_audio(p.master(), *v, final_url);
             return media.media();
         }
         media_url_ = final_url;
@@ -334,12 +349,16 @@ private:
         }
         lost_in_a_row_ = 0;
         if (already_taken(seg, data)) return;
+        if (ctx_.pinned && ctx_.pinned->passthrough) {  // subtitles: passed on as they are
+            ctx_.pinned->passthrough(std::move(data), seg.duration);
+            force_discontinuity_ = false;
+            started_ = true;
+            return;
+        }
         const bool breaks = discontinuity || force_discontinuity_ || !started_;
         ctx_.segmenter.set_source_date(seg.program_date_time);  // dates the output on the source's clock
-        // With a followed audio rendition both are demuxed and muxed together. Else MPEG-TS segments
-        // are cut as they are, without a remux; anything else goes through libav.
-        if (audio_ && reload_audio()) play_with_audio(data, breaks);
-        else if (seg.map || !ctx_.segmenter.write_ts_segment(data, breaks, independent_)) demux(data, breaks);
+        // MPEG-TS segments are cut as they are, without a remux; anything else goes through libav.
+        if (seg.map || !ctx_.segmenter.write_ts_segment(data, breaks, independent_)) demux(data, breaks);
         force_discontinuity_ = false;
         started_ = true;
     }
@@ -433,357 +452,6 @@ private:
         ctx_.interrupter.disarm();
     }
 
-    // ---- the audio rendition ----
-
-    // A packet waiting to be muxed, with its decoding time on a 90 kHz clock shared by the video and
-    // the audio rendition (RFC 8216 requires the renditions of a master playlist to share timestamps).
-    struct Pending {
-        av::PacketPtr packet;
-        int64_t dts90 = 0;
-        int64_t end90 = 0;
-    };
-
-    // The rendition of the chosen variant's audio group that is followed beside the video playlist.
-    struct AudioFollow {
-        std::string uri;        // its media playlist, as the master names it
-        std::string parent;     // the master's final URL (the URI is checked against it)
-        std::string final_url;  // the media playlist's final URL (its segment URIs are checked against it)
-        std::string label;      // "audio rendition 'English' (en) of group 'aud'"
-        std::string language;   // ISO 639-2 (three letters) for the output's language descriptor, else empty
-        m3u8::MediaPlaylist playlist;
-        bool loaded = false;
-        bool active = false;    // false: not loaded yet, stalled or broken; the output is video only
-        Clock::time_point last_load{}, last_change{};
-        int64_t next_sequence = -1;  // -1: not placed yet
-        InitCache init;
-        std::deque<Pending> packets;
-        std::vector<std::pair<int, int>> signature;  // (codec type, codec id) of the last segment's audio streams
-        av::OutputPtr streams;  // the probed audio streams' parameters; null until the first audio segment
-        bool reprobe = true;
-    };
-
-    static std::string describe(const m3u8::Rendition& r) {
-        std::string kind = r.type == "AUDIO"       ? "audio"
-                           : r.type == "SUBTITLES" ? "subtitles"
-                                                   : "closed-captions";
-        std::string s = "source " + kind + " rendition '" + r.name + "'";
-        if (!r.language.empty()) s += " (" + r.language + ")";
-        return s + " of group '" + r.group_id + "'";
-    }
-
-    // The chosen variant's audio group: follows its DEFAULT=YES rendition (else AUTOSELECT=YES, else
-    // the first) when that has its own playlist; notes every rendition the output does not carry.
-    void choose_audio(const m3u8::MasterPlaylist& master, const m3u8::Variant& variant, const std::string& master_url) {
-        const m3u8::Rendition* chosen = nullptr;
-        bool in_variant = false;  // the group's default audio is in the variant's own segments
-        if (!variant.audio_group.empty()) {
-            const m3u8::Rendition *by_default = nullptr, *by_autoselect = nullptr, *first = nullptr;
-            for (const auto& r : master.renditions) {
-                if (r.type != "AUDIO" || r.group_id != variant.audio_group) continue;
-                if (r.uri.empty()) {
-                    if (r.is_default) in_variant = true;
-                    continue;
-                }
-                if (!first) first = &r;
-                if (r.autoselect && !by_autoselect) by_autoselect = &r;
-                if (r.is_default && !by_default) by_default = &r;
-            }
-            if (!in_variant) chosen = by_default ? by_default : by_autoselect ? by_autoselect : first;
-        }
-        // What the output carries: the followed rendition, and those in the variant's own segments.
-        auto carried = [&](const m3u8::Rendition& r) {
-            if (r.type != "AUDIO") return false;
-            if (&r == chosen || (r.uri.empty() && r.group_id == variant.audio_group)) return true;
-            // Another group's copy of a carried track (the same name and language at another bitrate).
-            for (const auto& c : master.renditions)
-                if (c.type == "AUDIO" && c.group_id == variant.audio_group && (&c == chosen || c.uri.empty()) &&
-                    c.name == r.name && c.language == r.language)
-                    return true;
-            return false;
-        };
-        for (const auto& r : master.renditions) {
-            if (carried(r)) continue;
-            if (r.type == "AUDIO" || r.type == "SUBTITLES")
-                ctx_.note(describe(r) + " is not in the output");
-            else if (r.type == "CLOSED-CAPTIONS")
-                ctx_.note(describe(r) + " is not declared in the output (captions inside the video stream stay there)");
-        }
-        if (!chosen) return;
-        AudioFollow a;
-        a.uri = chosen->uri;
-        a.parent = master_url;
-        a.label = describe(*chosen);
-        if (chosen->language.size() == 3) a.language = chosen->language;
-        audio_ = std::move(a);
-    }
-
-    // Loads the audio playlist before the first video segment and places it beside the video's start.
-    void start_audio(const m3u8::MediaPlaylist& video) {
-        if (!audio_) return;
-        if (!reload_audio()) return;
-        AudioFollow& a = *audio_;
-        const auto& segs = a.playlist.segments;
-        if (segs.empty()) return;
-        // The same media sequence numbers (ffmpeg's hls muxer, most packagers): the same segment.
-        for (const auto& s : segs)
-            if (s.sequence == next_sequence_ && video.target_duration == a.playlist.target_duration) {
-                a.next_sequence = s.sequence;
-                return;
-            }
-        // Else as far back from the audio playlist's end as the video start is from the video's.
-        double behind = 0;
-        for (const auto& s : video.segments)
-            if (s.sequence >= next_sequence_) behind += s.duration;
-        size_t i = segs.size();
-        double audio_behind = 0;
-        while (i > 0 && audio_behind < behind) audio_behind += segs[--i].duration;
-        a.next_sequence = segs[i].sequence;
-    }
-
-    // Reloads the audio playlist (RFC 8216 6.3.4: not sooner than half a target duration after the
-    // last load). False while it cannot be followed; after a stall of the usual bound the output goes
-    // on with video only, and the audio comes back when its playlist advances again.
-    bool reload_audio() {
-        AudioFollow& a = *audio_;
-        const double target = std::max(0.5, a.playlist.target_duration);
-        if (a.loaded && seconds_since(a.last_load) < target / 2) return a.active;
-        if (!a.loaded && a.last_load != Clock::time_point{} && seconds_since(a.last_load) < target) return false;
-        a.last_load = Clock::now();
-        m3u8::MediaPlaylist next;
-        try {
-            next = fetch_media(a.uri, a.parent, a.final_url);
-        } catch (const av::SourceError& e) {
-            if (ctx_.interrupter.stop_requested()) return false;
-            ctx_.report(a.label + ": playlist " + (a.loaded ? "reload" : "load") + " failed: " + e.what());
-            if (!a.loaded) {
-                ctx_.note(a.label + " could not be followed: the output has no audio while it fails");
-                return false;
-            }
-            next = a.playlist;  // keep the last one; the stall bound below decides
-        }
-        if (!a.loaded || advanced(a.playlist, next)) a.last_change = a.last_load;
-        if (!next.segments.empty() && a.next_sequence >= 0 && next.segments.back().sequence + 1 < a.next_sequence - 1)
-            a.next_sequence = -1;  // the audio playlist restarted its numbering: placed again below
-        a.playlist = std::move(next);
-        a.loaded = true;
-        if (a.next_sequence < 0 && !a.playlist.segments.empty()) {
-            const size_t back = static_cast<size_t>(std::max(1, ctx_.live_start_segments));
-            const auto& segs = a.playlist.segments;
-            a.next_sequence = segs[segs.size() <= back ? 0 : segs.size() - back].sequence;
-        }
-        const bool stalled = !a.playlist.endlist && seconds_since(a.last_change) > stall_timeout(a.playlist);
-        if (stalled && a.active) {
-            ctx_.report(a.label + " stalled: its playlist has not advanced for " + fmt_seconds(seconds_since(a.last_change)) +
-                        "; the output carries video only until it does");
-            ctx_.note(a.label + " stalled at times: the output carried video only meanwhile");
-        }
-        if (!a.active && !stalled) {
-            a.packets.clear();
-            a.reprobe = true;
-        }
-        a.active = !stalled;
-        return a.active;
-    }
-
-    // The (codec type, codec id) of every stream of `input` that `keep` selects.
-    static std::vector<std::pair<int, int>> signature(const AVFormatContext* input, bool audio_only) {
-        std::vector<std::pair<int, int>> sig;
-        for (unsigned i = 0; i < input->nb_streams; ++i) {
-            const AVCodecParameters* par = input->streams[i]->codecpar;
-            if (audio_only && par->codec_type != AVMEDIA_TYPE_AUDIO) continue;
-            sig.emplace_back(par->codec_type, par->codec_id);
-        }
-        return sig;
-    }
-
-    // A context that is never opened: the parameters of some streams, as Segmenter::open_input reads them.
-    static av::OutputPtr new_layout() {
-        AVFormatContext* c = avformat_alloc_context();
-        if (!c) throw std::bad_alloc();
-        return av::OutputPtr(c);
-    }
-
-    static void add_stream(AVFormatContext* layout, const AVStream* in, const std::string& language = {}) {
-        AVStream* out = avformat_new_stream(layout, nullptr);
-        if (!out) throw std::bad_alloc();
-        if (const int err = avcodec_parameters_copy(out->codecpar, in->codecpar); err < 0)
-            throw std::runtime_error("cannot copy codec parameters: " + av::error_string(err));
-        out->time_base = in->time_base;
-        out->pts_wrap_bits = in->pts_wrap_bits;
-        out->disposition = in->disposition;
-        out->avg_frame_rate = in->avg_frame_rate;
-        out->r_frame_rate = in->r_frame_rate;
-        av_dict_copy(&out->metadata, in->metadata, 0);
-        if (!language.empty()) av_dict_set(&out->metadata, "language", language.c_str(), 0);
-    }
-
-    static int64_t to90k(int64_t ts, AVRational tb) { return av_rescale_q(ts, tb, AVRational{1, 90000}); }
-
-    // Packed audio (raw AAC, MP3, AC-3 segments) carries its first timestamp in an ID3 PRIV frame
-    // com.apple.streaming.transportStreamTimestamp (RFC 8216 3.4): 33 bits of a 90 kHz clock.
-    static std::optional<int64_t> id3_timestamp(const std::string& d) {
-        if (d.size() < 10 || d.compare(0, 3, "ID3") != 0) return std::nullopt;
-        const size_t size = static_cast<size_t>((d[6] & 0x7f) << 21 | (d[7] & 0x7f) << 14 | (d[8] & 0x7f) << 7 | (d[9] & 0x7f));
-        static const std::string owner("com.apple.streaming.transportStreamTimestamp");
-        const size_t end = std::min(d.size(), 10 + size);
-        size_t pos = d.find(owner, 10);
-        if (pos == std::string::npos || pos + owner.size() + 9 > end) return std::nullopt;
-        pos += owner.size() + 1;
-        uint64_t v = 0;
-        for (size_t i = 0; i < 8; ++i) v = v << 8 | static_cast<unsigned char>(d[pos + i]);
-        return static_cast<int64_t>(v & ((uint64_t{1} << 33) - 1));
-    }
-
-    // Fetches and demuxes audio segments until the buffered audio reaches `until` (90 kHz), at most
-    // three per video segment. A failed audio segment is reported and skipped: a gap in the audio.
-    void fill_audio(int64_t until) {
-        AudioFollow& a = *audio_;
-        for (int fetched = 0; fetched < 3; ++fetched) {
-            if (!a.packets.empty() && a.packets.back().end90 >= until) return;
-            const m3u8::Segment* seg = nullptr;
-            for (const auto& s : a.playlist.segments)
-                if (s.sequence >= a.next_sequence && !s.gap) {
-                    seg = &s;
-                    break;
-                }
-            if (!seg) return;  // not listed yet: the next video segment takes it
-            a.next_sequence = seg->sequence + 1;
-            if (ctx_.interrupter.stop_requested()) return;
-            std::string data;
-            try {
-                data = fetch_segment_once(*seg, a.final_url, a.init);
-            } catch (const av::SourceError& e) {
-                if (ctx_.interrupter.stop_requested()) return;
-                if (e.permanent()) throw;
-                ctx_.report(a.label + ": segment " + std::to_string(seg->sequence) + " skipped: " + e.what());
-                continue;
-            }
-            Demuxer d;
-            try {
-                d = open_demuxer(data);
-                const auto sig = signature(d.input.get(), true);
-                if (a.reprobe || seg->discontinuity || sig != a.signature || !a.streams) {
-                    probe(d.input.get());
-                    AVFormatContext* in = d.input.get();
-                    av::OutputPtr streams = new_layout();
-                    for (unsigned i = 0; i < in->nb_streams; ++i)
-                        if (in->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_AUDIO)
-                            add_stream(streams.get(), in->streams[i], a.language);
-                    if (streams->nb_streams == 0) {
-                        ctx_.report(a.label + ": segment " + std::to_string(seg->sequence) + " has no audio stream");
-                        continue;
-                    }
-                    a.streams = std::move(streams);
-                    a.signature = signature(d.input.get(), true);
-                    a.reprobe = false;
-                    a.packets.clear();  // parameters of another layout
-                    audio_rebuilt_ = true;
-                }
-            } catch (const av::SourceError& e) {
-                if (ctx_.interrupter.stop_requested()) return;
-                ctx_.report(a.label + ": segment " + std::to_string(seg->sequence) + " skipped: " + e.what());
-                continue;
-            }
-            AVFormatContext* in = d.input.get();
-            const char* format = in->iformat ? in->iformat->name : "";
-            const bool packed = std::string_view(format) != "mpegts" && std::string_view(format).find("mp4") == std::string_view::npos;
-            const std::optional<int64_t> id3 = packed ? id3_timestamp(data) : std::nullopt;
-            std::vector<int> audio_index(in->nb_streams, -1);
-            for (unsigned i = 0, k = 0; i < in->nb_streams; ++i)
-                if (in->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_AUDIO) audio_index[i] = static_cast<int>(k++);
-            int64_t last = a.packets.empty() ? INT64_MIN : a.packets.back().dts90;
-            read_packets(in, [&](AVPacket* p) {
-                if (p->stream_index < 0 || static_cast<unsigned>(p->stream_index) >= in->nb_streams) return;
-                const int k = audio_index[static_cast<size_t>(p->stream_index)];
-                if (k < 0 || static_cast<unsigned>(k) >= a.streams->nb_streams) return;
-                const AVRational tb = in->streams[p->stream_index]->time_base;
-                if (id3) {
-                    const int64_t shift = av_rescale_q(*id3, AVRational{1, 90000}, tb);
-                    if (p->pts != AV_NOPTS_VALUE) p->pts += shift;
-                    if (p->dts != AV_NOPTS_VALUE) p->dts += shift;
-                }
-                Pending pending;
-                const int64_t ts = p->dts != AV_NOPTS_VALUE ? p->dts : p->pts;
-                pending.dts90 = ts != AV_NOPTS_VALUE ? to90k(ts, tb) : last;
-                if (pending.dts90 == INT64_MIN) return;  // nothing to place it by
-                pending.end90 = pending.dts90 + (p->duration > 0 ? to90k(p->duration, tb) : 0);
-                last = pending.dts90;
-                p->stream_index = k;
-                pending.packet = keep(p);
-                a.packets.push_back(std::move(pending));
-            });
-            ctx_.interrupter.disarm();
-        }
-    }
-
-    // One video segment with the audio that covers the same time, muxed as one input: the video
-    // segment's streams, then the audio rendition's, interleaved by decoding time.
-    void play_with_audio(const std::string& data, bool discontinuity) {
-        AudioFollow& a = *audio_;
-        Demuxer video = open_demuxer(data);
-        const auto video_sig = signature(video.input.get(), false);
-        const bool probe_video = discontinuity || !video_layout_ || video_sig != video_signature_;
-        if (probe_video) probe(video.input.get());
-        AVFormatContext* in = video.input.get();
-        std::vector<Pending> packets;
-        int64_t start = INT64_MAX, end = INT64_MIN, last = INT64_MIN;
-        if (!read_packets(in, [&](AVPacket* p) {
-                if (p->stream_index < 0 || static_cast<unsigned>(p->stream_index) >= in->nb_streams) return;
-                const AVStream* st = in->streams[p->stream_index];
-                Pending pending;
-                const int64_t ts = p->dts != AV_NOPTS_VALUE ? p->dts : p->pts;
-                pending.dts90 = ts != AV_NOPTS_VALUE ? to90k(ts, st->time_base) : last;
-                last = pending.dts90;
-                if (st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO && p->pts != AV_NOPTS_VALUE) {
-                    const int64_t pts = to90k(p->pts, st->time_base);
-                    start = std::min(start, pts);
-                    end = std::max(end, pts + (p->duration > 0 ? to90k(p->duration, st->time_base) : 0));
-                }
-                pending.packet = keep(p);
-                packets.push_back(std::move(pending));
-            }))
-            return;
-        ctx_.interrupter.disarm();
-        if (probe_video) {  // the parameters the segmenter gets for the video from now on
-            video_layout_ = new_layout();
-            for (unsigned i = 0; i < in->nb_streams; ++i) add_stream(video_layout_.get(), in->streams[i]);
-            video_signature_ = video_sig;
-        }
-        if (start == INT64_MAX) {  // no video timestamps: the whole segment's span
-            for (const auto& p : packets) {
-                start = std::min(start, p.dts90);
-                end = std::max(end, p.dts90);
-            }
-        }
-        if (start != INT64_MAX) {
-            fill_audio(end);
-            // Audio a second or more before this video belongs to no segment any more; audio far ahead
-            // of it is on another timeline (a discontinuity in one of the playlists).
-            std::erase_if(a.packets, [&](const Pending& p) { return p.dts90 < start - 90000 || p.dts90 > end + 20 * 90000; });
-        }
-        if (!a.streams) {  // no audio yet: the video on its own
-            ctx_.segmenter.open_input(video_layout_.get(), discontinuity, true);
-            for (auto& p : packets) ctx_.segmenter.write(p.packet.get());
-            return;
-        }
-        if (probe_video || audio_rebuilt_ || !combined_) {
-            combined_ = new_layout();
-            for (unsigned i = 0; i < video_layout_->nb_streams; ++i) add_stream(combined_.get(), video_layout_->streams[i]);
-            for (unsigned i = 0; i < a.streams->nb_streams; ++i) add_stream(combined_.get(), a.streams->streams[i]);
-            audio_rebuilt_ = false;
-        }
-        const int video_streams = static_cast<int>(video_layout_->nb_streams);
-        while (!a.packets.empty() && a.packets.front().dts90 < end) {
-            Pending p = std::move(a.packets.front());
-            a.packets.pop_front();
-            p.packet->stream_index += video_streams;
-            packets.push_back(std::move(p));
-        }
-        std::stable_sort(packets.begin(), packets.end(), [](const Pending& x, const Pending& y) { return x.dts90 < y.dts90; });
-        ctx_.segmenter.open_input(combined_.get(), discontinuity, true);  // parameters of probed segments
-        for (auto& p : packets) ctx_.segmenter.write(p.packet.get());
-    }
-
     SourceContext& ctx_;
     HttpClient http_;
     std::string media_url_;
@@ -791,11 +459,6 @@ private:
     int64_t replays_skipped_ = 0;
     bool rejoining_ = true;       // replays are skipped until the first new segment (see already_taken)
     int64_t rejoin_until_ = -1;   // ... among the segments listed when the client rejoined
-    std::optional<AudioFollow> audio_;
-    std::vector<std::pair<int, int>> video_signature_;
-    av::OutputPtr video_layout_;  // the probed video segment's streams (with an audio rendition)
-    av::OutputPtr combined_;      // video and audio streams: the segmenter's input layout
-    bool audio_rebuilt_ = false;
     int64_t next_sequence_ = 0;
     bool started_ = false;
     bool force_discontinuity_ = false;
@@ -826,6 +489,14 @@ void run_hls_source(SourceContext& ctx) {
         throw av::SourceError("refused URI scheme '" + scheme + "' in the channel list for an HLS playlist (http, https or a file)",
                               true);
     HlsClient(ctx).run();
+}
+
+m3u8::Playlist fetch_hls_playlist(SourceContext& ctx, const std::string& url, const std::string& parent,
+                                  std::string& final_url) {
+    const std::string scheme = url::scheme_of(url);
+    if (!url::is_remote_scheme(scheme) && scheme != "file")
+        throw av::SourceError("refused URI scheme '" + scheme + "' for an HLS playlist (http, https or a file)", true);
+    return HlsClient(ctx).fetch_playlist(url, parent, final_url);
 }
 
 }  // namespace hlsrelay

@@ -75,11 +75,13 @@ struct Variant {
     int width = 0, height = 0;
     double frame_rate = 0;
     std::string audio_group, video_group;
+    std::map<std::string, std::string> attributes;  // the tag's whole attribute list, as the source wrote it
 };
 
 struct Rendition {  // EXT-X-MEDIA
     std::string type, group_id, name, language, uri;
     bool is_default = false, autoselect = false;
+    std::map<std::string, std::string> attributes;  // the tag's whole attribute list, as the source wrote it
 };
 
 struct MasterPlaylist {
@@ -589,6 +591,7 @@ private:
             if (auto uri = a.find("URI"); uri != a.end()) r.uri = resolve_url(url_, uri->second);
             r.is_default = get("DEFAULT") == "YES";
             r.autoselect = get("AUTOSELECT") == "YES";
+            r.attributes = std::move(a);
             master_.renditions.push_back(std::move(r));
         } else if (tag == "EXT-X-VERSION") {
             auto v = parse_int(value);
@@ -660,6 +663,7 @@ private:
         }
         if (auto it = a.find("AUDIO"); it != a.end()) v.audio_group = it->second;
         if (auto it = a.find("VIDEO"); it != a.end()) v.video_group = it->second;
+        v.attributes = a;
         pending_variant_ = std::move(v);
         pending_variant_line_ = line_;
     }

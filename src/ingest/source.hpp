@@ -5,6 +5,7 @@
 
 #include "common/av_util.hpp"
 #include "cut/segmenter.hpp"
+#include "ingest/m3u8.hpp"
 #include "ingest/source_history.hpp"
 
 #include <hlsrelay/channel.hpp>
@@ -15,6 +16,30 @@
 #include <string>
 
 namespace hlsrelay {
+
+// One rendition of a presentation (or the one variant a single-rendition channel keeps of a
+// multivariant source): the HLS client reads this media playlist only, as the master named it.
+// With `aligned`, every source segment becomes one output segment, numbered after the source's
+// media sequence number (the worker maps it), and the hooks below tell the worker where each
+// source segment starts and which ones will not come.
+struct PinnedPlaylist {
+    std::string url;     // the media playlist (absolute)
+    std::string parent;  // the master's final URL: `url` is checked against it
+    bool aligned = false;
+    // The source media sequence number to start at: `live_start` is the client's own choice (near
+    // the live edge, or right after the last segment taken); [first, last] is what the playlist lists.
+    std::function<int64_t(int64_t live_start, int64_t first, int64_t last)> start;
+    // A source segment's bytes go to the segmenter next (aligned: one output segment, flushed after).
+    std::function<void(int64_t sequence, double duration)> begin;
+    // ... and they have been cut (the segmenter was flushed): a source segment that yielded no
+    // output segment (lost after its retries, skipped, undecodable) is a gap.
+    std::function<void(int64_t sequence, double duration)> end;
+    // The source's numbering went back (an origin restart): returns where to go on in the new
+    // numbering (the same for every rendition of the channel), given the client's own choice.
+    std::function<int64_t(int64_t live_start, int64_t first, int64_t last)> restarted;
+    // Set: the segments are not cut but handed over whole, byte for byte (WebVTT subtitles).
+    std::function<void(std::string&& data, double duration)> passthrough;
+};
 
 struct SourceContext {
     const ChannelConfig& channel;
@@ -32,12 +57,13 @@ struct SourceContext {
     std::function<bool(double seconds)> sleep;
     // A problem the source survived (a failed reload, a skipped segment): shown as the last error.
     std::function<void(const std::string&)> report;
-    // A lasting fact about what the output lacks (a source track not carried, e.g. an audio rendition
-    // of a master playlist that is not followed): added once to the status notes, logged once as a
+    // A lasting fact about what the output lacks (a source track not carried): added once to the status notes, logged once as a
     // warning. Repeated calls with the same text do nothing.
     std::function<void(const std::string&)> note;
     // What earlier connections of this channel took (kept across reconnects and failovers).
     SourceHistory* history = nullptr;
+    // Set: read this media playlist instead of the channel's URL (see PinnedPlaylist).
+    const PinnedPlaylist* pinned = nullptr;
 };
 
 // True when the URL names an HLS playlist (by its path), so the HLS client reads it.
@@ -52,6 +78,11 @@ std::string read_local_file(const std::string& url, int64_t max_bytes, const std
                             const std::string& what, std::optional<std::pair<int64_t, int64_t>> range = std::nullopt);
 
 void run_hls_source(SourceContext& ctx);
+// One playlist fetched and parsed as the HLS client does (URL policy, caps, deadlines, the channel's
+// headers): `parent` names the playlist that named `url` (the channel's URL for the first one).
+// Throws av::SourceError.
+m3u8::Playlist fetch_hls_playlist(SourceContext& ctx, const std::string& url, const std::string& parent,
+                                  std::string& final_url);
 void run_generic_source(SourceContext& ctx);
 
 }  // namespace hlsrelay

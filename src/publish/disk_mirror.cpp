@@ -72,7 +72,15 @@ bool DiskMirror::write_atomically(const std::string& name, std::string_view byte
     return true;
 }
 
-void DiskMirror::write_segment(const Segment& segment) { write_atomically(segment.name(), segment.data, kSegment); }
+void DiskMirror::write_segment(const Segment& segment) {
+    if (segment.gap) return;  // a placeholder has no file
+    // An fMP4 segment's init section first (once per version): a playlist naming the segment names it too.
+    if (segment.init) {
+        std::error_code ec;
+        if (!fs::exists(dir_ / segment.init->name(), ec)) write_atomically(segment.init->name(), segment.init->data, kSegment);
+    }
+    write_atomically(segment.name(), segment.data, kSegment);
+}
 
 void DiskMirror::write_playlist(std::string_view name, const std::string& text) {
     write_atomically(std::string(name), text, name == kMasterPlaylistName ? kMasterPlaylist : kMediaPlaylist);
@@ -89,7 +97,8 @@ void DiskMirror::sweep(const std::set<std::string>& keep) {
     std::error_code ec;
     for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
         const std::string name = it->path().filename().string();
-        const bool ours = Segment::parse_name(name).has_value() || (name.size() > 4 && name.ends_with(".tmp"));
+        const bool ours = Segment::parse_any_name(name).has_value() || InitSection::parse_name(name).has_value() ||
+                          (name.size() > 4 && name.ends_with(".tmp"));
         if (ours && !keep.count(name)) {
             std::error_code rm;
             fs::remove(it->path(), rm);

@@ -281,8 +281,9 @@ TEST_CASE("source requests carry the channel's HTTP headers, master playlists pi
     Engine engine(quick_settings());
     auto config = channel("Variant", {origin.master_url()});
     config.headers = {{"User-Agent", "hlsrelay-test/1.0"}, {"Referer", "http://example.test/"}, {"X-Token", "abc"}};
-    SECTION("highest bandwidth by default") {}
-    SECTION("lowest on request") { config.variant = "lowest"; }
+    // One variant kept (renditions "all" would restream both: test_engine_renditions.cpp).
+    SECTION("highest bandwidth") { config.hls.renditions = "highest"; }
+    SECTION("lowest on request") { config.hls.renditions = "lowest"; }
     const auto c = engine.add_channel(config);
     engine.start(c.id);
     REQUIRE(wait_until([&] { return engine.status(c.id).segments_published >= 1; }, std::chrono::seconds(20)));
@@ -293,7 +294,7 @@ TEST_CASE("source requests carry the channel's HTTP headers, master playlists pi
     const auto requests = origin.requests();
     const bool low = std::count(requests.begin(), requests.end(), "GET /live/low.m3u8") > 0;
     const bool high = std::count(requests.begin(), requests.end(), "GET /live/index.m3u8") > 0;
-    if (config.variant == "lowest") {
+    if (config.hls.renditions == "lowest") {
         CHECK(low);
         CHECK_FALSE(high);
     } else {

@@ -36,6 +36,12 @@ TEST_CASE("router finds every endpoint") {
         {"GET", "/hls_streams/demo/master.m3u8", RouteKind::hls, "demo", "master.m3u8", E::media},
         {"HEAD", "/hls_streams/demo/index.m3u8", RouteKind::hls, "demo", "index.m3u8", E::media},
         {"GET", "/hls_streams/news-1/seg_1795497489.ts", RouteKind::hls, "news-1", "seg_1795497489.ts", E::media},
+        // A presentation's renditions: one "<v|a|s><n>/" level.
+        {"GET", "/hls_streams/demo/v0/index.m3u8", RouteKind::hls, "demo", "v0/index.m3u8", E::media},
+        {"GET", "/hls_streams/demo/v12/seg_7.ts", RouteKind::hls, "demo", "v12/seg_7.ts", E::media},
+        {"HEAD", "/hls_streams/demo/a1/init_0.mp4", RouteKind::hls, "demo", "a1/init_0.mp4", E::media},
+        {"GET", "/hls_streams/demo/a0/seg_3.m4s", RouteKind::hls, "demo", "a0/seg_3.m4s", E::media},
+        {"GET", "/hls_streams/demo/s0/seg_3.vtt", RouteKind::hls, "demo", "s0/seg_3.vtt", E::media},
         {"GET", "/api/v1/channels", RouteKind::list_channels, "", "", E::registry},
         {"GET", "/api/v1/channels/streams-status", RouteKind::streams_status, "", "", E::status},
         {"GET", "/api/v1/channels/static-hls-m3u", RouteKind::static_hls_m3u, "", "", E::status},
@@ -79,7 +85,11 @@ TEST_CASE("router answers unknown paths with 404") {
                                "/hls_streams/demo/other.m3u8", "/hls_streams/demo/seg_01.ts", "/hls_streams/demo/seg_x.ts",
                                "/hls_streams/Demo/master.m3u8", "/hls_streams/News%20HD/master.m3u8",
                                "/hls_streams/demo/master.m3u8/x", "/assets/other.js", "/assets/", "/index.html",
-                               "/assets/hls.js", "//healthz"}) {
+                               "/assets/hls.js", "//healthz", "/hls_streams/demo/v01/index.m3u8",
+                               "/hls_streams/demo/v0/master.m3u8", "/hls_streams/demo/x0/index.m3u8",
+                               "/hls_streams/demo/v0/v0/index.m3u8", "/hls_streams/demo/v/index.m3u8",
+                               "/hls_streams/demo/v0/other.m3u8", "/hls_streams/demo/V0/index.m3u8",
+                               "/hls_streams/demo/v0/.index.m3u8", "/hls_streams/demo/v0x/seg_1.ts"}) {
         INFO(target);
         const Route r = route("GET", target);
         CHECK(r.kind == RouteKind::error);
@@ -131,6 +141,9 @@ TEST_CASE("router refuses traversal and smuggling attempts") {
         "/hls_streams/demo%5c..%5cmaster.m3u8",
         "/hls_streams/demo\\..\\master.m3u8",
         "/hls_streams/demo/master.m3u8%00.ts",
+        "/hls_streams/demo/v0/../x",
+        "/hls_streams/demo/v0%2findex.m3u8",
+        "/hls_streams/demo/v0/..%2fmaster.m3u8",
         "/api/v1/channels/stream-status/%00",
         "/api/v1/channels/stream-status/..",
         "/api/v1/channels/stream-status/.",

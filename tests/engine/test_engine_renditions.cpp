@@ -1,0 +1,427 @@
+// A multivariant source comes out as a presentation: every kept variant, audio and subtitle
+// rendition restreamed in its own directory, a master that mirrors the source's, the same media
+// sequence number covering the same time in every rendition, a rendition that fails alone
+// reconnecting alone, and the selection modes. The ladder is made with ffmpeg (two video variants,
+// two audio languages) and served live by a ScriptedOrigin with a master written here.
+#include "engine_fixture.hpp"
+#include "support/scripted_origin.hpp"
+#include "ts_probe.hpp"
+
+#include "ingest/m3u8.hpp"
+
+#include <hlsrelay/status.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace hlsrelay::test {
+namespace {
+
+struct Track {
+    std::vector<std::string> files;
+    std::vector<double> durations;
+};
+
+Track read_media_playlist(const std::string& dir, const std::string& name) {
+    std::ifstream in(dir + "/" + name);
+    Track t;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("#EXTINF:", 0) == 0) t.durations.push_back(std::stod(line.substr(8)));
+        else if (!line.empty() && line[0] != '#') t.files.push_back(dir + "/" + line);
+    }
+    return t;
+}
+
+// 30 s of 1 s segments: video 320x180 and 160x90 (the same GOPs, keyframes every second), audio
+// English and German, as ffmpeg's hls muxer writes a ladder with a separate audio group; and WebVTT
+// subtitle segments written here, one per second.
+const std::string& ladder_dir() {
+    static const std::string dir = [] {
+        const std::string d = media_root() + "/ladder-30s";
+        if (!std::filesystem::exists(d + "/done")) {
+            std::filesystem::remove_all(d);
+            std::filesystem::create_directories(d);
+            run_ffmpeg({"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i",
+                        "sine=frequency=440:sample_rate=48000", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000",
+                        "-t", "30", "-filter_complex", "[0:v]split=2[a][b];[b]scale=160:90[small]", "-map", "[a]", "-map",
+                        "[small]", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+                        "-keyint_min", "25", "-sc_threshold", "0", "-c:a", "aac", "-b:a", "48k", "-f", "hls", "-hls_time",
+                        "1", "-hls_playlist_type", "vod", "-hls_segment_filename", d + "/%v_%03d.ts", "-master_pl_name",
+                        "ffmpeg-master.m3u8", "-var_stream_map",
+                        "v:0,agroup:aud,name:big v:1,agroup:aud,name:small a:0,agroup:aud,name:en a:1,agroup:aud,name:de",
+                        d + "/%v.m3u8"});
+            for (int i = 0; i < 30; ++i) {
+                char cue[256];
+                std::snprintf(cue, sizeof cue,
+                              "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:900000,LOCAL:00:00:00.000\n\n00:00:%02d.000 --> 00:00:%02d.900\nline %d\n",
+                              i, i, i);
+                std::ofstream(d + "/sub_" + std::to_string(i) + ".vtt", std::ios::binary) << cue;
+            }
+            std::ofstream(d + "/done") << "ok\n";
+        }
+        return d;
+    }();
+    return dir;
+}
+
+// The master of the ladder; `extra` goes in front of the variants (hostile lines in one test).
+std::string ladder_master(const std::string& big = "big.m3u8", const std::string& extra = "") {
+    return "#EXTM3U\n#EXT-X-VERSION:4\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+           "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,"
+           "CHANNELS=\"1\",URI=\"en.m3u8\"\n"
+           "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"Deutsch\",LANGUAGE=\"de\",DEFAULT=NO,AUTOSELECT=YES,"
+           "CHANNELS=\"1\",URI=\"de.m3u8\"\n"
+           "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"English CC\",LANGUAGE=\"en\",DEFAULT=NO,AUTOSELECT=YES,"
+           "FORCED=NO,URI=\"subs.m3u8\"\n"
+           "#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID=\"cc\",NAME=\"CC1\",INSTREAM-ID=\"CC1\",LANGUAGE=\"en\"\n" +
+           extra +
+           "#EXT-X-STREAM-INF:BANDWIDTH=600000,AVERAGE-BANDWIDTH=500000,CODECS=\"avc1.640015,mp4a.40.2\","
+           "RESOLUTION=320x180,FRAME-RATE=25.000,AUDIO=\"aud\",SUBTITLES=\"subs\",CLOSED-CAPTIONS=\"cc\"\n" +
+           big +
+           "\n"
+           "#EXT-X-STREAM-INF:BANDWIDTH=200000,RESOLUTION=160x90,AUDIO=\"aud\",SUBTITLES=\"subs\",CLOSED-CAPTIONS=\"cc\"\n"
+           "small.m3u8\n";
+}
+
+// The ladder's tracks in step on one origin: big, small, en, de, subs.
+void serve_ladder(ScriptedOrigin& origin, const std::string& master) {
+    const std::string& dir = ladder_dir();
+    std::map<std::string, Track> tracks{{"big", read_media_playlist(dir, "big.m3u8")},
+                                        {"small", read_media_playlist(dir, "small.m3u8")},
+                                        {"en", read_media_playlist(dir, "en.m3u8")},
+                                        {"de", read_media_playlist(dir, "de.m3u8")}};
+    std::size_t n = 30;
+    for (auto& [name, t] : tracks) n = std::min(n, t.files.size());
+    REQUIRE(n >= 25);
+    Track subs;
+    for (std::size_t i = 0; i < n; ++i) {
+        subs.files.push_back(dir + "/sub_" + std::to_string(i) + ".vtt");
+        subs.durations.push_back(tracks["big"].durations[i]);
+    }
+    tracks["subs"] = subs;
+    for (auto& [name, t] : tracks) {
+        t.files.resize(n);
+        t.durations.resize(n);
+        origin.add_track({name, t.files, t.durations});
+    }
+    origin.set_file("master.m3u8", master);
+}
+
+std::string text_of(const Engine& engine, const std::string& id, const std::string& file) {
+    const auto r = engine.read(id, file);
+    return r ? *r->data : std::string();
+}
+
+struct Listed {
+    int64_t sequence;
+    std::string uri;
+    bool gap;
+    bool discontinuity;
+};
+
+std::vector<Listed> listed(const std::string& playlist) {
+    std::vector<Listed> out;
+    int64_t sequence = 0;
+    bool gap = false, discontinuity = false;
+    std::istringstream in(playlist);
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("#EXT-X-MEDIA-SEQUENCE:", 0) == 0) sequence = std::stoll(line.substr(22));
+        else if (line == "#EXT-X-GAP") gap = true;
+        else if (line == "#EXT-X-DISCONTINUITY") discontinuity = true;
+        else if (!line.empty() && line[0] != '#') {
+            out.push_back({sequence++, line, gap, discontinuity});
+            gap = discontinuity = false;
+        }
+    }
+    return out;
+}
+
+// The first PTS (90 kHz) of the video stream, else of the first audio stream; INT64_MIN if none.
+int64_t first_pts(const std::string& ts) {
+    const TsProbe probe = probe_ts(ts);
+    if (!probe.ok) return INT64_MIN;
+    const bool video = probe.video_streams > 0;
+    int64_t first = INT64_MAX;
+    for (const auto& p : probe.packets)
+        if (p.pts != AV_NOPTS_VALUE && (p.type == (video ? AVMEDIA_TYPE_VIDEO : AVMEDIA_TYPE_AUDIO))) first = std::min(first, p.pts);
+    return first == INT64_MAX ? INT64_MIN : first;
+}
+
+const RenditionStatus* row(const ChannelStatus& s, const std::string& id) {
+    for (const auto& r : s.renditions)
+        if (r.id == id) return &r;
+    return nullptr;
+}
+
+std::string describe(const ChannelStatus& s) {
+    std::string out = std::string(to_string(s.state)) + ", last error \"" + s.last_error + "\"";
+    for (const auto& r : s.renditions)
+        out += "; " + r.id + " " + std::string(to_string(r.state)) + " " + std::to_string(r.segment_count) + " listed \"" +
+               r.last_error + "\"";
+    return out;
+}
+
+// Every rendition lists at least `n` real segments.
+bool all_listed(const Engine& engine, const std::string& id, const std::vector<std::string>& renditions, std::size_t n) {
+    for (const auto& r : renditions) {
+        const auto l = listed(text_of(engine, id, r + "/index.m3u8"));
+        if (std::count_if(l.begin(), l.end(), [](const Listed& x) { return !x.gap; }) < static_cast<std::ptrdiff_t>(n))
+            return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("renditions: a ladder comes out as a ladder, aligned, with its audio and subtitles", "[renditions]") {
+    ScriptedOrigin origin(std::chrono::milliseconds(1000));
+    serve_ladder(origin, ladder_master());
+    origin.start(4);
+    TempDir disk("ladder");
+    EngineSettings settings = quick_settings(1.0, 6);
+    settings.hls_dir = disk.path.string();
+    Engine engine(settings);
+    const auto id = engine.add_channel(channel("Ladder", {origin.url("master.m3u8")})).id;
+    engine.start(id);
+    REQUIRE(engine.wait_ready(id, 40));
+    const std::vector<std::string> all{"v0", "v1", "a0", "a1", "s0"};
+    REQUIRE(wait_until([&] { return all_listed(engine, id, all, 4); }, std::chrono::seconds(40)));
+
+    // The master mirrors the source's, every URI pointing at our copy.
+    const std::string master = text_of(engine, id, "master.m3u8");
+    INFO(master);
+    const m3u8::Playlist parsed = m3u8::parse(master, "http://relay.test/hls/x/master.m3u8");
+    REQUIRE(parsed.is_master());
+    const auto& m = parsed.master();
+    REQUIRE(m.variants.size() == 2);
+    CHECK(m.variants[0].uri == "http://relay.test/hls/x/v0/index.m3u8");
+    CHECK(m.variants[0].bandwidth == 600000);
+    CHECK(m.variants[0].average_bandwidth == 500000);
+    CHECK(m.variants[0].codecs == "avc1.640015,mp4a.40.2");
+    CHECK(m.variants[0].height == 180);
+    CHECK(m.variants[0].audio_group == "aud");
+    CHECK(m.variants[0].attributes.at("SUBTITLES") == "subs");
+    CHECK(m.variants[0].attributes.at("CLOSED-CAPTIONS") == "cc");
+    CHECK(m.variants[1].uri == "http://relay.test/hls/x/v1/index.m3u8");
+    CHECK(m.variants[1].height == 90);
+    CHECK(m.variants[1].codecs.find("avc1") != std::string::npos);  // measured: the source omits it
+    CHECK(m.variants[1].codecs.find("mp4a") != std::string::npos);  // ... with its audio group's
+    std::map<std::string, const m3u8::Rendition*> media;
+    for (const auto& r : m.renditions) media[r.type + ":" + r.name] = &r;
+    REQUIRE(media.count("AUDIO:English"));
+    REQUIRE(media.count("AUDIO:Deutsch"));
+    REQUIRE(media.count("SUBTITLES:English CC"));
+    REQUIRE(media.count("CLOSED-CAPTIONS:CC1"));
+    CHECK(media["AUDIO:English"]->uri == "http://relay.test/hls/x/a0/index.m3u8");
+    CHECK(media["AUDIO:English"]->language == "en");
+    CHECK(media["AUDIO:English"]->is_default);
+    CHECK(media["AUDIO:English"]->attributes.at("CHANNELS") == "1");
+    CHECK(media["AUDIO:Deutsch"]->uri == "http://relay.test/hls/x/a1/index.m3u8");
+    CHECK_FALSE(media["AUDIO:Deutsch"]->is_default);
+    CHECK(media["SUBTITLES:English CC"]->uri == "http://relay.test/hls/x/s0/index.m3u8");
+    CHECK(media["CLOSED-CAPTIONS:CC1"]->attributes.at("INSTREAM-ID") == "CC1");
+    CHECK(media["CLOSED-CAPTIONS:CC1"]->uri.empty());
+
+    // The top-level index.m3u8 is the highest video rendition's, prefixed.
+    for (const auto& l : listed(text_of(engine, id, "index.m3u8"))) CHECK(l.uri.rfind("v0/", 0) == 0);
+
+    // Status: one row per rendition; the top-level fields are v0's.
+    const ChannelStatus st = engine.status(id);
+    INFO(describe(st));
+    CHECK(st.state == ChannelState::Running);
+    REQUIRE(st.renditions.size() == 5);
+    for (std::size_t i = 0; i < all.size(); ++i) CHECK(st.renditions[i].id == all[i]);
+    CHECK(row(st, "v0")->kind == "video");
+    CHECK(row(st, "a1")->kind == "audio");
+    CHECK(row(st, "a1")->language == "de");
+    CHECK(row(st, "a1")->group == "aud");
+    CHECK(row(st, "s0")->kind == "subtitles");
+    CHECK(row(st, "v1")->height == 90);
+    CHECK(st.stream.height == 180);
+    CHECK(st.container == "ts");
+    const auto json = to_json(st);
+    CHECK(json["renditions"].size() == 5);
+    CHECK(json["renditions"][2]["kind"] == "audio");
+    CHECK(json["renditions"][2]["name"] == "English");
+    CHECK(json["container"] == "ts");
+
+    // The same media sequence number covers the same time in every rendition.
+    std::map<std::string, std::map<int64_t, std::string>> segments;  // rendition -> msn -> bytes
+    for (const auto& r : all)
+        for (const auto& l : listed(text_of(engine, id, r + "/index.m3u8")))
+            if (!l.gap)
+                if (auto bytes = engine.read(id, r + "/" + l.uri)) segments[r][l.sequence] = *bytes->data;
+    int compared = 0;
+    for (const auto& [msn, big] : segments["v0"]) {
+        if (!segments["v1"].count(msn) || !segments["a0"].count(msn) || !segments["a1"].count(msn)) continue;
+        const int64_t v0 = first_pts(big), v1 = first_pts(segments["v1"][msn]);
+        const int64_t a0 = first_pts(segments["a0"][msn]), a1 = first_pts(segments["a1"][msn]);
+        INFO("msn " << msn << ": v0 " << v0 << ", v1 " << v1 << ", a0 " << a0 << ", a1 " << a1);
+        REQUIRE(v0 != INT64_MIN);
+        CHECK(probe_ts(big).video_streams == 1);
+        CHECK(probe_ts(segments["a0"][msn]).audio_streams == 1);
+        CHECK(probe_ts(segments["a0"][msn]).video_streams == 0);
+        CHECK(std::abs(v1 - v0) <= 3600);  // within a frame at 25 fps
+        CHECK(std::abs(a0 - v0) <= 9000);  // the audio segments start with the video's, within 0.1 s
+        CHECK(std::abs(a1 - v0) <= 9000);
+        ++compared;
+    }
+    CHECK(compared >= 3);
+    // Subtitles pass through byte for byte.
+    REQUIRE_FALSE(segments["s0"].empty());
+    for (const auto& [msn, vtt] : segments["s0"]) {
+        CHECK(vtt.rfind("WEBVTT\n", 0) == 0);
+        CHECK(vtt.find("line ") != std::string::npos);
+    }
+    const auto sub = engine.read(id, "s0/" + listed(text_of(engine, id, "s0/index.m3u8")).back().uri);
+    REQUIRE(sub);
+    CHECK(sub->content_type == std::string("text/vtt"));
+
+    // The disk mirror: one directory per rendition.
+    const auto dir = disk.path / id;
+    CHECK(std::filesystem::exists(dir / "master.m3u8"));
+    CHECK(std::filesystem::exists(dir / "index.m3u8"));
+    for (const auto& r : all) CHECK(std::filesystem::exists(dir / r / "index.m3u8"));
+    engine.stop(id);
+    CHECK_FALSE(std::filesystem::exists(dir));
+}
+
+TEST_CASE("renditions: one rendition failing alone reconnects alone and keeps its numbering", "[renditions]") {
+    ScriptedOrigin origin(std::chrono::milliseconds(1000));
+    serve_ladder(origin, ladder_master());
+    origin.start(4);
+    EngineSettings settings = quick_settings(1.0, 8);
+    settings.stall_timeout = 2.0;
+    Engine engine(settings);
+    const auto id = engine.add_channel(channel("Ladder fault", {origin.url("master.m3u8")})).id;
+    engine.start(id);
+    REQUIRE(wait_until([&] { return all_listed(engine, id, {"v0", "a1"}, 2); }, std::chrono::seconds(40)));
+
+    origin.freeze_track("de", true);
+    REQUIRE(wait_until([&] {
+        const auto st = engine.status(id);
+        const auto* a1 = row(st, "a1");
+        return a1 && a1->last_error.find("stalled") != std::string::npos;
+    }, std::chrono::seconds(30)));
+    const int64_t v0_before = engine.status(id).segments_published;
+    REQUIRE(wait_until([&] { return engine.status(id).segments_published >= v0_before + 3; }, std::chrono::seconds(30)));
+    {
+        const auto st = engine.status(id);
+        INFO(describe(st));
+        CHECK(st.state == ChannelState::Running);  // degraded, not down
+        CHECK(st.reconnects == 0);
+        CHECK(row(st, "v0")->state == ChannelState::Running);
+        CHECK(row(st, "a0")->state == ChannelState::Running);
+    }
+    origin.freeze_track("de", false);
+    // It comes back, and its numbering stayed that of the others: what it lost is listed as gaps.
+    const auto newest = [&](const std::string& r) {
+        const auto l = listed(text_of(engine, id, r + "/index.m3u8"));
+        return l.empty() || l.back().gap ? int64_t{-1} : l.back().sequence;
+    };
+    const int64_t thawed_at = newest("v0");
+    REQUIRE(wait_until([&] { return newest("a1") > thawed_at + 1; }, std::chrono::seconds(40)));
+    const auto a1 = listed(text_of(engine, id, "a1/index.m3u8"));
+    INFO(text_of(engine, id, "a1/index.m3u8"));
+    // Every entry is named after its number (the names are seg_<msn>.ts): no number was skipped.
+    for (const auto& l : a1) CHECK(l.uri == "seg_" + std::to_string(l.sequence) + ".ts");
+    // The same number is the same media in v0 and a1 after the outage too.
+    const int64_t msn = newest("a1");
+    const auto v0 = listed(text_of(engine, id, "v0/index.m3u8"));
+    const auto in_v0 = std::find_if(v0.begin(), v0.end(), [&](const Listed& l) { return l.sequence == msn && !l.gap; });
+    if (in_v0 != v0.end()) {
+        const auto video = engine.read(id, "v0/" + in_v0->uri);
+        const auto audio = engine.read(id, "a1/" + a1.back().uri);
+        REQUIRE(video);
+        REQUIRE(audio);
+        CHECK(std::abs(first_pts(*video->data) - first_pts(*audio->data)) <= 9000);
+    }
+}
+
+TEST_CASE("renditions: the selection modes keep the variants asked for", "[renditions]") {
+    ScriptedOrigin origin(std::chrono::milliseconds(1000));
+    serve_ladder(origin, ladder_master());
+    origin.start(4);
+    Engine engine(quick_settings(1.0, 5));
+    const std::vector<std::pair<std::string, std::vector<int>>> modes{
+        {"highest", {180}}, {"lowest", {90}}, {"max-height=100", {90}}, {"180p", {180}}, {"90p,180p", {180, 90}},
+        {"max-bandwidth=300000", {90}}};
+    for (const auto& [mode, heights] : modes) {
+        DYNAMIC_SECTION(mode) {
+            ChannelConfig config = channel("Select " + mode, {origin.url("master.m3u8")});
+            config.hls.renditions = mode;
+            const auto id = engine.add_channel(config).id;
+            engine.start(id);
+            REQUIRE(engine.wait_ready(id, 40));
+            const std::string master = text_of(engine, id, "master.m3u8");
+            INFO(master);
+            const m3u8::Playlist parsed = m3u8::parse(master, "http://relay.test/m.m3u8");
+            REQUIRE(parsed.is_master());
+            std::vector<int> got;
+            for (const auto& v : parsed.master().variants) got.push_back(v.height);
+            CHECK(got == heights);
+            // The audio and subtitles of the kept variants' groups follow them.
+            CHECK(parsed.master().renditions.size() == 4);
+            const auto st = engine.status(id);
+            CHECK(st.renditions.size() == heights.size() + 3);
+            engine.stop(id);
+        }
+    }
+}
+
+TEST_CASE("renditions: hostile master attributes do not leak into ours", "[renditions]") {
+    ScriptedOrigin origin(std::chrono::milliseconds(1000));
+    const std::string huge(200000, 'H');
+    const std::string hostile =
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"x#EXT-X-ENDLIST" + huge + "\",LANGUAGE=\"en,URI=http://evil/\","
+        "CHARACTERISTICS=\"a\\\",CHANNELS=\"2,URI=x\",URI=\"de.m3u8\"\n";
+    std::string master = ladder_master("big.m3u8", hostile);
+    // A hostile CODECS on the first variant.
+    const std::string codecs = "CODECS=\"avc1.640015,mp4a.40.2\"";
+    master.replace(master.find(codecs), codecs.size(), "CODECS=\"avc1.640015,URI=<script>\"");
+    serve_ladder(origin, master);
+    origin.start(4);
+    Engine engine(quick_settings(1.0, 5));
+    const auto id = engine.add_channel(channel("Hostile master", {origin.url("master.m3u8")})).id;
+    engine.start(id);
+    REQUIRE(engine.wait_ready(id, 40));
+    const std::string ours = text_of(engine, id, "master.m3u8");
+    INFO(ours.substr(0, 4000));
+    CHECK(ours.size() < 8192);
+    CHECK(ours.find("evil") == std::string::npos);
+    CHECK(ours.find("<script>") == std::string::npos);
+    CHECK(ours.find("ENDLIST") != std::string::npos);  // inside a quoted NAME, cut short, harmless
+    std::istringstream in(ours);
+    for (std::string line; std::getline(in, line);) {
+        CHECK(line.size() <= 1024);
+        CHECK(line.rfind("#EXT-X-ENDLIST", 0) == std::string::npos);
+        if (!line.empty() && line[0] != '#') CHECK((line == "v0/index.m3u8" || line == "v1/index.m3u8"));
+    }
+    const m3u8::Playlist parsed = m3u8::parse(ours, "http://relay.test/m.m3u8");
+    REQUIRE(parsed.is_master());
+    for (const auto& r : parsed.master().renditions) {
+        if (r.type == "CLOSED-CAPTIONS") continue;
+        CHECK(r.uri.rfind("http://relay.test/", 0) == 0);
+        CHECK(r.language.find("evil") == std::string::npos);
+    }
+}
+
+TEST_CASE("renditions: a variant that is itself a master playlist is refused", "[renditions]") {
+    ScriptedOrigin origin(std::chrono::milliseconds(1000));
+    serve_ladder(origin, "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=100000\nnested.m3u8\n");
+    origin.set_file("nested.m3u8", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=100000\nbig.m3u8\n");
+    origin.start(4);
+    Engine engine(quick_settings(1.0, 5));
+    const auto id = engine.add_channel(channel("Nested", {origin.url("master.m3u8")})).id;
+    engine.start(id);
+    REQUIRE(wait_until([&] { return engine.status(id).state == ChannelState::Failed; }, std::chrono::seconds(30)));
+    const auto st = engine.status(id);
+    CHECK(st.last_error.find("itself a master playlist") != std::string::npos);
+    CHECK(st.segments_published == 0);
+}
+
+}  // namespace hlsrelay::test
