@@ -45,7 +45,8 @@ def test_api_and_hls_from_memory(live_engine, zero_copy):
         assert r.status_code == 200
         assert r.json() == {"message": "Stream for 'test' started.", "channel": "Test Channel",
                             "hls_url": "/hls_streams/test/master.m3u8",
-                            "config": {"segment_duration": 1, "max_segments": 5, "cleanup_interval": 5}}
+                            "config": {"segment_duration": 1, "max_segments": 5, "cleanup_interval": 5,
+                                       "container": "ts", "renditions": "all"}}
         r = client.get("/api/v1/channels/start-stream/test")
         assert r.status_code == 200 and r.json()["message"] == "Stream for 'test' is already running."
 

@@ -182,7 +182,8 @@ def test_api_endpoints(engine):
     status, body = engine.api("streams_status")  # underscores work too
     assert status == 200 and list(body) == ["total_channels", "running_streams", "active_cleanup_threads",
                                             "hls_config", "streams"]
-    assert body["hls_config"] == {"segment_duration": 1, "max_segments": 5, "cleanup_interval": 5}
+    assert body["hls_config"] == {"segment_duration": 1, "max_segments": 5, "cleanup_interval": 5,
+                                  "container": "ts", "renditions": "all"}
     status, text = engine.api("static-hls-m3u", base_url="http://tv.example:8080")
     assert status == 200 and text.startswith("#EXTM3U\n")
     assert "http://tv.example:8080/hls_streams/idle/master.m3u8" in text
