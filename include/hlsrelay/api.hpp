@@ -3,6 +3,7 @@
 #pragma once
 
 #include <hlsrelay/engine.hpp>
+#include <hlsrelay/json.hpp>
 #include <hlsrelay/registry.hpp>
 #include <hlsrelay/stream_id.hpp>
 #include <hlsrelay/text.hpp>
@@ -27,8 +28,7 @@ struct Reply {
     std::vector<std::pair<std::string, std::string>> headers;  // extra response headers (WWW-Authenticate)
     // Invalid UTF-8 (a source's bytes in an error message) is replaced, never thrown.
     std::string dump() const {
-        return content_type == "application/json" ? body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
-                                                  : text;
+        return content_type == "application/json" ? dump_json(body) : text;
     }
 };
 

@@ -5,6 +5,7 @@
 #include <hlsrelay/channel.hpp>
 #include <hlsrelay/error.hpp>
 #include <hlsrelay/events.hpp>
+#include <hlsrelay/log.hpp>
 #include <hlsrelay/resource.hpp>
 #include <hlsrelay/settings.hpp>
 #include <hlsrelay/status.hpp>

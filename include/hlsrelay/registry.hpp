@@ -1,7 +1,9 @@
 // The channel registry and its loaders: IPTV M3U and JSON channel lists in, JSON out.
 #pragma once
+#define HLSRELAY_REGISTRY_HPP 1  // tests check that engine.hpp does not pull it in
 
 #include <hlsrelay/channel.hpp>
+#include <hlsrelay/json.hpp>
 #include <hlsrelay/settings.hpp>
 #include <hlsrelay/stream_id.hpp>
 #include <hlsrelay/text.hpp>
@@ -672,7 +674,7 @@ inline std::string to_json_text(const std::vector<ChannelConfig>& channels, bool
     nlohmann::json list = nlohmann::json::array();
     for (const ChannelConfig& c : channels) list.push_back(to_json(c, include_sources));
     nlohmann::json doc = {{"channels", std::move(list)}};
-    return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    return dump_json(doc, 2) + "\n";
 }
 
 // Channels by stream id, in insertion order. Not thread-safe: the engine serializes access. Pointers

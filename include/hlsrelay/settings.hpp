@@ -3,7 +3,7 @@
 #pragma once
 
 #include <hlsrelay/channel.hpp>
-#include <hlsrelay/events.hpp>
+#include <hlsrelay/log.hpp>
 #include <hlsrelay/text.hpp>
 
 #include <cstdint>
