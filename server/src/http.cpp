@@ -1,8 +1,6 @@
 // HTTP/1.x helpers: header lookup, keep-alive rules, response heads, percent-decoding, dates.
 #include "http.hpp"
 
-#include <hlsrelay/text.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -11,6 +9,8 @@
 namespace hlsrelay::server {
 
 namespace {
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
 // Whether a comma-separated header value lists `token` (case-insensitive), e.g. "keep-alive, Upgrade".
 bool has_token(std::string_view list, std::string_view token) {
     while (!list.empty()) {
@@ -25,11 +25,16 @@ bool has_token(std::string_view list, std::string_view token) {
     return false;
 }
 
-constexpr auto hex_value = hlsrelay::hex_digit_value;
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
 }  // namespace
 
 bool iequals(std::string_view a, std::string_view b) {
-    return hlsrelay::iequals(a, b);
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
 }
 
 std::optional<std::string_view> Request::header(std::string_view name) const {

@@ -195,7 +195,7 @@ TEST_CASE("the fetch limit options reach the engine settings, checked against th
     CHECK(bad.output().find("--max-redirects must be a number within 0..20") != std::string::npos);
 }
 
-TEST_CASE("options: --container and --renditions reach the engine settings; bad values are refused by name") {
+TEST_CASE("options: --container and --renditions reach the engine settings, bad values are refused by name") {
     using hlsrelay::server::parse_options;
     const auto defaults = parse_options({});
     REQUIRE(defaults.options);
