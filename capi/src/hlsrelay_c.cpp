@@ -56,6 +56,7 @@ struct hlsrelay_load_report {
 
 namespace {
 
+using hlsrelay::dump_json;
 using hlsrelay::ErrorCode;
 
 // ---- Errors ----
@@ -155,14 +156,8 @@ int put_string(std::string_view s, char* buf, size_t* size) {
     return HLSRELAY_OK;
 }
 
-// Never throws on bytes that are not UTF-8: they are replaced.
-template <class Json>
-std::string dump(const Json& j) {
-    return j.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
 std::string reply_text(const hlsrelay::api::Reply& r) {
-    return r.content_type == "application/json" ? dump(r.body) : r.text;
+    return r.content_type == "application/json" ? dump_json(r.body) : r.text;
 }
 
 // ---- Callbacks ----
@@ -222,7 +217,7 @@ nlohmann::json parse_object(const char* text, const char* what) {
 hlsrelay::ChannelConfig channel_from_object(const nlohmann::json& object) {
     nlohmann::json list = nlohmann::json::array();
     list.push_back(object);
-    hlsrelay::LoadReport report = hlsrelay::parse_json(dump(list));
+    hlsrelay::LoadReport report = hlsrelay::parse_json(dump_json(list));
     if (report.channels.size() == 1) return std::move(report.channels.front());  // warnings: ignored fields
     std::string message = "invalid channel";
     const std::string_view prefix = "(line = entry number): ";
@@ -251,7 +246,7 @@ std::unique_ptr<hlsrelay_load_report> make_report(const hlsrelay::LoadReport& r)
     }
     j["channels"] = std::move(channels);
     j["issues"] = std::move(issues);
-    report->json = dump(j);
+    report->json = dump_json(j);
     return report;
 }
 
@@ -304,6 +299,14 @@ int hlsrelay_engine_create(const hlsrelay_settings* settings, hlsrelay_engine** 
             if (HLSRELAY_FITS(max_redirects)) s.limits.max_redirects = settings->max_redirects;
             if (HLSRELAY_FITS(playlist_deadline)) s.limits.playlist_deadline = settings->playlist_deadline;
             if (HLSRELAY_FITS(segment_deadline)) s.limits.segment_deadline = settings->segment_deadline;
+            if (HLSRELAY_FITS(container)) {
+                if (settings->container != HLSRELAY_CONTAINER_TS && settings->container != HLSRELAY_CONTAINER_FMP4)
+                    fail(HLSRELAY_EINVAL, "container " + std::to_string(settings->container) +
+                                              " is not an hlsrelay_container");
+                s.hls.container = settings->container == HLSRELAY_CONTAINER_FMP4 ? hlsrelay::Container::fmp4
+                                                                                 : hlsrelay::Container::ts;
+            }
+            if (HLSRELAY_FITS(renditions) && settings->renditions) s.hls.renditions = settings->renditions;
 #undef HLSRELAY_FITS
         }
         *out = new hlsrelay_engine(std::move(s));
@@ -468,7 +471,7 @@ int hlsrelay_status_json(hlsrelay_engine* engine, const char* channel, char* buf
     return wrap("hlsrelay_status_json", [&]() -> int {
         auto& e = engine_of(engine);
         need(size, "size");
-        if (channel) return put_string(dump(hlsrelay::to_json(e.status(channel))), buf, size);
+        if (channel) return put_string(dump_json(hlsrelay::to_json(e.status(channel))), buf, size);
         const hlsrelay::api::Reply r = hlsrelay::api::streams_status(e);
         if (r.status != 200) fail(HLSRELAY_EINTERNAL, reply_text(r));
         return put_string(reply_text(r), buf, size);

@@ -3,12 +3,15 @@
 #pragma once
 
 #include <hlsrelay/engine.hpp>
+#include <hlsrelay/json.hpp>
 #include <hlsrelay/registry.hpp>
 #include <hlsrelay/stream_id.hpp>
+#include <hlsrelay/text.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,8 +28,7 @@ struct Reply {
     std::vector<std::pair<std::string, std::string>> headers;  // extra response headers (WWW-Authenticate)
     // Invalid UTF-8 (a source's bytes in an error message) is replaced, never thrown.
     std::string dump() const {
-        return content_type == "application/json" ? body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
-                                                  : text;
+        return content_type == "application/json" ? dump_json(body) : text;
     }
 };
 
@@ -48,6 +50,8 @@ inline nlohmann::ordered_json hls_config(const HlsSettings& h) {
     j["segment_duration"] = number(h.segment_duration);
     j["max_segments"] = h.max_segments;
     j["cleanup_interval"] = number(h.cleanup_interval);
+    j["container"] = to_string(h.container);
+    j["renditions"] = h.renditions;
     return j;
 }
 
@@ -219,14 +223,6 @@ struct HttpVerdict {
 
 namespace detail {
 
-inline char lower_ascii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-inline std::string lowercase(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = lower_ascii(c);
-    return out;
-}
-
 // Compares without an early exit so that response timing does not reveal how much of a guess matched.
 inline bool same_secret(std::string_view given, std::string_view secret) {
     if (given.size() != secret.size()) return false;
@@ -254,7 +250,7 @@ inline std::optional<std::pair<std::string, std::string>> split_authority(std::s
     if (name.empty() || port.size() > 5 ||
         !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
         return std::nullopt;
-    return std::make_pair(lowercase(name), std::string(port));
+    return std::make_pair(ascii_lower(name), std::string(port));
 }
 
 inline bool is_ipv4_literal(std::string_view s) {
@@ -284,7 +280,7 @@ inline bool is_ipv6_literal(std::string_view s) {
 
 inline bool allowed_name(const HttpPolicy& policy, const std::string& name, const std::string& port) {
     for (const std::string& entry : policy.allowed_hosts) {
-        const std::string e = lowercase(entry);
+        const std::string e = ascii_lower(entry);
         if (e == "*" || e == name || (!port.empty() && e == name + ":" + port)) return true;
     }
     return false;
@@ -307,7 +303,7 @@ inline bool same_origin(const HttpPolicy& policy, std::string_view origin, std::
     std::string_view rest;
     std::string default_port;
     for (auto [scheme, port] : {std::pair<std::string_view, const char*>{"http://", "80"}, {"https://", "443"}}) {
-        if (origin.size() > scheme.size() && lowercase(origin.substr(0, scheme.size())) == scheme) {
+        if (origin.size() > scheme.size() && ascii_lower(origin.substr(0, scheme.size())) == scheme) {
             rest = origin.substr(scheme.size());
             default_port = port;
         }
@@ -323,7 +319,7 @@ inline bool same_origin(const HttpPolicy& policy, std::string_view origin, std::
         }
     }
     for (const std::string& entry : policy.allowed_hosts) {
-        const std::string e = lowercase(entry);
+        const std::string e = ascii_lower(entry);
         if (e != "*" && (e == o->first || e == o->first + ":" + oport)) return true;
     }
     return false;
@@ -331,7 +327,7 @@ inline bool same_origin(const HttpPolicy& policy, std::string_view origin, std::
 
 inline bool bearer_matches(std::optional<std::string_view> authorization, std::string_view token) {
     constexpr std::string_view scheme = "bearer ";
-    if (!authorization || authorization->size() <= scheme.size() || lowercase(authorization->substr(0, scheme.size())) != scheme)
+    if (!authorization || authorization->size() <= scheme.size() || ascii_lower(authorization->substr(0, scheme.size())) != scheme)
         return false;
     std::string_view given = authorization->substr(scheme.size());
     while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
@@ -357,8 +353,8 @@ inline HttpVerdict check_request(const HttpPolicy& policy, const HttpRequestView
         return v;
     }
     if (req.endpoint == Endpoint::control) {
-        const bool cross_site = req.sec_fetch_site && (detail::lowercase(*req.sec_fetch_site) == "cross-site" ||
-                                                       detail::lowercase(*req.sec_fetch_site) == "same-site");
+        const bool cross_site = req.sec_fetch_site && (ascii_lower(*req.sec_fetch_site) == "cross-site" ||
+                                                       ascii_lower(*req.sec_fetch_site) == "same-site");
         if (cross_site || (req.origin && !detail::same_origin(policy, *req.origin, req.host))) {
             v.refusal = error(403, "Cross-site request refused: control endpoints accept requests from this server's "
                                    "own pages and from non-browser clients only");

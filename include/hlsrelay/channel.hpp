@@ -160,10 +160,45 @@ struct ChannelConfig {
     HlsOverrides hls;                          // per-channel HLS settings
     bool loop = false;                         // restart a finite source (a file, an HLS playlist with EXT-X-ENDLIST) at its end
     std::optional<bool> realtime;              // read at native rate; unset: on for local files
-    std::string variant = "highest";           // HLS master playlists: "highest", "lowest" or a bandwidth
+    // Legacy (before renditions): "highest", "lowest" or a bandwidth in bits/s. A channel that sets it
+    // and not hls.renditions keeps one variant: see renditions_for_variant.
+    std::optional<std::string> variant;
     FetchLimitOverrides limits;                // per-channel fetch caps and deadlines
 
+    // The HLS overrides the engine applies: hls, with the legacy `variant` read as hls.renditions
+    // when that is unset.
+    HlsOverrides hls_overrides() const;
+
     bool operator==(const ChannelConfig&) const = default;
+};
+
+// The legacy `variant` as a renditions selection: "highest" and "lowest" keep that one variant; a
+// bandwidth N becomes "max-bandwidth=N" (the variants of at most N bits/s). nullopt for anything else.
+inline std::optional<std::string> renditions_for_variant(std::string_view variant) {
+    if (variant == "highest" || variant == "lowest") return std::string(variant);
+    const bool bandwidth = !variant.empty() && variant.size() <= 12 &&
+                           variant.find_first_not_of("0123456789") == std::string_view::npos &&
+                           variant.find_first_not_of('0') != std::string_view::npos;
+    if (!bandwidth) return std::nullopt;
+    return "max-bandwidth=" + std::string(variant.substr(variant.find_first_not_of('0')));
+}
+
+inline HlsOverrides ChannelConfig::hls_overrides() const {
+    HlsOverrides o = hls;
+    if (!o.renditions && variant) o.renditions = renditions_for_variant(*variant);
+    return o;
+}
+
+// What loading a channel list gave: the channels and what was wrong with the rest.
+struct LoadIssue {
+    int line = 0;  // 1-based; for JSON the entry's index + 1 (JSON values carry no line); 0: no line
+    std::string message;
+    bool operator==(const LoadIssue&) const = default;
+};
+
+struct LoadReport {
+    std::vector<ChannelConfig> channels;  // the valid entries, in file order
+    std::vector<LoadIssue> issues;        // sorted by line
 };
 
 }  // namespace hlsrelay

@@ -3,95 +3,25 @@
 #pragma once
 
 #include <hlsrelay/channel.hpp>
-#include <hlsrelay/registry.hpp>
+#include <hlsrelay/error.hpp>
+#include <hlsrelay/events.hpp>
+#include <hlsrelay/log.hpp>
+#include <hlsrelay/resource.hpp>
+#include <hlsrelay/settings.hpp>
 #include <hlsrelay/status.hpp>
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+// The channel-list parsers (registry.hpp, with nlohmann/json) are not included: Engine::load() takes
+// the text and returns a LoadReport (channel.hpp); include <hlsrelay/registry.hpp> to parse or print
+// lists yourself.
+
 namespace hlsrelay {
-
-enum class ErrorCode { InvalidArgument = 1, NotFound = 2, Io = 3, Internal = 4 };
-
-class Error : public std::runtime_error {
-public:
-    Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
-    ErrorCode code() const { return code_; }
-
-private:
-    ErrorCode code_;
-};
-
-enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3, Off = 4 };
-
-inline const char* to_string(LogLevel level) {
-    switch (level) {
-        case LogLevel::Debug: return "debug";
-        case LogLevel::Info: return "info";
-        case LogLevel::Warn: return "warn";
-        case LogLevel::Error: return "error";
-        default: return "off";
-    }
-}
-using LogCallback = std::function<void(LogLevel, const std::string& channel, const std::string& message)>;
-
-enum class EventType { StateChanged, SegmentPublished, Error };
-
-struct Event {
-    EventType type = EventType::StateChanged;
-    std::string channel;                   // stream id
-    ChannelState state = ChannelState::Idle;  // for StateChanged: the new state
-    std::string message;                   // for Error: what went wrong (credentials redacted)
-    int64_t sequence = -1;                 // for SegmentPublished
-    double duration = 0;                   // for SegmentPublished
-};
-// Called from engine threads (a channel's worker, the engine's housekeeping thread, which reports
-// "stalled" and the way back to "running", or the thread calling start()/update_channel()).
-// One subscriber's callbacks never overlap. Keep it short: it must not call stop(),
-// remove_channel(), update_channel() of a running channel or the Engine destructor (they wait for
-// the worker that may be calling it), nor unsubscribe another subscriber whose callback may be
-// waiting on this one; it may call start(), status(), read() and unsubscribe itself.
-using EventCallback = std::function<void(const Event&)>;
-
-struct EngineSettings {
-    HlsSettings hls;                 // defaults for every channel
-    std::string hls_dir;             // mirror segments and playlists to {hls_dir}/{id}/; empty: memory only
-    double read_timeout = 10.0;      // seconds a blocking source read may take before it counts as stalled
-    double stall_timeout = 0;        // HLS: playlist not advancing this long is a stall; 0: 3 target durations
-    double reconnect_min = 0.5;      // first reconnect delay, seconds; doubles up to reconnect_max
-    double reconnect_max = 30.0;
-    FetchLimits limits;              // caps and deadlines of every upstream fetch (channels may override)
-    int live_start_segments = 3;     // HLS: start this many segments back from the live edge (RFC 8216 6.3.3)
-    LogLevel log_level = LogLevel::Warn;
-    LogCallback log;                 // unset: log to stderr at log_level and above
-    // Segments are large, short-lived allocations; the C library keeps what they free in its heaps.
-    // Every this many seconds the engine hands free heap pages back to the OS (glibc's malloc_trim,
-    // process-wide, releases free memory only). 0: never.
-    double release_memory_interval = 10.0;
-    // A channel's last_error is cleared (kept as previous_error) once the channel has been publishing
-    // this many seconds without a new error. Repeated warnings of a channel are logged once per state
-    // change and then summarised at most once per this interval too.
-    double error_clear_after = 30.0;
-};
-
-// What Engine::read() counts in the channel's bytes_out (bytes handed to readers).
-enum class Delivery {
-    whole,    // the reader gets the whole resource (a GET, a C or Python read): counted in full
-    headers,  // only its size and type are used (an HTTP HEAD request): not counted
-};
-
-// Bytes read from a channel: a playlist or a segment. `data` is shared, never copied or modified.
-struct Resource {
-    std::shared_ptr<const std::string> data;
-    std::string_view content_type;  // "application/vnd.apple.mpegurl" or "video/mp2t"
-    bool immutable = false;         // segments never change; playlists do
-};
 
 class Engine {
 public:

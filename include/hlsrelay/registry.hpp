@@ -1,8 +1,12 @@
 // The channel registry and its loaders: IPTV M3U and JSON channel lists in, JSON out.
 #pragma once
+#define HLSRELAY_REGISTRY_HPP 1  // tests check that engine.hpp does not pull it in
 
 #include <hlsrelay/channel.hpp>
+#include <hlsrelay/json.hpp>
+#include <hlsrelay/settings.hpp>
 #include <hlsrelay/stream_id.hpp>
+#include <hlsrelay/text.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -25,54 +29,7 @@
 
 namespace hlsrelay {
 
-struct LoadIssue {
-    int line = 0;  // 1-based; for JSON the entry's index + 1 (JSON values carry no line); 0: no line
-    std::string message;
-    bool operator==(const LoadIssue&) const = default;
-};
-
-struct LoadReport {
-    std::vector<ChannelConfig> channels;  // the valid entries, in file order
-    std::vector<LoadIssue> issues;        // sorted by line
-};
-
-// Accepted ranges of HlsOverrides, enforced by the loaders and by Registry::add/update alike.
-inline constexpr double kMinSegmentDuration = 0.5, kMaxSegmentDuration = 60;
-inline constexpr int kMinMaxSegments = 1, kMaxMaxSegments = 100;
-inline constexpr double kMinCleanupInterval = 0.1, kMaxCleanupInterval = 3600;
-// Accepted ranges of FetchLimits, engine-wide (Engine refuses others) and per channel (the loaders and
-// Registry::add/update). A deadline may also be 0: automatic (see FetchLimits).
-inline constexpr std::int64_t kMinMaxPlaylistBytes = std::int64_t{4} << 10, kMaxMaxPlaylistBytes = std::int64_t{1} << 30;
-inline constexpr std::int64_t kMinMaxSegmentBytes = std::int64_t{64} << 10, kMaxMaxSegmentBytes = std::int64_t{4} << 30;
-inline constexpr int kMinMaxRedirects = 0, kMaxMaxRedirects = 20;
-inline constexpr double kMinFetchDeadline = 0.5, kMaxFetchDeadline = 3600;
-
 namespace detail {
-
-inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
-
-inline bool is_control(char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }
-
-inline std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
-
-inline std::string to_lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), ascii_lower);
-    return out;
-}
-
-inline bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
-}
-
-inline bool starts_with_icase(std::string_view s, std::string_view prefix) {
-    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
 
 // On a match, drops the prefix from `s`.
 inline bool consume_prefix_icase(std::string_view& s, std::string_view prefix) {
@@ -83,12 +40,7 @@ inline bool consume_prefix_icase(std::string_view& s, std::string_view prefix) {
 
 // A '%' not followed by two hex digits is kept as is: hand-written playlists are sloppy.
 inline std::string percent_decode(std::string_view s) {
-    auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
+    const auto hex = hex_digit_value;
     std::string out;
     for (std::size_t i = 0; i < s.size(); ++i) {
         if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
@@ -159,68 +111,9 @@ inline std::string repair_utf8(std::string_view s) {
     return out;
 }
 
-// For messages: "60", not "60.0"; otherwise the shortest text that reads back as the same double.
-inline std::string format_number(double v) {
-    if (std::trunc(v) == v && std::abs(v) < 1e15) return std::to_string(static_cast<std::int64_t>(v));
-    return nlohmann::json(v).dump();
-}
-
-template <typename T>
-std::optional<T> parse_number(std::string_view s) {
-    s = trim(s);
-    if (!s.empty() && s.front() == '+') s.remove_prefix(1);
-    T value{};
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-    if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return std::nullopt;
-    return value;
-}
-
-inline std::string range_problem(std::string_view field, double value, double lo, double hi) {
-    if (value >= lo && value <= hi) return {};  // written so that NaN fails
-    return std::string(field) + " " + format_number(value) + " is outside [" + format_number(lo) + ", " +
-           format_number(hi) + "]";
-}
-
-inline std::string overrides_problem(const HlsOverrides& o) {
-    std::string p;
-    if (o.segment_duration) p = range_problem("segment_duration", *o.segment_duration, kMinSegmentDuration, kMaxSegmentDuration);
-    if (p.empty() && o.max_segments) p = range_problem("max_segments", *o.max_segments, kMinMaxSegments, kMaxMaxSegments);
-    if (p.empty() && o.cleanup_interval)
-        p = range_problem("cleanup_interval", *o.cleanup_interval, kMinCleanupInterval, kMaxCleanupInterval);
-    return p;
-}
-
-inline std::string deadline_problem(std::string_view field, double value) {
-    if (value == 0) return {};
-    std::string p = range_problem(field, value, kMinFetchDeadline, kMaxFetchDeadline);
-    return p.empty() ? p : p + " (or 0: automatic)";
-}
-
-inline std::string limits_problem(const FetchLimitOverrides& o) {
-    std::string p;
-    if (o.max_playlist_bytes)
-        p = range_problem("max_playlist_bytes", static_cast<double>(*o.max_playlist_bytes),
-                          static_cast<double>(kMinMaxPlaylistBytes), static_cast<double>(kMaxMaxPlaylistBytes));
-    if (p.empty() && o.max_segment_bytes)
-        p = range_problem("max_segment_bytes", static_cast<double>(*o.max_segment_bytes),
-                          static_cast<double>(kMinMaxSegmentBytes), static_cast<double>(kMaxMaxSegmentBytes));
-    if (p.empty() && o.max_redirects) p = range_problem("max_redirects", *o.max_redirects, kMinMaxRedirects, kMaxMaxRedirects);
-    if (p.empty() && o.playlist_deadline) p = deadline_problem("playlist_deadline", *o.playlist_deadline);
-    if (p.empty() && o.segment_deadline) p = deadline_problem("segment_deadline", *o.segment_deadline);
-    return p;
-}
-
-// The engine-wide settings: every field checked as if a channel overrode it.
-inline std::string limits_problem(const FetchLimits& l) {
-    return limits_problem(FetchLimitOverrides{l.max_playlist_bytes, l.max_segment_bytes, l.max_redirects,
-                                              l.playlist_deadline, l.segment_deadline});
-}
-
 inline std::string variant_problem(std::string_view v) {
-    bool bandwidth = !v.empty() && v.size() <= 15 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
-                     v.find_first_not_of('0') != std::string_view::npos;
-    if (v == "highest" || v == "lowest" || bandwidth) return {};
-    return "variant '" + repair_utf8(v) + "' is not \"highest\", \"lowest\" or a bandwidth in bits/s";
+    if (renditions_for_variant(v)) return {};
+    return "variant '" + repair_utf8(v) + "' is not \"highest\", \"lowest\" or a bandwidth in bits/s (1 to 12 digits)";
 }
 
 // RFC 9110 token characters: anything else could split or forge a request header.
@@ -233,7 +126,7 @@ inline bool is_header_name(std::string_view name) {
 inline std::string headers_problem(const std::map<std::string, std::string>& headers) {
     for (const auto& [name, value] : headers) {
         if (!is_header_name(name)) return "header name '" + repair_utf8(name) + "' is not a valid HTTP header name";
-        if (std::any_of(value.begin(), value.end(), [](char c) { return is_control(c) && c != '\t'; }))
+        if (std::any_of(value.begin(), value.end(), [](char c) { return is_ascii_control(c) && c != '\t'; }))
             return "header '" + name + "' has control characters in its value";
     }
     return {};
@@ -247,19 +140,19 @@ inline std::string channel_problem(const ChannelConfig& c) {
     if (c.urls.empty()) return "no source URL";
     for (const std::string& url : c.urls) {
         if (trim(url).empty()) return "a source URL is empty";
-        if (std::any_of(url.begin(), url.end(), is_control)) return "a source URL contains control characters";
+        if (std::any_of(url.begin(), url.end(), is_ascii_control)) return "a source URL contains control characters";
     }
     if (std::string p = headers_problem(c.headers); !p.empty()) return p;
     if (std::string p = overrides_problem(c.hls); !p.empty()) return p;
     if (std::string p = limits_problem(c.limits); !p.empty()) return p;
-    return variant_problem(c.variant);
+    return c.variant ? variant_problem(*c.variant) : std::string();
 }
 
 // Stricter than channel_problem, for text from files: what is neither a URL nor an absolute path is
 // more likely a stray line than a source. Paths may contain spaces; URLs must encode them.
 inline std::string source_problem(std::string_view url) {
     if (url.empty()) return "empty URL";
-    if (std::any_of(url.begin(), url.end(), is_control)) return "URL contains control characters";
+    if (std::any_of(url.begin(), url.end(), is_ascii_control)) return "URL contains control characters";
     if (url.front() == '/' || starts_with_icase(url, "file:")) return {};
     std::size_t sep = url.find("://");
     bool scheme = sep != std::string_view::npos && sep > 0 && sep + 3 < url.size() &&
@@ -320,9 +213,9 @@ struct ExtInf {
 inline std::string parse_extinf(std::string_view body, ExtInf& out) {
     std::size_t i = 0, n = body.size();
     auto skip_spaces = [&] {
-        while (i < n && is_space(body[i])) ++i;
+        while (i < n && is_ascii_space(body[i])) ++i;
     };
-    auto is_stop = [](char c) { return is_space(c) || c == ','; };
+    auto is_stop = [](char c) { return is_ascii_space(c) || c == ','; };
     // The duration ("-1"); some generators leave it out and start with an attribute.
     skip_spaces();
     std::size_t token_end = std::min(body.find_first_of(" \t,", i), n);
@@ -336,7 +229,7 @@ inline std::string parse_extinf(std::string_view body, ExtInf& out) {
         }
         std::size_t key_start = i;
         while (i < n && !is_stop(body[i]) && body[i] != '=') ++i;
-        std::string key = to_lower(body.substr(key_start, i - key_start));
+        std::string key = ascii_lower(body.substr(key_start, i - key_start));
         if (i >= n || body[i] != '=') continue;  // a bare word: nothing to keep
         ++i;
         std::string_view value;
@@ -495,6 +388,14 @@ private:
         last_ = report_.channels.size() - 1;
     }
 
+    static std::string container_field(const std::map<std::string, std::string>& attrs, const char* key,
+                                       std::optional<Container>& field) {
+        auto it = attrs.find(key);
+        if (it == attrs.end()) return {};
+        field = parse_container(ascii_lower(trim(it->second)));
+        return field ? std::string() : std::string(key) + " '" + repair_utf8(it->second) + "' is not ts or fmp4";
+    }
+
     static std::string read_overrides(const std::map<std::string, std::string>& attrs, HlsOverrides& hls,
                                       FetchLimitOverrides& limits) {
         auto number = [&](const char* key, auto& field) -> std::string {
@@ -509,6 +410,9 @@ private:
         std::string p = number("hlsrelay-segment-duration", hls.segment_duration);
         if (p.empty()) p = number("hlsrelay-max-segments", hls.max_segments);
         if (p.empty()) p = number("hlsrelay-cleanup-interval", hls.cleanup_interval);
+        if (p.empty()) p = container_field(attrs, "hlsrelay-container", hls.container);
+        if (auto it = attrs.find("hlsrelay-renditions"); p.empty() && it != attrs.end())
+            hls.renditions = std::string(trim(it->second));  // checked by channel_problem
         if (p.empty()) p = number("hlsrelay-max-playlist-bytes", limits.max_playlist_bytes);
         if (p.empty()) p = number("hlsrelay-max-segment-bytes", limits.max_segment_bytes);
         if (p.empty()) p = number("hlsrelay-max-redirects", limits.max_redirects);
@@ -575,6 +479,7 @@ inline std::optional<std::int64_t> get_integer(const nlohmann::json& obj, const 
 inline constexpr std::string_view kJsonFields[] = {"id", "name", "url", "urls", "logo", "group", "headers",
                                                    "user_agent", "referer", "loop", "realtime", "variant",
                                                    "segment_duration", "max_segments", "cleanup_interval",
+                                                   "container", "renditions",
                                                    "max_playlist_bytes", "max_segment_bytes", "max_redirects",
                                                    "playlist_deadline", "segment_deadline"};
 
@@ -628,7 +533,7 @@ inline ChannelConfig channel_from_json(const nlohmann::json& obj, std::vector<st
     c.realtime = get_bool(obj, "realtime");
     if (const nlohmann::json* variant = field(obj, "variant")) {
         if (variant->is_string())
-            c.variant = to_lower(variant->get<std::string>());
+            c.variant = ascii_lower(variant->get<std::string>());
         else if (variant->is_number())
             c.variant = std::to_string(*get_integer(obj, "variant"));  // variant_problem refuses <= 0
         else
@@ -642,6 +547,25 @@ inline ChannelConfig channel_from_json(const nlohmann::json& obj, std::vector<st
         c.hls.max_segments = static_cast<int>(*n);
     }
     c.hls.cleanup_interval = get_number(obj, "cleanup_interval");
+    if (auto container = get_string(obj, "container")) {
+        c.hls.container = parse_container(ascii_lower(*container));
+        if (!c.hls.container) throw EntrySkipped{"container '" + repair_utf8(*container) + "' is not \"ts\" or \"fmp4\""};
+    }
+    if (const nlohmann::json* renditions = field(obj, "renditions")) {
+        // A string ("all", "max-height=720", "1080p,360p") or a list of heights (["1080p", "360p"]).
+        if (renditions->is_string()) {
+            c.hls.renditions = renditions->get<std::string>();
+        } else if (renditions->is_array() && !renditions->empty()) {
+            std::string list;
+            for (const nlohmann::json& h : *renditions) {
+                if (!h.is_string()) wrong_type("renditions", "a string or a non-empty array of heights like \"720p\"");
+                list += (list.empty() ? "" : ",") + h.get<std::string>();
+            }
+            c.hls.renditions = std::move(list);
+        } else {
+            wrong_type("renditions", "a string or a non-empty array of heights like \"720p\"");
+        }
+    }
     c.limits.max_playlist_bytes = get_integer(obj, "max_playlist_bytes");
     c.limits.max_segment_bytes = get_integer(obj, "max_segment_bytes");
     if (auto n = get_integer(obj, "max_redirects")) {
@@ -663,7 +587,7 @@ inline ChannelConfig channel_from_json(const nlohmann::json& obj, std::vector<st
 inline int line_of_byte(std::string_view text, std::size_t byte) {
     std::size_t end = byte == 0 ? 0 : std::min(byte - 1, text.size());
     if (byte > text.size())  // error at end of input: point at the last line that has something
-        while (end > 0 && is_space(text[end - 1])) --end;
+        while (end > 0 && is_ascii_space(text[end - 1])) --end;
     return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(end), '\n'));
 }
 
@@ -710,7 +634,7 @@ inline LoadReport parse_json(std::string_view text) {
 inline LoadReport parse_channels(std::string_view text) {
     std::string_view body = text;
     if (body.substr(0, 3) == "\xEF\xBB\xBF") body.remove_prefix(3);
-    body = detail::trim(body);
+    body = trim(body);
     if (!body.empty() && (body.front() == '[' || body.front() == '{')) return parse_json(text);
     return parse_m3u(text);
 }
@@ -731,10 +655,12 @@ inline nlohmann::json to_json(const ChannelConfig& c, bool include_sources) {
     }
     j["loop"] = c.loop;
     if (c.realtime) j["realtime"] = *c.realtime;
-    j["variant"] = c.variant;
+    if (c.variant) j["variant"] = *c.variant;
     if (c.hls.segment_duration) j["segment_duration"] = *c.hls.segment_duration;
     if (c.hls.max_segments) j["max_segments"] = *c.hls.max_segments;
     if (c.hls.cleanup_interval) j["cleanup_interval"] = *c.hls.cleanup_interval;
+    if (c.hls.container) j["container"] = to_string(*c.hls.container);
+    if (c.hls.renditions) j["renditions"] = *c.hls.renditions;
     if (c.limits.max_playlist_bytes) j["max_playlist_bytes"] = *c.limits.max_playlist_bytes;
     if (c.limits.max_segment_bytes) j["max_segment_bytes"] = *c.limits.max_segment_bytes;
     if (c.limits.max_redirects) j["max_redirects"] = *c.limits.max_redirects;
@@ -748,7 +674,7 @@ inline std::string to_json_text(const std::vector<ChannelConfig>& channels, bool
     nlohmann::json list = nlohmann::json::array();
     for (const ChannelConfig& c : channels) list.push_back(to_json(c, include_sources));
     nlohmann::json doc = {{"channels", std::move(list)}};
-    return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    return dump_json(doc, 2) + "\n";
 }
 
 // Channels by stream id, in insertion order. Not thread-safe: the engine serializes access. Pointers
@@ -810,7 +736,7 @@ public:
         for (const ChannelConfig& c : channels_)
             if (c.name == id_or_name) return &c;
         for (const ChannelConfig& c : channels_)
-            if (detail::iequals(c.name, id_or_name)) return &c;
+            if (iequals(c.name, id_or_name)) return &c;
         if (auto it = index_.find(slugify(id_or_name)); it != index_.end()) return &channels_[it->second];
         return nullptr;
     }

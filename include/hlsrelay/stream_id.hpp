@@ -1,6 +1,8 @@
 // Stream ids derived from display names, and source URLs made safe to show in logs and status.
 #pragma once
 
+#include <hlsrelay/text.hpp>
+
 #include <algorithm>
 #include <cstddef>
 #include <string>
@@ -13,12 +15,6 @@ namespace hlsrelay {
 inline constexpr std::size_t kMaxSlugLength = 64;
 
 namespace detail {
-
-inline bool is_ascii_alnum(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-inline char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // In "scheme://userinfo@host/...": where the userinfo starts and where the host starts (the two are
 // equal when there is no userinfo; both 0 without "://"). The authority is taken up to the first '/'
@@ -50,8 +46,8 @@ inline std::string slugify(std::string_view display_name) {
         out += c;
     };
     for (char c : display_name) {
-        if (detail::is_ascii_alnum(c)) {
-            put(detail::ascii_lower(c));
+        if (is_ascii_alnum(c)) {
+            put(ascii_lower(c));
         } else if (c == '&') {
             // "&" reads as its own word, so it is separated on both sides even when glued to others.
             gap = true;
@@ -76,11 +72,6 @@ inline bool is_safe_slug(std::string_view s) {
 }
 
 namespace detail {
-
-inline bool iequals_ascii(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
-}
 
 // "100", "100.ts", "100.m3u8": the stream number that ends an Xtream-Codes URL.
 inline bool is_stream_number(std::string_view s) {
@@ -107,7 +98,7 @@ inline std::string redact_path(std::string_view path) {
     bool xtream = false;
     if (n >= 4) {
         for (std::string_view kind : {"live", "movie", "series", "timeshift"})
-            xtream = xtream || iequals_ascii(segments[1], kind);
+            xtream = xtream || iequals(segments[1], kind);
         if (xtream) segments[2] = segments[3] = "***";
     }
     if (!xtream && n == 3 && !segments[1].empty() && !segments[2].empty() && is_stream_number(segments[3]))

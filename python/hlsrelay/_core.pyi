@@ -40,6 +40,8 @@ class EngineSettings(TypedDict):
     segment_duration: float
     max_segments: int
     cleanup_interval: float
+    container: Container
+    renditions: str
     hls_dir: Optional[str]
     read_timeout: float
     reconnect_min: float
@@ -54,7 +56,8 @@ class EngineSettings(TypedDict):
     segment_deadline: float
 
 # A channel as JSON: id, name, urls, optional logo, group and headers, loop, optional realtime,
-# variant, optional segment_duration, max_segments, cleanup_interval, and the fetch limits
+# optional variant (legacy: without renditions it keeps that one variant), optional segment_duration,
+# max_segments, cleanup_interval, container ("ts" | "fmp4"), renditions, and the fetch limits
 # max_playlist_bytes, max_segment_bytes, max_redirects, playlist_deadline, segment_deadline (each
 # present only when the channel overrides the engine's). Without include_sources the
 # URLs are redacted and header values are None.
@@ -72,6 +75,9 @@ ApiBody = Union[Dict[str, Any], str]
 ApiEndpoint = str
 StrPath = Union[str, "os.PathLike[str]"]
 Variant = Union[Literal["highest", "lowest"], str, int]
+Container = Literal["ts", "fmp4"]
+# "all", "highest", "lowest", "max-height=<px>", "max-bandwidth=<bits/s>", "1080p,360p" or ["1080p", "360p"].
+Renditions = Union[str, Sequence[str]]
 
 class Resource:
     """A playlist or segment, sharing the engine's bytes.
@@ -115,6 +121,9 @@ class Engine:
         max_redirects: int = 5,
         playlist_deadline: float = 0.0,
         segment_deadline: float = 0.0,
+        # Output packaging and which renditions of a multivariant source run (channels may override).
+        container: Container = "ts",
+        renditions: Renditions = "all",
     ) -> None: ...
 
     # Registry.
@@ -132,10 +141,12 @@ class Engine:
         headers: Optional[Mapping[str, str]] = None,
         loop: bool = False,
         realtime: Optional[bool] = None,
-        variant: Variant = "highest",
+        variant: Optional[Variant] = None,
         segment_duration: Optional[float] = None,
         max_segments: Optional[int] = None,
         cleanup_interval: Optional[float] = None,
+        container: Optional[Container] = None,
+        renditions: Optional[Renditions] = None,
         max_playlist_bytes: Optional[int] = None,
         max_segment_bytes: Optional[int] = None,
         max_redirects: Optional[int] = None,
@@ -155,10 +166,12 @@ class Engine:
         headers: Optional[Mapping[str, str]] = ...,
         loop: bool = ...,
         realtime: Optional[bool] = ...,
-        variant: Variant = ...,
+        variant: Optional[Variant] = ...,
         segment_duration: Optional[float] = ...,
         max_segments: Optional[int] = ...,
         cleanup_interval: Optional[float] = ...,
+        container: Optional[Container] = ...,
+        renditions: Optional[Renditions] = ...,
         max_playlist_bytes: Optional[int] = ...,
         max_segment_bytes: Optional[int] = ...,
         max_redirects: Optional[int] = ...,

@@ -12,7 +12,9 @@ named by ``HLSRELAY_CHANNELS`` and closes it on shutdown::
     HLSRELAY_CHANNELS=channels.m3u uvicorn hlsrelay.fastapi:app --port 8000
 
 Optional environment for that app: ``HLSRELAY_SEGMENT_DURATION``, ``HLSRELAY_MAX_SEGMENTS``,
-``HLSRELAY_CLEANUP_INTERVAL``, ``HLSRELAY_HLS_DIR``, ``HLSRELAY_LOG_LEVEL``. Run one worker process:
+``HLSRELAY_CLEANUP_INTERVAL``, ``HLSRELAY_CONTAINER`` (``ts`` or ``fmp4``), ``HLSRELAY_RENDITIONS``
+(``all``, ``highest``, ``lowest``, ``max-height=720``, ``max-bandwidth=N``, ``1080p,360p``),
+``HLSRELAY_HLS_DIR``, ``HLSRELAY_LOG_LEVEL``. Run one worker process:
 the engine and its HLS windows live in that process, and a second worker would have its own.
 
 The demo server's HTTP rules apply (the same C++ code, ``hlsrelay._core.check_request``):
@@ -55,7 +57,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
-from ._core import ChannelNotFound, Engine, Resource, check_request
+from ._core import ChannelNotFound, Engine, InvalidArgument, Resource, check_request
 
 __all__ = ["create_router", "create_app", "engine_from_env", "app"]
 
@@ -365,11 +367,17 @@ def engine_from_env(channels_file: typing.Optional[typing.Union[str, "os.PathLik
         value = _env_number(env, kind)
         if value is not None:
             settings[key] = value
+    for key, env in (("container", "HLSRELAY_CONTAINER"), ("renditions", "HLSRELAY_RENDITIONS")):
+        if os.environ.get(env):
+            settings[key] = os.environ[env]
     if os.environ.get("HLSRELAY_HLS_DIR"):
         settings["hls_dir"] = os.environ["HLSRELAY_HLS_DIR"]
     if os.environ.get("HLSRELAY_LOG_LEVEL"):
         settings["log_level"] = os.environ["HLSRELAY_LOG_LEVEL"]
-    engine = Engine(**settings)
+    try:
+        engine = Engine(**settings)
+    except InvalidArgument as e:
+        raise RuntimeError(f"invalid HLSRELAY_* setting: {e}") from e
     try:
         report = engine.load_file(path)
     except Exception as e:

@@ -2,6 +2,7 @@
 #include <hlsrelay/api.hpp>
 #include <hlsrelay/engine.hpp>
 #include <hlsrelay/registry.hpp>
+#include <hlsrelay/settings.hpp>
 
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -173,26 +174,30 @@ struct PyResource {
 };
 
 hlsrelay::LogLevel parse_log_level(const std::string& level) {
-    static const std::map<std::string, hlsrelay::LogLevel> levels = {
-        {"debug", hlsrelay::LogLevel::Debug}, {"info", hlsrelay::LogLevel::Info},
-        {"warn", hlsrelay::LogLevel::Warn},   {"warning", hlsrelay::LogLevel::Warn},
-        {"error", hlsrelay::LogLevel::Error}, {"off", hlsrelay::LogLevel::Off}};
-    std::string lower = level;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](char c) { return hlsrelay::detail::ascii_lower(c); });
-    auto it = levels.find(lower);
-    if (it == levels.end()) invalid("log_level '" + level + "' is not one of debug, info, warn, error, off");
-    return it->second;
+    const auto parsed = hlsrelay::parse_log_level(level);
+    if (!parsed) invalid("log_level '" + level + "' is not one of " + std::string(hlsrelay::kLogLevelNames));
+    return *parsed;
 }
 
-std::string log_level_name(hlsrelay::LogLevel l) {
-    switch (l) {
-        case hlsrelay::LogLevel::Debug: return "debug";
-        case hlsrelay::LogLevel::Info: return "info";
-        case hlsrelay::LogLevel::Warn: return "warn";
-        case hlsrelay::LogLevel::Error: return "error";
-        case hlsrelay::LogLevel::Off: return "off";
+hlsrelay::Container parse_container(const std::string& container) {
+    const auto parsed = hlsrelay::parse_container(container);
+    if (!parsed) invalid("container '" + container + "' is not ts or fmp4");
+    return *parsed;
+}
+
+// A selection string ("max-height=720", "1080p,360p") or a list of heights (["1080p", "360p"]).
+std::string renditions_of(const py::handle& v) {
+    if (py::isinstance<py::str>(v)) return v.cast<std::string>();
+    if (py::isinstance<py::list>(v) || py::isinstance<py::tuple>(v)) {
+        std::string joined;
+        for (const py::handle& h : v) {
+            if (!py::isinstance<py::str>(h)) throw py::type_error("renditions: expected a str or a list of str like '720p'");
+            joined += (joined.empty() ? "" : ",") + h.cast<std::string>();
+        }
+        if (joined.empty()) invalid("renditions: an empty list selects nothing");
+        return joined;
     }
-    return "warn";
+    throw py::type_error("renditions: expected a str or a list of str like '720p'");
 }
 
 std::string fspath(const py::handle& path) {
@@ -243,6 +248,7 @@ void apply_fields(ChannelConfig& c, const py::dict& fields) {
                                                 "id",       "logo",    "group",
                                                 "headers",  "loop",    "realtime",
                                                 "variant",  "segment_duration", "max_segments",
+                                                "container", "renditions",
                                                 "cleanup_interval", "max_playlist_bytes", "max_segment_bytes",
                                                 "max_redirects", "playlist_deadline", "segment_deadline"};
     for (const auto& item : fields) {
@@ -267,7 +273,14 @@ void apply_fields(ChannelConfig& c, const py::dict& fields) {
     if (has("loop")) c.loop = fields["loop"].cast<bool>();
     if (has("realtime")) c.realtime = optional_of<bool>(fields["realtime"], "realtime");
     if (has("variant"))
-        c.variant = fields["variant"].is_none() ? std::string("highest") : variant_of(fields["variant"]);
+        c.variant = fields["variant"].is_none() ? std::nullopt : std::optional<std::string>(variant_of(fields["variant"]));
+    if (has("container"))
+        c.hls.container = fields["container"].is_none()
+                              ? std::nullopt
+                              : std::optional<hlsrelay::Container>(parse_container(py::str(fields["container"])));
+    if (has("renditions"))
+        c.hls.renditions = fields["renditions"].is_none() ? std::nullopt
+                                                          : std::optional<std::string>(renditions_of(fields["renditions"]));
     if (has("segment_duration"))
         c.hls.segment_duration = optional_of<double>(fields["segment_duration"], "segment_duration");
     if (has("max_segments")) c.hls.max_segments = optional_of<int>(fields["max_segments"], "max_segments");
@@ -358,11 +371,13 @@ py::dict settings_dict(const EngineSettings& s) {
     d["segment_duration"] = s.hls.segment_duration;
     d["max_segments"] = s.hls.max_segments;
     d["cleanup_interval"] = s.hls.cleanup_interval;
+    d["container"] = hlsrelay::to_string(s.hls.container);
+    d["renditions"] = to_str(s.hls.renditions);
     d["hls_dir"] = s.hls_dir.empty() ? py::object(py::none()) : py::object(to_str(s.hls_dir));
     d["read_timeout"] = s.read_timeout;
     d["reconnect_min"] = s.reconnect_min;
     d["reconnect_max"] = s.reconnect_max;
-    d["log_level"] = log_level_name(s.log_level);
+    d["log_level"] = hlsrelay::to_string(s.log_level);
     d["stall_timeout"] = s.stall_timeout;
     d["live_start_segments"] = s.live_start_segments;
     d["max_playlist_bytes"] = s.limits.max_playlist_bytes;
@@ -469,7 +484,7 @@ PYBIND11_MODULE(_core, m) {
                          double read_timeout, double reconnect_min, double reconnect_max, const std::string& log_level,
                          double stall_timeout, int live_start_segments, std::int64_t max_playlist_bytes,
                          std::int64_t max_segment_bytes, int max_redirects, double playlist_deadline,
-                         double segment_deadline) {
+                         double segment_deadline, const std::string& container, const py::object& renditions) {
                  EngineSettings s;
                  s.hls.segment_duration = segment_duration;
                  s.hls.max_segments = max_segments;
@@ -486,17 +501,26 @@ PYBIND11_MODULE(_core, m) {
                  s.limits.max_redirects = max_redirects;
                  s.limits.playlist_deadline = playlist_deadline;
                  s.limits.segment_deadline = segment_deadline;
+                 s.hls.container = parse_container(container);
+                 s.hls.renditions = renditions_of(renditions);
                  return std::make_unique<PyEngine>(std::move(s));
              }),
-             py::arg("segment_duration") = 2.0, py::arg("max_segments") = 5, py::arg("cleanup_interval") = 5.0,
-             py::arg("hls_dir") = py::none(), py::arg("read_timeout") = 10.0, py::arg("reconnect_min") = 0.5,
-             py::arg("reconnect_max") = 30.0, py::arg("log_level") = "warn", py::kw_only(),
-             py::arg("stall_timeout") = 0.0, py::arg("live_start_segments") = 3,
+             // The defaults are EngineSettings' own (settings.hpp), not a copy of them.
+             py::arg("segment_duration") = EngineSettings{}.hls.segment_duration,
+             py::arg("max_segments") = EngineSettings{}.hls.max_segments,
+             py::arg("cleanup_interval") = EngineSettings{}.hls.cleanup_interval, py::arg("hls_dir") = py::none(),
+             py::arg("read_timeout") = EngineSettings{}.read_timeout, py::arg("reconnect_min") = EngineSettings{}.reconnect_min,
+             py::arg("reconnect_max") = EngineSettings{}.reconnect_max,
+             py::arg("log_level") = std::string(hlsrelay::to_string(EngineSettings{}.log_level)), py::kw_only(),
+             py::arg("stall_timeout") = EngineSettings{}.stall_timeout,
+             py::arg("live_start_segments") = EngineSettings{}.live_start_segments,
              py::arg("max_playlist_bytes") = hlsrelay::FetchLimits{}.max_playlist_bytes,
              py::arg("max_segment_bytes") = hlsrelay::FetchLimits{}.max_segment_bytes,
              py::arg("max_redirects") = hlsrelay::FetchLimits{}.max_redirects,
              py::arg("playlist_deadline") = hlsrelay::FetchLimits{}.playlist_deadline,
-             py::arg("segment_deadline") = hlsrelay::FetchLimits{}.segment_deadline)
+             py::arg("segment_deadline") = hlsrelay::FetchLimits{}.segment_deadline,
+             py::arg("container") = hlsrelay::to_string(hlsrelay::HlsSettings{}.container),
+             py::arg("renditions") = hlsrelay::HlsSettings{}.renditions)
 
         // Registry.
         .def(
@@ -529,7 +553,8 @@ PYBIND11_MODULE(_core, m) {
             },
             py::arg("name"), py::arg("urls") = py::none(),
             "add_channel(name, urls=None, *, url=None, id=None, logo='', group='', headers=None, loop=False, "
-            "realtime=None, variant='highest', segment_duration=None, max_segments=None, cleanup_interval=None, "
+            "realtime=None, variant=None, segment_duration=None, max_segments=None, cleanup_interval=None, "
+            "container=None, renditions=None, "
             "max_playlist_bytes=None, max_segment_bytes=None, max_redirects=None, playlist_deadline=None, "
             "segment_deadline=None)")
         .def(

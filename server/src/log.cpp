@@ -33,13 +33,6 @@ void write(LogLevel l, std::string_view message) {
     std::fflush(stderr);
 }
 
-std::optional<LogLevel> parse_level(std::string_view name) {
-    if (name == "debug") return LogLevel::Debug;
-    if (name == "info") return LogLevel::Info;
-    if (name == "warn" || name == "warning") return LogLevel::Warn;
-    if (name == "error") return LogLevel::Error;
-    if (name == "off" || name == "none") return LogLevel::Off;
-    return std::nullopt;
-}
+std::optional<LogLevel> parse_level(std::string_view name) { return parse_log_level(name); }
 
 }  // namespace hlsrelay::server::log

@@ -57,6 +57,8 @@ int run(const Options& o) {
     EngineSettings settings;
     settings.hls.segment_duration = o.segment_duration;
     settings.hls.max_segments = o.max_segments;
+    settings.hls.container = o.container;
+    settings.hls.renditions = o.renditions;
     settings.hls_dir = o.hls_dir;
     settings.limits = o.limits;
     settings.log_level = o.log_level;

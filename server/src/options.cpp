@@ -3,7 +3,8 @@
 
 #include "log.hpp"
 
-#include <hlsrelay/registry.hpp>
+#include <hlsrelay/settings.hpp>
+#include <hlsrelay/text.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -30,6 +31,11 @@ Options:
   --hls-dir DIR            also mirror playlists and segments to DIR/<id>/ (default: memory only)
   --segment-duration S     target segment length in seconds (default: 2)
   --max-segments N         segments listed in each media playlist (default: 5)
+  --container C            output segments: ts (MPEG-TS) or fmp4 (fMP4/CMAF: init section and .m4s);
+                           a channel's "container" overrides it (default: ts)
+  --renditions SEL         which renditions of a multivariant source run: all, highest, lowest,
+                           max-height=PX, max-bandwidth=BITS or heights like 1080p,360p; a channel's
+                           "renditions" overrides it (default: all)
   --autostart WHAT         channels to start at launch: all, none, or a comma-separated list of ids
                            (default: all of the bundled demo list, none of a --channels list)
   --on-demand              start a channel when its playlist is requested, stop it when unwatched
@@ -100,8 +106,7 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         return [&field, lo, hi, what](const std::string& v) -> std::string {
             std::remove_reference_t<decltype(field)> n{};
             if (!parse_number(v, n) || static_cast<double>(n) < lo || static_cast<double>(n) > hi)
-                return std::string(what) + " must be a number within " + detail::format_number(lo) + ".." +
-                       detail::format_number(hi) + ", not '" + v + "'";
+                return std::string(what) + " must be a number within " + format_number(lo) + ".." + format_number(hi) + ", not '" + v + "'";
             field = n;
             return {};
         };
@@ -120,8 +125,21 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
              return parse_listen(v, o.address, o.port) ? "" : "--listen wants ADDR:PORT, not '" + v + "'";
          }},
         {"--hls-dir", text(o.hls_dir)},
-        {"--segment-duration", number_in(o.segment_duration, 0.5, 60, "--segment-duration")},
-        {"--max-segments", number_in(o.max_segments, 1, 100, "--max-segments")},
+        {"--segment-duration", number_in(o.segment_duration, kMinSegmentDuration, kMaxSegmentDuration, "--segment-duration")},
+        {"--max-segments", number_in(o.max_segments, kMinMaxSegments, kMaxMaxSegments, "--max-segments")},
+        {"--container",
+         [&](const std::string& v) -> std::string {
+             const auto c = parse_container(v);
+             if (!c) return "--container wants ts or fmp4, not '" + v + "'";
+             o.container = *c;
+             return {};
+         }},
+        {"--renditions",
+         [&](const std::string& v) -> std::string {
+             if (std::string p = renditions_problem(v); !p.empty()) return p;
+             o.renditions = v;
+             return {};
+         }},
         {"--idle-timeout", number_in(o.idle_timeout, 0.1, 86400, "--idle-timeout")},
         {"--api-token", text(o.api_token)},
         {"--autostart",
@@ -145,7 +163,7 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         {"--log-level",
          [&](const std::string& v) -> std::string {
              const auto level = log::parse_level(v);
-             if (!level) return "--log-level wants debug, info, warn, error or off, not '" + v + "'";
+             if (!level) return "--log-level wants " + std::string(kLogLevelNames) + ", not '" + v + "'";
              o.log_level = *level;
              return {};
          }},
@@ -158,7 +176,7 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         {"--allowed-host",
          [&](const std::string& v) -> std::string {
              const bool ok = !v.empty() && v.size() <= 255 && std::all_of(v.begin(), v.end(), [](char c) {
-                 return detail::is_ascii_alnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_' || c == '*';
+                 return is_ascii_alnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_' || c == '*';
              });
              if (!ok) return "--allowed-host wants a host name, NAME:PORT or '*', not '" + v + "'";
              o.allowed_hosts.push_back(v);

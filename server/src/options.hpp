@@ -28,8 +28,10 @@ struct Options {
     std::string address = "127.0.0.1";
     uint16_t port = 8000;
     std::string hls_dir;  // empty: memory only
-    double segment_duration = 2.0;
-    int max_segments = 5;
+    double segment_duration = HlsSettings{}.segment_duration;
+    int max_segments = HlsSettings{}.max_segments;
+    Container container = HlsSettings{}.container;      // --container
+    std::string renditions = HlsSettings{}.renditions;  // --renditions
     bool on_demand = false;
     Autostart autostart = Autostart::list_default;
     std::vector<std::string> autostart_ids;  // Autostart::listed: stream ids or names, in the given order

@@ -3,7 +3,9 @@
 
 #include "log.hpp"
 
+#include <hlsrelay/json.hpp>
 #include <hlsrelay/playlist.hpp>
+#include <hlsrelay/text.hpp>
 
 #include <memory>
 
@@ -22,16 +24,11 @@ Response text_response(int status, std::string content_type, std::string body) {
     return r;
 }
 
-// JSON text never throws on bytes that are not UTF-8 (an error message from a source, say).
-std::string dump(const nlohmann::ordered_json& j) {
-    return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
-
 // A Host header is echoed into the M3U: only host[:port] characters may pass.
 bool valid_host(std::string_view host) {
     if (host.empty() || host.size() > 255) return false;
     for (char c : host)
-        if (!(detail::is_ascii_alnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_')) return false;
+        if (!(is_ascii_alnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_')) return false;
     return true;
 }
 
@@ -52,7 +49,7 @@ Response RequestHandler::error_response(int status, std::string detail) {
 Response reply_response(const api::Reply& reply) {
     const bool json = reply.content_type == kJson;
     Response r = text_response(reply.status, json ? reply.content_type : reply.content_type + "; charset=utf-8",
-                               json ? dump(reply.body) : reply.text);
+                               json ? dump_json(reply.body) : reply.text);
     for (const auto& [name, value] : reply.headers) r.set(name, value);
     return r;
 }
@@ -203,7 +200,7 @@ Response RequestHandler::handle_now(const Route& r, const Request& req, const ap
             j["status"] = "ok";
             j["channels"] = all.size();
             j["running"] = running;
-            return text_response(200, kJson, dump(j));
+            return text_response(200, kJson, dump_json(j));
         }
         case RouteKind::metrics:
             return text_response(200, "text/plain; version=0.0.4; charset=utf-8",

@@ -7,6 +7,7 @@
 #include <malloc.h>
 #endif
 
+#include <hlsrelay/registry.hpp>
 #include <hlsrelay/stream_id.hpp>
 
 #include <condition_variable>
@@ -22,15 +23,13 @@ namespace hlsrelay {
 namespace {
 void validate(const EngineSettings& s) {
     auto bad = [](const std::string& m) { throw Error(ErrorCode::InvalidArgument, m); };
-    if (!(s.hls.segment_duration >= 0.5 && s.hls.segment_duration <= 60)) bad("segment_duration must be within 0.5..60 s");
-    if (s.hls.max_segments < 1 || s.hls.max_segments > 100) bad("max_segments must be within 1..100");
-    if (!(s.hls.cleanup_interval >= 0.1 && s.hls.cleanup_interval <= 3600)) bad("cleanup_interval must be within 0.1..3600 s");
+    if (std::string p = hls_problem(s.hls); !p.empty()) bad(p);  // ranges (settings.hpp) and renditions
     if (!(s.read_timeout >= 0.1)) bad("read_timeout must be at least 0.1 s");
     if (!(s.reconnect_min > 0) || !(s.reconnect_max >= s.reconnect_min)) bad("reconnect delays must satisfy 0 < min <= max");
     if (s.live_start_segments < 1) bad("live_start_segments must be at least 1");
     if (!(s.release_memory_interval >= 0)) bad("release_memory_interval must not be negative");
     if (!(s.error_clear_after > 0 && s.error_clear_after <= 86400)) bad("error_clear_after must be within 0..86400 s");
-    if (std::string p = detail::limits_problem(s.limits); !p.empty()) bad("limits: " + p);
+    if (std::string p = limits_problem(s.limits); !p.empty()) bad("limits: " + p);
 }
 
 void validate(const HlsSettings& h) {
@@ -136,7 +135,7 @@ struct Engine::Impl {
         return slot;
     }
 
-    HlsSettings hls_for(const ChannelConfig& c) const { return c.hls.apply(settings.hls); }
+    HlsSettings hls_for(const ChannelConfig& c) const { return c.hls_overrides().apply(settings.hls); }
 
     ChannelStatus idle_status(const ChannelConfig& c, const ChannelSlot* slot) const {
         ChannelStatus s = slot ? slot->last : ChannelStatus{};

@@ -239,7 +239,7 @@ private:
         }
         m3u8::Playlist p = fetch_playlist(ctx_.url, ctx_.url, final_url);
         if (p.is_master()) {
-            const m3u8::Variant* v = m3u8::select_variant(p.master(), ctx_.channel.variant);
+            const m3u8::Variant* v = m3u8::select_variant(p.master(), ctx_.channel.variant.value_or("highest"));
             if (!v) throw av::SourceError("master playlist " + redact_url(ctx_.url) + " has no variants");
             std::string variant_url;
             m3u8::Playlist media = fetch_playlist(v->uri, final_url, variant_url);

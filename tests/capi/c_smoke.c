@@ -275,6 +275,49 @@ int main(int argc, char** argv) {
     CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
     engine = NULL;
 
+    /* The output container and the renditions selection: checked, and shown in the HLS settings. */
+    hlsrelay_settings_init(&settings);
+    CHECK(settings.container == HLSRELAY_CONTAINER_TS && settings.renditions == NULL);
+    settings.container = 7;
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+    CHECK(contains(hlsrelay_last_error(), "container 7"));
+    settings.container = HLSRELAY_CONTAINER_FMP4;
+    settings.renditions = "best";
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+    CHECK(contains(hlsrelay_last_error(), "renditions must be"));
+    {
+        char selection[32];
+        strcpy(selection, "max-height=720");
+        settings.renditions = selection;
+        CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_OK && engine != NULL);
+        strcpy(selection, "garbage"); /* copied by hlsrelay_engine_create */
+    }
+    settings.renditions = NULL;
+    size = sizeof buf;
+    CHECK(hlsrelay_status_json(engine, NULL, buf, &size) == HLSRELAY_OK);
+    CHECK(contains(buf, "\"container\":\"fmp4\"") && contains(buf, "\"renditions\":\"max-height=720\""));
+    CHECK(hlsrelay_channel_add(engine, "{\"name\": \"Ladder\", \"url\": \"http://127.0.0.1:9/l.m3u8\", "
+                                       "\"container\": \"ts\", \"renditions\": [\"1080p\", \"360p\"]}",
+                               NULL, NULL) == HLSRELAY_OK);
+    CHECK(hlsrelay_channel_update(engine, "ladder", "{\"variant\": \"lowest\"}") == HLSRELAY_OK);
+    size = sizeof buf;
+    CHECK(hlsrelay_channels_json(engine, HLSRELAY_CHANNELS_WITH_SOURCES, buf, &size) == HLSRELAY_OK);
+    CHECK(contains(buf, "\"container\": \"ts\"") && contains(buf, "\"renditions\": \"1080p,360p\"") &&
+          contains(buf, "\"variant\": \"lowest\""));
+    CHECK(hlsrelay_channel_update(engine, "ladder", "{\"renditions\": \"720\"}") == HLSRELAY_EINVAL);
+    CHECK(contains(hlsrelay_last_error(), "renditions must be"));
+    CHECK(hlsrelay_channel_update(engine, "ladder", "{\"container\": \"mp4\"}") == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
+    engine = NULL;
+    /* A caller built before container and renditions were appended: the bytes beyond are never read. */
+    memset(&settings, 0xAB, sizeof settings);
+    hlsrelay_settings_init(&settings);
+    settings.container = 99;
+    settings.struct_size = offsetof(hlsrelay_settings, container);
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_OK && engine != NULL);
+    CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
+    engine = NULL;
+
     hlsrelay_settings_init(&settings);
     settings.segment_duration = 1.0;
     settings.max_segments = 4;

@@ -11,7 +11,7 @@ from fastapi import FastAPI  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from hlsrelay import Engine  # noqa: E402
-from hlsrelay.fastapi import create_app, create_router  # noqa: E402
+from hlsrelay.fastapi import create_app, create_router, engine_from_env  # noqa: E402
 from conftest import wait_for  # noqa: E402
 
 NOT_FOUND = {"detail": "Channel not found"}
@@ -45,7 +45,8 @@ def test_api_and_hls_from_memory(live_engine, zero_copy):
         assert r.status_code == 200
         assert r.json() == {"message": "Stream for 'test' started.", "channel": "Test Channel",
                             "hls_url": "/hls_streams/test/master.m3u8",
-                            "config": {"segment_duration": 1, "max_segments": 5, "cleanup_interval": 5}}
+                            "config": {"segment_duration": 1, "max_segments": 5, "cleanup_interval": 5,
+                                       "container": "ts", "renditions": "all"}}
         r = client.get("/api/v1/channels/start-stream/test")
         assert r.status_code == 200 and r.json()["message"] == "Stream for 'test' is already running."
 
@@ -366,3 +367,22 @@ def test_token_hides_sources_from_requests_without_it(engine, monkeypatch):
     with TestClient(create_app(engine, api_token=""), base_url=LOCAL) as client:
         body = client.get("/api/v1/channels/stream-status/xtream").json()
         assert body["source"] == redacted and not any(s in json.dumps(body) for s in secrets)
+
+
+def test_engine_from_env_reads_container_and_renditions(tmp_path, monkeypatch):
+    channels = tmp_path / "channels.json"
+    channels.write_text(json.dumps([{"name": "Ladder", "url": "http://x.invalid/l.m3u8"}]))
+    monkeypatch.setenv("HLSRELAY_CONTAINER", "fmp4")
+    monkeypatch.setenv("HLSRELAY_RENDITIONS", "max-height=720")
+    engine = engine_from_env(channels)
+    try:
+        assert engine.settings["container"] == "fmp4" and engine.settings["renditions"] == "max-height=720"
+    finally:
+        engine.close()
+    monkeypatch.setenv("HLSRELAY_RENDITIONS", "720")
+    with pytest.raises(RuntimeError, match="invalid HLSRELAY_\\* setting: renditions must be"):
+        engine_from_env(channels)
+    monkeypatch.delenv("HLSRELAY_RENDITIONS")
+    monkeypatch.setenv("HLSRELAY_CONTAINER", "mp4")
+    with pytest.raises(RuntimeError, match="container 'mp4'"):
+        engine_from_env(channels)

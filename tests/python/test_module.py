@@ -182,7 +182,8 @@ def test_api_endpoints(engine):
     status, body = engine.api("streams_status")  # underscores work too
     assert status == 200 and list(body) == ["total_channels", "running_streams", "active_cleanup_threads",
                                             "hls_config", "streams"]
-    assert body["hls_config"] == {"segment_duration": 1, "max_segments": 5, "cleanup_interval": 5}
+    assert body["hls_config"] == {"segment_duration": 1, "max_segments": 5, "cleanup_interval": 5,
+                                  "container": "ts", "renditions": "all"}
     status, text = engine.api("static-hls-m3u", base_url="http://tv.example:8080")
     assert status == 200 and text.startswith("#EXTM3U\n")
     assert "http://tv.example:8080/hls_streams/idle/master.m3u8" in text
@@ -262,3 +263,40 @@ def test_engine_dropped_without_close_stops_its_channels(media):
     assert ref() is None  # destroyed, worker joined, no deadlock
     assert events[-1] == {"type": "state", "channel": "t", "state": "stopped", "message": None,
                           "sequence": None, "duration": None}
+
+
+def test_container_and_renditions_settings():
+    with Engine(log_level="error") as e:
+        assert e.settings["container"] == "ts" and e.settings["renditions"] == "all"
+    with Engine(log_level="error", container="fmp4", renditions=["1080p", "360p"]) as e:
+        assert e.settings["container"] == "fmp4" and e.settings["renditions"] == "1080p,360p"
+        status, body = e.api("streams-status")
+        assert body["hls_config"]["container"] == "fmp4" and body["hls_config"]["renditions"] == "1080p,360p"
+    with pytest.raises(InvalidArgument, match="container 'mp4' is not ts or fmp4"):
+        Engine(container="mp4")
+    with pytest.raises(InvalidArgument, match="renditions must be"):
+        Engine(renditions="best")
+
+
+def test_channel_container_renditions_and_legacy_variant(engine):
+    c = engine.add_channel("Ladder", url="http://x.invalid/a", container="fmp4", renditions=["720p", "480p"])
+    assert c["container"] == "fmp4" and c["renditions"] == "720p,480p" and "variant" not in c
+    with pytest.raises(InvalidArgument, match="renditions must be"):
+        engine.add_channel("Bad", url="http://x.invalid/b", renditions="max-height=tall")
+    with pytest.raises(InvalidArgument, match="container"):
+        engine.add_channel("Bad", url="http://x.invalid/b", container="webm")
+    with pytest.raises(TypeError, match="renditions"):
+        engine.add_channel("Bad", url="http://x.invalid/b", renditions=720)
+    # update: None resets to the engine's; a list is joined.
+    c = engine.update_channel("ladder", container=None, renditions="max-bandwidth=3000000")
+    assert "container" not in c and c["renditions"] == "max-bandwidth=3000000"
+    # A legacy variant is kept as written; what runs is one variant (the engine's settings for it).
+    c = engine.add_channel("Legacy", url="http://x.invalid/c", variant="lowest")
+    assert c["variant"] == "lowest" and "renditions" not in c
+    status, body = engine.api("start-stream", "legacy")
+    assert status == 200 and body["config"]["renditions"] == "lowest"
+    engine.stop("legacy")
+    assert "variant" not in engine.update_channel("legacy", variant=None)
+    report = engine.load('[{"name": "J", "url": "http://x.invalid/j", "container": "fmp4", "renditions": ["1080p"]}]')
+    assert report["channels"] == ["j"] and report["issues"] == []
+    assert engine.channel("j")["renditions"] == "1080p"

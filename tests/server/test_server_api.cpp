@@ -70,7 +70,8 @@ TEST_CASE("API endpoints answer with the replaced design's JSON") {
     CHECK(started["message"] == "Stream for 'live' started.");
     CHECK(started["channel"] == "Live One");
     CHECK(started["hls_url"] == "/hls_streams/live/master.m3u8");
-    CHECK(started["config"] == nlohmann::json{{"segment_duration", 1}, {"max_segments", 5}, {"cleanup_interval", 0.5}});
+    CHECK(started["config"] == nlohmann::json{{"segment_duration", 1}, {"max_segments", 5}, {"cleanup_interval", 0.5},
+                                                  {"container", "ts"}, {"renditions", "all"}});
     // By display name, percent-encoded.
     auto again = s.get_json("/api/v1/channels/start-stream/Live%20One");
     CHECK(again["message"] == "Stream for 'live' is already running.");

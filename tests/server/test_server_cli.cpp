@@ -13,6 +13,7 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <tuple>
 
 extern char** environ;
 
@@ -176,7 +177,7 @@ TEST_CASE("the fetch limit options reach the engine settings, checked against th
     CHECK(p.options->limits.max_playlist_bytes == 65536);
     CHECK(p.options->limits.max_segment_bytes == 8388608);
     CHECK(p.options->limits.max_redirects == 0);
-    CHECK(hlsrelay::detail::limits_problem(p.options->limits).empty());  // what the engine accepts
+    CHECK(hlsrelay::limits_problem(p.options->limits).empty());  // what the engine accepts
     for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{{"--max-playlist-bytes", "4095"},
                                                                                       {"--max-segment-bytes", "8M"},
                                                                                       {"--max-segment-bytes", "1e12"},
@@ -192,6 +193,49 @@ TEST_CASE("the fetch limit options reach the engine settings, checked against th
     Child bad({"--max-redirects", "99", "--listen", "127.0.0.1:0"});
     CHECK(bad.wait_exit(10s) == 2);
     CHECK(bad.output().find("--max-redirects must be a number within 0..20") != std::string::npos);
+}
+
+TEST_CASE("options: --container and --renditions reach the engine settings, bad values are refused by name") {
+    using hlsrelay::server::parse_options;
+    const auto defaults = parse_options({});
+    REQUIRE(defaults.options);
+    CHECK(defaults.options->container == hlsrelay::Container::ts);
+    CHECK(defaults.options->renditions == "all");
+    const auto p = parse_options({"--container", "fmp4", "--renditions=1080p,360p"});
+    REQUIRE(p.options);
+    CHECK(p.options->container == hlsrelay::Container::fmp4);
+    CHECK(p.options->renditions == "1080p,360p");
+    for (const auto& [name, value, says] : std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"--container", "mp4", "--container wants ts or fmp4, not 'mp4'"},
+             {"--renditions", "best", "renditions must be all, highest, lowest"},
+             {"--renditions", "max-height=", "renditions must be"},
+             {"--renditions", "1080p,,720p", "renditions must be"}}) {
+        INFO(name << " " << value);
+        const auto bad = parse_options({name, value});
+        CHECK_FALSE(bad.options);
+        CHECK(bad.exit_code == 2);
+        CHECK(bad.output.find(name + ": " + says) != std::string::npos);
+    }
+    CHECK(hlsrelay::server::usage().find("--container C") != std::string::npos);
+    CHECK(hlsrelay::server::usage().find("--renditions SEL") != std::string::npos);
+
+    // The running server reports them as its HLS settings.
+    const MediaSet& media = server_media();
+    const std::string list = media_root() + "/cli-settings-" + std::to_string(::getpid()) + ".json";
+    {
+        std::ofstream out(list);
+        out << nlohmann::json{{"channels", {{{"id", "clip"}, {"name", "Clip"}, {"url", media.single_file}}}}}.dump();
+    }
+    Child server({"--channels", list, "--listen", "127.0.0.1:0", "--container", "fmp4", "--renditions", "max-height=720"});
+    const auto port = server.wait_for_output(kStartup, 15s);
+    INFO(server.output());
+    REQUIRE(port);
+    const auto all = nlohmann::json::parse(http_get("http://127.0.0.1:" + *port + "/api/v1/channels/streams-status").body);
+    CHECK(all["hls_config"]["container"] == "fmp4");
+    CHECK(all["hls_config"]["renditions"] == "max-height=720");
+    server.signal(SIGTERM);
+    CHECK(server.wait_exit(10s) == 0);
+    std::filesystem::remove(list);
 }
 
 TEST_CASE("options: --autostart takes all or none or a list of ids and excludes --on-demand") {

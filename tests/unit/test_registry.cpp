@@ -55,7 +55,7 @@ TEST_CASE("parse_m3u reads EXTINF attributes and the display name", "[registry][
     CHECK(c.headers.empty());
     CHECK_FALSE(c.loop);
     CHECK_FALSE(c.realtime.has_value());
-    CHECK(c.variant == "highest");
+    CHECK_FALSE(c.variant.has_value());
     CHECK(c.hls.empty());
 }
 
@@ -567,6 +567,8 @@ ChannelConfig full_channel() {
     c.loop = true;
     c.realtime = true;
     c.variant = "1500000";
+    c.hls.container = Container::fmp4;
+    c.hls.renditions = "max-height=720";
     return c;
 }
 
@@ -583,6 +585,8 @@ TEST_CASE("to_json without sources redacts URLs and header values", "[registry][
     CHECK(j["loop"] == true);
     CHECK(j["realtime"] == true);
     CHECK(j["variant"] == "1500000");
+    CHECK(j["container"] == "fmp4");
+    CHECK(j["renditions"] == "max-height=720");
     std::string text = to_json_text({full_channel()}, false);
     CHECK(text.find("secret") == std::string::npos);
     CHECK(text.find("pw") == std::string::npos);
@@ -596,7 +600,7 @@ TEST_CASE("to_json with sources keeps everything, optional fields are left out",
     CHECK(full["headers"]["Cookie"] == "session=secret");
 
     nlohmann::json plain = to_json(channel("Plain", "http://h/p"), true);
-    CHECK(plain == nlohmann::json({{"name", "Plain"}, {"urls", {"http://h/p"}}, {"loop", false}, {"variant", "highest"}}));
+    CHECK(plain == nlohmann::json({{"name", "Plain"}, {"urls", {"http://h/p"}}, {"loop", false}}));
 }
 
 TEST_CASE("parse_json(to_json_text(x, true)) == x", "[registry][json]") {
@@ -876,16 +880,122 @@ TEST_CASE("Registry::add and update refuse out-of-range fetch limits", "[registr
 }
 
 TEST_CASE("limits_problem: the engine-wide defaults are in range, each bound is checked", "[registry][limits]") {
-    CHECK(detail::limits_problem(FetchLimits{}) == "");
+    CHECK(limits_problem(FetchLimits{}) == "");
     FetchLimits l;
     l.max_playlist_bytes = kMaxMaxPlaylistBytes + 1;
-    CHECK_THAT(detail::limits_problem(l), Catch::Contains("max_playlist_bytes"));
+    CHECK_THAT(limits_problem(l), Catch::Contains("max_playlist_bytes"));
     l = {};
     l.segment_deadline = std::numeric_limits<double>::quiet_NaN();
-    CHECK_THAT(detail::limits_problem(l), Catch::Contains("segment_deadline"));
+    CHECK_THAT(limits_problem(l), Catch::Contains("segment_deadline"));
     l = {};
     l.playlist_deadline = kMinFetchDeadline;
     l.max_redirects = kMaxMaxRedirects;
     l.max_segment_bytes = kMinMaxSegmentBytes;
-    CHECK(detail::limits_problem(l) == "");
+    CHECK(limits_problem(l) == "");
+}
+
+TEST_CASE("container and renditions: JSON fields, M3U attributes, back to JSON", "[registry][renditions]") {
+    LoadReport r = parse_json(R"([
+      {"name": "A", "url": "http://h/1", "container": "fmp4", "renditions": "max-height=720"},
+      {"name": "B", "url": "http://h/2", "container": "TS", "renditions": ["1080p", "360p"]},
+      {"name": "C", "url": "http://h/3"},
+      {"name": "D", "url": "http://h/4", "container": "mp4"},
+      {"name": "E", "url": "http://h/5", "renditions": "best"},
+      {"name": "F", "url": "http://h/6", "renditions": ["1080p", 360]},
+      {"name": "G", "url": "http://h/7", "renditions": []},
+      {"name": "H", "url": "http://h/8", "renditions": 720},
+      {"name": "I", "url": "http://h/9", "renditions": "max-bandwidth=0"}
+    ])");
+    REQUIRE(r.channels.size() == 3);
+    CHECK(r.channels[0].hls.container == Container::fmp4);
+    CHECK(r.channels[0].hls.renditions == "max-height=720");
+    CHECK(r.channels[1].hls.container == Container::ts);
+    CHECK(r.channels[1].hls.renditions == "1080p,360p");
+    CHECK_FALSE(r.channels[2].hls.container);
+    CHECK_FALSE(r.channels[2].hls.renditions);
+    CHECK(has_issue(r, 4, "container 'mp4' is not \"ts\" or \"fmp4\"; entry skipped"));
+    CHECK(has_issue(r, 5, "renditions must be all, highest, lowest"));
+    CHECK(has_issue(r, 5, "not 'best'"));
+    CHECK(has_issue(r, 6, "'renditions' must be a string or a non-empty array"));
+    CHECK(has_issue(r, 7, "'renditions' must be a string or a non-empty array"));
+    CHECK(has_issue(r, 8, "'renditions' must be a string or a non-empty array"));
+    CHECK(has_issue(r, 9, "renditions must be"));
+    CHECK(r.issues.size() == 6);
+
+    LoadReport m = parse_m3u(
+        "#EXTM3U\n"
+        "#EXTINF:-1 hlsrelay-container=\"fmp4\" hlsrelay-renditions=\"lowest\",Ladder\n"
+        "http://h/ladder.m3u8\n"
+        "#EXTINF:-1 hlsrelay-renditions=\"720p,480p\",Two\n"
+        "http://h/two.m3u8\n"
+        "#EXTINF:-1 hlsrelay-container=\"cmaf\",Bad Container\n"
+        "http://h/bad1.m3u8\n"
+        "#EXTINF:-1 hlsrelay-renditions=\"720\",Bad Renditions\n"
+        "http://h/bad2.m3u8\n");
+    REQUIRE(m.channels.size() == 2);
+    CHECK(m.channels[0].hls.container == Container::fmp4);
+    CHECK(m.channels[0].hls.renditions == "lowest");
+    CHECK(m.channels[1].hls.renditions == "720p,480p");
+    CHECK_FALSE(m.channels[1].hls.container);
+    CHECK(has_issue(m, 6, "hlsrelay-container 'cmaf' is not ts or fmp4; entry skipped"));
+    CHECK(has_issue(m, 8, "renditions must be"));
+
+    // Back to JSON and loaded again: the same channels.
+    const std::string text = to_json_text(r.channels, true);
+    CHECK(parse_json(text).channels == r.channels);
+    CHECK(to_json(r.channels[1], false)["renditions"] == "1080p,360p");
+    CHECK_FALSE(to_json(r.channels[2], false).contains("container"));
+
+    Registry reg;
+    ChannelConfig c = channel("Reg", "http://h/r");
+    c.hls.renditions = "max-height=abc";
+    CHECK_THROWS_WITH(reg.add(c), Catch::Contains("renditions must be"));
+    c.hls.renditions = "1080p,720p";
+    CHECK(reg.add(c).hls.renditions == "1080p,720p");
+}
+
+TEST_CASE("legacy variant: without renditions the channel keeps one variant", "[registry][renditions]") {
+    LoadReport r = parse_json(R"([
+      {"name": "Hi", "url": "http://h/1", "variant": "highest"},
+      {"name": "Lo", "url": "http://h/2", "variant": "LOWEST"},
+      {"name": "Bw", "url": "http://h/3", "variant": 2500000},
+      {"name": "Both", "url": "http://h/4", "variant": "lowest", "renditions": "all"},
+      {"name": "None", "url": "http://h/5"},
+      {"name": "Long", "url": "http://h/6", "variant": "1234567890123"}
+    ])");
+    REQUIRE(r.channels.size() == 5);
+    CHECK(r.channels[0].hls_overrides().renditions == "highest");
+    CHECK(r.channels[1].hls_overrides().renditions == "lowest");
+    CHECK(r.channels[2].hls_overrides().renditions == "max-bandwidth=2500000");
+    CHECK(r.channels[3].hls_overrides().renditions == "all");  // renditions wins
+    CHECK_FALSE(r.channels[4].hls_overrides().renditions);     // the engine's default
+    CHECK(has_issue(r, 6, "variant '1234567890123' is not"));
+    // What the engine runs: the overrides over its settings.
+    HlsSettings engine_wide;
+    engine_wide.renditions = "max-height=720";
+    CHECK(r.channels[1].hls_overrides().apply(engine_wide).renditions == "lowest");
+    CHECK(r.channels[4].hls_overrides().apply(engine_wide).renditions == "max-height=720");
+    // The stored configuration keeps what was written; the mapping is applied, not saved.
+    CHECK(r.channels[1].variant == "lowest");
+    CHECK_FALSE(r.channels[1].hls.renditions);
+
+    CHECK(renditions_for_variant("highest") == "highest");
+    CHECK(renditions_for_variant("007") == "max-bandwidth=7");
+    CHECK_FALSE(renditions_for_variant("0"));
+    CHECK_FALSE(renditions_for_variant("best"));
+    CHECK_FALSE(renditions_for_variant(""));
+    for (std::string_view v : {"highest", "lowest", "1", "999999999999"})
+        CHECK(parse_rendition_selection(*renditions_for_variant(v)));
+}
+
+TEST_CASE("hls_problem: the engine-wide defaults are in range, renditions must parse", "[registry][renditions]") {
+    CHECK(hls_problem(HlsSettings{}) == "");
+    HlsSettings h;
+    h.renditions = "1080p,";
+    CHECK_THAT(hls_problem(h), Catch::Contains("renditions must be"));
+    h = {};
+    h.segment_duration = 61;
+    CHECK(hls_problem(h) == "segment_duration 61 is outside [0.5, 60]");
+    CHECK(format_number(0.1) == "0.1");
+    CHECK(format_number(60) == "60");
 }

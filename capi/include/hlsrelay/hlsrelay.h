@@ -108,6 +108,12 @@ typedef enum hlsrelay_log_level {
     HLSRELAY_LOG_OFF = 4
 } hlsrelay_log_level;
 
+/* The output's packaging (hlsrelay_settings.container; a channel's JSON "container": "ts" | "fmp4"). */
+typedef enum hlsrelay_container {
+    HLSRELAY_CONTAINER_TS = 0,   /* MPEG-TS segments (seg_<n>.ts) */
+    HLSRELAY_CONTAINER_FMP4 = 1  /* fMP4/CMAF: an init section (init_<k>.mp4, EXT-X-MAP) and seg_<n>.m4s */
+} hlsrelay_container;
+
 /* Engine-wide settings. Fields are only ever appended. Set struct_size to sizeof(hlsrelay_settings)
  * (HLSRELAY_SETTINGS_INIT and hlsrelay_settings_init do): the library reads only the fields that fit
  * in struct_size and uses its defaults for the rest, so a program built against an older header keeps
@@ -131,11 +137,16 @@ typedef struct hlsrelay_settings {
     int max_redirects;          /* HTTP redirects followed per fetch, 0..20 (5) */
     double playlist_deadline;   /* seconds a whole playlist fetch may take, 0.5..3600; 0: automatic (0) */
     double segment_deadline;    /* seconds a whole segment fetch may take, 0.5..3600; 0: automatic (0) */
+    /* Appended in 0.1 (issue 12); channels may override both (the channel fields of the same names). */
+    int container;              /* an hlsrelay_container (HLSRELAY_CONTAINER_TS) */
+    const char* renditions;     /* which renditions of a multivariant source run: "all", "highest", "lowest",
+                                   "max-height=<px>", "max-bandwidth=<bits/s>" or heights "1080p,360p";
+                                   NULL: "all" (NULL); copied by hlsrelay_engine_create */
 } hlsrelay_settings;
 
 #define HLSRELAY_SETTINGS_INIT                                                                   \
     { sizeof(hlsrelay_settings), 2.0, 5, 5.0, NULL, 10.0, 0.5, 30.0, HLSRELAY_LOG_WARN, INT64_C(4194304), \
-      INT64_C(67108864), 5, 0.0, 0.0 }
+      INT64_C(67108864), 5, 0.0, 0.0, HLSRELAY_CONTAINER_TS, NULL }
 
 /* Fills *settings with the defaults of this header (inline: it can never write past the caller's
  * struct). NULL is ignored. */
@@ -185,7 +196,8 @@ HLSRELAY_API void hlsrelay_load_report_free(hlsrelay_load_report* report);
 
 /* Adds one channel given as a JSON object with the fields of a channel-list entry: "name" and "url" or
  * "urls" required; "id", "logo", "group", "headers", "user_agent", "referer", "loop", "realtime",
- * "variant", "segment_duration", "max_segments", "cleanup_interval", "max_playlist_bytes",
+ * "variant", "segment_duration", "max_segments", "cleanup_interval", "container", "renditions",
+ * "max_playlist_bytes",
  * "max_segment_bytes", "max_redirects", "playlist_deadline", "segment_deadline" optional; unknown fields are
  * ignored. The channel is added exactly once; its id (assigned from the name when "id" is absent, made
  * unique) goes to id_buf. Because adding is not repeatable, there is no size query: id_buf may be NULL

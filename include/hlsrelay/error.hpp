@@ -1,0 +1,21 @@
+// What the engine throws: an Error with a code that the bindings map onto theirs (C: hlsrelay_error,
+// Python: the exception classes, HTTP: 400/404/500).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace hlsrelay {
+
+enum class ErrorCode { InvalidArgument = 1, NotFound = 2, Io = 3, Internal = 4 };
+
+class Error : public std::runtime_error {
+public:
+    Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+    ErrorCode code() const { return code_; }
+
+private:
+    ErrorCode code_;
+};
+
+}  // namespace hlsrelay
