@@ -246,6 +246,7 @@ void ChannelWorker::add_source_note(const std::string& note) {
 void ChannelWorker::run() {
     Segmenter segmenter(hls_.segment_duration, [this, &segmenter](CutSegment&& cut) { publish(std::move(cut), segmenter); });
     segmenter.set_buffer_pool(pool_.get());
+    segmenter.set_container(hls_.container);
     std::mt19937 rng(std::random_device{}());
     std::vector<bool> permanent(channel_.urls.size(), false);
     int failures = 0;

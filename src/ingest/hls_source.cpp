@@ -337,9 +337,12 @@ private:
         const bool breaks = discontinuity || force_discontinuity_ || !started_;
         ctx_.segmenter.set_source_date(seg.program_date_time);  // dates the output on the source's clock
         // With a followed audio rendition both are demuxed and muxed together. Else MPEG-TS segments
-        // are cut as they are, without a remux; anything else goes through libav.
+        // (and fMP4 ones, for fMP4 output) are cut as they are, without a remux; anything else goes
+        // through libav.
         if (audio_ && reload_audio()) play_with_audio(data, breaks);
-        else if (seg.map || !ctx_.segmenter.write_ts_segment(data, breaks, independent_)) demux(data, breaks);
+        else if (seg.map ? !ctx_.segmenter.write_fmp4_segment(init_.data, data, breaks, independent_)
+                         : !ctx_.segmenter.write_ts_segment(data, breaks, independent_))
+            demux(data, breaks);
         force_discontinuity_ = false;
         started_ = true;
     }
