@@ -4,6 +4,7 @@
 #include "cut/fmp4.hpp"
 
 extern "C" {
+#include <libavcodec/bsf.h>
 #include <libavutil/mathematics.h>
 }
 
@@ -226,6 +227,8 @@ struct Segmenter::Track {
     int64_t last_unwrapped = AV_NOPTS_VALUE;
     int64_t last_dts = AV_NOPTS_VALUE;  // output, 90 kHz
     int64_t last_duration = 0;          // output, 90 kHz
+    // fMP4: AAC from ADTS (MPEG-TS sources) into raw frames and an AudioSpecificConfig.
+    std::shared_ptr<AVBSFContext> bsf;
 };
 
 Segmenter::Segmenter(double segment_duration, Publish publish, size_t max_segment_bytes)
@@ -344,6 +347,16 @@ void Segmenter::open_muxer(const AVFormatContext* input, const std::vector<int>&
         out->codecpar->codec_tag = 0;
         // HEVC as 'hvc1' (parameter sets in the sample entry): what Safari plays.
         if (fmp4 && in->codecpar->codec_id == AV_CODEC_ID_HEVC) out->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');
+        if (fmp4 && in->codecpar->codec_id == AV_CODEC_ID_AAC) {
+            // ADTS frames (a passthrough of raw ones); its config reaches the moov with the first packet.
+            const AVBitStreamFilter* filter = av_bsf_get_by_name("aac_adtstoasc");
+            AVBSFContext* raw_bsf = nullptr;
+            if (!filter || av_bsf_alloc(filter, &raw_bsf) < 0) throw std::bad_alloc();
+            tracks_[t].bsf.reset(raw_bsf, [](AVBSFContext* b) { av_bsf_free(&b); });
+            if ((err = avcodec_parameters_copy(raw_bsf->par_in, in->codecpar)) < 0 ||
+                (raw_bsf->time_base_in = kTimeBase90k, err = av_bsf_init(raw_bsf)) < 0)
+                throw std::runtime_error("cannot start the AAC filter: " + av::error_string(err));
+        }
         out->time_base = kTimeBase90k;
         out->disposition = in->disposition;
         if (AVDictionaryEntry* lang = av_dict_get(in->metadata, "language", nullptr, 0))
@@ -361,10 +374,11 @@ void Segmenter::open_muxer(const AVFormatContext* input, const std::vector<int>&
         throw av::SourceError(std::string("no audio or video stream that ") + container_name(container_) + " can carry");
     av::Options opts;
     if (fmp4) {
-        // Fragments only when asked (one per segment, av_write_frame(nullptr)); the moov waits for the
-        // first fragment so that parameters only the packets carry (AAC from ADTS, AC-3) are in it;
-        // moof-relative data offsets so that each fragment stands alone.
-        opts.set("movflags", "+frag_custom+delay_moov+default_base_moof+skip_trailer");
+        // Fragments only when asked (one per segment, av_write_frame(nullptr)); a moov without samples
+        // (every sample in a fragment), written at the first fragment so that parameters only the
+        // packets carry (AAC from ADTS, AC-3) are in it; moof-relative data offsets so that each
+        // fragment stands alone.
+        opts.set("movflags", "+frag_custom+empty_moov+delay_moov+default_base_moof+skip_trailer");
     } else {
         opts.set("mpegts_flags", "resend_headers");
     }
@@ -549,6 +563,10 @@ void Segmenter::write(AVPacket* p) {
         reference_end_ = std::max(reference_end_, pts + std::max<int64_t>(duration, 1));
         if (pts >= segment_start_ - kTicks) media_start_ = std::min(media_start_, pts);  // leading pictures, not damage
     }
+    if (t.bsf) {  // one packet in, at most one out, with its properties
+        if (av_bsf_send_packet(t.bsf.get(), p) < 0) return;
+        if (av_bsf_receive_packet(t.bsf.get(), p) < 0) return;
+    }
     if (container_ == Container::fmp4) {  // the mp4 muxer chose its own time bases (audio: the sample rate)
         const AVRational tb = muxer_->streams[track_index]->time_base;
         av_packet_rescale_ts(p, kTimeBase90k, tb);
@@ -585,6 +603,10 @@ void Segmenter::finish_segment(int64_t end_pts) {
         set_init(seg.data.substr(0, init_end));
         seg.data.erase(0, init_end);
         muxer_init_pending_ = false;
+        if (seg.data.empty()) {  // delay_moov: the first flush wrote the moov alone, the fragment follows
+            av_write_frame(muxer_.get(), nullptr);
+            seg.data = writer_->take();
+        }
     }
     // Nothing was muxed (the muxer refused the packet that opened the segment, and the worker flushes
     // after that error): a 0-byte segment must not be listed. A pending discontinuity goes to the next.
