@@ -425,10 +425,10 @@ std::string engine_text(const Engine& e, const std::string& id, const std::strin
 }
 
 // The channel's playlist with its init section and segments written to `dir` (as the disk mirror
-// would), for a player to open.
+// would), ended, for a player to open and read to its end.
 m3u8::MediaPlaylist mirror(const Engine& e, const std::string& id, const std::filesystem::path& dir) {
     const std::string text = engine_text(e, id, "index.m3u8");
-    spill(dir / "index.m3u8", text);
+    spill(dir / "index.m3u8", text + "#EXT-X-ENDLIST\n");  // a snapshot: the player reads it to its end
     auto p = m3u8::parse(text, "http://127.0.0.1/hls/" + id + "/index.m3u8").media();
     for (const auto& s : p.segments) {
         for (const std::string* uri : {&s.uri, s.map ? &s.map->uri : nullptr}) {
