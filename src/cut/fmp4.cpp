@@ -349,7 +349,9 @@ std::optional<MediaInfo> parse_media(std::string_view data, const InitInfo& init
             if (pending_begin == std::numeric_limits<size_t>::max()) pending_begin = b.offset;
             continue;
         }
-        if (b.type != fourcc("styp")) only_styp = false;
+        // styp, and the sidx that index the segment as it is, may lead a segment that moves whole.
+        if (b.type != fourcc("styp") && b.type != fourcc("sidx") && b.type != fourcc("free") && b.type != fourcc("skip"))
+            only_styp = false;
         if (!media.fragments.empty()) contiguous = false;
         pending_begin = std::numeric_limits<size_t>::max();
     }

@@ -85,8 +85,10 @@ struct Fragment {
 
 struct MediaInfo {
     std::vector<Fragment> fragments;
-    size_t leading = 0;  // bytes before the first fragment that only hold 'styp' boxes (0: none)
-    bool contiguous = false;  // the fragments follow each other and reach the end of the data
+    size_t leading = 0;  // bytes before the first fragment
+    // The fragments follow each other and reach the end of the data, and what leads them is only
+    // styp, sidx, free or skip: the segment is valid as a whole as it is (a sidx indexes it so).
+    bool contiguous = false;
 };
 
 // Parses a media segment against its init section. Nullopt (and `why`) for broken boxes, encrypted

@@ -13,6 +13,7 @@ extern "C" {
 #include <cstdio>
 #include <ctime>
 #include <stdexcept>
+#include <utility>
 
 namespace hlsrelay {
 
@@ -217,6 +218,7 @@ struct Segmenter::Fmp4Cut {
     bool have_next = false;
     uint64_t next = 0;         // where the reference track's next fragment should start
     double waited = 0;         // seconds dropped while waiting for a sync sample
+    size_t leading = 0;        // styp/sidx bytes in front of `pending` (a source segment moved whole)
 };
 
 struct Segmenter::Track {
@@ -890,6 +892,7 @@ void Segmenter::finish_fmp4() {
     CutSegment seg;
     seg.data = std::move(f.pending);
     f.pending = std::string();
+    f.leading = 0;
     seg.format = SegmentFormat::fmp4;
     seg.init = init_;
     seg.duration = std::max(0.001, static_cast<double>(f.duration) / f.timescale);
@@ -997,8 +1000,11 @@ bool Segmenter::write_fmp4_segment(const std::string& init, std::string& data, b
             // The whole source segment: moved, not copied.
             if (prefixed) data.erase(0, init.size());
             f.pending = std::move(data);
+            f.leading = m->leading;
             moved = true;
         } else {
+            // A segment moved whole gets more fragments: its styp/sidx described it alone.
+            if (f.leading > 0) f.pending.erase(0, std::exchange(f.leading, 0));
             for (size_t k = run_begin; k < end; ++k)
                 f.pending.append(media.substr(frags[k].begin, frags[k].end - frags[k].begin));
         }
