@@ -947,6 +947,15 @@ bool Segmenter::write_fmp4_segment(const std::string& init, std::string& data, b
         note("fMP4 passthrough not possible, remuxed: libavformat does not read every stream of the source");
         return false;
     }
+    if (new_init) {  // the master playlist names the sample entry the passed init section has
+        for (const auto& t : parsed->tracks) {
+            const std::string entry = mp4::fourcc_text(t.sample_entry);
+            const std::string usual = entry == "hev1" ? "hvc1." : entry == "avc3" ? "avc1." : "";
+            if (usual.empty()) continue;
+            if (const size_t at = info_.codecs.find(usual); at != std::string::npos)
+                info_.codecs.replace(at, usual.size(), entry + ".");
+        }
+    }
     const mp4::TrackInfo& ref = info.tracks[static_cast<size_t>(info.reference)];
 
     if (!passthrough_ || !fmp4_) {
