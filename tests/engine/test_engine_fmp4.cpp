@@ -276,10 +276,6 @@ void check_fmp4_output(const std::vector<Out>& out, AVCodecID video, AVCodecID a
         for (const auto& b : *top) boxes += mp4::fourcc_text(b.type) + " ";
         INFO("boxes " << boxes << "; probed " << p.reference_duration << " s in " << p.packets << " packets, EXTINF "
                       << o.duration);
-        if (std::getenv("HLSRELAY_FMP4_DUMP")) {
-            spill("/tmp/fmp4dump_init.mp4", o.init->data);
-            spill("/tmp/fmp4dump_seg" + std::to_string(i) + ".m4s", o.data);
-        }
         REQUIRE(p.ok);
         REQUIRE(p.video >= 0);
         REQUIRE(p.audio >= 0);
