@@ -1,7 +1,10 @@
-// Packets in, MPEG-TS segments out: see segmenter.hpp.
+// Packets in, MPEG-TS or fMP4 segments out: see segmenter.hpp.
 #include "cut/segmenter.hpp"
 
+#include "cut/fmp4.hpp"
+
 extern "C" {
+#include <libavcodec/bsf.h>
 #include <libavutil/mathematics.h>
 }
 
@@ -10,6 +13,7 @@ extern "C" {
 #include <cstdio>
 #include <ctime>
 #include <stdexcept>
+#include <utility>
 
 namespace hlsrelay {
 
@@ -51,6 +55,24 @@ bool carried_by_mpegts(const AVCodecParameters* par) {
             return par->codec_id == AV_CODEC_ID_TIMED_ID3 || par->codec_id == AV_CODEC_ID_SMPTE_KLV;
         default: return false;
     }
+}
+
+// What fMP4 output keeps: audio and video the mp4 muxer writes (H.264, HEVC, AAC, AC-3, E-AC-3,
+// Opus, MP3, ...). Subtitles and data (DVB subtitles, teletext, ID3, KLV) have no place in it.
+bool carried_by_mp4(const AVCodecParameters* par) {
+    if (par->codec_type != AVMEDIA_TYPE_VIDEO && par->codec_type != AVMEDIA_TYPE_AUDIO) return false;
+    static const AVOutputFormat* mp4 = av_guess_format("mp4", nullptr, nullptr);
+    return mp4 && avformat_query_codec(mp4, par->codec_id, FF_COMPLIANCE_NORMAL) == 1;
+}
+
+const char* container_name(Container c) { return c == Container::fmp4 ? "fMP4" : "MPEG-TS"; }
+
+// 90 kHz ticks of `t` in `timescale`, within the range the timestamp arithmetic keeps.
+int64_t ticks_90k(uint64_t t, uint32_t timescale) {
+    if (timescale == 0) return 0;
+    const uint64_t whole = t / timescale, part = t % timescale;
+    if (whole > static_cast<uint64_t>(kMaxTimestamp / kTicks)) return kMaxTimestamp;
+    return static_cast<int64_t>(whole) * kTicks + static_cast<int64_t>(part * kTicks / timescale);
 }
 
 const char* codec_name(AVCodecID id) {
@@ -184,6 +206,23 @@ std::string rfc6381_codec(const AVCodecParameters* par) {
     }
 }
 
+// The fMP4 passthrough's state: the source's init section and the output segment being gathered.
+struct Segmenter::Fmp4Cut {
+    std::string init;          // the source's init section bytes
+    mp4::InitInfo info;
+    uint32_t reference = 0;    // track id cuts are measured on
+    uint32_t timescale = 1;
+    std::string pending;       // fragments of the open output segment
+    bool open = false;
+    bool keyframe = true;
+    uint64_t start = 0;        // decode time of the open segment (reference timescale)
+    uint64_t duration = 0;     // of the reference track's samples in it
+    bool have_next = false;
+    uint64_t next = 0;         // where the reference track's next fragment should start
+    double waited = 0;         // seconds dropped while waiting for a sync sample
+    size_t leading = 0;        // styp/sidx bytes in front of `pending` (a source segment moved whole)
+};
+
 struct Segmenter::Track {
     AVMediaType type = AVMEDIA_TYPE_UNKNOWN;
     AVRational input_time_base{1, 90000};
@@ -192,6 +231,8 @@ struct Segmenter::Track {
     int64_t last_unwrapped = AV_NOPTS_VALUE;
     int64_t last_dts = AV_NOPTS_VALUE;  // output, 90 kHz
     int64_t last_duration = 0;          // output, 90 kHz
+    // fMP4: AAC from ADTS (MPEG-TS sources) into raw frames and an AudioSpecificConfig.
+    std::shared_ptr<AVBSFContext> bsf;
 };
 
 Segmenter::Segmenter(double segment_duration, Publish publish, size_t max_segment_bytes)
@@ -202,7 +243,8 @@ Segmenter::~Segmenter() = default;
 // Which input streams go into the output: the first video stream, every audio stream, and the
 // subtitles/data MPEG-TS can carry. Describes what is dropped and why in `dropped`.
 static void select_streams(const AVFormatContext* input, std::vector<int>& kept,
-                           std::vector<std::pair<int, int>>& layout, std::vector<std::string>* dropped) {
+                           std::vector<std::pair<int, int>>& layout, std::vector<std::string>* dropped,
+                           Container container) {
     bool video_taken = false;
     for (unsigned i = 0; i < input->nb_streams; ++i) {
         const AVStream* st = input->streams[i];
@@ -212,9 +254,10 @@ static void select_streams(const AVFormatContext* input, std::vector<int>& kept,
         if (par->codec_id == AV_CODEC_ID_NONE) {
             if (par->codec_type == AVMEDIA_TYPE_VIDEO || par->codec_type == AVMEDIA_TYPE_AUDIO)
                 drop = "stream " + std::to_string(i) + " dropped: unknown codec";
-        } else if (!carried_by_mpegts(par)) {
-            drop = std::string("stream ") + std::to_string(i) + " (" + av_get_media_type_string(par->codec_type) +
-                   " " + codec_name(par->codec_id) + ") dropped: MPEG-TS cannot carry it";
+        } else if (container == Container::fmp4 ? !carried_by_mp4(par) : !carried_by_mpegts(par)) {
+            const char* type = av_get_media_type_string(par->codec_type);
+            drop = std::string("stream ") + std::to_string(i) + " (" + (type ? type : "data") + " " +
+                   codec_name(par->codec_id) + ") dropped: " + container_name(container) + " cannot carry it";
         } else if (par->codec_type == AVMEDIA_TYPE_VIDEO && video_taken) {
             drop = "stream " + std::to_string(i) + " (video " + codec_name(par->codec_id) +
                    ") dropped: only the first video stream is kept";
@@ -234,15 +277,16 @@ static void select_streams(const AVFormatContext* input, std::vector<int>& kept,
 bool Segmenter::same_layout(const AVFormatContext* input) const {
     std::vector<int> kept;
     std::vector<std::pair<int, int>> layout;
-    select_streams(input, kept, layout, nullptr);
+    select_streams(input, kept, layout, nullptr, container_);
     return muxer_ && layout == layout_;
 }
 
 void Segmenter::open_input(const AVFormatContext* input, bool discontinuity, bool probed) {
     std::vector<int> kept;
     std::vector<std::pair<int, int>> layout;
-    select_streams(input, kept, layout, &notes_);
-    if (kept.empty()) throw av::SourceError("no audio or video stream that MPEG-TS can carry");
+    select_streams(input, kept, layout, &notes_, container_);
+    if (kept.empty())
+        throw av::SourceError(std::string("no audio or video stream that ") + container_name(container_) + " can carry");
     leave_passthrough();
 
     const bool new_layout = !muxer_ || layout != layout_;
@@ -287,8 +331,11 @@ void Segmenter::open_muxer(const AVFormatContext* input, const std::vector<int>&
     muxer_.reset();
     writer_ = std::make_unique<av::MemoryWriter>();
     AVFormatContext* raw = nullptr;
-    int err = avformat_alloc_output_context2(&raw, nullptr, "mpegts", nullptr);
-    if (err < 0 || !raw) throw std::runtime_error("cannot create the MPEG-TS muxer: " + av::error_string(err));
+    const bool fmp4 = container_ == Container::fmp4;
+    int err = avformat_alloc_output_context2(&raw, nullptr, fmp4 ? "mp4" : "mpegts", nullptr);
+    if (err < 0 || !raw)
+        throw std::runtime_error(std::string("cannot create the ") + container_name(container_) + " muxer: " +
+                                 av::error_string(err));
     av::OutputPtr muxer(raw);
     muxer->pb = writer_->io();
     muxer->flags |= AVFMT_FLAG_CUSTOM_IO | AVFMT_FLAG_FLUSH_PACKETS;
@@ -302,6 +349,18 @@ void Segmenter::open_muxer(const AVFormatContext* input, const std::vector<int>&
         if ((err = avcodec_parameters_copy(out->codecpar, in->codecpar)) < 0)
             throw std::runtime_error("cannot copy codec parameters: " + av::error_string(err));
         out->codecpar->codec_tag = 0;
+        // HEVC as 'hvc1' (parameter sets in the sample entry): what Safari plays.
+        if (fmp4 && in->codecpar->codec_id == AV_CODEC_ID_HEVC) out->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');
+        if (fmp4 && in->codecpar->codec_id == AV_CODEC_ID_AAC) {
+            // ADTS frames (a passthrough of raw ones); its config reaches the moov with the first packet.
+            const AVBitStreamFilter* filter = av_bsf_get_by_name("aac_adtstoasc");
+            AVBSFContext* raw_bsf = nullptr;
+            if (!filter || av_bsf_alloc(filter, &raw_bsf) < 0) throw std::bad_alloc();
+            tracks_[t].bsf.reset(raw_bsf, [](AVBSFContext* b) { av_bsf_free(&b); });
+            if ((err = avcodec_parameters_copy(raw_bsf->par_in, in->codecpar)) < 0 ||
+                (raw_bsf->time_base_in = kTimeBase90k, err = av_bsf_init(raw_bsf)) < 0)
+                throw std::runtime_error("cannot start the AAC filter: " + av::error_string(err));
+        }
         out->time_base = kTimeBase90k;
         out->disposition = in->disposition;
         if (AVDictionaryEntry* lang = av_dict_get(in->metadata, "language", nullptr, 0))
@@ -315,11 +374,22 @@ void Segmenter::open_muxer(const AVFormatContext* input, const std::vector<int>&
     if (reference_ < 0)
         for (size_t t = 0; t < tracks_.size(); ++t)
             if (tracks_[t].type == AVMEDIA_TYPE_AUDIO) { reference_ = static_cast<int>(t); break; }
-    if (reference_ < 0) throw av::SourceError("no audio or video stream that MPEG-TS can carry");
+    if (reference_ < 0)
+        throw av::SourceError(std::string("no audio or video stream that ") + container_name(container_) + " can carry");
     av::Options opts;
-    opts.set("mpegts_flags", "resend_headers");
+    if (fmp4) {
+        // Fragments only when asked (one per segment, av_write_frame(nullptr)); a moov without samples
+        // (every sample in a fragment), written at the first fragment so that parameters only the
+        // packets carry (AAC from ADTS, AC-3) are in it; moof-relative data offsets so that each
+        // fragment stands alone.
+        opts.set("movflags", "+frag_custom+empty_moov+delay_moov+default_base_moof+skip_trailer");
+    } else {
+        opts.set("mpegts_flags", "resend_headers");
+    }
     if ((err = avformat_write_header(muxer.get(), opts.get())) < 0)
-        throw std::runtime_error("cannot start the MPEG-TS muxer: " + av::error_string(err));
+        throw std::runtime_error(std::string("cannot start the ") + container_name(container_) +
+                                 " muxer: " + av::error_string(err));
+    muxer_init_pending_ = fmp4;
     muxer_ = std::move(muxer);
     first_in_muxer_ = true;
     segment_open_ = false;
@@ -497,12 +567,21 @@ void Segmenter::write(AVPacket* p) {
         reference_end_ = std::max(reference_end_, pts + std::max<int64_t>(duration, 1));
         if (pts >= segment_start_ - kTicks) media_start_ = std::min(media_start_, pts);  // leading pictures, not damage
     }
+    if (t.bsf) {  // one packet in, at most one out, with its properties
+        if (av_bsf_send_packet(t.bsf.get(), p) < 0) return;
+        if (av_bsf_receive_packet(t.bsf.get(), p) < 0) return;
+    }
+    if (container_ == Container::fmp4) {  // the mp4 muxer chose its own time bases (audio: the sample rate)
+        const AVRational tb = muxer_->streams[track_index]->time_base;
+        av_packet_rescale_ts(p, kTimeBase90k, tb);
+        p->time_base = tb;
+    }
     const int err = av_write_frame(muxer_.get(), p);
     if (err < 0) throw std::runtime_error("muxing failed: " + av::error_string(err));
 }
 
 void Segmenter::start_segment(int64_t pts, bool keyframe) {
-    if (!first_in_muxer_) av_opt_set(muxer_->priv_data, "mpegts_flags", "resend_headers", 0);
+    if (!first_in_muxer_ && container_ == Container::ts) av_opt_set(muxer_->priv_data, "mpegts_flags", "resend_headers", 0);
     first_in_muxer_ = false;
     segment_open_ = true;
     segment_bytes_ = 0;
@@ -515,13 +594,33 @@ void Segmenter::start_segment(int64_t pts, bool keyframe) {
 void Segmenter::finish_segment(int64_t end_pts) {
     if (!segment_open_) return;
     segment_open_ = false;
-    av_write_frame(muxer_.get(), nullptr);  // flush buffered PES data into this segment
+    av_write_frame(muxer_.get(), nullptr);  // flush buffered PES data (fMP4: the fragment) into this segment
     CutSegment seg;
     seg.data = writer_->take();
+    if (container_ == Container::fmp4 && muxer_init_pending_ && !seg.data.empty()) {
+        // The muxer's first bytes: ftyp + moov (the init section), then the first fragment.
+        size_t init_end = 0;
+        if (auto boxes = mp4::top_level_boxes(seg.data))
+            for (const auto& b : *boxes)
+                if (b.type == mp4::fourcc("moov")) init_end = b.end();
+        if (init_end == 0) throw std::runtime_error("the mp4 muxer wrote no moov");
+        set_init(seg.data.substr(0, init_end));
+        seg.data.erase(0, init_end);
+        muxer_init_pending_ = false;
+        if (seg.data.empty()) {  // delay_moov: the first flush wrote the moov alone, the fragment follows
+            av_write_frame(muxer_.get(), nullptr);
+            seg.data = writer_->take();
+        }
+    }
     // Nothing was muxed (the muxer refused the packet that opened the segment, and the worker flushes
     // after that error): a 0-byte segment must not be listed. A pending discontinuity goes to the next.
     if (seg.data.empty()) return;
-    put_pat_first(seg.data);
+    if (container_ == Container::fmp4) {
+        seg.format = SegmentFormat::fmp4;
+        seg.init = init_;
+    } else {
+        put_pat_first(seg.data);
+    }
     // The media in it: its earliest reference PTS to the end of its latest frame (`end_pts`, the
     // next segment's keyframe, only when no frame says where it ends).
     const int64_t end = reference_end_ > segment_start_ ? reference_end_ : end_pts;
@@ -534,6 +633,7 @@ void Segmenter::finish_segment(int64_t end_pts) {
 void Segmenter::flush() {
     if (segment_open_) finish_segment(reference_end_);
     if (cutter_) cutter_->flush();
+    if (fmp4_) finish_fmp4();
 }
 
 // Where the output timeline goes on after a break: behind the end of every frame presented so far
@@ -587,9 +687,11 @@ double Segmenter::cut_limit() const {
 // The remux path takes over: what the passthrough holds is published, and the two timelines differ.
 void Segmenter::leave_passthrough() {
     if (!passthrough_) return;
-    cutter_->flush();
+    if (cutter_) cutter_->flush();
+    if (fmp4_) finish_fmp4();
     passthrough_ = false;
     cutter_.reset();
+    fmp4_.reset();
     source_date_.reset();  // its timestamps were the source's own: not the remux's timeline
     previous_source_date_.reset();
     if (any_output_) pending_discontinuity_ = true;
@@ -630,7 +732,7 @@ bool Segmenter::probe_passthrough(const std::string& data, const ts::Program& pr
     if (avformat_find_stream_info(input.get(), nullptr) < 0) return false;
     std::vector<int> kept;
     std::vector<std::pair<int, int>> layout;
-    select_streams(input.get(), kept, layout, nullptr);
+    select_streams(input.get(), kept, layout, nullptr, Container::ts);
     int audio_video = 0;
     for (unsigned i = 0; i < input->nb_streams; ++i) {
         const auto type = input->streams[i]->codecpar->codec_type;
@@ -647,6 +749,7 @@ bool Segmenter::probe_passthrough(const std::string& data, const ts::Program& pr
 }
 
 bool Segmenter::write_ts_segment(std::string& data, bool discontinuity, bool independent) {
+    if (container_ != Container::ts) return false;  // the TS passthrough is MPEG-TS to MPEG-TS only
     if (data.size() > ts::kMaxFeedBytes) return false;  // the remux path takes what the cutter cannot index
     std::optional<ts::Program> program = ts::find_program(data);
     if (!program) {
@@ -656,6 +759,7 @@ bool Segmenter::write_ts_segment(std::string& data, bool discontinuity, bool ind
     }
     const bool new_layout = !passthrough_ || !cutter_->program() || !cutter_->program()->same_layout(*program);
     if ((new_layout || discontinuity) && !probe_passthrough(data, *program)) return false;
+    if (fmp4_) leave_passthrough();  // the other passthrough: its timeline is another one
     if (!passthrough_) {
         if (segment_open_) finish_segment(reference_end_);
         muxer_.reset();  // the remux path starts over (and probes) if it is needed again
@@ -742,6 +846,248 @@ void Segmenter::restart_timeline() {
         t.last_unwrapped = AV_NOPTS_VALUE;
         t.wrap_offset = 0;
     }
+}
+
+void Segmenter::note(std::string text) {
+    if (std::find(notes_.begin(), notes_.end(), text) == notes_.end() && notes_.size() < 16) notes_.push_back(std::move(text));
+}
+
+// The init section of fMP4 output: a new version only when its bytes change.
+void Segmenter::set_init(std::string bytes) {
+    if (init_ && init_->data == bytes) return;
+    auto init = std::make_shared<InitSection>();
+    init->version = init_ ? init_->version + 1 : init_version_;
+    init->data = std::move(bytes);
+    init_version_ = init->version + 1;
+    init_ = std::move(init);
+}
+
+// Reads the stream parameters of a new fMP4 source init section (codecs, resolution, frame rate for
+// the master playlist) through libavformat, from the init section and the first media segment.
+bool Segmenter::probe_fmp4(const std::string& init, std::string_view media) {
+    std::string bytes;
+    bytes.reserve(init.size() + media.size());
+    bytes.append(init).append(media);
+    av::MemoryReader reader(bytes);
+    AVFormatContext* raw = avformat_alloc_context();
+    if (!raw) throw std::bad_alloc();
+    raw->pb = reader.io();
+    raw->flags |= AVFMT_FLAG_CUSTOM_IO;
+    av::Options opts;
+    opts.set("analyzeduration", "500000");
+    opts.set("protocol_whitelist", "");  // bytes from memory: nothing else may be opened
+    if (avformat_open_input(&raw, "", av_find_input_format("mp4"), opts.get()) < 0) return false;
+    av::InputPtr input(raw);
+    if (avformat_find_stream_info(input.get(), nullptr) < 0) return false;
+    std::vector<int> kept;
+    std::vector<std::pair<int, int>> layout;
+    std::vector<std::string> dropped;
+    select_streams(input.get(), kept, layout, &dropped, Container::fmp4);
+    if (kept.empty() || !dropped.empty()) return false;  // the remux path would drop some: it decides
+    update_info(input.get(), kept, true);
+    return true;
+}
+
+// Publishes the open output segment of the fMP4 passthrough.
+void Segmenter::finish_fmp4() {
+    Fmp4Cut& f = *fmp4_;
+    if (!f.open) return;
+    f.open = false;
+    if (f.pending.empty()) return;
+    CutSegment seg;
+    seg.data = std::move(f.pending);
+    f.pending = std::string();
+    f.leading = 0;
+    seg.format = SegmentFormat::fmp4;
+    seg.init = init_;
+    seg.duration = std::max(0.001, static_cast<double>(f.duration) / f.timescale);
+    seg.keyframe_start = f.keyframe;
+    const int64_t start = ticks_90k(f.start, f.timescale);
+    if (need_rebase_) {  // the segment has fully arrived: it began about its duration ago
+        anchor_wall_ = SystemClock::now() -
+                       std::chrono::duration_cast<SystemClock::duration>(std::chrono::duration<double>(seg.duration));
+        anchor_pts_ = start;
+        need_rebase_ = false;
+    }
+    seg.program_date_time = date_of(start, seg.duration, false);
+    emit(std::move(seg));
+}
+
+bool Segmenter::write_fmp4_segment(const std::string& init, std::string& data, bool discontinuity, bool independent) {
+    if (container_ != Container::fmp4 || init.empty()) return false;
+    const bool prefixed = data.size() >= init.size() && data.compare(0, init.size(), init) == 0;
+    std::string_view media(data);
+    if (prefixed) media.remove_prefix(init.size());
+    const bool new_init = !fmp4_ || fmp4_->init != init;
+    std::optional<mp4::InitInfo> parsed;
+    std::string why;
+    if (new_init) {
+        parsed = mp4::parse_init(init, &why);
+        if (parsed && !parsed->fragmented) why = "the init section has no mvex (not fragmented)", parsed.reset();
+        if (parsed) {
+            for (const auto& t : parsed->tracks) {
+                if (t.sample_entry == mp4::fourcc("encv") || t.sample_entry == mp4::fourcc("enca")) {
+                    why = "encrypted samples (" + mp4::fourcc_text(t.sample_entry) + ")";
+                } else if (!t.video() && !t.audio()) {
+                    why = "a track it does not pass (" + mp4::fourcc_text(t.handler) + ")";
+                } else if (t.timescale == 0) {
+                    why = "a track without a timescale";
+                }
+                if (!why.empty()) break;
+            }
+            if (!why.empty()) parsed.reset();
+        }
+        if (!parsed) {
+            note("fMP4 passthrough not possible, remuxed: " + why);
+            return false;
+        }
+    }
+    const mp4::InitInfo& info = new_init ? *parsed : fmp4_->info;
+    auto m = mp4::parse_media(media, info, &why);
+    if (!m) {
+        note("fMP4 passthrough not possible, remuxed: " + why);
+        return false;
+    }
+    if (new_init && !probe_fmp4(init, media)) {
+        note("fMP4 passthrough not possible, remuxed: libavformat does not read every stream of the source");
+        return false;
+    }
+    if (new_init) {  // the master playlist names the sample entry the passed init section has
+        for (const auto& t : parsed->tracks) {
+            const std::string entry = mp4::fourcc_text(t.sample_entry);
+            const std::string usual = entry == "hev1" ? "hvc1." : entry == "avc3" ? "avc1." : "";
+            if (usual.empty()) continue;
+            if (const size_t at = info_.codecs.find(usual); at != std::string::npos)
+                info_.codecs.replace(at, usual.size(), entry + ".");
+        }
+    }
+    const mp4::TrackInfo& ref = info.tracks[static_cast<size_t>(info.reference)];
+
+    if (!passthrough_ || !fmp4_) {
+        if (cutter_) leave_passthrough();  // the TS passthrough's timeline is another one
+        if (segment_open_) finish_segment(reference_end_);
+        muxer_.reset();  // the remux path starts over (and probes) if it is needed again
+        writer_.reset();
+        layout_.clear();
+        passthrough_ = true;
+        discontinuity = true;
+    }
+    if (new_init) {
+        if (fmp4_) finish_fmp4();
+        fmp4_ = std::make_unique<Fmp4Cut>();
+        fmp4_->init = init;
+        fmp4_->info = std::move(*parsed);
+        fmp4_->reference = ref.id;
+        fmp4_->timescale = ref.timescale;
+        const int64_t before = init_ ? init_->version : -1;
+        set_init(init);
+        if (init_->version != before) discontinuity = true;
+    }
+    Fmp4Cut& f = *fmp4_;
+    if (discontinuity) {
+        finish_fmp4();
+        if (any_output_) pending_discontinuity_ = true;
+        need_rebase_ = true;
+        source_date_.reset();
+        previous_source_date_.reset();
+        f.have_next = false;
+        f.waited = 0;
+    }
+    if (next_source_date_) {  // this source segment's first decode time is the source's date
+        for (const auto& frag : m->fragments)
+            if (const auto* r = frag.run(f.reference); r && r->has_decode_time) {
+                previous_source_date_ = source_date_;
+                source_date_ = SourceDate{*next_source_date_, ticks_90k(r->decode_time, f.timescale)};
+                break;
+            }
+        next_source_date_.reset();
+    }
+
+    const auto& frags = m->fragments;
+    const size_t n = frags.size();
+    size_t run_begin = 0;  // fragments [run_begin, i) go to the open segment
+    size_t run_bytes = 0;
+    bool moved = false;
+    auto take_run = [&](size_t end) {
+        if (end <= run_begin) return;
+        if (f.pending.empty() && run_begin == 0 && end == n && m->contiguous) {
+            // The whole source segment: moved, not copied.
+            if (prefixed) data.erase(0, init.size());
+            f.pending = std::move(data);
+            f.leading = m->leading;
+            moved = true;
+        } else {
+            // A segment moved whole gets more fragments: its styp/sidx described it alone.
+            if (f.leading > 0) f.pending.erase(0, std::exchange(f.leading, 0));
+            for (size_t k = run_begin; k < end; ++k)
+                f.pending.append(media.substr(frags[k].begin, frags[k].end - frags[k].begin));
+        }
+        run_begin = end;
+        run_bytes = 0;
+    };
+    const double tolerance = std::min(0.25, 0.1 * segment_duration_);
+    const int64_t jump = std::max<int64_t>(10 * kTicks, static_cast<int64_t>(3 * segment_duration_ * kTicks));
+    for (size_t i = 0; i < n; ++i) {
+        const mp4::TrackRun* r = frags[i].run(f.reference);
+        const bool has_ref = r && r->samples > 0;
+        if (has_ref && r->has_decode_time && f.have_next) {
+            // The source's clock jumped without a discontinuity tag: a break in the output too.
+            const int64_t gap = ticks_90k(r->decode_time, f.timescale) - ticks_90k(f.next, f.timescale);
+            if (gap < -kTicks || gap > jump) {
+                take_run(i);
+                finish_fmp4();
+                ++repairs_;
+                if (any_output_) pending_discontinuity_ = true;
+                need_rebase_ = true;
+                source_date_.reset();
+                previous_source_date_.reset();
+            }
+        }
+        const bool sync = has_ref && r->first_sync;
+        if (!f.open) {
+            // A segment starts with a sync sample of the reference track: what comes before the first
+            // one is dropped (as long as a segment may last, then it is taken as it is).
+            if (!sync && f.waited < cut_limit()) {
+                take_run(i);
+                run_begin = i + 1;
+                if (has_ref) f.waited += static_cast<double>(r->duration) / f.timescale;
+                if (has_ref) {
+                    f.next = (r->has_decode_time ? r->decode_time : f.next) + r->duration;
+                    f.have_next = true;
+                }
+                continue;
+            }
+            f.open = true;
+            f.keyframe = sync;
+            f.start = has_ref && r->has_decode_time ? r->decode_time : f.next;
+            f.duration = 0;
+            f.waited = 0;
+        } else if (has_ref) {
+            const double elapsed = static_cast<double>(f.duration) / f.timescale;
+            if ((sync && elapsed >= segment_duration_ - tolerance) || elapsed >= cut_limit() ||
+                f.pending.size() + run_bytes > max_segment_bytes_) {
+                take_run(i);
+                finish_fmp4();
+                f.open = true;
+                f.keyframe = sync;
+                f.start = r->has_decode_time ? r->decode_time : f.next;
+                f.duration = 0;
+            }
+        }
+        run_bytes += frags[i].end - frags[i].begin;
+        if (has_ref) {
+            f.duration += r->duration;
+            f.next = (r->has_decode_time ? r->decode_time : f.next) + r->duration;
+            f.have_next = true;
+        }
+    }
+    take_run(n);
+    if (!moved) data.clear();
+    // EXT-X-INDEPENDENT-SEGMENTS: the next source segment starts with a sync sample, so a segment
+    // that is long enough ends here.
+    if (independent && f.open && static_cast<double>(f.duration) / f.timescale >= segment_duration_ - tolerance)
+        finish_fmp4();
+    return true;
 }
 
 }  // namespace hlsrelay

@@ -1,17 +1,21 @@
-// Packets in, MPEG-TS segments out: maps the streams MPEG-TS can carry, repairs timestamps into one
-// monotonic 90 kHz timeline, cuts at video keyframes (audio-only: on time) and muxes each segment
-// into memory so that it starts with PAT/PMT and, for video, a keyframe.
+// Packets in, MPEG-TS or fMP4 segments out: maps the streams the output container can carry, repairs
+// timestamps into one monotonic 90 kHz timeline, cuts at video keyframes (audio-only: on time) and
+// muxes each segment into memory so that it starts with PAT/PMT (fMP4: a moof behind one init
+// section) and, for video, a keyframe. Source segments that need no remux are cut as they are: MPEG-TS
+// to MPEG-TS (ts_cutter), fMP4 to fMP4 (on moof boundaries, fmp4.hpp).
 #pragma once
 
 #include "common/av_util.hpp"
 #include "cut/ts_cutter.hpp"
 
+#include <hlsrelay/channel.hpp>
 #include <hlsrelay/playlist.hpp>
 
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hlsrelay {
@@ -58,6 +62,17 @@ public:
     // (EXT-X-INDEPENDENT-SEGMENTS), so an output segment may end with this one: it is published as
     // soon as the source segment that completes it has arrived.
     bool write_ts_segment(std::string& data, bool discontinuity, bool independent);
+    // One whole fMP4 source segment with its init section (EXT-X-MAP), cut on fragment (moof)
+    // boundaries without a remux when the output is fMP4 too: fragments whose reference track (video,
+    // else the first audio track) starts with a sync sample begin output segments, the source's init
+    // section is the output's (a new version, behind a discontinuity, when it changes). `data` is the
+    // media segment, or the init section followed by it (as the HLS client demuxes it). Returns false,
+    // leaving `data` untouched, when it cannot (TS output, encryption, a track it does not understand,
+    // broken boxes: a note says why); the caller then demuxes the segment with open_input()/write().
+    bool write_fmp4_segment(const std::string& init, std::string& data, bool discontinuity, bool independent);
+    // The output's packaging (before the first input): MPEG-TS, or fMP4 with one init section.
+    void set_container(Container container) { container_ = container; }
+    Container container() const { return container_; }
     // Called at a source segment boundary: lets a hint of the source's target duration bound cuts.
     void set_target_hint(double seconds) { target_hint_ = seconds; }
     // The EXT-X-PROGRAM-DATE-TIME of the next source segment, as the source playlist wrote it
@@ -84,6 +99,7 @@ public:
 
 private:
     struct Track;
+    struct Fmp4Cut;
     void open_muxer(const AVFormatContext* input, const std::vector<int>& kept);
     void start_segment(int64_t pts, bool keyframe);
     void finish_segment(int64_t end_pts);
@@ -94,6 +110,11 @@ private:
     void emit(CutSegment&& seg);
     void publish_cut(ts::Cut&& cut);
     void leave_passthrough();
+    void leave_ts_passthrough();
+    void finish_fmp4();
+    bool probe_fmp4(const std::string& init, std::string_view media);
+    void set_init(std::string bytes);
+    void note(std::string text);
     double cut_limit() const;
     SystemClock::time_point date_of(int64_t pts, double duration, bool ts33);
     int64_t next_timeline_start() const;
@@ -140,8 +161,13 @@ private:
     bool aligned_ = false;          // set_source_aligned
     bool segmented_ = false;        // the source comes in segments (set_source_date): its boundaries are cuts
 
-    std::unique_ptr<ts::Cutter> cutter_;  // the passthrough path, while it is in use
-    bool passthrough_ = false;
+    std::unique_ptr<ts::Cutter> cutter_;  // the TS passthrough path, while it is in use
+    std::unique_ptr<Fmp4Cut> fmp4_;       // the fMP4 passthrough path, while it is in use
+    bool passthrough_ = false;            // one of them is
+    Container container_ = Container::ts;
+    InitPtr init_;                        // fMP4 output: the init section of the segments
+    int64_t init_version_ = 0;
+    bool muxer_init_pending_ = false;     // fMP4 remux: the muxer's next bytes begin with its init section
     BufferPool* pool_ = nullptr;
 
     int target_duration_ = 0;

@@ -274,6 +274,7 @@ void ChannelWorker::add_source_note(const std::string& note) {
 void ChannelWorker::run() {
     Segmenter segmenter(hls_.segment_duration, [this, &segmenter](CutSegment&& cut) { publish(std::move(cut), segmenter); });
     segmenter.set_buffer_pool(pool_.get());
+    segmenter.set_container(hls_.container);
     if (role_) {  // a rendition of a presentation: aligned on the source's segments and numbering
         segmenter.set_source_aligned(true);
         pin_.url = role_->url;

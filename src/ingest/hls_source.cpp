@@ -357,8 +357,11 @@ private:
         }
         const bool breaks = discontinuity || force_discontinuity_ || !started_;
         ctx_.segmenter.set_source_date(seg.program_date_time);  // dates the output on the source's clock
-        // MPEG-TS segments are cut as they are, without a remux; anything else goes through libav.
-        if (seg.map || !ctx_.segmenter.write_ts_segment(data, breaks, independent_)) demux(data, breaks);
+        // MPEG-TS segments (and fMP4 ones, for fMP4 output) are cut as they are, without a remux;
+        // anything else goes through libav.
+        if (seg.map ? !ctx_.segmenter.write_fmp4_segment(init_.data, data, breaks, independent_)
+                    : !ctx_.segmenter.write_ts_segment(data, breaks, independent_))
+            demux(data, breaks);
         force_discontinuity_ = false;
         started_ = true;
     }
