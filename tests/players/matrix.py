@@ -1348,6 +1348,9 @@ def check_ladder(t: LadderTarget, results: Results, work: Path) -> None:
             checked += 1
             if abs(length - e["extinf"]) > EXTINF_TOLERANCE:
                 extinf_bad.append(f"{name} {e['uri']} EXTINF {e['extinf']:.3f} holds {length:.3f} s")
+    want = len(LADDER) + len(LADDER_AUDIO) + 1
+    if len(playlists) != want:
+        problems.insert(0, f"{len(playlists)} renditions, not {want}")
     results.add(t.label, "renditions", not problems and checked > 0, "; ".join(problems[:4]) or
                 f"{len(playlists)} renditions, {checked} segments probed ({t.container})")
     results.add(t.label, "extinf", not extinf_bad and checked > 0, "; ".join(extinf_bad[:3]) or
@@ -1368,6 +1371,8 @@ def check_ladder(t: LadderTarget, results: Results, work: Path) -> None:
         for n, a in audios.items():
             if abs(a - min(videos)) > frame:
                 misaligned.append(f"MSN {msn}: {n} starts at {a:.3f}, video at {min(videos):.3f}")
+    if len(av) != len(LADDER) + len(LADDER_AUDIO):
+        misaligned.insert(0, f"{len(av)} audio/video renditions to compare, not {len(LADDER) + len(LADDER_AUDIO)}")
     results.add(t.label, "aligned", bool(msns) and not misaligned, "; ".join(misaligned[:3]) if misaligned else
                 f"MSNs {msns} start together in {len(av)} renditions" if msns else "no MSN common to every rendition")
 
@@ -1538,6 +1543,13 @@ def fault_phase(s: Source, targets: list[LadderTarget], relay: "Relay | None", r
         return None
 
     while s.proxy.failing():
+        if relay is None:
+            # On the source, players read only the variant they play: read the failing one as a relay
+            # would, so that the fault is seen to happen (the 404 count below).
+            try:
+                http_get(s.proxy.url + path)
+            except (urllib.error.URLError, OSError):
+                pass
         if relay:
             for t in targets:
                 r = status_rendition(t)
@@ -1563,6 +1575,8 @@ def fault_phase(s: Source, targets: list[LadderTarget], relay: "Relay | None", r
             head = rendition_heads(t.master).get(failing, -1)
             return r is not None and r.get("state") == "running" and head > now.get(failing, -1) and r
         try:
+            if not seen[t.label]:
+                raise TimeoutError("not waited for")  # it never failed in the status: nothing to recover from
             wait_for(f"{t.label}: {failing} recovers after the fault", recovered)
             back = True
         except TimeoutError as e:
