@@ -1622,6 +1622,22 @@ def self_test(work: Path) -> int:
         results.add(name, "gstreamer", ok == expect, f"player says {'pass' if ok else 'fail'}: {detail}")
         cc = ts_continuity_errors(path.read_bytes())
         results.add(name, "continuity", (not cc) == expect, f"{len(cc)} continuity error(s)")
+    # The fMP4 box walk: HEVC fragmented MP4 tagged hvc1 passes, the same stream tagged hev1 fails, and
+    # so does an init section without its moov.
+    for tag in ("hvc1", "hev1"):
+        frag = work / f"{tag}.mp4"
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi", "-i",
+                        f"testsrc2=size=320x240:rate={FPS}", "-t", "2", "-c:v", "libx265", "-preset", "ultrafast",
+                        "-x265-params", "log-level=error", "-tag:v", tag, "-movflags",
+                        "frag_keyframe+empty_moov+default_base_moof", str(frag)], check=True, timeout=120)
+        data = frag.read_bytes()
+        first_moof = next(start - 8 for kind, start, _ in mp4_boxes(data) if kind == "moof")
+        init, rest = data[:first_moof], data[first_moof:]
+        missing = fmp4_structure(init, rest, "hevc", False)
+        results.add(f"fmp4 {tag}", "box-walk", (not missing) == (tag == "hvc1"), f"missing: {missing}")
+        if tag == "hvc1":
+            missing = fmp4_structure(init[:next(s - 8 for k, s, _ in mp4_boxes(init) if k == "moov")], rest, "hevc", False)
+            results.add("fmp4 no moov", "box-walk", bool(missing), f"missing: {missing}")
     print("\n=== self-test: each check passes the clean file and fails the broken one ===")
     print(results.table())
     return 1 if results.failed() else 0
