@@ -11,12 +11,17 @@ through one hlsrelay-server (one channel per source) and
     in the future, audio is there when the source has it, timestamps rise within a discontinuity
     span, segments start clean (PAT, keyframe), continuity counters do not break, and no segment
     (bytes, or any media packet) is published twice;
+  * for the ladder sources (3 variants, 2 audio languages, WebVTT; TS and fMP4, each relayed to TS
+    and to fMP4): checks the master playlist mirrors the source's, probes every rendition, compares
+    their segment boundaries, has hls.js and Shaka force every variant and the other language (no
+    stall, no gap), and makes one variant's origin fail alone (see docs/players.md);
   * for the sources with an outage, breaks them off mid-run (an HLS origin's encoder is stopped so
     its playlist freezes; a UDP or HTTP stream stops inside a video frame and its encoder dies),
     waits until the relay notices, resumes them (the stopped encoder continues; a new one starts
     with timestamps that continue) and plays across the break.
 
 Usage: matrix.py [--source KIND]... [--player NAME]... [--server PATH] [--on-source] [--work-dir DIR]
+       (players: ffmpeg, gstreamer, hls.js, shaka; Shaka plays the ladders)
        matrix.py --self-test
   --on-source   play the sources themselves instead of the relay (calibrates the players: a check
                 that fails there is the fixture's or player's problem, not the relay's)
