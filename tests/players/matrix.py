@@ -577,9 +577,9 @@ class Relay:
     def publishes(self, c: Channel) -> bool:
         """Every audio/video rendition the channel's master.m3u8 lists has 3 segments (or, with no
         variant in it, index.m3u8 has)."""
-        heads = rendition_heads(self.master(c))
+        heads = rendition_heads(self.master(c), count=True)
         if heads:
-            return all(v >= 2 for v in heads.values())
+            return all(v >= 3 for v in heads.values())
         try:
             return len(parse_rendition(http_get(self.index(c)).decode(errors="replace"))["entries"]) >= 3
         except (urllib.error.URLError, OSError):
@@ -1504,9 +1504,9 @@ def run_ladder_phase(targets: list[LadderTarget], results: Results, players: lis
                 results.add(t.label, player + suffix, ok, detail)
 
 
-def rendition_heads(master: str) -> dict[str, int]:
-    """Newest MSN of every audio/video rendition of a master playlist, by "video <res>" / "audio <lang>";
-    -1 where the playlist cannot be read."""
+def rendition_heads(master: str, count: bool = False) -> dict[str, int]:
+    """Newest MSN (count: the number of segments listed) of every audio/video rendition of a master
+    playlist, by "video <res>" / "audio <lang>"; -1 where the playlist cannot be read."""
     try:
         variants, media = parse_master(http_get(master).decode(errors="replace"))
     except (urllib.error.URLError, OSError):
@@ -1516,7 +1516,8 @@ def rendition_heads(master: str) -> dict[str, int]:
                      [(f"audio {m.get('LANGUAGE')}", m["URI"]) for m in media if m.get("TYPE") == "AUDIO" and m.get("URI")]:
         try:
             entries = parse_rendition(http_get(urllib.parse.urljoin(master, uri)).decode(errors="replace"))["entries"]
-            out[name] = max((e["msn"] for e in entries if not e["gap"]), default=-1)
+            listed = [e["msn"] for e in entries if not e["gap"]]
+            out[name] = len(listed) if count else max(listed, default=-1)
         except (urllib.error.URLError, OSError, ValueError):
             out[name] = -1
     return out
