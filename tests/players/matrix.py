@@ -317,6 +317,7 @@ class Source:
     ladder: bool = False           # a 3-variant ladder + 2 audio languages + WebVTT subtitles (see LADDER)
     outputs: tuple = ("",)         # the relay's channels of this source, by `container` ("": the field left out)
     rendition_fault: bool = False  # the origin 404s one variant's playlist for FAULT_SECONDS (see FaultProxy)
+    misalign: float = 0.0          # --misalign: the FAULT_VARIANT's cuts come this much late (calibration)
     # filled in at run time
     url: str = ""                  # what the relay reads
     play_url: str = ""             # what a player reads for --on-source
@@ -416,6 +417,9 @@ class Source:
               "-sc_threshold", "0"]
         for i, (_, _, kbps) in enumerate(LADDER):
             a += [f"-b:v:{i}", f"{kbps}k", f"-maxrate:v:{i}", f"{kbps}k", f"-bufsize:v:{i}", f"{kbps * 2}k"]
+        if self.misalign:  # that variant's keyframes, and so its cuts, come `misalign` s after the others'
+            a += [f"-g:v:{FAULT_VARIANT}", str(FPS * SOURCE_MAX_SECONDS), f"-force_key_frames:v:{FAULT_VARIANT}",
+                  f"expr:gte(t,n_forced*{SEGMENT_SECONDS / 2}+{self.misalign})"]
         a += ["-c:a", "aac", "-b:a", "96k", "-ac", "2", "-ar", "48000", "-c:s", "webvtt"]
         for i, (lang, _) in enumerate(LADDER_AUDIO):
             a += [f"-metadata:s:a:{i}", f"language={lang}"]
@@ -1657,6 +1661,9 @@ def main() -> int:
                     help="default: all; shaka plays the ladder sources only")
     ap.add_argument("--on-source", action="store_true", help="play the sources directly (calibration)")
     ap.add_argument("--no-outage", action="store_true", help="skip the outage phase")
+    ap.add_argument("--misalign", type=float, default=0.0, metavar="S",
+                    help="calibration: the ladders' middle variant is cut S seconds after the others (its segments "
+                    "no longer align: `aligned` must fail)")
     ap.add_argument("--bound", type=int, help="seconds the whole run may take (default: 280, plus 60 for each "
                     "source after the first)")
     ap.add_argument("--list", action="store_true", help="print the source kinds (';'-separated, for CMake)")
@@ -1680,6 +1687,8 @@ def main() -> int:
             return self_test(Path(d))
     players = args.player or ["ffmpeg", "gstreamer", "hls.js", "shaka"]
     sources = [all_sources()[k] for k in (args.source or list(all_sources()))]
+    for s in sources:
+        s.misalign = args.misalign
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="hlsrelay-players-"))
     work.mkdir(parents=True, exist_ok=True)
     results = Results()
