@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the pinned npm packages (hls.js for the dashboard, playwright-core for the browser test)
+# Installs the pinned npm packages (hls.js for the dashboard, playwright-core for the browser test,
+# shaka-player for the player matrix)
 # from their committed lockfiles; skips a folder already installed from the same lockfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
   export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 fi
-for dir in server/web tests/browser; do
+for dir in server/web tests/browser tests/players; do
   [ -f "$dir/package-lock.json" ] || continue
   stamp="$dir/node_modules/.lock-sha256"
   want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)

@@ -11,12 +11,17 @@ through one hlsrelay-server (one channel per source) and
     in the future, audio is there when the source has it, timestamps rise within a discontinuity
     span, segments start clean (PAT, keyframe), continuity counters do not break, and no segment
     (bytes, or any media packet) is published twice;
+  * for the ladder sources (3 variants, 2 audio languages, WebVTT; TS and fMP4, each relayed to TS
+    and to fMP4): checks the master playlist mirrors the source's, probes every rendition, compares
+    their segment boundaries, has hls.js and Shaka force every variant and the other language (no
+    stall, no gap), and makes one variant's origin fail alone (see docs/players.md);
   * for the sources with an outage, breaks them off mid-run (an HLS origin's encoder is stopped so
     its playlist freezes; a UDP or HTTP stream stops inside a video frame and its encoder dies),
     waits until the relay notices, resumes them (the stopped encoder continues; a new one starts
     with timestamps that continue) and plays across the break.
 
 Usage: matrix.py [--source KIND]... [--player NAME]... [--server PATH] [--on-source] [--work-dir DIR]
+       (players: ffmpeg, gstreamer, hls.js, shaka; Shaka plays the ladders)
        matrix.py --self-test
   --on-source   play the sources themselves instead of the relay (calibrates the players: a check
                 that fails there is the fixture's or player's problem, not the relay's)
@@ -46,6 +51,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +59,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 HLSJS = REPO / "server" / "web" / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+SHAKA = HERE / "node_modules" / "shaka-player" / "dist" / "shaka-player.compiled.js"
 PLAYWRIGHT = REPO / "tests" / "browser" / "node_modules" / "playwright-core"
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -66,6 +73,13 @@ SOURCE_MAX_SECONDS = 240     # an encoder never outlives this even if the suite 
 PHASE_BOUND = 90             # generous bound on any wait for an observed condition
 RUN_BOUND = 280              # a run of one source (CTest allows 300 s): past it, stop everything and fail
 RUN_BOUND_PER_EXTRA = 60     # ... and this much more for each further source of the same run
+# The ladder sources: (width, height, kbit/s) per variant, highest first (small pictures: two shared
+# cores encode three variants of each of two ladders in real time), and (language, tone) per audio rendition.
+LADDER = [(640, 360, 900), (426, 240, 450), (256, 144, 200)]
+LADDER_AUDIO = [("eng", 440), ("deu", 660)]
+STALL_SECONDS = 3 * SEGMENT_SECONDS   # a player whose currentTime stands still this long while playing has stalled
+FAULT_SECONDS = 20           # how long the origin 404s one variant's playlist (a fault made by the test)
+FAULT_VARIANT = 1            # ... which variant (source order): the middle one
 
 
 def log(msg: str) -> None:
@@ -227,6 +241,64 @@ class Origin(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.server_close()
 
 
+class FaultProxy(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """A tiny HTTP proxy in front of the origin that can fail one path alone: while a fault is on,
+    GETs of that path answer 404 (as an origin whose packager lost one rendition); everything else
+    is forwarded as it is."""
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream
+        self.fail_path: str | None = None
+        self.fail_until = 0.0
+        self.failed_requests = 0
+
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path == proxy.fail_path and time.monotonic() < proxy.fail_until:
+                    proxy.failed_requests += 1
+                    self.send_error(404)
+                    return
+                try:
+                    with urllib.request.urlopen(proxy.upstream + self.path, timeout=10) as r:
+                        body, status, ctype = r.read(), r.status, r.headers.get("Content-Type", "")
+                except urllib.error.HTTPError as e:
+                    self.send_error(e.code)
+                    return
+                except OSError:
+                    self.send_error(502)
+                    return
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.end_headers()
+                self.wfile.write(body)
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+
+    def fail(self, path: str, seconds: float) -> None:
+        self.fail_path, self.fail_until = path, time.monotonic() + seconds
+
+    def failing(self) -> bool:
+        return time.monotonic() < self.fail_until
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
 # ---------------------------------------------------------------------------------------------
 # Sources.
 
@@ -242,6 +314,10 @@ class Source:
     fmp4: bool = False
     outage: str | None = None      # "freeze": the encoder stops (SIGSTOP) and later resumes; "restart": it dies
                                    # mid-frame and a new one starts with timestamps that continue
+    ladder: bool = False           # a 3-variant ladder + 2 audio languages + WebVTT subtitles (see LADDER)
+    outputs: tuple = ("",)         # the relay's channels of this source, by `container` ("": the field left out)
+    rendition_fault: bool = False  # the origin 404s one variant's playlist for FAULT_SECONDS (see FaultProxy)
+    misalign: float = 0.0          # --misalign: the FAULT_VARIANT's cuts come this much late (calibration)
     # filled in at run time
     url: str = ""                  # what the relay reads
     play_url: str = ""             # what a player reads for --on-source
@@ -251,6 +327,14 @@ class Source:
     broadcast: Broadcast | None = None
     dir: Path | None = None
     udp_port: int = 0
+    proxy: "FaultProxy | None" = None
+
+    @property
+    def container(self) -> str:
+        return "fmp4" if self.fmp4 else "ts"
+
+    def channels(self) -> list["Channel"]:
+        return [Channel(self, c) for c in self.outputs]
 
     @property
     def id(self) -> str:
@@ -261,6 +345,8 @@ class Source:
         return self.audio_rate is not None
 
     def encoder_args(self, offset: float) -> list[str]:
+        if self.ladder:
+            return self.ladder_args()
         a = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
         if self.video:
             a += ["-re", "-f", "lavfi", "-i", f"testsrc2=size={self.size}:rate={FPS}"]
@@ -307,10 +393,69 @@ class Source:
             a += ["-f", "mpegts", "pipe:1"]
         return a
 
+    def ladder_args(self, out: Path | None = None, seconds: int = SOURCE_MAX_SECONDS, live: bool = True) -> list[str]:
+        """One ffmpeg: three H.264 variants of one picture (split + scale, the same GOPs), two AAC
+        renditions (eng, default; deu) in their own group, WebVTT subtitles from a looping .srt, all cut
+        every SEGMENT_SECONDS so that the renditions' segments align, as a conforming ladder's do."""
+        out = out or self.dir
+        re_ = ["-re"] if live else []
+        srt = self.dir / "subtitles.srt"
+        stamp = lambda t: f"{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d},000"
+        srt.write_text("\n".join(f"{i + 1}\n{stamp(i * 2)} --> {stamp(i * 2 + 2)}\nCue {i + 1}\n"
+                                 for i in range(SOURCE_MAX_SECONDS // 2 + 10)))
+        split = ";".join(f"[s{i}]scale={w}:{h}[v{i}]" for i, (w, h, _) in enumerate(LADDER))
+        a = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+        a += re_ + ["-f", "lavfi", "-i", f"testsrc2=size={LADDER[0][0]}x{LADDER[0][1]}:rate={FPS}"]
+        for _, freq in LADDER_AUDIO:
+            a += re_ + ["-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate=48000"]
+        a += re_ + ["-i", str(srt), "-t", str(seconds),
+              "-filter_complex", f"[0:v]split={len(LADDER)}" + "".join(f"[s{i}]" for i in range(len(LADDER))) + ";" + split]
+        a += [x for i in range(len(LADDER)) for x in ("-map", f"[v{i}]")]
+        a += [x for i in range(len(LADDER_AUDIO)) for x in ("-map", f"{i + 1}:a")]
+        a += ["-map", f"{len(LADDER_AUDIO) + 1}:s"]
+        a += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", str(FPS), "-keyint_min", str(FPS),
+              "-sc_threshold", "0"]
+        for i, (_, _, kbps) in enumerate(LADDER):
+            a += [f"-b:v:{i}", f"{kbps}k", f"-maxrate:v:{i}", f"{kbps}k", f"-bufsize:v:{i}", f"{kbps * 2}k"]
+        if self.misalign:  # that variant's keyframes, and so its cuts, come `misalign` s after the others'
+            a += [f"-g:v:{FAULT_VARIANT}", str(FPS * SOURCE_MAX_SECONDS), f"-force_key_frames:v:{FAULT_VARIANT}",
+                  f"expr:gte(t,n_forced*{SEGMENT_SECONDS / 2}+{self.misalign})"]
+        a += ["-c:a", "aac", "-b:a", "96k", "-ac", "2", "-ar", "48000", "-c:s", "webvtt"]
+        for i, (lang, _) in enumerate(LADDER_AUDIO):
+            a += [f"-metadata:s:a:{i}", f"language={lang}"]
+        # ffmpeg 5.1 writes a subtitle stream only inside a variant that has video (as <variant>_vtt.m3u8,
+        # listed in an EXT-X-MEDIA TYPE=SUBTITLES group that every variant's STREAM-INF names; sgroup on
+        # a variant without the subtitle stream crashes it).
+        streams = ["v:0,s:0,agroup:aud,sgroup:sub"] + [f"v:{i},agroup:aud" for i in range(1, len(LADDER))]
+        streams += [f"a:{i},agroup:aud,language:{lang},name:{lang}" + (",default:yes" if i == 0 else "")
+                    for i, (lang, _) in enumerate(LADDER_AUDIO)]
+        ext = "m4s" if self.fmp4 else "ts"
+        a += ["-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_list_size", "8", "-hls_delete_threshold", "4",
+              "-hls_flags", "delete_segments+temp_file", "-master_pl_name", "master.m3u8",
+              "-var_stream_map", " ".join(streams)]
+        if self.fmp4:
+            a += ["-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init_%v.mp4",
+                  "-bsf:v", "filter_units=remove_types=6"]  # see encoder_args
+        a += ["-hls_segment_filename", str(out / f"v%v_%d.{ext}"), str(out / "v%v.m3u8")]
+        return a
+
     def prepare(self, root: Path, origin: Origin) -> None:
         self.dir = root / self.kind
         self.dir.mkdir(parents=True, exist_ok=True)
-        if self.transport == "hls":
+        if self.ladder:
+            # ffmpeg 5.1 writes a ladder's master playlist only when it exits (live, it stays an empty
+            # master.m3u8.tmp): the same ladder, encoded for a few seconds as fast as it goes, gives it.
+            scratch = self.dir / "master-run"
+            scratch.mkdir(exist_ok=True)
+            subprocess.run(self.ladder_args(scratch, seconds=2 * SEGMENT_SECONDS, live=False), check=True,
+                           stdin=subprocess.DEVNULL, timeout=PHASE_BOUND)
+            shutil.copy(scratch / "master.m3u8", self.dir / "master.m3u8")
+            shutil.rmtree(scratch)
+            self.url = self.play_url = f"{origin.url}/{self.kind}/master.m3u8"
+            if self.rendition_fault:
+                self.proxy = FaultProxy(origin.url)
+                self.url = self.play_url = f"{self.proxy.url}/{self.kind}/master.m3u8"
+        elif self.transport == "hls":
             name = "master.m3u8" if self.audio_group else "index.m3u8"
             self.url = self.play_url = f"{origin.url}/{self.kind}/{name}"
         elif self.transport == "http-ts":
@@ -360,8 +505,31 @@ class Source:
     def ready(self) -> bool:
         if self.transport != "hls":
             return self.proc is not None and self.proc.poll() is None
+        if self.ladder:
+            names = [f"v{i}.m3u8" for i in range(len(LADDER))] + [f"v{lang}.m3u8" for lang, _ in LADDER_AUDIO]
+            return (self.dir / "master.m3u8").exists() and all(
+                (self.dir / n).exists() and (self.dir / n).read_text(errors="replace").count("#EXTINF") >= 3 for n in names)
         playlist = self.dir / ("s0.m3u8" if self.audio_group else "index.m3u8")
         return playlist.exists() and playlist.read_text(errors="replace").count("#EXTINF") >= 3
+
+
+@dataclass
+class Channel:
+    """One channel of the relay over a source; `container` is its JSON field ("" leaves it out)."""
+    source: Source
+    container: str
+
+    @property
+    def id(self) -> str:
+        return self.source.id + (f"_{self.container}" if self.container else "")
+
+    @property
+    def label(self) -> str:
+        return self.source.kind + (f">{self.container}" if self.container else "")
+
+    @property
+    def out_container(self) -> str:
+        return self.container or "ts"
 
 
 def all_sources() -> dict[str, Source]:
@@ -372,9 +540,13 @@ def all_sources() -> dict[str, Source]:
                audio_group=True),
         Source("hls-fmp4", "HLS with fMP4 segments, H.264 + AAC", "hls", fmp4=True),
         Source("http-ts", "MPEG-TS over HTTP (a live stream), H.264 + AAC", "http-ts", outage="restart"),
-        Source("hls-hevc", "HLS, HEVC 30 fps (2 s GOPs) + AAC", "hls", video="hevc"),
+        Source("hls-hevc", "HLS, HEVC 30 fps (2 s GOPs) + AAC", "hls", video="hevc", outputs=("", "fmp4")),
         Source("hls-audio-only", "HLS, audio only, AAC 44.1 kHz", "hls", video=None, audio_rate=44100),
         Source("udp", "MPEG-TS over UDP, H.264 + AAC", "udp", outage="restart"),
+        Source("ladder-ts", "HLS ladder, MPEG-TS: 3 H.264 variants, AAC eng + deu, WebVTT", "hls", ladder=True,
+               outputs=("ts", "fmp4"), rendition_fault=True),
+        Source("ladder-fmp4", "HLS ladder, fMP4: 3 H.264 variants, AAC eng + deu, WebVTT", "hls", ladder=True,
+               fmp4=True, outputs=("fmp4", "ts")),
     ]}
 
 
@@ -384,7 +556,9 @@ def all_sources() -> dict[str, Source]:
 class Relay:
     def __init__(self, binary: Path, work: Path, sources: list[Source]):
         channels = work / "channels.json"
-        channels.write_text(json.dumps([{"id": s.id, "name": s.kind, "url": s.url} for s in sources]))
+        channels.write_text(json.dumps([{"id": c.id, "name": c.label, "url": s.url}
+                                        | ({"container": c.container} if c.container else {})
+                                        for s in sources for c in s.channels()]))
         self.log_path = work / "hlsrelay-server.log"
         self.log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen([str(binary), "--channels", str(channels), "--listen", "127.0.0.1:0",
@@ -395,13 +569,25 @@ class Relay:
         self.url = m.group(1).rstrip("/")
 
     def start(self, s: Source) -> None:
-        http_get(f"{self.url}/api/v1/channels/start-stream/{s.id}")
+        for c in s.channels():
+            http_get(f"{self.url}/api/v1/channels/start-stream/{c.id}")
 
-    def status(self, s: Source) -> dict:
+    def status(self, s: Source | Channel) -> dict:
         return json.loads(http_get(f"{self.url}/api/v1/channels/stream-status/{s.id}"))
 
-    def master(self, s: Source) -> str:
+    def master(self, s: Source | Channel) -> str:
         return f"{self.url}/hls_streams/{s.id}/master.m3u8"
+
+    def publishes(self, c: Channel) -> bool:
+        """Every audio/video rendition the channel's master.m3u8 lists has 3 segments (or, with no
+        variant in it, index.m3u8 has)."""
+        heads = rendition_heads(self.master(c), count=True)
+        if heads:
+            return all(v >= 3 for v in heads.values())
+        try:
+            return len(parse_rendition(http_get(self.index(c)).decode(errors="replace"))["entries"]) >= 3
+        except (urllib.error.URLError, OSError):
+            return False
 
     def index(self, s: Source) -> str:
         return f"{self.url}/hls_streams/{s.id}/index.m3u8"
@@ -477,11 +663,12 @@ FFMPEG_TROUBLE = re.compile(
     r"Too large remaining|skipped \d+ bytes", re.I)
 
 
-def play_ffmpeg(url: str, goal: float, has_audio: bool, has_video: bool, bound: float) -> tuple[bool, str]:
+def play_ffmpeg(url: str, goal: float, has_audio: bool, has_video: bool, bound: float,
+                maps: tuple = ("0",)) -> tuple[bool, str]:
     cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-v", "info"]
     if not url.startswith("udp:"):
         cmd += ["-rw_timeout", "15000000"]
-    cmd += ["-i", url, "-map", "0", "-t", f"{goal:.1f}", "-f", "null", "-"]
+    cmd += ["-i", url] + [x for m in maps for x in ("-map", m)] + ["-t", f"{goal:.1f}", "-f", "null", "-"]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=bound, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as e:
@@ -611,13 +798,16 @@ class HlsJs:
         d = work / "player"
         d.mkdir(exist_ok=True)
         shutil.copy(HLSJS, d / "hls.min.js")
+        shutil.copy(SHAKA, d / "shaka-player.compiled.js")
         (d / "index.html").write_text('<!doctype html><html><body><video id="v" muted playsinline></video>'
-                                      '<script src="hls.min.js"></script></body></html>')
+                                      '<script src="hls.min.js"></script><script src="shaka-player.compiled.js">'
+                                      '</script></body></html>')
         HlsJs.page = f"{origin.url}/player/index.html"
 
     @staticmethod
-    def play(jobs: list[dict], bound: float) -> dict[str, tuple[bool | None, str]]:
-        cmd = ["node", str(HERE / "hlsjs_player.mjs"), "--page", HlsJs.page, "--playwright", str(PLAYWRIGHT),
+    def play(jobs: list[dict], bound: float, script: str = "hlsjs_player.mjs") -> dict[str, tuple[bool | None, str]]:
+        """hlsjs_player.mjs: plays each job's URL; switch_player.mjs: hls.js or Shaka on a ladder."""
+        cmd = ["node", str(HERE / script), "--page", HlsJs.page, "--playwright", str(PLAYWRIGHT),
                "--chromium", str(CHROMIUM), "--jobs", json.dumps(jobs), "--bound", str(bound)]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=bound + 60, stdin=subprocess.DEVNULL)
@@ -894,6 +1084,338 @@ def check_output(s: Source, c: Collector, results: Results, work: Path, outage_d
 
 
 # ---------------------------------------------------------------------------------------------
+# Ladders: the multivariant playlist, every rendition, their alignment; fMP4 structure.
+
+def parse_attributes(text: str) -> dict[str, str]:
+    """An attribute list (RFC 8216 4.2): KEY=value or KEY="quoted, with commas"."""
+    return {m.group(1): m.group(2) if m.group(2) is not None else m.group(3)
+            for m in re.finditer(r'([A-Z0-9-]+)=(?:"([^"]*)"|([^",]*))', text)}
+
+
+def parse_master(text: str) -> tuple[list[dict], list[dict]]:
+    """(variants, media): each variant's STREAM-INF attributes plus "URI"; each EXT-X-MEDIA's attributes."""
+    variants, media, pending = [], [], None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            pending = parse_attributes(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-MEDIA:"):
+            media.append(parse_attributes(line.split(":", 1)[1]))
+        elif line and not line.startswith("#") and pending is not None:
+            variants.append(pending | {"URI": line})
+            pending = None
+    return variants, media
+
+
+def parse_rendition(text: str) -> dict:
+    """A media playlist: version, target, media sequence, EXT-X-MAP URI, entries with their MSN."""
+    out = {"version": None, "target": None, "msn": 0, "map": None, "entries": []}
+    extinf, gap, index = None, False, 0
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("#EXT-X-VERSION:"):
+            out["version"] = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-TARGETDURATION:"):
+            out["target"] = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            out["msn"] = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-MAP:"):
+            out["map"] = parse_attributes(line.split(":", 1)[1]).get("URI")
+        elif line.startswith("#EXTINF:"):
+            extinf = float(line[8:].split(",")[0])
+        elif line == "#EXT-X-GAP":
+            gap = True
+        elif line and not line.startswith("#"):
+            out["entries"].append({"msn": out["msn"] + index, "uri": line, "extinf": extinf, "gap": gap,
+                                   "map": out["map"]})
+            index, extinf, gap = index + 1, None, False
+    return out
+
+
+def mp4_boxes(data: bytes, start: int = 0, end: int | None = None):
+    """(type, payload start, box end) of the boxes in data[start:end]; bounded, stops at a bad size."""
+    end = len(data) if end is None else end
+    off = start
+    while off + 8 <= end:
+        size = int.from_bytes(data[off:off + 4], "big")
+        kind = data[off + 4:off + 8].decode("latin-1")
+        head = 8
+        if size == 1 and off + 16 <= end:
+            size, head = int.from_bytes(data[off + 8:off + 16], "big"), 16
+        elif size == 0:
+            size = end - off
+        if size < head or off + size > end:
+            return
+        yield kind, off + head, off + size
+        off += size
+
+
+# Boxes whose payload is a list of boxes, and how many bytes precede it (full-box header, entry count...).
+MP4_CONTAINERS = {"moov": 0, "trak": 0, "mdia": 0, "minf": 0, "stbl": 0, "moof": 0, "traf": 0, "mvex": 0,
+                  "stsd": 8, "avc1": 78, "avc3": 78, "hvc1": 78, "hev1": 78, "mp4a": 28, "edts": 0, "dinf": 0}
+
+
+def mp4_tree(data: bytes, start: int = 0, end: int | None = None, prefix: str = "") -> set[str]:
+    """Every box path in data, e.g. "moov/trak/mdia/minf/stbl/stsd/hvc1/hvcC"."""
+    paths = set()
+    for kind, body, stop in mp4_boxes(data, start, end):
+        path = f"{prefix}{kind}"
+        paths.add(path)
+        if kind in MP4_CONTAINERS:
+            paths |= mp4_tree(data, body + MP4_CONTAINERS[kind], stop, path + "/")
+    return paths
+
+
+def fmp4_structure(init: bytes, segment: bytes, video: str | None, audio: bool) -> list[str]:
+    """What a CMAF init segment and a media segment lack: ftyp, moov with the codec's sample entry and
+    its configuration box (avc1/avc3+avcC, hvc1+hvcC: `hev1` keeps parameter sets in-band, which Safari
+    refuses; mp4a+esds), mvex; moof with mfhd, traf/tfhd, tfdt, trun; mdat."""
+    tree, seg = mp4_tree(init), mp4_tree(segment)
+    stsd = "moov/trak/mdia/minf/stbl/stsd/"
+    missing = [p for p in ("ftyp", "moov/mvhd", "moov/mvex/trex") if p not in tree]
+    if video == "h264" and not any(f"{stsd}{e}/avcC" in tree for e in ("avc1", "avc3")):
+        missing.append(f"{stsd}avc1/avcC")
+    if video == "hevc" and f"{stsd}hvc1/hvcC" not in tree:
+        missing.append(f"{stsd}hvc1/hvcC" + (" (hev1 instead)" if f"{stsd}hev1" in tree else ""))
+    if audio and f"{stsd}mp4a/esds" not in tree:
+        missing.append(f"{stsd}mp4a/esds")
+    missing += [f"segment {p}" for p in ("moof/mfhd", "moof/traf/tfhd", "moof/traf/tfdt", "moof/traf/trun", "mdat")
+                if p not in seg]
+    return missing
+
+
+def probe_media(data: bytes, work: Path, name: str) -> dict:
+    """ffprobe of one (init +) segment: streams (codec, tag, size, rate) and packets as probe_segment."""
+    path = work / f"probe-{threading.get_ident()}-{name}"
+    path.write_bytes(data)
+    p = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                        "stream=index,codec_type,codec_name,codec_tag_string,width,height,sample_rate:"
+                        "packet=stream_index,pts_time,dts_time,duration_time,flags",
+                        "-of", "json", str(path)], capture_output=True, text=True, timeout=60)
+    path.unlink(missing_ok=True)
+    info = json.loads(p.stdout or "{}")
+    kinds = {s["index"]: s["codec_type"] for s in info.get("streams", [])}
+    packets: dict[str, list] = collections.defaultdict(list)
+    for pkt in info.get("packets", []):
+        if pkt.get("pts_time") not in (None, "N/A"):
+            packets[kinds.get(pkt["stream_index"])].append(
+                (float(pkt["pts_time"]), float(pkt.get("duration_time") or 0), "K" in pkt.get("flags", "")))
+    return {"streams": info.get("streams", []), "packets": dict(packets), "errors": p.stderr.strip()}
+
+
+def media_span(packets: list) -> tuple[float, float]:
+    """(first PTS, duration to the end of the last frame) of a segment's packets of one kind."""
+    first = min(p[0] for p in packets)
+    return first, max(p[0] + p[1] for p in packets) - first
+
+
+@dataclass
+class LadderTarget:
+    label: str                # result row
+    master: str               # URL of the multivariant playlist
+    container: str            # "ts" or "fmp4": what the renditions must be
+    source: Source
+    source_master: str | None = None   # the source's master playlist (text), which a relay's must mirror
+
+
+def check_master(t: LadderTarget, text: str) -> tuple[list[str], list[dict], list[dict]]:
+    variants, media = parse_master(text)
+    bad = []
+    want = {f"{w}x{h}" for w, h, _ in LADDER}
+    have = [v.get("RESOLUTION") for v in variants]
+    if sorted(have) != sorted(want):
+        bad.append(f"variants {have}, not {sorted(want)}")
+    rates = [int(v.get("BANDWIDTH", 0)) for v in sorted(variants, key=lambda v: -int(v.get("RESOLUTION", "0x0").split("x")[1]))]
+    if len(set(rates)) != len(rates) or rates != sorted(rates, reverse=True) or 0 in rates:
+        bad.append(f"BANDWIDTH {rates} not distinct and falling with the height")
+    audio = [m for m in media if m.get("TYPE") == "AUDIO"]
+    subs = [m for m in media if m.get("TYPE") == "SUBTITLES"]
+    langs = sorted(m.get("LANGUAGE") for m in audio)
+    if langs != sorted(lang for lang, _ in LADDER_AUDIO):
+        bad.append(f"audio renditions {langs}")
+    defaults = [m.get("LANGUAGE") for m in audio if m.get("DEFAULT") == "YES"]
+    if defaults != [LADDER_AUDIO[0][0]]:
+        bad.append(f"DEFAULT=YES audio {defaults}, not [{LADDER_AUDIO[0][0]}]")
+    if len({m.get("GROUP-ID") for m in audio}) != 1:
+        bad.append("the audio renditions are not one group")
+    if len(subs) != 1 or not subs[0].get("URI"):
+        bad.append(f"{len(subs)} subtitle rendition(s) with a URI, not 1")
+    for v in variants:
+        if audio and v.get("AUDIO") != audio[0].get("GROUP-ID"):
+            bad.append(f"{v.get('RESOLUTION')}: AUDIO={v.get('AUDIO')}")
+        if subs and v.get("SUBTITLES") != subs[0].get("GROUP-ID"):
+            bad.append(f"{v.get('RESOLUTION')}: SUBTITLES={v.get('SUBTITLES')}")
+        if "avc1" not in (v.get("CODECS") or "") or "mp4a" not in (v.get("CODECS") or ""):
+            bad.append(f"{v.get('RESOLUTION')}: CODECS={v.get('CODECS')}")
+    if t.source_master is not None:  # a relay's: every attribute the source gives, as the source gives it
+        src_variants, src_media = parse_master(t.source_master)
+        by_res = {v.get("RESOLUTION"): v for v in variants}
+        for sv in src_variants:
+            v = by_res.get(sv.get("RESOLUTION"), {})
+            for k in ("BANDWIDTH", "AVERAGE-BANDWIDTH", "CODECS", "FRAME-RATE"):
+                if k in sv and v.get(k) != sv[k]:
+                    bad.append(f"{sv.get('RESOLUTION')}: {k}={v.get(k)}, source {sv[k]}")
+        for sm in src_media:
+            match = [m for m in media if m.get("TYPE") == sm.get("TYPE") and m.get("NAME") == sm.get("NAME")]
+            if len(match) != 1:
+                bad.append(f"EXT-X-MEDIA {sm.get('TYPE')} {sm.get('NAME')}: {len(match)} in the relay's")
+                continue
+            for k in ("LANGUAGE", "DEFAULT", "AUTOSELECT", "CHANNELS"):
+                if sm.get(k) != match[0].get(k):
+                    bad.append(f"{sm.get('NAME')}: {k}={match[0].get(k)}, source {sm.get(k)}")
+    return bad, variants, media
+
+
+def check_ladder(t: LadderTarget, results: Results, work: Path) -> None:
+    """master, renditions, aligned, extinf (ladder) for one multivariant playlist."""
+    base = t.master.rsplit("/", 1)[0]
+    text = http_get(t.master).decode(errors="replace")
+    bad, variants, media = check_master(t, text)
+    results.add(t.label, "master", not bad, "; ".join(bad[:4]) or
+                f"{len(variants)} variants, audio {[m.get('LANGUAGE') for m in media if m.get('TYPE') == 'AUDIO']}, "
+                "subtitles" + (", mirrors the source's" if t.source_master is not None else ""))
+    renditions = [(f"video {v.get('RESOLUTION')}", "video", v["URI"], v) for v in variants]
+    renditions += [(f"{m['TYPE'].lower()} {m.get('LANGUAGE') or m.get('NAME')}", m["TYPE"].lower(), m["URI"], m)
+                   for m in media if m.get("URI") and m.get("TYPE") in ("AUDIO", "SUBTITLES")]
+    if not any(kind == "video" for _, kind, _, _ in renditions):
+        results.add(t.label, "renditions", False, "no variant in the master playlist")
+        return
+    playlists, problems = {}, []
+    for name, kind, uri, _ in renditions:
+        try:
+            playlists[name] = (kind, urllib.parse.urljoin(t.master, uri), parse_rendition(
+                http_get(urllib.parse.urljoin(t.master, uri)).decode(errors="replace")))
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            problems.append(f"{name} ({uri}): {e}")
+    # The newest MSNs every audio/video rendition lists (fetched one after the other, so the windows
+    # may differ by a segment).
+    av = {n: p for n, p in playlists.items() if p[0] in ("video", "audio")}
+    common = set.intersection(*({e["msn"] for e in p[2]["entries"] if not e["gap"]} for p in av.values())) if av else set()
+    msns = sorted(common)[-3:]
+    # The segments (and init sections) first, at once, while the playlists that list them are fresh.
+    fetched, errors = {}, {}
+    for name, (kind, url, pl) in playlists.items():
+        for e in pl["entries"]:
+            if kind != "subtitles" and not e["gap"] and e["msn"] in msns:
+                for key, uri in (((name, e["msn"]), e["uri"]), ((name, e["map"]), e["map"])):
+                    if uri is not None and key not in fetched:
+                        try:
+                            fetched[key] = http_get(urllib.parse.urljoin(url, uri))
+                        except (urllib.error.URLError, OSError) as ex:
+                            errors[key] = f"{uri}: {ex}"
+    spans: dict[int, dict[str, float]] = collections.defaultdict(dict)
+    extinf_bad, checked = [], 0
+    for name, (kind, url, pl) in playlists.items():
+        if kind == "subtitles":
+            vtt = [e for e in pl["entries"] if not e["gap"]]
+            if not vtt:
+                problems.append(f"subtitles: no segment")
+                continue
+            body = http_get(urllib.parse.urljoin(url, vtt[-1]["uri"]))
+            if not body.startswith((b"WEBVTT", b"\xef\xbb\xbfWEBVTT")) or not vtt[-1]["uri"].endswith(".vtt"):
+                problems.append(f"subtitles: {vtt[-1]['uri']} is not WebVTT ({body[:20]!r})")
+            continue
+        if not pl["entries"]:
+            problems.append(f"{name}: empty playlist")
+            continue
+        fmp4 = pl["map"] is not None
+        if fmp4 != (t.container == "fmp4"):
+            problems.append(f"{name}: {'fMP4 (EXT-X-MAP)' if fmp4 else 'no EXT-X-MAP'}, not {t.container}")
+        if fmp4 and (pl["version"] or 0) < 6:
+            problems.append(f"{name}: EXT-X-MAP with EXT-X-VERSION {pl['version']}")
+        init = b""
+        for e in pl["entries"]:
+            if e["gap"] or e["msn"] not in msns:
+                continue
+            data = fetched.get((name, e["msn"]))
+            if data is None:
+                problems.append(f"{name} {e['uri']}: {errors.get((name, e['msn']))}")
+                continue
+            if fmp4:
+                init = fetched.get((name, e["map"]), b"")
+                missing = fmp4_structure(init, data, "h264" if kind == "video" else None, kind == "audio")
+                if missing:
+                    problems.append(f"{name} {e['uri']}: no {', '.join(missing[:3])}")
+            elif data[:1] != b"\x47":
+                problems.append(f"{name} {e['uri']}: not MPEG-TS")
+            info = probe_media(init + data, work, f"{t.label}-{e['msn']}".replace(">", "-"))
+            codecs = {s["codec_type"]: s for s in info["streams"]}
+            want = "h264" if kind == "video" else "aac"
+            if codecs.get(kind, {}).get("codec_name") != want:
+                problems.append(f"{name} {e['uri']}: {kind} codec {codecs.get(kind, {}).get('codec_name')}, not {want}")
+                continue
+            if kind == "video" and f"{codecs['video'].get('width')}x{codecs['video'].get('height')}" != name.split()[1]:
+                problems.append(f"{name} {e['uri']}: {codecs['video'].get('width')}x{codecs['video'].get('height')}")
+            pk = info["packets"].get(kind, [])
+            if not pk:
+                problems.append(f"{name} {e['uri']}: no {kind} packets")
+                continue
+            if kind == "video" and not pk[0][2]:
+                problems.append(f"{name} {e['uri']}: does not start with a keyframe")
+            first, length = media_span(pk)
+            spans[e["msn"]][name] = first
+            checked += 1
+            if abs(length - e["extinf"]) > EXTINF_TOLERANCE:
+                extinf_bad.append(f"{name} {e['uri']} EXTINF {e['extinf']:.3f} holds {length:.3f} s")
+    want = len(LADDER) + len(LADDER_AUDIO) + 1
+    if len(playlists) != want:
+        problems.insert(0, f"{len(playlists)} renditions, not {want}")
+    results.add(t.label, "renditions", not problems and checked > 0, "; ".join(problems[:4]) or
+                f"{len(playlists)} renditions, {checked} segments probed ({t.container})")
+    results.add(t.label, "extinf", not extinf_bad and checked > 0, "; ".join(extinf_bad[:3]) or
+                f"{checked} segments within {EXTINF_TOLERANCE * 1000:.0f} ms")
+    # Aligned: the same MSN starts at the same time in every rendition: video within a frame of each
+    # other, audio within a frame of the video (an AAC frame is 21 ms: its cut is the nearest frame).
+    frame = 1.0 / FPS
+    misaligned = []
+    for msn in msns:
+        starts = spans.get(msn, {})
+        videos = [v for n, v in starts.items() if n.startswith("video")]
+        audios = {n: v for n, v in starts.items() if n.startswith("audio")}
+        if len(starts) != len(av):
+            misaligned.append(f"MSN {msn}: probed {len(starts)} of {len(av)} renditions")
+            continue
+        if max(videos) - min(videos) > frame / 2:
+            misaligned.append(f"MSN {msn}: video starts {[round(v, 3) for v in videos]}")
+        for n, a in audios.items():
+            if abs(a - min(videos)) > frame:
+                misaligned.append(f"MSN {msn}: {n} starts at {a:.3f}, video at {min(videos):.3f}")
+    if len(av) != len(LADDER) + len(LADDER_AUDIO):
+        misaligned.insert(0, f"{len(av)} audio/video renditions to compare, not {len(LADDER) + len(LADDER_AUDIO)}")
+    results.add(t.label, "aligned", bool(msns) and not misaligned, "; ".join(misaligned[:3]) if misaligned else
+                f"MSNs {msns} start together in {len(av)} renditions" if msns else "no MSN common to every rendition")
+
+
+def check_fmp4_channel(label: str, master: str, s: Source, results: Results, work: Path) -> None:
+    """A single-rendition channel with container fmp4 (the HEVC one): EXT-X-MAP, init and segment
+    structure (a box walk), ffprobe's codec tag (hvc1 for HEVC)."""
+    text = http_get(master).decode(errors="replace")
+    variants, _ = parse_master(text)
+    media_url = urllib.parse.urljoin(master, variants[0]["URI"]) if variants else master
+    pl = parse_rendition(http_get(media_url).decode(errors="replace"))
+    entries = [e for e in pl["entries"] if not e["gap"]]
+    if not entries or pl["map"] is None:
+        results.add(label, "fmp4", False, f"{len(entries)} segment(s), EXT-X-MAP {pl['map']!r} in {media_url.rsplit('/', 1)[-1]}")
+        return
+    e = entries[-1]
+    init = http_get(urllib.parse.urljoin(media_url, e["map"]))
+    data = http_get(urllib.parse.urljoin(media_url, e["uri"]))
+    missing = fmp4_structure(init, data, s.video, s.has_audio)
+    info = probe_media(init + data, work, f"{s.id}-fmp4")
+    tags = {st["codec_type"]: (st.get("codec_name"), st.get("codec_tag_string")) for st in info["streams"]}
+    want_tag = {"hevc": "hvc1", "h264": "avc1"}.get(s.video or "", None)
+    problems = [f"no {', '.join(missing)}"] if missing else []
+    if want_tag and tags.get("video", (None, None))[1] != want_tag:
+        problems.append(f"video {tags.get('video')}, not tag {want_tag}")
+    if s.has_audio and tags.get("audio", (None,))[0] != "aac":
+        problems.append(f"audio {tags.get('audio')}")
+    if (pl["version"] or 0) < 6:
+        problems.append(f"EXT-X-VERSION {pl['version']} with EXT-X-MAP")
+    results.add(label, "fmp4", not problems, "; ".join(problems) or
+                f"{e['uri']}: {tags} with {e['map']}: ftyp, moov/.../stsd/{want_tag or 'mp4a'}, moof/traf/tfdt+trun")
+
+
+# ---------------------------------------------------------------------------------------------
 # One run: every requested source on one relay.
 
 def missing_prerequisites() -> list[str]:
@@ -909,6 +1431,7 @@ def missing_prerequisites() -> list[str]:
             if subprocess.run(["gst-inspect-1.0", "--exists", element]).returncode != 0:
                 missing.append(f"GStreamer element {element} is missing (gstreamer1.0-plugins-bad / -good / -libav)")
     for path, hint in [(CHROMIUM, "apt-get install chromium"), (HLSJS, "run `npm ci` in server/web"),
+                       (SHAKA, "run `npm ci` in tests/players (scripts/web-deps.sh)"),
                        (PLAYWRIGHT, "run `npm ci` in tests/browser")]:
         if not path.exists():
             missing.append(f"{path} is missing: {hint}")
@@ -950,6 +1473,135 @@ def run_source_phase(name: str, targets: dict[str, str], sources: list[Source], 
                 results.add(s.kind, f"{player}{name}", ok, detail)
 
 
+def run_ladder_phase(targets: list[LadderTarget], results: Results, players: list[str], bound: float,
+                     switch: bool = True, goal: float = PLAY_GOAL, suffix: str = "") -> None:
+    """Every ladder target with every player at once: ffmpeg (every video and audio rendition),
+    GStreamer (playbin with the classic hlsdemux, which plays the default audio rendition of the group),
+    hls.js and Shaka forcing every variant and the other audio language (switch) or just playing."""
+    jobs = []
+    with concurrent.futures.ThreadPoolExecutor(len(targets) * 2 + 1) as ex:
+        futures = {}
+        for t in targets:
+            if "ffmpeg" in players:
+                futures[ex.submit(play_ffmpeg, t.master, goal, True, True, bound, ("0:v", "0:a"))] = (t, "ffmpeg")
+            if "gstreamer" in players:
+                futures[ex.submit(play_gstreamer, t.master, goal, True, True, bound)] = (t, "gstreamer")
+            for lib in ("hls.js", "shaka"):
+                if lib in players:
+                    jobs.append({"key": f"{t.label} {lib}", "label": t.label, "lib": lib, "url": t.master,
+                                 "heights": [h for _, h, _ in LADDER], "languages": [l for l, _ in LADDER_AUDIO],
+                                 "stall": STALL_SECONDS, "goal": goal, "switch": switch})
+        if jobs:
+            futures[ex.submit(HlsJs.play, jobs, bound, "switch_player.mjs")] = (None, "browser")
+        for f in concurrent.futures.as_completed(futures):
+            t, player = futures[f]
+            try:
+                value = f.result()
+            except Exception as e:
+                value = (False, f"harness error: {e!r}")
+            if player == "browser":
+                for j in jobs:
+                    ok, detail = value.get(j["key"], (False, "no result")) if isinstance(value, dict) else value
+                    results.add(j["label"], j["lib"] + ("/switch" if switch else "") + suffix, ok, detail)
+            else:
+                ok, detail = value
+                results.add(t.label, player + suffix, ok, detail)
+
+
+def rendition_heads(master: str, count: bool = False) -> dict[str, int]:
+    """Newest MSN (count: the number of segments listed) of every audio/video rendition of a master
+    playlist, by "video <res>" / "audio <lang>"; -1 where the playlist cannot be read."""
+    try:
+        variants, media = parse_master(http_get(master).decode(errors="replace"))
+    except (urllib.error.URLError, OSError):
+        return {}
+    out = {}
+    for name, uri in [(f"video {v.get('RESOLUTION')}", v["URI"]) for v in variants] + \
+                     [(f"audio {m.get('LANGUAGE')}", m["URI"]) for m in media if m.get("TYPE") == "AUDIO" and m.get("URI")]:
+        try:
+            entries = parse_rendition(http_get(urllib.parse.urljoin(master, uri)).decode(errors="replace"))["entries"]
+            listed = [e["msn"] for e in entries if not e["gap"]]
+            out[name] = len(listed) if count else max(listed, default=-1)
+        except (urllib.error.URLError, OSError, ValueError):
+            out[name] = -1
+    return out
+
+
+def fault_phase(s: Source, targets: list[LadderTarget], relay: "Relay | None", results: Results, players: list[str]) -> None:
+    """One rendition of the origin fails alone: the proxy 404s the middle variant's playlist for
+    FAULT_SECONDS. Meanwhile hls.js and Shaka play every target's master (no forced switch), and the
+    other renditions must keep publishing; the relay's status must show that rendition in
+    `renditions[]` (its state or last_error) and show it running again after, when it publishes again."""
+    w, h, _ = LADDER[FAULT_VARIANT]
+    failing = f"video {w}x{h}"
+    path = f"/{s.kind}/v{FAULT_VARIANT}.m3u8"   # the source's variant playlist, as ffmpeg names it
+    browsers = [p for p in players if p in ("hls.js", "shaka")]
+    phase = threading.Thread(target=run_ladder_phase, args=(targets, results, browsers, PHASE_BOUND + FAULT_SECONDS),
+                             kwargs={"switch": False, "goal": FAULT_SECONDS + 2 * PLAY_GOAL, "suffix": "/fault"})
+    phase.start()
+    heads = {t.label: rendition_heads(t.master) for t in targets}
+    log(f"{s.kind}: the origin 404s {path} for {FAULT_SECONDS} s")
+    s.proxy.fail(path, FAULT_SECONDS)
+    seen = {t.label: [] for t in targets}   # what the relay's status said about the failing rendition
+
+    def status_rendition(t: LadderTarget) -> dict | None:
+        ch = next(c for c in s.channels() if c.label == t.label)
+        st = relay.status(ch)
+        for r in st.get("renditions") or []:
+            if r.get("kind") == "video" and r.get("resolution") == f"{w}x{h}":
+                return r
+        return None
+
+    while s.proxy.failing():
+        if relay is None:
+            # On the source, players read only the variant they play: read the failing one as a relay
+            # would, so that the fault is seen to happen (the 404 count below).
+            try:
+                http_get(s.proxy.url + path)
+            except (urllib.error.URLError, OSError):
+                pass
+        if relay:
+            for t in targets:
+                r = status_rendition(t)
+                if r and (r.get("state") != "running" or r.get("last_error")):
+                    seen[t.label].append(f"{r.get('id')} {r.get('state')} {r.get('last_error')!r}")
+        time.sleep(0.5)
+    after = {t.label: rendition_heads(t.master) for t in targets}
+    log(f"{s.kind}: the origin serves {path} again ({s.proxy.failed_requests} request(s) got 404)")
+    for t in targets:
+        before, now = heads[t.label], after[t.label]
+        others = [n for n in before if n != failing]
+        stuck = [f"{n} {before[n]}->{now.get(n)}" for n in others if now.get(n, -1) <= before[n]]
+        results.add(t.label, "fault/others", bool(others) and not stuck and s.proxy.failed_requests > 0,
+                    f"stopped publishing while {failing} failed: " + ", ".join(stuck) if stuck else
+                    f"{len(others)} other renditions kept publishing while {failing} failed "
+                    f"({s.proxy.failed_requests} 404s)" if others else "no rendition in the master playlist")
+        if relay is None:
+            results.add(t.label, "fault/status", None, "on the source: no relay status to read")
+            continue
+        # Recovered: the failing rendition publishes again and the status says running, no error.
+        def recovered():
+            r = status_rendition(t)
+            head = rendition_heads(t.master).get(failing, -1)
+            return r is not None and r.get("state") == "running" and head > now.get(failing, -1) and r
+        try:
+            if not seen[t.label]:
+                raise TimeoutError("not waited for")  # it never failed in the status: nothing to recover from
+            wait_for(f"{t.label}: {failing} recovers after the fault", recovered)
+            back = True
+        except TimeoutError as e:
+            back = str(e)
+        r = status_rendition(t)
+        ch = next(c for c in s.channels() if c.label == t.label)
+        ok = bool(seen[t.label]) and back is True
+        results.add(t.label, "fault/status", ok,
+                    ("status never showed the failing rendition failing" + ("" if r else
+                     f" (no video {w}x{h} in renditions[]: {relay.status(ch).get('renditions')!r})")
+                     if not seen[t.label] else f"showed {seen[t.label][-1]}")
+                    + ("" if back is True else f"; {back}") + ("; recovered: running and publishing" if back is True else ""))
+    phase.join()
+
+
 def self_test(work: Path) -> int:
     """Proves the players' complaint patterns and the segment checks can fail: a clean TS passes them, the
     same TS with every 8th video packet dropped in its middle (lost packets, as on a bad network) fails."""
@@ -980,6 +1632,22 @@ def self_test(work: Path) -> int:
         results.add(name, "gstreamer", ok == expect, f"player says {'pass' if ok else 'fail'}: {detail}")
         cc = ts_continuity_errors(path.read_bytes())
         results.add(name, "continuity", (not cc) == expect, f"{len(cc)} continuity error(s)")
+    # The fMP4 box walk: HEVC fragmented MP4 tagged hvc1 passes, the same stream tagged hev1 fails, and
+    # so does an init section without its moov.
+    for tag in ("hvc1", "hev1"):
+        frag = work / f"{tag}.mp4"
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi", "-i",
+                        f"testsrc2=size=320x240:rate={FPS}", "-t", "2", "-c:v", "libx265", "-preset", "ultrafast",
+                        "-x265-params", "log-level=error", "-tag:v", tag, "-movflags",
+                        "frag_keyframe+empty_moov+default_base_moof", str(frag)], check=True, timeout=120)
+        data = frag.read_bytes()
+        first_moof = next(start - 8 for kind, start, _ in mp4_boxes(data) if kind == "moof")
+        init, rest = data[:first_moof], data[first_moof:]
+        missing = fmp4_structure(init, rest, "hevc", False)
+        results.add(f"fmp4 {tag}", "box-walk", (not missing) == (tag == "hvc1"), f"missing: {missing}")
+        if tag == "hvc1":
+            missing = fmp4_structure(init[:next(s - 8 for k, s, _ in mp4_boxes(init) if k == "moov")], rest, "hevc", False)
+            results.add("fmp4 no moov", "box-walk", bool(missing), f"missing: {missing}")
     print("\n=== self-test: each check passes the clean file and fails the broken one ===")
     print(results.table())
     return 1 if results.failed() else 0
@@ -989,9 +1657,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--source", action="append", choices=list(all_sources()), help="source kind (default: all)")
     ap.add_argument("--server", default=os.environ.get("HLSRELAY_SERVER", str(REPO / "build" / "server" / "hlsrelay-server")))
-    ap.add_argument("--player", action="append", choices=["ffmpeg", "gstreamer", "hls.js"])
+    ap.add_argument("--player", action="append", choices=["ffmpeg", "gstreamer", "hls.js", "shaka"],
+                    help="default: all; shaka plays the ladder sources only")
     ap.add_argument("--on-source", action="store_true", help="play the sources directly (calibration)")
     ap.add_argument("--no-outage", action="store_true", help="skip the outage phase")
+    ap.add_argument("--misalign", type=float, default=0.0, metavar="S",
+                    help="calibration: the ladders' middle variant is cut S seconds after the others (its segments "
+                    "no longer align: `aligned` must fail)")
     ap.add_argument("--bound", type=int, help="seconds the whole run may take (default: 280, plus 60 for each "
                     "source after the first)")
     ap.add_argument("--list", action="store_true", help="print the source kinds (';'-separated, for CMake)")
@@ -1013,8 +1685,10 @@ def main() -> int:
     if args.self_test:
         with tempfile.TemporaryDirectory(prefix="hlsrelay-players-self-test-") as d:
             return self_test(Path(d))
-    players = args.player or ["ffmpeg", "gstreamer", "hls.js"]
+    players = args.player or ["ffmpeg", "gstreamer", "hls.js", "shaka"]
     sources = [all_sources()[k] for k in (args.source or list(all_sources()))]
+    for s in sources:
+        s.misalign = args.misalign
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="hlsrelay-players-"))
     work.mkdir(parents=True, exist_ok=True)
     results = Results()
@@ -1050,19 +1724,49 @@ def main() -> int:
             s.start()
         for s in sources:
             wait_for(f"source {s.kind} is live", s.ready)
+        ladders = [s for s in sources if s.ladder]
+        plain = [s for s in sources if not s.ladder]
+        # Channels beyond a plain source's first (the HEVC source to fMP4): structure and ffmpeg.
+        extra = [c for s in plain for c in s.channels()[1:]] if not args.on_source else []
         if args.on_source:
-            targets = {s.kind: s.play_url for s in sources}
+            targets = {s.kind: s.play_url for s in plain}
+            ladder_targets = [LadderTarget(s.kind, s.play_url, s.container, s) for s in ladders]
         else:
             for s in sources:
                 relay.start(s)
-            for s in sources:
+            for s in plain:
                 collectors[s.kind] = Collector(relay, s)
-            for s in sources:
+            for s in plain:
                 wait_for(f"{s.kind}: the relay publishes segments",
                          lambda s=s: len(collectors[s.kind].segments) >= 2)
-            targets = {s.kind: relay.master(s) for s in sources}
+            targets = {s.kind: relay.master(s) for s in plain}
+            ladder_targets = [LadderTarget(c.label, relay.master(c), c.out_container, s,
+                                           source_master=http_get(s.url).decode(errors="replace"))
+                              for s in ladders for c in s.channels()]
+            for c in [c for s in ladders for c in s.channels()] + extra:
+                wait_for(f"{c.label}: the relay publishes every rendition", lambda c=c: relay.publishes(c))
         log("steady phase: " + ", ".join(players) + " on " + ", ".join(s.kind for s in sources))
-        run_source_phase("", targets, sources, PLAY_GOAL, results, players, bound=PHASE_BOUND)
+        steady = []
+        if plain:
+            steady.append(threading.Thread(target=run_source_phase, args=("", targets, plain, PLAY_GOAL, results,
+                                                                          [p for p in players if p != "shaka"], PHASE_BOUND)))
+        if ladder_targets:
+            steady.append(threading.Thread(target=run_ladder_phase, args=(ladder_targets, results, players,
+                                                                          PHASE_BOUND + 60)))
+        for c in extra:
+            steady.append(threading.Thread(target=lambda c=c: results.add(c.label, "ffmpeg", *play_ffmpeg(
+                relay.master(c), PLAY_GOAL, c.source.has_audio, bool(c.source.video), PHASE_BOUND))))
+        for th in steady:
+            th.start()
+        for th in steady:
+            th.join()
+        for lt in ladder_targets:
+            check_ladder(lt, results, work)
+        for c in extra:
+            check_fmp4_channel(c.label, relay.master(c), c.source, results, work)
+        for s in ladders:
+            if s.rendition_fault:
+                fault_phase(s, [lt for lt in ladder_targets if lt.source is s], relay, results, players)
 
         outage = [s for s in sources if s.outage and not args.no_outage]
         for s in sources:  # the others' output is checked over the steady phase only
@@ -1128,7 +1832,7 @@ def main() -> int:
         if not args.on_source:
             for c in collectors.values():
                 c.finish()
-            for s in sources:
+            for s in plain:
                 check_output(s, collectors[s.kind], results, work, s in outage, keep=bool(args.work_dir))
     except Exception as e:
         results.add("suite", "harness", False, f"{type(e).__name__}: {e}")
@@ -1148,6 +1852,9 @@ def main() -> int:
             if warnings:
                 print("--- hlsrelay-server warnings/errors (first 15) ---\n" + "\n".join(warnings[:15]))
         origin.close()
+        for s in sources:
+            if s.proxy:
+                s.proxy.close()
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
     print(f"\n=== player matrix ({'sources directly' if args.on_source else 'through hlsrelay'}), "
