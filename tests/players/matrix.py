@@ -845,6 +845,8 @@ class Collector:
         self.playlist_errors: set[str] = set()
         self.last_new = time.time()
         self.errors: list[str] = []
+        self.audio_uri: str | None = None               # the relay's audio rendition, "" when none
+        self.audio_segments: list[Segment] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -861,26 +863,52 @@ class Collector:
                     self.errors.append(f"index.m3u8: {e}")
                 self.stop.wait(0.5)
                 continue
+            if self.audio_uri is None:
+                self.audio_uri = self.default_audio()
             entries = parse_media_playlist(text)
             if entries:
                 newest = entries[-1]
                 if newest["pdt"] is not None:
                     ahead = newest["pdt"] + newest["extinf"] - received
                     self.pdt_ahead.append((ahead, newest["uri"]))
-            for e in entries:
-                if e["target"] is None or round(e["extinf"]) > e["target"]:
-                    self.playlist_errors.add(f"{e['uri']}: EXTINF {e['extinf']} vs TARGETDURATION {e['target']}")
-                if e["uri"] in seen:
-                    continue
-                seen.add(e["uri"])
+            self.collect(entries, base, "", received, seen, self.segments)
+            if self.audio_uri:  # the default audio rendition, when the audio is not in the video's segments
                 try:
-                    data = http_get(f"{base}/{e['uri']}")
-                except (urllib.error.URLError, OSError) as ex:
-                    self.errors.append(f"{e['uri']}: {ex}")
-                    continue
-                self.segments.append(Segment(e["uri"], e["extinf"], e["pdt"], e["discontinuity"], data, received))
-                self.last_new = received
+                    audio_text = http_get(f"{base}/{self.audio_uri}").decode()
+                    prefix = self.audio_uri.rsplit("/", 1)[0] + "/" if "/" in self.audio_uri else ""
+                    self.collect(parse_media_playlist(audio_text), base, prefix, time.time(), seen,
+                                 self.audio_segments)
+                except (urllib.error.URLError, OSError) as e:
+                    self.errors.append(f"{self.audio_uri}: {e}")
             self.stop.wait(0.5)
+
+    def default_audio(self) -> str:
+        """URI of the relay's default (else first) EXT-X-MEDIA audio rendition, "" when there is none."""
+        try:
+            _, media = parse_master(http_get(self.relay.master(self.s)).decode(errors="replace"))
+        except (urllib.error.URLError, OSError):
+            return ""
+        audio = [m for m in media if m.get("TYPE") == "AUDIO" and m.get("URI")]
+        audio.sort(key=lambda m: m.get("DEFAULT") != "YES")
+        return audio[0]["URI"] if audio else ""
+
+    def collect(self, entries: list[dict], base: str, prefix: str, received: float, seen: set[str],
+                into: list[Segment]) -> None:
+        for e in entries:
+            if e["target"] is None or round(e["extinf"]) > e["target"]:
+                self.playlist_errors.add(f"{e['uri']}: EXTINF {e['extinf']} vs TARGETDURATION {e['target']}")
+            uri = prefix + e["uri"]
+            if uri in seen:
+                continue
+            seen.add(uri)
+            try:
+                data = http_get(f"{base}/{uri}")
+            except (urllib.error.URLError, OSError) as ex:
+                self.errors.append(f"{uri}: {ex}")
+                continue
+            into.append(Segment(uri, e["extinf"], e["pdt"], e["discontinuity"], data, received))
+            if into is self.segments:
+                self.last_new = received
 
     def finish(self):
         self.stop.set()
@@ -961,7 +989,8 @@ def check_output(s: Source, c: Collector, results: Results, work: Path, outage_d
         d = work / f"{s.kind}-output"
         d.mkdir(exist_ok=True)
         with open(d / "segments.txt", "w") as f:
-            for g in segs:
+            for g in segs + c.audio_segments:
+                (d / g.uri).parent.mkdir(parents=True, exist_ok=True)
                 (d / g.uri).write_bytes(g.data)
                 f.write(f"{g.uri} extinf={g.extinf} pdt={g.pdt} discontinuity={g.discontinuity} listed_at={g.listed_at}\n")
     if c.errors:
@@ -1005,9 +1034,15 @@ def check_output(s: Source, c: Collector, results: Results, work: Path, outage_d
 
     # 3. Audio where the source has audio (every segment), video where it has video.
     if s.has_audio:
-        without = [g.uri for g in segs if not g.probe["streams"].get("audio")]
-        results.add(s.kind, "audio", not without, f"{len(without)}/{len(segs)} segments without audio"
-                    + (f" (e.g. {without[0]})" if without else ""))
+        # In the video's segments, or (a separate audio group in the source) in the default audio rendition's.
+        held = c.audio_segments if c.audio_segments else segs
+        if c.audio_segments:
+            for g in held:
+                g.probe = probe_segment(g.data, work)
+        without = [g.uri for g in held if not g.probe["streams"].get("audio")]
+        results.add(s.kind, "audio", not without and len(held) >= 3,
+                    f"{len(without)}/{len(held)} segments without audio" + (f" (e.g. {without[0]})" if without else "")
+                    + (f" in the audio rendition {c.audio_uri}" if c.audio_segments else ""))
 
     # 4. Nothing published twice: no identical segment bytes, no media packet in two segments.
     by_hash: dict[str, str] = {}
@@ -1261,7 +1296,12 @@ def check_master(t: LadderTarget, text: str) -> tuple[list[str], list[dict], lis
                 bad.append(f"EXT-X-MEDIA {sm.get('TYPE')} {sm.get('NAME')}: {len(match)} in the relay's")
                 continue
             for k in ("LANGUAGE", "DEFAULT", "AUTOSELECT", "CHANNELS"):
-                if sm.get(k) != match[0].get(k):
+                want, ours = sm.get(k), match[0].get(k)
+                if k == "AUTOSELECT":  # absent means NO; with DEFAULT=YES it must be YES (RFC 8216 4.3.4.1),
+                    # which ffmpeg 5.1's masters leave out and a relay's spells out
+                    want = "YES" if sm.get("DEFAULT") == "YES" else (want or "NO")
+                    ours = ours or "NO"
+                if want != ours:
                     bad.append(f"{sm.get('NAME')}: {k}={match[0].get(k)}, source {sm.get(k)}")
     return bad, variants, media
 

@@ -86,6 +86,17 @@ function start(job) {
     shaka.polyfill.installAll();
     const player = (window.player = new shaka.Player());
     player.configure({ streaming: { lowLatencyMode: false } });
+    // Where Shaka jumps a gap: the playhead, the phase and the buffered ranges per type just before.
+    T.jumps = [];
+    let jumps = 0, info = null;
+    const round = (rs) => (rs || []).map((r) => [+r.start.toFixed(3), +r.end.toFixed(3)]);
+    setInterval(() => {
+      const n = player.getStats().gapsJumped || 0;
+      if (n > jumps && T.jumps.length < 5) T.jumps.push({ at: +video.currentTime.toFixed(3), phase: T.phase || "start", before: info });
+      jumps = n;
+      const b = player.getBufferedInfo();
+      info = { video: round(b.video), audio: round(b.audio) };
+    }, 100);
     player.addEventListener("error", (e) => err({ details: `shaka ${e.detail?.code}`, fatal: e.detail?.severity === 2,
       reason: String(e.detail?.message || JSON.stringify(e.detail?.data || "").slice(0, 200)) }));
     player.attach(video).then(() => player.load(job.url)).then(() => {
@@ -131,7 +142,7 @@ async function play(job) {
       return { now: v.currentTime, height: v.videoHeight, ranges, fatal: T.fatal, stall: T.stall, start: T.start,
         levels: T.levels, audioTracks: T.audioTracks, gapEvents: T.gapEvents, stats, active, errors: T.errors,
         mediaError: v.error ? `${v.error.code} ${v.error.message}` : null, audioFrags: T.audioFrags,
-        audioBytes: v.webkitAudioDecodedByteCount ?? null };
+        audioBytes: v.webkitAudioDecodedByteCount ?? null, jumps: T.jumps || [] };
     });
     const broken = (s) => s.fatal ? `fatal ${s.fatal.details}: ${s.fatal.reason}` : s.mediaError ? `video element error ${s.mediaError}`
       : s.stall ? `stall: ${s.stall}` : null;
@@ -206,7 +217,8 @@ async function play(job) {
     if (job.switch) {
       problems.push(...gaps.map((g) => `gap ${g}`));
       if (s.gapEvents > base.gapEvents) problems.push(`hls.js jumped ${s.gapEvents - base.gapEvents} hole(s) in the buffer`);
-      if ((s.stats?.gapsJumped || 0) > base.gapsJumped) problems.push(`Shaka jumped ${s.stats.gapsJumped - base.gapsJumped} gap(s)`);
+      if ((s.stats?.gapsJumped || 0) > base.gapsJumped) problems.push(`Shaka jumped ${s.stats.gapsJumped - base.gapsJumped} gap(s)`
+        + ` (${JSON.stringify(s.jumps)})`);
     }
     if (s.audioBytes === 0) problems.push("no audio decoded");
     const counts = {};
