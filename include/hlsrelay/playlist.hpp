@@ -76,8 +76,10 @@ inline std::string render_media_playlist(const std::deque<SegmentPtr>& listed, i
             out += "\"\n";
             mapped = s->init.get();
         }
-        out += "#EXT-X-PROGRAM-DATE-TIME:";
-        out += format_date_time(s->program_date_time);
+        if (s->program_date_time != SystemClock::time_point{}) {
+            out += "#EXT-X-PROGRAM-DATE-TIME:";
+            out += format_date_time(s->program_date_time);
+        }
         std::snprintf(extinf, sizeof extinf, "\n#EXTINF:%.3f,\n", s->duration);
         out += extinf;
         if (s->gap) out += "#EXT-X-GAP\n";

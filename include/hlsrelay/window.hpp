@@ -85,6 +85,7 @@ struct Segment {
     SegmentFormat format = SegmentFormat::ts;
     InitPtr init;                        // fmp4: the init section these media bytes need
     double duration = 0;                 // seconds, from presentation timestamps
+    // EXT-X-PROGRAM-DATE-TIME; the epoch (the default) is undated: the playlist names no date.
     SystemClock::time_point program_date_time{};
     SteadyClock::time_point published{};
     std::string data;                    // the segment's bytes

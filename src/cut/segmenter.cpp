@@ -627,6 +627,7 @@ void Segmenter::finish_segment(int64_t end_pts) {
     seg.duration = std::max(0.001, static_cast<double>(end - media_start_) / kTicks);
     seg.keyframe_start = segment_keyframe_;
     seg.program_date_time = date_of(media_start_, seg.duration, false);
+    seg.dated_by_source = last_date_from_source_;
     emit(std::move(seg));
 }
 
@@ -659,6 +660,7 @@ SystemClock::time_point Segmenter::date_of(int64_t pts, double duration, bool ts
             std::chrono::duration<double>(static_cast<double>(ticks) / kTicks));
     };
     auto diff = [&](int64_t from, int64_t to) { return ts33 ? ts::ts_diff(from, to) : to - from; };
+    last_date_from_source_ = true;
     if (source_date_ && previous_source_date_ && diff(source_date_->pts, pts) < 0) {
         const int64_t d = diff(previous_source_date_->pts, pts);
         if (d >= 0 && d < 600 * kTicks) return previous_source_date_->wall + seconds(d);
@@ -668,6 +670,7 @@ SystemClock::time_point Segmenter::date_of(int64_t pts, double duration, bool ts
         if (d > -600 * kTicks && d < 600 * kTicks) return source_date_->wall + seconds(d);
         source_date_.reset();  // a timeline the source's date does not describe
     }
+    last_date_from_source_ = false;
     SystemClock::time_point date = anchor_wall_ + seconds(diff(anchor_pts_, pts));
     const SystemClock::time_point latest =
         SystemClock::now() - std::chrono::duration_cast<SystemClock::duration>(std::chrono::duration<double>(duration));
@@ -820,6 +823,7 @@ void Segmenter::publish_cut(ts::Cut&& cut) {
     }
     seg.keyframe_start = cut.keyframe_start;
     seg.program_date_time = date_of(cut.start_pts, seg.duration, true);
+    seg.dated_by_source = last_date_from_source_;
     emit(std::move(seg));
 }
 
@@ -910,6 +914,7 @@ void Segmenter::finish_fmp4() {
         need_rebase_ = false;
     }
     seg.program_date_time = date_of(start, seg.duration, false);
+    seg.dated_by_source = last_date_from_source_;
     emit(std::move(seg));
 }
 

@@ -27,6 +27,7 @@ struct CutSegment {
     bool discontinuity = false;
     bool keyframe_start = true;
     SystemClock::time_point program_date_time{};
+    bool dated_by_source = false;  // program_date_time is on the source's clock (its PDT), not by arrival
     SegmentFormat format = SegmentFormat::ts;
     InitPtr init;  // fmp4: the init section the bytes need (the same pointer while it is unchanged)
 };
@@ -117,6 +118,7 @@ private:
     void note(std::string text);
     double cut_limit() const;
     SystemClock::time_point date_of(int64_t pts, double duration, bool ts33);
+    bool last_date_from_source_ = false;  // what the last date_of went by
     int64_t next_timeline_start() const;
 
     double segment_duration_;

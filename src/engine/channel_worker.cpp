@@ -701,8 +701,8 @@ void ChannelWorker::publish_gap(int64_t sequence, double duration, const Segment
         gap->gap = true;
         gap->format = format_;
         gap->duration = std::max(0.001, duration);
-        gap->program_date_time = SystemClock::now() - std::chrono::duration_cast<SystemClock::duration>(
-                                                          std::chrono::duration<double>(gap->duration));
+        // The date the other renditions gave this number, if any (a gap teaches nothing).
+        gap->program_date_time = role_->map->known_date(n);
         publish_segment(std::move(gap), segmenter);
     }
 }
@@ -717,9 +717,7 @@ void ChannelWorker::publish_subtitle(std::string&& data, double duration, const 
     CutSegment cut;
     cut.data = std::move(data);
     cut.duration = std::max(0.001, duration);
-    cut.format = SegmentFormat::webvtt;
-    cut.program_date_time = SystemClock::now() - std::chrono::duration_cast<SystemClock::duration>(
-                                                     std::chrono::duration<double>(cut.duration));
+    cut.format = SegmentFormat::webvtt;  // dated as its video and audio siblings are (publish)
     longest_subtitle_ = std::max(longest_subtitle_, cut.duration);
     publish(std::move(cut), segmenter);
 }
@@ -742,7 +740,17 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
     segment->duration = cut.duration;
     segment->discontinuity = cut.discontinuity;
     segment->keyframe_start = cut.keyframe_start;
-    segment->program_date_time = cut.program_date_time;
+    // A rendition is dated only on its source's clock, and then alike in every rendition
+    // (SequenceMap::date). Dates by arrival, each rendition's own, put Shaka's live edge where the
+    // newest segment ends and left it so little of the window that switches fell out of it (it
+    // stalled on every forced switch); undated renditions are lined up by their numbers.
+    if (role_) {
+        segment->program_date_time = cut.dated_by_source
+                                         ? role_->map->date(segment->sequence, cut.program_date_time, date_correction_)
+                                         : role_->map->known_date(segment->sequence);
+    } else {
+        segment->program_date_time = cut.program_date_time;
+    }
     segment->format = cut.format;
     segment->init = std::move(cut.init);
     segment->data = std::move(cut.data);

@@ -202,6 +202,7 @@ private:
     bool published_any_ = false;
     SegmentFormat format_ = SegmentFormat::ts;
     double longest_subtitle_ = 0;
+    SystemClock::duration date_correction_{};  // role_->map's dates minus ours (SequenceMap::date)
     std::shared_ptr<const std::string> prefixed_playlist_;  // out_mu_: the top rendition's, URIs "<id>/"
 
     // A presentation: its children and what its master lists (children_mu_).

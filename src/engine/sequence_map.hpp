@@ -3,10 +3,17 @@
 // span in every rendition (the source's renditions are numbered alike in a conforming ladder). All
 // renditions start at the same source number (chosen from the highest video variant's live edge);
 // an origin that restarts its numbering is rebased once for all of them.
+// It also holds the dates of a source that has them: an output number has one
+// EXT-X-PROGRAM-DATE-TIME in every rendition (players such as Shaka line renditions up by their
+// dates, and a rendition dated a second off the others is a gap or an overlap at every switch).
 #pragma once
 
+#include <hlsrelay/window.hpp>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 
 namespace hlsrelay {
@@ -46,10 +53,36 @@ public:
         next_output_ = std::max(next_output_, next);
     }
 
+    // The date of output number `sequence` in every rendition. The first rendition to publish it
+    // dates it: its own date (`own`, by its source's PDT or by arrival) moved by `correction`, what
+    // it learnt when it last took another's date (own dates of two renditions differ by when each
+    // one's first segment arrived). The others take that date and learn the difference to their
+    // own. Only the newest kDates numbers are kept.
+    SystemClock::time_point date(int64_t sequence, SystemClock::time_point own, SystemClock::duration& correction) {
+        std::lock_guard lock(mu_);
+        if (const auto it = dates_.find(sequence); it != dates_.end()) {
+            correction = it->second - own;
+            return it->second;
+        }
+        const SystemClock::time_point date = own + correction;
+        if (!dates_.empty() && sequence < dates_.begin()->first) return date;  // older than any kept
+        dates_.emplace(sequence, date);
+        while (dates_.size() > kDates) dates_.erase(dates_.begin());
+        return date;
+    }
+    // The date some rendition gave `sequence`; the epoch (undated) when none did.
+    SystemClock::time_point known_date(int64_t sequence) const {
+        std::lock_guard lock(mu_);
+        const auto it = dates_.find(sequence);
+        return it == dates_.end() ? SystemClock::time_point{} : it->second;
+    }
+    static constexpr size_t kDates = 256;
+
 private:
     mutable std::mutex mu_;
     Mapping mapping_;
     int64_t next_output_;
+    std::map<int64_t, SystemClock::time_point> dates_;
 };
 
 }  // namespace hlsrelay

@@ -317,6 +317,7 @@ class Source:
     ladder: bool = False           # a 3-variant ladder + 2 audio languages + WebVTT subtitles (see LADDER)
     outputs: tuple = ("",)         # the relay's channels of this source, by `container` ("": the field left out)
     rendition_fault: bool = False  # the origin 404s one variant's playlist for FAULT_SECONDS (see FaultProxy)
+    dated: bool = False            # the source's playlists carry EXT-X-PROGRAM-DATE-TIME (ladders)
     misalign: float = 0.0          # --misalign: the FAULT_VARIANT's cuts come this much late (calibration)
     # filled in at run time
     url: str = ""                  # what the relay reads
@@ -431,7 +432,8 @@ class Source:
                     for i, (lang, _) in enumerate(LADDER_AUDIO)]
         ext = "m4s" if self.fmp4 else "ts"
         a += ["-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_list_size", "8", "-hls_delete_threshold", "4",
-              "-hls_flags", "delete_segments+temp_file", "-master_pl_name", "master.m3u8",
+              "-hls_flags", "delete_segments+temp_file" + ("+program_date_time" if self.dated else ""),
+              "-master_pl_name", "master.m3u8",
               "-var_stream_map", " ".join(streams)]
         if self.fmp4:
             a += ["-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init_%v.mp4",
@@ -545,8 +547,8 @@ def all_sources() -> dict[str, Source]:
         Source("udp", "MPEG-TS over UDP, H.264 + AAC", "udp", outage="restart"),
         Source("ladder-ts", "HLS ladder, MPEG-TS: 3 H.264 variants, AAC eng + deu, WebVTT", "hls", ladder=True,
                outputs=("ts", "fmp4"), rendition_fault=True),
-        Source("ladder-fmp4", "HLS ladder, fMP4: 3 H.264 variants, AAC eng + deu, WebVTT", "hls", ladder=True,
-               fmp4=True, outputs=("fmp4", "ts")),
+        Source("ladder-fmp4", "HLS ladder, fMP4: 3 H.264 variants, AAC eng + deu, WebVTT, dated (PDT)", "hls",
+               ladder=True, fmp4=True, dated=True, outputs=("fmp4", "ts")),
     ]}
 
 
@@ -1025,7 +1027,10 @@ def check_output(s: Source, c: Collector, results: Results, work: Path, outage_d
                 else f"{len(segs)} segments within {EXTINF_TOLERANCE * 1000:.0f} ms")
 
     # 2. PROGRAM-DATE-TIME never in the future.
-    if not c.pdt_ahead:
+    if not c.pdt_ahead and s.audio_group and not s.dated:
+        results.add(s.kind, "pdt", True, "undated, as the source: a multivariant presentation is dated only by "
+                    "its source's PDT")
+    elif not c.pdt_ahead:
         results.add(s.kind, "pdt", False, "no PROGRAM-DATE-TIME in the output")
     else:
         worst = max(c.pdt_ahead)
@@ -1145,7 +1150,7 @@ def parse_master(text: str) -> tuple[list[dict], list[dict]]:
 def parse_rendition(text: str) -> dict:
     """A media playlist: version, target, media sequence, EXT-X-MAP URI, entries with their MSN."""
     out = {"version": None, "target": None, "msn": 0, "map": None, "entries": []}
-    extinf, gap, index = None, False, 0
+    extinf, gap, index, pdt = None, False, 0, None
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("#EXT-X-VERSION:"):
@@ -1160,10 +1165,12 @@ def parse_rendition(text: str) -> dict:
             extinf = float(line[8:].split(",")[0])
         elif line == "#EXT-X-GAP":
             gap = True
+        elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            pdt = dt.datetime.fromisoformat(line.split(":", 1)[1].replace("Z", "+00:00")).timestamp()
         elif line and not line.startswith("#"):
             out["entries"].append({"msn": out["msn"] + index, "uri": line, "extinf": extinf, "gap": gap,
-                                   "map": out["map"]})
-            index, extinf, gap = index + 1, None, False
+                                   "map": out["map"], "pdt": pdt})
+            index, extinf, gap, pdt = index + 1, None, False, None
     return out
 
 
@@ -1424,6 +1431,28 @@ def check_ladder(t: LadderTarget, results: Results, work: Path) -> None:
         misaligned.insert(0, f"{len(av)} audio/video renditions to compare, not {len(LADDER) + len(LADDER_AUDIO)}")
     results.add(t.label, "aligned", bool(msns) and not misaligned, "; ".join(misaligned[:3]) if misaligned else
                 f"MSNs {msns} start together in {len(av)} renditions" if msns else "no MSN common to every rendition")
+    # Dates: a relay's renditions are dated by the source's PDT, one date per MSN in every rendition
+    # (Shaka lines renditions up by their dates), and undated when the source is (dates by arrival,
+    # each rendition's own, left Shaka so little of the window that forced switches fell out of it).
+    if t.source_master is not None:
+        dates: dict[int, dict[str, float]] = collections.defaultdict(dict)
+        for name, (kind, _, pl) in playlists.items():
+            for e in pl["entries"]:
+                if e["pdt"] is not None:
+                    dates[e["msn"]][name] = e["pdt"]
+        listed = sum(len(p[2]["entries"]) for p in playlists.values())
+        dated = sum(len(d) for d in dates.values())
+        apart = [f"MSN {m}: " + ", ".join(f"{n} {v % 60:.3f}" for n, v in d.items())
+                 for m, d in sorted(dates.items()) if max(d.values()) - min(d.values()) > 0.001]
+        if t.source.dated:
+            ok = not apart and dated == listed and listed > 0
+            detail = "; ".join(apart[:2]) or (f"{dated}/{listed} segments dated" if dated != listed else
+                                              f"{listed} segments, one PDT per MSN across {len(playlists)} renditions")
+        else:
+            ok = dated == 0
+            detail = f"{dated}/{listed} segments dated, the source has no PDT" if dated else \
+                f"undated, as the source ({listed} segments)"
+        results.add(t.label, "dates", ok, detail)
 
 
 def check_fmp4_channel(label: str, master: str, s: Source, results: Results, work: Path) -> None:

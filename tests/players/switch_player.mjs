@@ -60,7 +60,15 @@ function start(job) {
     if (T.start === null || video.paused || video.ended) { lastMove = now; return; }
     const still = (now - lastMove) / 1000;
     T.stallMax = Math.max(T.stallMax, still);
-    if (still >= job.stall && !T.stall) T.stall = `currentTime stuck at ${video.currentTime.toFixed(2)} for ${still.toFixed(1)} s (${T.phase || "start"})`;
+    if (still >= job.stall && !T.stall) {
+      T.stall = `currentTime stuck at ${video.currentTime.toFixed(2)} for ${still.toFixed(1)} s (${T.phase || "start"})`;
+      if (window.shaka && window.player instanceof shaka.Player) {  // what Shaka holds and may play
+        const b = player.getBufferedInfo(), r = player.seekRange();
+        const round = (rs) => (rs || []).map((x) => [+x.start.toFixed(3), +x.end.toFixed(3)]);
+        T.stall += `; buffered video ${JSON.stringify(round(b.video))} audio ${JSON.stringify(round(b.audio))},`
+          + ` seek range [${r.start.toFixed(2)}, ${r.end.toFixed(2)}]`;
+      }
+    }
   }, 250);
   video.addEventListener("playing", () => { if (T.start === null) T.start = video.currentTime; });
   const err = (e) => { T.errors.push(e); if (e.fatal && !T.fatal) T.fatal = e; };
@@ -116,6 +124,7 @@ async function play(job) {
   page.on("pageerror", (e) => consoleLog.push(`pageerror: ${e.message}`));
   const deadline = Date.now() + boundMs;
   const log = [];
+  let lastErrors = [];
   try {
     await page.goto(pageUrl, { waitUntil: "load", timeout: 20_000 });
     const loaded = await page.evaluate((lib) => lib === "hls.js" ? typeof window.Hls === "function" && Hls.isSupported()
@@ -150,6 +159,7 @@ async function play(job) {
     const until = async (what, cond) => {
       for (;;) {
         const s = await snapshot();
+        lastErrors = s.errors;
         const b = broken(s);
         if (b) throw new Error(`${b} (while waiting for ${what})`);
         if (cond(s)) return s;
@@ -225,10 +235,11 @@ async function play(job) {
     for (const e of s.errors) counts[e.details] = (counts[e.details] || 0) + 1;
     const others = Object.entries(counts).map(([k, n]) => `${k}x${n}`).join(",");
     const detail = (problems.length ? problems.join("; ") + "; " : "") + log.join(", ")
-      + (s.stats ? `, stalls ${s.stats.stallsDetected}` : "") + (others ? ` [errors: ${others}]` : "");
+      + (s.stats ? `, stalls ${s.stats.stallsDetected}` : "") + (others ? ` [errors: ${others}; first: ${s.errors[0].reason.slice(0, 160)}]` : "");
     return { ok: problems.length === 0, detail: detail + (consoleLog.length ? ` (${consoleLog[0]})` : "") };
   } catch (e) {
-    return { ok: false, detail: `${e.message.split("\n")[0]}; ${log.join(", ")}` + (consoleLog.length ? ` (${consoleLog[0]})` : "") };
+    const first = lastErrors.length ? ` [first error: ${lastErrors[0].details} ${lastErrors[0].reason.slice(0, 160)}]` : "";
+    return { ok: false, detail: `${e.message.split("\n")[0]}; ${log.join(", ")}${first}` + (consoleLog.length ? ` (${consoleLog[0]})` : "") };
   } finally {
     await page.close().catch(() => {});
   }
