@@ -3,7 +3,7 @@
 # build-fuzz and runs each for a bounded time from its seed corpus. New interesting inputs go to
 # build-fuzz/corpus/<target> (not the repository); a crash stops with the input saved as
 # build-fuzz/artifacts/<target>/crash-* and a non-zero exit.
-#   scripts/fuzz.sh [seconds per target, default 30] [target...]
+#   scripts/fuzz.sh [seconds per target, default 30] [target...]   (CI: 20 s each, scripts/test.sh)
 # HLSRELAY_FUZZ_SKIP_BUILD=1 runs the binaries already built (e.g. two runs side by side, one build);
 # HLSRELAY_FUZZ_BUILD_ONLY=1 builds them and runs nothing.
 set -euo pipefail
@@ -12,7 +12,7 @@ root=$(pwd)
 seconds=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(channels m3u8 http_request http_response ts_segmenter ts_cutter)
+[ ${#targets[@]} -eq 0 ] && targets=(channels m3u8 http_request http_response ts_segmenter ts_cutter fmp4)
 dir=${HLSRELAY_FUZZ_BUILD_DIR:-build-fuzz}
 
 start=$(date +%s)

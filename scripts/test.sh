@@ -71,10 +71,10 @@ if [ $quick -eq 0 ]; then
   start_bg_build build-fuzz env HLSRELAY_FUZZ_BUILD_ONLY=1 scripts/fuzz.sh
   (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
      ctest --output-on-failure -j2 --timeout 1200 -R "^(engine|server):" -E "browser") || status=1
-  # libFuzzer with clang (build-fuzz): each of the 6 targets for 30 s from its seed corpus.
-  stage "libFuzzer (${HLSRELAY_FUZZ_SECONDS:-30} s per target)"
+  # libFuzzer with clang (build-fuzz): each of the 7 targets for 20 s from its seed corpus.
+  stage "libFuzzer (${HLSRELAY_FUZZ_SECONDS:-20} s per target)"
   wait_bg_build || status=1
-  HLSRELAY_FUZZ_SKIP_BUILD=1 scripts/fuzz.sh "${HLSRELAY_FUZZ_SECONDS:-30}" || status=1
+  HLSRELAY_FUZZ_SKIP_BUILD=1 scripts/fuzz.sh "${HLSRELAY_FUZZ_SECONDS:-20}" || status=1
 fi
 stage "done"
 if [ $status -ne 0 ]; then echo "== FAILED"; else echo "== all suites passed"; fi

@@ -292,8 +292,8 @@ void ChannelWorker::run() {
             source_sequence_ = -1;
         };
         if (role_->kind == RenditionKind::subtitles)
-            pin_.passthrough = [this, &segmenter](std::string&& data, double duration) {
-                publish_subtitle(std::move(data), duration, segmenter);
+            pin_.passthrough = [this, &segmenter](std::string&& data, double duration, const std::optional<std::string>& date) {
+                publish_subtitle(std::move(data), duration, date, segmenter);
             };
     }
     const std::vector<std::string> urls = role_ ? std::vector<std::string>{role_->url} : channel_.urls;
@@ -707,7 +707,8 @@ void ChannelWorker::publish_gap(int64_t sequence, double duration, const Segment
     }
 }
 
-void ChannelWorker::publish_subtitle(std::string&& data, double duration, const Segmenter& segmenter) {
+void ChannelWorker::publish_subtitle(std::string&& data, double duration, const std::optional<std::string>& date,
+                                     const Segmenter& segmenter) {
     if (data.size() > kMaxSubtitleBytes) {
         set_error("a subtitle segment of " + std::to_string(data.size()) + " bytes was skipped (at most " +
                       std::to_string(kMaxSubtitleBytes) + ")",
@@ -717,7 +718,12 @@ void ChannelWorker::publish_subtitle(std::string&& data, double duration, const 
     CutSegment cut;
     cut.data = std::move(data);
     cut.duration = std::max(0.001, duration);
-    cut.format = SegmentFormat::webvtt;  // dated as its video and audio siblings are (publish)
+    cut.format = SegmentFormat::webvtt;
+    // Dated by its own PDT when the source gives it one, else as its siblings dated the number (publish).
+    if (const auto when = date ? parse_date_time(*date) : std::nullopt) {
+        cut.program_date_time = *when;
+        cut.dated_by_source = true;
+    }
     longest_subtitle_ = std::max(longest_subtitle_, cut.duration);
     publish(std::move(cut), segmenter);
 }

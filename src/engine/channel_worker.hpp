@@ -103,7 +103,8 @@ private:
     int64_t aligned_start(int64_t live_start, int64_t first, int64_t last);
     int64_t aligned_restart(int64_t live_start, int64_t first, int64_t last);
     void publish_gap(int64_t sequence, double duration, const Segmenter& segmenter);
-    void publish_subtitle(std::string&& data, double duration, const Segmenter& segmenter);
+    void publish_subtitle(std::string&& data, double duration, const std::optional<std::string>& date,
+                          const Segmenter& segmenter);
     void publish(CutSegment&& cut, const Segmenter& segmenter);
     void publish_segment(std::shared_ptr<Segment> segment, const Segmenter& segmenter);
     std::shared_ptr<Segment> new_segment();

@@ -350,7 +350,7 @@ private:
         lost_in_a_row_ = 0;
         if (already_taken(seg, data)) return;
         if (ctx_.pinned && ctx_.pinned->passthrough) {  // subtitles: passed on as they are
-            ctx_.pinned->passthrough(std::move(data), seg.duration);
+            ctx_.pinned->passthrough(std::move(data), seg.duration, seg.program_date_time);
             force_discontinuity_ = false;
             started_ = true;
             return;

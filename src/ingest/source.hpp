@@ -38,7 +38,8 @@ struct PinnedPlaylist {
     // numbering (the same for every rendition of the channel), given the client's own choice.
     std::function<int64_t(int64_t live_start, int64_t first, int64_t last)> restarted;
     // Set: the segments are not cut but handed over whole, byte for byte (WebVTT subtitles).
-    std::function<void(std::string&& data, double duration)> passthrough;
+    // date: the segment's EXT-X-PROGRAM-DATE-TIME as the source wrote it, if it has one.
+    std::function<void(std::string&& data, double duration, const std::optional<std::string>& date)> passthrough;
 };
 
 struct SourceContext {

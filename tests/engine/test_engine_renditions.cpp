@@ -7,6 +7,7 @@
 #include "support/scripted_origin.hpp"
 #include "ts_probe.hpp"
 
+#include "cut/segmenter.hpp"
 #include "ingest/m3u8.hpp"
 
 #include <hlsrelay/status.hpp>
@@ -288,6 +289,67 @@ TEST_CASE("renditions: a ladder comes out as a ladder, aligned, with its audio a
     for (const auto& r : all) CHECK(std::filesystem::exists(dir / r / "index.m3u8"));
     engine.stop(id);
     CHECK_FALSE(std::filesystem::exists(dir));
+}
+
+// Dates of every listed segment of a media playlist: MSN -> the EXT-X-PROGRAM-DATE-TIME as written.
+static std::map<int64_t, std::string> dates_of(const std::string& playlist) {
+    std::map<int64_t, std::string> out;
+    int64_t sequence = 0;
+    std::string date;
+    std::istringstream in(playlist);
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("#EXT-X-MEDIA-SEQUENCE:", 0) == 0) sequence = std::stoll(line.substr(22));
+        else if (line.rfind("#EXT-X-PROGRAM-DATE-TIME:", 0) == 0) date = line.substr(25);
+        else if (!line.empty() && line[0] != '#') {
+            if (!date.empty()) out[sequence] = date;
+            ++sequence;
+            date.clear();
+        }
+    }
+    return out;
+}
+
+TEST_CASE("renditions: dated alike by the source's PDT, undated without one", "[renditions]") {
+    const bool dated = GENERATE(true, false);
+    INFO((dated ? "a dated source" : "an undated source"));
+    ScriptedOrigin origin(std::chrono::milliseconds(1000));
+    serve_ladder(origin, ladder_master());
+    const auto t0 = std::chrono::system_clock::now() - std::chrono::seconds(40);
+    if (dated) origin.date_from(t0);
+    origin.start(4);
+    Engine engine(quick_settings(1.0, 6));
+    const auto id = engine.add_channel(channel("Ladder dates", {origin.url("master.m3u8")})).id;
+    engine.start(id);
+    const std::vector<std::string> all{"v0", "v1", "a0", "a1", "s0"};
+    REQUIRE(wait_until([&] { return all_listed(engine, id, all, 4); }, std::chrono::seconds(40)));
+    std::map<int64_t, std::map<std::string, std::string>> by_msn;  // msn -> rendition -> date
+    std::size_t segments = 0;
+    for (const auto& r : all) {
+        const std::string text = text_of(engine, id, r + "/index.m3u8");
+        for (const auto& l : listed(text)) segments += l.gap ? 0 : 1;
+        for (const auto& [msn, date] : dates_of(text)) by_msn[msn][r] = date;
+    }
+    if (!dated) {
+        CHECK(by_msn.empty());  // no date made up by arrival, rendition by rendition
+        CHECK(text_of(engine, id, "index.m3u8").find("PROGRAM-DATE-TIME") == std::string::npos);
+        return;
+    }
+    std::size_t dated_segments = 0;
+    for (const auto& [msn, dates] : by_msn) {
+        dated_segments += dates.size();
+        for (const auto& [r, date] : dates) {
+            INFO("msn " << msn << ": " << r << " " << date << ", v-first " << dates.begin()->second);
+            CHECK(date == dates.begin()->second);  // one date per number, in every rendition
+        }
+    }
+    CHECK(dated_segments >= segments);
+    // On the source's clock: a second apart, as the source's segments are.
+    for (auto it = by_msn.begin(); std::next(it) != by_msn.end(); ++it) {
+        const auto a = parse_date_time(it->second.begin()->second), b = parse_date_time(std::next(it)->second.begin()->second);
+        REQUIRE(a);
+        REQUIRE(b);
+        CHECK(std::abs(std::chrono::duration<double>(*b - *a).count() - 1.0) < 0.002);
+    }
 }
 
 TEST_CASE("renditions: one rendition failing alone reconnects alone and keeps its numbering", "[renditions]") {

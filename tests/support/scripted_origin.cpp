@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -136,6 +138,11 @@ void ScriptedOrigin::clock_loop() {
     }
 }
 
+void ScriptedOrigin::date_from(std::chrono::system_clock::time_point t0) {
+    std::lock_guard lock(mu_);
+    dated_from_ = t0;
+}
+
 std::string ScriptedOrigin::render_locked(std::size_t track) const {
     std::size_t count = entries_.size();
     if (auto it = track_frozen_at_.find(names_[track]); it != track_frozen_at_.end()) count = std::min(count, it->second);
@@ -146,6 +153,20 @@ std::string ScriptedOrigin::render_locked(std::size_t track) const {
     out << "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:" << static_cast<int>(target)
         << "\n#EXT-X-MEDIA-SEQUENCE:" << first_sequence_ + static_cast<int64_t>(first) << "\n";
     for (std::size_t i = first; i < count; ++i) {
+        if (dated_from_ != std::chrono::system_clock::time_point{}) {
+            double offset = 0;
+            for (std::size_t k = 0; k < entries_[i]; ++k) offset += durations_[0][k];
+            const auto t = dated_from_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                             std::chrono::duration<double>(offset));
+            const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+            const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
+            std::tm tm{};
+            gmtime_r(&secs, &tm);
+            char date[64];
+            std::snprintf(date, sizeof date, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                          tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+            out << "#EXT-X-PROGRAM-DATE-TIME:" << date << "\n";
+        }
         out << "#EXTINF:" << durations_[track][entries_[i]] << ",\n"
             << names_[track] << "_" << first_sequence_ + static_cast<int64_t>(i) << ".ts\n";
     }

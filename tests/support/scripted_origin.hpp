@@ -45,6 +45,9 @@ public:
     // The numbering restarts at `sequence`: the playlists list again the last `relist` segments
     // listed so far (the same bytes), then go on with the following ones.
     void restart(int64_t sequence, int relist);
+    // Before start(): every entry gets an EXT-X-PROGRAM-DATE-TIME, `t0` plus the first track's
+    // durations before it (the same date for one entry in every track, as a packager writes them).
+    void date_from(std::chrono::system_clock::time_point t0);
 
     std::string url(const std::string& name) const;  // "http://127.0.0.1:PORT<prefix>/<name>"
     int64_t listed() const;                          // segments listed since start (restarts count their relist too)
@@ -63,6 +66,7 @@ private:
     std::vector<std::vector<std::string>> bytes_;
     std::vector<std::vector<double>> durations_;
     std::map<std::string, std::string> files_;
+    std::chrono::system_clock::time_point dated_from_{};  // the epoch: undated
 
     mutable std::mutex mu_;
     std::condition_variable cv_;

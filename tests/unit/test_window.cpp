@@ -17,6 +17,7 @@ SegmentPtr make_segment(int64_t seq, double duration, bool discontinuity = false
     s->duration = duration;
     s->discontinuity = discontinuity;
     s->discontinuity_sequence = dseq;
+    s->program_date_time = SystemClock::time_point{} + std::chrono::hours(24 * 365 * 56) + std::chrono::seconds(seq);
     s->data = "x";
     return s;
 }
@@ -100,6 +101,17 @@ TEST_CASE("media playlist: header, discontinuities and their sequence, no ENDLIS
     CHECK(text.rfind("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:10\n", 0) == 0);
     CHECK(text.find("#EXT-X-DISCONTINUITY-SEQUENCE") == std::string::npos);
     CHECK(text.find("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:") != std::string::npos);
+    {  // an undated segment (the epoch) has no date in the playlist; the dated ones keep theirs
+        Window undated(2);
+        auto s = std::make_shared<Segment>(*make_segment(20, 2.0));
+        s->program_date_time = {};
+        undated.push(make_segment(19, 2.0), t0);
+        undated.push(s, t0);
+        const std::string u = render_media_playlist(undated.listed(), 2);
+        CHECK(u.find("#EXT-X-PROGRAM-DATE-TIME:") == u.rfind("#EXT-X-PROGRAM-DATE-TIME:"));
+        CHECK(u.find("#EXT-X-PROGRAM-DATE-TIME:") < u.find("seg_19.ts"));
+        CHECK(u.find("#EXTINF:2.000,\nseg_20.ts") != std::string::npos);
+    }
     CHECK(text.find("#EXTINF:1.500,\nseg_11.ts\n") != std::string::npos);
     CHECK(text.find("ENDLIST") == std::string::npos);
     auto parsed = m3u8::parse(text, "http://h/a/index.m3u8").media();
