@@ -718,6 +718,18 @@ GST_BENIGN_CATEGORIES = ("structure", "video-info")
 GST_BENIGN_MESSAGES = re.compile(r"pad not activated yet|EXTINF duration \(.*\) > TARGETDURATION")
 
 
+def play_gstreamer_ladder(url: str, goal: float, bound: float) -> tuple[bool, str]:
+    """play_gstreamer on a ladder's master, again once when the first run hit the classic hlsdemux's
+    race on its third pad (the subtitles, exposed after decodebin's no-more-pads: "streaming
+    stopped, reason not-linked" from that pad's source, about one run in five here, on the relay
+    and with or without the relay's dates); said in the detail. Any other failure stands."""
+    ok, detail = play_gstreamer(url, goal, True, True, bound / 2)
+    if ok or "reason not-linked" not in detail:
+        return ok, detail
+    ok, again = play_gstreamer(url, goal, True, True, bound / 2)
+    return ok, f"{again} (second run: the first hit hlsdemux's not-linked race on a late pad)"
+
+
 def play_gstreamer(url: str, goal: float, has_audio: bool, has_video: bool, bound: float) -> tuple[bool, str]:
     # GStreamer 1.22 ranks hlsdemux2 above hlsdemux, but hlsdemux2 refuses playbin ("requires a
     # streams-aware context") and, in playbin3, loses sync on ffmpeg's own live playlists played
@@ -1554,7 +1566,7 @@ def run_ladder_phase(targets: list[LadderTarget], results: Results, players: lis
             if "ffmpeg" in players:
                 futures[ex.submit(play_ffmpeg, t.master, goal, True, True, bound, ("0:v", "0:a"))] = (t, "ffmpeg")
             if "gstreamer" in players:
-                futures[ex.submit(play_gstreamer, t.master, goal, True, True, bound)] = (t, "gstreamer")
+                futures[ex.submit(play_gstreamer_ladder, t.master, goal, bound)] = (t, "gstreamer")
             for lib in ("hls.js", "shaka"):
                 if lib in players:
                     jobs.append({"key": f"{t.label} {lib}", "label": t.label, "lib": lib, "url": t.master,
