@@ -1452,8 +1452,11 @@ def check_ladder(t: LadderTarget, results: Results, work: Path) -> None:
             for e in pl["entries"]:
                 if e["pdt"] is not None:
                     dates[e["msn"]][name] = e["pdt"]
-        listed = sum(len(p[2]["entries"]) for p in playlists.values())
-        dated = sum(len(d) for d in dates.values())
+        # ffmpeg writes no PDT in a ladder's subtitle playlist: a relay's subtitle segment is dated
+        # when its siblings dated the number first, and may not be otherwise; audio and video must be.
+        av_names = {n for n, p in playlists.items() if p[0] in ("video", "audio")}
+        listed = sum(len(p[2]["entries"]) for n, p in playlists.items() if n in av_names)
+        dated = sum(1 for d in dates.values() for n in d if n in av_names)
         apart = [f"MSN {m}: " + ", ".join(f"{n} {v % 60:.3f}" for n, v in d.items())
                  for m, d in sorted(dates.items()) if max(d.values()) - min(d.values()) > 0.001]
         if t.source.dated:
