@@ -122,20 +122,24 @@ struct Listed {
     std::string uri;
     bool gap;
     bool discontinuity;
+    std::string date;  // its EXT-X-PROGRAM-DATE-TIME as written, empty if none
 };
 
 std::vector<Listed> listed(const std::string& playlist) {
     std::vector<Listed> out;
     int64_t sequence = 0;
     bool gap = false, discontinuity = false;
+    std::string date;
     std::istringstream in(playlist);
     for (std::string line; std::getline(in, line);) {
         if (line.rfind("#EXT-X-MEDIA-SEQUENCE:", 0) == 0) sequence = std::stoll(line.substr(22));
         else if (line == "#EXT-X-GAP") gap = true;
         else if (line == "#EXT-X-DISCONTINUITY") discontinuity = true;
+        else if (line.rfind("#EXT-X-PROGRAM-DATE-TIME:", 0) == 0) date = line.substr(25);
         else if (!line.empty() && line[0] != '#') {
-            out.push_back({sequence++, line, gap, discontinuity});
+            out.push_back({sequence++, line, gap, discontinuity, date});
             gap = discontinuity = false;
+            date.clear();
         }
     }
     return out;
@@ -291,24 +295,6 @@ TEST_CASE("renditions: a ladder comes out as a ladder, aligned, with its audio a
     CHECK_FALSE(std::filesystem::exists(dir));
 }
 
-// Dates of every listed segment of a media playlist: MSN -> the EXT-X-PROGRAM-DATE-TIME as written.
-static std::map<int64_t, std::string> dates_of(const std::string& playlist) {
-    std::map<int64_t, std::string> out;
-    int64_t sequence = 0;
-    std::string date;
-    std::istringstream in(playlist);
-    for (std::string line; std::getline(in, line);) {
-        if (line.rfind("#EXT-X-MEDIA-SEQUENCE:", 0) == 0) sequence = std::stoll(line.substr(22));
-        else if (line.rfind("#EXT-X-PROGRAM-DATE-TIME:", 0) == 0) date = line.substr(25);
-        else if (!line.empty() && line[0] != '#') {
-            if (!date.empty()) out[sequence] = date;
-            ++sequence;
-            date.clear();
-        }
-    }
-    return out;
-}
-
 TEST_CASE("renditions: dated alike by the source's PDT, undated without one", "[renditions]") {
     const bool dated = GENERATE(true, false);
     INFO((dated ? "a dated source" : "an undated source"));
@@ -325,9 +311,10 @@ TEST_CASE("renditions: dated alike by the source's PDT, undated without one", "[
     std::map<int64_t, std::map<std::string, std::string>> by_msn;  // msn -> rendition -> date
     std::size_t segments = 0;
     for (const auto& r : all) {
-        const std::string text = text_of(engine, id, r + "/index.m3u8");
-        for (const auto& l : listed(text)) segments += l.gap ? 0 : 1;
-        for (const auto& [msn, date] : dates_of(text)) by_msn[msn][r] = date;
+        for (const auto& l : listed(text_of(engine, id, r + "/index.m3u8"))) {
+            segments += l.gap ? 0 : 1;
+            if (!l.date.empty()) by_msn[l.sequence][r] = l.date;
+        }
     }
     if (!dated) {
         CHECK(by_msn.empty());  // no date made up by arrival, rendition by rendition
