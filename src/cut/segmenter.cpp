@@ -221,6 +221,9 @@ struct Segmenter::Fmp4Cut {
     uint64_t next = 0;         // where the reference track's next fragment should start
     double waited = 0;         // seconds dropped while waiting for a sync sample
     size_t leading = 0;        // styp/sidx bytes in front of `pending` (a source segment moved whole)
+    int sync_start_streak = 0; // source segments in a row whose reference track began with a sync sample
+    bool continues = false;    // the last output segment ended with its source segment: the next goes
+                               // on from there even if it does not start with a sync sample
 };
 
 struct Segmenter::Track {
@@ -997,6 +1000,8 @@ bool Segmenter::write_fmp4_segment(const std::string& init, std::string& data, b
         previous_source_date_.reset();
         f.have_next = false;
         f.waited = 0;
+        f.sync_start_streak = 0;
+        f.continues = false;
     }
     if (next_source_date_) {  // this source segment's first decode time is the source's date
         for (const auto& frag : m->fragments)
@@ -1032,8 +1037,13 @@ bool Segmenter::write_fmp4_segment(const std::string& init, std::string& data, b
     };
     const double tolerance = std::min(0.25, 0.1 * segment_duration_);
     const int64_t jump = std::max<int64_t>(10 * kTicks, static_cast<int64_t>(3 * segment_duration_ * kTicks));
+    bool started_with_sync = false, seen_reference = false;
     for (size_t i = 0; i < n; ++i) {
         const mp4::TrackRun* r = frags[i].run(f.reference);
+        if (r && !seen_reference) {
+            seen_reference = true;
+            started_with_sync = r->first_sync;
+        }
         const bool has_ref = r && r->samples > 0;
         if (has_ref && r->has_decode_time && f.have_next) {
             // The source's clock jumped without a discontinuity tag: a break in the output too.
@@ -1052,7 +1062,7 @@ bool Segmenter::write_fmp4_segment(const std::string& init, std::string& data, b
         if (!f.open) {
             // A segment starts with a sync sample of the reference track: what comes before the first
             // one is dropped (as long as a segment may last, then it is taken as it is).
-            if (!sync && f.waited < cut_limit()) {
+            if (!sync && !f.continues && f.waited < cut_limit()) {
                 take_run(i);
                 run_begin = i + 1;
                 if (has_ref) f.waited += static_cast<double>(r->duration) / f.timescale;
@@ -1063,6 +1073,7 @@ bool Segmenter::write_fmp4_segment(const std::string& init, std::string& data, b
                 continue;
             }
             f.open = true;
+            f.continues = false;
             f.keyframe = sync;
             f.start = has_ref && r->has_decode_time ? r->decode_time : f.next;
             f.duration = 0;
@@ -1088,10 +1099,17 @@ bool Segmenter::write_fmp4_segment(const std::string& init, std::string& data, b
     }
     take_run(n);
     if (!moved) data.clear();
-    // EXT-X-INDEPENDENT-SEGMENTS: the next source segment starts with a sync sample, so a segment
-    // that is long enough ends here.
-    if (independent && f.open && static_cast<double>(f.duration) / f.timescale >= segment_duration_ - tolerance)
+    // The next source segment starts with a sync sample when the source says so
+    // (EXT-X-INDEPENDENT-SEGMENTS) or when the last two did, as the TS passthrough judges it: then a
+    // segment that is long enough ends here, published now rather than when the next sync fragment
+    // arrives. Should the next not start with one after all, it goes on from here all the same (a
+    // segment that does not start with a keyframe, nothing dropped).
+    f.sync_start_streak = seen_reference ? (started_with_sync ? f.sync_start_streak + 1 : 0) : f.sync_start_streak;
+    if ((independent || f.sync_start_streak >= 2) && f.open &&
+        static_cast<double>(f.duration) / f.timescale >= segment_duration_ - tolerance) {
         finish_fmp4();
+        f.continues = !independent;
+    }
     return true;
 }
 

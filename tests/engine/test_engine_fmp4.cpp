@@ -603,6 +603,22 @@ TEST_CASE("fmp4: an fMP4 source is passed through: the source's init section and
         REQUIRE(one.size() == 3);
         for (size_t i = 0; i < 3; ++i) CHECK(one[i].data == e.segments[i]);
     }
+    SECTION("without EXT-X-INDEPENDENT-SEGMENTS, a segment is published with its source segment once two began with a sync sample") {
+        std::vector<Out> one;
+        Segmenter s1(1.0, collect(one));
+        s1.set_container(Container::fmp4);
+        for (size_t i = 0; i < 4; ++i) {
+            std::string data = e.segments[i];
+            REQUIRE(s1.write_fmp4_segment(e.init, data, i == 0, false));
+            INFO("after source segment " << i);
+            // The first waits for the next sync fragment (nothing says where the source cuts yet).
+            CHECK(one.size() == (i == 0 ? 0u : i + 1));
+        }
+        for (size_t i = 0; i < one.size(); ++i) {
+            CHECK(one[i].data == e.segments[i]);
+            CHECK(one[i].keyframe_start);
+        }
+    }
 }
 
 TEST_CASE("fmp4: a changed source init section is a new init version behind a discontinuity", "[fmp4]") {
