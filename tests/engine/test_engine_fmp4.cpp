@@ -134,6 +134,20 @@ const Encode& hevc_ac3_ts() {
                        "log-level=error:scenecut=0", "-pix_fmt", "yuv420p", "-c:a", "ac3", "-b:a", "128k"});
     return encode("hevc-ac3-ts", a, false, 2.0);
 }
+// H.264 with E-AC-3 or Opus audio (48 kHz), MPEG-TS or fMP4, 2 s segments.
+const Encode& h264_with(const std::string& audio_codec, bool fmp4) {
+    auto a = lavfi_av(10);
+    a.insert(a.end(), {"-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold",
+                       "0", "-pix_fmt", "yuv420p", "-c:a", audio_codec, "-b:a", "96k"});
+    return encode("h264-" + audio_codec + (fmp4 ? "-fmp4" : "-ts"), a, fmp4, 2.0);
+}
+// HEVC + AAC as fMP4 HLS, 1 s segments (tagged hvc1, as Safari wants it).
+const Encode& hevc_fmp4() {
+    auto a = lavfi_av(8);
+    a.insert(a.end(), {"-c:v", "libx265", "-preset", "ultrafast", "-g", "25", "-keyint_min", "25", "-x265-params",
+                       "log-level=error:scenecut=0", "-tag:v", "hvc1", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k"});
+    return encode("hevc-fmp4", a, true);
+}
 
 struct Out {
     std::string data;
@@ -548,6 +562,85 @@ TEST_CASE("fmp4: HEVC + AC-3 from MPEG-TS come out as hvc1 and ac-3 in fMP4", "[
     CHECK(mp4::fourcc_text(info->tracks[0].sample_entry) == "hvc1");
     CHECK(mp4::fourcc_text(info->tracks[1].sample_entry) == "ac-3");
     CHECK(seg.stream_info().codecs.find("hvc1.") == 0);
+}
+
+TEST_CASE("fmp4: E-AC-3 and Opus go from MPEG-TS to fMP4 (ec-3, Opus) and back", "[fmp4]") {
+    const auto [codec, id, entry] = GENERATE(std::make_tuple(std::string("eac3"), AV_CODEC_ID_EAC3, std::string("ec-3")),
+                                             std::make_tuple(std::string("libopus"), AV_CODEC_ID_OPUS, std::string("Opus")));
+    INFO("audio " << codec);
+    {  // MPEG-TS in, fMP4 out
+        const Encode& e = h264_with(codec, false);
+        std::vector<Out> out;
+        Segmenter seg(2.0, collect(out));
+        seg.set_container(Container::fmp4);
+        for (size_t i = 0; i < e.segments.size(); ++i) {
+            seg.set_source_date(std::nullopt);
+            demux_into(seg, e.segments[i], "mpegts", i == 0);
+        }
+        seg.flush();
+        check_fmp4_output(out, AV_CODEC_ID_H264, id);
+        auto info = mp4::parse_init(out.front().init->data);
+        REQUIRE(info);
+        REQUIRE(info->tracks.size() == 2);
+        CHECK(mp4::fourcc_text(info->tracks[1].sample_entry) == entry);
+    }
+    {  // fMP4 in, MPEG-TS out (the remux path)
+        const Encode& e = h264_with(codec, true);
+        std::vector<Out> out;
+        Segmenter seg(2.0, collect(out));
+        for (size_t i = 0; i < e.segments.size(); ++i) {
+            std::string data = e.init + e.segments[i];
+            seg.set_source_date(std::nullopt);
+            CHECK_FALSE(seg.write_fmp4_segment(e.init, data, i == 0, true));  // MPEG-TS output: no passthrough
+            demux_into(seg, e.init + e.segments[i], "mp4", i == 0);
+        }
+        seg.flush();
+        REQUIRE(out.size() >= 3);
+        for (size_t i = 0; i < out.size(); ++i) {
+            INFO("segment " << i);
+            CHECK(out[i].format == SegmentFormat::ts);
+            const TsProbe probe = probe_ts(out[i].data);
+            REQUIRE(probe.ok);
+            CHECK(probe.video_streams == 1);
+            CHECK(probe.audio_streams == 1);
+            bool audio = false;
+            for (const auto& pk : probe.packets) audio = audio || pk.type == AVMEDIA_TYPE_AUDIO;
+            CHECK(audio);
+        }
+    }
+}
+
+TEST_CASE("fmp4: an HEVC fMP4 source is passed through with its hvc1 init section", "[fmp4]") {
+    const Encode& e = hevc_fmp4();
+    std::vector<Out> out;
+    Segmenter seg(2.0, collect(out));
+    seg.set_container(Container::fmp4);
+    std::string source_fragments;
+    for (size_t i = 0; i < e.segments.size(); ++i) {
+        std::string data = e.init + e.segments[i];
+        source_fragments += fragments_of(e.init, e.segments[i]);
+        seg.set_source_date(std::nullopt);
+        REQUIRE(seg.write_fmp4_segment(e.init, data, i == 0, true));
+        CHECK(seg.passthrough());
+    }
+    seg.flush();
+    REQUIRE(out.size() >= 3);
+    std::string all;
+    for (const auto& o : out) {
+        REQUIRE(o.init);
+        CHECK(o.init->data == e.init);
+        CHECK(o.keyframe_start);
+        all += o.data;
+    }
+    CHECK(all == source_fragments);
+    auto info = mp4::parse_init(out.front().init->data);
+    REQUIRE(info);
+    CHECK(mp4::fourcc_text(info->tracks[0].sample_entry) == "hvc1");
+    CHECK(seg.stream_info().codecs.find("hvc1.") == 0);
+    const Mp4Probe p = probe_mp4(e.init + out.front().data);
+    REQUIRE(p.ok);
+    REQUIRE(p.video >= 0);
+    CHECK(p.codecs[static_cast<size_t>(p.video)] == AV_CODEC_ID_HEVC);
 }
 
 TEST_CASE("fmp4: an fMP4 source is passed through: the source's init section and moof/mdat bytes", "[fmp4]") {
