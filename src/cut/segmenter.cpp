@@ -234,6 +234,7 @@ struct Segmenter::Track {
     int64_t last_unwrapped = AV_NOPTS_VALUE;
     int64_t last_dts = AV_NOPTS_VALUE;  // output, 90 kHz
     int64_t last_duration = 0;          // output, 90 kHz
+    bool rejoined = false;              // rebased onto a shared timeline: one forward step is no jump
     // fMP4: AAC from ADTS (MPEG-TS sources) into raw frames and an AudioSpecificConfig.
     std::shared_ptr<AVBSFContext> bsf;
 };
@@ -461,9 +462,16 @@ bool Segmenter::timestamps(Track& t, const AVPacket* p, int64_t& dts, int64_t& p
     if (need_rebase_) {
         const int64_t next = next_timeline_start();
         offset_ = next - in_dts;
+        if (shared_timeline_) {
+            const int64_t shared = shared_timeline_(offset_, in_dts, any_output_ ? timeline_end_ : INT64_MIN);
+            if (shared != offset_) {
+                offset_ = shared;
+                for (auto& other : tracks_) other.rejoined = true;  // it may go on past a hole in its own output
+            }
+        }
         if (!keep_anchor_) {
             anchor_wall_ = SystemClock::now();
-            anchor_pts_ = next;
+            anchor_pts_ = in_dts + offset_;
         }
         keep_anchor_ = false;
         need_rebase_ = false;
@@ -473,7 +481,8 @@ bool Segmenter::timestamps(Track& t, const AVPacket* p, int64_t& dts, int64_t& p
     // A jump in the source's clock (a reset, an encoder restart without a tag): carry the timeline
     // on from where it was instead of leaving a hole or going backwards.
     const int64_t jump = std::max<int64_t>(10 * kTicks, static_cast<int64_t>(3 * segment_duration_ * kTicks));
-    if (t.last_dts != AV_NOPTS_VALUE && (dts < t.last_dts - kTicks || dts > t.last_dts + jump)) {
+    const bool rejoined = std::exchange(t.rejoined, false);
+    if (t.last_dts != AV_NOPTS_VALUE && (dts < t.last_dts - kTicks || (dts > t.last_dts + jump && !rejoined))) {
         const int64_t shift = std::max(next_timeline_start(), t.last_dts + std::max<int64_t>(t.last_duration, 1)) - dts;
         offset_ += shift;
         dts += shift;

@@ -89,6 +89,13 @@ public:
     // one, and the target duration is the source's (set_target_hint before the first segment).
     void set_source_aligned(bool on) { aligned_ = on; }
     bool source_aligned() const { return aligned_; }
+    // The remux path's timeline shared by the renditions of a presentation: at a rebase it asks
+    // for the offset (output = source + offset, 90 kHz) given its own proposal, the source DTS it
+    // rebases at and the lowest output DTS it may continue at (INT64_MIN before any output), and
+    // takes the answer. So one source instant has one output time in every rendition, also after
+    // one rendition alone lost its source for a while (SequenceMap::timeline_offset).
+    using SharedTimeline = std::function<int64_t(int64_t proposed, int64_t source_dts, int64_t floor)>;
+    void set_shared_timeline(SharedTimeline f) { shared_timeline_ = std::move(f); }
 
     bool passthrough() const { return passthrough_; }
     void set_buffer_pool(BufferPool* pool) { pool_ = pool; }
@@ -161,6 +168,7 @@ private:
     std::optional<SystemClock::time_point> await_source_date_;  // remux: placed at the next reference packet
     bool date_from_segment_ = false;  // remux: source_date_ belongs to the source segment being read
     bool aligned_ = false;          // set_source_aligned
+    SharedTimeline shared_timeline_;  // set_shared_timeline
     bool segmented_ = false;        // the source comes in segments (set_source_date): its boundaries are cuts
 
     std::unique_ptr<ts::Cutter> cutter_;  // the TS passthrough path, while it is in use

@@ -277,6 +277,9 @@ void ChannelWorker::run() {
     segmenter.set_container(hls_.container);
     if (role_) {  // a rendition of a presentation: aligned on the source's segments and numbering
         segmenter.set_source_aligned(true);
+        segmenter.set_shared_timeline([map = role_->map](int64_t proposed, int64_t source_dts, int64_t floor) {
+            return map->timeline_offset(proposed, source_dts, floor);
+        });
         pin_.url = role_->url;
         pin_.parent = role_->parent;
         pin_.aligned = true;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 
 namespace hlsrelay {
 
@@ -70,6 +71,17 @@ public:
         while (dates_.size() > kDates) dates_.erase(dates_.begin());
         return date;
     }
+    // The remux timeline's offset (output DTS = source DTS + offset, 90 kHz) of every rendition: the
+    // first to ask sets it to its proposal; the others take it while it keeps their output going
+    // forward (source_dts + offset >= floor). A rendition for which it would go back (the source's
+    // clock restarted) sets its own proposal for everyone. See Segmenter::set_shared_timeline.
+    int64_t timeline_offset(int64_t proposed, int64_t source_dts, int64_t floor) {
+        std::lock_guard lock(mu_);
+        if (timeline_offset_ && source_dts + *timeline_offset_ >= floor) return *timeline_offset_;
+        timeline_offset_ = proposed;
+        return proposed;
+    }
+
     // The date some rendition gave `sequence`; the epoch (undated) when none did.
     SystemClock::time_point known_date(int64_t sequence) const {
         std::lock_guard lock(mu_);
@@ -83,6 +95,7 @@ private:
     Mapping mapping_;
     int64_t next_output_;
     std::map<int64_t, SystemClock::time_point> dates_;
+    std::optional<int64_t> timeline_offset_;
 };
 
 }  // namespace hlsrelay
