@@ -39,6 +39,13 @@ void Connection::stop() {
     asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->close(); });
 }
 
+void Connection::abort() {
+    phase_ = Phase::closed;
+    asio::error_code ignored;
+    timer_.cancel();
+    socket_.close(ignored);
+}
+
 void Connection::arm(std::chrono::milliseconds timeout) {
     timer_.expires_after(timeout);
     timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {

@@ -36,6 +36,8 @@ public:
     void start();
     // Thread-safe: closes the socket on the connection's strand.
     void stop();
+    // Closes the socket at once, off its strand: only when no io thread runs any more.
+    void abort();
     const std::string& client() const { return client_; }  // the peer's address
     // Thread-safe: 0 unless the connection waits for a next request on a kept connection; then when
     // (steady_clock ticks) its last response began, which orders idle connections oldest first.

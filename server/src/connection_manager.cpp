@@ -70,10 +70,15 @@ void ConnectionManager::stop_all() {
     for (const auto& c : all) c->stop();
 }
 
-void ConnectionManager::clear() {
-    std::lock_guard lock(mu_);
-    connections_.clear();
-    per_client_.clear();
+void ConnectionManager::abort_all() {
+    std::vector<std::shared_ptr<Connection>> all;
+    {
+        std::lock_guard lock(mu_);
+        for (const auto& [c, entry] : connections_) all.push_back(c);
+        connections_.clear();
+        per_client_.clear();
+    }
+    for (const auto& c : all) c->abort();
 }
 
 std::size_t ConnectionManager::size() const {

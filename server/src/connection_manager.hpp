@@ -33,7 +33,8 @@ public:
     // A connection being closed (lingering) no longer counts against its client's cap.
     void release_client(const std::shared_ptr<Connection>& c);
     void stop_all();  // asks every connection to close (asynchronously, on its strand)
-    void clear();     // forgets them all, for when no io thread is left to close them
+    // Closes every socket left and forgets them all; only once no io thread runs (no strand to race).
+    void abort_all();
     std::size_t size() const;
     std::size_t count_for(const std::string& client) const;  // connections counted against `client`
     std::size_t idle_count() const;  // connections waiting for a next request

@@ -4,6 +4,7 @@
 #include "log.hpp"
 
 #include <algorithm>
+#include <future>
 
 namespace hlsrelay::server {
 
@@ -55,12 +56,17 @@ void Server::stop() {
     std::lock_guard lock(stop_mu_);
     if (!started_ || stopped_) return;
     stopped_ = true;
-    asio::post(acceptor_.get_executor(), [this] {
+    // The acceptor closes on its strand, and stop_all waits for that: a connection accepted after
+    // the snapshot of stop_all would otherwise stay open, its client waiting for a response.
+    std::promise<void> acceptor_closed;
+    asio::post(acceptor_.get_executor(), [this, &acceptor_closed] {
         asio::error_code ignored;
         acceptor_.close(ignored);
         idle_timer_.cancel();
         accept_retry_.cancel();
+        acceptor_closed.set_value();
     });
+    acceptor_closed.get_future().wait_for(std::chrono::seconds(2));  // io threads busy for longer: still bounded
     // Clients see their connections close now rather than when the server object goes away.
     connections_.stop_all();
     for (int i = 0; i < 100 && connections_.size() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -69,8 +75,27 @@ void Server::stop() {
     threads_.clear();
     asio::error_code ignored;
     acceptor_.close(ignored);  // in case the posted close never ran; no io thread is left to race
-    connections_.clear();
-    blocking_.join();  // engine calls in flight finish; their replies go to the stopped io_context
+    // Whatever did not close in time is closed here, on this thread: no io thread is left to race,
+    // and a socket must not wait, open, for the io_context's destruction.
+    connections_.abort_all();
+    // Handlers already queued still run, on this thread: a connection the reactor accepted just
+    // before the acceptor closed is only held by its completion, which sees the closed acceptor and
+    // drops (closes) it. Without this its client would wait on an open socket.
+    drain_handlers();
+    blocking_.join();  // engine calls in flight finish; their replies go to closed connections
+    drain_handlers();
+}
+
+void Server::drain_handlers() {
+    io_.restart();
+    for (;;) {
+        try {
+            io_.poll();
+            return;
+        } catch (const std::exception& e) {
+            log::error(std::string("handler run at shutdown: ") + e.what());  // and run the rest
+        }
+    }
 }
 
 uint16_t Server::port() const { return port_; }

@@ -61,6 +61,7 @@ public:
     std::size_t idle_connections() const { return connections_.idle_count(); }  // kept, between requests
 
 private:
+    void drain_handlers();  // runs what is queued, on the calling thread, once no io thread runs
     void accept();
     void schedule_idle_sweep();
     void idle_sweep();

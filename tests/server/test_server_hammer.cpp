@@ -57,6 +57,7 @@ TEST_CASE("50 clients while channels stop and start and the server shuts down") 
         if (problems.size() < 20) problems.push_back(p);
     };
 
+    const auto t_start = std::chrono::steady_clock::now();
     auto client = [&](unsigned seed) {
         std::mt19937 rng(seed);
         std::string last_segment[2];
@@ -74,6 +75,7 @@ TEST_CASE("50 clients while channels stop and start and the server shuts down") 
                 default: path = "/metrics"; break;
             }
             const bool was_closing = closing.load();
+            const auto req_t0 = std::chrono::steady_clock::now();
             try {
                 const HttpResponse r = http_get(url(path), 10s);
                 requests.fetch_add(1);
@@ -90,7 +92,9 @@ TEST_CASE("50 clients while channels stop and start and the server shuts down") 
                 const bool dropped = what.find("connect to") != std::string::npos ||
                                      what.find("closed before a complete") != std::string::npos ||
                                      what.find("recv:") != std::string::npos || what.find("send:") != std::string::npos;
-                if (!(dropped && (was_closing || closing.load()))) problem(path + ": " + what);
+                if (!(dropped && (was_closing || closing.load())))
+                    problem(path + ": " + what + (was_closing ? " (sent while the server was closing)" : "") + " started " +
+                            std::to_string(std::chrono::duration<double>(req_t0 - t_start).count()) + " s into the test");
                 else refused.fetch_add(1);
                 if (closing.load()) std::this_thread::sleep_for(20ms);
             }
@@ -120,6 +124,7 @@ TEST_CASE("50 clients while channels stop and start and the server shuts down") 
     s.get_json("/api/v1/channels/start-stream/file");
     std::this_thread::sleep_for(1s);
     closing = true;
+    INFO("closing began " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count() << " s into the test");
     const auto stop_t0 = std::chrono::steady_clock::now();
     s.server->stop();
     const double stop_took = std::chrono::duration<double>(std::chrono::steady_clock::now() - stop_t0).count();
