@@ -770,16 +770,30 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
 void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segmenter& segmenter) {
     const auto now = SteadyClock::now();
     segment->published = now;
+    if (role_) {
+        // Discontinuities go where every rendition has them (SequenceMap::publish).
+        const SequenceMap::Publication p = role_->map->publish(segment->sequence, segment->discontinuity && segment->sequence >= withhold_until_);
+        if (p.withhold_until > segment->sequence) {
+            log_(LogLevel::Info, channel_.id,
+                 "its discontinuity at " + std::to_string(segment->sequence) +
+                     " moves to " + std::to_string(p.withhold_until) + ", where the other renditions have it too; gaps until then");
+            withhold_until_ = p.withhold_until;
+            return publish_segment(std::move(segment), segmenter);
+        }
+        if (segment->sequence < withhold_until_ && !segment->gap) {
+            segment->gap = true;
+            if (pool_) pool_->give(std::move(segment->data));
+            segment->data.clear();
+        }
+        segment->discontinuity = p.discontinuity;
+        published_any_ = true;
+    }
     {
         std::lock_guard lock(out_mu_);
         if (!role_) segment->sequence = next_sequence_;
         next_sequence_ = segment->sequence + 1;
         if (segment->discontinuity) ++discontinuity_sequence_;
         segment->discontinuity_sequence = discontinuity_sequence_;
-    }
-    if (role_) {
-        role_->map->published(segment->sequence + 1);
-        published_any_ = true;
     }
     // The file is complete on disk before any playlist names it.
     if (mirror_ && !segment->gap) mirror_->write_segment(*segment);

@@ -201,6 +201,7 @@ private:
     double source_duration_ = 0;
     bool source_published_ = false;    // ... has its output segment
     bool published_any_ = false;
+    int64_t withhold_until_ = 0;  // aligned: numbers below this are published as gaps (SequenceMap::publish)
     SegmentFormat format_ = SegmentFormat::ts;
     double longest_subtitle_ = 0;
     SystemClock::duration date_correction_{};  // role_->map's dates minus ours (SequenceMap::date)

@@ -3,7 +3,7 @@
 // span in every rendition (the source's renditions are numbered alike in a conforming ladder). All
 // renditions start at the same source number (chosen from the highest video variant's live edge);
 // an origin that restarts its numbering is rebased once for all of them.
-// It also holds the dates of a source that has them: an output number has one
+// It also holds the discontinuities, alike in every rendition, and the dates of a source that has them: an output number has one
 // EXT-X-PROGRAM-DATE-TIME in every rendition (players such as Shaka line renditions up by their
 // dates, and a rendition dated a second off the others is a gap or an overlap at every switch).
 #pragma once
@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 
 namespace hlsrelay {
 
@@ -48,10 +49,31 @@ public:
         return mapping_;
     }
 
-    // A rendition published output numbers up to `next` - 1.
-    void published(int64_t next) {
+    // What a rendition may publish as output number `sequence`.
+    struct Publication {
+        bool discontinuity = false;  // EXT-X-DISCONTINUITY before it, in every rendition
+        int64_t withhold_until = 0;  // > sequence: publish gaps up to this number, the break goes there
+    };
+    // A rendition publishes output number `sequence`; `wants_break`: its own timeline breaks before
+    // it (a reconnect, a skipped segment, the source's discontinuity). Discontinuities are shared:
+    // matching content must have matching discontinuity sequence numbers in every rendition (RFC 8216
+    // 6.2.4), and players line renditions up by them. A break at a number no rendition has published
+    // yet is put there for all; one at a number the others published already (a rendition back from
+    // a lone outage, behind them) moves to the next number none has published, and the rendition
+    // withholds what it has before that (gaps). Only the newest kDates numbers are kept.
+    Publication publish(int64_t sequence, bool wants_break) {
         std::lock_guard lock(mu_);
-        next_output_ = std::max(next_output_, next);
+        Publication p;
+        if (wants_break && sequence < next_output_ && !breaks_.count(sequence)) {
+            breaks_.insert(next_output_);
+            p.withhold_until = next_output_;
+            return p;
+        }
+        if (wants_break) breaks_.insert(sequence);
+        p.discontinuity = breaks_.count(sequence) > 0;
+        next_output_ = std::max(next_output_, sequence + 1);
+        while (!breaks_.empty() && *breaks_.begin() < next_output_ - static_cast<int64_t>(kDates)) breaks_.erase(breaks_.begin());
+        return p;
     }
 
     // The date of output number `sequence` in every rendition. The first rendition to publish it
@@ -96,6 +118,7 @@ private:
     int64_t next_output_;
     std::map<int64_t, SystemClock::time_point> dates_;
     std::optional<int64_t> timeline_offset_;
+    std::set<int64_t> breaks_;  // output numbers that start a discontinuity in every rendition
 };
 
 }  // namespace hlsrelay

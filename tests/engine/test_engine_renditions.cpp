@@ -124,21 +124,23 @@ struct Listed {
     bool gap;
     bool discontinuity;
     std::string date;  // its EXT-X-PROGRAM-DATE-TIME as written, empty if none
+    int64_t discontinuity_sequence;  // RFC 8216 4.3.3.3: EXT-X-DISCONTINUITY-SEQUENCE plus the tags before it
 };
 
 std::vector<Listed> listed(const std::string& playlist) {
     std::vector<Listed> out;
-    int64_t sequence = 0;
+    int64_t sequence = 0, discontinuity_sequence = 0;
     bool gap = false, discontinuity = false;
     std::string date;
     std::istringstream in(playlist);
     for (std::string line; std::getline(in, line);) {
         if (line.rfind("#EXT-X-MEDIA-SEQUENCE:", 0) == 0) sequence = std::stoll(line.substr(22));
+        else if (line.rfind("#EXT-X-DISCONTINUITY-SEQUENCE:", 0) == 0) discontinuity_sequence = std::stoll(line.substr(30));
         else if (line == "#EXT-X-GAP") gap = true;
-        else if (line == "#EXT-X-DISCONTINUITY") discontinuity = true;
+        else if (line == "#EXT-X-DISCONTINUITY") discontinuity = true, ++discontinuity_sequence;
         else if (line.rfind("#EXT-X-PROGRAM-DATE-TIME:", 0) == 0) date = line.substr(25);
         else if (!line.empty() && line[0] != '#') {
-            out.push_back({sequence++, line, gap, discontinuity, date});
+            out.push_back({sequence++, line, gap, discontinuity, date, discontinuity_sequence});
             gap = discontinuity = false;
             date.clear();
         }
@@ -424,6 +426,21 @@ TEST_CASE("renditions: one rendition failing alone reconnects alone and keeps it
         ++compared;
     }
     CHECK(compared >= 1);
+    // Its reconnect is a discontinuity in every rendition at the same number, or in none: the same
+    // number has the same discontinuity sequence number everywhere (RFC 8216 6.2.4).
+    const auto a0 = listed(text_of(engine, id, "a0/index.m3u8"));
+    int matched = 0;
+    for (const auto* other : {&v0, &a0}) {
+        for (const auto& a : a1) {
+            const auto o = std::find_if(other->begin(), other->end(), [&](const Listed& l) { return l.sequence == a.sequence; });
+            if (o == other->end()) continue;
+            INFO("msn " << a.sequence << (other == &v0 ? " in v0" : " in a0") << "\n" << text_of(engine, id, other == &v0 ? "v0/index.m3u8" : "a0/index.m3u8"));
+            CHECK(o->discontinuity == a.discontinuity);
+            CHECK(o->discontinuity_sequence == a.discontinuity_sequence);
+            ++matched;
+        }
+    }
+    CHECK(matched >= 4);
 }
 
 TEST_CASE("renditions: the selection modes keep the variants asked for", "[renditions]") {

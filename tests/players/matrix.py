@@ -1160,12 +1160,17 @@ def parse_master(text: str) -> tuple[list[dict], list[dict]]:
 
 
 def parse_rendition(text: str) -> dict:
-    """A media playlist: version, target, media sequence, EXT-X-MAP URI, entries with their MSN."""
+    """A media playlist: version, target, media sequence, EXT-X-MAP URI, entries with their MSN and
+    discontinuity sequence number (RFC 8216 4.3.3.3)."""
     out = {"version": None, "target": None, "msn": 0, "map": None, "entries": []}
-    extinf, gap, index, pdt = None, False, 0, None
+    extinf, gap, index, pdt, dsn = None, False, 0, None, 0
     for line in text.splitlines():
         line = line.strip()
-        if line.startswith("#EXT-X-VERSION:"):
+        if line.startswith("#EXT-X-DISCONTINUITY-SEQUENCE:"):
+            dsn = int(line.split(":", 1)[1])
+        elif line == "#EXT-X-DISCONTINUITY":
+            dsn += 1
+        elif line.startswith("#EXT-X-VERSION:"):
             out["version"] = int(line.split(":", 1)[1])
         elif line.startswith("#EXT-X-TARGETDURATION:"):
             out["target"] = int(line.split(":", 1)[1])
@@ -1181,7 +1186,7 @@ def parse_rendition(text: str) -> dict:
             pdt = dt.datetime.fromisoformat(line.split(":", 1)[1].replace("Z", "+00:00")).timestamp()
         elif line and not line.startswith("#"):
             out["entries"].append({"msn": out["msn"] + index, "uri": line, "extinf": extinf, "gap": gap,
-                                   "map": out["map"], "pdt": pdt})
+                                   "map": out["map"], "pdt": pdt, "dsn": dsn})
             index, extinf, gap, pdt = index + 1, None, False, None
     return out
 
@@ -1611,6 +1616,21 @@ def rendition_heads(master: str, count: bool = False) -> dict[str, int]:
     return out
 
 
+def discontinuity_mismatches(master: str) -> tuple[int, list[str]]:
+    """RFC 8216 6.2.4: matching content has matching discontinuity sequence numbers. Compares them
+    MSN by MSN across every rendition of a master playlist (media and subtitle playlists alike):
+    (the MSNs compared, where they differ)."""
+    variants, media = parse_master(http_get(master).decode(errors="replace"))
+    uris = [v["URI"] for v in variants] + [m["URI"] for m in media if m.get("URI")]
+    by_msn: dict[int, dict[str, int]] = {}
+    for uri in uris:
+        for e in parse_rendition(http_get(urllib.parse.urljoin(master, uri)).decode(errors="replace"))["entries"]:
+            by_msn.setdefault(e["msn"], {})[uri] = e["dsn"]
+    shared = {msn: d for msn, d in by_msn.items() if len(d) == len(uris)}
+    bad = [f"msn {msn}: {d}" for msn, d in sorted(shared.items()) if len(set(d.values())) > 1]
+    return len(shared), bad
+
+
 def fault_phase(s: Source, targets: list[LadderTarget], relay: "Relay | None", results: Results, players: list[str]) -> None:
     """One rendition of the origin fails alone: the proxy 404s the middle variant's playlist for
     FAULT_SECONDS. Meanwhile hls.js and Shaka play every target's master (no forced switch), and the
@@ -1683,6 +1703,14 @@ def fault_phase(s: Source, targets: list[LadderTarget], relay: "Relay | None", r
                      f" (no video {w}x{h} in renditions[]: {relay.status(ch).get('renditions')!r})")
                      if not seen[t.label] else f"showed {seen[t.label][-1]}")
                     + ("" if back is True else f"; {back}") + ("; recovered: running and publishing" if back is True else ""))
+        # After the lone reconnect every rendition numbers its discontinuities alike.
+        try:
+            compared, bad = discontinuity_mismatches(t.master)
+            results.add(t.label, "fault/discontinuities", compared > 0 and not bad,
+                        f"{compared} MSNs listed in every rendition, their discontinuity sequence numbers differ at "
+                        + "; ".join(bad[:3]) if bad else f"alike in every rendition at {compared} MSNs")
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            results.add(t.label, "fault/discontinuities", False, f"playlists unreadable: {e}")
     phase.join()
 
 
