@@ -1464,10 +1464,21 @@ def check_ladder(t: LadderTarget, results: Results, work: Path) -> None:
         dated = sum(1 for d in dates.values() for n in d if n in av_names)
         apart = [f"MSN {m}: " + ", ".join(f"{n} {v % 60:.3f}" for n, v in d.items())
                  for m, d in sorted(dates.items()) if max(d.values()) - min(d.values()) > 0.001]
+        # A date is a point of the media timeline: PDT minus the segment's first media time is one
+        # constant across segments and renditions (players map the two through each other, and a
+        # rendition whose dates slid against its media would jump at every switch to it).
+        skew = [(dates[m][n] - first, m, n) for m, by in spans.items() for n, first in by.items() if n in dates.get(m, {})]
+        slid = []
+        if skew:
+            lo, hi = min(skew), max(skew)
+            if hi[0] - lo[0] > 1.0 / FPS:
+                slid.append(f"PDT minus media time spans {1000 * (hi[0] - lo[0]):.0f} ms "
+                            f"(MSN {lo[1]} {lo[2]} to MSN {hi[1]} {hi[2]})")
         if t.source.dated:
-            ok = not apart and dated == listed and listed > 0
-            detail = "; ".join(apart[:2]) or (f"{dated}/{listed} segments dated" if dated != listed else
-                                              f"{listed} segments, one PDT per MSN across {len(playlists)} renditions")
+            ok = not apart and not slid and dated == listed and listed > 0
+            detail = "; ".join(apart[:2] + slid) or (f"{dated}/{listed} segments dated" if dated != listed else
+                                                     f"{listed} segments, one PDT per MSN across {len(playlists)} renditions, "
+                                                     f"{len(skew)} probed on the media timeline")
         else:
             ok = dated == 0
             detail = f"{dated}/{listed} segments dated, the source has no PDT" if dated else \

@@ -116,7 +116,8 @@ function start(job) {
       last = video.currentTime;
       jumps = n;
       const b = player.getBufferedInfo();
-      info = { video: round(b.video), audio: round(b.audio) };
+      const r = player.seekRange();
+      info = { video: round(b.video), audio: round(b.audio), seekable: [+r.start.toFixed(3), +r.end.toFixed(3)] };
     }, 100);
     player.addEventListener("error", (e) => err({ details: `shaka ${e.detail?.code}`, fatal: e.detail?.severity === 2,
       reason: String(e.detail?.message || JSON.stringify(e.detail?.data || "").slice(0, 200)) }));
