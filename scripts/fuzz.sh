@@ -24,29 +24,46 @@ if [ "${HLSRELAY_FUZZ_SKIP_BUILD:-0}" != 1 ]; then
 fi
 [ "${HLSRELAY_FUZZ_BUILD_ONLY:-0}" = 1 ] && exit 0
 
-status=0
-for t in "${targets[@]}"; do
+# One target: its findings stay in the build directory; its report goes to $dir/fuzz_<t>.report.
+fuzz_one() {
+  local t=$1 max_len=4096
   mkdir -p "$dir/corpus/$t" "$dir/artifacts/$t"
-  max_len=4096
   [ "$t" = ts_segmenter ] && max_len=65536
-  inputs=("$dir/corpus/$t" "$root/tests/fuzz/corpus/$t")
+  local inputs=("$dir/corpus/$t" "$root/tests/fuzz/corpus/$t")
   [ -d "$root/tests/fuzz/regressions/$t" ] && inputs+=("$root/tests/fuzz/regressions/$t")
-  dict=()
+  local dict=()
   [ -f "$root/tests/fuzz/dict/$t.dict" ] && dict=(-dict="$root/tests/fuzz/dict/$t.dict")
-  echo "== fuzz_$t for ${seconds}s"
-  # The seed corpus is read-only input; what the run finds is kept in the build directory only.
-  if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      "$dir/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len=$max_len -timeout=10 -rss_limit_mb=2048 \
-      -print_final_stats=1 -artifact_prefix="$dir/artifacts/$t/" \
-      "${dict[@]}" "${inputs[@]}" 2>"$dir/fuzz_$t.log"; then
-    status=1
-    echo "fuzz_$t FAILED; the input is in $dir/artifacts/$t/:"
-    ls "$dir/artifacts/$t"
-    grep -A40 -m1 "ERROR\|==ERROR\|runtime error\|deadly signal" "$dir/fuzz_$t.log" || tail -40 "$dir/fuzz_$t.log"
-  else
+  rm -f "$dir/fuzz_$t.failed"
+  {
+    echo "== fuzz_$t for ${seconds}s"
+    # The seed corpus is read-only input; what the run finds is kept in the build directory only.
+    if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        "$dir/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len=$max_len -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$dir/artifacts/$t/" \
+        "${dict[@]}" "${inputs[@]}" 2>"$dir/fuzz_$t.log"; then
+      echo "fuzz_$t FAILED; the input is in $dir/artifacts/$t/:"
+      ls "$dir/artifacts/$t"
+      grep -A40 -m1 "ERROR\|==ERROR\|runtime error\|deadly signal" "$dir/fuzz_$t.log" || tail -40 "$dir/fuzz_$t.log"
+      touch "$dir/fuzz_$t.failed"
+      return 1
+    fi
     grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$dir/fuzz_$t.log" | tr '\n' ' '
     echo
-  fi
+  } >"$dir/fuzz_$t.report" 2>&1
+}
+
+# Targets run side by side, HLSRELAY_FUZZ_JOBS at a time (default: one per core); each is
+# single-threaded, so two cores fuzz two targets in the time of one.
+jobs=${HLSRELAY_FUZZ_JOBS:-$(nproc)}
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  fuzz_one "$t" &
+done
+wait
+status=0
+for t in "${targets[@]}"; do
+  cat "$dir/fuzz_$t.report"
+  [ -e "$dir/fuzz_$t.failed" ] && status=1
 done
 echo "fuzz: total $(( $(date +%s) - start )) s"
 exit $status

@@ -15,9 +15,12 @@ scripts/install-deps.sh
 jobs=$(nproc)
 py=/usr/bin/python3
 
+# Line tables only (-g1): stack traces, perf and the sanitizers' reports need no more, and full
+# debug info costs about a third of the compile time (test_engine_live.cpp: 24 s -> 17 s).
 configure_and_build() {  # dir, extra cmake args...
   local dir=$1; shift
-  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHLSRELAY_WERROR=ON \
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DHLSRELAY_WERROR=ON \
     -DPython_EXECUTABLE=$py -DPYTHON_EXECUTABLE=$py "$@" >/dev/null
   cmake --build "$dir" -j"$jobs"
 }
@@ -48,7 +51,7 @@ stage "build (RelWithDebInfo, warnings as errors)"
 configure_and_build build -DHLSRELAY_BUILD_PYTHON=ON -DHLSRELAY_BUILD_SERVER=ON -DHLSRELAY_BUILD_CAPI=ON
 scripts/web-deps.sh
 [ $quick -eq 0 ] && start_bg_build build-asan configure_and_build build-asan -DHLSRELAY_SANITIZE=address,undefined \
-  -DHLSRELAY_BUILD_PYTHON=OFF -DHLSRELAY_BUILD_SERVER=ON -DHLSRELAY_BUILD_CAPI=ON
+  -DHLSRELAY_BUILD_PYTHON=OFF -DHLSRELAY_BUILD_BENCH=OFF -DHLSRELAY_BUILD_SERVER=ON -DHLSRELAY_BUILD_CAPI=ON
 stage "tests"
 (cd build && ctest --output-on-failure -j2 --timeout 600) || status=1
 
@@ -61,7 +64,7 @@ build/venv/bin/pip install --no-build-isolation --no-index --quiet . || status=1
 if [ $quick -eq 0 ]; then
   stage "AddressSanitizer + UndefinedBehaviorSanitizer"
   wait_bg_build || status=1
-  start_bg_build build-tsan configure_and_build build-tsan -DHLSRELAY_SANITIZE=thread -DHLSRELAY_BUILD_PYTHON=OFF \
+  start_bg_build build-tsan configure_and_build build-tsan -DHLSRELAY_SANITIZE=thread -DHLSRELAY_BUILD_PYTHON=OFF -DHLSRELAY_BUILD_BENCH=OFF \
     -DHLSRELAY_BUILD_SERVER=ON -DHLSRELAY_BUILD_CAPI=OFF
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest --output-on-failure -j2 --timeout 900 -R "^(unit|engine|server|capi):" -E "install|browser") || status=1

@@ -475,7 +475,18 @@ int main(int argc, char** argv) {
     CHECK(hlsrelay_read(engine, "smoke", NULL, &res) == HLSRELAY_EINVAL);
 
     /* ---- Status ---- */
-    text = status_json(engine, "smoke");
+    /* Running once it publishes; a machine slow enough (sanitizers, shared CI) may show it stalled
+     * for a moment between two segments: wait for the condition, bounded. */
+    {
+        const double until = now_seconds() + 60;
+        for (;;) {
+            text = status_json(engine, "smoke");
+            if ((text && contains(text, "\"state\":\"running\"")) || now_seconds() > until) break;
+            free(text);
+            sleep_ms(100);
+        }
+    }
+    if (!text || !contains(text, "\"state\":\"running\"")) fprintf(stderr, "status: %s\n", text ? text : "(none)");
     CHECK(contains(text, "\"state\":\"running\"") && contains(text, "\"stream_id\":\"smoke\""));
     CHECK(contains(text, "\"reconnect_attempts\":0") && contains(text, "\"previous_error\":null") &&
           contains(text, "\"last_error_age_seconds\":null") && contains(text, "\"bytes_published\":"));
