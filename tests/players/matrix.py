@@ -76,6 +76,11 @@ RUN_BOUND_PER_EXTRA = 60     # ... and this much more for each further source of
 # The ladder sources: (width, height, kbit/s) per variant, highest first (small pictures: two shared
 # cores encode three variants of each of two ladders in real time), and (language, tone) per audio rendition.
 LADDER = [(640, 360, 900), (426, 240, 450), (256, 144, 200)]
+# The ladders' playlist window, at the source and at the relay alike. Shaka stays 3 target
+# durations plus a segment behind the live edge: the relay's default 5 x 2 s left it a 2 s seek
+# range (seen: [8.32, 10.32]), and a playhead slowed by a forced switch fell behind its start and
+# jumped (1 run in 3 with both ladders running at once; 5 runs of 5 clean with 8 segments).
+LADDER_WINDOW = 8
 LADDER_AUDIO = [("eng", 440), ("deu", 660)]
 STALL_SECONDS = 3 * SEGMENT_SECONDS   # a player whose currentTime stands still this long while playing has stalled
 FAULT_SECONDS = 20           # how long the origin 404s one variant's playlist (a fault made by the test)
@@ -431,7 +436,7 @@ class Source:
         streams += [f"a:{i},agroup:aud,language:{lang},name:{lang}" + (",default:yes" if i == 0 else "")
                     for i, (lang, _) in enumerate(LADDER_AUDIO)]
         ext = "m4s" if self.fmp4 else "ts"
-        a += ["-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_list_size", "8", "-hls_delete_threshold", "4",
+        a += ["-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_list_size", str(LADDER_WINDOW), "-hls_delete_threshold", "4",
               "-hls_flags", "delete_segments+temp_file" + ("+program_date_time" if self.dated else ""),
               "-master_pl_name", "master.m3u8",
               "-var_stream_map", " ".join(streams)]
@@ -560,6 +565,7 @@ class Relay:
         channels = work / "channels.json"
         channels.write_text(json.dumps([{"id": c.id, "name": c.label, "url": s.url}
                                         | ({"container": c.container} if c.container else {})
+                                        | ({"max_segments": LADDER_WINDOW} if s.ladder else {})
                                         for s in sources for c in s.channels()]))
         self.log_path = work / "hlsrelay-server.log"
         self.log_file = open(self.log_path, "w")
@@ -719,15 +725,17 @@ GST_BENIGN_MESSAGES = re.compile(r"pad not activated yet|EXTINF duration \(.*\) 
 
 
 def play_gstreamer_ladder(url: str, goal: float, bound: float) -> tuple[bool, str]:
-    """play_gstreamer on a ladder's master, again once when the first run hit the classic hlsdemux's
+    """play_gstreamer on a ladder's master, again (up to three runs) while a run hits the classic hlsdemux's
     race on its third pad (the subtitles, exposed after decodebin's no-more-pads: "streaming
     stopped, reason not-linked" from that pad's source, about one run in five here, on the relay
     and with or without the relay's dates); said in the detail. Any other failure stands."""
-    ok, detail = play_gstreamer(url, goal, True, True, bound / 2)
-    if ok or "reason not-linked" not in detail:
-        return ok, detail
-    ok, again = play_gstreamer(url, goal, True, True, bound / 2)
-    return ok, f"{again} (second run: the first hit hlsdemux's not-linked race on a late pad)"
+    ok, detail = play_gstreamer(url, goal, True, True, bound / 3)
+    runs = 1
+    # Up to three runs: under CI's load the race hit two runs in a row once (session 7).
+    while not ok and "reason not-linked" in detail and runs < 3:
+        ok, detail = play_gstreamer(url, goal, True, True, bound / 3)
+        runs += 1
+    return ok, detail + (f" (run {runs}: the ones before hit hlsdemux's not-linked race on a late pad)" if runs > 1 else "")
 
 
 def play_gstreamer(url: str, goal: float, has_audio: bool, has_video: bool, bound: float) -> tuple[bool, str]:
@@ -1573,6 +1581,13 @@ def run_source_phase(name: str, targets: dict[str, str], sources: list[Source], 
                 results.add(s.kind, f"{player}{name}", ok, detail)
 
 
+def shaka_hole_only(detail: str) -> bool:
+    """A switch run whose one problem was Shaka jumping a hole (switch_player.mjs's detail: the
+    problems first, `; `-separated, then the log)."""
+    return detail.startswith("Shaka jumped ") and not any(
+        p in detail for p in ("gap after", "media error", "fatal", "stall:", "not within the bound", "no audio decoded"))
+
+
 def run_ladder_phase(targets: list[LadderTarget], results: Results, players: list[str], bound: float,
                      switch: bool = True, goal: float = PLAY_GOAL, suffix: str = "") -> None:
     """Every ladder target with every player at once: ffmpeg (every video and audio rendition),
@@ -1600,8 +1615,26 @@ def run_ladder_phase(targets: list[LadderTarget], results: Results, players: lis
             except Exception as e:
                 value = (False, f"harness error: {e!r}")
             if player == "browser":
+                outcome = {j["key"]: value.get(j["key"], (False, "no result")) if isinstance(value, dict) else value
+                           for j in jobs}
+                # Shaka, forced to switch with its buffer cleared, now and then refills it from a
+                # segment past the playhead and jumps the hole (about 1 cell in 15 on a loaded
+                # machine in session 7, never twice in a row; the relay's timestamps, EXTINFs and
+                # dates were consistent at those points: the `aligned`, `extinf`, `dates` checks).
+                # Such a run, and only such, is played again once; a second hole fails.
+                again = [j for j in jobs if j["lib"] == "shaka" and switch and not outcome[j["key"]][0]
+                         and shaka_hole_only(outcome[j["key"]][1])]
+                if again:
+                    try:
+                        second = HlsJs.play(again, bound, "switch_player.mjs")
+                    except Exception as e:
+                        second = {j["key"]: (False, f"harness error: {e!r}") for j in again}
+                    for j in again:
+                        ok, detail = second.get(j["key"], (False, "no result")) if isinstance(second, dict) else second
+                        outcome[j["key"]] = (ok, f"{detail} (second run: the first jumped a hole: "
+                                                 f"{outcome[j['key']][1][:300]})")
                 for j in jobs:
-                    ok, detail = value.get(j["key"], (False, "no result")) if isinstance(value, dict) else value
+                    ok, detail = outcome[j["key"]]
                     results.add(j["label"], j["lib"] + ("/switch" if switch else "") + suffix, ok, detail)
             else:
                 ok, detail = value
@@ -1755,6 +1788,13 @@ def self_test(work: Path) -> int:
         results.add(name, "gstreamer", ok == expect, f"player says {'pass' if ok else 'fail'}: {detail}")
         cc = ts_continuity_errors(path.read_bytes())
         results.add(name, "continuity", (not cc) == expect, f"{len(cc)} continuity error(s)")
+    # The Shaka second-run rule takes a run whose one problem was a hole, nothing else.
+    hole = 'Shaka jumped 1 hole(s) in buffered media ([{"at":13.9}]); levels [360,240,144], stalls 0'
+    for column, detail, expect in (("hole", hole, True),
+                                   ("hole+gap", "gap after the switch to 144p: buffered [[1,2],[3,4]]; " + hole, False),
+                                   ("hole+error", "media error shaka 3016: x; " + hole, False),
+                                   ("stall", "stall: 6 s; levels", False), ("no hole", "levels [360,240,144], stalls 0", False)):
+        results.add("shaka 2nd run", column, shaka_hole_only(detail) == expect, f"second run: {shaka_hole_only(detail)}")
     # The fMP4 box walk: HEVC fragmented MP4 tagged hvc1 passes, the same stream tagged hev1 fails, and
     # so does an init section without its moov.
     for tag in ("hvc1", "hev1"):
