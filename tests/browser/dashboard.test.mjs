@@ -144,7 +144,7 @@ async function checkRenditions(page, label) {
   const summary = 'tr[data-renditions-of="ladder"] summary';
   await page.waitForFunction((sel) => !!document.querySelector(sel), summary, { timeout: 10_000, polling: 250 })
     .catch(() => fail(`${label}: the ladder fixture's renditions summary is missing`));
-  await page.locator(summary).scrollIntoViewIfNeeded();
+  await scrollTo(page, summary);
   await checkVisible(page, summary, "the ladder channel's renditions summary", label);
   const summaryText = await page.locator(summary).textContent();
   const expected = "6 renditions: 3 video, 2 audio, 1 subtitles · fMP4 · 1 not running";
@@ -179,7 +179,7 @@ async function checkRenditions(page, label) {
   }));
   if (injected.pwned !== null || injected.elements !== 0)
     await fail(`${label}: markup from the status was rendered as HTML (${JSON.stringify(injected)})`);
-  await page.locator('tr[data-renditions-of="ladder"] tr[data-rendition="a1"] .state').scrollIntoViewIfNeeded();
+  await scrollTo(page, 'tr[data-renditions-of="ladder"] tr[data-rendition="a1"] .state');
   await checkVisible(page, 'tr[data-renditions-of="ladder"] tr[data-rendition="a1"] .state', "the reconnecting audio rendition's state", label);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
   if (overflow > 0) await fail(`${label}: with the renditions open the page is ${overflow} px wider than the viewport`);
@@ -187,6 +187,12 @@ async function checkRenditions(page, label) {
   await page.locator(summary).click();
   await page.evaluate(() => window.scrollTo(0, 0));
   return shot;
+}
+
+// Scrolls the element into view in one step inside the page: the dashboard re-renders its table on
+// every status poll, and a locator's scroll could find the element detached midway (seen in CI).
+async function scrollTo(page, selector) {
+  await page.evaluate((sel) => document.querySelector(sel)?.scrollIntoView({ block: "center" }), selector);
 }
 
 // Inside the viewport and on top at its centre (not under the player, not scrolled away).
