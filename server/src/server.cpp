@@ -40,16 +40,7 @@ void Server::start() {
     accept();
     if (config_.on_demand) schedule_idle_sweep();
     for (int i = 0; i < std::max(1, config_.threads); ++i)
-        threads_.emplace_back([this] {
-            for (;;) {
-                try {
-                    io_.run();
-                    return;
-                } catch (const std::exception& e) {
-                    log::error(std::string("io thread: ") + e.what());  // keep serving the others
-                }
-            }
-        });
+        threads_.emplace_back([this] { run_handlers([this] { io_.run(); }, "io thread"); });
 }
 
 void Server::stop() {
@@ -86,16 +77,20 @@ void Server::stop() {
     drain_handlers();
 }
 
-void Server::drain_handlers() {
-    io_.restart();
+void Server::run_handlers(const std::function<void()>& run, const char* who) {
     for (;;) {
         try {
-            io_.poll();
+            run();
             return;
         } catch (const std::exception& e) {
-            log::error(std::string("handler run at shutdown: ") + e.what());  // and run the rest
+            log::error(std::string(who) + ": " + e.what());  // one handler threw: the others still run
         }
     }
+}
+
+void Server::drain_handlers() {
+    io_.restart();
+    run_handlers([this] { io_.poll(); }, "handler run at shutdown");
 }
 
 uint16_t Server::port() const { return port_; }

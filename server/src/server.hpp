@@ -19,6 +19,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -61,6 +62,8 @@ public:
     std::size_t idle_connections() const { return connections_.idle_count(); }  // kept, between requests
 
 private:
+    // Calls `run` (io_.run or io_.poll) again after a handler throws, until it returns.
+    void run_handlers(const std::function<void()>& run, const char* who);
     void drain_handlers();  // runs what is queued, on the calling thread, once no io thread runs
     void accept();
     void schedule_idle_sweep();
