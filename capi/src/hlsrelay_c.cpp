@@ -43,7 +43,8 @@ struct hlsrelay_engine {
 };
 
 struct hlsrelay_resource {
-    std::shared_ptr<const std::string> data;
+    std::shared_ptr<const std::string> data;  // shared with the engine: the resource is `bytes` of it
+    std::string_view bytes;
     std::string content_type;
     bool immutable = false;
 };
@@ -307,6 +308,8 @@ int hlsrelay_engine_create(const hlsrelay_settings* settings, hlsrelay_engine** 
                                                                                  : hlsrelay::Container::ts;
             }
             if (HLSRELAY_FITS(renditions) && settings->renditions) s.hls.renditions = settings->renditions;
+            if (HLSRELAY_FITS(low_latency)) s.hls.low_latency = settings->low_latency != 0;
+            if (HLSRELAY_FITS(part_duration)) s.hls.part_duration = settings->part_duration;
 #undef HLSRELAY_FITS
         }
         *out = new hlsrelay_engine(std::move(s));
@@ -495,6 +498,7 @@ int hlsrelay_read(hlsrelay_engine* engine, const char* channel, const char* name
             fail(HLSRELAY_ENOTFOUND, "channel '" + config->id + "' has no '" + std::string(name) + "' (yet or any more)");
         }
         auto resource = std::make_unique<hlsrelay_resource>();
+        resource->bytes = r->bytes();
         resource->data = std::move(r->data);
         resource->content_type = std::string(r->content_type);
         resource->immutable = r->immutable;
@@ -522,13 +526,38 @@ int hlsrelay_wait_ready(hlsrelay_engine* engine, const char* channel, double tim
     });
 }
 
+int hlsrelay_wait_playlist(hlsrelay_engine* engine, const char* channel, int64_t msn, int part, double timeout_seconds) {
+    return wrap("hlsrelay_wait_playlist", [&]() -> int {
+        auto& e = engine_of(engine);
+        need(channel, "channel");
+        if (!(timeout_seconds >= 0)) fail(HLSRELAY_EINVAL, "timeout_seconds must be a number >= 0");
+        refuse_in_callback(engine, "wait for a playlist");
+        const auto config = e.find_channel(channel);
+        if (!config) fail(HLSRELAY_ENOTFOUND, "Channel not found: " + std::string(channel));
+        const std::string msn_text = std::to_string(msn);
+        const std::optional<std::string> part_text = part >= 0 ? std::optional<std::string>(std::to_string(part)) : std::nullopt;
+        const auto position = e.playlist_position(config->id, hlsrelay::kMediaPlaylistName);
+        if (!position || !e.running(config->id)) fail(HLSRELAY_ESTATE, "channel '" + config->id + "' is not running");
+        if (!position->low_latency) fail(HLSRELAY_ESTATE, "channel '" + config->id + "' has no low latency (low_latency)");
+        // The same reading of the request as the HTTP servers' (api::hls_playlist): 400 there, EINVAL here.
+        const auto a = hlsrelay::api::hls_playlist(e, config->id, hlsrelay::kMediaPlaylistName,
+                                                   hlsrelay::api::PlaylistDirectives{msn < 0 ? std::string("-") : msn_text, part_text, std::nullopt});
+        if (a.kind == hlsrelay::api::PlaylistAnswer::Kind::error) fail(HLSRELAY_EINVAL, a.error.body.value("detail", std::string("bad request")));
+        if (e.wait_playlist(config->id, hlsrelay::kMediaPlaylistName, msn, part, timeout_seconds)) return HLSRELAY_OK;
+        if (!e.running(config->id)) fail(HLSRELAY_ESTATE, "channel '" + config->id + "' is not running");
+        fail(HLSRELAY_ETIMEDOUT, "channel '" + config->id + "' has no segment " + msn_text +
+                                     (part >= 0 ? " part " + std::to_string(part) : std::string()) + " after " +
+                                     std::to_string(timeout_seconds) + " s");
+    });
+}
+
 const uint8_t* hlsrelay_resource_data(const hlsrelay_resource* resource) {
     if (!resource || !resource->data) return nullptr;
-    return reinterpret_cast<const uint8_t*>(resource->data->data());
+    return reinterpret_cast<const uint8_t*>(resource->bytes.data());
 }
 
 size_t hlsrelay_resource_size(const hlsrelay_resource* resource) {
-    return resource && resource->data ? resource->data->size() : 0;
+    return resource && resource->data ? resource->bytes.size() : 0;
 }
 
 const char* hlsrelay_resource_content_type(const hlsrelay_resource* resource) {
@@ -557,6 +586,7 @@ int hlsrelay_subscribe(hlsrelay_engine* engine, hlsrelay_event_cb callback, void
             c.sequence = -1;
             c.duration = 0;
             c.state_code = -1;
+            c.part = -1;
             switch (ev.type) {
                 case hlsrelay::EventType::StateChanged:
                     c.type = HLSRELAY_EVENT_STATE;
@@ -573,6 +603,14 @@ int hlsrelay_subscribe(hlsrelay_engine* engine, hlsrelay_event_cb callback, void
                 case hlsrelay::EventType::Error:
                     c.type = HLSRELAY_EVENT_ERROR;
                     c.message = ev.message.c_str();
+                    break;
+                case hlsrelay::EventType::PartPublished:
+                    c.type = HLSRELAY_EVENT_PART;
+                    c.state = state_name(ev.state);
+                    c.state_code = static_cast<int>(ev.state);
+                    c.sequence = ev.sequence;
+                    c.part = ev.part;
+                    c.duration = ev.duration;
                     break;
             }
             struct Frame {

@@ -4,6 +4,7 @@
 
 #include <hlsrelay/engine.hpp>
 #include <hlsrelay/json.hpp>
+#include <hlsrelay/playlist.hpp>
 #include <hlsrelay/registry.hpp>
 #include <hlsrelay/stream_id.hpp>
 #include <hlsrelay/text.hpp>
@@ -52,6 +53,8 @@ inline nlohmann::ordered_json hls_config(const HlsSettings& h) {
     j["cleanup_interval"] = number(h.cleanup_interval);
     j["container"] = to_string(h.container);
     j["renditions"] = h.renditions;
+    j["low_latency"] = h.low_latency;
+    j["part_duration"] = h.part_duration;
     return j;
 }
 
@@ -121,6 +124,78 @@ inline Reply stream_status(const Engine& engine, std::string_view name, Sources 
         apply(r.body, sources);
         return r;
     });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// LL-HLS delivery directives on a media playlist request (RFC 8216bis 6.2.5): one reading of
+// `?_HLS_msn=N&_HLS_part=M&_HLS_skip=YES` for every transport. A transport calls hls_playlist() when a
+// request names a channel's media playlist; on `wait` it calls again when the channel publishes (its
+// SegmentPublished and PartPublished events) and answers blocking_timeout() once `wait_seconds` have
+// passed since the request came. Directives on a channel without low latency are ignored.
+struct PlaylistDirectives {
+    std::optional<std::string> msn, part, skip;  // the raw query values (absent: not given)
+};
+
+struct PlaylistAnswer {
+    enum class Kind { serve, wait, error };
+    Kind kind = Kind::serve;
+    std::string file;          // serve: the name to Engine::read (the delta update's for _HLS_skip)
+    Reply error;               // error: the reply (400)
+    int64_t msn = -1;          // wait: for segment msn ...
+    int part = -1;             // ... (part >= 0: its part `part`)
+    double wait_seconds = 0;   // wait: at most this long from the request (three target durations)
+    // serve: how long a cache may keep the answer (RFC 8216bis appendix B.1: a blocking request's
+    // playlist six target durations, since its URL names what it holds); 0: no-cache.
+    int cache_seconds = 0;
+};
+
+inline Reply blocking_timeout() {
+    Reply r = error(503, "The playlist did not reach the requested segment or part in time (three target durations)");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+}
+
+inline PlaylistAnswer hls_playlist(const Engine& engine, std::string_view channel, std::string_view file,
+                                   const PlaylistDirectives& d) {
+    PlaylistAnswer a;
+    a.file = std::string(file);
+    const auto position = engine.playlist_position(channel, file);
+    if (!position || !position->low_latency || position->target_duration == 0) return a;  // read() answers
+    auto fail = [&](std::string why) {
+        a.kind = PlaylistAnswer::Kind::error;
+        a.error = error(400, std::move(why));
+        return a;
+    };
+    auto integer = [](const std::string& v, int64_t max) -> std::optional<int64_t> {
+        if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+        const int64_t n = std::stoll(v);
+        return n <= max ? std::optional<int64_t>(n) : std::nullopt;
+    };
+    if (d.skip) {
+        if (*d.skip != "YES" && *d.skip != "v2") return fail("_HLS_skip must be YES or v2");
+        a.file = std::string(kDeltaPlaylistName);
+    }
+    if (d.part && !d.msn) return fail("_HLS_part needs _HLS_msn");
+    if (!d.msn) return a;
+    const auto msn = integer(*d.msn, int64_t{1} << 53);
+    if (!msn) return fail("_HLS_msn must be a decimal integer");
+    std::optional<int64_t> part;
+    if (d.part && !(part = integer(*d.part, 999))) return fail("_HLS_part must be a decimal integer below 1000");
+    // 6.2.5.2: a request more than two segments past the playlist's last one (whole: parts are no
+    // Media Segments) is refused at once.
+    const int64_t last = position->last_msn;
+    if (*msn > last + 2) return fail("_HLS_msn " + std::to_string(*msn) + " is more than two segments past the playlist's last (" + std::to_string(last) + ")");
+    // ... and a part more than the Advance Part Limit (3 s of parts, at least 3) past the last part.
+    const int limit = std::max(3, static_cast<int>(std::ceil(3.0 / std::max(0.01, position->part_target) - 1e-9)));
+    if (part && *msn == position->open_msn && *part > position->open_parts - 1 + limit)
+        return fail("_HLS_part " + std::to_string(*part) + " is more than " + std::to_string(limit) + " parts past the playlist's last");
+    a.cache_seconds = 6 * position->target_duration;
+    if (position->holds(*msn, part ? static_cast<int>(*part) : -1)) return a;
+    a.kind = PlaylistAnswer::Kind::wait;
+    a.msn = *msn;
+    a.part = part ? static_cast<int>(*part) : -1;
+    a.wait_seconds = 3.0 * position->target_duration;
+    return a;
 }
 
 // GET /api/v1/channels/streams-status

@@ -91,6 +91,12 @@ struct HlsSettings {
     // "max-bandwidth=<bits/s>" or a comma-separated list of heights ("1080p,360p"); the audio and
     // subtitle renditions of the kept variants' groups follow them.
     std::string renditions = "all";
+    // LL-HLS (RFC 8216bis): segments are also cut into parts of at most `part_duration` seconds,
+    // listed with EXT-X-PART and a preload hint, and media playlists answer blocking reloads
+    // (_HLS_msn/_HLS_part) and delta updates (_HLS_skip). Parts are cut by the remux path, so a
+    // low-latency channel remuxes what it would otherwise pass through. Single-rendition channels.
+    bool low_latency = false;
+    double part_duration = 1.0 / 3;
 };
 
 // Per-channel overrides of HlsSettings; unset fields take the engine's value.
@@ -100,6 +106,8 @@ struct HlsOverrides {
     std::optional<double> cleanup_interval;
     std::optional<Container> container;
     std::optional<std::string> renditions;
+    std::optional<bool> low_latency;
+    std::optional<double> part_duration;
 
     HlsSettings apply(HlsSettings base) const {
         if (segment_duration) base.segment_duration = *segment_duration;
@@ -107,9 +115,14 @@ struct HlsOverrides {
         if (cleanup_interval) base.cleanup_interval = *cleanup_interval;
         if (container) base.container = *container;
         if (renditions) base.renditions = *renditions;
+        if (low_latency) base.low_latency = *low_latency;
+        if (part_duration) base.part_duration = *part_duration;
         return base;
     }
-    bool empty() const { return !segment_duration && !max_segments && !cleanup_interval && !container && !renditions; }
+    bool empty() const {
+        return !segment_duration && !max_segments && !cleanup_interval && !container && !renditions && !low_latency &&
+               !part_duration;
+    }
     bool operator==(const HlsOverrides&) const = default;
 };
 

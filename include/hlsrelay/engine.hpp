@@ -66,6 +66,17 @@ public:
     // calling). A negative or NaN timeout is InvalidArgument.
     bool wait_ready(std::string_view channel, double timeout_seconds) const;
 
+    // LL-HLS blocking playlist reload (RFC 8216bis 6.2.5.2). playlist_position: where the channel's
+    // media playlist ("index.m3u8") stands; nullopt for an unknown or stopped channel or another
+    // file. wait_playlist: waits until that playlist holds segment `msn` (part >= 0: its part `part`),
+    // true then; false when timeout_seconds pass first or the channel stops or fails. Wakes on the
+    // publication, it does not poll. Not from an event callback. A host that must not block a thread
+    // per request (an event loop) calls playlist_position() again on each SegmentPublished and
+    // PartPublished event instead; api::hls_request says what to do with a request.
+    std::optional<PlaylistPosition> playlist_position(std::string_view channel, std::string_view file) const;
+    bool wait_playlist(std::string_view channel, std::string_view file, int64_t msn, int part,
+                       double timeout_seconds) const;
+
     // Events.
     using SubscriptionId = uint64_t;
     SubscriptionId subscribe(EventCallback callback);

@@ -9,7 +9,8 @@
 
 namespace hlsrelay {
 
-enum class EventType { StateChanged, SegmentPublished, Error };
+// PartPublished: LL-HLS channels, a part of the segment being cut (`sequence`, `part`).
+enum class EventType { StateChanged, SegmentPublished, Error, PartPublished };
 
 struct Event {
     EventType type = EventType::StateChanged;
@@ -17,7 +18,8 @@ struct Event {
     ChannelState state = ChannelState::Idle;  // for StateChanged: the new state
     std::string message;                   // for Error: what went wrong (credentials redacted)
     int64_t sequence = -1;                 // for SegmentPublished
-    double duration = 0;                   // for SegmentPublished
+    double duration = 0;                   // for SegmentPublished and PartPublished
+    int part = -1;                         // for PartPublished: its index in segment `sequence`
 };
 // Called from engine threads (a channel's worker, the engine's housekeeping thread, which reports
 // "stalled" and the way back to "running", or the thread calling start()/update_channel()).

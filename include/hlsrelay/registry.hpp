@@ -413,6 +413,13 @@ private:
         if (p.empty()) p = container_field(attrs, "hlsrelay-container", hls.container);
         if (auto it = attrs.find("hlsrelay-renditions"); p.empty() && it != attrs.end())
             hls.renditions = std::string(trim(it->second));  // checked by channel_problem
+        if (auto it = attrs.find("hlsrelay-low-latency"); p.empty() && it != attrs.end()) {
+            const std::string v = ascii_lower(trim(it->second));
+            if (v == "yes" || v == "true" || v == "on" || v == "1") hls.low_latency = true;
+            else if (v == "no" || v == "false" || v == "off" || v == "0") hls.low_latency = false;
+            else p = "hlsrelay-low-latency '" + repair_utf8(it->second) + "' is not yes or no";
+        }
+        if (p.empty()) p = number("hlsrelay-part-duration", hls.part_duration);
         if (p.empty()) p = number("hlsrelay-max-playlist-bytes", limits.max_playlist_bytes);
         if (p.empty()) p = number("hlsrelay-max-segment-bytes", limits.max_segment_bytes);
         if (p.empty()) p = number("hlsrelay-max-redirects", limits.max_redirects);
@@ -479,7 +486,7 @@ inline std::optional<std::int64_t> get_integer(const nlohmann::json& obj, const 
 inline constexpr std::string_view kJsonFields[] = {"id", "name", "url", "urls", "logo", "group", "headers",
                                                    "user_agent", "referer", "loop", "realtime", "variant",
                                                    "segment_duration", "max_segments", "cleanup_interval",
-                                                   "container", "renditions",
+                                                   "container", "renditions", "low_latency", "part_duration",
                                                    "max_playlist_bytes", "max_segment_bytes", "max_redirects",
                                                    "playlist_deadline", "segment_deadline"};
 
@@ -547,6 +554,8 @@ inline ChannelConfig channel_from_json(const nlohmann::json& obj, std::vector<st
         c.hls.max_segments = static_cast<int>(*n);
     }
     c.hls.cleanup_interval = get_number(obj, "cleanup_interval");
+    c.hls.low_latency = get_bool(obj, "low_latency");
+    c.hls.part_duration = get_number(obj, "part_duration");
     if (auto container = get_string(obj, "container")) {
         c.hls.container = parse_container(ascii_lower(*container));
         if (!c.hls.container) throw EntrySkipped{"container '" + repair_utf8(*container) + "' is not \"ts\" or \"fmp4\""};
@@ -661,6 +670,8 @@ inline nlohmann::json to_json(const ChannelConfig& c, bool include_sources) {
     if (c.hls.cleanup_interval) j["cleanup_interval"] = *c.hls.cleanup_interval;
     if (c.hls.container) j["container"] = to_string(*c.hls.container);
     if (c.hls.renditions) j["renditions"] = *c.hls.renditions;
+    if (c.hls.low_latency) j["low_latency"] = *c.hls.low_latency;
+    if (c.hls.part_duration) j["part_duration"] = *c.hls.part_duration;
     if (c.limits.max_playlist_bytes) j["max_playlist_bytes"] = *c.limits.max_playlist_bytes;
     if (c.limits.max_segment_bytes) j["max_segment_bytes"] = *c.limits.max_segment_bytes;
     if (c.limits.max_redirects) j["max_redirects"] = *c.limits.max_redirects;

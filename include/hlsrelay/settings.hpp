@@ -38,6 +38,8 @@ struct EngineSettings {
 inline constexpr double kMinSegmentDuration = 0.5, kMaxSegmentDuration = 60;
 inline constexpr int kMinMaxSegments = 1, kMaxMaxSegments = 100;
 inline constexpr double kMinCleanupInterval = 0.1, kMaxCleanupInterval = 3600;
+// LL-HLS parts: a part is at most the segment duration (a longer setting is cut to it).
+inline constexpr double kMinPartDuration = 0.1, kMaxPartDuration = 5;
 // Accepted ranges of FetchLimits, engine-wide (Engine refuses others) and per channel (the loaders and
 // Registry::add/update). A deadline may also be 0: automatic (see FetchLimits).
 inline constexpr std::int64_t kMinMaxPlaylistBytes = std::int64_t{4} << 10, kMaxMaxPlaylistBytes = std::int64_t{1} << 30;
@@ -66,12 +68,14 @@ inline std::string overrides_problem(const HlsOverrides& o) {
     if (p.empty() && o.cleanup_interval)
         p = range_problem("cleanup_interval", *o.cleanup_interval, kMinCleanupInterval, kMaxCleanupInterval);
     if (p.empty() && o.renditions) p = renditions_problem(*o.renditions);
+    if (p.empty() && o.part_duration) p = range_problem("part_duration", *o.part_duration, kMinPartDuration, kMaxPartDuration);
     return p;
 }
 
 // The engine-wide HLS settings: every field checked as if a channel overrode it.
 inline std::string hls_problem(const HlsSettings& h) {
-    return overrides_problem(HlsOverrides{h.segment_duration, h.max_segments, h.cleanup_interval, h.container, h.renditions});
+    return overrides_problem(HlsOverrides{h.segment_duration, h.max_segments, h.cleanup_interval, h.container, h.renditions,
+                                          h.low_latency, h.part_duration});
 }
 
 inline std::string deadline_problem(std::string_view field, double value) {

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace hlsrelay {
@@ -72,6 +73,45 @@ inline std::optional<int64_t> InitSection::parse_name(std::string_view name) {
     return detail::parse_numbered(name, "init_", ".mp4");
 }
 
+// LL-HLS: a part of a segment as a byte range of the segment's bytes (Segment::parts).
+struct PartSpan {
+    size_t offset = 0, length = 0;
+    double duration = 0;
+    bool independent = false;  // begins with a video keyframe (audio only: always)
+    int64_t number = 0;        // names it (part_name)
+};
+
+// LL-HLS: a part of the segment still being cut, with its own bytes until that segment is
+// published (then its bytes are the segment's: Segment::parts). The first part of a segment carries
+// what the playlist says before the segment's parts: its discontinuity, date and init section.
+// Parts are numbered in one run across segments, so that the preload hint for the next part names
+// the right file whether that part ends up in the segment being cut or begins the next one.
+struct Part {
+    int64_t sequence = 0;  // its segment's media sequence number
+    int index = 0;         // from 0 within its segment
+    int64_t number = 0;    // names it (part_name)
+    double duration = 0;
+    bool independent = false;
+    bool discontinuity = false;
+    SystemClock::time_point program_date_time{};
+    SegmentFormat format = SegmentFormat::ts;
+    InitPtr init;
+    std::string data;
+    SteadyClock::time_point published{};
+};
+using PartPtr = std::shared_ptr<const Part>;
+
+// "part_<number><ext>"
+inline std::string part_name(int64_t number, SegmentFormat format) {
+    return "part_" + std::to_string(number) + std::string(extension_of(format));
+}
+// Inverse of part_name(): number and format; nullopt for anything else (never throws).
+inline std::optional<std::pair<int64_t, SegmentFormat>> parse_part_name(std::string_view name) {
+    for (SegmentFormat f : {SegmentFormat::ts, SegmentFormat::fmp4})
+        if (const auto n = detail::parse_numbered(name, "part_", extension_of(f))) return std::make_pair(*n, f);
+    return std::nullopt;
+}
+
 // A published segment. Immutable once published and shared by reference, so a reader never sees a
 // half-written or recycled buffer.
 struct Segment {
@@ -89,6 +129,7 @@ struct Segment {
     SystemClock::time_point program_date_time{};
     SteadyClock::time_point published{};
     std::string data;                    // the segment's bytes
+    std::vector<PartSpan> parts;         // LL-HLS: its parts, in order, as ranges of `data`
 
     std::string name() const { return segment_name(sequence, format); }
     static std::string segment_name(int64_t sequence, SegmentFormat format = SegmentFormat::ts) {
@@ -113,8 +154,10 @@ public:
     explicit Window(int max_segments) : max_segments_(max_segments < 1 ? 1 : max_segments) {}
 
     // Publishes `segment` as the newest one. Returns the segments whose grace has ended (the caller
-    // removes them from disk); they are no longer reachable through find().
+    // removes them from disk); they are no longer reachable through find(). The open parts (LL-HLS)
+    // were this segment's: from now on its parts are ranges of its bytes.
     std::vector<SegmentPtr> push(SegmentPtr segment, SteadyClock::time_point now) {
+        open_parts_.clear();
         listed_.push_back(std::move(segment));
         longest_.push_back(0);
         while (static_cast<int>(listed_.size()) > max_segments_) retire_oldest(now);
@@ -138,8 +181,41 @@ public:
         return gone;
     }
 
+    // LL-HLS: a part of the segment being cut. A part of another segment than the open parts' drops
+    // them (that segment was abandoned).
+    void push_part(PartPtr part) {
+        if (!open_parts_.empty() && open_parts_.front()->sequence != part->sequence) open_parts_.clear();
+        open_parts_.push_back(std::move(part));
+    }
+    const std::vector<PartPtr>& open_parts() const { return open_parts_; }
+    void drop_open_parts() { open_parts_.clear(); }
+
+    // A part's bytes: of the segment being cut, or a range of a listed segment or of a removed one
+    // still in its grace period. Empty when there is no such part.
+    struct PartBytes {
+        std::shared_ptr<const std::string> data;
+        size_t offset = 0, length = 0;
+        SegmentFormat format = SegmentFormat::ts;
+    };
+    PartBytes find_part(int64_t number, SteadyClock::time_point now) const {
+        for (const auto& p : open_parts_)
+            if (p->number == number) return {std::shared_ptr<const std::string>(p, &p->data), 0, p->data.size(), p->format};
+        auto in = [&](const SegmentPtr& s) -> PartBytes {
+            for (const PartSpan& span : s->parts)
+                if (span.number == number) return {std::shared_ptr<const std::string>(s, &s->data), span.offset, span.length, s->format};
+            return {};
+        };
+        for (auto it = listed_.rbegin(); it != listed_.rend(); ++it)
+            if (auto b = in(*it); b.data) return b;
+        for (const auto& g : grace_)
+            if (g.expires > now)
+                if (auto b = in(g.segment); b.data) return b;
+        return {};
+    }
+
     // Everything, listed or in grace: for a stop that empties the window.
     std::vector<SegmentPtr> clear() {
+        open_parts_.clear();
         std::vector<SegmentPtr> all;
         for (auto& g : grace_) all.push_back(std::move(g.segment));
         for (auto& s : listed_) all.push_back(std::move(s));
@@ -200,6 +276,7 @@ private:
     std::deque<SegmentPtr> listed_;
     std::deque<double> longest_;  // per listed segment: seconds of the longest playlist that listed it
     std::deque<Retired> grace_;   // in retirement order, not necessarily in expiry order
+    std::vector<PartPtr> open_parts_;  // LL-HLS: the parts of the segment being cut
 };
 
 }  // namespace hlsrelay

@@ -29,12 +29,13 @@ class LoadResult(TypedDict):
     issues: List[LoadIssue]
 
 class Event(TypedDict):
-    type: Literal["state", "segment", "error"]
+    type: Literal["state", "segment", "error", "part"]
     channel: str  # stream id
     state: Optional[ChannelState]  # "state" (and "segment": running)
     message: Optional[str]  # "error": what went wrong, credentials redacted
-    sequence: Optional[int]  # "segment": its media sequence number
-    duration: Optional[float]  # "segment": its duration in seconds
+    sequence: Optional[int]  # "segment": its media sequence number; "part": its segment's
+    duration: Optional[float]  # "segment", "part": its duration in seconds
+    part: Optional[int]  # "part" (low latency): its index in segment `sequence`
 
 class EngineSettings(TypedDict):
     segment_duration: float
@@ -42,6 +43,8 @@ class EngineSettings(TypedDict):
     cleanup_interval: float
     container: Container
     renditions: str
+    low_latency: bool
+    part_duration: float
     hls_dir: Optional[str]
     read_timeout: float
     reconnect_min: float
@@ -124,6 +127,8 @@ class Engine:
         # Output packaging and which renditions of a multivariant source run (channels may override).
         container: Container = "ts",
         renditions: Renditions = "all",
+        low_latency: bool = False,
+        part_duration: float = 1 / 3,
     ) -> None: ...
 
     # Registry.
@@ -147,6 +152,8 @@ class Engine:
         cleanup_interval: Optional[float] = None,
         container: Optional[Container] = None,
         renditions: Optional[Renditions] = None,
+        low_latency: Optional[bool] = None,
+        part_duration: Optional[float] = None,
         max_playlist_bytes: Optional[int] = None,
         max_segment_bytes: Optional[int] = None,
         max_redirects: Optional[int] = None,
@@ -172,6 +179,8 @@ class Engine:
         cleanup_interval: Optional[float] = ...,
         container: Optional[Container] = ...,
         renditions: Optional[Renditions] = ...,
+        low_latency: Optional[bool] = ...,
+        part_duration: Optional[float] = ...,
         max_playlist_bytes: Optional[int] = ...,
         max_segment_bytes: Optional[int] = ...,
         max_redirects: Optional[int] = ...,
@@ -195,6 +204,10 @@ class Engine:
     def read(self, channel: str, name: str, *, headers_only: bool = False) -> Optional[Resource]: ...
     # True once master.m3u8 and index.m3u8 can be read; False on timeout, or at once when stopped/failed.
     def wait_ready(self, channel: str, timeout: float) -> bool: ...
+    def hls_playlist(
+        self, channel: str, name: str, msn: Optional[str] = None, part: Optional[str] = None, skip: Optional[str] = None
+    ) -> Dict[str, Any]: ...
+    def wait_playlist(self, channel: str, msn: int, part: int = -1, timeout: float = 10.0) -> bool: ...
 
     # The replaced HTTP API: one definition shared with the C++ demo server.
     # hide_sources: status replies show "source": None and "<url hidden>" for URLs in errors.

@@ -46,6 +46,7 @@ its threadpool, and the engine releases the GIL while it waits.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import typing
@@ -126,6 +127,37 @@ class _ResourceResponse(Response):
 
 class _Unsatisfiable(Exception):
     pass
+
+
+class _Publications:
+    """LL-HLS blocking playlist reloads wait here, on the event loop, for their channel's next part or
+    segment: one engine subscription whose callback (an engine thread) wakes the waiters of that
+    channel through the loop; no thread waits per request."""
+
+    def __init__(self, engine: Engine, loop: "asyncio.AbstractEventLoop") -> None:
+        self._loop = loop
+        self._waiting: typing.Dict[str, typing.Set["asyncio.Event"]] = {}
+        self._subscription = engine.subscribe(self._on_event)
+
+    def _on_event(self, event: typing.Any) -> None:
+        if event["type"] in ("part", "segment", "state") and event["channel"] in self._waiting:
+            self._loop.call_soon_threadsafe(self._wake, event["channel"])
+
+    def _wake(self, channel: str) -> None:
+        for waiter in self._waiting.pop(channel, ()):
+            waiter.set()
+
+    def waiter(self, channel: str) -> "asyncio.Event":
+        event = asyncio.Event()
+        self._waiting.setdefault(channel, set()).add(event)
+        return event
+
+    def forget(self, channel: str, event: "asyncio.Event") -> None:
+        waiting = self._waiting.get(channel)
+        if waiting is not None:
+            waiting.discard(event)
+            if not waiting:
+                del self._waiting[channel]
 
 
 def _parse_range(header: str, size: int) -> typing.Optional[typing.Tuple[int, int]]:
@@ -286,13 +318,59 @@ def _build_router(
 
     if serve_hls:
 
+        publications: typing.Dict[int, _Publications] = {}  # by id(engine): one subscription each
+
         @router.api_route("/hls_streams/{stream_id}/{name}", methods=["GET", "HEAD", "OPTIONS"])
-        def hls_file(stream_id: str, name: str, request: Request) -> Response:
+        async def hls_file(stream_id: str, name: str, request: Request) -> Response:
             cors = _guard(policy, request, "media")[1]["cors"]
             if request.method == "OPTIONS":
                 return _preflight() if cors else Response(status_code=204, headers={"Allow": HLS_METHODS})
-            response = _hls_file(stream_id, name, request)
+            q = request.query_params
+            if name == "index.m3u8" and ("_HLS_msn" in q or "_HLS_part" in q or "_HLS_skip" in q):
+                response = await _ll_playlist(stream_id, name, request)
+            else:
+                response = await run_in_threadpool(_hls_file, stream_id, name, request)
             return _with_cors(response) if cors else response
+
+        async def _ll_playlist(stream_id: str, name: str, request: Request) -> Response:
+            """A media playlist request with LL-HLS directives (Engine.hls_playlist reads them, as the
+            demo server and the C ABI do): served at once, refused (400), or held until the channel
+            publishes what it names (503 after three target durations)."""
+            engine = get_engine()
+            q = request.query_params
+            directives = (q.get("_HLS_msn"), q.get("_HLS_part"), q.get("_HLS_skip"))
+            loop = asyncio.get_running_loop()
+            answer = engine.hls_playlist(stream_id, name, *directives)
+            if answer["kind"] == "wait":
+                hub = publications.get(id(engine))
+                if hub is None:
+                    hub = publications[id(engine)] = _Publications(engine, loop)
+                deadline = loop.time() + answer["wait_seconds"]
+                while answer["kind"] == "wait":
+                    waiter = hub.waiter(stream_id)
+                    try:
+                        # Published between the first look and the parking: look again once parked.
+                        answer = engine.hls_playlist(stream_id, name, *directives)
+                        if answer["kind"] != "wait":
+                            break
+                        remaining = deadline - loop.time()
+                        if remaining <= 0 or not engine.running(stream_id):
+                            return JSONResponse(
+                                {"detail": "The playlist did not reach the requested segment or part in time "
+                                 "(three target durations)"}, status_code=503, headers={"Retry-After": "1"})
+                        try:
+                            await asyncio.wait_for(waiter.wait(), remaining)
+                        except asyncio.TimeoutError:
+                            pass
+                    finally:
+                        hub.forget(stream_id, waiter)
+                    answer = engine.hls_playlist(stream_id, name, *directives)
+            if answer["kind"] == "error":
+                return _detail(answer["status"], answer["detail"])
+            response = _hls_file(stream_id, answer["file"], request)
+            if answer["cache_seconds"] and response.status_code == 200:
+                response.headers["Cache-Control"] = f"public, max-age={answer['cache_seconds']}"
+            return response
 
         def _hls_file(stream_id: str, name: str, request: Request) -> Response:
             engine = get_engine()

@@ -105,13 +105,15 @@ py::dict report_dict(const hlsrelay::LoadReport& r) {
 
 py::dict event_dict(const Event& e) {
     py::dict d;
-    const bool state = e.type == EventType::StateChanged, segment = e.type == EventType::SegmentPublished;
-    d["type"] = state ? "state" : segment ? "segment" : "error";
+    const bool state = e.type == EventType::StateChanged, segment = e.type == EventType::SegmentPublished,
+               part = e.type == EventType::PartPublished;
+    d["type"] = state ? "state" : segment ? "segment" : part ? "part" : "error";
     d["channel"] = to_str(e.channel);
     d["state"] = state ? py::object(py::str(std::string(hlsrelay::to_string(e.state)))) : py::object(py::none());
     d["message"] = e.type == EventType::Error ? py::object(to_str(e.message)) : py::object(py::none());
-    d["sequence"] = segment ? py::object(py::int_(e.sequence)) : py::object(py::none());
-    d["duration"] = segment ? py::object(py::float_(e.duration)) : py::object(py::none());
+    d["sequence"] = segment || part ? py::object(py::int_(e.sequence)) : py::object(py::none());
+    d["duration"] = segment || part ? py::object(py::float_(e.duration)) : py::object(py::none());
+    d["part"] = part ? py::object(py::int_(e.part)) : py::object(py::none());
     return d;
 }
 
@@ -168,7 +170,8 @@ struct PyCallback {
 
 // Bytes read from a channel, shared with the engine (no copy) and exported via the buffer protocol.
 struct PyResource {
-    std::shared_ptr<const std::string> data;
+    std::shared_ptr<const std::string> data;  // shared with the engine: the resource is `bytes` of it
+    std::string_view bytes;
     std::string content_type;
     bool immutable = false;
 };
@@ -248,7 +251,7 @@ void apply_fields(ChannelConfig& c, const py::dict& fields) {
                                                 "id",       "logo",    "group",
                                                 "headers",  "loop",    "realtime",
                                                 "variant",  "segment_duration", "max_segments",
-                                                "container", "renditions",
+                                                "container", "renditions", "low_latency", "part_duration",
                                                 "cleanup_interval", "max_playlist_bytes", "max_segment_bytes",
                                                 "max_redirects", "playlist_deadline", "segment_deadline"};
     for (const auto& item : fields) {
@@ -281,6 +284,8 @@ void apply_fields(ChannelConfig& c, const py::dict& fields) {
     if (has("renditions"))
         c.hls.renditions = fields["renditions"].is_none() ? std::nullopt
                                                           : std::optional<std::string>(renditions_of(fields["renditions"]));
+    if (has("low_latency")) c.hls.low_latency = optional_of<bool>(fields["low_latency"], "low_latency");
+    if (has("part_duration")) c.hls.part_duration = optional_of<double>(fields["part_duration"], "part_duration");
     if (has("segment_duration"))
         c.hls.segment_duration = optional_of<double>(fields["segment_duration"], "segment_duration");
     if (has("max_segments")) c.hls.max_segments = optional_of<int>(fields["max_segments"], "max_segments");
@@ -373,6 +378,8 @@ py::dict settings_dict(const EngineSettings& s) {
     d["cleanup_interval"] = s.hls.cleanup_interval;
     d["container"] = hlsrelay::to_string(s.hls.container);
     d["renditions"] = to_str(s.hls.renditions);
+    d["low_latency"] = s.hls.low_latency;
+    d["part_duration"] = s.hls.part_duration;
     d["hls_dir"] = s.hls_dir.empty() ? py::object(py::none()) : py::object(to_str(s.hls_dir));
     d["read_timeout"] = s.read_timeout;
     d["reconnect_min"] = s.reconnect_min;
@@ -466,16 +473,16 @@ PYBIND11_MODULE(_core, m) {
                            "A playlist or segment read from memory. Shares the engine's bytes: memoryview(res) "
                            "copies nothing, bytes(res) copies once.")
         .def_buffer([](PyResource& r) {
-            return py::buffer_info(const_cast<char*>(r.data->data()), 1, "B", static_cast<py::ssize_t>(r.data->size()),
+            return py::buffer_info(const_cast<char*>(r.bytes.data()), 1, "B", static_cast<py::ssize_t>(r.bytes.size()),
                                    /*readonly=*/true);
         })
         .def_property_readonly("content_type", [](const PyResource& r) { return r.content_type; })
         .def_property_readonly("immutable", [](const PyResource& r) { return r.immutable; })
-        .def("__len__", [](const PyResource& r) { return r.data->size(); })
-        .def("__bytes__", [](const PyResource& r) { return py::bytes(r.data->data(), r.data->size()); })
-        .def("tobytes", [](const PyResource& r) { return py::bytes(r.data->data(), r.data->size()); })
+        .def("__len__", [](const PyResource& r) { return r.bytes.size(); })
+        .def("__bytes__", [](const PyResource& r) { return py::bytes(r.bytes.data(), r.bytes.size()); })
+        .def("tobytes", [](const PyResource& r) { return py::bytes(r.bytes.data(), r.bytes.size()); })
         .def("__repr__", [](const PyResource& r) {
-            return "<hlsrelay.Resource " + r.content_type + ", " + std::to_string(r.data->size()) + " bytes" +
+            return "<hlsrelay.Resource " + r.content_type + ", " + std::to_string(r.bytes.size()) + " bytes" +
                    (r.immutable ? ", immutable>" : ">");
         });
 
@@ -484,7 +491,8 @@ PYBIND11_MODULE(_core, m) {
                          double read_timeout, double reconnect_min, double reconnect_max, const std::string& log_level,
                          double stall_timeout, int live_start_segments, std::int64_t max_playlist_bytes,
                          std::int64_t max_segment_bytes, int max_redirects, double playlist_deadline,
-                         double segment_deadline, const std::string& container, const py::object& renditions) {
+                         double segment_deadline, const std::string& container, const py::object& renditions,
+                         bool low_latency, double part_duration) {
                  EngineSettings s;
                  s.hls.segment_duration = segment_duration;
                  s.hls.max_segments = max_segments;
@@ -503,6 +511,8 @@ PYBIND11_MODULE(_core, m) {
                  s.limits.segment_deadline = segment_deadline;
                  s.hls.container = parse_container(container);
                  s.hls.renditions = renditions_of(renditions);
+                 s.hls.low_latency = low_latency;
+                 s.hls.part_duration = part_duration;
                  return std::make_unique<PyEngine>(std::move(s));
              }),
              // The defaults are EngineSettings' own (settings.hpp), not a copy of them.
@@ -520,7 +530,9 @@ PYBIND11_MODULE(_core, m) {
              py::arg("playlist_deadline") = hlsrelay::FetchLimits{}.playlist_deadline,
              py::arg("segment_deadline") = hlsrelay::FetchLimits{}.segment_deadline,
              py::arg("container") = hlsrelay::to_string(hlsrelay::HlsSettings{}.container),
-             py::arg("renditions") = hlsrelay::HlsSettings{}.renditions)
+             py::arg("renditions") = hlsrelay::HlsSettings{}.renditions,
+             py::arg("low_latency") = hlsrelay::HlsSettings{}.low_latency,
+             py::arg("part_duration") = hlsrelay::HlsSettings{}.part_duration)
 
         // Registry.
         .def(
@@ -644,11 +656,59 @@ PYBIND11_MODULE(_core, m) {
                 const auto delivery = headers_only ? hlsrelay::Delivery::headers : hlsrelay::Delivery::whole;
                 auto r = self.call([&](Engine& e) { return e.read(channel, name, delivery); });
                 if (!r || !r->data) return py::none();
-                return py::cast(PyResource{std::move(r->data), std::string(r->content_type), r->immutable});
+                const std::string_view bytes = r->bytes();
+                return py::cast(PyResource{std::move(r->data), bytes, std::string(r->content_type), r->immutable});
             },
             py::arg("channel"), py::arg("name"), py::kw_only(), py::arg("headers_only") = false,
             "master.m3u8, index.m3u8 or a segment from memory; None when unknown, stopped or gone.\n"
             "Its size is added to the channel's bytes_out (delivered), unless headers_only=True (an HTTP HEAD).")
+        .def(
+            "hls_playlist",
+            [](PyEngine& self, const std::string& channel, const std::string& name, const py::object& msn,
+               const py::object& part, const py::object& skip) {
+                auto text = [](const py::object& o) {
+                    return o.is_none() ? std::nullopt : std::optional<std::string>(py::str(o).cast<std::string>());
+                };
+                namespace api = hlsrelay::api;
+                const api::PlaylistDirectives d{text(msn), text(part), text(skip)};
+                const auto a = self.call([&](Engine& e) { return api::hls_playlist(e, channel, name, d); });
+                py::dict out;
+                using K = api::PlaylistAnswer::Kind;
+                out["kind"] = a.kind == K::serve ? "serve" : a.kind == K::wait ? "wait" : "error";
+                out["file"] = to_str(a.file);
+                out["status"] = a.kind == K::error ? a.error.status : 200;
+                out["detail"] = a.kind == K::error ? py::object(to_str(a.error.body.value("detail", std::string()))) : py::object(py::none());
+                out["wait_seconds"] = a.wait_seconds;
+                out["cache_seconds"] = a.cache_seconds;
+                return out;
+            },
+            py::arg("channel"), py::arg("name"), py::arg("msn") = py::none(), py::arg("part") = py::none(),
+            py::arg("skip") = py::none(),
+            "LL-HLS: what to do with a media playlist request and its _HLS_msn/_HLS_part/_HLS_skip query values "
+            "(the raw strings, None when absent), as every transport reads them: {'kind': 'serve'|'wait'|'error', "
+            "'file': the name to read(), 'status', 'detail', 'wait_seconds': answer 503 after this long, "
+            "'cache_seconds': Cache-Control max-age (0: no-cache)}. On 'wait', ask again on the channel's next "
+            "'part' or 'segment' event.")
+        .def(
+            "wait_playlist",
+            [](PyEngine& self, const std::string& channel, std::int64_t msn, int part, double timeout) {
+                forbid_in_callback("wait_playlist()");
+                if (!(timeout >= 0)) invalid("wait_playlist: timeout must be a number >= 0");
+                // In slices, as wait_ready: Ctrl-C interrupts, each slice wakes at the publication.
+                constexpr double kSlice = 0.25;
+                const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(std::min(timeout, 1e9));
+                for (;;) {
+                    const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+                    const double slice = std::clamp(left, 0.0, kSlice);
+                    if (self.call([&](Engine& e) { return e.wait_playlist(channel, "index.m3u8", msn, part, slice); })) return true;
+                    if (left <= kSlice) return false;
+                    if (!self.call([&](Engine& e) { return e.playlist_position(channel, "index.m3u8").has_value(); })) return false;
+                    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+                }
+            },
+            py::arg("channel"), py::arg("msn"), py::arg("part") = -1, py::arg("timeout") = 10.0,
+            "LL-HLS blocking playlist reload: waits until the channel's index.m3u8 holds segment msn (part >= 0: its "
+            "part `part`) and returns True, or False after `timeout` seconds or when the channel stops. Releases the GIL.")
         .def(
             "wait_ready",
             [](PyEngine& self, const std::string& channel, double timeout) {

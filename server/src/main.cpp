@@ -59,6 +59,8 @@ int run(const Options& o) {
     settings.hls.max_segments = o.max_segments;
     settings.hls.container = o.container;
     settings.hls.renditions = o.renditions;
+    settings.hls.low_latency = o.low_latency;
+    settings.hls.part_duration = o.part_duration;
     settings.hls_dir = o.hls_dir;
     settings.limits = o.limits;
     settings.log_level = o.log_level;

@@ -36,6 +36,10 @@ Options:
   --renditions SEL         which renditions of a multivariant source run: all, highest, lowest,
                            max-height=PX, max-bandwidth=BITS or heights like 1080p,360p; a channel's
                            "renditions" overrides it (default: all)
+  --low-latency            LL-HLS: cut parts, answer blocking playlist reloads and delta updates; a
+                           channel's "low_latency" overrides it (default: off)
+  --part-duration S        LL-HLS part length in seconds, at most the segment length; a channel's
+                           "part_duration" overrides it (default: 0.333)
   --autostart WHAT         channels to start at launch: all, none, or a comma-separated list of ids
                            (default: all of the bundled demo list, none of a --channels list)
   --on-demand              start a channel when its playlist is requested, stop it when unwatched
@@ -140,6 +144,7 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
              o.renditions = v;
              return {};
          }},
+        {"--part-duration", number_in(o.part_duration, kMinPartDuration, kMaxPartDuration, "--part-duration")},
         {"--idle-timeout", number_in(o.idle_timeout, 0.1, 86400, "--idle-timeout")},
         {"--api-token", text(o.api_token)},
         {"--autostart",
@@ -209,6 +214,11 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         if (name == "--on-demand") {
             if (value) return fail("--on-demand takes no value");
             o.on_demand = true;
+            continue;
+        }
+        if (name == "--low-latency") {
+            if (value) return fail("--low-latency takes no value");
+            o.low_latency = true;
             continue;
         }
         auto it = with_value.find(name);

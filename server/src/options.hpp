@@ -32,6 +32,8 @@ struct Options {
     int max_segments = HlsSettings{}.max_segments;
     Container container = HlsSettings{}.container;      // --container
     std::string renditions = HlsSettings{}.renditions;  // --renditions
+    bool low_latency = HlsSettings{}.low_latency;       // --low-latency
+    double part_duration = HlsSettings{}.part_duration; // --part-duration
     bool on_demand = false;
     Autostart autostart = Autostart::list_default;
     std::vector<std::string> autostart_ids;  // Autostart::listed: stream ids or names, in the given order

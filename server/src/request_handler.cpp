@@ -7,6 +7,8 @@
 #include <hlsrelay/playlist.hpp>
 #include <hlsrelay/text.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <memory>
 
 namespace hlsrelay::server {
@@ -57,8 +59,10 @@ Response reply_response(const api::Reply& reply) {
 Response resource_response(const Resource& res, std::optional<std::string_view> range) {
     Response r;
     r.set("Content-Type", std::string(res.content_type));
+    const std::string_view bytes = res.bytes();  // a part: a range of its segment's bytes
     r.shared_body = res.data;
-    r.length = res.data->size();
+    r.offset = static_cast<std::size_t>(bytes.data() - res.data->data());
+    r.length = bytes.size();
     if (!res.immutable) {
         r.set("Cache-Control", "no-cache");
         return r;
@@ -66,7 +70,7 @@ Response resource_response(const Resource& res, std::optional<std::string_view> 
     r.set("Cache-Control", "public, max-age=86400, immutable");
     r.set("Accept-Ranges", "bytes");
     if (!range) return r;
-    const std::size_t size = res.data->size();
+    const std::size_t size = bytes.size();
     const ByteRange br = parse_range(*range, size);
     if (br.kind == ByteRange::unsatisfiable) {
         Response e = RequestHandler::error_response(416, "Range not satisfiable");
@@ -75,10 +79,20 @@ Response resource_response(const Resource& res, std::optional<std::string_view> 
     }
     if (br.kind == ByteRange::satisfiable) {
         r.status = 206;
-        r.offset = br.first;
+        r.offset += br.first;
         r.length = br.last - br.first + 1;
         r.set("Content-Range", "bytes " + std::to_string(br.first) + "-" + std::to_string(br.last) + "/" + std::to_string(size));
     }
+    return r;
+}
+
+// A playlist answering LL-HLS directives: cacheable for `cache_seconds` when its URL names what it
+// holds (a blocking request), else like any playlist.
+Response playlist_response(const Resource& res, int cache_seconds) {
+    Response r = resource_response(res, std::nullopt);
+    if (cache_seconds > 0)
+        for (auto& [name, value] : r.headers)
+            if (iequals(name, "Cache-Control")) value = "public, max-age=" + std::to_string(cache_seconds);
     return r;
 }
 
@@ -89,7 +103,123 @@ RequestHandler::RequestHandler(Engine& engine, asio::io_context& io, asio::threa
       blocking_(blocking),
       activity_(activity),
       settings_(std::move(settings)),
-      policy_{settings_.api_token, settings_.allowed_hosts} {}
+      policy_{settings_.api_token, settings_.allowed_hosts} {
+    // Blocked playlist reloads are looked at again on the io threads, never on the engine's.
+    subscription_ = engine_.subscribe([this](const Event& e) {
+        if (e.type == EventType::StateChanged && e.state != ChannelState::Stopped && e.state != ChannelState::Failed) return;
+        if (e.type == EventType::Error) return;
+        {
+            std::lock_guard lock(blocked_mu_);
+            if (!blocked_.count(e.channel)) return;
+        }
+        asio::post(io_, [this, id = e.channel] { wake(id); });
+    });
+}
+
+RequestHandler::~RequestHandler() { engine_.unsubscribe(subscription_); }
+
+struct BlockedReload {
+    BlockedReload(asio::io_context& io, std::string channel, std::string name, api::PlaylistDirectives directives,
+                  Delivery how, RequestHandler::Done d)
+        : timer(io), id(std::move(channel)), file(std::move(name)), query(std::move(directives)), delivery(how), done(std::move(d)) {}
+    asio::steady_timer timer;
+    const std::string id, file;
+    const api::PlaylistDirectives query;
+    const Delivery delivery;
+    RequestHandler::Done done;
+    std::atomic<bool> answered{false};
+    // A preload hint's part (EXT-X-PRELOAD-HINT) asked for before it is complete: `file` is that
+    // part, this its number.
+    std::optional<int64_t> part;
+};
+
+void RequestHandler::serve_playlist(const std::string& id, const std::string& file, const api::PlaylistDirectives& d,
+                                    Delivery delivery, Done done) {
+    const api::PlaylistAnswer a = api::hls_playlist(engine_, id, file, d);
+    if (a.kind == api::PlaylistAnswer::Kind::error) return done(reply_response(a.error));
+    if (a.kind == api::PlaylistAnswer::Kind::serve) {
+        if (auto res = engine_.read(id, a.file, delivery)) return done(playlist_response(*res, a.cache_seconds));
+        return done(error_response(404, engine_.running(id) ? "Not found" : "Stream not running"));
+    }
+    auto b = std::make_shared<BlockedReload>(io_, id, file, d, delivery, std::move(done));
+    b->timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(a.wait_seconds)));
+    block(std::move(b));
+}
+
+void RequestHandler::block(std::shared_ptr<BlockedReload> b) {
+    {
+        std::lock_guard lock(blocked_mu_);
+        blocked_[b->id].push_back(b);
+    }
+    b->timer.async_wait([this, b](const asio::error_code& ec) {
+        if (ec || b->answered.exchange(true)) return;
+        {
+            std::lock_guard lock(blocked_mu_);
+            auto it = blocked_.find(b->id);
+            if (it != blocked_.end()) {
+                std::erase(it->second, b);
+                if (it->second.empty()) blocked_.erase(it);
+            }
+        }
+        b->done(reply_response(api::blocking_timeout()));
+    });
+    // Published between the first look and the parking: look again now that a publication wakes it.
+    if (answer(b)) {
+        std::lock_guard lock(blocked_mu_);
+        auto it = blocked_.find(b->id);
+        if (it != blocked_.end()) {
+            std::erase(it->second, b);
+            if (it->second.empty()) blocked_.erase(it);
+        }
+    }
+}
+
+bool RequestHandler::answer(const std::shared_ptr<BlockedReload>& b) {
+    if (b->answered.load()) return true;
+    api::PlaylistAnswer a;
+    try {
+        if (b->part) {
+            const auto p = engine_.playlist_position(b->id, kMediaPlaylistName);
+            a.kind = p && p->next_part <= *b->part ? api::PlaylistAnswer::Kind::wait : api::PlaylistAnswer::Kind::serve;
+            a.file = b->file;
+        } else {
+            a = api::hls_playlist(engine_, b->id, b->file, b->query);
+        }
+    } catch (const std::exception&) {
+        a.kind = api::PlaylistAnswer::Kind::serve;  // the channel went away: read() says so below
+    }
+    if (a.kind == api::PlaylistAnswer::Kind::wait && engine_.running(b->id)) return false;
+    if (b->answered.exchange(true)) return true;
+    b->timer.cancel();
+    if (a.kind == api::PlaylistAnswer::Kind::error) {
+        b->done(reply_response(a.error));
+    } else if (auto res = a.kind == api::PlaylistAnswer::Kind::serve ? engine_.read(b->id, a.file, b->delivery) : std::nullopt) {
+        b->done(b->part ? resource_response(*res, std::nullopt) : playlist_response(*res, a.cache_seconds));
+    } else {
+        b->done(error_response(404, engine_.running(b->id) ? "Not found" : "Stream not running"));
+    }
+    return true;
+}
+
+void RequestHandler::wake(const std::string& id) {
+    std::vector<std::shared_ptr<BlockedReload>> waiting;
+    {
+        std::lock_guard lock(blocked_mu_);
+        auto it = blocked_.find(id);
+        if (it == blocked_.end()) return;
+        waiting = it->second;
+    }
+    std::vector<std::shared_ptr<BlockedReload>> done;
+    for (const auto& b : waiting)
+        if (answer(b)) done.push_back(b);
+    if (done.empty()) return;
+    std::lock_guard lock(blocked_mu_);
+    auto it = blocked_.find(id);
+    if (it == blocked_.end()) return;
+    std::erase_if(it->second, [&](const auto& b) { return std::find(done.begin(), done.end(), b) != done.end(); });
+    if (it->second.empty()) blocked_.erase(it);
+}
 
 void RequestHandler::handle(const Request& req, const std::string& client, Done done) {
     // An engine call may throw (a channel removed between two calls): the connection must still get
@@ -234,7 +364,25 @@ void RequestHandler::serve_hls(const Route& r, const Request& req, const std::st
     activity_.record_request(id, client);
     // bytes_out counts what clients get: a HEAD request gets none of the bytes.
     const Delivery delivery = req.method == "HEAD" ? Delivery::headers : Delivery::whole;
+    if (r.file == kMediaPlaylistName && engine_.running(id)) {  // LL-HLS directives, if any (api::hls_playlist)
+        api::PlaylistDirectives d;
+        for (auto [name, field] : {std::pair{"_HLS_msn", &d.msn}, {"_HLS_part", &d.part}, {"_HLS_skip", &d.skip}})
+            if (const auto it = r.query.find(name); it != r.query.end()) *field = it->second;
+        if (d.msn || d.part || d.skip) return serve_playlist(id, r.file, d, delivery, std::move(done));
+    }
     if (auto res = engine_.read(id, r.file, delivery)) return done(resource_response(*res, req.header("Range")));
+    if (const auto part = parse_part_name(r.file)) {
+        // The part a preload hint names, asked for before it is complete: held until it is (at
+        // most three target durations), as a blocking reload for it would be.
+        const auto p = engine_.playlist_position(id, kMediaPlaylistName);
+        if (p && p->low_latency && p->target_duration > 0 && part->first == p->next_part) {
+            auto b = std::make_shared<BlockedReload>(io_, id, r.file, api::PlaylistDirectives{}, delivery, std::move(done));
+            b->part = part->first;
+            b->timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                std::chrono::duration<double>(3.0 * p->target_duration)));
+            return block(std::move(b));
+        }
+    }
     if (!settings_.on_demand || !is_playlist(r.file))
         return done(error_response(404, engine_.running(id) ? "Not found" : "Stream not running"));
     wait_for_playlist(id, r.file, std::move(done));

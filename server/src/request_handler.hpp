@@ -17,6 +17,9 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,6 +36,7 @@ struct HandlerSettings {
 };
 
 struct PlaylistWait;
+struct BlockedReload;
 
 class RequestHandler {
 public:
@@ -40,6 +44,9 @@ public:
 
     RequestHandler(Engine& engine, asio::io_context& io, asio::thread_pool& blocking, Activity& activity,
                    HandlerSettings settings);
+    ~RequestHandler();  // unsubscribes from the engine; blocked reloads still waiting are dropped
+    RequestHandler(const RequestHandler&) = delete;
+    RequestHandler& operator=(const RequestHandler&) = delete;
 
     // Calls `done` exactly once, possibly before returning, possibly later from another thread.
     void handle(const Request& req, const std::string& client, Done done);
@@ -55,6 +62,13 @@ private:
     void serve_hls(const Route& r, const Request& req, const std::string& client, Done done);
     void wait_for_playlist(const std::string& id, const std::string& file, Done done);
     void poll(std::shared_ptr<PlaylistWait> wait);
+    // LL-HLS blocking playlist reloads: parked per channel on a timer (three target durations) and
+    // looked at again whenever the channel publishes a part or a segment; no thread waits.
+    void serve_playlist(const std::string& id, const std::string& file, const api::PlaylistDirectives& d,
+                        Delivery delivery, Done done);
+    void block(std::shared_ptr<BlockedReload> b);
+    bool answer(const std::shared_ptr<BlockedReload>& b);  // true: answered (or gone), false: still waiting
+    void wake(const std::string& id);
     void run_blocking(std::function<api::Reply()> work, Done done);
     void add_activity(nlohmann::ordered_json& status) const;
     Response asset(const std::filesystem::path& path, std::string content_type, std::string cache_control);
@@ -67,6 +81,9 @@ private:
     const api::HttpPolicy policy_;
     StaticFiles files_;
     HttpCounters counters_;
+    std::mutex blocked_mu_;
+    std::map<std::string, std::vector<std::shared_ptr<BlockedReload>>> blocked_;  // by channel id
+    Engine::SubscriptionId subscription_ = 0;
 };
 
 // A Resource from Engine::read as a response: Content-Type and Cache-Control by kind, byte ranges on

@@ -97,7 +97,7 @@ bool valid_hls_file(std::string_view file) {
     if (file == kMasterPlaylistName) return true;
     if (const auto sub = split_rendition_path(file)) file = sub->file;  // a rendition has no master of its own
     return file == kMediaPlaylistName || Segment::parse_any_name(file).has_value() ||
-           InitSection::parse_name(file).has_value();
+           InitSection::parse_name(file).has_value() || parse_part_name(file).has_value();
 }
 
 }  // namespace

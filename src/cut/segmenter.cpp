@@ -291,12 +291,14 @@ void Segmenter::open_input(const AVFormatContext* input, bool discontinuity, boo
     select_streams(input, kept, layout, &notes_, container_);
     if (kept.empty())
         throw av::SourceError(std::string("no audio or video stream that ") + container_name(container_) + " can carry");
+    const bool was_passthrough = passthrough_;
     leave_passthrough();
 
     const bool new_layout = !muxer_ || layout != layout_;
+    const bool go_on = std::exchange(continue_timeline_, false) && !new_layout && !was_passthrough;
     if (discontinuity || new_layout) {
         if (segment_open_) finish_segment(reference_end_);
-        if (any_output_) pending_discontinuity_ = true;
+        if (any_output_ && !go_on) pending_discontinuity_ = true;
         need_rebase_ = true;
         source_date_.reset();
         previous_source_date_.reset();
@@ -549,6 +551,15 @@ void Segmenter::write(AVPacket* p) {
             start_segment(pts, cut_keyframe);
         }
     }
+    if (part_target_ > 0 && segment_open_ && is_reference && pts > part_start_) {
+        // The part ends before this frame when the frame would take it past the part target.
+        const int64_t frame = duration > 0 ? duration : t.last_duration;
+        if (static_cast<double>(pts + frame - part_start_) / kTicks > part_target_ + 1e-9) {
+            finish_part(pts);
+            part_start_ = pts;
+            part_independent_ = !has_video_ || key;
+        }
+    }
     if (segment_bytes_ > max_segment_bytes_) {
         // Timestamps that hardly advance (repaired one tick at a time), or a reference stream that
         // stopped while another goes on, never reach a cut by time: memory stays bounded.
@@ -601,29 +612,88 @@ void Segmenter::start_segment(int64_t pts, bool keyframe) {
     segment_start_ = pts;
     media_start_ = pts;
     reference_end_ = pts;
+    part_start_ = pts;
+    part_independent_ = keyframe || !has_video_;
+    parts_in_segment_ = 0;
+    parts_duration_ = 0;
+}
+
+// What the muxer wrote since the last take, without the init section the fMP4 muxer writes first
+// (ftyp + moov, kept as the output's init section).
+std::string Segmenter::take_muxed() {
+    std::string data = writer_->take();
+    if (container_ == Container::fmp4 && muxer_init_pending_ && !data.empty()) {
+        size_t init_end = 0;
+        if (auto boxes = mp4::top_level_boxes(data))
+            for (const auto& b : *boxes)
+                if (b.type == mp4::fourcc("moov")) init_end = b.end();
+        if (init_end == 0) throw std::runtime_error("the mp4 muxer wrote no moov");
+        set_init(data.substr(0, init_end));
+        data.erase(0, init_end);
+        muxer_init_pending_ = false;
+        if (data.empty()) {  // delay_moov: the first flush wrote the moov alone, the fragment follows
+            av_write_frame(muxer_.get(), nullptr);
+            data = writer_->take();
+        }
+    }
+    return data;
+}
+
+// LL-HLS: the open part ends at `end_pts` (the frame that begins the next one, or the segment's end).
+void Segmenter::finish_part(int64_t end_pts) {
+    av_write_frame(muxer_.get(), nullptr);  // PES data (fMP4: a fragment) up to here into this part
+    CutPart part;
+    part.data = take_muxed();
+    if (part.data.empty()) return;  // nothing muxed yet: the part goes on
+    const int64_t start = parts_in_segment_ == 0 ? std::min(media_start_, part_start_) : part_start_;
+    part.duration = std::max(0.001, static_cast<double>(end_pts - start) / kTicks);
+    part.independent = part_independent_;
+    if (container_ == Container::fmp4) {
+        part.format = SegmentFormat::fmp4;
+        part.init = init_;
+    }
+    if (parts_in_segment_ == 0) {
+        // The first part opens the segment: its discontinuity and date are the segment's.
+        if (container_ == Container::ts) put_pat_first(part.data);
+        part.first = true;
+        part.discontinuity = segment_discontinuity_ = std::exchange(pending_discontinuity_, false);
+        part.program_date_time = segment_date_ = date_of(media_start_, part.duration, false);
+        part.dated_by_source = segment_dated_by_source_ = last_date_from_source_;
+    }
+    ++parts_in_segment_;
+    parts_duration_ += part.duration;
+    bytes_out_ += static_cast<int64_t>(part.data.size());
+    publish_part_(std::move(part));
 }
 
 void Segmenter::finish_segment(int64_t end_pts) {
     if (!segment_open_) return;
+    // The media in it: its earliest reference PTS to the end of its latest frame (`end_pts`, the
+    // next segment's keyframe, only when no frame says where it ends).
+    const int64_t end = reference_end_ > segment_start_ ? reference_end_ : end_pts;
+    if (part_target_ > 0) {
+        finish_part(std::max(end, part_start_ + 1));  // the last part
+        segment_open_ = false;
+        if (parts_in_segment_ == 0) return;  // nothing was muxed: no segment
+        CutSegment seg;
+        seg.from_parts = true;
+        seg.duration = parts_duration_;
+        seg.keyframe_start = segment_keyframe_;
+        seg.discontinuity = segment_discontinuity_;
+        seg.program_date_time = segment_date_;
+        seg.dated_by_source = segment_dated_by_source_;
+        if (container_ == Container::fmp4) {
+            seg.format = SegmentFormat::fmp4;
+            seg.init = init_;
+        }
+        parts_in_segment_ = 0;
+        emit(std::move(seg));
+        return;
+    }
     segment_open_ = false;
     av_write_frame(muxer_.get(), nullptr);  // flush buffered PES data (fMP4: the fragment) into this segment
     CutSegment seg;
-    seg.data = writer_->take();
-    if (container_ == Container::fmp4 && muxer_init_pending_ && !seg.data.empty()) {
-        // The muxer's first bytes: ftyp + moov (the init section), then the first fragment.
-        size_t init_end = 0;
-        if (auto boxes = mp4::top_level_boxes(seg.data))
-            for (const auto& b : *boxes)
-                if (b.type == mp4::fourcc("moov")) init_end = b.end();
-        if (init_end == 0) throw std::runtime_error("the mp4 muxer wrote no moov");
-        set_init(seg.data.substr(0, init_end));
-        seg.data.erase(0, init_end);
-        muxer_init_pending_ = false;
-        if (seg.data.empty()) {  // delay_moov: the first flush wrote the moov alone, the fragment follows
-            av_write_frame(muxer_.get(), nullptr);
-            seg.data = writer_->take();
-        }
-    }
+    seg.data = take_muxed();
     // Nothing was muxed (the muxer refused the packet that opened the segment, and the worker flushes
     // after that error): a 0-byte segment must not be listed. A pending discontinuity goes to the next.
     if (seg.data.empty()) return;
@@ -633,9 +703,6 @@ void Segmenter::finish_segment(int64_t end_pts) {
     } else {
         put_pat_first(seg.data);
     }
-    // The media in it: its earliest reference PTS to the end of its latest frame (`end_pts`, the
-    // next segment's keyframe, only when no frame says where it ends).
-    const int64_t end = reference_end_ > segment_start_ ? reference_end_ : end_pts;
     seg.duration = std::max(0.001, static_cast<double>(end - media_start_) / kTicks);
     seg.keyframe_start = segment_keyframe_;
     seg.program_date_time = date_of(media_start_, seg.duration, false);
@@ -765,6 +832,7 @@ bool Segmenter::probe_passthrough(const std::string& data, const ts::Program& pr
 
 bool Segmenter::write_ts_segment(std::string& data, bool discontinuity, bool independent) {
     if (container_ != Container::ts) return false;  // the TS passthrough is MPEG-TS to MPEG-TS only
+    if (part_target_ > 0) return false;             // parts are cut by the remux path
     if (data.size() > ts::kMaxFeedBytes) return false;  // the remux path takes what the cutter cannot index
     std::optional<ts::Program> program = ts::find_program(data);
     if (!program) {
@@ -775,6 +843,7 @@ bool Segmenter::write_ts_segment(std::string& data, bool discontinuity, bool ind
     const bool new_layout = !passthrough_ || !cutter_->program() || !cutter_->program()->same_layout(*program);
     if ((new_layout || discontinuity) && !probe_passthrough(data, *program)) return false;
     if (fmp4_) leave_passthrough();  // the other passthrough: its timeline is another one
+    bool entered = false;            // from the remux path (or the start): another timeline
     if (!passthrough_) {
         if (segment_open_) finish_segment(reference_end_);
         muxer_.reset();  // the remux path starts over (and probes) if it is needed again
@@ -785,10 +854,12 @@ bool Segmenter::write_ts_segment(std::string& data, bool discontinuity, bool ind
                                                pool_, max_segment_bytes_);
         passthrough_ = true;
         discontinuity = true;
+        entered = true;
     }
+    const bool go_on = std::exchange(continue_timeline_, false) && !new_layout && !entered;
     if (discontinuity || new_layout) {
         cutter_->flush();
-        if (any_output_) pending_discontinuity_ = true;
+        if (any_output_ && !go_on) pending_discontinuity_ = true;
         need_rebase_ = true;  // the wall-clock anchor of EXT-X-PROGRAM-DATE-TIME starts over
         source_date_.reset();
         previous_source_date_.reset();
@@ -842,13 +913,15 @@ void Segmenter::publish_cut(ts::Cut&& cut) {
 // Both paths end here: the pending discontinuity goes with the segment, the first segment fixes the
 // target duration.
 void Segmenter::emit(CutSegment&& seg) {
-    seg.discontinuity = pending_discontinuity_;
-    pending_discontinuity_ = false;
+    if (!seg.from_parts) {  // a segment of parts took its discontinuity with its first part
+        seg.discontinuity = pending_discontinuity_;
+        pending_discontinuity_ = false;
+    }
     any_output_ = true;
     if (target_duration_ == 0)
         target_duration_ = std::max(target_duration_for(aligned_ && target_hint_ > 0 ? target_hint_ : segment_duration_),
                                     target_duration_for(seg.duration));
-    bytes_out_ += static_cast<int64_t>(seg.data.size());
+    bytes_out_ += static_cast<int64_t>(seg.data.size());  // a segment of parts: counted with them
     publish_(std::move(seg));
 }
 
@@ -931,7 +1004,7 @@ void Segmenter::finish_fmp4() {
 }
 
 bool Segmenter::write_fmp4_segment(const std::string& init, std::string& data, bool discontinuity, bool independent) {
-    if (container_ != Container::fmp4 || init.empty()) return false;
+    if (container_ != Container::fmp4 || init.empty() || part_target_ > 0) return false;
     const bool prefixed = data.size() >= init.size() && data.compare(0, init.size(), init) == 0;
     std::string_view media(data);
     if (prefixed) media.remove_prefix(init.size());
@@ -980,6 +1053,7 @@ bool Segmenter::write_fmp4_segment(const std::string& init, std::string& data, b
     }
     const mp4::TrackInfo& ref = info.tracks[static_cast<size_t>(info.reference)];
 
+    bool entered = false;  // from the remux path, the TS passthrough or the start: another timeline
     if (!passthrough_ || !fmp4_) {
         if (cutter_) leave_passthrough();  // the TS passthrough's timeline is another one
         if (segment_open_) finish_segment(reference_end_);
@@ -988,7 +1062,9 @@ bool Segmenter::write_fmp4_segment(const std::string& init, std::string& data, b
         layout_.clear();
         passthrough_ = true;
         discontinuity = true;
+        entered = true;
     }
+    bool changed_init = false;
     if (new_init) {
         if (fmp4_) finish_fmp4();
         fmp4_ = std::make_unique<Fmp4Cut>();
@@ -998,12 +1074,13 @@ bool Segmenter::write_fmp4_segment(const std::string& init, std::string& data, b
         fmp4_->timescale = ref.timescale;
         const int64_t before = init_ ? init_->version : -1;
         set_init(init);
-        if (init_->version != before) discontinuity = true;
+        if (init_->version != before) discontinuity = changed_init = true;
     }
     Fmp4Cut& f = *fmp4_;
+    const bool go_on = std::exchange(continue_timeline_, false) && !entered && !changed_init;
     if (discontinuity) {
         finish_fmp4();
-        if (any_output_) pending_discontinuity_ = true;
+        if (any_output_ && !go_on) pending_discontinuity_ = true;
         need_rebase_ = true;
         source_date_.reset();
         previous_source_date_.reset();

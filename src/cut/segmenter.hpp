@@ -30,11 +30,29 @@ struct CutSegment {
     bool dated_by_source = false;  // program_date_time is on the source's clock (its PDT), not by arrival
     SegmentFormat format = SegmentFormat::ts;
     InitPtr init;  // fmp4: the init section the bytes need (the same pointer while it is unchanged)
+    // LL-HLS: the segment is the parts published since its first one, in order; `data` is empty
+    // (the worker holds the parts' bytes and joins them).
+    bool from_parts = false;
+};
+
+// LL-HLS: a part of the segment being cut (see Segmenter::set_parts). The first part of a segment
+// opens it: its discontinuity, date and init section are the segment's.
+struct CutPart {
+    std::string data;
+    double duration = 0;
+    bool independent = false;  // begins with a video keyframe (audio only: always)
+    bool first = false;        // the first part of its segment
+    bool discontinuity = false;
+    SystemClock::time_point program_date_time{};
+    bool dated_by_source = false;
+    SegmentFormat format = SegmentFormat::ts;
+    InitPtr init;
 };
 
 class Segmenter {
 public:
     using Publish = std::function<void(CutSegment&&)>;
+    using PublishPart = std::function<void(CutPart&&)>;
 
     // `max_segment_bytes`: the largest output segment held (ts::kMaxOutputSegmentBytes; smaller in tests).
     Segmenter(double segment_duration, Publish publish, size_t max_segment_bytes = ts::kMaxOutputSegmentBytes);
@@ -96,6 +114,22 @@ public:
     // one rendition alone lost its source for a while (SequenceMap::timeline_offset).
     using SharedTimeline = std::function<int64_t(int64_t proposed, int64_t source_dts, int64_t floor)>;
     void set_shared_timeline(SharedTimeline f) { shared_timeline_ = std::move(f); }
+    // The next break the caller asks for (write_ts_segment, write_fmp4_segment or open_input with
+    // `discontinuity`) starts the cutting over as usual but does not mark the output discontinuous: a
+    // rendition of a presentation going on after a lone reconnect or a lost source segment, whose
+    // timestamps are still the source's, as its siblings' are (what it missed is published as gaps).
+    // A break the segmenter finds itself (a new layout or init section, a jump in the source's clock,
+    // a change between passthrough and remux) is marked all the same.
+    void continue_timeline() { continue_timeline_ = true; }
+    // LL-HLS (before the first input): segments are also cut into parts of at most `part_target`
+    // seconds, on frame boundaries of the reference track, each handed to `publish_part` as soon as
+    // it is muxed; the segment that follows them (CutSegment::from_parts) is their bytes joined. Parts
+    // come from the remux path only: with parts on, source segments are not passed through.
+    void set_parts(double part_target, PublishPart publish_part) {
+        part_target_ = part_target;
+        publish_part_ = std::move(publish_part);
+    }
+    double part_target() const { return part_target_; }
 
     bool passthrough() const { return passthrough_; }
     void set_buffer_pool(BufferPool* pool) { pool_ = pool; }
@@ -111,6 +145,8 @@ private:
     void open_muxer(const AVFormatContext* input, const std::vector<int>& kept);
     void start_segment(int64_t pts, bool keyframe);
     void finish_segment(int64_t end_pts);
+    void finish_part(int64_t end_pts);
+    std::string take_muxed();
     void update_info(const AVFormatContext* input, const std::vector<int>& kept, bool probed);
     bool timestamps(Track& t, const AVPacket* p, int64_t& dts, int64_t& pts);
     bool probe_passthrough(const std::string& data, const ts::Program& program);
@@ -168,6 +204,17 @@ private:
     std::optional<SystemClock::time_point> await_source_date_;  // remux: placed at the next reference packet
     bool date_from_segment_ = false;  // remux: source_date_ belongs to the source segment being read
     bool aligned_ = false;          // set_source_aligned
+    bool continue_timeline_ = false;  // continue_timeline: the next caller's break is not marked
+    // LL-HLS parts (set_parts): the open part and what the open segment's first part said.
+    double part_target_ = 0;
+    PublishPart publish_part_;
+    int64_t part_start_ = 0;        // 90 kHz pts where the open part's media starts
+    bool part_independent_ = false;
+    int parts_in_segment_ = 0;
+    double parts_duration_ = 0;     // of the open segment's published parts
+    bool segment_discontinuity_ = false;
+    SystemClock::time_point segment_date_{};
+    bool segment_dated_by_source_ = false;
     SharedTimeline shared_timeline_;  // set_shared_timeline
     bool segmented_ = false;        // the source comes in segments (set_source_date): its boundaries are cuts
 

@@ -47,6 +47,7 @@ ChannelWorker::ChannelWorker(ChannelConfig channel, HlsSettings hls, const Engin
     : channel_(std::move(channel)), hls_(hls), engine_(engine), pool_(std::move(pool)), emit_(std::move(emit)),
       log_(std::move(log)),
       window_(hls.max_segments), next_sequence_(first_sequence) {
+    next_part_ = first_sequence > 0 && first_sequence < INT64_MAX / 1000 ? first_sequence * 1000 : 0;
     if (!engine_.hls_dir.empty())
         mirror_ = std::make_unique<DiskMirror>(std::filesystem::path(engine_.hls_dir) / channel_.id);
 }
@@ -275,6 +276,15 @@ void ChannelWorker::run() {
     Segmenter segmenter(hls_.segment_duration, [this, &segmenter](CutSegment&& cut) { publish(std::move(cut), segmenter); });
     segmenter.set_buffer_pool(pool_.get());
     segmenter.set_container(hls_.container);
+    if (hls_.low_latency && !role_) {
+        // A part is never longer than a segment (PART-TARGET <= the target duration).
+        const double part = std::min(hls_.part_duration, hls_.segment_duration);
+        {
+            std::lock_guard lock(out_mu_);
+            part_target_ = part;
+        }
+        segmenter.set_parts(part, [this](CutPart&& p) { publish_part(std::move(p)); });
+    }
     if (role_) {  // a rendition of a presentation: aligned on the source's segments and numbering
         segmenter.set_source_aligned(true);
         segmenter.set_shared_timeline([map = role_->map](int64_t proposed, int64_t source_dts, int64_t floor) {
@@ -284,6 +294,7 @@ void ChannelWorker::run() {
         pin_.parent = role_->parent;
         pin_.aligned = true;
         pin_.start = [this](int64_t live, int64_t first, int64_t last) { return aligned_start(live, first, last); };
+        pin_.continues = [this] { return continues_; };
         pin_.restarted = [this](int64_t live, int64_t first, int64_t last) { return aligned_restart(live, first, last); };
         pin_.begin = [this](int64_t sequence, double duration) {
             source_sequence_ = sequence;
@@ -658,6 +669,7 @@ int64_t ChannelWorker::aligned_start(int64_t live_start, int64_t first, int64_t 
     const SequenceMap::Mapping m = role_->map->current();
     epoch_ = m.epoch;
     int64_t want;
+    continues_ = false;
     if (published_any_) {
         want = next_sequence_ - offset_;  // go on where this rendition left off
     } else {
@@ -671,6 +683,7 @@ int64_t ChannelWorker::aligned_start(int64_t live_start, int64_t first, int64_t 
         offset_ = next_sequence_ - live_start;
         return live_start;
     }
+    continues_ = published_any_;  // in the presentation's numbering: its timeline too (PinnedPlaylist::continues)
     return std::max(want, first);  // what left the playlist meanwhile becomes gaps
 }
 
@@ -762,9 +775,107 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
     }
     segment->format = cut.format;
     segment->init = std::move(cut.init);
-    segment->data = std::move(cut.data);
+    if (cut.from_parts) {
+        // The segment is its parts' bytes joined; from now on each part is a range of them. Only
+        // the worker changes the open parts, so it reads them without the lock.
+        size_t total = 0;
+        for (const auto& p : window_.open_parts()) total += p->data.size();
+        segment->data.reserve(total);
+        for (const auto& p : window_.open_parts()) {
+            segment->parts.push_back(PartSpan{segment->data.size(), p->data.size(), p->duration, p->independent, p->number});
+            segment->data += p->data;
+        }
+        if (segment->parts.empty()) return;  // its parts were dropped (see publish_part): nothing to list
+        if (const auto& first = window_.open_parts().front(); first->program_date_time != SystemClock::time_point{})
+            segment->program_date_time = first->program_date_time;  // as its first part said
+    } else {
+        segment->data = std::move(cut.data);
+    }
     format_ = segment->format;
     publish_segment(std::move(segment), segmenter);
+}
+
+void ChannelWorker::publish_part(CutPart&& cut) {
+    auto part = std::make_shared<Part>();
+    part->duration = cut.duration;
+    part->independent = cut.independent;
+    part->discontinuity = cut.discontinuity;
+    part->program_date_time = cut.program_date_time;
+    part->format = cut.format;
+    part->init = std::move(cut.init);
+    part->data = std::move(cut.data);
+    part->published = SteadyClock::now();
+    {
+        std::lock_guard lock(out_mu_);
+        part->sequence = next_sequence_;
+        const auto& open = window_.open_parts();
+        part->index = open.empty() || open.front()->sequence != part->sequence ? 0 : static_cast<int>(open.size());
+        if (cut.first && part->index != 0) {  // parts of a segment that was never published: gone
+            window_.drop_open_parts();
+            part->index = 0;
+        }
+        part->number = next_part_++;
+        window_.push_part(part);
+        render_playlists_locked();
+    }
+    {
+        std::lock_guard lock(ready_mu_);  // wait_position() checks under it
+    }
+    ready_cv_.notify_all();
+    Event e;
+    e.type = EventType::PartPublished;
+    e.channel = channel_.id;
+    e.state = ChannelState::Running;
+    e.sequence = part->sequence;
+    e.part = part->index;
+    e.duration = part->duration;
+    emit_(e);
+}
+
+void ChannelWorker::render_playlists_locked() {
+    if (target_duration_ == 0) return;  // no segment yet: no playlist (parts wait for the first one)
+    LowLatency ll;
+    const LowLatency* low = nullptr;
+    if (part_target_ > 0) {
+        ll.part_target = part_target_;
+        ll.open_parts = &window_.open_parts();
+        ll.next_sequence = next_sequence_;
+        ll.next_part = next_part_;
+        low = &ll;
+    }
+    media_playlist_ = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_, {}, low));
+    if (low) {
+        ll.skip = true;
+        delta_playlist_ = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_, {}, low));
+    }
+    if (role_ && role_->top)
+        prefixed_playlist_ = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_, role_->id + "/"));
+}
+
+PlaylistPosition ChannelWorker::position() const {
+    std::lock_guard lock(out_mu_);
+    PlaylistPosition p;
+    p.low_latency = part_target_ > 0;
+    p.part_target = part_target_;
+    if (!media_playlist_) return p;
+    p.target_duration = target_duration_;
+    if (const auto newest = window_.newest()) {
+        p.last_msn = newest->sequence;
+        p.last_parts = static_cast<int>(newest->parts.size());
+    }
+    if (p.low_latency) {
+        p.open_msn = next_sequence_;
+        const auto& open = window_.open_parts();
+        if (!open.empty() && open.front()->sequence == next_sequence_) p.open_parts = static_cast<int>(open.size());
+        p.next_part = next_part_;
+    }
+    return p;
+}
+
+bool ChannelWorker::wait_position(int64_t msn, int part, SteadyClock::time_point deadline) {
+    std::unique_lock lock(ready_mu_);
+    ready_cv_.wait_until(lock, deadline, [&] { return finished_ || position().holds(msn, part); });
+    return position().holds(msn, part);
 }
 
 void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segmenter& segmenter) {
@@ -806,9 +917,8 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
         if (segment->format == SegmentFormat::webvtt)  // subtitles pass the segmenter by
             target_duration_ = std::max(target_duration_, target_duration_for(longest_subtitle_));
         if (target_duration_ == 0) target_duration_ = target_duration_for(std::max(hls_.segment_duration, segment->duration));
-        media = media_playlist_ = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_));
-        if (role_ && role_->top)
-            prefixed_playlist_ = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_, role_->id + "/"));
+        render_playlists_locked();
+        media = media_playlist_;
         StreamInfo info = segmenter.stream_info();
         info.peak_bandwidth = info_.peak_bandwidth;
         int64_t bytes = 0;
@@ -842,6 +952,12 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
         if (master) mirror_->write_playlist(kMasterPlaylistName, *master);
     }
     remove_files(gone);
+    if (part_target_ > 0) {
+        {
+            std::lock_guard lock(ready_mu_);  // wait_position() checks under it
+        }
+        ready_cv_.notify_all();
+    }
     if (segment->gap) return;  // a placeholder: nothing arrived, the state and the cadence stay
     if (master) {
         {
@@ -1001,6 +1117,12 @@ std::optional<Resource> ChannelWorker::read(std::string_view file, Delivery deli
             if (master_playlist_) r = Resource{master_playlist_, "application/vnd.apple.mpegurl", false};
         } else if (file == kMediaPlaylistName) {
             if (media_playlist_) r = Resource{media_playlist_, "application/vnd.apple.mpegurl", false};
+        } else if (file == kDeltaPlaylistName) {
+            if (delta_playlist_) r = Resource{delta_playlist_, "application/vnd.apple.mpegurl", false};
+        } else if (const auto part = parse_part_name(file)) {
+            const auto [number, format] = *part;
+            const Window::PartBytes b = window_.find_part(number, SteadyClock::now());
+            if (b.data && format == b.format) r = Resource{b.data, content_type_of(format), true, b.offset, b.length};
         } else if (const auto named = Segment::parse_any_name(file)) {
             // Aliasing: the bytes keep their segment alive, nothing is copied.
             SegmentPtr segment = window_.find(named->first, SteadyClock::now());
@@ -1012,7 +1134,7 @@ std::optional<Resource> ChannelWorker::read(std::string_view file, Delivery deli
         }
     }
     if (r && delivery == Delivery::whole)
-        bytes_delivered_.fetch_add(static_cast<int64_t>(r->data->size()), std::memory_order_relaxed);
+        bytes_delivered_.fetch_add(static_cast<int64_t>(r->bytes().size()), std::memory_order_relaxed);
     return r;
 }
 

@@ -74,6 +74,10 @@ public:
     // Until the first playlists exist (true), or the deadline passes, or the channel stops or fails.
     bool wait_ready(SteadyClock::time_point deadline);
     int64_t next_sequence() const;
+    // LL-HLS: where the media playlist stands (PlaylistPosition), and a wait for it to hold segment
+    // `msn` (part >= 0: its part `part`) until the deadline, the channel stopping or its failing.
+    PlaylistPosition position() const;
+    bool wait_position(int64_t msn, int part, SteadyClock::time_point deadline);
     const ChannelConfig& channel() const { return channel_; }
     // A rendition's measured stream and its status row.
     StreamInfo stream_info() const;
@@ -106,6 +110,9 @@ private:
     void publish_subtitle(std::string&& data, double duration, const std::optional<std::string>& date,
                           const Segmenter& segmenter);
     void publish(CutSegment&& cut, const Segmenter& segmenter);
+    void publish_part(CutPart&& cut);
+    // The media playlist(s) over the window as it is now (out_mu_ held).
+    void render_playlists_locked();
     void publish_segment(std::shared_ptr<Segment> segment, const Segmenter& segmenter);
     std::shared_ptr<Segment> new_segment();
     void set_state(ChannelState state);     // serialised with transition() by transition_mu_
@@ -142,6 +149,12 @@ private:
     mutable std::mutex out_mu_;
     Window window_;
     std::shared_ptr<const std::string> media_playlist_, master_playlist_;
+    std::shared_ptr<const std::string> delta_playlist_;  // LL-HLS: the delta update (_HLS_skip=YES)
+    double part_target_ = 0;                             // LL-HLS: > 0 when the channel cuts parts
+    // LL-HLS: the number of the next part. It starts at 1000 x the first segment's number, so that a
+    // part name never means two things across restarts (segment numbers only rise, and a segment has
+    // fewer than 1000 parts: at least 0.1 s each, at most 60 s).
+    int64_t next_part_ = 0;
     StreamInfo info_;
     int target_duration_ = 0;
     int64_t next_sequence_;
@@ -201,6 +214,7 @@ private:
     double source_duration_ = 0;
     bool source_published_ = false;    // ... has its output segment
     bool published_any_ = false;
+    bool continues_ = false;           // aligned_start: a reconnect goes on in the presentation's numbering
     int64_t withhold_until_ = 0;  // aligned: numbers below this are published as gaps (SequenceMap::publish)
     SegmentFormat format_ = SegmentFormat::ts;
     double longest_subtitle_ = 0;

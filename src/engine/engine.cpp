@@ -439,6 +439,37 @@ std::optional<Resource> Engine::read(std::string_view name, std::string_view fil
     return worker->read(file, delivery);
 }
 
+std::optional<PlaylistPosition> Engine::playlist_position(std::string_view name, std::string_view file) const {
+    if (file != kMediaPlaylistName) return std::nullopt;
+    std::shared_ptr<ChannelWorker> worker;
+    {
+        std::lock_guard lock(impl_->mu);
+        const ChannelConfig* c = impl_->registry.find(name);
+        if (!c) return std::nullopt;
+        auto it = impl_->slots.find(c->id);
+        if (it == impl_->slots.end() || !it->second->worker) return std::nullopt;
+        worker = it->second->worker;
+    }
+    return worker->position();
+}
+
+bool Engine::wait_playlist(std::string_view name, std::string_view file, int64_t msn, int part, double timeout_seconds) const {
+    if (!(timeout_seconds >= 0)) throw Error(ErrorCode::InvalidArgument, "wait_playlist: the timeout must be a number >= 0");
+    if (file != kMediaPlaylistName) return false;
+    const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                                   std::chrono::duration<double>(std::min(timeout_seconds, 1e9)));
+    std::shared_ptr<ChannelWorker> worker;
+    {
+        std::lock_guard lock(impl_->mu);
+        const ChannelConfig* c = impl_->registry.find(name);
+        if (!c) return false;
+        auto it = impl_->slots.find(c->id);
+        if (it == impl_->slots.end() || !it->second->worker) return false;
+        worker = it->second->worker;
+    }
+    return worker->wait_position(msn, part, deadline);
+}
+
 bool Engine::wait_ready(std::string_view name, double timeout_seconds) const {
     if (!(timeout_seconds >= 0)) throw Error(ErrorCode::InvalidArgument, "wait_ready: the timeout must be a number >= 0");
     // A deadline past any real wait, without overflowing the clock.

@@ -64,7 +64,10 @@ public:
                         rejoining_ = false;
                     }
             }
-            if (aligned()) next_sequence_ = ctx_.pinned->start(next_sequence_, segs.front().sequence, segs.back().sequence);
+            if (aligned()) {
+                next_sequence_ = ctx_.pinned->start(next_sequence_, segs.front().sequence, segs.back().sequence);
+                continues_ = ctx_.pinned->continues && ctx_.pinned->continues();
+            }
         }
         Clock::time_point loaded = Clock::now();
         Clock::time_point last_change = loaded;
@@ -130,6 +133,7 @@ public:
                     next_sequence_ = next.segments[start].sequence;
                     if (aligned()) next_sequence_ = ctx_.pinned->restarted(next_sequence_, first, last);
                     force_discontinuity_ = true;
+                    restarted_ = true;
                     rejoining_ = !(next.endlist && ctx_.channel.loop);
                     rejoin_until_ = last;
                     last_change = loaded;
@@ -356,6 +360,13 @@ private:
             return;
         }
         const bool breaks = discontinuity || force_discontinuity_ || !started_;
+        // A rendition of a presentation that lost segments (a reconnect, a segment lost or skipped, a
+        // source GAP) goes on on the presentation's timeline: what it missed is published as gaps and
+        // its timestamps are still the source's, as its siblings' are. Only the source's own
+        // discontinuity, an origin restart or a start without anything published before breaks it.
+        if (aligned() && breaks && !(seg.discontinuity || restarted_ || (!started_ && !continues_)))
+            ctx_.segmenter.continue_timeline();
+        restarted_ = false;
         ctx_.segmenter.set_source_date(seg.program_date_time);  // dates the output on the source's clock
         // MPEG-TS segments (and fMP4 ones, for fMP4 output) are cut as they are, without a remux;
         // anything else goes through libav.
@@ -465,6 +476,8 @@ private:
     int64_t next_sequence_ = 0;
     bool started_ = false;
     bool force_discontinuity_ = false;
+    bool restarted_ = false;   // the origin restarted its numbering: the next segment breaks the timeline
+    bool continues_ = false;   // aligned: this connection goes on where the rendition's output left off
     bool probed_once_ = false;
     bool independent_ = false;
     int lost_in_a_row_ = 0;

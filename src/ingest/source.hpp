@@ -29,6 +29,10 @@ struct PinnedPlaylist {
     // The source media sequence number to start at: `live_start` is the client's own choice (near
     // the live edge, or right after the last segment taken); [first, last] is what the playlist lists.
     std::function<int64_t(int64_t live_start, int64_t first, int64_t last)> start;
+    // Asked right after `start`: whether the rendition published before in the same numbering, so
+    // this connection goes on on the presentation's timeline (Segmenter::continue_timeline) rather
+    // than breaking it. Unset: never.
+    std::function<bool()> continues;
     // A source segment's bytes go to the segmenter next (aligned: one output segment, flushed after).
     std::function<void(int64_t sequence, double duration)> begin;
     // ... and they have been cut (the segmenter was flushed): a source segment that yielded no

@@ -441,6 +441,16 @@ TEST_CASE("renditions: one rendition failing alone reconnects alone and keeps it
         }
     }
     CHECK(matched >= 4);
+    // The origin's timeline never broke, so nor does ours: the reconnect is no discontinuity, and
+    // what a1 got back is published as it is, not withheld as gaps behind one (Segmenter::continue_timeline).
+    for (const auto* l : {&v0, &a0, &a1})
+        for (const auto& e : *l) CHECK_FALSE(e.discontinuity);
+    bool real = false;
+    for (const auto& a : a1) {
+        if (a.sequence <= thawed_at) continue;
+        if (!a.gap) real = true;
+        else CHECK_FALSE(real);  // after the first segment it got back, only segments
+    }
 }
 
 TEST_CASE("renditions: the selection modes keep the variants asked for", "[renditions]") {

@@ -119,8 +119,10 @@ function start(job) {
       const r = player.seekRange();
       info = { video: round(b.video), audio: round(b.audio), seekable: [+r.start.toFixed(3), +r.end.toFixed(3)] };
     }, 100);
+    // A JavaScript error inside Shaka comes as the event's detail itself: where it was thrown says most.
+    const where = (d) => (d?.stack ? " at " + String(d.stack).split("\n").slice(1, 4).map((l) => l.trim()).join(" < ") : "");
     player.addEventListener("error", (e) => err({ details: `shaka ${e.detail?.code}`, fatal: e.detail?.severity === 2,
-      reason: String(e.detail?.message || JSON.stringify(e.detail?.data || "").slice(0, 200)) }));
+      reason: String(e.detail?.message || JSON.stringify(e.detail?.data || "").slice(0, 200)) + where(e.detail) }));
     player.attach(video).then(() => player.load(job.url)).then(() => {
       const tracks = player.getVariantTracks();
       T.levels = [...new Set(tracks.map((t) => t.height))];
@@ -252,7 +254,7 @@ async function play(job) {
       + (s.stats ? `, stalls ${s.stats.stallsDetected}` : "") + (others ? ` [errors: ${others}; first: ${s.errors[0].reason.slice(0, 160)}]` : "");
     return { ok: problems.length === 0, detail: detail + (consoleLog.length ? ` (${consoleLog[0]})` : "") };
   } catch (e) {
-    const first = lastErrors.length ? ` [first error: ${lastErrors[0].details} ${lastErrors[0].reason.slice(0, 160)}]` : "";
+    const first = lastErrors.length ? ` [first error: ${lastErrors[0].details} ${lastErrors[0].reason.slice(0, 400)}]` : "";
     return { ok: false, detail: `${e.message.split("\n")[0]}; ${log.join(", ")}${first}` + (consoleLog.length ? ` (${consoleLog[0]})` : "") };
   } finally {
     await page.close().catch(() => {});

@@ -46,7 +46,8 @@ def test_api_and_hls_from_memory(live_engine, zero_copy):
         assert r.json() == {"message": "Stream for 'test' started.", "channel": "Test Channel",
                             "hls_url": "/hls_streams/test/master.m3u8",
                             "config": {"segment_duration": 1, "max_segments": 5, "cleanup_interval": 5,
-                                       "container": "ts", "renditions": "all"}}
+                                       "container": "ts", "renditions": "all",
+                                       "low_latency": False, "part_duration": 1 / 3}}
         r = client.get("/api/v1/channels/start-stream/test")
         assert r.status_code == 200 and r.json()["message"] == "Stream for 'test' is already running."
 
@@ -386,3 +387,49 @@ def test_engine_from_env_reads_container_and_renditions(tmp_path, monkeypatch):
     monkeypatch.setenv("HLSRELAY_CONTAINER", "mp4")
     with pytest.raises(RuntimeError, match="container 'mp4'"):
         engine_from_env(channels)
+
+
+@pytest.mark.deadline(90)
+def test_low_latency_blocking_reloads_parts_and_delta(engine, media):
+    """LL-HLS through the router: a blocking reload is held on the event loop until the part it names
+    exists (no thread per request), the hinted part is served, the directives are read as the demo
+    server reads them (Engine.hls_playlist), and events tell of each part."""
+    engine.add_channel("LL", url=media, id="ll", loop=True, low_latency=True, container="fmp4", segment_duration=2.0)
+    parts = []
+    engine.subscribe(lambda e: parts.append(e) if e["type"] == "part" else None)
+    engine.start("ll")
+    app = FastAPI()
+    app.include_router(create_router(engine))
+    with TestClient(app, base_url=LOCAL) as client:
+        def playlist():
+            r = client.get("/hls_streams/ll/index.m3u8")
+            return r.text if r.status_code == 200 and "#EXT-X-PRELOAD-HINT" in r.text else None
+
+        text = wait_for(playlist, 30, what="an LL playlist")
+        assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES" in text and "#EXT-X-PART:" in text
+        lines = text.splitlines()
+        msn = int(next(l for l in lines if l.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
+        msn += sum(1 for l in lines if l and not l.startswith("#"))  # the segment being cut
+        index = 0
+        for l in reversed(lines):
+            if not l.startswith("#EXT-X-PART:") and not l.startswith("#EXT-X-PRELOAD-HINT"):
+                break
+            index += l.startswith("#EXT-X-PART:")
+        hint = next(l for l in lines if l.startswith("#EXT-X-PRELOAD-HINT")).split('URI="')[1].rstrip('"')
+        # Held until that part is out: the answer lists it, and is cacheable (its URL names what it holds).
+        r = client.get(f"/hls_streams/ll/index.m3u8?_HLS_msn={msn}&_HLS_part={index}")
+        assert r.status_code == 200, r.text
+        assert f'URI="{hint}"' in r.text
+        assert r.headers["cache-control"].startswith("public, max-age=")
+        part = client.get(f"/hls_streams/ll/{hint}")
+        assert part.status_code == 200 and len(part.content) > 0
+        assert part.headers["content-type"] == "video/iso.segment"
+        # Refused at once: too far ahead, a part without its msn, a bad skip.
+        assert client.get(f"/hls_streams/ll/index.m3u8?_HLS_msn={msn + 5}").status_code == 400
+        assert client.get("/hls_streams/ll/index.m3u8?_HLS_part=1").status_code == 400
+        assert client.get("/hls_streams/ll/index.m3u8?_HLS_skip=maybe").status_code == 400
+        delta = client.get("/hls_streams/ll/index.m3u8?_HLS_skip=YES")
+        assert delta.status_code == 200 and "#EXT-X-VERSION:9" in delta.text
+        assert engine.wait_playlist("ll", msn + 1, 0, timeout=10)
+    assert parts and {"sequence", "part", "duration"} <= set(parts[-1]) and parts[-1]["part"] >= 0
+    engine.stop("ll")

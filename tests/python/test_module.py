@@ -183,7 +183,8 @@ def test_api_endpoints(engine):
     assert status == 200 and list(body) == ["total_channels", "running_streams", "active_cleanup_threads",
                                             "hls_config", "streams"]
     assert body["hls_config"] == {"segment_duration": 1, "max_segments": 5, "cleanup_interval": 5,
-                                  "container": "ts", "renditions": "all"}
+                                  "container": "ts", "renditions": "all",
+                                  "low_latency": False, "part_duration": 1 / 3}
     status, text = engine.api("static-hls-m3u", base_url="http://tv.example:8080")
     assert status == 200 and text.startswith("#EXTM3U\n")
     assert "http://tv.example:8080/hls_streams/idle/master.m3u8" in text
@@ -262,7 +263,7 @@ def test_engine_dropped_without_close_stops_its_channels(media):
     gc.collect()
     assert ref() is None  # destroyed, worker joined, no deadlock
     assert events[-1] == {"type": "state", "channel": "t", "state": "stopped", "message": None,
-                          "sequence": None, "duration": None}
+                          "sequence": None, "duration": None, "part": None}
 
 
 def test_container_and_renditions_settings():

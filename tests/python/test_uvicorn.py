@@ -120,7 +120,8 @@ def test_uvicorn_serves_a_live_channel(media, tmp_path, server_env):
         assert status == 200, body
         assert body["message"] == "Stream for 'test' started." and body["hls_url"] == "/hls_streams/test/master.m3u8"
         assert body["config"] == {"segment_duration": 1, "max_segments": 4, "cleanup_interval": 5,
-                                  "container": "ts", "renditions": "all"}
+                                  "container": "ts", "renditions": "all",
+                                  "low_latency": False, "part_duration": 1 / 3}
 
         def segments():
             status, _, text = get(port, "/hls_streams/test/index.m3u8")

@@ -71,7 +71,8 @@ TEST_CASE("API endpoints answer with the replaced design's JSON") {
     CHECK(started["channel"] == "Live One");
     CHECK(started["hls_url"] == "/hls_streams/live/master.m3u8");
     CHECK(started["config"] == nlohmann::json{{"segment_duration", 1}, {"max_segments", 5}, {"cleanup_interval", 0.5},
-                                                  {"container", "ts"}, {"renditions", "all"}});
+                                                  {"container", "ts"}, {"renditions", "all"},
+                                                  {"low_latency", false}, {"part_duration", 1.0 / 3}});
     // By display name, percent-encoded.
     auto again = s.get_json("/api/v1/channels/start-stream/Live%20One");
     CHECK(again["message"] == "Stream for 'live' is already running.");

@@ -90,7 +90,8 @@ typedef enum hlsrelay_error {
     HLSRELAY_ENOMEM = -5,     /* out of memory */
     HLSRELAY_EINTERNAL = -6,  /* a bug or an unexpected failure; the message says more */
     HLSRELAY_ESTATE = -7,     /* not possible in this state (channel not running, call from a callback) */
-    HLSRELAY_ETIMEDOUT = -8   /* the wait ended before what it waited for happened (hlsrelay_wait_ready) */
+    HLSRELAY_ETIMEDOUT = -8   /* the wait ended before what it waited for happened (hlsrelay_wait_ready,
+                                 hlsrelay_wait_playlist) */
 } hlsrelay_error;
 
 /* What the last failing call made on this thread reported; "" after a successful call. Owned by the
@@ -142,11 +143,14 @@ typedef struct hlsrelay_settings {
     const char* renditions;     /* which renditions of a multivariant source run: "all", "highest", "lowest",
                                    "max-height=<px>", "max-bandwidth=<bits/s>" or heights "1080p,360p";
                                    NULL: "all" (NULL); copied by hlsrelay_engine_create */
+    /* Appended in 0.1 (issue 13): LL-HLS; channels may override both ("low_latency", "part_duration"). */
+    int low_latency;            /* 1: cut parts, list them with a preload hint, answer blocking reloads (0) */
+    double part_duration;       /* seconds a part lasts at most, 0.1..5 and at most the segment (1/3) */
 } hlsrelay_settings;
 
 #define HLSRELAY_SETTINGS_INIT                                                                   \
     { sizeof(hlsrelay_settings), 2.0, 5, 5.0, NULL, 10.0, 0.5, 30.0, HLSRELAY_LOG_WARN, INT64_C(4194304), \
-      INT64_C(67108864), 5, 0.0, 0.0, HLSRELAY_CONTAINER_TS, NULL }
+      INT64_C(67108864), 5, 0.0, 0.0, HLSRELAY_CONTAINER_TS, NULL, 0, 1.0 / 3 }
 
 /* Fills *settings with the defaults of this header (inline: it can never write past the caller's
  * struct). NULL is ignored. */
@@ -261,6 +265,18 @@ HLSRELAY_API void hlsrelay_resource_free(hlsrelay_resource* resource);
  * HLSRELAY_ENOTFOUND for an unknown channel; HLSRELAY_EINVAL for a negative or NaN timeout. */
 HLSRELAY_API int hlsrelay_wait_ready(hlsrelay_engine* engine, const char* channel, double timeout_seconds);
 
+/* LL-HLS blocking playlist reload (RFC 8216bis 6.2.5.2), as `_HLS_msn=msn&_HLS_part=part` asks: waits
+ * until the channel's media playlist holds segment `msn` whole (part < 0) or its part `part` (a part
+ * past the last one of a whole segment meaning the next segment's first), at most timeout_seconds,
+ * then HLSRELAY_OK: read "index.m3u8" (or its delta update, "index.m3u8?_HLS_skip=YES"). Wakes on the
+ * publication, it does not poll. HLSRELAY_ETIMEDOUT when the time passes first (an HTTP server answers
+ * 503 after three target durations); HLSRELAY_EINVAL for a msn more than two segments past the
+ * playlist's last (an HTTP server answers 400) or a negative or NaN timeout; HLSRELAY_ESTATE when the
+ * channel is not running or has no low latency; HLSRELAY_ENOTFOUND for an unknown channel. Not from an
+ * event callback (HLSRELAY_ESTATE). Parts are read like segments: "part_<msn>_<index>.ts" or ".m4s". */
+HLSRELAY_API int hlsrelay_wait_playlist(hlsrelay_engine* engine, const char* channel, int64_t msn, int part,
+                                        double timeout_seconds);
+
 /* ---- Events ---- */
 /* A channel's state: the status JSON's "state" and an event's `state` as numbers. Values are ABI:
  * never renumbered; new states may be appended (treat unknown values as "running or not" by name). */
@@ -277,7 +293,9 @@ typedef enum hlsrelay_state {
 typedef enum hlsrelay_event_type {
     HLSRELAY_EVENT_STATE = 1,    /* a channel's state changed; `state` is the new one */
     HLSRELAY_EVENT_SEGMENT = 2,  /* a segment was published; `sequence`, `duration` */
-    HLSRELAY_EVENT_ERROR = 3     /* a source failed (the channel reconnects); `message` */
+    HLSRELAY_EVENT_ERROR = 3,    /* a source failed (the channel reconnects); `message` */
+    HLSRELAY_EVENT_PART = 4      /* low latency: a part of the segment being cut was published; `sequence`
+                                    (its segment), `part`, `duration` */
 } hlsrelay_event_type;
 
 /* Valid only during the callback: copy what you keep. Strings are never NULL ("" when not applicable).
@@ -294,6 +312,8 @@ typedef struct hlsrelay_event {
     double duration;      /* SEGMENT: seconds; 0 otherwise */
     int state_code;       /* `state` as an hlsrelay_state (STATE, SEGMENT); -1 otherwise. Appended: read it
                              when struct_size >= offsetof(hlsrelay_event, state_code) + sizeof(int) */
+    int part;             /* PART: its index in segment `sequence`; -1 otherwise. Appended: read it when
+                             struct_size >= offsetof(hlsrelay_event, part) + sizeof(int) */
 } hlsrelay_event;
 
 typedef void (*hlsrelay_event_cb)(const hlsrelay_event* event, void* user_data);
