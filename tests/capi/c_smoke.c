@@ -561,6 +561,53 @@ int main(int argc, char** argv) {
     CHECK(contains(text, "\"process_status\":\"stopped\""));
     free(text);
 
+    /* ---- Low latency: blocking reloads (hlsrelay_wait_playlist), parts read like segments ---- */
+    CHECK(hlsrelay_wait_playlist(engine, "smoke", 0, -1, 1) == HLSRELAY_ESTATE); /* stopped */
+    strcpy(json, "{\"id\": \"ll\", \"name\": \"LL\", \"loop\": true, \"low_latency\": true, \"url\": ");
+    append_json_string(json, argv[1]);
+    strcat(json, "}");
+    REQUIRE(hlsrelay_channel_add(engine, json, NULL, NULL) == HLSRELAY_OK);
+    REQUIRE(hlsrelay_start(engine, "ll") == HLSRELAY_OK);
+    REQUIRE(hlsrelay_wait_ready(engine, "ll", 60) == HLSRELAY_OK);
+    {
+        /* The newest whole segment (its URI line), and the hinted part's name. */
+        long long last = -1;
+        char hint[128] = "";
+        hlsrelay_resource* llp = NULL;
+        REQUIRE(hlsrelay_read(engine, "ll", "index.m3u8", &llp) == HLSRELAY_OK);
+        {
+            const char* p = (const char*)hlsrelay_resource_data(llp);
+            const char* end = p + hlsrelay_resource_size(llp);
+            while (p < end) {
+                const char* nl = memchr(p, '\n', (size_t)(end - p));
+                const size_t n = (size_t)((nl ? nl : end) - p);
+                if (n > 4 && memcmp(p, "seg_", 4) == 0) last = strtoll(p + 4, NULL, 10);
+                if (n > 40 && memcmp(p, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"", 35) == 0 && n - 36 < sizeof hint) {
+                    memcpy(hint, p + 35, n - 36);
+                    hint[n - 36] = '\0';
+                }
+                p += n + 1;
+            }
+        }
+        hlsrelay_resource_free(llp);
+        REQUIRE(last >= 0 && hint[0] != '\0');
+        CHECK(hlsrelay_wait_playlist(engine, "ll", last, -1, 0) == HLSRELAY_OK); /* held already: at once */
+        CHECK(hlsrelay_wait_playlist(engine, "ll", last + 3, -1, 1) == HLSRELAY_EINVAL); /* too far: a 400 */
+        CHECK(contains(hlsrelay_last_error(), "more than two segments"));
+        CHECK(hlsrelay_wait_playlist(engine, "ll", last + 2, -1, 0) == HLSRELAY_ETIMEDOUT);
+        CHECK(hlsrelay_wait_playlist(engine, "ll", last, -1, -1) == HLSRELAY_EINVAL);
+        CHECK(hlsrelay_wait_playlist(engine, "nope", last, -1, 1) == HLSRELAY_ENOTFOUND);
+        CHECK(hlsrelay_wait_playlist(engine, "ll", last + 1, 0, 30) == HLSRELAY_OK); /* the next segment's first part */
+        /* The hinted part (the next one after the playlist read: the segment after `last` or the one
+         * after that) exists once that one has begun. */
+        CHECK(hlsrelay_wait_playlist(engine, "ll", last + 2, 0, 30) == HLSRELAY_OK);
+        REQUIRE(hlsrelay_read(engine, "ll", hint, &llp) == HLSRELAY_OK);
+        CHECK(hlsrelay_resource_size(llp) > 0 && hlsrelay_resource_data(llp)[0] == 0x47);
+        CHECK(strcmp(hlsrelay_resource_content_type(llp), "video/mp2t") == 0);
+        hlsrelay_resource_free(llp);
+    }
+    CHECK(hlsrelay_stop(engine, "ll") == HLSRELAY_OK);
+
     /* ---- Destroy: no callback afterwards; what was read stays valid ---- */
     CHECK(hlsrelay_start(engine, "smoke") == HLSRELAY_OK); /* running at destroy: it must stop it */
     CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);

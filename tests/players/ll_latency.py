@@ -262,6 +262,8 @@ def main() -> int:
     ap.add_argument("--catch-up", type=float, default=1.0, metavar="RATE",
                     help="hls.js maxLiveSyncPlaybackRate: how fast it may play to reach its target latency "
                     "(default 1, hls.js's default: it stays where it started)")
+    ap.add_argument("--classic", action="store_true",
+                    help="the reference: the same source and relay without low_latency, hls.js without lowLatencyMode")
     ap.add_argument("--goal", type=float, help="fail unless the latency p50 is below this (benchmarks only)")
     ap.add_argument("--work-dir", help="keep logs here (default: a temp dir, removed)")
     ap.add_argument("--self-test", action="store_true", help="check the LL playlist validator on made-up playlists")
@@ -292,7 +294,7 @@ def main() -> int:
         udp = matrix.free_port(__import__("socket").SOCK_DGRAM)
         port = matrix.free_port()
         (work / "channels.json").write_text(json.dumps([{"id": "ll", "name": "LL", "url": f"udp://127.0.0.1:{udp}",
-                                                         "low_latency": True, "container": args.container,
+                                                         "low_latency": not args.classic, "container": args.container,
                                                          "max_segments": 8}]))  # 16 s: delta updates skip some
         procs.append(subprocess.Popen(
             [args.server, "--channels", str(work / "channels.json"), "--listen", f"127.0.0.1:{port}", "--autostart", "all"],
@@ -310,16 +312,16 @@ def main() -> int:
 
         def ready():
             try:
-                return b"#EXT-X-PART:" in matrix.http_get(url, timeout=2)
+                return (b"#EXTINF" if args.classic else b"#EXT-X-PART:") in matrix.http_get(url, timeout=2)
             except (urllib.error.URLError, OSError):
                 return False
         matrix.wait_for("the relay's first LL playlist", ready, bound=60)
         log(f"relay at {url}")
-        probe = blocking_probe(url, 30)
+        probe = blocking_probe(url, 30) if not args.classic else {}
         log(f"blocking reloads: {probe}")
         invalid = []
         checked = 0
-        for _ in range(40):  # full playlists and their delta updates, as they come
+        for _ in range(0 if args.classic else 40):  # full playlists and their delta updates, as they come
             full = matrix.http_get(url).decode()
             delta = matrix.http_get(url + "?_HLS_skip=YES").decode()
             if matrix.http_get(url).decode() != full:
@@ -329,13 +331,14 @@ def main() -> int:
             if checked == 10:
                 break
             time.sleep(0.2)
-        if checked < 10:
+        if checked < 10 and not args.classic:
             invalid.append(f"only {checked} stable full/delta pairs in 40 tries")
         log(f"LL playlist rules: {'all kept in 10 playlists and their deltas' if not invalid else invalid[:5]}")
         log(f"hls.js lowLatencyMode: {args.warmup:.0f} s warm-up, then {args.seconds:.0f} s of samples")
         out = subprocess.run(["node", str(HERE / "ll_player.mjs"), "--page", f"{origin.url}/player/index.html",
                               "--playwright", str(matrix.PLAYWRIGHT), "--chromium", str(matrix.CHROMIUM), "--url", url,
-                              "--seconds", str(args.seconds), "--warmup", str(args.warmup), "--catch-up", str(args.catch_up)],
+                              "--seconds", str(args.seconds), "--warmup", str(args.warmup), "--catch-up", str(args.catch_up)]
+                             + (["--classic"] if args.classic else []),
                              capture_output=True, text=True, timeout=bound)
         lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
         if not lines:
@@ -356,7 +359,8 @@ def main() -> int:
             failures.append(f"{len(invalid)} LL playlist rule(s) broken: " + "; ".join(sorted(set(invalid))[:5]))
         if args.goal is not None and not (lat.get("p50") is not None and lat["p50"] < args.goal):
             failures.append(f"latency p50 {fmt(lat.get('p50'))} is not below {args.goal} s")
-        print(json.dumps({"container": args.container, "seconds": args.seconds, "catch_up": args.catch_up, "latency": lat,
+        print(json.dumps({"container": args.container, "classic": args.classic, "seconds": args.seconds,
+                          "catch_up": args.catch_up, "latency": lat,
                           "stalls": r.get("stalls"), "parts_loaded": r.get("parts_loaded"), "blocking": probe,
                           "errors": (r.get("errors") or [])[:5]}))
         if failures:
