@@ -14,7 +14,8 @@ named by ``HLSRELAY_CHANNELS`` and closes it on shutdown::
 Optional environment for that app: ``HLSRELAY_SEGMENT_DURATION``, ``HLSRELAY_MAX_SEGMENTS``,
 ``HLSRELAY_CLEANUP_INTERVAL``, ``HLSRELAY_CONTAINER`` (``ts`` or ``fmp4``), ``HLSRELAY_RENDITIONS``
 (``all``, ``highest``, ``lowest``, ``max-height=720``, ``max-bandwidth=N``, ``1080p,360p``),
-``HLSRELAY_HLS_DIR``, ``HLSRELAY_LOG_LEVEL``. Run one worker process:
+``HLSRELAY_LOW_LATENCY`` (``yes``: LL-HLS), ``HLSRELAY_PART_DURATION``, ``HLSRELAY_HLS_DIR``,
+``HLSRELAY_LOG_LEVEL``. Run one worker process:
 the engine and its HLS windows live in that process, and a second worker would have its own.
 
 The demo server's HTTP rules apply (the same C++ code, ``hlsrelay._core.check_request``):
@@ -35,13 +36,18 @@ Routes:
 - GET ``/api/v1/channels/start-stream/{channel_name}``, ``/stop-stream/{channel_name}``,
   ``/stream-status/{channel_name}``, ``/streams-status``, ``/static-hls-m3u``, ``/api/v1/channels``
 - POST ``/api/v1/channels/{channel_name}/start`` and ``/stop`` (as the demo server)
-- ``/hls_streams/{stream_id}/{name}`` (GET, HEAD, OPTIONS): ``master.m3u8``, ``index.m3u8`` and ``seg_<n>.ts``
-  from memory, as the demo server serves them: playlists ``Cache-Control: no-cache``, segments
-  ``public, max-age=86400, immutable`` with single byte ranges; 404 ``{"detail": ...}`` with
-  "Channel not found", "Stream not running" or "Not found".
+- ``/hls_streams/{stream_id}/{name}`` (GET, HEAD, OPTIONS): ``master.m3u8``, ``index.m3u8``, ``seg_<n>.ts``
+  and (low latency) ``part_<n>.ts``/``.m4s`` from memory, as the demo server serves them: playlists
+  ``Cache-Control: no-cache``, segments and parts ``public, max-age=86400, immutable`` with single byte
+  ranges; 404 ``{"detail": ...}`` with "Channel not found", "Stream not running" or "Not found".
+  A low-latency channel's playlist answers ``_HLS_msn``/``_HLS_part``/``_HLS_skip`` as the demo server
+  does (``Engine.hls_playlist``): a blocking request waits on the event loop, woken by the channel's
+  part and segment events (no thread per waiting request), 400 and 503 as documented in
+  docs/http-api.md.
 
-Engine calls block (stop waits for a worker), so every route is a plain ``def``: FastAPI runs it in
-its threadpool, and the engine releases the GIL while it waits.
+Engine calls block (stop waits for a worker), so every API route is a plain ``def``: FastAPI runs it in
+its threadpool, and the engine releases the GIL while it waits. The HLS route is ``async``: it hands
+reads to the threadpool and holds blocking playlist requests on the event loop.
 """
 
 from __future__ import annotations
@@ -441,6 +447,7 @@ def engine_from_env(channels_file: typing.Optional[typing.Union[str, "os.PathLik
         ("segment_duration", "HLSRELAY_SEGMENT_DURATION", float),
         ("max_segments", "HLSRELAY_MAX_SEGMENTS", int),
         ("cleanup_interval", "HLSRELAY_CLEANUP_INTERVAL", float),
+        ("part_duration", "HLSRELAY_PART_DURATION", float),
     ):
         value = _env_number(env, kind)
         if value is not None:
@@ -448,6 +455,11 @@ def engine_from_env(channels_file: typing.Optional[typing.Union[str, "os.PathLik
     for key, env in (("container", "HLSRELAY_CONTAINER"), ("renditions", "HLSRELAY_RENDITIONS")):
         if os.environ.get(env):
             settings[key] = os.environ[env]
+    low_latency = os.environ.get("HLSRELAY_LOW_LATENCY", "").strip().lower()
+    if low_latency:
+        if low_latency not in ("1", "0", "yes", "no", "true", "false", "on", "off"):
+            raise RuntimeError(f"HLSRELAY_LOW_LATENCY={low_latency!r}: expected yes or no")
+        settings["low_latency"] = low_latency in ("1", "yes", "true", "on")
     if os.environ.get("HLSRELAY_HLS_DIR"):
         settings["hls_dir"] = os.environ["HLSRELAY_HLS_DIR"]
     if os.environ.get("HLSRELAY_LOG_LEVEL"):

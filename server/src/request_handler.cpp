@@ -148,10 +148,9 @@ void RequestHandler::serve_playlist(const std::string& id, const std::string& fi
 }
 
 void RequestHandler::block(std::shared_ptr<BlockedReload> b) {
-    {
-        std::lock_guard lock(blocked_mu_);
-        blocked_[b->id].push_back(b);
-    }
+    // The timer is armed before the request is visible to wake(): another io thread may answer it
+    // (and cancel the timer) as soon as it is registered, and a timer must not be used from two
+    // threads at once.
     b->timer.async_wait([this, b](const asio::error_code& ec) {
         if (ec || b->answered.exchange(true)) return;
         {
@@ -164,6 +163,10 @@ void RequestHandler::block(std::shared_ptr<BlockedReload> b) {
         }
         b->done(reply_response(api::blocking_timeout()));
     });
+    {
+        std::lock_guard lock(blocked_mu_);
+        blocked_[b->id].push_back(b);
+    }
     // Published between the first look and the parking: look again now that a publication wakes it.
     if (answer(b)) {
         std::lock_guard lock(blocked_mu_);

@@ -232,3 +232,36 @@ TEST_CASE("low latency is off by default and its settings are checked", "[ll]") 
     bad.hls.part_duration = 6;
     CHECK_THROWS_AS(engine.add_channel(bad), Error);
 }
+
+TEST_CASE("low latency over a classic HLS source: its segments remuxed into parts", "[ll]") {
+    LiveOrigin origin(live_media(), {.speed = 1.0});
+    origin.start();
+    Engine engine(quick_settings(2.0, 6));
+    ChannelConfig config = channel("LL from HLS", {origin.url()});
+    config.hls.low_latency = true;
+    config.hls.container = Container::fmp4;
+    const auto id = engine.add_channel(config).id;
+    engine.start(id);
+    REQUIRE(wait_until([&] { return parse(bytes_of(engine, id, "index.m3u8")).segments.size() >= 4; }, std::chrono::seconds(60)));
+    const std::string text = bytes_of(engine, id, "index.m3u8");
+    INFO(text);
+    const LlPlaylist p = parse(text);
+    // Its segments are made of parts, each within the part target, the first one independent, joined
+    // byte for byte; the source's 1 s segments arrive whole, so their parts come in a burst (the
+    // latency this gives is in docs/http-api.md).
+    int with_parts = 0;
+    for (const auto& s : p.segments) {
+        if (s.parts.empty()) continue;
+        ++with_parts;
+        std::string joined;
+        for (const auto& part : s.parts) {
+            CHECK(part.duration <= p.part_target + 1e-9);
+            joined += bytes_of(engine, id, part.uri);
+        }
+        CHECK(s.parts.front().independent);
+        CHECK(joined == bytes_of(engine, id, s.uri));
+    }
+    CHECK(with_parts >= 2);
+    CHECK_FALSE(p.hint.empty());
+    CHECK(engine.status(id).state == ChannelState::Running);
+}

@@ -262,6 +262,7 @@ def main() -> int:
     ap.add_argument("--catch-up", type=float, default=1.0, metavar="RATE",
                     help="hls.js maxLiveSyncPlaybackRate: how fast it may play to reach its target latency "
                     "(default 1, hls.js's default: it stays where it started)")
+    ap.add_argument("--gop", type=int, default=30, metavar="FRAMES", help="the source's keyframe interval (default 30: 1 s)")
     ap.add_argument("--classic", action="store_true",
                     help="the reference: the same source and relay without low_latency, hls.js without lowLatencyMode")
     ap.add_argument("--goal", type=float, help="fail unless the latency p50 is below this (benchmarks only)")
@@ -284,6 +285,8 @@ def main() -> int:
     origin = None
     bound = args.seconds + args.warmup + 120
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError(f"the run took over {bound:.0f} s")))
+    # Stopped from outside (CTest's timeout, Ctrl-C, a benchmark killed): still stop what it started.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(TimeoutError("terminated")))
     signal.alarm(int(bound))
     try:
         (work / "player").mkdir(exist_ok=True)
@@ -305,7 +308,7 @@ def main() -> int:
             ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-f", "lavfi", "-i",
              "testsrc2=size=1280x720:rate=30", "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
              "-t", str(int(total)), "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
-             "-tune", "zerolatency", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+             "-tune", "zerolatency", "-g", str(args.gop), "-keyint_min", str(args.gop), "-sc_threshold", "0", "-pix_fmt", "yuv420p",
              "-b:v", "2500k", "-c:a", "aac", "-b:a", "96k", "-f", "mpegts", f"udp://127.0.0.1:{udp}?pkt_size=1316"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(work / "ffmpeg.log", "w")))
         url = f"http://127.0.0.1:{port}/hls_streams/ll/index.m3u8"
