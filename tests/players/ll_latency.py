@@ -321,7 +321,8 @@ def main() -> int:
         matrix.wait_for("the relay's first LL playlist", ready, bound=60)
         log(f"relay at {url}")
         probe = blocking_probe(url, 30) if not args.classic else {}
-        log(f"blocking reloads: {probe}")
+        if probe:
+            log(f"blocking reloads: {probe}")
         invalid = []
         checked = 0
         for _ in range(0 if args.classic else 40):  # full playlists and their delta updates, as they come
@@ -336,7 +337,8 @@ def main() -> int:
             time.sleep(0.2)
         if checked < 10 and not args.classic:
             invalid.append(f"only {checked} stable full/delta pairs in 40 tries")
-        log(f"LL playlist rules: {'all kept in 10 playlists and their deltas' if not invalid else invalid[:5]}")
+        if not args.classic:
+            log(f"LL playlist rules: {'all kept in 10 playlists and their deltas' if not invalid else invalid[:5]}")
         log(f"hls.js lowLatencyMode: {args.warmup:.0f} s warm-up, then {args.seconds:.0f} s of samples")
         out = subprocess.run(["node", str(HERE / "ll_player.mjs"), "--page", f"{origin.url}/player/index.html",
                               "--playwright", str(matrix.PLAYWRIGHT), "--chromium", str(matrix.CHROMIUM), "--url", url,

@@ -387,6 +387,17 @@ def test_engine_from_env_reads_container_and_renditions(tmp_path, monkeypatch):
     monkeypatch.setenv("HLSRELAY_CONTAINER", "mp4")
     with pytest.raises(RuntimeError, match="container 'mp4'"):
         engine_from_env(channels)
+    monkeypatch.delenv("HLSRELAY_CONTAINER")
+    monkeypatch.setenv("HLSRELAY_LOW_LATENCY", "yes")
+    monkeypatch.setenv("HLSRELAY_PART_DURATION", "0.5")
+    engine = engine_from_env(channels)
+    try:
+        assert engine.settings["low_latency"] is True and engine.settings["part_duration"] == 0.5
+    finally:
+        engine.close()
+    monkeypatch.setenv("HLSRELAY_LOW_LATENCY", "maybe")
+    with pytest.raises(RuntimeError, match="HLSRELAY_LOW_LATENCY"):
+        engine_from_env(channels)
 
 
 @pytest.mark.deadline(90)
