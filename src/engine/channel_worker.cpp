@@ -818,10 +818,7 @@ void ChannelWorker::publish_part(CutPart&& cut) {
         window_.push_part(part);
         render_playlists_locked();
     }
-    {
-        std::lock_guard lock(ready_mu_);  // wait_position() checks under it
-    }
-    ready_cv_.notify_all();
+    wake_position_waiters();
     Event e;
     e.type = EventType::PartPublished;
     e.channel = channel_.id;
@@ -870,6 +867,13 @@ PlaylistPosition ChannelWorker::position() const {
         p.next_part = next_part_;
     }
     return p;
+}
+
+void ChannelWorker::wake_position_waiters() {
+    {
+        std::lock_guard lock(ready_mu_);  // wait_position() checks its condition under it
+    }
+    ready_cv_.notify_all();
 }
 
 bool ChannelWorker::wait_position(int64_t msn, int part, SteadyClock::time_point deadline) {
@@ -952,12 +956,7 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
         if (master) mirror_->write_playlist(kMasterPlaylistName, *master);
     }
     remove_files(gone);
-    if (part_target_ > 0) {
-        {
-            std::lock_guard lock(ready_mu_);  // wait_position() checks under it
-        }
-        ready_cv_.notify_all();
-    }
+    if (part_target_ > 0) wake_position_waiters();
     if (segment->gap) return;  // a placeholder: nothing arrived, the state and the cadence stay
     if (master) {
         {

@@ -78,6 +78,7 @@ public:
     // `msn` (part >= 0: its part `part`) until the deadline, the channel stopping or its failing.
     PlaylistPosition position() const;
     bool wait_position(int64_t msn, int part, SteadyClock::time_point deadline);
+    void wake_position_waiters();  // after a part or (low latency) a segment is published
     const ChannelConfig& channel() const { return channel_; }
     // A rendition's measured stream and its status row.
     StreamInfo stream_info() const;

@@ -57,6 +57,15 @@ struct Subscriber {
 };
 
 struct Engine::Impl {
+    // The worker of a running channel (by id or display name); null for an unknown or stopped one.
+    std::shared_ptr<ChannelWorker> running_worker(std::string_view name) {
+        std::lock_guard lock(mu);
+        const ChannelConfig* c = registry.find(name);
+        if (!c) return nullptr;
+        auto it = slots.find(c->id);
+        return it == slots.end() ? nullptr : it->second->worker;
+    }
+
     EngineSettings settings;
     mutable std::mutex mu;
     Registry registry;
@@ -427,29 +436,15 @@ HlsSettings Engine::settings_for(std::string_view name) const {
 }
 
 std::optional<Resource> Engine::read(std::string_view name, std::string_view file, Delivery delivery) const {
-    std::shared_ptr<ChannelWorker> worker;
-    {
-        std::lock_guard lock(impl_->mu);
-        const ChannelConfig* c = impl_->registry.find(name);
-        if (!c) return std::nullopt;
-        auto it = impl_->slots.find(c->id);
-        if (it == impl_->slots.end() || !it->second->worker) return std::nullopt;
-        worker = it->second->worker;
-    }
+    const std::shared_ptr<ChannelWorker> worker = impl_->running_worker(name);
+    if (!worker) return std::nullopt;
     return worker->read(file, delivery);
 }
 
 std::optional<PlaylistPosition> Engine::playlist_position(std::string_view name, std::string_view file) const {
     if (file != kMediaPlaylistName) return std::nullopt;
-    std::shared_ptr<ChannelWorker> worker;
-    {
-        std::lock_guard lock(impl_->mu);
-        const ChannelConfig* c = impl_->registry.find(name);
-        if (!c) return std::nullopt;
-        auto it = impl_->slots.find(c->id);
-        if (it == impl_->slots.end() || !it->second->worker) return std::nullopt;
-        worker = it->second->worker;
-    }
+    const std::shared_ptr<ChannelWorker> worker = impl_->running_worker(name);
+    if (!worker) return std::nullopt;
     return worker->position();
 }
 
@@ -458,15 +453,8 @@ bool Engine::wait_playlist(std::string_view name, std::string_view file, int64_t
     if (file != kMediaPlaylistName) return false;
     const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
                                                    std::chrono::duration<double>(std::min(timeout_seconds, 1e9)));
-    std::shared_ptr<ChannelWorker> worker;
-    {
-        std::lock_guard lock(impl_->mu);
-        const ChannelConfig* c = impl_->registry.find(name);
-        if (!c) return false;
-        auto it = impl_->slots.find(c->id);
-        if (it == impl_->slots.end() || !it->second->worker) return false;
-        worker = it->second->worker;
-    }
+    const std::shared_ptr<ChannelWorker> worker = impl_->running_worker(name);
+    if (!worker) return false;
     return worker->wait_position(msn, part, deadline);
 }
 
@@ -475,15 +463,8 @@ bool Engine::wait_ready(std::string_view name, double timeout_seconds) const {
     // A deadline past any real wait, without overflowing the clock.
     const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
                                                    std::chrono::duration<double>(std::min(timeout_seconds, 1e9)));
-    std::shared_ptr<ChannelWorker> worker;
-    {
-        std::lock_guard lock(impl_->mu);
-        const ChannelConfig* c = impl_->registry.find(name);
-        if (!c) return false;
-        auto it = impl_->slots.find(c->id);
-        if (it == impl_->slots.end() || !it->second->worker) return false;
-        worker = it->second->worker;
-    }
+    const std::shared_ptr<ChannelWorker> worker = impl_->running_worker(name);
+    if (!worker) return false;
     return worker->wait_ready(deadline);
 }
 
