@@ -4,10 +4,10 @@
 // Prints one JSON line: {key: {ok: true|false|null, detail: "..."}} (null: not applicable, said why).
 // A page passes when the video element's currentTime advances by `goal` seconds, hls.js raised no
 // fatal error and no media-parsing error, and an audio SourceBuffer exists when the source has audio.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { launchChromium } from "./chromium.mjs";
 
 function option(name) {
   const i = process.argv.indexOf(name);
@@ -27,15 +27,7 @@ const MEDIA_ERRORS = new Set(["fragParsingError", "bufferAppendError", "bufferAd
   "fragDecryptError", "remuxAllocError", "manifestParsingError", "levelParsingError",
   "bufferIncompatibleCodecsError"]);
 
-const userDataDir = mkdtempSync(join(tmpdir(), "hlsrelay-players-chromium-"));
-const browser = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: option("--chromium"),
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required", "--disable-background-media-suspend",
-    "--disable-renderer-backgrounding", "--disable-background-timer-throttling"],
-});
+const { browser, userDataDir } = await launchChromium(chromium, option("--chromium"), "hlsrelay-players-chromium-");
 
 async function play(job) {
   const page = await browser.newPage();

@@ -8,10 +8,10 @@
 // playlist's EXT-X-PROGRAM-DATE-TIME, which the relay sets from when the media arrived from the
 // source), sampled every 250 ms after `warmup` seconds of playing. A stall: currentTime standing still
 // for over a second while the video is not paused.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { launchChromium } from "./chromium.mjs";
 
 function option(name) {
   const i = process.argv.indexOf(name);
@@ -24,15 +24,7 @@ const warmup = Number(option("--warmup"));
 const catchUp = process.argv.includes("--catch-up") ? Number(option("--catch-up")) : 1;
 const classic = process.argv.includes("--classic");
 
-const userDataDir = mkdtempSync(join(tmpdir(), "hlsrelay-ll-chromium-"));
-const browser = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: option("--chromium"),
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required", "--disable-background-media-suspend",
-    "--disable-renderer-backgrounding", "--disable-background-timer-throttling"],
-});
+const { browser, userDataDir } = await launchChromium(chromium, option("--chromium"), "hlsrelay-ll-chromium-");
 
 function quantile(sorted, q) {
   if (!sorted.length) return null;

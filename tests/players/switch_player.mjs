@@ -18,10 +18,10 @@
 //   - a fatal player error, a media (parse/append/decode) error, a <video> error;
 //   - a switch that never takes effect within the bound.
 // With switch: false the page just plays `goal` s of media (used while a rendition of the origin fails).
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { launchChromium } from "./chromium.mjs";
 
 function option(name) {
   const i = process.argv.indexOf(name);
@@ -39,15 +39,7 @@ const HLSJS_MEDIA_ERRORS = new Set(["fragParsingError", "bufferAppendError", "bu
 const same = (a, b) => !!a && !!b && a.slice(0, 2).toLowerCase() === b.slice(0, 2).toLowerCase();
 const HLSJS_GAP_ERRORS = new Set(["bufferSeekOverHole"]);
 
-const userDataDir = mkdtempSync(join(tmpdir(), "hlsrelay-players-switch-"));
-const browser = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: option("--chromium"),
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required", "--disable-background-media-suspend",
-    "--disable-renderer-backgrounding", "--disable-background-timer-throttling"],
-});
+const { browser, userDataDir } = await launchChromium(chromium, option("--chromium"), "hlsrelay-players-switch-");
 
 // Runs in the page: starts the player and the watchdog; window.T is what the driver reads.
 function start(job) {
