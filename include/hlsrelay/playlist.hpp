@@ -78,6 +78,9 @@ inline std::string ll_seconds(double v, bool up = false) {
 // part targets (the least it allows; players start that far from the live edge).
 inline double skip_until_for(int target_duration) { return 6.0 * target_duration; }
 inline double part_hold_back_for(double part_target) { return 3.0 * part_target; }
+// RFC 8216bis 4.4.4.9: a part is at least 85 % of PART-TARGET unless it is INDEPENDENT=YES or the
+// last of its segment.
+inline constexpr double kMinPartShare = 0.85;
 
 // How many of `listed` a delta update (_HLS_skip=YES) leaves out: the oldest segments that begin
 // more than CAN-SKIP-UNTIL seconds before the end of the playlist (`open`: the seconds of parts

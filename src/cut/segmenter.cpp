@@ -551,6 +551,10 @@ void Segmenter::write(AVPacket* p) {
             start_segment(pts, cut_keyframe);
         }
     }
+    if (part_fresh_ && segment_open_ && is_reference) {  // the first frame after end_source_part()
+        part_independent_ = !has_video_ || key;
+        part_fresh_ = false;
+    }
     if (part_target_ > 0 && segment_open_ && is_reference && pts > part_start_) {
         // The part ends before this frame when the frame would take it past the part target.
         const int64_t frame = duration > 0 ? duration : t.last_duration;
@@ -614,6 +618,7 @@ void Segmenter::start_segment(int64_t pts, bool keyframe) {
     reference_end_ = pts;
     part_start_ = pts;
     part_independent_ = keyframe || !has_video_;
+    part_fresh_ = false;
     parts_in_segment_ = 0;
     parts_duration_ = 0;
 }
@@ -664,6 +669,14 @@ void Segmenter::finish_part(int64_t end_pts) {
     parts_duration_ += part.duration;
     bytes_out_ += static_cast<int64_t>(part.data.size());
     publish_part_(std::move(part));
+}
+
+void Segmenter::end_source_part() {
+    if (part_target_ <= 0 || !segment_open_ || reference_end_ <= part_start_) return;
+    if (static_cast<double>(reference_end_ - part_start_) / kTicks < kMinPartShare * part_target_) return;
+    finish_part(reference_end_);
+    part_start_ = reference_end_;
+    part_fresh_ = true;
 }
 
 void Segmenter::finish_segment(int64_t end_pts) {

@@ -130,6 +130,10 @@ public:
         publish_part_ = std::move(publish_part);
     }
     double part_target() const { return part_target_; }
+    // LL-HLS sources, whose parts are demuxed one by one as they arrive: a source part ended. The open
+    // part is finished now when it is long enough to stand as a part (kMinPartShare of the target),
+    // rather than when the first frame of the next source part comes, a part's duration later.
+    void end_source_part();
 
     bool passthrough() const { return passthrough_; }
     void set_buffer_pool(BufferPool* pool) { pool_ = pool; }
@@ -210,6 +214,7 @@ private:
     PublishPart publish_part_;
     int64_t part_start_ = 0;        // 90 kHz pts where the open part's media starts
     bool part_independent_ = false;
+    bool part_fresh_ = false;       // end_source_part() finished a part: the next frame says if it is independent
     int parts_in_segment_ = 0;
     double parts_duration_ = 0;     // of the open segment's published parts
     bool segment_discontinuity_ = false;

@@ -38,6 +38,8 @@ class HlsClient {
 public:
     explicit HlsClient(SourceContext& ctx) : ctx_(ctx) {}
 
+    enum class Kind { Playlist, BlockingPlaylist, Segment, Init, Key };
+
     void run() {
         m3u8::MediaPlaylist playlist = load_media_playlist();
         ctx_.segmenter.set_target_hint(playlist.target_duration);
@@ -86,7 +88,10 @@ public:
                 }
                 const bool gap = seg.sequence != next_sequence_ && started_;
                 if (aligned()) ctx_.pinned->begin(seg.sequence, seg.duration);
-                play_segment(seg, gap || seg.discontinuity);
+                if (seg.sequence == parts_msn_ && parts_taken_ > 0 && !gap)
+                    finish_by_parts(seg);  // LL-HLS: its first parts were taken while it was being built
+                else
+                    play_segment(seg, gap || seg.discontinuity);
                 if (aligned()) {
                     if (ctx_.interrupter.stop_requested()) return;
                     ctx_.segmenter.flush();  // one source segment, one output segment
@@ -96,23 +101,41 @@ public:
                 next_sequence_ = seg.sequence + 1;
                 if (ctx_.history) ctx_.history->taken(media_key_, seg.sequence, seg.uri);
             }
+            const bool parts = follows_parts(playlist);
+            if (parts && playlist.partial && playlist.partial->sequence == next_sequence_) {
+                take_parts(*playlist.partial);  // LL-HLS: the segment being built, part by part
+                if (ctx_.interrupter.stop_requested()) return;
+            }
             if (playlist.endlist)
                 throw av::SourceError("the source playlist ended (EXT-X-ENDLIST)");
-            // RFC 8216 6.3.4: after a change wait one target duration from the start of the last
-            // load; when nothing changed, half of it.
-            const double target = std::max(0.5, playlist.target_duration);
-            const double wait = (changed ? target : target / 2) - seconds_since(loaded);
-            if (!ctx_.sleep(std::max(0.05, wait))) return;
-            loaded = Clock::now();
             m3u8::MediaPlaylist next;
+            if (parts) {
+                // LL-HLS (RFC 8216bis 6.2.5.2): a blocking reload for the next part the client has
+                // not taken; the origin answers when it exists. After an answer that brought nothing
+                // new (an origin that does not block after all) wait a part target first.
+                if (!changed && !ctx_.sleep(std::max(0.01, std::clamp(playlist.part_target, 0.1, 1.0) - seconds_since(loaded))))
+                    return;
+            } else {
+                // RFC 8216 6.3.4: after a change wait one target duration from the start of the last
+                // load; when nothing changed, half of it.
+                const double target = std::max(0.5, playlist.target_duration);
+                const double wait = (changed ? target : target / 2) - seconds_since(loaded);
+                if (!ctx_.sleep(std::max(0.05, wait))) return;
+            }
+            loaded = Clock::now();
             try {
-                next = fetch_media(media_url_);
+                // After a failed blocking reload the next one is plain: an origin that refuses them
+                // is still read, a part target apart.
+                next = parts && !std::exchange(plain_reload_, false)
+                           ? fetch_media_blocking(next_sequence_, parts_msn_ == next_sequence_ ? parts_taken_ : 0)
+                           : fetch_media(media_url_);
                 last_success = Clock::now();
             } catch (const av::SourceError& e) {
                 if (ctx_.interrupter.stop_requested()) return;
                 if (e.permanent()) throw;  // e.g. a redirect to a refused scheme: no retry can help
                 // A failed reload is survivable while the stall budget lasts: keep the last playlist.
                 ctx_.report(std::string("playlist reload failed: ") + e.what());
+                plain_reload_ = parts;
                 if (seconds_since(last_success) > stall_timeout(playlist))
                     throw av::SourceError(std::string("playlist unavailable for ") +
                                           fmt_seconds(seconds_since(last_success)) + ": " + e.what());
@@ -134,6 +157,7 @@ public:
                     if (aligned()) next_sequence_ = ctx_.pinned->restarted(next_sequence_, first, last);
                     force_discontinuity_ = true;
                     restarted_ = true;
+                    parts_msn_ = -1;
                     rejoining_ = !(next.endlist && ctx_.channel.loop);
                     rejoin_until_ = last;
                     last_change = loaded;
@@ -144,14 +168,17 @@ public:
             }
             playlist = std::move(next);
             independent_ = playlist.independent_segments;
+            if (!playlist.part_problem.empty() && ctx_.segmenter.part_target() > 0)
+                ctx_.note("the source's LL-HLS parts are not followed (" + playlist.part_problem + "): read as classic HLS");
             if (seconds_since(last_change) > stall_timeout(playlist))
                 throw av::SourceError("source stalled: its playlist has not advanced for " +
                                       fmt_seconds(seconds_since(last_change)));
         }
     }
 
-    m3u8::Playlist fetch_playlist(const std::string& url, const std::string& parent, std::string& final_url) {
-        const std::string text = fetch(url, parent, Kind::Playlist, &final_url);
+    m3u8::Playlist fetch_playlist(const std::string& url, const std::string& parent, std::string& final_url,
+                                  Kind kind = Kind::Playlist) {
+        const std::string text = fetch(url, parent, kind, &final_url);
         try {
             m3u8::Playlist p = m3u8::parse(text, final_url);
             if (!p.is_master()) target_duration_ = p.media().target_duration;
@@ -176,12 +203,14 @@ private:
     }
 
     static bool advanced(const m3u8::MediaPlaylist& before, const m3u8::MediaPlaylist& after) {
+        auto building = [](const m3u8::MediaPlaylist& p) {
+            return p.partial ? std::make_pair(p.partial->sequence, p.partial->parts.size()) : std::make_pair(int64_t{-1}, size_t{0});
+        };
+        if (building(before) != building(after)) return true;  // LL-HLS: a new part
         if (before.segments.empty() || after.segments.empty()) return before.segments.size() != after.segments.size();
         return before.segments.back().sequence != after.segments.back().sequence ||
                before.segments.back().uri != after.segments.back().uri;
     }
-
-    enum class Kind { Playlist, Segment, Init, Key };
 
     // One fetch of `uri`, named by the playlist at `parent` (the channel's URL for the first one):
     // refused unless url_policy allows it there; a local file when the channel list's own local
@@ -201,12 +230,16 @@ private:
         const double target = std::clamp(target_duration_, 0.0, kMaxDeadlineTarget);
         switch (kind) {
             case Kind::Playlist:
+            case Kind::BlockingPlaylist:
                 spec.what = "playlist";
                 spec.max_bytes = limits.max_playlist_bytes;
                 spec.limit_name = "max_playlist_bytes";
                 spec.deadline = limits.playlist_deadline > 0 ? limits.playlist_deadline
                                 : target > 0                 ? std::max(2.0, target)
                                                              : ctx_.read_timeout;
+                // A blocking reload is held by the origin for up to three target durations
+                // (RFC 8216bis 6.2.5.2) before it answers: that is added to the usual deadline.
+                if (kind == Kind::BlockingPlaylist) spec.deadline += 3 * std::max(1.0, target);
                 spec.deadline_name = "playlist_deadline";
                 spec.accept_gzip = true;
                 break;
@@ -269,6 +302,119 @@ private:
         return p.media();
     }
 
+    // LL-HLS: the media playlist once it lists part `part` of segment `msn` (or anything later),
+    // asked of the origin with a blocking reload (_HLS_msn/_HLS_part, RFC 8216bis 6.2.5.2).
+    m3u8::MediaPlaylist fetch_media_blocking(int64_t msn, size_t part) {
+        std::string url = media_url_.substr(0, media_url_.find('#'));
+        url += url.find('?') == std::string::npos ? '?' : '&';
+        url += "_HLS_msn=" + std::to_string(msn) + "&_HLS_part=" + std::to_string(part);
+        std::string final_url;
+        m3u8::Playlist p = fetch_playlist(url, media_url_, final_url, Kind::BlockingPlaylist);
+        if (p.is_master()) throw av::SourceError("media playlist " + redact_url(media_url_) + " turned into a master playlist");
+        return std::move(p.media());
+    }
+
+    // LL-HLS sources are followed part by part (a blocking reload for each next part, its bytes
+    // demuxed as soon as they arrive) when the channel cuts parts itself: the output's parts then
+    // follow the source's, and an LL source stays LL. Not for the renditions of a presentation
+    // (cut one output segment per source segment) nor encrypted segments (AES-CBC runs across a
+    // whole segment), and not when the parts are malformed: those are read as classic HLS.
+    bool follows_parts(const m3u8::MediaPlaylist& p) const {
+        if (ctx_.segmenter.part_target() <= 0 || aligned() || !p.can_block_reload || p.part_target <= 0 ||
+            !p.part_problem.empty() || p.endlist)
+            return false;
+        return !(p.partial && p.partial->key);
+    }
+
+    // Takes the listed parts of `seg` that were not taken yet (all of them when it is new).
+    void take_parts(const m3u8::Segment& seg) {
+        if (parts_msn_ != seg.sequence) {
+            parts_msn_ = seg.sequence;
+            parts_taken_ = 0;
+        }
+        while (parts_taken_ < seg.parts.size()) {
+            if (ctx_.interrupter.stop_requested()) return;
+            play_part(seg, parts_taken_);
+            ++parts_taken_;
+        }
+    }
+
+    // A segment whose first parts were taken before it was complete: the rest of its parts. If the
+    // playlist no longer lists them (the client fell more than three target durations behind), what
+    // is missing is lost and the timeline breaks.
+    void finish_by_parts(const m3u8::Segment& seg) {
+        if (seg.parts.size() < parts_taken_ || seg.key) {
+            ctx_.report("segment " + std::to_string(seg.sequence) + ": its parts left the playlist before they were all read");
+            force_discontinuity_ = true;
+        } else {
+            take_parts(seg);
+        }
+        parts_msn_ = -1;
+        parts_taken_ = 0;
+    }
+
+    // One part of `seg`, fetched (retried once) and demuxed at once. A part starts no timeline break
+    // of its own unless one is pending; the first part of a segment carries the segment's date and
+    // discontinuity. MPEG-TS parts after the first have no PAT/PMT: the segment's are put in front.
+    void play_part(const m3u8::Segment& seg, size_t index) {
+        const m3u8::Part& part = seg.parts[index];
+        if (part.gap) {
+            force_discontinuity_ = true;
+            return;
+        }
+        std::string data;
+        std::string error;
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            if (attempt > 0 && !ctx_.sleep(0.1)) return;
+            try {
+                data = fetch(part.uri, media_url_, Kind::Segment, nullptr, part.byterange, ctx_.pool);
+                if (data.empty()) throw av::SourceError("part " + redact_url(part.uri) + " is empty");
+                if (seg.map) data.insert(0, init_section(*seg.map, media_url_));
+                error.clear();
+                break;
+            } catch (const av::SourceError& e) {
+                if (ctx_.interrupter.stop_requested()) return;
+                if (e.permanent()) throw;
+                error = e.what();
+                if (e.limit()) break;
+            }
+        }
+        if (!error.empty()) {
+            if (++lost_in_a_row_ >= 3) throw av::SourceError("3 source parts in a row failed, the last: " + error);
+            ctx_.report("part " + std::to_string(index) + " of segment " + std::to_string(seg.sequence) + " skipped: " + error);
+            force_discontinuity_ = true;
+            return;
+        }
+        lost_in_a_row_ = 0;
+        if (!seg.map) {
+            if (index == 0 || psi_.empty()) {
+                if (auto program = ts::find_program(data)) psi_ = program->pat + program->pmt;
+            } else if (data.size() >= ts::kPacketSize && data[0] == 0x47) {
+                data.insert(0, psi_);
+            }
+        }
+        const bool breaks = (index == 0 && seg.discontinuity) || force_discontinuity_ || !started_;
+        restarted_ = false;
+        if (index == 0) ctx_.segmenter.set_source_date(seg.program_date_time);
+        demux(data, breaks);
+        ctx_.segmenter.end_source_part();
+        force_discontinuity_ = false;
+        started_ = true;
+    }
+
+    // The initialization section (EXT-X-MAP) in front of a segment's or part's bytes: fetched once
+    // for as long as the playlist names the same one.
+    const std::string& init_section(const m3u8::InitSection& map, const std::string& playlist_url) {
+        const std::string id = map.uri + (map.byterange ? "@" + std::to_string(map.byterange->offset) : "");
+        if (init_.id != id) {
+            if (const std::string refused = url::check_playlist_uri(map.uri, playlist_url); !refused.empty())
+                throw av::SourceError(refused + " (" + redact_url(map.uri) + ")", true);
+            init_.data = fetch(map.uri, playlist_url, Kind::Init, nullptr, map.byterange);
+            init_.id = id;
+        }
+        return init_.data;
+    }
+
     const std::string& key_bytes(const std::string& uri, const std::string& playlist_url) {
         auto it = keys_.find(uri);
         if (it != keys_.end()) return it->second;
@@ -287,7 +433,7 @@ private:
 
     // One attempt at a segment of the media playlist `playlist_url` (the final URL its URIs are
     // checked against): fetched, decrypted, behind its initialization section.
-    std::string fetch_segment_once(const m3u8::Segment& seg, const std::string& playlist_url, InitCache& init) {
+    std::string fetch_segment_once(const m3u8::Segment& seg, const std::string& playlist_url) {
         const bool aes = seg.key && seg.key->method == "AES-128";
         if (seg.key && !aes && seg.key->method != "NONE")
             throw av::SourceError("unsupported encryption " + seg.key->method + " (only AES-128 can be remuxed)", true);
@@ -311,14 +457,7 @@ private:
                 throw av::SourceError("segment " + redact_url(seg.uri) + ": " + e.what());
             }
         }
-        if (seg.map) {  // fragmented MP4: every segment is demuxed behind its initialization section
-            const std::string id = seg.map->uri + (seg.map->byterange ? "@" + std::to_string(seg.map->byterange->offset) : "");
-            if (init.id != id) {
-                init.data = fetch(seg.map->uri, playlist_url, Kind::Init, nullptr, seg.map->byterange);
-                init.id = id;
-            }
-            data.insert(0, init.data);
-        }
+        if (seg.map) data.insert(0, init_section(*seg.map, playlist_url));  // fMP4: demuxed behind its init section
         if (data.empty()) throw av::SourceError("segment " + redact_url(seg.uri) + " is empty");
         return data;
     }
@@ -334,7 +473,7 @@ private:
         for (int attempt = 0; attempt < 3; ++attempt) {
             if (attempt > 0 && !ctx_.sleep(0.25 * attempt)) return;
             try {
-                data = fetch_segment_once(seg, media_url_, init_);
+                data = fetch_segment_once(seg, media_url_);
                 error.clear();
                 break;
             } catch (const av::SourceError& e) {
@@ -479,6 +618,10 @@ private:
     bool restarted_ = false;   // the origin restarted its numbering: the next segment breaks the timeline
     bool continues_ = false;   // aligned: this connection goes on where the rendition's output left off
     bool probed_once_ = false;
+    int64_t parts_msn_ = -1;   // LL-HLS: the segment taken part by part ...
+    size_t parts_taken_ = 0;   // ... and how many of its parts were taken
+    std::string psi_;          // the PAT and PMT of the last MPEG-TS segment's first part
+    bool plain_reload_ = false;  // LL-HLS: the last blocking reload failed; the next reload is a plain one
     bool independent_ = false;
     int lost_in_a_row_ = 0;
     std::map<std::string, std::string> keys_;

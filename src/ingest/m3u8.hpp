@@ -1,6 +1,7 @@
 // HLS playlist (RFC 8216) parser for the engine's own HLS client: master and media playlists as plain data.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -36,6 +37,15 @@ struct InitSection {  // EXT-X-MAP
     std::optional<ByteRange> byterange;  // an offset-less BYTERANGE starts at 0
 };
 
+// LL-HLS (RFC 8216bis 4.4.4.9): a part of a segment, listed before the segment's own line.
+struct Part {
+    std::string uri;  // resolved absolute
+    double duration = 0;
+    bool independent = false;  // INDEPENDENT=YES: starts with a sync sample
+    bool gap = false;
+    std::optional<ByteRange> byterange;  // offsets resolved
+};
+
 struct Segment {
     std::string uri;  // resolved absolute against the playlist URL
     double duration = 0;  // EXTINF
@@ -48,6 +58,7 @@ struct Segment {
     std::optional<Key> key;              // method != NONE only
     std::optional<InitSection> map;
     std::optional<std::string> program_date_time;  // as written; not carried over to later segments
+    std::vector<Part> parts;  // LL-HLS: its parts, when the playlist still lists them
 };
 
 struct MediaPlaylist {
@@ -59,6 +70,15 @@ struct MediaPlaylist {
     std::string playlist_type;  // "", "EVENT", "VOD"
     bool independent_segments = false;
     std::vector<Segment> segments;
+    // LL-HLS (RFC 8216bis): EXT-X-SERVER-CONTROL's CAN-BLOCK-RELOAD, EXT-X-PART-INF's PART-TARGET, and
+    // the segment being built: its parts listed after the last complete segment (uri empty, duration
+    // 0, sequence the next one, with the tags that precede its parts: discontinuity, date, map, key).
+    bool can_block_reload = false;
+    double part_target = 0;
+    std::optional<Segment> partial;
+    // Why the parts cannot be followed (a malformed EXT-X-PART, parts without PART-TARGET), empty when
+    // they can. The segments themselves stay usable: a client then reads the playlist as classic HLS.
+    std::string part_problem;
 
     double total_duration() const {
         double total = 0;
@@ -593,6 +613,26 @@ private:
             r.autoselect = get("AUTOSELECT") == "YES";
             r.attributes = std::move(a);
             master_.renditions.push_back(std::move(r));
+        } else if (tag == "EXT-X-PART") {
+            on_part(value);
+        } else if (tag == "EXT-X-PART-INF") {
+            std::map<std::string, std::string> a;
+            try {
+                a = parse_attribute_list(value);
+            } catch (const std::invalid_argument&) {
+            }
+            const double target = number_or(a, "PART-TARGET", -1);
+            if (target > 0 && target <= max_duration_seconds)
+                media_.part_target = target;
+            else
+                note_part_problem("EXT-X-PART-INF has no valid PART-TARGET");
+        } else if (tag == "EXT-X-SERVER-CONTROL") {
+            try {
+                auto a = parse_attribute_list(value);
+                media_.can_block_reload = a["CAN-BLOCK-RELOAD"] == "YES";
+            } catch (const std::invalid_argument&) {
+                media_.can_block_reload = false;
+            }
         } else if (tag == "EXT-X-VERSION") {
             auto v = parse_int(value);
             if (!v || *v > std::numeric_limits<int>::max()) fail("EXT-X-VERSION is not a valid integer");
@@ -601,6 +641,55 @@ private:
             media_.independent_segments = master_.independent_segments = true;
         }
         // Anything else (EXT-X-START, EXT-X-DATERANGE, vendor tags...) is ignored.
+    }
+
+    static double number_or(const std::map<std::string, std::string>& a, const char* name, double fallback) {
+        const auto it = a.find(name);
+        if (it == a.end()) return fallback;
+        const auto v = parse_number(it->second);
+        return v ? *v : fallback;
+    }
+
+    // The first problem with the parts is kept; the parts are then not followed (see MediaPlaylist).
+    void note_part_problem(std::string what) {
+        if (media_.part_problem.empty()) media_.part_problem = "line " + std::to_string(line_) + ": " + std::move(what);
+    }
+
+    // EXT-X-PART: lenient, unlike the segment tags. A malformed part only stops the parts from being
+    // followed; the segments still play.
+    void on_part(std::string_view value) {
+        std::map<std::string, std::string> a;
+        try {
+            a = parse_attribute_list(value);
+        } catch (const std::invalid_argument& e) {
+            return note_part_problem(std::string("EXT-X-PART has a bad attribute list: ") + e.what());
+        }
+        if (++parts_ > max_segments) fail("playlist has more than " + std::to_string(max_segments) + " parts");
+        Part part;
+        auto uri = a.find("URI");
+        const double duration = number_or(a, "DURATION", -1);
+        if (uri == a.end() || uri->second.empty()) return note_part_problem("EXT-X-PART without URI");
+        if (duration < 0 || duration > max_duration_seconds) return note_part_problem("EXT-X-PART without a valid DURATION");
+        part.uri = resolve_url(url_, uri->second);
+        part.duration = duration;
+        part.independent = a["INDEPENDENT"] == "YES";
+        part.gap = a["GAP"] == "YES";
+        if (auto range = a.find("BYTERANGE"); range != a.end()) {
+            part.byterange = parse_byterange(range->second);
+            if (!part.byterange) return note_part_problem("EXT-X-PART BYTERANGE is not <length>[@<offset>]");
+            if (part.byterange->offset < 0) {  // follows the previous part's range of the same URI
+                const Part* prev = pending_parts_.empty() ? nullptr : &pending_parts_.back();
+                if (!prev || !prev->byterange || prev->uri != part.uri)
+                    return note_part_problem("EXT-X-PART BYTERANGE has no offset and no previous range of its URI");
+                const int64_t end = prev->byterange->offset + prev->byterange->length;
+                if (part.byterange->length > std::numeric_limits<int64_t>::max() - end)
+                    return note_part_problem("EXT-X-PART BYTERANGE offset overflows");
+                part.byterange->offset = end;
+            }
+        }
+        bytes_ += part.uri.size() + sizeof(Part);
+        if (bytes_ > max_segment_bytes) fail("playlist is too large: segment data exceeds 64 MiB");
+        pending_parts_.push_back(std::move(part));
     }
 
     void on_key(const std::map<std::string, std::string>& a) {
@@ -704,6 +793,8 @@ private:
         }
         s.key = key_;
         s.map = map_;
+        s.parts = std::move(pending_parts_);
+        pending_parts_.clear();
 
         bytes_ += s.uri.size() + s.title.size() + (s.program_date_time ? s.program_date_time->size() : 0);
         if (s.key) bytes_ += s.key->method.size() + s.key->uri.size() + s.key->keyformat.size();
@@ -736,6 +827,19 @@ private:
             s.sequence = sequence++;
             s.discontinuity_sequence = discontinuity;
         }
+        if (!pending_parts_.empty()) {  // the segment being built
+            Segment& s = media_.partial.emplace();
+            s.sequence = sequence;
+            s.discontinuity = pending_discontinuity_;
+            s.discontinuity_sequence = discontinuity + (pending_discontinuity_ ? 1 : 0);
+            if (has_pending_date_) s.program_date_time = pending_date_;
+            s.key = key_;
+            s.map = map_;
+            s.parts = std::move(pending_parts_);
+        }
+        if (media_.part_target <= 0 && (media_.partial || std::any_of(media_.segments.begin(), media_.segments.end(),
+                                                                        [](const Segment& s) { return !s.parts.empty(); })))
+            note_part_problem("EXT-X-PART without EXT-X-PART-INF");
         return Playlist{std::move(media_)};
     }
 
@@ -759,6 +863,8 @@ private:
     std::string pending_date_;
     std::optional<ByteRange> pending_range_;
     int pending_range_line_ = 0;
+    std::vector<Part> pending_parts_;  // LL-HLS: the parts of the segment whose line has not come yet
+    std::size_t parts_ = 0;
 
     // State that carries over to every following segment.
     std::optional<Key> key_;

@@ -1,7 +1,9 @@
 // LL-HLS through the engine: a continuous source (a file at its native rate, looping) cut into
 // parts, in TS and in fMP4; the parts' bytes are their segment's, the playlist lists them as the
-// spec asks, blocking reloads wait for what they name and api::hls_playlist reads the directives.
+// spec asks, blocking reloads wait for what they name and api::hls_playlist reads the directives;
+// an LL-HLS source (one engine's output, served over loopback HTTP) is followed part by part.
 #include "engine_fixture.hpp"
+#include "support/http_serve.hpp"
 
 #include <hlsrelay/api.hpp>
 #include <hlsrelay/playlist.hpp>
@@ -9,8 +11,12 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 using namespace hlsrelay;
 using namespace hlsrelay::test;
@@ -120,7 +126,7 @@ TEST_CASE("low latency: parts of a continuous source, their bytes the segment's,
             if (last_number >= 0) CHECK(named->first == last_number + 1);
             last_number = named->first;
             CHECK(part.duration <= p.part_target + 1e-9);
-            if (k + 1 < s.parts.size() && !part.independent) CHECK(part.duration >= 0.85 * p.part_target);
+            if (k + 1 < s.parts.size() && !part.independent) CHECK(part.duration >= kMinPartShare * p.part_target);
             sum += part.duration;
             const auto r = engine.read(id, part.uri);
             REQUIRE(r);
@@ -262,4 +268,155 @@ TEST_CASE("low latency over a classic HLS source: its segments remuxed into part
     CHECK(with_parts >= 2);
     CHECK_FALSE(p.hint.empty());
     CHECK(engine.status(id).state == ChannelState::Running);
+}
+
+namespace {
+// An engine's LL-HLS output on loopback HTTP the way hlsrelay-server serves it: index.m3u8 through
+// api::hls_playlist (blocking reloads wait in Engine::wait_playlist, 503 after their time), every
+// other file through Engine::read. One thread per connection, `Connection: close`. Counts what it
+// was asked for, so a test can tell how a client read it.
+class LlHttpOrigin {
+public:
+    LlHttpOrigin(const Engine& engine, std::string channel) : engine_(engine), channel_(std::move(channel)) {
+        fd_ = http::listen_loopback(0, &port_, "LL origin");
+        accept_ = std::thread([this] { accept_loop(); });
+    }
+    ~LlHttpOrigin() {
+        stopping_ = true;
+        ::shutdown(fd_, SHUT_RDWR);
+        accept_.join();
+        ::close(fd_);
+        std::lock_guard lock(mu_);
+        for (auto& t : connections_) t.join();
+    }
+    std::string url(const std::string& file) const { return "http://127.0.0.1:" + std::to_string(port_) + "/" + file; }
+
+    std::atomic<int> blocking_reloads{0}, plain_reloads{0}, part_requests{0}, segment_requests{0}, refused{0};
+
+private:
+    void accept_loop() {
+        while (!stopping_) {
+            const int fd = ::accept(fd_, nullptr, nullptr);
+            if (fd < 0) {
+                if (stopping_) return;
+                continue;
+            }
+            std::lock_guard lock(mu_);
+            connections_.emplace_back([this, fd] { serve(fd); });
+        }
+    }
+
+    static std::optional<std::string> query_value(const std::string& target, const std::string& name) {
+        const auto q = target.find('?');
+        if (q == std::string::npos) return std::nullopt;
+        std::istringstream in(target.substr(q + 1));
+        for (std::string kv; std::getline(in, kv, '&');)
+            if (kv.rfind(name + "=", 0) == 0) return kv.substr(name.size() + 1);
+        return std::nullopt;
+    }
+
+    void serve(int fd) {
+        http::Request r;
+        if (http::read_request(fd, std::chrono::steady_clock::now() + std::chrono::seconds(5), r) && r.status == 0) {
+            std::string file = r.path.substr(r.path.rfind('/') + 1);
+            int status = 200;
+            std::string body;
+            if (file == "index.m3u8") {
+                const api::PlaylistDirectives d{query_value(r.target, "_HLS_msn"), query_value(r.target, "_HLS_part"),
+                                                query_value(r.target, "_HLS_skip")};
+                const auto a = api::hls_playlist(engine_, channel_, file, d);
+                (d.msn ? blocking_reloads : plain_reloads)++;
+                if (a.kind == api::PlaylistAnswer::Kind::error) {
+                    status = 400;
+                    ++refused;
+                } else if (a.kind == api::PlaylistAnswer::Kind::wait &&
+                           !engine_.wait_playlist(channel_, file, a.msn, a.part, a.wait_seconds)) {
+                    status = 503;
+                }
+                file = a.file;
+            } else if (parse_part_name(file)) {
+                ++part_requests;
+            } else if (file.rfind("seg_", 0) == 0) {
+                ++segment_requests;
+            }
+            if (status == 200) {
+                if (const auto res = engine_.read(channel_, file)) body = std::string(res->bytes());
+                else status = 404;
+            }
+            const std::string head = "HTTP/1.1 " + std::to_string(status) + " " + http::reason(status) +
+                                     "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+            http::send_all(fd, head + body);
+        }
+        ::close(fd);
+    }
+
+    const Engine& engine_;
+    const std::string channel_;
+    int fd_ = -1;
+    uint16_t port_ = 0;
+    std::atomic<bool> stopping_{false};
+    std::thread accept_;
+    std::mutex mu_;
+    std::vector<std::thread> connections_;
+};
+}  // namespace
+
+TEST_CASE("low latency over an LL-HLS source: its parts followed with blocking reloads", "[ll]") {
+    const Container container = GENERATE(Container::ts, Container::fmp4);
+    INFO("container " << to_string(container));
+    // The origin: an LL-HLS channel of a continuous source, served as hlsrelay-server serves it.
+    Engine origin_engine(quick_settings(2.0, 8));
+    ChannelConfig source = channel("LL origin", {live_media().single_file});
+    source.loop = true;
+    source.hls.low_latency = true;
+    source.hls.container = container;
+    const auto source_id = origin_engine.add_channel(source).id;
+    origin_engine.start(source_id);
+    REQUIRE(origin_engine.wait_ready(source_id, 30));
+    LlHttpOrigin origin(origin_engine, source_id);
+
+    // The relay, low latency too, reads it.
+    Engine engine(quick_settings(2.0, 8));
+    ChannelConfig config = channel("LL from LL", {origin.url("index.m3u8")});
+    config.hls.low_latency = true;
+    config.hls.container = container;
+    const auto id = engine.add_channel(config).id;
+    engine.start(id);
+    REQUIRE(engine.wait_ready(id, 30));
+    const int segments_at_start = origin.segment_requests.load();
+    // Several segments cut from parts the relay took one by one as the origin published them.
+    REQUIRE(wait_until([&] { return parse(bytes_of(engine, id, "index.m3u8")).segments.size() >= 6; }, std::chrono::seconds(60)));
+    const std::string text = bytes_of(engine, id, "index.m3u8");
+    INFO(text);
+    const LlPlaylist p = parse(text);
+    // It asked for the parts and for playlists holding the next part, and for no whole segment once
+    // it had caught up with the live edge (the segments it starts with are read whole).
+    CHECK(origin.part_requests > 20);
+    CHECK(origin.blocking_reloads > 20);
+    CHECK(origin.refused == 0);
+    CHECK(origin.segment_requests == segments_at_start);
+    // Its own parts keep the rules: within PART-TARGET, and those that are neither independent nor
+    // the last of their segment at least 85 % of it (a source part's end closes a part that is long
+    // enough, so the relay's parts follow the origin's); the segment is its parts joined.
+    int with_parts = 0;
+    for (const auto& s : p.segments) {
+        if (s.parts.empty()) continue;
+        ++with_parts;
+        INFO("segment " << s.sequence);
+        std::string joined;
+        for (size_t k = 0; k < s.parts.size(); ++k) {
+            const auto& part = s.parts[k];
+            CHECK(part.duration <= p.part_target + 1e-9);
+            if (k + 1 < s.parts.size() && !part.independent) CHECK(part.duration >= kMinPartShare * p.part_target);
+            joined += bytes_of(engine, id, part.uri);
+        }
+        CHECK(s.parts.front().independent);
+        CHECK(joined == bytes_of(engine, id, s.uri));
+    }
+    CHECK(with_parts >= 2);
+    const auto st = engine.status(id);
+    CHECK(st.state == ChannelState::Running);
+    CHECK(st.last_error.empty());
+    engine.stop(id);
+    origin_engine.stop(source_id);  // ends the origin's held requests
 }

@@ -834,3 +834,80 @@ TEST_CASE("m3u8: garbage input never crashes", "[m3u8]") {
         CHECK(failure_of(tags).line == 2);
     }
 }
+
+TEST_CASE("m3u8: LL-HLS parts, the segment being built and the server's controls", "[m3u8][ll]") {
+    const auto p = m3u8::parse(
+        "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n"
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.0,CAN-SKIP-UNTIL=12\n"
+        "#EXT-X-PART-INF:PART-TARGET=0.33334\n#EXT-X-MEDIA-SEQUENCE:10\n#EXT-X-MAP:URI=\"init.mp4\"\n"
+        "#EXTINF:2.0,\nseg_10.m4s\n"
+        "#EXT-X-PART:DURATION=0.33334,URI=\"part_1.m4s\",INDEPENDENT=YES\n"
+        "#EXT-X-PART:DURATION=0.33334,URI=\"whole_11.m4s\",BYTERANGE=\"1000@0\"\n"
+        "#EXT-X-PART:DURATION=0.3,URI=\"whole_11.m4s\",BYTERANGE=\"500\"\n"
+        "#EXTINF:0.96668,\nseg_11.m4s\n"
+        "#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-12-01T10:00:00.000Z\n"
+        "#EXT-X-PART:DURATION=0.33334,URI=\"part_4.m4s\",INDEPENDENT=YES\n"
+        "#EXT-X-PART:DURATION=0.2,URI=\"part_5.m4s\",GAP=YES\n"
+        "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part_6.m4s\"\n"
+        "#EXT-X-RENDITION-REPORT:URI=\"../a/index.m3u8\",LAST-MSN=12,LAST-PART=1\n",
+        kUrl);
+    REQUIRE_FALSE(p.is_master());
+    const auto& m = p.media();
+    CHECK(m.can_block_reload);
+    CHECK(m.part_target == Approx(0.33334));
+    CHECK(m.part_problem.empty());
+    REQUIRE(m.segments.size() == 2);
+    CHECK(m.segments[0].parts.empty());
+    const auto& parts = m.segments[1].parts;
+    REQUIRE(parts.size() == 3);
+    CHECK(parts[0].uri == "http://origin.example/live/chan1/part_1.m4s");
+    CHECK(parts[0].independent);
+    CHECK_FALSE(parts[1].independent);
+    REQUIRE(parts[1].byterange);
+    CHECK(parts[1].byterange->offset == 0);
+    REQUIRE(parts[2].byterange);
+    CHECK(parts[2].byterange->offset == 1000);  // follows the previous part's range of the same URI
+    CHECK(parts[2].byterange->length == 500);
+    // The segment being built: after the last complete one, with the tags before its parts.
+    REQUIRE(m.partial);
+    CHECK(m.partial->sequence == 12);
+    CHECK(m.partial->discontinuity);
+    CHECK(m.partial->discontinuity_sequence == 1);
+    CHECK(m.partial->program_date_time == std::optional<std::string>("2026-12-01T10:00:00.000Z"));
+    REQUIRE(m.partial->map);
+    REQUIRE(m.partial->parts.size() == 2);
+    CHECK(m.partial->parts[1].gap);
+}
+
+TEST_CASE("m3u8: malformed LL-HLS parts leave the segments usable and say why", "[m3u8][ll]") {
+    const std::string head = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n";
+    const std::string segment = "#EXTINF:2,\nseg_1.ts\n";
+    const std::string inf = "#EXT-X-PART-INF:PART-TARGET=0.5\n";
+    const std::pair<std::string, std::string> cases[] = {
+        {inf + "#EXT-X-PART:URI=\"p.ts\"\n", "EXT-X-PART without a valid DURATION"},
+        {inf + "#EXT-X-PART:DURATION=0.5\n", "EXT-X-PART without URI"},
+        {inf + "#EXT-X-PART:DURATION=-1,URI=\"p.ts\"\n", "EXT-X-PART without a valid DURATION"},
+        {inf + "#EXT-X-PART:DURATION=0.5,URI=\"p.ts\",BYTERANGE=\"10\"\n", "no offset"},
+        {inf + "#EXT-X-PART:DURATION=0.5,URI=\"p.ts\",BYTERANGE=\"x\"\n", "BYTERANGE"},
+        {inf + "#EXT-X-PART:DURATION=0.5,URI=\"p.ts,\n", "bad attribute list"},
+        {"#EXT-X-PART:DURATION=0.5,URI=\"p.ts\"\n", "without EXT-X-PART-INF"},
+        {"#EXT-X-PART-INF:PART-TARGET=zero\n", "PART-TARGET"},
+    };
+    for (const auto& [tags, why] : cases) {
+        INFO(tags);
+        const auto p = m3u8::parse(head + tags + segment, kUrl);
+        const auto& m = p.media();
+        CHECK(m.part_problem.find(why) != std::string::npos);
+        REQUIRE(m.segments.size() == 1);
+        CHECK(m.segments[0].uri == "http://origin.example/live/chan1/seg_1.ts");
+    }
+    // A classic playlist has none of it.
+    const auto classic = m3u8::parse("#EXTM3U\n#EXT-X-TARGETDURATION:2\n" + segment, kUrl).media();
+    CHECK_FALSE(classic.can_block_reload);
+    CHECK_FALSE(classic.partial);
+    CHECK(classic.part_problem.empty());
+    // Parts count against the playlist's bounds like segments.
+    std::string many = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n" + inf;
+    for (size_t i = 0; i <= m3u8::max_segments; ++i) many += "#EXT-X-PART:DURATION=0.5,URI=\"p.ts\"\n";
+    CHECK_THROWS_AS(m3u8::parse(many, kUrl), m3u8::ParseError);
+}
