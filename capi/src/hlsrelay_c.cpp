@@ -527,23 +527,32 @@ int hlsrelay_wait_ready(hlsrelay_engine* engine, const char* channel, double tim
 }
 
 int hlsrelay_wait_playlist(hlsrelay_engine* engine, const char* channel, int64_t msn, int part, double timeout_seconds) {
+    return hlsrelay_wait_media_playlist(engine, channel, hlsrelay::kMediaPlaylistName.data(), msn, part, timeout_seconds);
+}
+
+int hlsrelay_wait_media_playlist(hlsrelay_engine* engine, const char* channel, const char* playlist, int64_t msn, int part,
+                                 double timeout_seconds) {
     return wrap("hlsrelay_wait_playlist", [&]() -> int {
         auto& e = engine_of(engine);
         need(channel, "channel");
+        need(playlist, "playlist");
         if (!(timeout_seconds >= 0)) fail(HLSRELAY_EINVAL, "timeout_seconds must be a number >= 0");
         refuse_in_callback(engine, "wait for a playlist");
         const auto config = e.find_channel(channel);
         if (!config) fail(HLSRELAY_ENOTFOUND, "Channel not found: " + std::string(channel));
+        const std::string file = playlist;
+        if (!hlsrelay::api::is_media_playlist(file)) fail(HLSRELAY_ENOTFOUND, "not a media playlist: " + file);
         const std::string msn_text = std::to_string(msn);
         const std::optional<std::string> part_text = part >= 0 ? std::optional<std::string>(std::to_string(part)) : std::nullopt;
-        const auto position = e.playlist_position(config->id, hlsrelay::kMediaPlaylistName);
-        if (!position || !e.running(config->id)) fail(HLSRELAY_ESTATE, "channel '" + config->id + "' is not running");
+        if (!e.running(config->id)) fail(HLSRELAY_ESTATE, "channel '" + config->id + "' is not running");
+        const auto position = e.playlist_position(config->id, file);
+        if (!position) fail(HLSRELAY_ENOTFOUND, "channel '" + config->id + "' has no playlist " + file);
         if (!position->low_latency) fail(HLSRELAY_ESTATE, "channel '" + config->id + "' has no low latency (low_latency)");
         // The same reading of the request as the HTTP servers' (api::hls_playlist): 400 there, EINVAL here.
-        const auto a = hlsrelay::api::hls_playlist(e, config->id, hlsrelay::kMediaPlaylistName,
+        const auto a = hlsrelay::api::hls_playlist(e, config->id, file,
                                                    hlsrelay::api::PlaylistDirectives{msn < 0 ? std::string("-") : msn_text, part_text, std::nullopt});
         if (a.kind == hlsrelay::api::PlaylistAnswer::Kind::error) fail(HLSRELAY_EINVAL, a.error.body.value("detail", std::string("bad request")));
-        if (e.wait_playlist(config->id, hlsrelay::kMediaPlaylistName, msn, part, timeout_seconds)) return HLSRELAY_OK;
+        if (e.wait_playlist(config->id, file, msn, part, timeout_seconds)) return HLSRELAY_OK;
         if (!e.running(config->id)) fail(HLSRELAY_ESTATE, "channel '" + config->id + "' is not running");
         fail(HLSRELAY_ETIMEDOUT, "channel '" + config->id + "' has no segment " + msn_text +
                                      (part >= 0 ? " part " + std::to_string(part) : std::string()) + " after " +
@@ -587,6 +596,7 @@ int hlsrelay_subscribe(hlsrelay_engine* engine, hlsrelay_event_cb callback, void
             c.duration = 0;
             c.state_code = -1;
             c.part = -1;
+            c.rendition = ev.rendition.c_str();
             switch (ev.type) {
                 case hlsrelay::EventType::StateChanged:
                     c.type = HLSRELAY_EVENT_STATE;

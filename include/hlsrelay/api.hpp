@@ -5,6 +5,7 @@
 #include <hlsrelay/engine.hpp>
 #include <hlsrelay/json.hpp>
 #include <hlsrelay/playlist.hpp>
+#include <hlsrelay/presentation.hpp>
 #include <hlsrelay/registry.hpp>
 #include <hlsrelay/stream_id.hpp>
 #include <hlsrelay/text.hpp>
@@ -132,6 +133,14 @@ inline Reply stream_status(const Engine& engine, std::string_view name, Sources 
 // request names a channel's media playlist; on `wait` it calls again when the channel publishes (its
 // SegmentPublished and PartPublished events) and answers blocking_timeout() once `wait_seconds` have
 // passed since the request came. Directives on a channel without low latency are ignored.
+// A media playlist that takes the directives: a channel's "index.m3u8", or a presentation's
+// rendition's ("v1/index.m3u8").
+inline bool is_media_playlist(std::string_view file) {
+    if (file == kMediaPlaylistName) return true;
+    const auto sub = split_rendition_path(file);
+    return sub && sub->file == kMediaPlaylistName;
+}
+
 struct PlaylistDirectives {
     std::optional<std::string> msn, part, skip;  // the raw query values (absent: not given)
 };
@@ -173,7 +182,8 @@ inline PlaylistAnswer hls_playlist(const Engine& engine, std::string_view channe
     };
     if (d.skip) {
         if (*d.skip != "YES" && *d.skip != "v2") return fail("_HLS_skip must be YES or v2");
-        a.file = std::string(kDeltaPlaylistName);
+        // The delta update of that playlist: "index.m3u8?_HLS_skip=YES", or a rendition's "v1/...".
+        a.file = std::string(file.substr(0, file.size() - kMediaPlaylistName.size())) + std::string(kDeltaPlaylistName);
     }
     if (d.part && !d.msn) return fail("_HLS_part needs _HLS_msn");
     if (!d.msn) return a;

@@ -20,6 +20,9 @@ struct Event {
     int64_t sequence = -1;                 // for SegmentPublished
     double duration = 0;                   // for SegmentPublished and PartPublished
     int part = -1;                         // for PartPublished: its index in segment `sequence`
+    // For PartPublished in a presentation: the rendition ("v1", "a0") whose media playlist
+    // ("v1/index.m3u8") has the part; empty for the top-level index.m3u8 (the highest video rendition).
+    std::string rendition;
 };
 // Called from engine threads (a channel's worker, the engine's housekeeping thread, which reports
 // "stalled" and the way back to "running", or the thread calling start()/update_channel()).

@@ -36,6 +36,7 @@ class Event(TypedDict):
     sequence: Optional[int]  # "segment": its media sequence number; "part": its segment's
     duration: Optional[float]  # "segment", "part": its duration in seconds
     part: Optional[int]  # "part" (low latency): its index in segment `sequence`
+    rendition: Optional[str]  # "part" in a presentation: "v1", "a0" (that rendition's playlist); None: the top level
 
 class EngineSettings(TypedDict):
     segment_duration: float
@@ -207,7 +208,9 @@ class Engine:
     def hls_playlist(
         self, channel: str, name: str, msn: Optional[str] = None, part: Optional[str] = None, skip: Optional[str] = None
     ) -> Dict[str, Any]: ...
-    def wait_playlist(self, channel: str, msn: int, part: int = -1, timeout: float = 10.0) -> bool: ...
+    def wait_playlist(
+        self, channel: str, msn: int, part: int = -1, timeout: float = 10.0, playlist: str = "index.m3u8"
+    ) -> bool: ...
 
     # The replaced HTTP API: one definition shared with the C++ demo server.
     # hide_sources: status replies show "source": None and "<url hidden>" for URLs in errors.

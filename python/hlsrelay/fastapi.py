@@ -37,7 +37,8 @@ Routes:
   ``/stream-status/{channel_name}``, ``/streams-status``, ``/static-hls-m3u``, ``/api/v1/channels``
 - POST ``/api/v1/channels/{channel_name}/start`` and ``/stop`` (as the demo server)
 - ``/hls_streams/{stream_id}/{name}`` (GET, HEAD, OPTIONS): ``master.m3u8``, ``index.m3u8``, ``seg_<n>.ts``
-  and (low latency) ``part_<n>.ts``/``.m4s`` from memory, as the demo server serves them: playlists
+  and (low latency) ``part_<n>.ts``/``.m4s`` from memory, as the demo server serves them, and
+  ``/hls_streams/{stream_id}/{rendition}/{name}`` a presentation's renditions' (``v0/index.m3u8``): playlists
   ``Cache-Control: no-cache``, segments and parts ``public, max-age=86400, immutable`` with single byte
   ranges; 404 ``{"detail": ...}`` with "Channel not found", "Stream not running" or "Not found".
   A low-latency channel's playlist answers ``_HLS_msn``/``_HLS_part``/``_HLS_skip`` as the demo server
@@ -326,13 +327,20 @@ def _build_router(
 
         publications: typing.Dict[int, _Publications] = {}  # by id(engine): one subscription each
 
+        @router.api_route("/hls_streams/{stream_id}/{rendition}/{name}", methods=["GET", "HEAD", "OPTIONS"])
+        async def hls_rendition_file(stream_id: str, rendition: str, name: str, request: Request) -> Response:
+            # A presentation's rendition ("v0/index.m3u8", "a1/seg_3.m4s"): Engine.read checks the
+            # directory name (one level, v/a/s and a number) and answers 404 for anything else.
+            return await hls_file(stream_id, f"{rendition}/{name}", request)
+
         @router.api_route("/hls_streams/{stream_id}/{name}", methods=["GET", "HEAD", "OPTIONS"])
         async def hls_file(stream_id: str, name: str, request: Request) -> Response:
             cors = _guard(policy, request, "media")[1]["cors"]
             if request.method == "OPTIONS":
                 return _preflight() if cors else Response(status_code=204, headers={"Allow": HLS_METHODS})
             q = request.query_params
-            if name == "index.m3u8" and ("_HLS_msn" in q or "_HLS_part" in q or "_HLS_skip" in q):
+            media_playlist = name == "index.m3u8" or name.endswith("/index.m3u8")
+            if media_playlist and ("_HLS_msn" in q or "_HLS_part" in q or "_HLS_skip" in q):
                 response = await _ll_playlist(stream_id, name, request)
             else:
                 response = await run_in_threadpool(_hls_file, stream_id, name, request)

@@ -114,6 +114,8 @@ py::dict event_dict(const Event& e) {
     d["sequence"] = segment || part ? py::object(py::int_(e.sequence)) : py::object(py::none());
     d["duration"] = segment || part ? py::object(py::float_(e.duration)) : py::object(py::none());
     d["part"] = part ? py::object(py::int_(e.part)) : py::object(py::none());
+    // A presentation's part events: the rendition ("v1") whose playlist has it; None for the top level.
+    d["rendition"] = part && !e.rendition.empty() ? py::object(to_str(e.rendition)) : py::object(py::none());
     return d;
 }
 
@@ -691,7 +693,7 @@ PYBIND11_MODULE(_core, m) {
             "'part' or 'segment' event.")
         .def(
             "wait_playlist",
-            [](PyEngine& self, const std::string& channel, std::int64_t msn, int part, double timeout) {
+            [](PyEngine& self, const std::string& channel, std::int64_t msn, int part, double timeout, const std::string& playlist) {
                 forbid_in_callback("wait_playlist()");
                 if (!(timeout >= 0)) invalid("wait_playlist: timeout must be a number >= 0");
                 // In slices, as wait_ready: Ctrl-C interrupts, each slice wakes at the publication.
@@ -700,15 +702,17 @@ PYBIND11_MODULE(_core, m) {
                 for (;;) {
                     const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
                     const double slice = std::clamp(left, 0.0, kSlice);
-                    if (self.call([&](Engine& e) { return e.wait_playlist(channel, "index.m3u8", msn, part, slice); })) return true;
+                    if (self.call([&](Engine& e) { return e.wait_playlist(channel, playlist, msn, part, slice); })) return true;
                     if (left <= kSlice) return false;
-                    if (!self.call([&](Engine& e) { return e.playlist_position(channel, "index.m3u8").has_value(); })) return false;
+                    if (!self.call([&](Engine& e) { return e.playlist_position(channel, playlist).has_value(); })) return false;
                     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
                 }
             },
             py::arg("channel"), py::arg("msn"), py::arg("part") = -1, py::arg("timeout") = 10.0,
-            "LL-HLS blocking playlist reload: waits until the channel's index.m3u8 holds segment msn (part >= 0: its "
-            "part `part`) and returns True, or False after `timeout` seconds or when the channel stops. Releases the GIL.")
+            py::arg("playlist") = std::string(hlsrelay::kMediaPlaylistName),
+            "LL-HLS blocking playlist reload: waits until the channel's media playlist (index.m3u8, or a "
+            "presentation's rendition's: 'v1/index.m3u8') holds segment msn (part >= 0: its part `part`) and returns "
+            "True, or False after `timeout` seconds, when the channel stops or has no such playlist. Releases the GIL.")
         .def(
             "wait_ready",
             [](PyEngine& self, const std::string& channel, double timeout) {

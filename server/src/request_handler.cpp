@@ -131,6 +131,7 @@ struct BlockedReload {
     // A preload hint's part (EXT-X-PRELOAD-HINT) asked for before it is complete: `file` is that
     // part, this its number.
     std::optional<int64_t> part;
+    std::string playlist{kMediaPlaylistName};  // ... of this media playlist ("v1/index.m3u8" for a rendition's)
 };
 
 void RequestHandler::serve_playlist(const std::string& id, const std::string& file, const api::PlaylistDirectives& d,
@@ -183,7 +184,7 @@ bool RequestHandler::answer(const std::shared_ptr<BlockedReload>& b) {
     api::PlaylistAnswer a;
     try {
         if (b->part) {
-            const auto p = engine_.playlist_position(b->id, kMediaPlaylistName);
+            const auto p = engine_.playlist_position(b->id, b->playlist);
             a.kind = p && p->next_part <= *b->part ? api::PlaylistAnswer::Kind::wait : api::PlaylistAnswer::Kind::serve;
             a.file = b->file;
         } else {
@@ -367,20 +368,25 @@ void RequestHandler::serve_hls(const Route& r, const Request& req, const std::st
     activity_.record_request(id, client);
     // bytes_out counts what clients get: a HEAD request gets none of the bytes.
     const Delivery delivery = req.method == "HEAD" ? Delivery::headers : Delivery::whole;
-    if (r.file == kMediaPlaylistName && engine_.running(id)) {  // LL-HLS directives, if any (api::hls_playlist)
+    if (api::is_media_playlist(r.file) && engine_.running(id)) {  // LL-HLS directives, if any (api::hls_playlist)
         api::PlaylistDirectives d;
         for (auto [name, field] : {std::pair{"_HLS_msn", &d.msn}, {"_HLS_part", &d.part}, {"_HLS_skip", &d.skip}})
             if (const auto it = r.query.find(name); it != r.query.end()) *field = it->second;
         if (d.msn || d.part || d.skip) return serve_playlist(id, r.file, d, delivery, std::move(done));
     }
     if (auto res = engine_.read(id, r.file, delivery)) return done(resource_response(*res, req.header("Range")));
-    if (const auto part = parse_part_name(r.file)) {
+    // A part (a rendition's: "v1/part_7.m4s") in the playlist of that directory.
+    const auto sub = split_rendition_path(r.file);
+    if (const auto part = parse_part_name(sub ? sub->file : std::string_view(r.file))) {
         // The part a preload hint names, asked for before it is complete: held until it is (at
         // most three target durations), as a blocking reload for it would be.
-        const auto p = engine_.playlist_position(id, kMediaPlaylistName);
+        const std::string playlist =
+            sub ? std::string(sub->rendition) + "/" + std::string(kMediaPlaylistName) : std::string(kMediaPlaylistName);
+        const auto p = engine_.playlist_position(id, playlist);
         if (p && p->low_latency && p->target_duration > 0 && part->first == p->next_part) {
             auto b = std::make_shared<BlockedReload>(io_, id, r.file, api::PlaylistDirectives{}, delivery, std::move(done));
             b->part = part->first;
+            b->playlist = playlist;
             b->timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                 std::chrono::duration<double>(3.0 * p->target_duration)));
             return block(std::move(b));

@@ -276,14 +276,16 @@ void ChannelWorker::run() {
     Segmenter segmenter(hls_.segment_duration, [this, &segmenter](CutSegment&& cut) { publish(std::move(cut), segmenter); });
     segmenter.set_buffer_pool(pool_.get());
     segmenter.set_container(hls_.container);
-    if (hls_.low_latency && !role_) {
+    // LL-HLS: parts for a channel's own media and for every audio and video rendition of a
+    // presentation (its subtitles come whole); the presentation's worker itself cuts nothing.
+    if (hls_.low_latency && !(role_ && role_->kind == RenditionKind::subtitles)) {
         // A part is never longer than a segment (PART-TARGET <= the target duration).
         const double part = std::min(hls_.part_duration, hls_.segment_duration);
         {
             std::lock_guard lock(out_mu_);
             part_target_ = part;
         }
-        segmenter.set_parts(part, [this](CutPart&& p) { publish_part(std::move(p)); });
+        segmenter.set_parts(part, [this, &segmenter](CutPart&& p) { publish_part(std::move(p), segmenter); });
     }
     if (role_) {  // a rendition of a presentation: aligned on the source's segments and numbering
         segmenter.set_source_aligned(true);
@@ -548,9 +550,13 @@ void ChannelWorker::run_presentation(Plan plan, Segmenter& segmenter) {
     }
     const int64_t output_start = [this] { std::lock_guard l(out_mu_); return next_sequence_; }();
     auto map = std::make_shared<SequenceMap>(start, output_start);
+    std::vector<std::string> ids;
+    for (const auto& role : plan.roles) ids.push_back(role.id);
+    auto reports = hls_.low_latency ? std::make_shared<RenditionReports>(std::move(ids)) : nullptr;
     std::vector<std::shared_ptr<ChannelWorker>> kids;
     for (auto& role : plan.roles) {
         role.map = map;
+        role.reports = reports;
         const std::string id = role.id;
         const bool is_top = role.top;
         kids.push_back(std::make_shared<ChannelWorker>(
@@ -591,6 +597,14 @@ void ChannelWorker::on_child_event(const std::string& id, bool top, const Event&
             refresh_master();
             if (top) emit_(e);
             break;
+        case EventType::PartPublished: {
+            // Every rendition's parts are told (a host waking blocked reloads of any rendition's
+            // playlist on them); Event::rendition says whose, empty for the top-level playlist's.
+            Event forwarded = e;
+            if (!top) forwarded.rendition = id;
+            emit_(forwarded);
+            break;
+        }
         default:
             break;
     }
@@ -613,10 +627,11 @@ void ChannelWorker::refresh_master() {
         top = top_;
         independent = plan_->independent;
     }
-    std::shared_ptr<const std::string> index;
+    std::shared_ptr<const std::string> index, mirrored;
     {
         std::lock_guard lock(kids[top]->out_mu_);
         index = kids[top]->prefixed_playlist_;
+        mirrored = kids[top]->prefixed_mirror_ ? kids[top]->prefixed_mirror_ : index;
     }
     if (!index) return;  // the highest video rendition has nothing yet
     // Values the source omits are measured on the renditions' streams.
@@ -655,7 +670,7 @@ void ChannelWorker::refresh_master() {
         media_playlist_ = index;
     }
     if (mirror_) {  // after the rendition's own files: the segments and playlist it names exist
-        mirror_->write_playlist(kMediaPlaylistName, *index);
+        mirror_->write_playlist(kMediaPlaylistName, *mirrored);
         if (master) mirror_->write_playlist(kMasterPlaylistName, *master);
     }
     {
@@ -795,7 +810,7 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
     publish_segment(std::move(segment), segmenter);
 }
 
-void ChannelWorker::publish_part(CutPart&& cut) {
+void ChannelWorker::publish_part(CutPart&& cut, const Segmenter& segmenter) {
     auto part = std::make_shared<Part>();
     part->duration = cut.duration;
     part->independent = cut.independent;
@@ -805,19 +820,32 @@ void ChannelWorker::publish_part(CutPart&& cut) {
     part->init = std::move(cut.init);
     part->data = std::move(cut.data);
     part->published = SteadyClock::now();
+    int64_t sequence = next_sequence_;
+    if (role_) {
+        // A rendition's part belongs to the source segment being cut, numbered as publish() will
+        // number it; what never came before it is published as gaps first, so that the open parts
+        // always follow the last listed segment. A segment publish() will drop has no parts either.
+        sequence = source_sequence_ + offset_;
+        if (source_sequence_ < 0 || source_published_ || sequence < next_sequence_) return;
+        if (sequence > next_sequence_) publish_gap(sequence - 1, source_duration_, segmenter);
+        // Its first part is dated as the segment will be, alike in every rendition (SequenceMap::date).
+        if (cut.first)
+            part->program_date_time = cut.dated_by_source ? role_->map->date(sequence, cut.program_date_time, date_correction_)
+                                                          : role_->map->known_date(sequence);
+    }
     {
         std::lock_guard lock(out_mu_);
-        part->sequence = next_sequence_;
+        part->sequence = sequence;
+        // Parts of another segment, or of this one when a first part comes again (a segment that was
+        // never published): gone.
         const auto& open = window_.open_parts();
-        part->index = open.empty() || open.front()->sequence != part->sequence ? 0 : static_cast<int>(open.size());
-        if (cut.first && part->index != 0) {  // parts of a segment that was never published: gone
-            window_.drop_open_parts();
-            part->index = 0;
-        }
+        if (!open.empty() && (open.front()->sequence != sequence || cut.first)) window_.drop_open_parts();
+        part->index = static_cast<int>(window_.open_parts().size());
         part->number = next_part_++;
         window_.push_part(part);
         render_playlists_locked();
     }
+    report_position();
     wake_position_waiters();
     Event e;
     e.type = EventType::PartPublished;
@@ -838,15 +866,48 @@ void ChannelWorker::render_playlists_locked() {
         ll.open_parts = &window_.open_parts();
         ll.next_sequence = next_sequence_;
         ll.next_part = next_part_;
+        if (role_ && role_->reports) ll.reports = role_->reports->others(role_->id, "../");
         low = &ll;
     }
-    media_playlist_ = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_, {}, low));
+    auto render = [&](std::string_view prefix) {
+        return std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_, prefix, low));
+    };
+    media_playlist_ = render({});
     if (low) {
         ll.skip = true;
-        delta_playlist_ = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_, {}, low));
+        delta_playlist_ = render({});
+        ll.skip = false;
     }
-    if (role_ && role_->top)
-        prefixed_playlist_ = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_, role_->id + "/"));
+    if (role_ && role_->top) {  // the top-level index.m3u8: this one's, one directory up
+        const std::string prefix = role_->id + "/";
+        if (low && role_->reports) ll.reports = role_->reports->others(role_->id, "");
+        prefixed_playlist_ = render(prefix);
+        if (low) {
+            ll.skip = true;
+            prefixed_delta_ = render(prefix);
+        }
+    }
+}
+
+void ChannelWorker::report_position() {
+    if (!role_ || !role_->reports) return;
+    const PlaylistPosition p = position();
+    if (p.open_parts > 0)
+        role_->reports->set(role_->id, p.open_msn, p.open_parts - 1);
+    else
+        role_->reports->set(role_->id, p.last_msn, p.last_parts > 0 ? p.last_parts - 1 : -1);
+}
+
+std::shared_ptr<ChannelWorker> ChannelWorker::playlist_owner(std::string_view file) const {
+    if (const auto sub = split_rendition_path(file)) {
+        if (sub->file != kMediaPlaylistName) return nullptr;
+        for (const auto& kid : children())
+            if (kid->role_ && kid->role_->id == sub->rendition) return kid;
+        return nullptr;
+    }
+    if (file != kMediaPlaylistName) return nullptr;
+    std::lock_guard lock(children_mu_);
+    return children_.empty() ? nullptr : children_[top_];
 }
 
 PlaylistPosition ChannelWorker::position() const {
@@ -899,6 +960,7 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
             segment->gap = true;
             if (pool_) pool_->give(std::move(segment->data));
             segment->data.clear();
+            segment->parts.clear();  // ranges of the bytes just dropped
         }
         segment->discontinuity = p.discontinuity;
         published_any_ = true;
@@ -923,6 +985,12 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
         if (target_duration_ == 0) target_duration_ = target_duration_for(std::max(hls_.segment_duration, segment->duration));
         render_playlists_locked();
         media = media_playlist_;
+        if (part_target_ > 0) {
+            // The disk mirror holds whole segments only: its playlists list no parts.
+            if (mirror_) media = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_));
+            if (role_ && role_->top)
+                prefixed_mirror_ = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_, role_->id + "/"));
+        }
         StreamInfo info = segmenter.stream_info();
         info.peak_bandwidth = info_.peak_bandwidth;
         int64_t bytes = 0;
@@ -956,6 +1024,7 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
         if (master) mirror_->write_playlist(kMasterPlaylistName, *master);
     }
     remove_files(gone);
+    report_position();
     if (part_target_ > 0) wake_position_waiters();
     if (segment->gap) return;  // a placeholder: nothing arrived, the state and the cadence stay
     if (master) {
@@ -1108,6 +1177,21 @@ std::optional<Resource> ChannelWorker::read(std::string_view file, Delivery deli
         for (const auto& kid : children())
             if (kid->role_ && kid->role_->id == sub->rendition) return kid->read(sub->file, delivery);
         return std::nullopt;
+    }
+    if (file == kMediaPlaylistName || file == kDeltaPlaylistName) {
+        // A presentation's top-level media playlist is its highest video rendition's, read there so
+        // that a blocking reload woken by that rendition reads what woke it.
+        if (const auto top = playlist_owner(kMediaPlaylistName)) {
+            std::optional<Resource> r;
+            {
+                std::lock_guard lock(top->out_mu_);
+                const auto& text = file == kMediaPlaylistName ? top->prefixed_playlist_ : top->prefixed_delta_;
+                if (text) r = Resource{text, "application/vnd.apple.mpegurl", false};
+            }
+            if (r && delivery == Delivery::whole)
+                bytes_delivered_.fetch_add(static_cast<int64_t>(r->bytes().size()), std::memory_order_relaxed);
+            return r;
+        }
     }
     std::optional<Resource> r;
     {

@@ -13,6 +13,7 @@
 #include "common/av_util.hpp"
 #include "publish/disk_mirror.hpp"
 #include "cut/segmenter.hpp"
+#include "engine/rendition_reports.hpp"
 #include "engine/sequence_map.hpp"
 #include "ingest/source.hpp"
 #include "ingest/source_history.hpp"
@@ -38,6 +39,7 @@ struct RenditionRole {
     RenditionKind kind = RenditionKind::video;
     std::string url, parent;           // its media playlist; the master's final URL
     std::shared_ptr<SequenceMap> map;  // the channel-wide numbering
+    std::shared_ptr<RenditionReports> reports;  // LL-HLS: where every rendition stands
     bool top = false;                  // the highest video rendition: also renders the top-level index.m3u8
     std::string name, language, group; // for status (EXT-X-MEDIA), empty for a variant
     int64_t bandwidth = 0;             // declared by the source (0: none)
@@ -78,6 +80,10 @@ public:
     // `msn` (part >= 0: its part `part`) until the deadline, the channel stopping or its failing.
     PlaylistPosition position() const;
     bool wait_position(int64_t msn, int part, SteadyClock::time_point deadline);
+    // The rendition whose position a media playlist of a presentation follows: "v1/index.m3u8"
+    // that rendition, "index.m3u8" the highest video rendition. Null otherwise, e.g. for the
+    // "index.m3u8" of a channel that is not a presentation (its own position() stands).
+    std::shared_ptr<ChannelWorker> playlist_owner(std::string_view file) const;
     void wake_position_waiters();  // after a part or (low latency) a segment is published
     const ChannelConfig& channel() const { return channel_; }
     // A rendition's measured stream and its status row.
@@ -111,7 +117,8 @@ private:
     void publish_subtitle(std::string&& data, double duration, const std::optional<std::string>& date,
                           const Segmenter& segmenter);
     void publish(CutSegment&& cut, const Segmenter& segmenter);
-    void publish_part(CutPart&& cut);
+    void publish_part(CutPart&& cut, const Segmenter& segmenter);
+    void report_position();  // LL-HLS renditions: this one's position, for the others' reports
     // The media playlist(s) over the window as it is now (out_mu_ held).
     void render_playlists_locked();
     void publish_segment(std::shared_ptr<Segment> segment, const Segmenter& segmenter);
@@ -151,6 +158,8 @@ private:
     Window window_;
     std::shared_ptr<const std::string> media_playlist_, master_playlist_;
     std::shared_ptr<const std::string> delta_playlist_;  // LL-HLS: the delta update (_HLS_skip=YES)
+    std::shared_ptr<const std::string> prefixed_delta_;  // LL-HLS, the top rendition: the top-level one's
+    std::shared_ptr<const std::string> prefixed_mirror_; // LL-HLS, the top rendition: the top-level one, no parts (disk)
     double part_target_ = 0;                             // LL-HLS: > 0 when the channel cuts parts
     // LL-HLS: the number of the next part. It starts at 1000 x the first segment's number, so that a
     // part name never means two things across restarts (segment numbers only rise, and a segment has

@@ -441,19 +441,24 @@ std::optional<Resource> Engine::read(std::string_view name, std::string_view fil
     return worker->read(file, delivery);
 }
 
+// The worker whose position the media playlist `file` follows (ChannelWorker::playlist_owner), held.
+static std::shared_ptr<ChannelWorker> playlist_worker(std::shared_ptr<ChannelWorker> worker, std::string_view file) {
+    if (!worker) return nullptr;
+    if (auto owner = worker->playlist_owner(file)) return owner;
+    return file == kMediaPlaylistName ? worker : nullptr;
+}
+
 std::optional<PlaylistPosition> Engine::playlist_position(std::string_view name, std::string_view file) const {
-    if (file != kMediaPlaylistName) return std::nullopt;
-    const std::shared_ptr<ChannelWorker> worker = impl_->running_worker(name);
+    const std::shared_ptr<ChannelWorker> worker = playlist_worker(impl_->running_worker(name), file);
     if (!worker) return std::nullopt;
     return worker->position();
 }
 
 bool Engine::wait_playlist(std::string_view name, std::string_view file, int64_t msn, int part, double timeout_seconds) const {
     if (!(timeout_seconds >= 0)) throw Error(ErrorCode::InvalidArgument, "wait_playlist: the timeout must be a number >= 0");
-    if (file != kMediaPlaylistName) return false;
     const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
                                                    std::chrono::duration<double>(std::min(timeout_seconds, 1e9)));
-    const std::shared_ptr<ChannelWorker> worker = impl_->running_worker(name);
+    const std::shared_ptr<ChannelWorker> worker = playlist_worker(impl_->running_worker(name), file);
     if (!worker) return false;
     return worker->wait_position(msn, part, deadline);
 }

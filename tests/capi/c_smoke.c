@@ -597,6 +597,12 @@ int main(int argc, char** argv) {
         CHECK(hlsrelay_wait_playlist(engine, "ll", last + 2, -1, 0) == HLSRELAY_ETIMEDOUT);
         CHECK(hlsrelay_wait_playlist(engine, "ll", last, -1, -1) == HLSRELAY_EINVAL);
         CHECK(hlsrelay_wait_playlist(engine, "nope", last, -1, 1) == HLSRELAY_ENOTFOUND);
+        /* Any media playlist by name: "index.m3u8" is the same wait; a rendition this channel does not
+         * have (it is no presentation) or a file that is no media playlist is not found. */
+        CHECK(hlsrelay_wait_media_playlist(engine, "ll", "index.m3u8", last, -1, 0) == HLSRELAY_OK);
+        CHECK(hlsrelay_wait_media_playlist(engine, "ll", "v1/index.m3u8", last, -1, 0) == HLSRELAY_ENOTFOUND);
+        CHECK(hlsrelay_wait_media_playlist(engine, "ll", "master.m3u8", last, -1, 0) == HLSRELAY_ENOTFOUND);
+        CHECK(hlsrelay_wait_media_playlist(engine, "ll", NULL, last, -1, 0) == HLSRELAY_EINVAL);
         CHECK(hlsrelay_wait_playlist(engine, "ll", last + 1, 0, 30) == HLSRELAY_OK); /* the next segment's first part */
         /* The hinted part (the next one after the playlist read: the segment after `last` or the one
          * after that) exists once that one has begun. */

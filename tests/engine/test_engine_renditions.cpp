@@ -11,12 +11,15 @@
 #include "cut/segmenter.hpp"
 #include "ingest/m3u8.hpp"
 
+#include <hlsrelay/api.hpp>
 #include <hlsrelay/status.hpp>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <set>
 #include <sstream>
 
 namespace hlsrelay::test {
@@ -533,6 +536,115 @@ TEST_CASE("renditions: a variant that is itself a master playlist is refused", "
     const auto st = engine.status(id);
     CHECK(st.last_error.find("itself a master playlist") != std::string::npos);
     CHECK(st.segments_published == 0);
+}
+
+TEST_CASE("renditions: low latency in every rendition, with reports of the others", "[renditions][ll]") {
+    ScriptedOrigin origin(std::chrono::milliseconds(1000));
+    serve_ladder(origin, ladder_master());
+    origin.start(4);
+    TempDir disk("ladder-ll");
+    EngineSettings settings = quick_settings(1.0, 6);
+    settings.hls_dir = disk.path.string();
+    Engine engine(settings);
+    ChannelConfig config = channel("Ladder LL", {origin.url("master.m3u8")});
+    config.hls.low_latency = true;
+    config.hls.container = Container::fmp4;
+    const auto id = engine.add_channel(config).id;
+    std::mutex mu;
+    std::set<std::string> parts_of;  // the renditions PartPublished named
+    const auto sub = engine.subscribe([&](const Event& e) {
+        if (e.type != EventType::PartPublished || e.channel != id) return;
+        std::lock_guard lock(mu);
+        parts_of.insert(e.rendition);
+    });
+    engine.start(id);
+    REQUIRE(engine.wait_ready(id, 40));
+    const std::vector<std::string> cut{"v0", "v1", "a0", "a1"};
+    REQUIRE(wait_until([&] { return all_listed(engine, id, {"v0", "v1", "a0", "a1", "s0"}, 4); }, std::chrono::seconds(40)));
+
+    auto report_of = [](const std::string& text, const std::string& uri) -> std::pair<int64_t, int> {
+        const std::string tag = "#EXT-X-RENDITION-REPORT:URI=\"" + uri + "\"";
+        const auto at = text.find(tag);
+        if (at == std::string::npos) return {-1, -1};
+        const std::string line = text.substr(at, text.find('\n', at) - at);
+        const auto msn = line.find("LAST-MSN="), part = line.find("LAST-PART=");
+        return {msn == std::string::npos ? -1 : std::stoll(line.substr(msn + 9)), part == std::string::npos ? -1 : std::stoi(line.substr(part + 10))};
+    };
+    for (const auto& r : cut) {
+        INFO("rendition " << r);
+        const std::string text = text_of(engine, id, r + "/index.m3u8");
+        INFO(text);
+        CHECK(text.find("#EXT-X-VERSION:9") != std::string::npos);
+        CHECK(text.find("#EXT-X-PART-INF:PART-TARGET=") != std::string::npos);
+        CHECK(text.find("#EXT-X-PRELOAD-HINT:TYPE=PART") != std::string::npos);
+        // Its parts, joined, are its segments (the listed ones that still list their parts).
+        const auto pos = engine.playlist_position(id, r + "/index.m3u8");
+        REQUIRE(pos);
+        CHECK(pos->low_latency);
+        // A report of every other rendition, where that one stood at most a segment or so ago.
+        for (const auto& other : std::vector<std::string>{"v0", "v1", "a0", "a1", "s0"}) {
+            const auto [msn, part] = report_of(text, "../" + other + "/index.m3u8");
+            if (other == r) {
+                CHECK(msn == -1);  // none of itself
+                continue;
+            }
+            INFO("report of " << other);
+            CHECK(msn >= 0);
+            const auto theirs = engine.playlist_position(id, other + "/index.m3u8");
+            REQUIRE(theirs);
+            CHECK(msn <= std::max(theirs->open_msn, theirs->last_msn));
+            CHECK(msn >= theirs->last_msn - 2);
+            if (other == "s0") CHECK(part == -1);  // subtitles come whole
+        }
+    }
+    // Blocking on a rendition's own playlist: the next part of a0 comes.
+    const auto a0 = *engine.playlist_position(id, "a0/index.m3u8");
+    REQUIRE(engine.wait_playlist(id, "a0/index.m3u8", a0.open_msn, a0.open_parts, 10));
+    CHECK(engine.playlist_position(id, "a0/index.m3u8")->holds(a0.open_msn, a0.open_parts));
+    CHECK_FALSE(engine.playlist_position(id, "s0/index.m3u8")->low_latency);
+    CHECK_FALSE(engine.playlist_position(id, "v7/index.m3u8"));
+    CHECK_FALSE(engine.playlist_position(id, "v0/seg_1.m4s"));
+    // The delta update of a rendition's playlist, named for that rendition.
+    const auto delta = api::hls_playlist(engine, id, "v1/index.m3u8", api::PlaylistDirectives{std::nullopt, std::nullopt, "YES"});
+    REQUIRE(delta.kind == api::PlaylistAnswer::Kind::serve);
+    CHECK(delta.file == "v1/" + std::string(kDeltaPlaylistName));
+    CHECK(text_of(engine, id, delta.file).find("#EXT-X-VERSION:9") != std::string::npos);
+    CHECK(api::is_media_playlist("v1/index.m3u8"));
+    CHECK_FALSE(api::is_media_playlist("v1/seg_1.m4s"));
+
+    // The top-level index.m3u8 is v0's, one directory up, with reports of the others and its own
+    // position v0's.
+    const std::string top = text_of(engine, id, "index.m3u8");
+    INFO(top);
+    CHECK(top.find("#EXT-X-PART:DURATION=") != std::string::npos);
+    CHECK(top.find("URI=\"v0/part_") != std::string::npos);
+    CHECK(report_of(top, "v1/index.m3u8").first >= 0);
+    CHECK(report_of(top, "a0/index.m3u8").first >= 0);
+    CHECK(report_of(top, "v0/index.m3u8").first == -1);
+    CHECK(engine.playlist_position(id, "index.m3u8")->last_msn >= engine.playlist_position(id, "v0/index.m3u8")->last_msn - 1);
+    CHECK(text_of(engine, id, std::string(kDeltaPlaylistName)).find("#EXT-X-VERSION:9") != std::string::npos);
+
+    // Every rendition that cuts parts tells them, named; the top one as the top level.
+    CHECK(wait_until([&] {
+        std::lock_guard lock(mu);
+        return parts_of == std::set<std::string>{"", "v1", "a0", "a1"};
+    }, std::chrono::seconds(10)));
+    // Aligned still: the same numbers in every rendition (the ladder test checks the times).
+    const auto v0 = listed(text_of(engine, id, "v0/index.m3u8")), a1 = listed(text_of(engine, id, "a1/index.m3u8"));
+    REQUIRE_FALSE(v0.empty());
+    REQUIRE_FALSE(a1.empty());
+    CHECK(std::abs(v0.back().sequence - a1.back().sequence) <= 1);
+    // The disk mirror holds whole segments: its playlists list no parts.
+    const auto on_disk = [&](const std::string& name) {
+        std::ifstream in(disk.path / id / name);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    CHECK(on_disk("v1/index.m3u8").find("#EXTINF") != std::string::npos);
+    CHECK(on_disk("v1/index.m3u8").find("#EXT-X-PART") == std::string::npos);
+    CHECK(on_disk("index.m3u8").find("#EXTINF") != std::string::npos);
+    CHECK(on_disk("index.m3u8").find("#EXT-X-PART") == std::string::npos);
+    engine.unsubscribe(sub);
+    engine.stop(id);
 }
 
 }  // namespace hlsrelay::test

@@ -12,6 +12,11 @@ answers minus the part duration, see `blocking`).
   ll_latency.py --seconds 60            what CTest runs (players:ll-hls): checks it plays in
                                         low-latency mode without a stall; prints the latency
   ll_latency.py --seconds 600 --goal 2  bench/ll-latency.sh: ten minutes, fails when p50 >= 2 s
+  ll_latency.py --source ll-hls         the relay reads that source through another channel's LL-HLS
+                                        output (its parts, with blocking reloads); --source hls: a
+                                        classic HLS origin
+  ll_latency.py --source ladder         an fMP4 ladder (classic HLS) relayed as an LL presentation:
+                                        every rendition's playlist checked, hls.js on the master
 
 Exit status 0 when every check passed, 1 when one failed, 2 when a prerequisite is missing.
 """
@@ -94,7 +99,8 @@ def validate_ll(text: str, full: str | None = None) -> list[str]:
         if extinf is not None and round(extinf) > td:
             problems.append(f"segment {s}: EXTINF {extinf} rounds above the target duration {td}")
         for k, (uri, d, independent) in enumerate(ps):
-            number = int(uri.split("_")[1].split(".")[0]) if uri.startswith("part_") else -1
+            base = uri.rsplit("/", 1)[-1]  # the top-level playlist of a ladder names "v0/part_<n>"
+            number = int(base.split("_")[1].split(".")[0]) if base.startswith("part_") else -1
             if last_number is not None and number != last_number + 1:
                 problems.append(f"segment {s}: part {k} is {uri}, not part_{last_number + 1}.*: parts are numbered in one run")
             last_number = number
@@ -115,8 +121,21 @@ def validate_ll(text: str, full: str | None = None) -> list[str]:
         problems.append(f"{len(hints)} EXT-X-PRELOAD-HINT TYPE=PART, not one")
     else:
         want = f"part_{last_number + 1 if last_number is not None else '?'}."
-        if not hints[0].get("URI", "").startswith(want):
+        if not hints[0].get("URI", "").rsplit("/", 1)[-1].startswith(want):
             problems.append(f"the preload hint names {hints[0].get('URI')}, not {want}*")
+    # Rendition reports (a ladder's playlists, RFC 8216bis 4.4.5.4): each names another rendition's
+    # playlist, with its last MSN near this one's (the renditions are aligned) and a part index.
+    reports = [attributes(l) for l in lines if l.startswith("#EXT-X-RENDITION-REPORT:")]
+    for r in reports:
+        uri, last_msn = r.get("URI", ""), r.get("LAST-MSN", "")
+        if not uri.endswith("index.m3u8") or not last_msn.isdigit():
+            problems.append(f"rendition report {r}: no URI of a media playlist or no LAST-MSN")
+        elif abs(int(last_msn) - open_msn) > 2:
+            problems.append(f"rendition report of {uri}: LAST-MSN {last_msn} is far from this playlist's {open_msn}")
+        elif "LAST-PART" in r and not r["LAST-PART"].isdigit():
+            problems.append(f"rendition report of {uri}: LAST-PART {r['LAST-PART']} is not a part index")
+    if len({r.get("URI") for r in reports}) != len(reports):
+        problems.append("two rendition reports of one playlist")
     if full is not None:
         f = [l for l in full.splitlines() if l and not l.startswith("#")]
         d = [l for l in lines if not l.startswith("#")]
@@ -243,6 +262,10 @@ def self_test() -> int:
         "delta skips too much": (delta.replace("SKIPPED-SEGMENTS=2", "SKIPPED-SEGMENTS=3").replace("#EXTINF:2.000,\nseg_42.m4s\n", ""), SAMPLE, False),
         "delta skips too little": (delta.replace("SKIPPED-SEGMENTS=2", "SKIPPED-SEGMENTS=1").replace("#EXT-X-MAP:URI=\"init_0.mp4\"\n", "#EXT-X-MAP:URI=\"init_0.mp4\"\n#EXTINF:2.000,\nseg_41.m4s\n"), SAMPLE, False),
         "delta at version 6": (delta.replace("VERSION:9", "VERSION:6"), SAMPLE, False),
+        "rendition reports": (SAMPLE + '#EXT-X-RENDITION-REPORT:URI="../a0/index.m3u8",LAST-MSN=46,LAST-PART=2\n', None, True),
+        "a report far off": (SAMPLE + '#EXT-X-RENDITION-REPORT:URI="../a0/index.m3u8",LAST-MSN=30,LAST-PART=2\n', None, False),
+        "a report without LAST-MSN": (SAMPLE + '#EXT-X-RENDITION-REPORT:URI="../a0/index.m3u8"\n', None, False),
+        "a report twice": (SAMPLE + 2 * '#EXT-X-RENDITION-REPORT:URI="../a0/index.m3u8",LAST-MSN=46\n', None, False),
     }
     failed = 0
     for name, (text, full, valid) in cases.items():
@@ -262,7 +285,13 @@ def main() -> int:
     ap.add_argument("--catch-up", type=float, default=1.0, metavar="RATE",
                     help="hls.js maxLiveSyncPlaybackRate: how fast it may play to reach its target latency "
                     "(default 1, hls.js's default: it stays where it started)")
+    ap.add_argument("--part-duration", type=float, help="the relay's part_duration (default: the engine's)")
     ap.add_argument("--gop", type=int, default=30, metavar="FRAMES", help="the source's keyframe interval (default 30: 1 s)")
+    ap.add_argument("--source", choices=["udp", "ll-hls", "hls", "ladder"], default="udp",
+                    help="what the relay reads: the continuous source itself (udp, default), or another channel "
+                    "of the same server that relays it as LL-HLS (ll-hls) or classic HLS (hls); ladder: the player "
+                    "matrix's dated fMP4 ladder (classic HLS, 3 variants, 2 audio languages, subtitles), the player "
+                    "on the relay's master.m3u8")
     ap.add_argument("--classic", action="store_true",
                     help="the reference: the same source and relay without low_latency, hls.js without lowLatencyMode")
     ap.add_argument("--goal", type=float, help="fail unless the latency p50 is below this (benchmarks only)")
@@ -296,22 +325,45 @@ def main() -> int:
         origin = matrix.Origin(work)
         udp = matrix.free_port(__import__("socket").SOCK_DGRAM)
         port = matrix.free_port()
-        (work / "channels.json").write_text(json.dumps([{"id": "ll", "name": "LL", "url": f"udp://127.0.0.1:{udp}",
-                                                         "low_latency": not args.classic, "container": args.container,
-                                                         "max_segments": 8}]))  # 16 s: delta updates skip some
+        # max_segments 8 (16 s): delta updates skip some.
+        relay = {"id": "ll", "name": "LL", "url": f"udp://127.0.0.1:{udp}", "low_latency": not args.classic,
+                 "container": args.container, "max_segments": 8}
+        if args.part_duration:
+            relay["part_duration"] = args.part_duration
+        channels = [relay]
+        ladder = None
+        if args.source == "ladder":
+            ladder = matrix.all_sources()["ladder-fmp4"]
+            ladder.prepare(work, origin)
+            ladder.start()
+            procs.append(ladder.proc)
+            matrix.wait_for("the ladder source", ladder.ready, bound=60)
+            relay["url"] = ladder.url
+            relay["max_segments"] = matrix.LADDER_WINDOW
+        elif args.source != "udp":
+            # The relay reads an HLS origin: another channel of the same server, LL or classic, on the
+            # continuous source. Its dates are the origin's, so the latency is still from the source.
+            channels.insert(0, dict(relay, id="origin", name="origin", low_latency=args.source == "ll-hls"))
+            relay["url"] = f"http://127.0.0.1:{port}/hls_streams/origin/index.m3u8"
+        (work / "channels.json").write_text(json.dumps(channels))
         procs.append(subprocess.Popen(
             [args.server, "--channels", str(work / "channels.json"), "--listen", f"127.0.0.1:{port}", "--autostart", "all"],
             stdin=subprocess.DEVNULL, stdout=open(work / "hlsrelay-server.log", "w"), stderr=subprocess.STDOUT))
         # 720p30, a keyframe every second (segments of 2 s, parts of 1/3 s), AAC; paced in real time.
         total = args.seconds + args.warmup + 90
-        procs.append(subprocess.Popen(
+        procs.append(None if ladder else subprocess.Popen(
             ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-f", "lavfi", "-i",
              "testsrc2=size=1280x720:rate=30", "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
              "-t", str(int(total)), "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
              "-tune", "zerolatency", "-g", str(args.gop), "-keyint_min", str(args.gop), "-sc_threshold", "0", "-pix_fmt", "yuv420p",
              "-b:v", "2500k", "-c:a", "aac", "-b:a", "96k", "-f", "mpegts", f"udp://127.0.0.1:{udp}?pkt_size=1316"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(work / "ffmpeg.log", "w")))
+        procs = [p for p in procs if p]
         url = f"http://127.0.0.1:{port}/hls_streams/ll/index.m3u8"
+        # A ladder: the top-level playlist and every audio/video rendition's are checked, the player
+        # plays the master (hls.js picks a variant and the default audio rendition).
+        playlists = [url]
+        play_url = url.replace("index.m3u8", "master.m3u8") if ladder else url
 
         def ready():
             try:
@@ -320,28 +372,40 @@ def main() -> int:
                 return False
         matrix.wait_for("the relay's first LL playlist", ready, bound=60)
         log(f"relay at {url}")
+        if ladder:
+            master = matrix.http_get(play_url).decode()
+            for l in master.splitlines():
+                uri = attributes(l).get("URI") if l.startswith("#EXT-X-MEDIA:") and "TYPE=SUBTITLES" not in l else (
+                    l if l and not l.startswith("#") else None)
+                if uri:
+                    playlists.append(url.replace("index.m3u8", uri))
+            log(f"ladder: {len(playlists) - 1} audio/video renditions besides the top-level playlist")
         probe = blocking_probe(url, 30) if not args.classic else {}
         if probe:
             log(f"blocking reloads: {probe}")
         invalid = []
         checked = 0
-        for _ in range(0 if args.classic else 40):  # full playlists and their delta updates, as they come
-            full = matrix.http_get(url).decode()
-            delta = matrix.http_get(url + "?_HLS_skip=YES").decode()
-            if matrix.http_get(url).decode() != full:
+        for _ in range(0 if args.classic else 40 * len(playlists)):  # full playlists and their deltas, as they come
+            target = playlists[checked % len(playlists)]
+            full = matrix.http_get(target).decode()
+            delta = matrix.http_get(target + "?_HLS_skip=YES").decode()
+            if matrix.http_get(target).decode() != full:
                 continue  # a part came out between the two: the delta is of a newer playlist
-            invalid += [f"full: {p}" for p in validate_ll(full)] + [f"delta: {p}" for p in validate_ll(delta, full)]
+            name = target.split("/hls_streams/ll/")[1]
+            invalid += [f"{name} full: {p}" for p in validate_ll(full)] + [f"{name} delta: {p}" for p in validate_ll(delta, full)]
+            if ladder and "#EXT-X-RENDITION-REPORT:" not in full:
+                invalid.append(f"{name}: no EXT-X-RENDITION-REPORT")
             checked += 1
-            if checked == 10:
+            if checked == 10 * len(playlists):
                 break
             time.sleep(0.2)
-        if checked < 10 and not args.classic:
-            invalid.append(f"only {checked} stable full/delta pairs in 40 tries")
+        if checked < 10 * len(playlists) and not args.classic:
+            invalid.append(f"only {checked} stable full/delta pairs in {40 * len(playlists)} tries")
         if not args.classic:
-            log(f"LL playlist rules: {'all kept in 10 playlists and their deltas' if not invalid else invalid[:5]}")
+            log(f"LL playlist rules: {f'all kept in {checked} playlists and their deltas' if not invalid else invalid[:5]}")
         log(f"hls.js lowLatencyMode: {args.warmup:.0f} s warm-up, then {args.seconds:.0f} s of samples")
         out = subprocess.run(["node", str(HERE / "ll_player.mjs"), "--page", f"{origin.url}/player/index.html",
-                              "--playwright", str(matrix.PLAYWRIGHT), "--chromium", str(matrix.CHROMIUM), "--url", url,
+                              "--playwright", str(matrix.PLAYWRIGHT), "--chromium", str(matrix.CHROMIUM), "--url", play_url,
                               "--seconds", str(args.seconds), "--warmup", str(args.warmup), "--catch-up", str(args.catch_up)]
                              + (["--classic"] if args.classic else []),
                              capture_output=True, text=True, timeout=bound)
@@ -364,8 +428,8 @@ def main() -> int:
             failures.append(f"{len(invalid)} LL playlist rule(s) broken: " + "; ".join(sorted(set(invalid))[:5]))
         if args.goal is not None and not (lat.get("p50") is not None and lat["p50"] < args.goal):
             failures.append(f"latency p50 {fmt(lat.get('p50'))} is not below {args.goal} s")
-        print(json.dumps({"container": args.container, "classic": args.classic, "seconds": args.seconds,
-                          "catch_up": args.catch_up, "latency": lat,
+        print(json.dumps({"container": args.container, "source": args.source, "classic": args.classic, "seconds": args.seconds,
+                          "catch_up": args.catch_up, "part_duration": args.part_duration, "latency": lat,
                           "stalls": r.get("stalls"), "parts_loaded": r.get("parts_loaded"), "blocking": probe,
                           "errors": (r.get("errors") or [])[:5]}))
         if failures:

@@ -444,3 +444,65 @@ def test_low_latency_blocking_reloads_parts_and_delta(engine, media):
         assert engine.wait_playlist("ll", msn + 1, 0, timeout=10)
     assert parts and {"sequence", "part", "duration"} <= set(parts[-1]) and parts[-1]["part"] >= 0
     engine.stop("ll")
+
+
+@pytest.mark.deadline(120)
+def test_low_latency_presentation_renditions_served_and_blocking(engine, tmp_path):
+    """A multivariant source (a local two-variant ladder, looping) relayed with low latency: the
+    router serves every rendition's files under /hls_streams/{id}/{rendition}/, each rendition's
+    playlist has parts and reports of the others and holds blocking reloads, and part events say
+    which rendition they belong to."""
+    import shutil
+    import subprocess
+
+    ffmpeg = shutil.which("ffmpeg")
+    if not ffmpeg:
+        pytest.skip("ffmpeg is not installed")
+    subprocess.run(
+        [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "12",
+         "-filter_complex", "[0:v]split=2[a][b];[b]scale=160:90[small]", "-map", "[a]", "-map", "[small]",
+         "-map", "1:a", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-keyint_min", "25",
+         "-sc_threshold", "0", "-c:a", "aac", "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
+         "-master_pl_name", "master.m3u8", "-hls_segment_filename", str(tmp_path / "%v_%03d.ts"),
+         "-var_stream_map", "v:0,a:0 v:1,a:1", str(tmp_path / "v%v.m3u8")],
+        check=True, timeout=60)
+    engine.add_channel("Ladder", url=str(tmp_path / "master.m3u8"), id="lad", loop=True, low_latency=True,
+                       container="fmp4")
+    events = []
+    engine.subscribe(lambda e: events.append(e) if e["type"] == "part" else None)
+    engine.start("lad")
+    app = FastAPI()
+    app.include_router(create_router(engine))
+    with TestClient(app, base_url=LOCAL) as client:
+        def both():
+            texts = [client.get(f"/hls_streams/lad/{r}/index.m3u8") for r in ("v0", "v1")]
+            # A rendition reports another once that one has published (as of its own last publication).
+            ok = all(t.status_code == 200 and "#EXT-X-PRELOAD-HINT" in t.text and "#EXT-X-RENDITION-REPORT" in t.text
+                     for t in texts)
+            return [t.text for t in texts] if ok else None
+
+        v0, v1 = wait_for(both, 60, what="both renditions' LL playlists, each with a report of the other")
+        assert '#EXT-X-RENDITION-REPORT:URI="../v1/index.m3u8",LAST-MSN=' in v0
+        assert '#EXT-X-RENDITION-REPORT:URI="../v0/index.m3u8",LAST-MSN=' in v1
+        master = client.get("/hls_streams/lad/master.m3u8")
+        assert master.status_code == 200 and "v1/index.m3u8" in master.text
+        lines = v1.splitlines()
+        msn = int(next(l for l in lines if l.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
+        msn += sum(1 for l in lines if l and not l.startswith("#"))
+        hint = next(l for l in lines if l.startswith("#EXT-X-PRELOAD-HINT")).split('URI="')[1].rstrip('"')
+        # A blocking reload of v1's playlist for the segment after the one being cut: held, then served.
+        r = client.get(f"/hls_streams/lad/v1/index.m3u8?_HLS_msn={msn + 1}&_HLS_part=0")
+        assert r.status_code == 200, r.text
+        assert f'URI="{hint}"' in r.text
+        part = client.get(f"/hls_streams/lad/v1/{hint}")
+        assert part.status_code == 200 and part.headers["content-type"] == "video/iso.segment"
+        delta = client.get("/hls_streams/lad/v1/index.m3u8?_HLS_skip=YES")
+        assert delta.status_code == 200 and "#EXT-X-VERSION:9" in delta.text
+        assert client.get(f"/hls_streams/lad/v1/index.m3u8?_HLS_msn={msn + 9}").status_code == 400
+        assert client.get("/hls_streams/lad/v9/index.m3u8").status_code == 404
+        assert client.get("/hls_streams/lad/..%2Fx/index.m3u8").status_code == 404
+        assert engine.wait_playlist("lad", msn + 2, 0, timeout=15, playlist="v1/index.m3u8")
+        assert not engine.wait_playlist("lad", msn, 0, timeout=0.1, playlist="v7/index.m3u8")
+    assert {e["rendition"] for e in events} >= {None, "v1"}
+    engine.stop("lad")

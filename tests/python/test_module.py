@@ -263,7 +263,7 @@ def test_engine_dropped_without_close_stops_its_channels(media):
     gc.collect()
     assert ref() is None  # destroyed, worker joined, no deadlock
     assert events[-1] == {"type": "state", "channel": "t", "state": "stopped", "message": None,
-                          "sequence": None, "duration": None, "part": None}
+                          "sequence": None, "duration": None, "part": None, "rendition": None}
 
 
 def test_container_and_renditions_settings():

@@ -273,9 +273,16 @@ HLSRELAY_API int hlsrelay_wait_ready(hlsrelay_engine* engine, const char* channe
  * 503 after three target durations); HLSRELAY_EINVAL for a msn more than two segments past the
  * playlist's last (an HTTP server answers 400) or a negative or NaN timeout; HLSRELAY_ESTATE when the
  * channel is not running or has no low latency; HLSRELAY_ENOTFOUND for an unknown channel. Not from an
- * event callback (HLSRELAY_ESTATE). Parts are read like segments: "part_<msn>_<index>.ts" or ".m4s". */
+ * event callback (HLSRELAY_ESTATE). Parts are read like segments: "part_<n>.ts" or ".m4s" as the
+ * playlist names them. */
 HLSRELAY_API int hlsrelay_wait_playlist(hlsrelay_engine* engine, const char* channel, int64_t msn, int part,
                                         double timeout_seconds);
+/* hlsrelay_wait_playlist for any media playlist of the channel: "index.m3u8" (the same call), or in a
+ * presentation (a multivariant source) a rendition's, "v1/index.m3u8" or "a0/index.m3u8"; then read
+ * that playlist (its delta update: "v1/index.m3u8?_HLS_skip=YES"). HLSRELAY_ENOTFOUND also for a
+ * playlist the channel does not have. Added after hlsrelay_wait_playlist. */
+HLSRELAY_API int hlsrelay_wait_media_playlist(hlsrelay_engine* engine, const char* channel, const char* playlist,
+                                              int64_t msn, int part, double timeout_seconds);
 
 /* ---- Events ---- */
 /* A channel's state: the status JSON's "state" and an event's `state` as numbers. Values are ABI:
@@ -314,6 +321,10 @@ typedef struct hlsrelay_event {
                              when struct_size >= offsetof(hlsrelay_event, state_code) + sizeof(int) */
     int part;             /* PART: its index in segment `sequence`; -1 otherwise. Appended: read it when
                              struct_size >= offsetof(hlsrelay_event, part) + sizeof(int) */
+    const char* rendition; /* PART of a presentation: the rendition ("v1", "a0") whose playlist
+                             ("v1/index.m3u8") has the part; "" for the top-level index.m3u8 and every
+                             other event. Appended: read it when struct_size >=
+                             offsetof(hlsrelay_event, rendition) + sizeof(const char*) */
 } hlsrelay_event;
 
 typedef void (*hlsrelay_event_cb)(const hlsrelay_event* event, void* user_data);
