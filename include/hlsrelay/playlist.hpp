@@ -58,6 +58,9 @@ struct LowLatency {
     int64_t next_sequence = 0;                         // the number of the segment being cut
     int64_t next_part = 0;                             // the number of the next part (Part::number)
     bool skip = false;                                 // a delta update (_HLS_skip=YES)
+    // Added to PART-HOLD-BACK: the source's media comes in bursts this long (a classic HLS source's
+    // segments), and a player held back only 3 part targets would reach the live edge between two.
+    double burst = 0;
     std::vector<RenditionReport> reports;              // EXT-X-RENDITION-REPORT
 };
 
@@ -122,7 +125,7 @@ inline std::string render_media_playlist(const std::deque<SegmentPtr>& listed, i
         // The hold-back follows the part target as printed (rounded up), so that it is 3x that one.
         const double part_target = std::stod(ll_seconds(ll->part_target, true));
         out += "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=" + ll_seconds(skip_until_for(target_duration)) +
-               ",PART-HOLD-BACK=" + ll_seconds(part_hold_back_for(part_target), true) + '\n';
+               ",PART-HOLD-BACK=" + ll_seconds(part_hold_back_for(part_target) + std::max(0.0, ll->burst), true) + '\n';
         out += "#EXT-X-PART-INF:PART-TARGET=" + ll_seconds(part_target, true) + '\n';
     }
     out += "#EXT-X-MEDIA-SEQUENCE:";

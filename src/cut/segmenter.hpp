@@ -94,6 +94,12 @@ public:
     Container container() const { return container_; }
     // Called at a source segment boundary: lets a hint of the source's target duration bound cuts.
     void set_target_hint(double seconds) { target_hint_ = seconds; }
+    // How the source's media arrives: in bursts of up to `seconds` (a classic HLS source, a segment
+    // at a time), or 0: as it plays (a continuous source, an LL-HLS source followed part by part).
+    // Low-latency playlists hold players back by as much more (PART-HOLD-BACK), so that a player does
+    // not run into the live edge between two bursts.
+    void set_arrival_burst(double seconds) { arrival_burst_ = seconds; }
+    double arrival_burst() const { return arrival_burst_; }
     // The EXT-X-PROGRAM-DATE-TIME of the next source segment, as the source playlist wrote it
     // (nullopt: it has none). Output segments then carry the dates of their media on the source's
     // clock: the source's first PTS of that segment is its date, and later media follows from there
@@ -211,6 +217,7 @@ private:
     bool continue_timeline_ = false;  // continue_timeline: the next caller's break is not marked
     // LL-HLS parts (set_parts): the open part and what the open segment's first part said.
     double part_target_ = 0;
+    double arrival_burst_ = 0;      // set_arrival_burst
     PublishPart publish_part_;
     int64_t part_start_ = 0;        // 90 kHz pts where the open part's media starts
     bool part_independent_ = false;

@@ -843,6 +843,7 @@ void ChannelWorker::publish_part(CutPart&& cut, const Segmenter& segmenter) {
         part->index = static_cast<int>(window_.open_parts().size());
         part->number = next_part_++;
         window_.push_part(part);
+        arrival_burst_ = segmenter.arrival_burst();
         render_playlists_locked();
     }
     report_position();
@@ -866,6 +867,7 @@ void ChannelWorker::render_playlists_locked() {
         ll.open_parts = &window_.open_parts();
         ll.next_sequence = next_sequence_;
         ll.next_part = next_part_;
+        ll.burst = arrival_burst_;
         if (role_ && role_->reports) ll.reports = role_->reports->others(role_->id, "../");
         low = &ll;
     }
@@ -979,6 +981,7 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
     {
         std::lock_guard lock(out_mu_);
         gone = window_.push(segment, now);
+        arrival_burst_ = segmenter.arrival_burst();
         if (target_duration_ == 0) target_duration_ = segmenter.target_duration();
         if (segment->format == SegmentFormat::webvtt)  // subtitles pass the segmenter by
             target_duration_ = std::max(target_duration_, target_duration_for(longest_subtitle_));

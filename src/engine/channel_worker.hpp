@@ -161,6 +161,7 @@ private:
     std::shared_ptr<const std::string> prefixed_delta_;  // LL-HLS, the top rendition: the top-level one's
     std::shared_ptr<const std::string> prefixed_mirror_; // LL-HLS, the top rendition: the top-level one, no parts (disk)
     double part_target_ = 0;                             // LL-HLS: > 0 when the channel cuts parts
+    double arrival_burst_ = 0;                           // LL-HLS: Segmenter::arrival_burst, for PART-HOLD-BACK
     // LL-HLS: the number of the next part. It starts at 1000 x the first segment's number, so that a
     // part name never means two things across restarts (segment numbers only rise, and a segment has
     // fewer than 1000 parts: at least 0.1 s each, at most 60 s).

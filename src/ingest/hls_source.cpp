@@ -44,6 +44,7 @@ public:
         m3u8::MediaPlaylist playlist = load_media_playlist();
         ctx_.segmenter.set_target_hint(playlist.target_duration);
         independent_ = playlist.independent_segments;
+        ctx_.segmenter.set_arrival_burst(follows_parts(playlist) ? 0 : playlist.target_duration);
         const auto& segs = playlist.segments;
         if (!segs.empty()) {
             const size_t back = static_cast<size_t>(std::max(1, ctx_.live_start_segments));
@@ -168,6 +169,7 @@ public:
             }
             playlist = std::move(next);
             independent_ = playlist.independent_segments;
+            ctx_.segmenter.set_arrival_burst(follows_parts(playlist) ? 0 : playlist.target_duration);
             if (!playlist.part_problem.empty() && ctx_.segmenter.part_target() > 0)
                 ctx_.note("the source's LL-HLS parts are not followed (" + playlist.part_problem + "): read as classic HLS");
             if (seconds_since(last_change) > stall_timeout(playlist))
@@ -318,10 +320,11 @@ private:
     // demuxed as soon as they arrive) when the channel cuts parts itself: the output's parts then
     // follow the source's, and an LL source stays LL. Not for the renditions of a presentation
     // (cut one output segment per source segment) nor encrypted segments (AES-CBC runs across a
-    // whole segment), and not when the parts are malformed: those are read as classic HLS.
+    // whole segment), and not when the parts are malformed or the playlist is a local file: those are
+    // read as classic HLS.
     bool follows_parts(const m3u8::MediaPlaylist& p) const {
         if (ctx_.segmenter.part_target() <= 0 || aligned() || !p.can_block_reload || p.part_target <= 0 ||
-            !p.part_problem.empty() || p.endlist)
+            !p.part_problem.empty() || p.endlist || !url::is_remote(media_url_))  // a local file cannot block
             return false;
         return !(p.partial && p.partial->key);
     }

