@@ -44,7 +44,7 @@ public:
         m3u8::MediaPlaylist playlist = load_media_playlist();
         ctx_.segmenter.set_target_hint(playlist.target_duration);
         independent_ = playlist.independent_segments;
-        ctx_.segmenter.set_arrival_burst(follows_parts(playlist) ? 0 : playlist.target_duration);
+        note_arrival(playlist, false);
         const auto& segs = playlist.segments;
         if (!segs.empty()) {
             const size_t back = static_cast<size_t>(std::max(1, ctx_.live_start_segments));
@@ -101,6 +101,7 @@ public:
                 if (ctx_.interrupter.stop_requested()) return;
                 next_sequence_ = seg.sequence + 1;
                 if (ctx_.history) ctx_.history->taken(media_key_, seg.sequence, seg.uri);
+                note_arrival(playlist, true);
             }
             const bool parts = follows_parts(playlist);
             if (parts && playlist.partial && playlist.partial->sequence == next_sequence_) {
@@ -169,7 +170,7 @@ public:
             }
             playlist = std::move(next);
             independent_ = playlist.independent_segments;
-            ctx_.segmenter.set_arrival_burst(follows_parts(playlist) ? 0 : playlist.target_duration);
+            note_arrival(playlist, false);
             if (!playlist.part_problem.empty() && ctx_.segmenter.part_target() > 0)
                 ctx_.note("the source's LL-HLS parts are not followed (" + playlist.part_problem + "): read as classic HLS");
             if (seconds_since(last_change) > stall_timeout(playlist))
@@ -314,6 +315,27 @@ private:
         m3u8::Playlist p = fetch_playlist(url, media_url_, final_url, Kind::BlockingPlaylist);
         if (p.is_master()) throw av::SourceError("media playlist " + redact_url(media_url_) + " turned into a master playlist");
         return std::move(p.media());
+    }
+
+    // How the media arrives (Segmenter::set_arrival_burst): nothing when the parts are followed;
+    // otherwise a segment at a time, and the longest recent wait between two segments (at least the
+    // target duration, at most twice it): a reload that finds nothing new waits half a target
+    // duration more (RFC 8216 6.3.4), so segments do not come exactly a target duration apart.
+    void note_arrival(const m3u8::MediaPlaylist& p, bool segment) {
+        if (follows_parts(p)) {
+            arrivals_.clear();
+            ctx_.segmenter.set_arrival_burst(0);
+            return;
+        }
+        if (segment) {
+            arrivals_.push_back(Clock::now());
+            if (arrivals_.size() > 9) arrivals_.erase(arrivals_.begin());
+        }
+        double longest = 0;
+        for (size_t i = 1; i < arrivals_.size(); ++i)
+            longest = std::max(longest, std::chrono::duration<double>(arrivals_[i] - arrivals_[i - 1]).count());
+        const double target = std::max(0.0, p.target_duration);
+        ctx_.segmenter.set_arrival_burst(std::clamp(longest, target, 2 * target));
     }
 
     // LL-HLS sources are followed part by part (a blocking reload for each next part, its bytes
@@ -624,6 +646,7 @@ private:
     int64_t parts_msn_ = -1;   // LL-HLS: the segment taken part by part ...
     size_t parts_taken_ = 0;   // ... and how many of its parts were taken
     std::string psi_;          // the PAT and PMT of the last MPEG-TS segment's first part
+    std::vector<Clock::time_point> arrivals_;  // when the last source segments were taken (note_arrival)
     bool plain_reload_ = false;  // LL-HLS: the last blocking reload failed; the next reload is a plain one
     bool independent_ = false;
     int lost_in_a_row_ = 0;

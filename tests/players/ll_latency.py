@@ -217,7 +217,8 @@ def blocking_probe(url: str, count: int) -> dict:
             return {"error": f"the hinted part answered {r.status} with {len(body)} bytes"}
     result["hinted_part_wait"] = time.monotonic() - t0
     # A part further ahead is not held (only the hinted one is): 404 at once; a msn three past: 400.
-    for target, want in ((f"{base}/part_{number + 3}{ext}", 404), (f"{url}?_HLS_msn={nxt[0] + 3}", 400),
+    # (60 parts ahead: a source whose segments come whole publishes a segment's parts at once.)
+    for target, want in ((f"{base}/part_{number + 60}{ext}", 404), (f"{url}?_HLS_msn={nxt[0] + 3}", 400),
                          (f"{url}?_HLS_part=1", 400)):
         try:
             urllib.request.urlopen(target, timeout=10).read()
