@@ -388,29 +388,13 @@ private:
             return;
         }
         std::string data;
-        std::string error;
-        for (int attempt = 0; attempt < 2; ++attempt) {
-            if (attempt > 0 && !ctx_.sleep(0.1)) return;
-            try {
-                data = fetch(part.uri, media_url_, Kind::Segment, nullptr, part.byterange, ctx_.pool);
-                if (data.empty()) throw av::SourceError("part " + redact_url(part.uri) + " is empty");
-                if (seg.map) data.insert(0, init_section(*seg.map, media_url_));
-                error.clear();
-                break;
-            } catch (const av::SourceError& e) {
-                if (ctx_.interrupter.stop_requested()) return;
-                if (e.permanent()) throw;
-                error = e.what();
-                if (e.limit()) break;
-            }
-        }
-        if (!error.empty()) {
-            if (++lost_in_a_row_ >= 3) throw av::SourceError("3 source parts in a row failed, the last: " + error);
-            ctx_.report("part " + std::to_string(index) + " of segment " + std::to_string(seg.sequence) + " skipped: " + error);
-            force_discontinuity_ = true;
-            return;
-        }
-        lost_in_a_row_ = 0;
+        const auto got = fetch_retried(2, 0.1, "parts", "part " + std::to_string(index) + " of segment " + std::to_string(seg.sequence),
+                                       [&] {
+                                           data = fetch(part.uri, media_url_, Kind::Segment, nullptr, part.byterange, ctx_.pool);
+                                           if (data.empty()) throw av::SourceError("part " + redact_url(part.uri) + " is empty");
+                                           if (seg.map) data.insert(0, init_section(*seg.map, media_url_));
+                                       });
+        if (got != Fetched::yes) return;
         if (!seg.map) {
             if (index == 0 || psi_.empty()) {
                 if (auto program = ts::find_program(data)) psi_ = program->pat + program->pmt;
@@ -487,6 +471,35 @@ private:
         return data;
     }
 
+    enum class Fetched { yes, skipped, stopped };
+
+    // Runs `attempt` (a fetch into the caller's buffer) up to `attempts` times, waiting `backoff` x
+    // the attempt number in between; a cap or deadline is not retried (the same fetch again costs as
+    // much again), a permanent error is thrown at once. What is given up on is reported as skipped
+    // (`what`) and breaks the timeline; three lost in a row (`plural`: "segments", "parts") fail the
+    // source.
+    Fetched fetch_retried(int attempts, double backoff, const char* plural, const std::string& what,
+                          const std::function<void()>& attempt) {
+        std::string error;
+        for (int i = 0; i < attempts; ++i) {
+            if (i > 0 && !ctx_.sleep(backoff * i)) return Fetched::stopped;
+            try {
+                attempt();
+                lost_in_a_row_ = 0;
+                return Fetched::yes;
+            } catch (const av::SourceError& e) {
+                if (ctx_.interrupter.stop_requested()) return Fetched::stopped;
+                if (e.permanent()) throw;
+                error = e.what();
+                if (e.limit()) break;
+            }
+        }
+        if (++lost_in_a_row_ >= 3) throw av::SourceError(std::string("3 source ") + plural + " in a row failed, the last: " + error);
+        ctx_.report(what + " skipped: " + error);
+        force_discontinuity_ = true;
+        return Fetched::skipped;
+    }
+
     // Retries a failed segment before giving up on it; several lost in a row fail the source.
     void play_segment(const m3u8::Segment& seg, bool discontinuity) {
         if (seg.gap) {
@@ -494,28 +507,9 @@ private:
             return;
         }
         std::string data;
-        std::string error;
-        for (int attempt = 0; attempt < 3; ++attempt) {
-            if (attempt > 0 && !ctx_.sleep(0.25 * attempt)) return;
-            try {
-                data = fetch_segment_once(seg, media_url_);
-                error.clear();
-                break;
-            } catch (const av::SourceError& e) {
-                if (ctx_.interrupter.stop_requested()) return;
-                if (e.permanent()) throw;
-                error = e.what();
-                if (e.limit()) break;  // a cap or deadline: the same fetch again costs as much again
-            }
-        }
-        if (!error.empty()) {
-            if (++lost_in_a_row_ >= 3)
-                throw av::SourceError("3 source segments in a row failed, the last: " + error);
-            ctx_.report("segment " + std::to_string(seg.sequence) + " skipped: " + error);
-            force_discontinuity_ = true;
-            return;
-        }
-        lost_in_a_row_ = 0;
+        const auto got = fetch_retried(3, 0.25, "segments", "segment " + std::to_string(seg.sequence),
+                                       [&] { data = fetch_segment_once(seg, media_url_); });
+        if (got != Fetched::yes) return;
         if (already_taken(seg, data)) return;
         if (ctx_.pinned && ctx_.pinned->passthrough) {  // subtitles: passed on as they are
             ctx_.pinned->passthrough(std::move(data), seg.duration, seg.program_date_time);
