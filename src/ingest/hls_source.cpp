@@ -531,6 +531,9 @@ private:
         if (seg.map ? !ctx_.segmenter.write_fmp4_segment(init_.data, data, breaks, independent_)
                     : !ctx_.segmenter.write_ts_segment(data, breaks, independent_))
             demux(data, breaks);
+        // LL-HLS: the source segment's last part goes out now, not when the next segment's first
+        // frame comes a segment later (renditions flush each source segment anyway).
+        if (!aligned()) ctx_.segmenter.end_source_part();
         force_discontinuity_ = false;
         started_ = true;
     }
