@@ -77,6 +77,28 @@ std::string bytes_of(const Engine& e, const std::string& id, const std::string& 
     const auto r = e.read(id, file);
     return r ? std::string(r->bytes()) : std::string();
 }
+
+// The segments of `p` that list their parts: each part within PART-TARGET (`floor`: and, unless it
+// is independent or its segment's last, at least kMinPartShare of it), the first one independent,
+// the parts' bytes joined the segment's. Returns how many segments listed parts.
+int check_listed_parts(const Engine& engine, const std::string& id, const LlPlaylist& p, bool floor) {
+    int with_parts = 0;
+    for (const auto& s : p.segments) {
+        if (s.parts.empty()) continue;
+        ++with_parts;
+        INFO("segment " << s.sequence);
+        std::string joined;
+        for (size_t k = 0; k < s.parts.size(); ++k) {
+            const auto& part = s.parts[k];
+            CHECK(part.duration <= p.part_target + 1e-9);
+            if (floor && k + 1 < s.parts.size() && !part.independent) CHECK(part.duration >= kMinPartShare * p.part_target);
+            joined += bytes_of(engine, id, part.uri);
+        }
+        CHECK(s.parts.front().independent);
+        CHECK(joined == bytes_of(engine, id, s.uri));
+    }
+    return with_parts;
+}
 }  // namespace
 
 TEST_CASE("low latency: parts of a continuous source, their bytes the segment's, blocking reloads", "[ll]") {
@@ -253,19 +275,7 @@ TEST_CASE("low latency over a classic HLS source: its segments remuxed into part
     // Its segments are made of parts, each within the part target, the first one independent, joined
     // byte for byte; the source's 1 s segments arrive whole, so their parts come in a burst (the
     // latency this gives is in docs/http-api.md).
-    int with_parts = 0;
-    for (const auto& s : p.segments) {
-        if (s.parts.empty()) continue;
-        ++with_parts;
-        std::string joined;
-        for (const auto& part : s.parts) {
-            CHECK(part.duration <= p.part_target + 1e-9);
-            joined += bytes_of(engine, id, part.uri);
-        }
-        CHECK(s.parts.front().independent);
-        CHECK(joined == bytes_of(engine, id, s.uri));
-    }
-    CHECK(with_parts >= 2);
+    CHECK(check_listed_parts(engine, id, p, false) >= 2);
     CHECK_FALSE(p.hint.empty());
     CHECK(engine.status(id).state == ChannelState::Running);
 }
@@ -399,22 +409,7 @@ TEST_CASE("low latency over an LL-HLS source: its parts followed with blocking r
     // Its own parts keep the rules: within PART-TARGET, and those that are neither independent nor
     // the last of their segment at least 85 % of it (a source part's end closes a part that is long
     // enough, so the relay's parts follow the origin's); the segment is its parts joined.
-    int with_parts = 0;
-    for (const auto& s : p.segments) {
-        if (s.parts.empty()) continue;
-        ++with_parts;
-        INFO("segment " << s.sequence);
-        std::string joined;
-        for (size_t k = 0; k < s.parts.size(); ++k) {
-            const auto& part = s.parts[k];
-            CHECK(part.duration <= p.part_target + 1e-9);
-            if (k + 1 < s.parts.size() && !part.independent) CHECK(part.duration >= kMinPartShare * p.part_target);
-            joined += bytes_of(engine, id, part.uri);
-        }
-        CHECK(s.parts.front().independent);
-        CHECK(joined == bytes_of(engine, id, s.uri));
-    }
-    CHECK(with_parts >= 2);
+    CHECK(check_listed_parts(engine, id, p, true) >= 2);
     // (A reload that failed under load would show as the last error and be survived: not judged.)
     CHECK(engine.status(id).state == ChannelState::Running);
     engine.stop(id);
