@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -405,11 +406,32 @@ def main() -> int:
         if not args.classic:
             log(f"LL playlist rules: {f'all kept in {checked} playlists and their deltas' if not invalid else invalid[:5]}")
         log(f"hls.js lowLatencyMode: {args.warmup:.0f} s warm-up, then {args.seconds:.0f} s of samples")
+        # The PART-HOLD-BACK the relay advertises while the player plays: a relay of a classic source
+        # moves it with the source's arrival bursts, and hls.js's target latency should follow.
+        hold_backs: list[tuple[float, float]] = []
+        sampling = threading.Event()
+
+        def sample_hold_back():
+            t0 = time.monotonic()
+            while not sampling.wait(1.0):
+                try:
+                    c = next((attributes(l) for l in matrix.http_get(url, timeout=2).decode().splitlines()
+                              if l.startswith("#EXT-X-SERVER-CONTROL:")), {})
+                    if "PART-HOLD-BACK" in c and (not hold_backs or hold_backs[-1][1] != float(c["PART-HOLD-BACK"])):
+                        hold_backs.append((round(time.monotonic() - t0, 1), float(c["PART-HOLD-BACK"])))
+                except (urllib.error.URLError, OSError, ValueError):
+                    pass
+        sampler = threading.Thread(target=sample_hold_back, daemon=True)
+        if not args.classic:
+            sampler.start()
         out = subprocess.run(["node", str(HERE / "ll_player.mjs"), "--page", f"{origin.url}/player/index.html",
                               "--playwright", str(matrix.PLAYWRIGHT), "--chromium", str(matrix.CHROMIUM), "--url", play_url,
                               "--seconds", str(args.seconds), "--warmup", str(args.warmup), "--catch-up", str(args.catch_up)]
                              + (["--classic"] if args.classic else []),
                              capture_output=True, text=True, timeout=bound)
+        sampling.set()
+        if sampler.is_alive():
+            sampler.join(5)
         lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
         if not lines:
             print(f"FAIL: the player printed no result; stderr: {out.stderr[-800:]}")
@@ -420,6 +442,10 @@ def main() -> int:
         log(f"latency p50 {fmt(lat.get('p50'))}, p95 {fmt(lat.get('p95'))}, max {fmt(lat.get('max'))} "
             f"({lat.get('samples')} samples; hls.js's own estimate p50 {fmt(lat.get('hlsjs_estimate_p50'))}), "
             f"parts loaded {r.get('parts_loaded')}, stalls {len(r.get('stalls') or [])}")
+        if not args.classic:
+            targets = r.get("targets") or []
+            log(f"PART-HOLD-BACK over the run: {len(hold_backs)} value(s) {[v for _, v in hold_backs][:12]}; "
+                f"hls.js target latency: {len(targets)} value(s) {[t['target'] for t in targets][:12]}")
         failures = []
         if not r.get("ok"):
             failures.append(r.get("detail"))
@@ -432,6 +458,7 @@ def main() -> int:
         print(json.dumps({"container": args.container, "source": args.source, "classic": args.classic, "seconds": args.seconds,
                           "catch_up": args.catch_up, "part_duration": args.part_duration, "latency": lat,
                           "stalls": r.get("stalls"), "parts_loaded": r.get("parts_loaded"), "blocking": probe,
+                          "part_hold_back": hold_backs[:50], "hlsjs_targets": (r.get("targets") or [])[:50],
                           "errors": (r.get("errors") or [])[:5]}))
         if failures:
             print("FAIL: " + "; ".join(failures))

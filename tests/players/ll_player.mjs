@@ -40,7 +40,7 @@ try {
   await page.evaluate(({ url, warmup, catchUp, classic }) => {
     const video = document.getElementById("v");
     const T = (window.T = { errors: [], fatal: null, start: null, samples: [], stalls: [], still: 0, last: -1,
-      lastTick: performance.now(), parts: 0, blocking: 0 });
+      lastTick: performance.now(), parts: 0, blocking: 0, targets: [] });
     const hls = (window.hls = new Hls({ lowLatencyMode: !classic, maxLiveSyncPlaybackRate: catchUp }));
     hls.on(Hls.Events.ERROR, (_, d) => {
       const e = { details: d.details, fatal: !!d.fatal, reason: String(d.reason || d.error?.message || "").slice(0, 200) };
@@ -65,6 +65,12 @@ try {
         T.still = 0;
       }
       T.last = video.currentTime;
+      // hls.js's target latency as it follows the playlist's PART-HOLD-BACK (which a relay of a
+      // classic source moves with its arrival bursts).
+      const target = hls.targetLatency;
+      const lastTarget = T.targets.length ? T.targets[T.targets.length - 1].target : null;
+      if (target != null && (lastTarget === null || Math.abs(target - lastTarget) > 0.005) && T.targets.length < 200)
+        T.targets.push({ at: +((now - T.start) / 1000).toFixed(1), target: +target.toFixed(3) });
       const date = hls.playingDate;
       if ((now - T.start) / 1000 >= warmup && date)
         T.samples.push({ latency: (Date.now() - date.getTime()) / 1000, estimate: hls.latency, target: hls.targetLatency, rate: video.playbackRate });
@@ -91,7 +97,7 @@ try {
   if (lat.length < seconds * 4 * 0.9) problems.push(`${lat.length} latency samples, not ${seconds * 4}`);
   if (T.stalls.length) problems.push(`${T.stalls.length} stall(s): ${JSON.stringify(T.stalls.slice(0, 5))}`);
   if (!T.parts && !classic) problems.push("hls.js loaded no part: it did not play in low-latency mode");
-  result = { ok: problems.length === 0, latency, stalls: T.stalls, parts_loaded: T.parts, errors: T.errors,
+  result = { ok: problems.length === 0, latency, stalls: T.stalls, parts_loaded: T.parts, errors: T.errors, targets: T.targets,
     page_errors: pageErrors.slice(0, 5), detail: problems.join("; ") || "played" };
 } catch (e) {
   result = { ok: false, detail: `driver: ${e.message}` };
