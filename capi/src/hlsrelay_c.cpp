@@ -1,7 +1,7 @@
 // The C ABI over hlsrelay::Engine: every entry point goes through wrap(), so no exception leaves it.
 #include <hlsrelay/hlsrelay.h>
 
-#include <hlsrelay/api.hpp>
+#include <hlsrelay/endpoints.hpp>
 #include <hlsrelay/engine.hpp>
 #include <hlsrelay/registry.hpp>
 #include <hlsrelay/status.hpp>
@@ -670,34 +670,17 @@ int hlsrelay_api(hlsrelay_engine* engine, const char* endpoint, const char* chan
         auto& e = engine_of(engine);
         need(endpoint, "endpoint");
         need(size, "size");
-        const std::string_view ep = endpoint;
-        auto named = [&] {
-            if (!channel) fail(HLSRELAY_EINVAL, "endpoint '" + std::string(ep) + "' needs a channel");
-            return std::string_view(channel);
-        };
         namespace api = hlsrelay::api;
-        api::Reply r;
-        if (ep == "start-stream") {
-            const auto c = named();
-            refuse_in_callback(engine, "start a stream");
-            r = api::start_stream(e, c);
-        } else if (ep == "stop-stream") {
-            const auto c = named();
-            refuse_in_callback(engine, "stop a stream");
-            r = api::stop_stream(e, c);
-        } else if (ep == "stream-status") {
-            r = api::stream_status(e, named());
-        } else if (ep == "streams-status") {
-            r = api::streams_status(e);
-        } else if (ep == "static-hls-m3u") {
-            r = api::static_hls_m3u(e, base_url ? base_url : "");
-        } else if (ep == "channels") {
-            r = api::list_channels(e);
-        } else {
-            fail(HLSRELAY_EINVAL, "unknown endpoint '" + std::string(ep) +
-                                      "' (start-stream, stop-stream, stream-status, streams-status, "
-                                      "static-hls-m3u, channels)");
+        const api::EndpointDef* def = api::find_endpoint(endpoint);
+        if (!def) fail(HLSRELAY_EINVAL, "unknown endpoint '" + std::string(endpoint) + "' (" + api::endpoint_names() + ")");
+        api::Call call;
+        if (def->needs_channel()) {
+            if (!channel) fail(HLSRELAY_EINVAL, "endpoint '" + std::string(def->name) + "' needs a channel");
+            call.channel = channel;
         }
+        call.base_url = base_url ? base_url : "";
+        if (def->changes_state) refuse_in_callback(engine, def->name == "stop-stream" ? "stop a stream" : "start a stream");
+        const api::Reply r = api::call(e, *def, call);
         if (http_status) *http_status = r.status;
         return put_string(reply_text(r), buf, size);
     });

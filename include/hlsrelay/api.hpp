@@ -9,11 +9,13 @@
 #include <hlsrelay/registry.hpp>
 #include <hlsrelay/stream_id.hpp>
 #include <hlsrelay/text.hpp>
+#include <hlsrelay/window.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -206,6 +208,147 @@ inline PlaylistAnswer hls_playlist(const Engine& engine, std::string_view channe
     a.part = part ? static_cast<int>(*part) : -1;
     a.wait_seconds = 3.0 * position->target_duration;
     return a;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// GET/HEAD /hls_streams/{id}/{file}: one reading of an HLS file request for every transport (the demo
+// server, FastAPI): registry ids only, the Range header, the LL-HLS directives, a preload hint's part
+// asked for before it is complete, and the headers of each kind of file.
+
+// One "bytes=a-b" range (RFC 9110 14.1.2) of a body of `size` bytes. `ignore`: send everything
+// (absent, malformed, several ranges or another unit, as the RFC allows); `unsatisfiable`: 416.
+struct ByteRange {
+    enum Kind { ignore, satisfiable, unsatisfiable } kind = ignore;
+    std::size_t first = 0, last = 0;  // inclusive, for satisfiable
+};
+
+inline ByteRange parse_range(std::string_view header, std::size_t size) {
+    constexpr std::string_view unit = "bytes=";
+    if (header.size() < unit.size() || ascii_lower(header.substr(0, unit.size())) != unit) return {};
+    std::string_view spec = header.substr(unit.size());
+    while (!spec.empty() && spec.front() == ' ') spec.remove_prefix(1);
+    while (!spec.empty() && spec.back() == ' ') spec.remove_suffix(1);
+    const std::size_t dash = spec.find('-');
+    if (dash == std::string_view::npos || spec.find(',') != std::string_view::npos) return {};
+    auto number = [](std::string_view digits) -> std::optional<std::size_t> {
+        if (digits.empty() || digits.size() > 18) return std::nullopt;
+        std::size_t v = 0;
+        for (char c : digits) {
+            if (c < '0' || c > '9') return std::nullopt;
+            v = v * 10 + static_cast<std::size_t>(c - '0');
+        }
+        return v;
+    };
+    const std::string_view a = spec.substr(0, dash), b = spec.substr(dash + 1);
+    ByteRange r{ByteRange::satisfiable, 0, size == 0 ? 0 : size - 1};
+    if (a.empty()) {  // a suffix: the last n bytes
+        const auto n = number(b);
+        if (!n) return {};
+        if (*n == 0 || size == 0) return {ByteRange::unsatisfiable};
+        r.first = size - std::min(*n, size);
+        return r;
+    }
+    const auto first = number(a);
+    const auto last = b.empty() ? std::optional<std::size_t>(SIZE_MAX) : number(b);  // "a-": to the end
+    if (!first || !last || *last < *first) return {};
+    if (*first >= size) return {ByteRange::unsatisfiable};
+    r.first = *first;
+    r.last = std::min(*last, r.last);
+    return r;
+}
+
+// The Cache-Control of HLS files: segments, parts and init sections never change; playlists do.
+inline constexpr std::string_view kImmutableCacheControl = "public, max-age=86400, immutable";
+inline constexpr std::string_view kPlaylistCacheControl = "no-cache";
+
+struct FileRequest {
+    std::string_view channel;                // the path's {id}: a registry id (display names are not files)
+    std::string_view file;                   // "index.m3u8", "seg_7.ts", "v1/part_3.m4s", ...
+    bool head = false;                       // HEAD: the headers only (bytes_out counts none)
+    std::optional<std::string_view> range;   // the Range header
+    PlaylistDirectives directives;           // a media playlist's _HLS_msn/_HLS_part/_HLS_skip
+};
+
+struct FileAnswer {
+    enum class Kind {
+        reply,     // send `reply` (an error: 400, 404, 416) with its headers
+        resource,  // send resource.bytes() (already narrowed to the range) with `status` and `headers`
+        wait,      // LL-HLS: ask again on each publication of the channel (its part, segment and state
+                   // events); once `wait_seconds` have passed since the request, send blocking_timeout()
+    };
+    Kind kind = Kind::reply;
+    Reply reply;
+    Resource resource;
+    int status = 200;  // 200 or 206
+    std::vector<std::pair<std::string, std::string>> headers;  // Content-Type, Cache-Control, Accept-Ranges, Content-Range
+    double wait_seconds = 0;
+};
+
+inline FileAnswer hls_file(const Engine& engine, const FileRequest& req) {
+    FileAnswer a;
+    auto answer = [&](Reply r) {
+        a.kind = FileAnswer::Kind::reply;
+        a.reply = std::move(r);
+        return a;
+    };
+    auto wait = [&](double seconds) {
+        a.kind = FileAnswer::Kind::wait;
+        a.wait_seconds = seconds;
+        return a;
+    };
+    // Engine::read also takes display names; a URL names a registry id only.
+    const auto channel = engine.find_channel(req.channel);
+    if (!channel || channel->id != req.channel) return answer(channel_not_found());
+    const std::string& id = channel->id;
+    std::string file(req.file);
+    int cache_seconds = 0;
+    const auto& d = req.directives;
+    if ((d.msn || d.part || d.skip) && is_media_playlist(file) && engine.running(id)) {
+        PlaylistAnswer p = hls_playlist(engine, id, file, d);
+        if (p.kind == PlaylistAnswer::Kind::error) return answer(std::move(p.error));
+        if (p.kind == PlaylistAnswer::Kind::wait) return wait(p.wait_seconds);
+        file = std::move(p.file);
+        cache_seconds = p.cache_seconds;
+    }
+    if (auto res = engine.read(id, file, req.head ? Delivery::headers : Delivery::whole)) {
+        a.kind = FileAnswer::Kind::resource;
+        a.resource = std::move(*res);
+        a.headers.emplace_back("Content-Type", std::string(a.resource.content_type));
+        if (!a.resource.immutable) {
+            // A blocking request's playlist may be cached: its URL names what it holds.
+            a.headers.emplace_back("Cache-Control", cache_seconds > 0 ? "public, max-age=" + std::to_string(cache_seconds)
+                                                                      : std::string(kPlaylistCacheControl));
+            return a;
+        }
+        a.headers.emplace_back("Cache-Control", std::string(kImmutableCacheControl));
+        a.headers.emplace_back("Accept-Ranges", "bytes");
+        if (!req.range) return a;
+        const std::size_t size = a.resource.bytes().size();
+        const ByteRange br = parse_range(*req.range, size);
+        if (br.kind == ByteRange::unsatisfiable) {
+            Reply e = error(416, "Range not satisfiable");
+            e.headers.emplace_back("Content-Range", "bytes */" + std::to_string(size));
+            return answer(std::move(e));
+        }
+        if (br.kind == ByteRange::satisfiable) {
+            a.status = 206;
+            a.resource.offset += br.first;
+            a.resource.length = br.last - br.first + 1;
+            a.headers.emplace_back("Content-Range", "bytes " + std::to_string(br.first) + "-" + std::to_string(br.last) +
+                                                        "/" + std::to_string(size));
+        }
+        return a;
+    }
+    // The part a preload hint names (EXT-X-PRELOAD-HINT), asked for before it is complete: held until
+    // it is, at most three target durations, as a blocking reload for it would be.
+    const auto sub = split_rendition_path(file);
+    if (const auto part = parse_part_name(sub ? sub->file : std::string_view(file))) {
+        const std::string playlist =
+            sub ? std::string(sub->rendition) + "/" + std::string(kMediaPlaylistName) : std::string(kMediaPlaylistName);
+        const auto p = engine.playlist_position(id, playlist);
+        if (p && p->low_latency && p->target_duration > 0 && part->first == p->next_part) return wait(3.0 * p->target_duration);
+    }
+    return answer(error(404, engine.running(id) ? "Not found" : "Stream not running"));
 }
 
 // GET /api/v1/channels/streams-status
@@ -451,6 +594,17 @@ inline HttpVerdict check_request(const HttpPolicy& policy, const HttpRequestView
         v.refusal->headers.emplace_back("WWW-Authenticate", "Bearer");
     }
     return v;
+}
+
+inline std::string_view to_string(Endpoint e) {
+    switch (e) {
+        case Endpoint::media: return "media";
+        case Endpoint::health: return "health";
+        case Endpoint::status: return "status";
+        case Endpoint::registry: return "registry";
+        case Endpoint::control: return "control";
+    }
+    return "status";
 }
 
 inline std::optional<Endpoint> endpoint_from_name(std::string_view name) {

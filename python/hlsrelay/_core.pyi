@@ -208,6 +208,18 @@ class Engine:
     def hls_playlist(
         self, channel: str, name: str, msn: Optional[str] = None, part: Optional[str] = None, skip: Optional[str] = None
     ) -> Dict[str, Any]: ...
+    # An HLS file request as every transport answers it (include/hlsrelay/api.hpp hls_file).
+    def hls_file(
+        self,
+        channel: str,
+        name: str,
+        *,
+        head: bool = False,
+        range: Optional[str] = None,
+        msn: Optional[str] = None,
+        part: Optional[str] = None,
+        skip: Optional[str] = None,
+    ) -> HlsFileAnswer: ...
     def wait_playlist(
         self, channel: str, msn: int, part: int = -1, timeout: float = 10.0, playlist: str = "index.m3u8"
     ) -> bool: ...
@@ -251,6 +263,30 @@ class RequestVerdict(TypedDict):
     cors: bool  # send Access-Control-Allow-Origin: * (media only)
 
 EndpointKind = Literal["media", "health", "status", "registry", "control"]
+
+# A row of the HTTP API's endpoint table (include/hlsrelay/endpoints.hpp).
+class EndpointRow(TypedDict):
+    name: str  # what Engine.api() takes
+    method: Literal["GET", "POST"]
+    path: str  # "{channel_name}" captures
+    access: EndpointKind
+    changes_state: bool
+    needs_base_url: bool
+    needs_channel: bool
+
+class HlsFileAnswer(TypedDict):
+    kind: Literal["resource", "reply", "wait"]
+    status: int  # 200 or 206 for a resource, the error's for a reply, 0 for wait
+    headers: List[Tuple[str, str]]
+    resource: Optional[Resource]  # the bytes to send (the range's)
+    body: Optional[Dict[str, Any]]  # the error reply's JSON
+    wait_seconds: float  # wait: answer blocking_timeout() this long after the request
+
+IMMUTABLE_CACHE_CONTROL: str
+PLAYLIST_CACHE_CONTROL: str
+
+def endpoints() -> List[EndpointRow]: ...
+def blocking_timeout() -> Tuple[int, Dict[str, Any], List[Tuple[str, str]]]: ...
 
 def redact_url(url: str) -> str: ...
 def scrub_urls(text: str, hide: bool = False) -> str: ...

@@ -65,14 +65,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
-from ._core import ChannelNotFound, Engine, InvalidArgument, Resource, check_request
+from ._core import (
+    IMMUTABLE_CACHE_CONTROL,
+    PLAYLIST_CACHE_CONTROL,
+    Engine,
+    InvalidArgument,
+    blocking_timeout,
+    check_request,
+    endpoints,
+)
 
 __all__ = ["create_router", "create_app", "engine_from_env", "app"]
 
 log = logging.getLogger("hlsrelay")
 
-PLAYLIST_CACHE_CONTROL = "no-cache"
-SEGMENT_CACHE_CONTROL = "public, max-age=86400, immutable"
+SEGMENT_CACHE_CONTROL = IMMUTABLE_CACHE_CONTROL
 PLAYLIST_MEDIA_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_MEDIA_TYPE = "video/mp2t"
 
@@ -103,28 +110,19 @@ def _preflight() -> Response:
 
 
 class _ResourceResponse(Response):
-    """A playlist or segment from the engine's memory, with the demo server's headers.
+    """A playlist, segment or part from the engine's memory as ``Engine.hls_file`` answers it (status,
+    headers, the bytes of the range).
 
     With ``zero_copy`` the ASGI body is a memoryview over the engine's bytes instead of a copy;
     uvicorn (h11 and httptools) and Starlette's TestClient accept that, but the ASGI spec says
     ``bytes``, so middleware that concatenates bodies could choke on it: off by default.
     """
 
-    def __init__(self, resource: Resource, zero_copy: bool = False, byte_range: typing.Optional[str] = None) -> None:
+    def __init__(self, answer: typing.Dict[str, typing.Any], zero_copy: bool = False) -> None:
         # Resource exports the buffer protocol (typing.cast: older type checkers lack PEP 688).
-        view = memoryview(typing.cast(bytes, resource))
-        headers = {"Cache-Control": PLAYLIST_CACHE_CONTROL}
-        status = 200
-        if resource.immutable:
-            headers = {"Cache-Control": SEGMENT_CACHE_CONTROL, "Accept-Ranges": "bytes"}
-            span = _parse_range(byte_range, len(view)) if byte_range else None
-            if span is not None:
-                first, last = span
-                view = view[first : last + 1]
-                status = 206
-                headers["Content-Range"] = f"bytes {first}-{last}/{len(resource)}"
+        view = memoryview(typing.cast(bytes, answer["resource"]))
         body: typing.Any = view if zero_copy else view.tobytes()
-        super().__init__(content=body, status_code=status, media_type=resource.content_type, headers=headers)
+        super().__init__(content=body, status_code=answer["status"], headers=dict(answer["headers"]))
 
     def render(self, content: typing.Any) -> typing.Any:
         if isinstance(content, memoryview):
@@ -132,8 +130,10 @@ class _ResourceResponse(Response):
         return super().render(content)
 
 
-class _Unsatisfiable(Exception):
-    pass
+def _file_response(answer: typing.Dict[str, typing.Any], zero_copy: bool) -> Response:
+    if answer["kind"] == "resource":
+        return _ResourceResponse(answer, zero_copy)
+    return JSONResponse(answer["body"], status_code=answer["status"], headers=dict(answer["headers"]))
 
 
 class _Publications:
@@ -165,35 +165,6 @@ class _Publications:
             waiting.discard(event)
             if not waiting:
                 del self._waiting[channel]
-
-
-def _parse_range(header: str, size: int) -> typing.Optional[typing.Tuple[int, int]]:
-    """One "bytes=a-b" range, as the demo server reads it: (first, last) inclusive; None to send
-    everything (malformed or several ranges); raises _Unsatisfiable for a range past the end."""
-    if not header[:6].lower() == "bytes=":
-        return None
-    spec = header[6:].strip(" ")
-    if "-" not in spec or "," in spec:
-        return None
-    a, b = spec.split("-", 1)
-
-    def number(digits: str) -> typing.Optional[int]:
-        return int(digits) if digits and len(digits) <= 18 and digits.isascii() and digits.isdigit() else None
-
-    if not a:  # a suffix: the last n bytes
-        n = number(b)
-        if n is None:
-            return None
-        if n == 0 or size == 0:
-            raise _Unsatisfiable
-        return size - min(n, size), size - 1
-    first = number(a)
-    last = number(b) if b else 1 << 63  # "a-": to the end
-    if first is None or last is None or last < first:
-        return None
-    if first >= size:
-        raise _Unsatisfiable
-    return first, min(last, size - 1)
 
 
 class _HlsStaticFiles(StaticFiles):
@@ -280,6 +251,24 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+def _endpoint_handler(api: typing.Callable[..., Response], ep: typing.Dict[str, typing.Any]) -> typing.Callable[..., Response]:
+    """The route function of one endpoint table row: a plain ``def`` (FastAPI runs it in its
+    threadpool; engine calls release the GIL), with a ``channel_name`` path parameter when the path has
+    one."""
+    kind, name, needs_base_url = ep["access"], ep["name"], ep["needs_base_url"]
+    if ep["needs_channel"]:
+
+        def with_channel(channel_name: str, request: Request) -> Response:
+            return api(request, kind, name, channel_name, _base_url(request) if needs_base_url else "")
+
+        return with_channel
+
+    def without_channel(request: Request) -> Response:
+        return api(request, kind, name, None, _base_url(request) if needs_base_url else "")
+
+    return without_channel
+
+
 def _build_router(
     get_engine: EngineGetter, policy: _Policy, *, serve_hls: bool = True, zero_copy: bool = False
 ) -> APIRouter:
@@ -291,37 +280,11 @@ def _build_router(
             return refusal
         return _reply(get_engine(), endpoint, channel, base_url, verdict["hide_sources"])
 
-    @router.get("/api/v1/channels/start-stream/{channel_name}")
-    def start_stream(channel_name: str, request: Request) -> Response:
-        return api(request, "control", "start-stream", channel_name)
-
-    @router.get("/api/v1/channels/stop-stream/{channel_name}")
-    def stop_stream(channel_name: str, request: Request) -> Response:
-        return api(request, "control", "stop-stream", channel_name)
-
-    @router.post("/api/v1/channels/{channel_name}/start")
-    def start_stream_post(channel_name: str, request: Request) -> Response:
-        return api(request, "control", "start-stream", channel_name)
-
-    @router.post("/api/v1/channels/{channel_name}/stop")
-    def stop_stream_post(channel_name: str, request: Request) -> Response:
-        return api(request, "control", "stop-stream", channel_name)
-
-    @router.get("/api/v1/channels/stream-status/{channel_name}")
-    def stream_status(channel_name: str, request: Request) -> Response:
-        return api(request, "status", "stream-status", channel_name)
-
-    @router.get("/api/v1/channels/streams-status")
-    def streams_status(request: Request) -> Response:
-        return api(request, "status", "streams-status")
-
-    @router.get("/api/v1/channels/static-hls-m3u")
-    def static_hls_m3u(request: Request) -> Response:
-        return api(request, "status", "static-hls-m3u", base_url=_base_url(request))
-
-    @router.get("/api/v1/channels")
-    def list_channels(request: Request) -> Response:
-        return api(request, "registry", "channels")
+    # One route per row of the engine's endpoint table (hlsrelay/endpoints.hpp), as the demo server
+    # and the C ABI serve them.
+    for ep in endpoints():
+        router.add_api_route(ep["path"], _endpoint_handler(api, ep), methods=[ep["method"]],
+                             name=f"{ep['name']} ({ep['method']})")
 
     if serve_hls:
 
@@ -338,24 +301,20 @@ def _build_router(
             cors = _guard(policy, request, "media")[1]["cors"]
             if request.method == "OPTIONS":
                 return _preflight() if cors else Response(status_code=204, headers={"Allow": HLS_METHODS})
-            q = request.query_params
-            media_playlist = name == "index.m3u8" or name.endswith("/index.m3u8")
-            if media_playlist and ("_HLS_msn" in q or "_HLS_part" in q or "_HLS_skip" in q):
-                response = await _ll_playlist(stream_id, name, request)
-            else:
-                response = await run_in_threadpool(_hls_file, stream_id, name, request)
+            response = await _hls_file(stream_id, name, request)
             return _with_cors(response) if cors else response
 
-        async def _ll_playlist(stream_id: str, name: str, request: Request) -> Response:
-            """A media playlist request with LL-HLS directives (Engine.hls_playlist reads them, as the
-            demo server and the C ABI do): served at once, refused (400), or held until the channel
-            publishes what it names (503 after three target durations)."""
+        async def _hls_file(stream_id: str, name: str, request: Request) -> Response:
+            """Engine.hls_file answers (as for the demo server): the file, an error, or `wait` for an
+            LL-HLS blocking playlist request or a preload hint's part, held on the event loop until
+            the channel publishes what it names (503 after three target durations)."""
             engine = get_engine()
             q = request.query_params
-            directives = (q.get("_HLS_msn"), q.get("_HLS_part"), q.get("_HLS_skip"))
-            loop = asyncio.get_running_loop()
-            answer = engine.hls_playlist(stream_id, name, *directives)
+            args = {"head": request.method == "HEAD", "range": request.headers.get("range"),
+                    "msn": q.get("_HLS_msn"), "part": q.get("_HLS_part"), "skip": q.get("_HLS_skip")}
+            answer = await run_in_threadpool(lambda: engine.hls_file(stream_id, name, **args))
             if answer["kind"] == "wait":
+                loop = asyncio.get_running_loop()
                 hub = publications.get(id(engine))
                 if hub is None:
                     hub = publications[id(engine)] = _Publications(engine, loop)
@@ -364,47 +323,21 @@ def _build_router(
                     waiter = hub.waiter(stream_id)
                     try:
                         # Published between the first look and the parking: look again once parked.
-                        answer = engine.hls_playlist(stream_id, name, *directives)
+                        answer = engine.hls_file(stream_id, name, **args)
                         if answer["kind"] != "wait":
                             break
                         remaining = deadline - loop.time()
-                        if remaining <= 0 or not engine.running(stream_id):
-                            return JSONResponse(
-                                {"detail": "The playlist did not reach the requested segment or part in time "
-                                 "(three target durations)"}, status_code=503, headers={"Retry-After": "1"})
+                        if remaining <= 0:
+                            status, body, headers = blocking_timeout()
+                            return JSONResponse(body, status_code=status, headers=dict(headers))
                         try:
                             await asyncio.wait_for(waiter.wait(), remaining)
                         except asyncio.TimeoutError:
                             pass
                     finally:
                         hub.forget(stream_id, waiter)
-                    answer = engine.hls_playlist(stream_id, name, *directives)
-            if answer["kind"] == "error":
-                return _detail(answer["status"], answer["detail"])
-            response = _hls_file(stream_id, answer["file"], request)
-            if answer["cache_seconds"] and response.status_code == 200:
-                response.headers["Cache-Control"] = f"public, max-age={answer['cache_seconds']}"
-            return response
-
-        def _hls_file(stream_id: str, name: str, request: Request) -> Response:
-            engine = get_engine()
-            # As the demo server: registry ids only (Engine.read would also take display names).
-            try:
-                known = engine.channel(stream_id)["id"] == stream_id
-            except ChannelNotFound:
-                known = False
-            if not known:
-                return _detail(404, "Channel not found")
-            # bytes_out counts what clients get: a HEAD request gets none of the bytes.
-            resource = engine.read(stream_id, name, headers_only=request.method == "HEAD")
-            if resource is None:
-                return _detail(404, "Not found" if engine.running(stream_id) else "Stream not running")
-            try:
-                return _ResourceResponse(resource, zero_copy, request.headers.get("range"))
-            except _Unsatisfiable:
-                response = _detail(416, "Range not satisfiable")
-                response.headers["Content-Range"] = f"bytes */{len(resource)}"
-                return response
+                    answer = engine.hls_file(stream_id, name, **args)
+            return _file_response(answer, zero_copy)
 
     return router
 

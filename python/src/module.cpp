@@ -1,5 +1,5 @@
 // hlsrelay._core: the engine for Python (pybind11). The GIL is released around every engine call.
-#include <hlsrelay/api.hpp>
+#include <hlsrelay/endpoints.hpp>
 #include <hlsrelay/engine.hpp>
 #include <hlsrelay/registry.hpp>
 #include <hlsrelay/settings.hpp>
@@ -412,30 +412,18 @@ hlsrelay::api::Reply call_api(PyEngine& self, std::string endpoint, const std::o
     const auto sources = hide_sources ? hlsrelay::api::Sources::hidden : hlsrelay::api::Sources::redacted;
     std::replace(endpoint.begin(), endpoint.end(), '_', '-');
     namespace api = hlsrelay::api;
-    auto need_channel = [&]() -> const std::string& {
+    if (endpoint == "list-channels") endpoint = "channels";  // an alias of the first releases
+    const api::EndpointDef* def = api::find_endpoint(endpoint);
+    if (!def) invalid("unknown endpoint '" + endpoint + "' (" + api::endpoint_names() + ")");
+    api::Call call;
+    if (def->needs_channel()) {
         if (!channel) invalid("endpoint '" + endpoint + "' needs a channel");
-        return *channel;
-    };
-    if (endpoint == "start-stream") {
-        forbid_in_callback("api('start-stream')");
-        const std::string& ch = need_channel();
-        return self.call([&](Engine& e) { return api::start_stream(e, ch); });
+        call.channel = *channel;
     }
-    if (endpoint == "stop-stream") {
-        forbid_in_callback("api('stop-stream')");
-        const std::string& ch = need_channel();
-        return self.call([&](Engine& e) { return api::stop_stream(e, ch); });
-    }
-    if (endpoint == "stream-status") {
-        const std::string& ch = need_channel();
-        return self.call([&](Engine& e) { return api::stream_status(e, ch, sources); });
-    }
-    if (endpoint == "streams-status") return self.call([&](Engine& e) { return api::streams_status(e, sources); });
-    if (endpoint == "static-hls-m3u") return self.call([&](Engine& e) { return api::static_hls_m3u(e, base_url); });
-    if (endpoint == "channels" || endpoint == "list-channels")
-        return self.call([&](Engine& e) { return api::list_channels(e); });
-    invalid("unknown endpoint '" + endpoint +
-            "' (start-stream, stop-stream, stream-status, streams-status, static-hls-m3u, channels)");
+    call.base_url = base_url;
+    call.sources = sources;
+    if (def->changes_state) forbid_in_callback(("api('" + endpoint + "')").c_str());
+    return self.call([&](Engine& e) { return api::call(e, *def, call); });
 }
 
 }  // namespace
@@ -443,6 +431,36 @@ hlsrelay::api::Reply call_api(PyEngine& self, std::string endpoint, const std::o
 PYBIND11_MODULE(_core, m) {
     m.doc() = "hlsrelay's engine: restream live channels into low-latency HLS, in-process.";
     m.attr("__version__") = HLSRELAY_VERSION;
+    m.attr("IMMUTABLE_CACHE_CONTROL") = std::string(hlsrelay::api::kImmutableCacheControl);  // segments, parts
+    m.attr("PLAYLIST_CACHE_CONTROL") = std::string(hlsrelay::api::kPlaylistCacheControl);
+    m.def(
+        "endpoints",
+        [] {
+            py::list out;
+            for (const auto& d : hlsrelay::api::endpoints()) {
+                py::dict e;
+                e["name"] = std::string(d.name);
+                e["method"] = std::string(d.method);
+                e["path"] = std::string(d.path);
+                e["access"] = std::string(hlsrelay::api::to_string(d.access));
+                e["changes_state"] = d.changes_state;
+                e["needs_base_url"] = d.needs_base_url;
+                e["needs_channel"] = d.needs_channel();
+                out.append(e);
+            }
+            return out;
+        },
+        "The HTTP API's endpoint table (hlsrelay/endpoints.hpp), one dict per route: name (for Engine.api), method,\n"
+        "path ({channel_name} captures), access (check_request's kind), changes_state, needs_base_url, needs_channel.");
+    m.def(
+        "blocking_timeout",
+        [] {
+            const auto r = hlsrelay::api::blocking_timeout();
+            py::list headers;
+            for (const auto& [k, v] : r.headers) headers.append(py::make_tuple(k, v));
+            return py::make_tuple(r.status, reply_body(r), headers);
+        },
+        "(status, body, headers) of the answer to an LL-HLS request whose part did not come in time.");
     {
         py::list states;
         for (const auto st : hlsrelay::kChannelStates) states.append(std::string(hlsrelay::to_string(st)));
@@ -664,6 +682,35 @@ PYBIND11_MODULE(_core, m) {
             py::arg("channel"), py::arg("name"), py::kw_only(), py::arg("headers_only") = false,
             "master.m3u8, index.m3u8 or a segment from memory; None when unknown, stopped or gone.\n"
             "Its size is added to the channel's bytes_out (delivered), unless headers_only=True (an HTTP HEAD).")
+        .def(
+            "hls_file",
+            [](PyEngine& self, const std::string& channel, const std::string& name, bool head, const std::optional<std::string>& range,
+               const std::optional<std::string>& msn, const std::optional<std::string>& part, const std::optional<std::string>& skip) {
+                namespace api = hlsrelay::api;
+                api::FileRequest req{channel, name, head, std::nullopt, {msn, part, skip}};
+                if (range) req.range = *range;
+                const api::FileAnswer a = self.call([&](Engine& e) { return api::hls_file(e, req); });
+                py::dict out;
+                using K = api::FileAnswer::Kind;
+                out["kind"] = a.kind == K::resource ? "resource" : a.kind == K::wait ? "wait" : "reply";
+                py::list headers;
+                for (const auto& [k, v] : a.kind == K::resource ? a.headers : a.reply.headers) headers.append(py::make_tuple(to_str(k), to_str(v)));
+                out["headers"] = headers;
+                out["status"] = a.kind == K::resource ? a.status : a.kind == K::wait ? 0 : a.reply.status;
+                out["body"] = a.kind == K::reply ? reply_body(a.reply) : py::object(py::none());
+                out["resource"] = a.kind == K::resource && a.resource.data
+                                      ? py::cast(PyResource{a.resource.data, a.resource.bytes(), std::string(a.resource.content_type), a.resource.immutable})
+                                      : py::object(py::none());
+                out["wait_seconds"] = a.wait_seconds;
+                return out;
+            },
+            py::arg("channel"), py::arg("name"), py::kw_only(), py::arg("head") = false, py::arg("range") = py::none(),
+            py::arg("msn") = py::none(), py::arg("part") = py::none(), py::arg("skip") = py::none(),
+            "An HLS file request (/hls_streams/{channel}/{name}) as every transport answers it: registry ids only, the Range\n"
+            "header, the LL-HLS directives (_HLS_msn/_HLS_part/_HLS_skip raw query values) and a preload hint's part.\n"
+            "{'kind': 'resource'|'reply'|'wait', 'status', 'headers': [(name, value)], 'resource': the bytes (already the\n"
+            "range), 'body': the error reply's dict, 'wait_seconds'}. On 'wait', ask again on the channel's next 'part',\n"
+            "'segment' or 'state' event; after wait_seconds from the request answer 503 (blocking_timeout()).")
         .def(
             "hls_playlist",
             [](PyEngine& self, const std::string& channel, const std::string& name, const py::object& msn,

@@ -126,41 +126,6 @@ std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space
     return out;
 }
 
-ByteRange parse_range(std::string_view header, std::size_t size) {
-    constexpr std::string_view unit = "bytes=";
-    if (header.size() < unit.size() || !iequals(header.substr(0, unit.size()), unit)) return {};
-    std::string_view spec = header.substr(unit.size());
-    while (!spec.empty() && spec.front() == ' ') spec.remove_prefix(1);
-    while (!spec.empty() && spec.back() == ' ') spec.remove_suffix(1);
-    const std::size_t dash = spec.find('-');
-    if (dash == std::string_view::npos || spec.find(',') != std::string_view::npos) return {};
-    auto number = [](std::string_view digits) -> std::optional<std::size_t> {
-        if (digits.empty() || digits.size() > 18) return std::nullopt;
-        std::size_t v = 0;
-        for (char c : digits) {
-            if (c < '0' || c > '9') return std::nullopt;
-            v = v * 10 + static_cast<std::size_t>(c - '0');
-        }
-        return v;
-    };
-    const std::string_view a = spec.substr(0, dash), b = spec.substr(dash + 1);
-    ByteRange r{ByteRange::satisfiable, 0, size == 0 ? 0 : size - 1};
-    if (a.empty()) {  // a suffix: the last n bytes
-        const auto n = number(b);
-        if (!n) return {};
-        if (*n == 0 || size == 0) return {ByteRange::unsatisfiable};
-        r.first = size - std::min(*n, size);
-        return r;
-    }
-    const auto first = number(a);
-    const auto last = b.empty() ? std::optional<std::size_t>(SIZE_MAX) : number(b);  // "a-": to the end
-    if (!first || !last || *last < *first) return {};
-    if (*first >= size) return {ByteRange::unsatisfiable};
-    r.first = *first;
-    r.last = std::min(*last, r.last);
-    return r;
-}
-
 std::string http_date() {
     const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
     std::tm tm{};

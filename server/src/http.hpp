@@ -61,14 +61,6 @@ std::string serialize_head(const Response& r, bool keep_alive, bool http10);
 // by two hex digits. `plus_is_space` for query strings (application/x-www-form-urlencoded).
 std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space = false);
 
-// A Range header against a body of `size` bytes (RFC 9110 14.2). Only one range of unit "bytes" is
-// honoured; several ranges or a malformed header mean `ignore` (send the whole body, as allowed).
-struct ByteRange {
-    enum Kind { ignore, satisfiable, unsatisfiable } kind = ignore;
-    std::size_t first = 0, last = 0;  // inclusive, for satisfiable
-};
-ByteRange parse_range(std::string_view header, std::size_t size);
-
 // RFC 7231 IMF-fixdate of now, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
 std::string http_date();
 

@@ -56,43 +56,16 @@ Response reply_response(const api::Reply& reply) {
     return r;
 }
 
-Response resource_response(const Resource& res, std::optional<std::string_view> range) {
+// A file as api::hls_file answers it: the error, or the bytes (shared, not copied) with its headers.
+Response file_response(const api::FileAnswer& a) {
+    if (a.kind != api::FileAnswer::Kind::resource) return reply_response(a.reply);
     Response r;
-    r.set("Content-Type", std::string(res.content_type));
-    const std::string_view bytes = res.bytes();  // a part: a range of its segment's bytes
-    r.shared_body = res.data;
-    r.offset = static_cast<std::size_t>(bytes.data() - res.data->data());
+    r.status = a.status;
+    for (const auto& [name, value] : a.headers) r.set(name, value);
+    const std::string_view bytes = a.resource.bytes();  // a part or a range: some of its data's bytes
+    r.shared_body = a.resource.data;
+    r.offset = static_cast<std::size_t>(bytes.data() - a.resource.data->data());
     r.length = bytes.size();
-    if (!res.immutable) {
-        r.set("Cache-Control", "no-cache");
-        return r;
-    }
-    r.set("Cache-Control", "public, max-age=86400, immutable");
-    r.set("Accept-Ranges", "bytes");
-    if (!range) return r;
-    const std::size_t size = bytes.size();
-    const ByteRange br = parse_range(*range, size);
-    if (br.kind == ByteRange::unsatisfiable) {
-        Response e = RequestHandler::error_response(416, "Range not satisfiable");
-        e.set("Content-Range", "bytes */" + std::to_string(size));
-        return e;
-    }
-    if (br.kind == ByteRange::satisfiable) {
-        r.status = 206;
-        r.offset += br.first;
-        r.length = br.last - br.first + 1;
-        r.set("Content-Range", "bytes " + std::to_string(br.first) + "-" + std::to_string(br.last) + "/" + std::to_string(size));
-    }
-    return r;
-}
-
-// A playlist answering LL-HLS directives: cacheable for `cache_seconds` when its URL names what it
-// holds (a blocking request), else like any playlist.
-Response playlist_response(const Resource& res, int cache_seconds) {
-    Response r = resource_response(res, std::nullopt);
-    if (cache_seconds > 0)
-        for (auto& [name, value] : r.headers)
-            if (iequals(name, "Cache-Control")) value = "public, max-age=" + std::to_string(cache_seconds);
     return r;
 }
 
@@ -118,35 +91,21 @@ RequestHandler::RequestHandler(Engine& engine, asio::io_context& io, asio::threa
 
 RequestHandler::~RequestHandler() { engine_.unsubscribe(subscription_); }
 
+// An HLS request api::hls_file said to wait for (a blocking playlist reload, a preload hint's part):
+// parked per channel on a timer, asked again on each of the channel's publications.
 struct BlockedReload {
     BlockedReload(asio::io_context& io, std::string channel, std::string name, api::PlaylistDirectives directives,
-                  Delivery how, RequestHandler::Done d)
-        : timer(io), id(std::move(channel)), file(std::move(name)), query(std::move(directives)), delivery(how), done(std::move(d)) {}
+                  bool head_only, RequestHandler::Done d)
+        : timer(io), id(std::move(channel)), file(std::move(name)), query(std::move(directives)), head(head_only), done(std::move(d)) {}
     asio::steady_timer timer;
     const std::string id, file;
     const api::PlaylistDirectives query;
-    const Delivery delivery;
+    const bool head;
     RequestHandler::Done done;
     std::atomic<bool> answered{false};
-    // A preload hint's part (EXT-X-PRELOAD-HINT) asked for before it is complete: `file` is that
-    // part, this its number.
-    std::optional<int64_t> part;
-    std::string playlist{kMediaPlaylistName};  // ... of this media playlist ("v1/index.m3u8" for a rendition's)
-};
 
-void RequestHandler::serve_playlist(const std::string& id, const std::string& file, const api::PlaylistDirectives& d,
-                                    Delivery delivery, Done done) {
-    const api::PlaylistAnswer a = api::hls_playlist(engine_, id, file, d);
-    if (a.kind == api::PlaylistAnswer::Kind::error) return done(reply_response(a.error));
-    if (a.kind == api::PlaylistAnswer::Kind::serve) {
-        if (auto res = engine_.read(id, a.file, delivery)) return done(playlist_response(*res, a.cache_seconds));
-        return done(error_response(404, engine_.running(id) ? "Not found" : "Stream not running"));
-    }
-    auto b = std::make_shared<BlockedReload>(io_, id, file, d, delivery, std::move(done));
-    b->timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        std::chrono::duration<double>(a.wait_seconds)));
-    block(std::move(b));
-}
+    api::FileRequest request() const { return {id, file, head, std::nullopt, query}; }
+};
 
 void RequestHandler::block(std::shared_ptr<BlockedReload> b) {
     // The timer is armed before the request is visible to wake(): another io thread may answer it
@@ -181,28 +140,17 @@ void RequestHandler::block(std::shared_ptr<BlockedReload> b) {
 
 bool RequestHandler::answer(const std::shared_ptr<BlockedReload>& b) {
     if (b->answered.load()) return true;
-    api::PlaylistAnswer a;
+    api::FileAnswer a;
     try {
-        if (b->part) {
-            const auto p = engine_.playlist_position(b->id, b->playlist);
-            a.kind = p && p->next_part <= *b->part ? api::PlaylistAnswer::Kind::wait : api::PlaylistAnswer::Kind::serve;
-            a.file = b->file;
-        } else {
-            a = api::hls_playlist(engine_, b->id, b->file, b->query);
-        }
+        a = api::hls_file(engine_, b->request());
     } catch (const std::exception&) {
-        a.kind = api::PlaylistAnswer::Kind::serve;  // the channel went away: read() says so below
+        a.reply = api::channel_not_found();  // the channel went away meanwhile
     }
-    if (a.kind == api::PlaylistAnswer::Kind::wait && engine_.running(b->id)) return false;
+    if (a.kind == api::FileAnswer::Kind::wait && engine_.running(b->id)) return false;
     if (b->answered.exchange(true)) return true;
     b->timer.cancel();
-    if (a.kind == api::PlaylistAnswer::Kind::error) {
-        b->done(reply_response(a.error));
-    } else if (auto res = a.kind == api::PlaylistAnswer::Kind::serve ? engine_.read(b->id, a.file, b->delivery) : std::nullopt) {
-        b->done(b->part ? resource_response(*res, std::nullopt) : playlist_response(*res, a.cache_seconds));
-    } else {
-        b->done(error_response(404, engine_.running(b->id) ? "Not found" : "Stream not running"));
-    }
+    if (a.kind == api::FileAnswer::Kind::wait) a = api::hls_file(engine_, b->request());  // stopped: its 404
+    b->done(file_response(a));
     return true;
 }
 
@@ -264,18 +212,30 @@ void RequestHandler::dispatch(const Request& req, const std::string& client, con
                 response.cors = true;
                 done(std::move(response));
             });
-        case RouteKind::start_stream:
+        case RouteKind::endpoint: {
+            const api::EndpointDef& def = *r.api;
+            api::Call call;
+            call.channel = r.channel;
+            call.sources = verdict.sources;
+            call.decorate_status = [this](nlohmann::ordered_json& status) { add_activity(status); };
+            if (def.needs_base_url) {
+                const auto host = req.header("Host");
+                if (host && !valid_host(*host)) return done(error_response(400, "Invalid Host header"));
+                call.base_url = "http://" + (host ? std::string(*host) : settings_.default_host);
+            }
+            if (!def.changes_state) return done(reply_response(api::call(engine_, def, call)));
+            // Starting and stopping wait on the engine: off the io threads.
             return run_blocking(
-                [this, name = r.channel] {
-                    api::Reply reply = api::start_stream(engine_, name);
-                    if (reply.status == 200)
-                        if (auto c = engine_.find_channel(name)) activity_.touch(c->id);
+                [this, &def, call = std::move(call)] {
+                    api::Reply reply = api::call(engine_, def, call);
+                    // A channel a client just started is not idle (on-demand mode).
+                    if (reply.status == 200 && def.name == "start-stream")
+                        if (auto c = engine_.find_channel(call.channel)) activity_.touch(c->id);
                     return reply;
                 },
                 done);
-        case RouteKind::stop_stream:
-            return run_blocking([this, name = r.channel] { return api::stop_stream(engine_, name); }, done);
-        default: return done(handle_now(r, req, verdict));
+        }
+        default: return done(handle_now(r, verdict));
     }
 }
 
@@ -300,7 +260,7 @@ Response RequestHandler::asset(const std::filesystem::path& path, std::string co
     return r;
 }
 
-Response RequestHandler::handle_now(const Route& r, const Request& req, const api::HttpVerdict& verdict) {
+Response RequestHandler::handle_now(const Route& r, const api::HttpVerdict& verdict) {
     switch (r.kind) {
         case RouteKind::preflight: {
             Response p;
@@ -339,61 +299,28 @@ Response RequestHandler::handle_now(const Route& r, const Request& req, const ap
         case RouteKind::metrics:
             return text_response(200, "text/plain; version=0.0.4; charset=utf-8",
                                  render_metrics(engine_.statuses(), activity_, counters_));
-        case RouteKind::list_channels: return reply_response(api::list_channels(engine_));
-        case RouteKind::stream_status: {
-            api::Reply reply = api::stream_status(engine_, r.channel, verdict.sources);
-            if (reply.status == 200) add_activity(reply.body);
-            return reply_response(reply);
-        }
-        case RouteKind::streams_status: {
-            api::Reply reply = api::streams_status(engine_, verdict.sources);
-            if (reply.status == 200 && reply.body.contains("streams"))
-                for (auto& s : reply.body["streams"]) add_activity(s);
-            return reply_response(reply);
-        }
-        case RouteKind::static_hls_m3u: {
-            const auto host = req.header("Host");
-            if (host && !valid_host(*host)) return error_response(400, "Invalid Host header");
-            return reply_response(api::static_hls_m3u(engine_, "http://" + (host ? std::string(*host) : settings_.default_host)));
-        }
         default: return error_response(500, "Unhandled route");
     }
 }
 
 void RequestHandler::serve_hls(const Route& r, const Request& req, const std::string& client, Done done) {
-    // Engine::read also accepts display names; this path serves registry ids only.
-    const auto channel = engine_.find_channel(r.channel);
-    if (!channel || channel->id != r.channel) return done(reply_response(api::channel_not_found()));
-    const std::string& id = channel->id;
-    activity_.record_request(id, client);
-    // bytes_out counts what clients get: a HEAD request gets none of the bytes.
-    const Delivery delivery = req.method == "HEAD" ? Delivery::headers : Delivery::whole;
-    if (api::is_media_playlist(r.file) && engine_.running(id)) {  // LL-HLS directives, if any (api::hls_playlist)
-        api::PlaylistDirectives d;
-        for (auto [name, field] : {std::pair{"_HLS_msn", &d.msn}, {"_HLS_part", &d.part}, {"_HLS_skip", &d.skip}})
-            if (const auto it = r.query.find(name); it != r.query.end()) *field = it->second;
-        if (d.msn || d.part || d.skip) return serve_playlist(id, r.file, d, delivery, std::move(done));
+    const std::string& id = r.channel;  // a registry id, or api::hls_file answers 404
+    if (const auto c = engine_.find_channel(id); c && c->id == id) activity_.record_request(id, client);
+    api::PlaylistDirectives d;
+    for (auto [name, field] : {std::pair{"_HLS_msn", &d.msn}, {"_HLS_part", &d.part}, {"_HLS_skip", &d.skip}})
+        if (const auto it = r.query.find(name); it != r.query.end()) *field = it->second;
+    const bool head = req.method == "HEAD";
+    const api::FileAnswer a = api::hls_file(engine_, {id, r.file, head, req.header("Range"), d});
+    if (a.kind == api::FileAnswer::Kind::wait) {
+        auto b = std::make_shared<BlockedReload>(io_, id, r.file, d, head, std::move(done));
+        b->timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::duration<double>(a.wait_seconds)));
+        return block(std::move(b));
     }
-    if (auto res = engine_.read(id, r.file, delivery)) return done(resource_response(*res, req.header("Range")));
-    // A part (a rendition's: "v1/part_7.m4s") in the playlist of that directory.
-    const auto sub = split_rendition_path(r.file);
-    if (const auto part = parse_part_name(sub ? sub->file : std::string_view(r.file))) {
-        // The part a preload hint names, asked for before it is complete: held until it is (at
-        // most three target durations), as a blocking reload for it would be.
-        const std::string playlist =
-            sub ? std::string(sub->rendition) + "/" + std::string(kMediaPlaylistName) : std::string(kMediaPlaylistName);
-        const auto p = engine_.playlist_position(id, playlist);
-        if (p && p->low_latency && p->target_duration > 0 && part->first == p->next_part) {
-            auto b = std::make_shared<BlockedReload>(io_, id, r.file, api::PlaylistDirectives{}, delivery, std::move(done));
-            b->part = part->first;
-            b->playlist = playlist;
-            b->timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                std::chrono::duration<double>(3.0 * p->target_duration)));
-            return block(std::move(b));
-        }
-    }
-    if (!settings_.on_demand || !is_playlist(r.file))
-        return done(error_response(404, engine_.running(id) ? "Not found" : "Stream not running"));
+    // On demand: a stopped channel's playlist starts it, and the request waits for the first one.
+    if (a.kind == api::FileAnswer::Kind::resource || a.reply.status != 404 || !settings_.on_demand ||
+        !is_playlist(r.file) || engine_.running(id))
+        return done(file_response(a));
     wait_for_playlist(id, r.file, std::move(done));
 }
 
@@ -436,7 +363,8 @@ void RequestHandler::poll(std::shared_ptr<PlaylistWait> wait) {
     wait->timer.expires_after(settings_.on_demand_poll);
     wait->timer.async_wait([this, wait](const asio::error_code& ec) {
         if (ec) return;
-        if (auto res = engine_.read(wait->id, wait->file)) return wait->done(resource_response(*res, std::nullopt));
+        const api::FileAnswer a = api::hls_file(engine_, {wait->id, wait->file, false, std::nullopt, {}});
+        if (a.kind == api::FileAnswer::Kind::resource) return wait->done(file_response(a));
         if (std::chrono::steady_clock::now() < wait->deadline) return poll(wait);
         std::string detail = "Stream '" + wait->id + "' did not produce a playlist in time; retry shortly";
         try {

@@ -58,14 +58,13 @@ public:
 
 private:
     void dispatch(const Request& req, const std::string& client, const Done& done);
-    Response handle_now(const Route& r, const Request& req, const api::HttpVerdict& verdict);
+    Response handle_now(const Route& r, const api::HttpVerdict& verdict);
     void serve_hls(const Route& r, const Request& req, const std::string& client, Done done);
     void wait_for_playlist(const std::string& id, const std::string& file, Done done);
     void poll(std::shared_ptr<PlaylistWait> wait);
-    // LL-HLS blocking playlist reloads: parked per channel on a timer (three target durations) and
-    // looked at again whenever the channel publishes a part or a segment; no thread waits.
-    void serve_playlist(const std::string& id, const std::string& file, const api::PlaylistDirectives& d,
-                        Delivery delivery, Done done);
+    // LL-HLS blocking playlist reloads and preload hints' parts (api::hls_file's `wait`): parked per
+    // channel on a timer (three target durations) and looked at again whenever the channel publishes
+    // a part or a segment; no thread waits.
     void block(std::shared_ptr<BlockedReload> b);
     bool answer(const std::shared_ptr<BlockedReload>& b);  // true: answered (or gone), false: still waiting
     void wake(const std::string& id);
@@ -86,10 +85,9 @@ private:
     Engine::SubscriptionId subscription_ = 0;
 };
 
-// A Resource from Engine::read as a response: Content-Type and Cache-Control by kind, byte ranges on
-// immutable resources (segments). The body is the engine's shared buffer, not a copy.
-// `range`: the request's Range header, if any.
-Response resource_response(const Resource& res, std::optional<std::string_view> range);
+// An HLS file as api::hls_file answers it (headers, status, range): the error reply, or the bytes as
+// the engine's shared buffer, not a copy.
+Response file_response(const api::FileAnswer& answer);
 
 // The JSON response of an API reply.
 Response reply_response(const api::Reply& reply);

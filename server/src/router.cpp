@@ -9,7 +9,6 @@
 #include <hlsrelay/window.hpp>
 
 #include <algorithm>
-#include <array>
 #include <optional>
 #include <vector>
 
@@ -19,35 +18,36 @@ namespace {
 
 enum Method : unsigned { GET = 1, HEAD = 2, POST = 4 };
 
-// A pattern segment: a literal, or "{}" which captures a non-empty segment.
+// A pattern segment: a literal, or a capture ("{}", "{channel_name}") of a non-empty segment.
 struct Pattern {
     std::vector<std::string_view> segments;
     unsigned methods;
     RouteKind kind;
     api::Endpoint endpoint;
+    const api::EndpointDef* api = nullptr;
 };
 
 using E = api::Endpoint;
 
-const std::array<Pattern, 14>& patterns() {
-    static const std::array<Pattern, 14> table{{
-        {{""}, GET | HEAD, RouteKind::index, E::status},
-        {{"assets", kHlsJsAsset}, GET | HEAD, RouteKind::asset, E::status},
-        {{"healthz"}, GET | HEAD, RouteKind::healthz, E::health},
-        {{"metrics"}, GET | HEAD, RouteKind::metrics, E::status},
-        {{"hls_streams", "{}", "{}"}, GET | HEAD, RouteKind::hls, E::media},
-        // A rendition of a presentation: exactly one "<v|a|s><n>/" level before the file.
-        {{"hls_streams", "{}", "{}", "{}"}, GET | HEAD, RouteKind::hls, E::media},
-        {{"api", "v1", "channels"}, GET | HEAD, RouteKind::list_channels, E::registry},
-        {{"api", "v1", "channels", "streams-status"}, GET | HEAD, RouteKind::streams_status, E::status},
-        {{"api", "v1", "channels", "static-hls-m3u"}, GET | HEAD, RouteKind::static_hls_m3u, E::status},
-        // Starting and stopping change state, so HEAD (which must be safe) is not offered for them.
-        {{"api", "v1", "channels", "start-stream", "{}"}, GET, RouteKind::start_stream, E::control},
-        {{"api", "v1", "channels", "stop-stream", "{}"}, GET, RouteKind::stop_stream, E::control},
-        {{"api", "v1", "channels", "stream-status", "{}"}, GET | HEAD, RouteKind::stream_status, E::status},
-        {{"api", "v1", "channels", "{}", "start"}, POST, RouteKind::start_stream, E::control},
-        {{"api", "v1", "channels", "{}", "stop"}, POST, RouteKind::stop_stream, E::control},
-    }};
+// The server's own paths, then one per row of the API's endpoint table.
+const std::vector<Pattern>& patterns() {
+    static const std::vector<Pattern> table = [] {
+        std::vector<Pattern> t{
+            {{""}, GET | HEAD, RouteKind::index, E::status},
+            {{"assets", kHlsJsAsset}, GET | HEAD, RouteKind::asset, E::status},
+            {{"healthz"}, GET | HEAD, RouteKind::healthz, E::health},
+            {{"metrics"}, GET | HEAD, RouteKind::metrics, E::status},
+            {{"hls_streams", "{}", "{}"}, GET | HEAD, RouteKind::hls, E::media},
+            // A rendition of a presentation: exactly one "<v|a|s><n>/" level before the file.
+            {{"hls_streams", "{}", "{}", "{}"}, GET | HEAD, RouteKind::hls, E::media},
+        };
+        for (const api::EndpointDef& d : api::endpoints()) {
+            // State changes offer no HEAD: it must be safe.
+            const unsigned methods = d.method == "POST" ? POST : d.allows_head() ? GET | HEAD : GET;
+            t.push_back({api::path_segments(d.path), methods, RouteKind::endpoint, d.access, &d});
+        }
+        return t;
+    }();
     return table;
 }
 
@@ -158,7 +158,7 @@ Route route(std::string_view method, std::string_view target) {
         std::vector<const std::string*> captures;
         bool match = true;
         for (std::size_t i = 0; i < segments.size() && match; ++i) {
-            if (p.segments[i] == "{}") {
+            if (p.segments[i] == "{}" || api::is_capture(p.segments[i])) {
                 match = !segments[i].empty();
                 captures.push_back(&segments[i]);
             } else {
@@ -172,6 +172,7 @@ Route route(std::string_view method, std::string_view target) {
 
         r.kind = p.kind;
         r.endpoint = p.endpoint;
+        r.api = p.api;
         r.head = method_bit == HEAD;
         if (p.kind == RouteKind::asset) r.file = segments.back();
         if (!captures.empty()) r.channel = *captures.front();

@@ -2,7 +2,7 @@
 // calls, no I/O, so every path rule (decoding, traversal, 404 versus 405) is testable on its own.
 #pragma once
 
-#include <hlsrelay/api.hpp>
+#include <hlsrelay/endpoints.hpp>
 
 #include <map>
 #include <string>
@@ -18,12 +18,7 @@ enum class RouteKind {
     healthz,
     metrics,
     hls,               // GET /hls_streams/{id}/{file}: channel = id, file = playlist or segment name
-    list_channels,     // GET /api/v1/channels
-    start_stream,      // GET /api/v1/channels/start-stream/{name} and POST /api/v1/channels/{name}/start
-    stop_stream,       // GET /api/v1/channels/stop-stream/{name} and POST /api/v1/channels/{name}/stop
-    stream_status,     // GET /api/v1/channels/stream-status/{name}
-    streams_status,    // GET /api/v1/channels/streams-status
-    static_hls_m3u,    // GET /api/v1/channels/static-hls-m3u
+    endpoint,          // a row of the API's endpoint table (hlsrelay/endpoints.hpp): `api` says which
 };
 
 struct Route {
@@ -31,6 +26,7 @@ struct Route {
     int status = 404;            // for error
     std::string detail;          // for error
     std::string allow;           // for error 405 and preflight: the methods the path accepts
+    const api::EndpointDef* api = nullptr;  // for endpoint
     std::string channel;         // decoded {channel_name} or {id}
     std::string file;            // hls: "master.m3u8", "index.m3u8" or "seg_<n>.ts"; asset: its name
     bool head = false;           // a HEAD request: answer like GET without the body

@@ -10,7 +10,7 @@ pytest.importorskip("httpx")  # Starlette's TestClient needs it
 from fastapi import FastAPI  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from hlsrelay import Engine  # noqa: E402
+from hlsrelay import Engine, InvalidArgument  # noqa: E402
 from hlsrelay.fastapi import create_app, create_router, engine_from_env  # noqa: E402
 from conftest import wait_for  # noqa: E402
 
@@ -435,6 +435,12 @@ def test_low_latency_blocking_reloads_parts_and_delta(engine, media):
         part = client.get(f"/hls_streams/ll/{hint}")
         assert part.status_code == 200 and len(part.content) > 0
         assert part.headers["content-type"] == "video/iso.segment"
+        # A preload hint's part asked for before it is complete is held until it is, not a 404.
+        for _ in range(3):
+            fresh = client.get("/hls_streams/ll/index.m3u8").text
+            nxt = next(l for l in fresh.splitlines() if l.startswith("#EXT-X-PRELOAD-HINT")).split('URI="')[1].rstrip('"')
+            held = client.get(f"/hls_streams/ll/{nxt}")
+            assert held.status_code == 200 and len(held.content) > 0, (nxt, held.status_code, held.text[:200])
         # Refused at once: too far ahead, a part without its msn, a bad skip.
         assert client.get(f"/hls_streams/ll/index.m3u8?_HLS_msn={msn + 5}").status_code == 400
         assert client.get("/hls_streams/ll/index.m3u8?_HLS_part=1").status_code == 400
@@ -506,3 +512,24 @@ def test_low_latency_presentation_renditions_served_and_blocking(engine, tmp_pat
         assert not engine.wait_playlist("lad", msn, 0, timeout=0.1, playlist="v7/index.m3u8")
     assert {e["rendition"] for e in events} >= {None, "v1"}
     engine.stop("lad")
+
+
+def test_every_endpoint_of_the_table_is_routed(engine):
+    """The router adds one route per row of the engine's endpoint table (hlsrelay/endpoints.hpp),
+    the same table the demo server routes by and the C ABI calls: none is missing, none answers
+    another's name."""
+    from hlsrelay._core import endpoints
+
+    rows = endpoints()
+    assert {"start-stream", "stop-stream", "stream-status", "streams-status", "static-hls-m3u", "channels"} <= {
+        r["name"] for r in rows}
+    routes = {(r.path, m) for r in create_router(engine).routes for m in getattr(r, "methods", ())}
+    for row in rows:
+        assert (row["path"], row["method"]) in routes, row
+        assert row["needs_channel"] == ("{channel_name}" in row["path"])
+    # Engine.api takes each name, and refuses an unknown one with the table's names.
+    for name in {r["name"] for r in rows if not r["changes_state"] and not r["needs_channel"]}:
+        status, _ = engine.api(name, base_url="http://127.0.0.1:1")
+        assert status == 200, name
+    with pytest.raises(InvalidArgument, match="streams-status"):
+        engine.api("no-such-endpoint")

@@ -159,3 +159,31 @@ TEST_CASE("to_json of a status never shows a credential, whoever asks", "[http_p
     CHECK(hlsrelay::to_json(s)["last_error"].is_null());
     CHECK(hlsrelay::to_json(s)["previous_error"].is_null());
 }
+
+TEST_CASE("byte ranges follow RFC 9110") {
+    auto check = [](const char* header, std::size_t size, ByteRange::Kind kind, std::size_t first = 0, std::size_t last = 0) {
+        INFO(header << " of " << size);
+        const ByteRange r = parse_range(header, size);
+        CHECK(r.kind == kind);
+        if (kind == ByteRange::satisfiable) {
+            CHECK(r.first == first);
+            CHECK(r.last == last);
+        }
+    };
+    check("bytes=0-99", 1000, ByteRange::satisfiable, 0, 99);
+    check("bytes=500-", 1000, ByteRange::satisfiable, 500, 999);
+    check("bytes=-100", 1000, ByteRange::satisfiable, 900, 999);
+    check("bytes=-5000", 1000, ByteRange::satisfiable, 0, 999);
+    check("bytes=900-5000", 1000, ByteRange::satisfiable, 900, 999);
+    check("Bytes=0-0", 1000, ByteRange::satisfiable, 0, 0);
+    check("bytes=1000-", 1000, ByteRange::unsatisfiable);
+    check("bytes=5000-6000", 1000, ByteRange::unsatisfiable);
+    check("bytes=-0", 1000, ByteRange::unsatisfiable);
+    check("bytes=0-", 0, ByteRange::unsatisfiable);
+    check("bytes=0-1,5-6", 1000, ByteRange::ignore);  // several ranges: the whole body
+    check("bytes=5-1", 1000, ByteRange::ignore);
+    check("bytes=a-b", 1000, ByteRange::ignore);
+    check("items=0-1", 1000, ByteRange::ignore);
+    check("bytes=", 1000, ByteRange::ignore);
+    check("bytes=-", 1000, ByteRange::ignore);
+}
