@@ -12,7 +12,7 @@ root=$(pwd)
 seconds=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(channels m3u8 http_request http_response ts_segmenter ts_cutter fmp4)
+[ ${#targets[@]} -eq 0 ] && targets=(channels m3u8 http_request http_response ts_segmenter ts_cutter fmp4 xmltv)
 dir=${HLSRELAY_FUZZ_BUILD_DIR:-build-fuzz}
 
 start=$(date +%s)
