@@ -380,23 +380,6 @@ inline std::string m3u_attribute(std::string_view v) {
     return out;
 }
 
-// GET /api/v1/channels/static-hls-m3u: every channel's HLS URL, absolute against `base_url`
-// ("http://host:port", taken from the request's Host).
-inline Reply static_hls_m3u(const Engine& engine, std::string_view base_url) {
-    return guarded([&] {
-        Reply r;
-        r.content_type = "audio/x-mpegurl";
-        r.text = "#EXTM3U\n";
-        for (const auto& c : engine.channels()) {
-            r.text += "#EXTINF:-1 tvg-id=\"" + m3u_attribute(c.id) + "\" tvg-name=\"" + m3u_attribute(c.name) +
-                      "\" tvg-logo=\"" + m3u_attribute(c.logo) + "\" group-title=\"" + m3u_attribute(c.group) +
-                      "\"," + m3u_attribute(c.name) + "\n";
-            r.text += std::string(base_url) + hls_url_for(c.id) + "\n";
-        }
-        return r;
-    });
-}
-
 // GET /api/v1/channels: the registry without source credentials.
 inline Reply list_channels(const Engine& engine) {
     return guarded([&] {

@@ -177,6 +177,15 @@ struct ChannelConfig {
     // and not hls.renditions keeps one variant: see renditions_for_variant.
     std::optional<std::string> variant;
     FetchLimitOverrides limits;                // per-channel fetch caps and deadlines
+    // Guide and tuner attributes of IPTV lists, passed on to the exported M3U, the HDHomeRun lineup
+    // and the XMLTV guide.
+    std::string tvg_id;                        // tvg-id: the channel's id in the XMLTV guides
+    std::string tvg_name;                      // tvg-name: its name there, when not the display name
+    std::string chno;                          // tvg-chno: its channel number ("5", "5.1"), as given
+    double tvg_shift = 0;                      // tvg-shift: hours added to the guide's times for it
+    // Other #EXTINF attributes, passed through as given (catchup, catchup-days, catchup-source,
+    // tvg-country, tvg-language, ...): lowercased names, at most kMaxChannelAttributes.
+    std::map<std::string, std::string> attributes;
 
     // The HLS overrides the engine applies: hls, with the legacy `variant` read as hls.renditions
     // when that is unset.
@@ -209,9 +218,18 @@ struct LoadIssue {
     bool operator==(const LoadIssue&) const = default;
 };
 
+// Caps on the pass-through attributes of a channel (ChannelConfig::attributes, tvg-*): a list from
+// a provider is untrusted and its attributes are echoed into every exported M3U.
+inline constexpr std::size_t kMaxChannelAttributes = 32;
+inline constexpr std::size_t kMaxAttributeBytes = 2048;
+inline constexpr double kMaxTvgShiftHours = 48;
+
 struct LoadReport {
     std::vector<ChannelConfig> channels;  // the valid entries, in file order
     std::vector<LoadIssue> issues;        // sorted by line
+    // XMLTV guide URLs the list names (M3U: url-tvg / x-tvg-url of #EXTM3U, comma-separated; JSON:
+    // "guides"), in order, duplicates removed.
+    std::vector<std::string> guide_urls;
 };
 
 }  // namespace hlsrelay

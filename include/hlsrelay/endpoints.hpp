@@ -7,6 +7,7 @@
 #pragma once
 
 #include <hlsrelay/api.hpp>
+#include <hlsrelay/tuner.hpp>
 
 #include <functional>
 #include <span>
@@ -53,7 +54,13 @@ inline Reply answer_statuses(Engine& e, const Call& c) {
         for (auto& s : r.body["streams"]) c.decorate_status(s);
     return r;
 }
-inline Reply answer_m3u(Engine& e, const Call& c) { return static_hls_m3u(e, c.base_url); }
+inline Reply answer_m3u(Engine& e, const Call& c) { return static_hls_m3u(e, c.base_url, c.sources); }
+inline Reply answer_discover(Engine& e, const Call& c) { return discover(e, c.base_url); }
+inline Reply answer_lineup(Engine& e, const Call& c) { return lineup(e, c.base_url); }
+inline Reply answer_lineup_status(Engine&, const Call&) { return lineup_status(); }
+inline Reply answer_lineup_post(Engine&, const Call&) { return lineup_post(); }
+inline Reply answer_device_xml(Engine& e, const Call& c) { return device_xml(e, c.base_url); }
+inline Reply answer_playlist(Engine& e, const Call& c) { return playlist_m3u(e, c.base_url, c.sources); }
 inline Reply answer_channels(Engine& e, const Call&) { return list_channels(e); }
 
 }  // namespace detail
@@ -71,6 +78,13 @@ inline std::span<const EndpointDef> endpoints() {
         {"streams-status", "GET", "/api/v1/channels/streams-status", E::status, false, false, detail::answer_statuses},
         {"static-hls-m3u", "GET", "/api/v1/channels/static-hls-m3u", E::status, false, true, detail::answer_m3u},
         {"channels", "GET", "/api/v1/channels", E::registry, false, false, detail::answer_channels},
+        // The tuner (tuner.hpp): HDHomeRun's HTTP interface, and the M3U of continuous TS streams.
+        {"discover", "GET", "/discover.json", E::status, false, true, detail::answer_discover},
+        {"lineup", "GET", "/lineup.json", E::status, false, true, detail::answer_lineup},
+        {"lineup-status", "GET", "/lineup_status.json", E::status, false, false, detail::answer_lineup_status},
+        {"lineup-post", "POST", "/lineup.post", E::status, false, false, detail::answer_lineup_post},
+        {"device-xml", "GET", "/device.xml", E::status, false, true, detail::answer_device_xml},
+        {"playlist", "GET", "/playlist.m3u", E::status, false, true, detail::answer_playlist},
     };
     return table;
 }

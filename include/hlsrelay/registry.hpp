@@ -132,6 +132,28 @@ inline std::string headers_problem(const std::map<std::string, std::string>& hea
     return {};
 }
 
+// The guide attributes: bounded, no control characters (they are echoed into M3U lines), names of
+// a-z 0-9 - _.
+inline std::string attributes_problem(const ChannelConfig& c) {
+    auto bad_text = [](std::string_view v) {
+        return v.size() > kMaxAttributeBytes || std::any_of(v.begin(), v.end(), is_ascii_control);
+    };
+    for (auto [name, value] : {std::pair<const char*, const std::string*>{"tvg_id", &c.tvg_id}, {"tvg_name", &c.tvg_name},
+                               {"chno", &c.chno}})
+        if (bad_text(*value)) return std::string(name) + " is longer than " + std::to_string(kMaxAttributeBytes) + " bytes or has control characters";
+    if (!(std::abs(c.tvg_shift) <= kMaxTvgShiftHours)) return "tvg_shift must be between -48 and 48 hours";
+    if (c.attributes.size() > kMaxChannelAttributes)
+        return "more than " + std::to_string(kMaxChannelAttributes) + " pass-through attributes";
+    for (const auto& [name, value] : c.attributes) {
+        if (name.empty() || name.size() > 64 || !std::all_of(name.begin(), name.end(), [](char ch) {
+                return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+            }))
+            return "attribute name '" + repair_utf8(name) + "' is not 1-64 of a-z 0-9 - _";
+        if (bad_text(value)) return "attribute '" + name + "' is longer than " + std::to_string(kMaxAttributeBytes) + " bytes or has control characters";
+    }
+    return {};
+}
+
 // What Registry::add refuses; the loaders check the same so that whatever they return can be added.
 inline std::string channel_problem(const ChannelConfig& c) {
     if (c.id.empty() && c.name.empty()) return "a channel needs a name or an id";
@@ -145,6 +167,7 @@ inline std::string channel_problem(const ChannelConfig& c) {
     if (std::string p = headers_problem(c.headers); !p.empty()) return p;
     if (std::string p = overrides_problem(c.hls); !p.empty()) return p;
     if (std::string p = limits_problem(c.limits); !p.empty()) return p;
+    if (std::string p = attributes_problem(c); !p.empty()) return p;
     return c.variant ? variant_problem(*c.variant) : std::string();
 }
 
@@ -288,7 +311,35 @@ private:
             return;
         }
         if (consume_prefix_icase(rest, "#EXTHLSRELAY-BACKUP:")) return on_backup(line_no, trim(rest));
+        if (consume_prefix_icase(rest, "#EXTM3U")) return on_header(line_no, rest);
         // #EXTM3U, #KODIPROP and the like: nothing we use.
+    }
+
+    // "#EXTM3U url-tvg="http://a/epg.xml.gz,http://b/epg.xml" x-tvg-url=...": the list's guides.
+    void on_header(int line_no, std::string_view rest) {
+        ExtInf header;
+        if (!parse_extinf(std::string(rest) + ",", header).empty()) return issue(line_no, "#EXTM3U attributes are malformed; ignored");
+        for (const char* key : {"url-tvg", "x-tvg-url", "tvg-url"}) {
+            const auto it = header.attributes.find(key);
+            if (it == header.attributes.end()) continue;
+            std::string_view list = it->second;
+            while (!list.empty()) {
+                const std::size_t comma = list.find(',');
+                const std::string url(trim(list.substr(0, comma)));
+                list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+                if (url.empty()) continue;
+                if (!starts_with_icase(url, "http://") && !starts_with_icase(url, "https://")) {
+                    issue(line_no, "guide URL is not http(s): " + repair_utf8(redact_url(url)) + "; ignored");
+                    continue;
+                }
+                if (std::string p = source_problem(url); !p.empty()) {
+                    issue(line_no, "guide " + p + "; ignored");
+                    continue;
+                }
+                if (std::find(report_.guide_urls.begin(), report_.guide_urls.end(), url) == report_.guide_urls.end())
+                    report_.guide_urls.push_back(url);
+            }
+        }
     }
 
     void drop_dangling_extinf() {
@@ -369,6 +420,27 @@ private:
         if (c.group.empty()) c.group = entry.extgrp;
         c.group = repair_utf8(c.group);
         c.logo = attr("tvg-logo");
+        c.tvg_id = repair_utf8(attr("tvg-id"));
+        c.tvg_name = repair_utf8(attr("tvg-name"));
+        c.chno = repair_utf8(attr("tvg-chno"));
+        if (attrs.count("tvg-shift")) {
+            const auto shift = parse_number<double>(attr("tvg-shift"));
+            if (shift && std::abs(*shift) <= kMaxTvgShiftHours)
+                c.tvg_shift = *shift;
+            else
+                issue(entry_line, "tvg-shift '" + repair_utf8(attr("tvg-shift")) + "' is not a number of hours within 48; ignored");
+        }
+        for (const auto& [key, value] : attrs) {
+            static constexpr std::string_view kUsed[] = {"tvg-id", "tvg-name", "tvg-chno", "tvg-shift", "tvg-logo", "group-title"};
+            if (key.rfind("hlsrelay-", 0) == 0 || std::find(std::begin(kUsed), std::end(kUsed), key) != std::end(kUsed)) continue;
+            ChannelConfig probe;
+            probe.attributes[key] = repair_utf8(value);
+            if (c.attributes.size() >= kMaxChannelAttributes || !attributes_problem(probe).empty()) {
+                issue(entry_line, "attribute '" + repair_utf8(key.substr(0, 64)) + "' ignored (malformed, too long or too many)");
+                continue;
+            }
+            c.attributes[key] = repair_utf8(value);
+        }
         c.loop = entry.loop;
         c.urls.push_back(std::move(url));
         for (std::string& b : entry.backups) c.urls.push_back(std::move(b));
@@ -488,7 +560,8 @@ inline constexpr std::string_view kJsonFields[] = {"id", "name", "url", "urls", 
                                                    "segment_duration", "max_segments", "cleanup_interval",
                                                    "container", "renditions", "low_latency", "part_duration",
                                                    "max_playlist_bytes", "max_segment_bytes", "max_redirects",
-                                                   "playlist_deadline", "segment_deadline"};
+                                                   "playlist_deadline", "segment_deadline", "tvg_id", "tvg_name",
+                                                   "chno", "tvg_shift", "attributes"};
 
 // Throws EntrySkipped; problems that leave the entry usable go to `warnings`.
 inline ChannelConfig channel_from_json(const nlohmann::json& obj, std::vector<std::string>& warnings) {
@@ -584,6 +657,21 @@ inline ChannelConfig channel_from_json(const nlohmann::json& obj, std::vector<st
     }
     c.limits.playlist_deadline = get_number(obj, "playlist_deadline");
     c.limits.segment_deadline = get_number(obj, "segment_deadline");
+    if (auto v = get_string(obj, "tvg_id")) c.tvg_id = std::move(*v);
+    if (auto v = get_string(obj, "tvg_name")) c.tvg_name = std::move(*v);
+    if (const nlohmann::json* chno = field(obj, "chno")) {  // "5.1" or 5
+        if (chno->is_string()) c.chno = chno->get<std::string>();
+        else if (chno->is_number_integer() || chno->is_number_unsigned()) c.chno = std::to_string(*get_integer(obj, "chno"));
+        else wrong_type("chno", "a string or an integer");
+    }
+    if (auto v = get_number(obj, "tvg_shift")) c.tvg_shift = *v;
+    if (const nlohmann::json* attributes = field(obj, "attributes")) {
+        if (!attributes->is_object()) wrong_type("attributes", "an object of strings");
+        for (const auto& [name, value] : attributes->items()) {
+            if (!value.is_string()) wrong_type("attributes." + name, "a string");
+            c.attributes[ascii_lower(name)] = value.get<std::string>();
+        }
+    }
     if (std::string p = channel_problem(c); !p.empty()) throw EntrySkipped{std::move(p)};
 
     for (const auto& [key, value] : obj.items())
@@ -621,6 +709,19 @@ inline LoadReport parse_json(std::string_view text) {
     }
     const nlohmann::json* list = &doc;
     if (doc.is_object() && doc.contains("channels")) list = &doc["channels"];
+    if (doc.is_object() && doc.contains("guides")) {  // {"guides": ["http://.../epg.xml.gz"], "channels": [...]}
+        const nlohmann::json& guides = doc["guides"];
+        for (const nlohmann::json& g : guides.is_array() ? guides : nlohmann::json::array()) {
+            const std::string url = g.is_string() ? g.get<std::string>() : std::string();
+            if ((starts_with_icase(url, "http://") || starts_with_icase(url, "https://")) && detail::source_problem(url).empty()) {
+                if (std::find(report.guide_urls.begin(), report.guide_urls.end(), url) == report.guide_urls.end())
+                    report.guide_urls.push_back(url);
+            } else {
+                report.issues.push_back({1, "guides: an entry is not an http(s) URL; ignored"});
+            }
+        }
+        if (!guides.is_array()) report.issues.push_back({1, "guides must be an array of http(s) URLs; ignored"});
+    }
     if (!list->is_array()) {
         report.issues.push_back({1, "expected a JSON array of channels or {\"channels\": [...]}"});
         return report;
@@ -677,6 +778,11 @@ inline nlohmann::json to_json(const ChannelConfig& c, bool include_sources) {
     if (c.limits.max_redirects) j["max_redirects"] = *c.limits.max_redirects;
     if (c.limits.playlist_deadline) j["playlist_deadline"] = *c.limits.playlist_deadline;
     if (c.limits.segment_deadline) j["segment_deadline"] = *c.limits.segment_deadline;
+    if (!c.tvg_id.empty()) j["tvg_id"] = c.tvg_id;
+    if (!c.tvg_name.empty()) j["tvg_name"] = c.tvg_name;
+    if (!c.chno.empty()) j["chno"] = c.chno;
+    if (c.tvg_shift != 0) j["tvg_shift"] = c.tvg_shift;
+    if (!c.attributes.empty()) j["attributes"] = c.attributes;
     return j;
 }
 

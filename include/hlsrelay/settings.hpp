@@ -6,11 +6,20 @@
 #include <hlsrelay/log.hpp>
 #include <hlsrelay/text.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace hlsrelay {
+
+// The network tuner the engine presents to media servers (an HDHomeRun, include/hlsrelay/tuner.hpp).
+struct TunerSettings {
+    std::string name = "hlsrelay";  // FriendlyName, as Plex and Jellyfin list the tuner
+    std::string device_id;          // 8 hex digits valid by HDHomeRun's checksum; empty: derived from `seed`
+    std::string seed;               // the device id, auth and UPnP UDN derive from it; empty: the host name
+    int tuner_count = 0;            // TunerCount: streams a client may hold at once; 0: one per channel (1..255)
+};
 
 struct EngineSettings {
     HlsSettings hls;                 // defaults for every channel
@@ -31,6 +40,7 @@ struct EngineSettings {
     // this many seconds without a new error. Repeated warnings of a channel are logged once per state
     // change and then summarised at most once per this interval too.
     double error_clear_after = 30.0;
+    TunerSettings tuner;
 };
 
 // Accepted ranges of HlsSettings, engine-wide (Engine refuses others) and per channel (HlsOverrides:
@@ -99,6 +109,19 @@ inline std::string limits_problem(const FetchLimitOverrides& o) {
 }
 
 // The engine-wide settings: every field checked as if a channel overrode it.
+inline std::string tuner_problem(const TunerSettings& t) {
+    if (t.name.empty() || t.name.size() > 64 || std::any_of(t.name.begin(), t.name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
+        return "tuner name must be 1-64 bytes without control characters";
+    if (t.tuner_count < 0 || t.tuner_count > 255) return "tuner_count must be within 0..255 (0: one per channel)";
+    if (t.seed.size() > 256) return "tuner seed must be at most 256 bytes";
+    if (!t.device_id.empty()) {
+        bool hex = t.device_id.size() == 8;
+        for (char c : t.device_id) hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'));
+        if (!hex) return "device_id must be 8 hex digits";
+    }
+    return {};
+}
+
 inline std::string limits_problem(const FetchLimits& l) {
     return limits_problem(FetchLimitOverrides{l.max_playlist_bytes, l.max_segment_bytes, l.max_redirects,
                                               l.playlist_deadline, l.segment_deadline});

@@ -60,7 +60,7 @@ import typing
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
@@ -80,6 +80,7 @@ __all__ = ["create_router", "create_app", "engine_from_env", "app"]
 log = logging.getLogger("hlsrelay")
 
 SEGMENT_CACHE_CONTROL = IMMUTABLE_CACHE_CONTROL
+TS_FIRST_SEGMENT_WAIT = 10.0  # seconds a continuous TS request waits for its channel's first segment (the demo server's on-demand wait)
 PLAYLIST_MEDIA_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_MEDIA_TYPE = "video/mp2t"
 
@@ -338,6 +339,74 @@ def _build_router(
                         hub.forget(stream_id, waiter)
                     answer = engine.hls_file(stream_id, name, **args)
             return _file_response(answer, zero_copy)
+
+        @router.api_route("/stream/{stream_file}", methods=["GET", "HEAD"])
+        async def ts_stream(stream_file: str, request: Request) -> Response:
+            if not stream_file.endswith(".ts") or len(stream_file) <= 3:
+                return _with_cors(_detail(404, "Not found"))
+            return await _ts_stream(stream_file[:-3], request)
+
+        @router.api_route("/auto/{number}", methods=["GET", "HEAD"])
+        async def tuner_auto(number: str, request: Request) -> Response:
+            # HDHomeRun clients tune /auto/v<GuideNumber>.
+            channel = get_engine().channel_for_guide_number(number[1:]) if number.startswith("v") else None
+            if channel is None:
+                return _with_cors(_detail(404, f"No channel has GuideNumber {number[1:]}"))
+            return await _ts_stream(channel, request)
+
+        async def _ts_stream(channel: str, request: Request) -> Response:
+            """A channel's continuous MPEG-TS, as the demo server streams it (Engine.open_ts_stream): the
+            channel starts on demand, the response begins with its newest whole segment (a keyframe)
+            once there is one (503 after TS_FIRST_SEGMENT_WAIT seconds), then each segment as it is
+            published; waits are on the event loop, woken by the channel's segment events."""
+            engine = get_engine()
+            refusal = engine.ts_stream_refusal(channel)
+            if refusal is not None:
+                return _with_cors(JSONResponse(refusal[1], status_code=refusal[0]))
+            if not engine.running(channel):
+                await run_in_threadpool(engine.start, channel)
+            loop = asyncio.get_running_loop()
+            hub = publications.get(id(engine))
+            if hub is None:
+                hub = publications[id(engine)] = _Publications(engine, loop)
+            ts = engine.open_ts_stream(channel)
+
+            async def wait_chunk(deadline: typing.Optional[float]) -> typing.Any:
+                while True:
+                    waiter = hub.waiter(channel)
+                    try:
+                        chunk = ts.next()
+                        if chunk is not None or ts.ended:
+                            return chunk
+                        remaining = 30.0 if deadline is None else deadline - loop.time()
+                        if remaining <= 0:
+                            return None
+                        try:
+                            await asyncio.wait_for(waiter.wait(), remaining)
+                        except asyncio.TimeoutError:
+                            pass
+                    finally:
+                        hub.forget(channel, waiter)
+
+            first = await wait_chunk(loop.time() + TS_FIRST_SEGMENT_WAIT)
+            if first is None:
+                return _with_cors(JSONResponse(
+                    {"detail": f"Stream '{channel}' did not produce a segment in time; retry shortly"},
+                    status_code=503, headers={"Retry-After": "2"}))
+            refusal = engine.ts_stream_refusal(channel)  # a presentation is known only once running
+            if refusal is not None:
+                return _with_cors(JSONResponse(refusal[1], status_code=refusal[0]))
+            headers = {"Cache-Control": "no-store"}
+            if request.method == "HEAD":
+                return _with_cors(Response(status_code=200, media_type=SEGMENT_MEDIA_TYPE, headers=headers))
+
+            async def body() -> typing.AsyncIterator[bytes]:
+                chunk = first
+                while chunk is not None:
+                    yield bytes(chunk)
+                    chunk = await wait_chunk(None)
+
+            return _with_cors(StreamingResponse(body(), media_type=SEGMENT_MEDIA_TYPE, headers=headers))
 
     return router
 

@@ -1,5 +1,6 @@
 // hlsrelay._core: the engine for Python (pybind11). The GIL is released around every engine call.
 #include <hlsrelay/endpoints.hpp>
+#include <hlsrelay/ts_stream.hpp>
 #include <hlsrelay/engine.hpp>
 #include <hlsrelay/registry.hpp>
 #include <hlsrelay/settings.hpp>
@@ -255,7 +256,8 @@ void apply_fields(ChannelConfig& c, const py::dict& fields) {
                                                 "variant",  "segment_duration", "max_segments",
                                                 "container", "renditions", "low_latency", "part_duration",
                                                 "cleanup_interval", "max_playlist_bytes", "max_segment_bytes",
-                                                "max_redirects", "playlist_deadline", "segment_deadline"};
+                                                "max_redirects", "playlist_deadline", "segment_deadline",
+                                                "tvg_id", "tvg_name", "chno", "tvg_shift", "attributes"};
     for (const auto& item : fields) {
         const std::string key = py::str(item.first);
         if (!known.count(key)) throw py::type_error("unexpected keyword argument '" + key + "'");
@@ -302,7 +304,26 @@ void apply_fields(ChannelConfig& c, const py::dict& fields) {
         c.limits.playlist_deadline = optional_of<double>(fields["playlist_deadline"], "playlist_deadline");
     if (has("segment_deadline"))
         c.limits.segment_deadline = optional_of<double>(fields["segment_deadline"], "segment_deadline");
+    auto text = [&](const char* key, std::string& field) {
+        if (has(key)) field = fields[key].is_none() ? std::string() : py::str(fields[key]).cast<std::string>();
+    };
+    text("tvg_id", c.tvg_id);
+    text("tvg_name", c.tvg_name);
+    text("chno", c.chno);
+    if (has("tvg_shift")) c.tvg_shift = fields["tvg_shift"].is_none() ? 0.0 : fields["tvg_shift"].cast<double>();
+    if (has("attributes")) {
+        c.attributes.clear();
+        if (!fields["attributes"].is_none())
+            for (const auto& [k, v] : fields["attributes"].cast<py::dict>())
+                c.attributes[hlsrelay::ascii_lower(py::str(k).cast<std::string>())] = py::str(v).cast<std::string>();
+    }
 }
+
+// A channel's continuous TS (api::TsStream) over a PyEngine: each call re-acquires the engine.
+struct PyTsStream {
+    py::object owner;  // the PyEngine, kept alive
+    hlsrelay::api::TsStream ts;
+};
 
 class PyEngine;
 // Engines not yet closed; an atexit hook closes them while engine threads may still take the GIL.
@@ -489,6 +510,45 @@ PYBIND11_MODULE(_core, m) {
         }
     });
 
+    py::class_<PyTsStream>(m, "TsStream", "A channel's continuous MPEG-TS: Engine.open_ts_stream().")
+        .def(
+            "next",
+            [](PyTsStream& t) -> py::object {
+                auto r = t.owner.cast<PyEngine&>().call([&](Engine& e) {
+                    t.ts.rebind(e);
+                    return t.ts.next();
+                });
+                if (!r || !r->data) return py::none();
+                const std::string_view bytes = r->bytes();
+                return py::cast(PyResource{std::move(r->data), bytes, std::string(r->content_type), r->immutable});
+            },
+            "The next chunk (a Resource) if it is published already, else None; a reader that fell behind the window "
+            "skips to its newest segment.")
+        .def(
+            "wait_next",
+            [](PyTsStream& t, double timeout) -> py::object {
+                forbid_in_callback("TsStream.wait_next()");
+                if (!(timeout >= 0)) invalid("wait_next: timeout must be a number >= 0");
+                auto r = t.owner.cast<PyEngine&>().call([&](Engine& e) {
+                    t.ts.rebind(e);
+                    return t.ts.wait_next(std::min(timeout, 3600.0));
+                });
+                if (!r || !r->data) return py::none();
+                const std::string_view bytes = r->bytes();
+                return py::cast(PyResource{std::move(r->data), bytes, std::string(r->content_type), r->immutable});
+            },
+            py::arg("timeout"), "As next(), waiting up to `timeout` seconds for the publication (the GIL released).")
+        .def_property_readonly("ended",
+                               [](PyTsStream& t) {
+                                   return t.owner.cast<PyEngine&>().call([&](Engine& e) {
+                                       t.ts.rebind(e);
+                                       return t.ts.ended();
+                                   });
+                               })
+        .def_property_readonly("channel", [](const PyTsStream& t) { return t.ts.channel(); })
+        .def_property_readonly("sent", [](const PyTsStream& t) { return t.ts.sent(); })
+        .def_property_readonly("skipped", [](const PyTsStream& t) { return t.ts.skipped(); });
+
     py::class_<PyResource>(m, "Resource", py::buffer_protocol(),
                            "A playlist or segment read from memory. Shares the engine's bytes: memoryview(res) "
                            "copies nothing, bytes(res) copies once.")
@@ -588,7 +648,7 @@ PYBIND11_MODULE(_core, m) {
             "realtime=None, variant=None, segment_duration=None, max_segments=None, cleanup_interval=None, "
             "container=None, renditions=None, "
             "max_playlist_bytes=None, max_segment_bytes=None, max_redirects=None, playlist_deadline=None, "
-            "segment_deadline=None)")
+            "segment_deadline=None, tvg_id='', tvg_name='', chno='', tvg_shift=0, attributes=None)")
         .def(
             "update_channel",
             [](PyEngine& self, const std::string& channel, const py::kwargs& kwargs) {
@@ -682,6 +742,33 @@ PYBIND11_MODULE(_core, m) {
             py::arg("channel"), py::arg("name"), py::kw_only(), py::arg("headers_only") = false,
             "master.m3u8, index.m3u8 or a segment from memory; None when unknown, stopped or gone.\n"
             "Its size is added to the channel's bytes_out (delivered), unless headers_only=True (an HTTP HEAD).")
+        .def(
+            "ts_stream_refusal",
+            [](PyEngine& self, const std::string& channel) -> py::object {
+                const auto r = self.call([&](Engine& e) { return hlsrelay::api::ts_stream_refusal(e, channel); });
+                if (!r) return py::none();
+                return py::make_tuple(r->status, reply_body(*r));
+            },
+            py::arg("channel"),
+            "None when the channel can be streamed as continuous TS (/stream/{id}.ts), else (status, body): 404 for an\n"
+            "unknown channel, 409 for an fMP4 one or one whose audio comes in separate renditions.")
+        .def(
+            "channel_for_guide_number",
+            [](PyEngine& self, const std::string& number) -> py::object {
+                const auto id = self.call([&](Engine& e) { return hlsrelay::api::channel_for_guide_number(e, number); });
+                return id ? py::object(to_str(*id)) : py::object(py::none());
+            },
+            py::arg("number"), "The id of the channel the lineup numbers `number` (\"5\", \"5.1\"), or None.")
+        .def(
+            "open_ts_stream",
+            [](py::object self_obj, const std::string& channel) {
+                PyEngine& self = self_obj.cast<PyEngine&>();
+                auto ts = self.call([&](Engine& e) { return hlsrelay::api::TsStream(e, channel); });
+                return PyTsStream{std::move(self_obj), std::move(ts)};
+            },
+            py::arg("channel"),
+            "A reader of the channel's continuous MPEG-TS (it does not start the channel): next() gives the newest whole\n"
+            "segment first (it opens with a keyframe), then each segment as it is published.")
         .def(
             "hls_file",
             [](PyEngine& self, const std::string& channel, const std::string& name, bool head, const std::optional<std::string>& range,

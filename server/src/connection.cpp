@@ -118,7 +118,7 @@ void Connection::on_request() {
 void Connection::send(Response response) {
     if (phase_ == Phase::closed || phase_ == Phase::lingering) return;
     const bool http10 = request_.version_major == 1 && request_.version_minor == 0;
-    keep_alive_ = !response.close && request_.keep_alive();
+    keep_alive_ = !response.close && !response.stream && request_.keep_alive();
     response_ = std::move(response);
     head_ = serialize_head(response_, keep_alive_, http10);
     handler_.counters().count(response_.status);
@@ -141,6 +141,7 @@ void Connection::send(Response response) {
     asio::async_write(socket_, buffers, [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
         if (self->phase_ != Phase::writing) return;
         if (ec) return self->close();
+        if (self->response_.stream && self->request_.method != "HEAD") return self->stream_next();
         self->response_ = Response{};  // releases a shared segment as soon as it is sent
         if (!self->keep_alive_) return self->linger();
         self->request_ = Request{};
@@ -155,6 +156,27 @@ void Connection::send(Response response) {
         if (self->pending_.empty() && self->socket_.available(unread) == 0 && !unread)
             self->idle_since_.store(self->response_began_, std::memory_order_relaxed);
         self->process();
+    });
+}
+
+// A streamed body: wait for its next chunk (no deadline: the stream ends itself when its source
+// does), then write it under the write deadline; a client that cannot take a chunk in time is dropped.
+void Connection::stream_next() {
+    timer_.cancel();
+    response_.shared_body.reset();  // the chunk just sent
+    response_.stream->next([self = shared_from_this()](std::shared_ptr<const std::string> data, std::string_view bytes) {
+        asio::dispatch(self->socket_.get_executor(), [self, data = std::move(data), bytes] {
+            if (self->phase_ != Phase::writing) return;
+            if (!data) return self->linger();  // the end of the stream
+            self->response_.shared_body = data;
+            self->arm(self->timeouts_.write);
+            asio::async_write(self->socket_, asio::buffer(bytes.data(), bytes.size()),
+                              [self](const asio::error_code& ec, std::size_t) {
+                                  if (self->phase_ != Phase::writing) return;
+                                  if (ec) return self->close();
+                                  self->stream_next();
+                              });
+        });
     });
 }
 
@@ -178,6 +200,7 @@ void Connection::discard() {
 void Connection::close() {
     if (phase_ == Phase::closed) return;
     phase_ = Phase::closed;
+    if (response_.stream) response_.stream->cancel();
     asio::error_code ignored;
     timer_.cancel();
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);

@@ -52,6 +52,7 @@ private:
     void send(Response response);
     void arm(std::chrono::milliseconds timeout);
     void on_deadline();
+    void stream_next();  // a streamed body (Response::stream): its next chunk
     void linger();   // half-close, then drain the peer's bytes until EOF or a short deadline
     void discard();
     void close();

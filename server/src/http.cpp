@@ -95,7 +95,7 @@ std::string serialize_head(const Response& r, bool keep_alive, bool http10) {
         out += ": ";
         out += h.value;
     }
-    if (r.status != 204 && r.status >= 200) {
+    if (r.status != 204 && r.status >= 200 && !r.stream) {
         out += "\r\nContent-Length: ";
         out += std::to_string(r.payload().size());
     }

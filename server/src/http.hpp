@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +32,19 @@ struct Request {
     bool keep_alive() const;
 };
 
+// A body that comes as it is made (a channel's continuous TS stream): chunks shared with the engine,
+// sent one after the other until the source ends or the client goes. The connection closes after it.
+class BodyStream {
+public:
+    // `data` holds `bytes`; a null `data` is the end of the body.
+    using Ready = std::function<void(std::shared_ptr<const std::string> data, std::string_view bytes)>;
+    virtual ~BodyStream() = default;
+    // Calls `ready` once, on any thread, as soon as the next chunk (or the end) is there.
+    virtual void next(Ready ready) = 0;
+    // The connection is gone: a `ready` still waiting is dropped, never called.
+    virtual void cancel() = 0;
+};
+
 struct Response {
     int status = 200;
     std::vector<Header> headers;  // Content-Length, Connection, Date and CORS are added when sending
@@ -42,6 +56,9 @@ struct Response {
     bool close = false;  // end the connection after this response
     // Readable cross-origin: Access-Control-Allow-Origin: * (HLS delivery only, see api::check_request).
     bool cors = false;
+    // Set: the body goes on after the payload above with this stream's chunks; no Content-Length, and
+    // the connection closes at its end (a close-delimited body, RFC 9112 6.3).
+    std::shared_ptr<BodyStream> stream;
 
     std::string_view payload() const {
         return shared_body ? std::string_view(*shared_body).substr(offset, length) : std::string_view(body);

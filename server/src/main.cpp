@@ -63,6 +63,7 @@ int run(const Options& o) {
     settings.hls.part_duration = o.part_duration;
     settings.hls_dir = o.hls_dir;
     settings.limits = o.limits;
+    settings.tuner = o.tuner;
     settings.log_level = o.log_level;
     settings.log = [](LogLevel level, const std::string& channel, const std::string& message) {
         log::write(level, channel.empty() ? message : channel + ": " + message);

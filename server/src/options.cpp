@@ -61,6 +61,12 @@ Options:
   --max-playlist-bytes N   refuse an upstream playlist larger than N bytes (default: 4194304)
   --max-segment-bytes N    refuse an upstream segment larger than N bytes (default: 67108864)
   --max-redirects N        HTTP redirects followed per upstream fetch (default: 5)
+  --tuner-name NAME        the HDHomeRun tuner's FriendlyName in Plex, Jellyfin... (default: hlsrelay)
+  --tuner-count N          TunerCount: streams a client may hold at once; 0: one per channel (default: 0)
+  --device-id HEX8         the tuner's DeviceID (valid by HDHomeRun's checksum) (default: derived from
+                           --tuner-seed)
+  --tuner-seed TEXT        what the DeviceID, DeviceAuth and UPnP UDN derive from (default: the host
+                           name): keep it to keep the tuner's identity across reinstalls
   --help                   show this help and exit
   --version                show the version and exit
 )";
@@ -194,6 +200,10 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         {"--max-segment-bytes", number_in(o.limits.max_segment_bytes, static_cast<double>(kMinMaxSegmentBytes),
                                           static_cast<double>(kMaxMaxSegmentBytes), "--max-segment-bytes")},
         {"--max-redirects", number_in(o.limits.max_redirects, kMinMaxRedirects, kMaxMaxRedirects, "--max-redirects")},
+        {"--tuner-name", text(o.tuner.name)},
+        {"--tuner-count", number_in(o.tuner.tuner_count, 0, 255, "--tuner-count")},
+        {"--device-id", text(o.tuner.device_id)},
+        {"--tuner-seed", text(o.tuner.seed)},
     };
 
     for (std::size_t i = 0; i < args.size(); ++i) {

@@ -49,6 +49,7 @@ struct Options {
     double read_timeout = 10;
     double keepalive_timeout = 15;
     FetchLimits limits;  // --max-playlist-bytes, --max-segment-bytes, --max-redirects: EngineSettings::limits
+    TunerSettings tuner;  // --tuner-name, --tuner-count, --device-id, --tuner-seed: EngineSettings::tuner
 };
 
 struct ParsedOptions {

@@ -4,6 +4,7 @@
 #include "log.hpp"
 
 #include <hlsrelay/json.hpp>
+#include <hlsrelay/ts_stream.hpp>
 #include <hlsrelay/playlist.hpp>
 #include <hlsrelay/text.hpp>
 
@@ -24,14 +25,6 @@ Response text_response(int status, std::string content_type, std::string body) {
     r.set("Cache-Control", "no-store");
     r.body = std::move(body);
     return r;
-}
-
-// A Host header is echoed into the M3U: only host[:port] characters may pass.
-bool valid_host(std::string_view host) {
-    if (host.empty() || host.size() > 255) return false;
-    for (char c : host)
-        if (!(is_ascii_alnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_')) return false;
-    return true;
 }
 
 bool is_playlist(std::string_view file) { return file == kMasterPlaylistName || file == kMediaPlaylistName; }
@@ -83,7 +76,7 @@ RequestHandler::RequestHandler(Engine& engine, asio::io_context& io, asio::threa
         if (e.type == EventType::Error) return;
         {
             std::lock_guard lock(blocked_mu_);
-            if (!blocked_.count(e.channel)) return;
+            if (!blocked_.count(e.channel) && !ts_waiting_.count(e.channel)) return;
         }
         asio::post(io_, [this, id = e.channel] { wake(id); });
     });
@@ -154,7 +147,152 @@ bool RequestHandler::answer(const std::shared_ptr<BlockedReload>& b) {
     return true;
 }
 
+// One viewer of a channel's continuous TS (api::TsStream): the connection asks for each next chunk;
+// when none is there yet, its callback waits here (in RequestHandler::ts_waiting_) for the channel's
+// next publication. Nothing is queued: each chunk is the window's own buffer.
+class TsViewer : public BodyStream, public std::enable_shared_from_this<TsViewer> {
+public:
+    TsViewer(RequestHandler& handler, std::string client, std::string channel)
+        : handler_(handler), client_(std::move(client)), ts_(handler.engine_, std::move(channel)) {}
+
+    void next(Ready ready) override {
+        {
+            std::lock_guard lock(mu_);
+            if (cancelled_) return;
+            waiting_ = std::move(ready);
+        }
+        {
+            std::lock_guard lock(handler_.blocked_mu_);  // parked before looking: a publication now wakes it
+            handler_.ts_waiting_[ts_.channel()].push_back(weak_from_this());
+        }
+        poll();
+    }
+
+    void cancel() override {
+        std::lock_guard lock(mu_);
+        cancelled_ = true;
+        waiting_ = nullptr;
+    }
+
+    // Hands the waiting callback its chunk (or the end) if there is one; false while it still waits.
+    bool poll() {
+        std::unique_lock lock(mu_);
+        if (!waiting_) return true;
+        std::optional<Resource> chunk;
+        try {
+            chunk = ts_.next();
+        } catch (const std::exception&) {
+            // the channel went away: the end
+        }
+        const bool end = !chunk && ts_.ended();
+        if (!chunk && !end) return false;
+        Ready ready = std::exchange(waiting_, nullptr);
+        lock.unlock();
+        if (!chunk) {
+            ready(nullptr, {});
+            return true;
+        }
+        handler_.activity_.record_request(ts_.channel(), client_);  // a viewer, and the channel is not idle
+        const std::string_view bytes = chunk->bytes();
+        ready(chunk->data, bytes);
+        return true;
+    }
+
+    // The first chunk, for the response head: nullopt while there is none.
+    std::optional<Resource> first() {
+        std::lock_guard lock(mu_);
+        return ts_.next();
+    }
+    const std::string& channel() const { return ts_.channel(); }
+
+private:
+    RequestHandler& handler_;
+    const std::string client_;
+    std::mutex mu_;
+    api::TsStream ts_;
+    Ready waiting_;
+    bool cancelled_ = false;
+};
+
+void RequestHandler::serve_ts(const std::string& id, const std::string& client, Done done) {
+    if (auto refusal = api::ts_stream_refusal(engine_, id)) return done(reply_response(*refusal));
+    activity_.record_request(id, client);
+    if (!engine_.running(id)) {
+        log::info("on-demand start of " + id + " for a TS viewer");
+        asio::post(blocking_, [this, id] {
+            try {
+                engine_.start(id);
+                activity_.touch(id);
+            } catch (const std::exception& e) {
+                log::warn("on-demand start of " + id + " failed: " + scrub_urls(e.what()));
+            }
+        });
+    }
+    auto viewer = std::make_shared<TsViewer>(*this, client, id);
+    first_ts_chunk(viewer, std::chrono::steady_clock::now() + settings_.on_demand_wait,
+                   std::make_shared<asio::steady_timer>(io_), std::move(done));
+}
+
+// Polls for the first segment (as the on-demand playlist wait does): the head goes out with it.
+void RequestHandler::first_ts_chunk(std::shared_ptr<TsViewer> viewer, std::chrono::steady_clock::time_point deadline,
+                                    std::shared_ptr<asio::steady_timer> timer, Done done) {
+    std::optional<Resource> chunk;
+    try {
+        chunk = viewer->first();
+    } catch (const std::exception&) {
+        // removed meanwhile: the 404 below
+    }
+    if (chunk) {
+        // A presentation found to have separate audio only once running: refused now.
+        if (auto refusal = api::ts_stream_refusal(engine_, viewer->channel())) return done(reply_response(*refusal));
+        Response r;
+        r.set("Content-Type", "video/mp2t");
+        r.set("Cache-Control", "no-store");
+        const std::string_view bytes = chunk->bytes();
+        r.shared_body = chunk->data;
+        r.offset = static_cast<std::size_t>(bytes.data() - chunk->data->data());
+        r.length = bytes.size();
+        r.stream = std::move(viewer);
+        r.cors = true;
+        // HEAD: the connection sends the head alone.
+        return done(std::move(r));
+    }
+    if (!engine_.find_channel(viewer->channel())) return done(reply_response(api::channel_not_found()));
+    if (std::chrono::steady_clock::now() >= deadline) {
+        std::string detail = "Stream '" + viewer->channel() + "' did not produce a segment in time; retry shortly";
+        try {
+            const ChannelStatus s = engine_.status(viewer->channel());
+            if (!s.last_error.empty()) detail += " (last error: " + scrub_urls(s.last_error, !settings_.api_token.empty()) + ")";
+        } catch (const std::exception&) {
+        }
+        Response e = error_response(503, detail);
+        e.set("Retry-After", "2");
+        e.cors = true;
+        return done(std::move(e));
+    }
+    timer->expires_after(settings_.on_demand_poll);
+    timer->async_wait([this, viewer = std::move(viewer), deadline, timer, done = std::move(done)](const asio::error_code& ec) mutable {
+        if (ec) return;
+        first_ts_chunk(std::move(viewer), deadline, std::move(timer), std::move(done));
+    });
+}
+
 void RequestHandler::wake(const std::string& id) {
+    std::vector<std::weak_ptr<TsViewer>> viewers;
+    {
+        std::lock_guard lock(blocked_mu_);
+        if (auto it = ts_waiting_.find(id); it != ts_waiting_.end()) {
+            viewers = std::move(it->second);
+            ts_waiting_.erase(it);
+        }
+    }
+    for (const auto& weak : viewers) {
+        const auto v = weak.lock();
+        if (v && !v->poll()) {
+            std::lock_guard lock(blocked_mu_);
+            ts_waiting_[id].push_back(v);  // nothing for it in this publication: wait for the next
+        }
+    }
     std::vector<std::shared_ptr<BlockedReload>> waiting;
     {
         std::lock_guard lock(blocked_mu_);
@@ -212,6 +350,23 @@ void RequestHandler::dispatch(const Request& req, const std::string& client, con
                 response.cors = true;
                 done(std::move(response));
             });
+        case RouteKind::ts_stream:
+            return serve_ts(r.channel, client, [done](Response response) {
+                response.cors = true;
+                done(std::move(response));
+            });
+        case RouteKind::tuner_auto: {  // HDHomeRun's /auto/v<GuideNumber>
+            const auto id = api::channel_for_guide_number(engine_, r.channel);
+            if (!id) {
+                Response e = error_response(404, "No channel has GuideNumber " + r.channel);
+                e.cors = true;
+                return done(std::move(e));
+            }
+            return serve_ts(*id, client, [done](Response response) {
+                response.cors = true;
+                done(std::move(response));
+            });
+        }
         case RouteKind::endpoint: {
             const api::EndpointDef& def = *r.api;
             api::Call call;
@@ -219,9 +374,11 @@ void RequestHandler::dispatch(const Request& req, const std::string& client, con
             call.sources = verdict.sources;
             call.decorate_status = [this](nlohmann::ordered_json& status) { add_activity(status); };
             if (def.needs_base_url) {
+                // The Host header goes into the reply's URLs: only a sane host[:port] may.
                 const auto host = req.header("Host");
-                if (host && !valid_host(*host)) return done(error_response(400, "Invalid Host header"));
-                call.base_url = "http://" + (host ? std::string(*host) : settings_.default_host);
+                const auto base = hdhomerun::base_url_from_host(host ? *host : std::string_view(settings_.default_host));
+                if (!base) return done(error_response(400, "Invalid Host header"));
+                call.base_url = *base;
             }
             if (!def.changes_state) return done(reply_response(api::call(engine_, def, call)));
             // Starting and stopping wait on the engine: off the io threads.

@@ -37,6 +37,7 @@ struct HandlerSettings {
 
 struct PlaylistWait;
 struct BlockedReload;
+class TsViewer;
 
 class RequestHandler {
 public:
@@ -69,6 +70,13 @@ private:
     bool answer(const std::shared_ptr<BlockedReload>& b);  // true: answered (or gone), false: still waiting
     void wake(const std::string& id);
     void run_blocking(std::function<api::Reply()> work, Done done);
+    // A channel's continuous TS (/stream/{id}.ts, /auto/v{n}): started on demand, answered once its
+    // first segment is there (503 if none comes in on_demand_wait), then streamed by a TsViewer that
+    // the channel's publications wake.
+    void serve_ts(const std::string& id, const std::string& client, Done done);
+    void first_ts_chunk(std::shared_ptr<TsViewer> viewer, std::chrono::steady_clock::time_point deadline,
+                        std::shared_ptr<asio::steady_timer> timer, Done done);
+    friend class TsViewer;
     void add_activity(nlohmann::ordered_json& status) const;
     Response asset(const std::filesystem::path& path, std::string content_type, std::string cache_control);
 
@@ -82,6 +90,7 @@ private:
     HttpCounters counters_;
     std::mutex blocked_mu_;
     std::map<std::string, std::vector<std::shared_ptr<BlockedReload>>> blocked_;  // by channel id
+    std::map<std::string, std::vector<std::weak_ptr<TsViewer>>> ts_waiting_;      // by channel id, under blocked_mu_
     Engine::SubscriptionId subscription_ = 0;
 };
 

@@ -40,6 +40,8 @@ const std::vector<Pattern>& patterns() {
             {{"hls_streams", "{}", "{}"}, GET | HEAD, RouteKind::hls, E::media},
             // A rendition of a presentation: exactly one "<v|a|s><n>/" level before the file.
             {{"hls_streams", "{}", "{}", "{}"}, GET | HEAD, RouteKind::hls, E::media},
+            {{"stream", "{}"}, GET | HEAD, RouteKind::ts_stream, E::media},
+            {{"auto", "{}"}, GET | HEAD, RouteKind::tuner_auto, E::media},
         };
         for (const api::EndpointDef& d : api::endpoints()) {
             // State changes offer no HEAD: it must be safe.
@@ -184,6 +186,19 @@ Route route(std::string_view method, std::string_view target) {
                 e.endpoint = E::media;  // readable cross-origin, like every HLS answer
                 return e;
             }
+        }
+        if (p.kind == RouteKind::ts_stream || p.kind == RouteKind::tuner_auto) {
+            // "/stream/news.ts": a registry id and ".ts"; "/auto/v5.1": "v" and a GuideNumber.
+            const std::string& s = *captures.front();
+            const bool ts = p.kind == RouteKind::ts_stream;
+            const bool ok = ts ? s.size() > 3 && s.compare(s.size() - 3, 3, ".ts") == 0 && is_safe_slug(s.substr(0, s.size() - 3))
+                               : s.size() > 1 && s.front() == 'v';
+            if (!ok) {
+                Route e = error(404, "Not found");
+                e.endpoint = E::media;
+                return e;
+            }
+            r.channel = ts ? s.substr(0, s.size() - 3) : s.substr(1);
         }
         return r;
     }

@@ -18,6 +18,8 @@ enum class RouteKind {
     healthz,
     metrics,
     hls,               // GET /hls_streams/{id}/{file}: channel = id, file = playlist or segment name
+    ts_stream,         // GET /stream/{id}.ts: channel = id (a channel's continuous MPEG-TS)
+    tuner_auto,        // GET /auto/v{GuideNumber} (HDHomeRun): channel = the GuideNumber
     endpoint,          // a row of the API's endpoint table (hlsrelay/endpoints.hpp): `api` says which
 };
 

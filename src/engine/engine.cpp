@@ -7,6 +7,7 @@
 #include <malloc.h>
 #endif
 
+#include <hlsrelay/hdhomerun.hpp>
 #include <hlsrelay/registry.hpp>
 #include <hlsrelay/stream_id.hpp>
 
@@ -30,6 +31,9 @@ void validate(const EngineSettings& s) {
     if (!(s.release_memory_interval >= 0)) bad("release_memory_interval must not be negative");
     if (!(s.error_clear_after > 0 && s.error_clear_after <= 86400)) bad("error_clear_after must be within 0..86400 s");
     if (std::string p = limits_problem(s.limits); !p.empty()) bad("limits: " + p);
+    if (std::string p = tuner_problem(s.tuner); !p.empty()) bad(p);
+    if (!s.tuner.device_id.empty() && !hdhomerun::valid_device_id(s.tuner.device_id))
+        bad("device_id " + s.tuner.device_id + " fails HDHomeRun's device id checksum (hdhomerun::valid_device_id)");
 }
 
 void validate(const HlsSettings& h) {

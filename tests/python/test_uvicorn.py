@@ -277,3 +277,75 @@ def test_uvicorn_app_sends_the_demo_servers_hls_cors_headers(media, tmp_path, se
         assert status == 200 and "access-control-allow-origin" not in headers
     finally:
         server.stop()
+
+
+def read_stream(port, path, nbytes, timeout=30.0):
+    """(status, headers, the first `nbytes` of the body) of a streamed response; the connection is then closed."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        headers = {k.lower(): v for k, v in r.getheaders()}
+        if r.status != 200:
+            return r.status, headers, r.read()
+        body = b""
+        while len(body) < nbytes:
+            chunk = r.read1(65536)
+            if not chunk:
+                break
+            body += chunk
+        return r.status, headers, body
+    finally:
+        conn.close()
+
+
+@pytest.mark.deadline(150)
+def test_uvicorn_is_a_tuner(media, tmp_path, server_env):
+    """Jellyfin's way through the FastAPI app: discover, lineup, then ffmpeg on the lineup's continuous TS
+    URL (the channel starts on demand); two viewers at once begin with a whole segment opening with a
+    keyframe; the same routes answer as the demo server's (the endpoint table)."""
+    ffprobe = shutil.which("ffprobe")
+    if not ffprobe:
+        pytest.skip("ffprobe is not installed")
+    channels = tmp_path / "channels.json"
+    channels.write_text(json.dumps([
+        {"name": "Test Channel", "id": "test", "url": media, "loop": True, "chno": "7"},
+        {"name": "Packaged fMP4", "id": "mp4", "url": media, "loop": True, "container": "fmp4"},
+    ]))
+    server_env.update(HLSRELAY_CHANNELS=str(channels), HLSRELAY_SEGMENT_DURATION="1", HLSRELAY_LOG_LEVEL="error")
+    server = Uvicorn(server_env, tmp_path / "uvicorn.log")
+    try:
+        port = server.start().port
+        base = f"http://{HOST}:{port}"
+        status, discover = get_json(port, "/discover.json")
+        assert status == 200 and discover["ModelNumber"] == "HDTC-2US" and discover["BaseURL"] == base
+        assert discover["LineupURL"] == base + "/lineup.json" and discover["TunerCount"] == 2
+        status, lineup = get_json(port, "/lineup.json")
+        assert status == 200 and [c["GuideNumber"] for c in lineup] == ["7", "2"]
+        assert lineup[0]["URL"] == base + "/stream/test.ts"
+        assert get(port, "/lineup.post?scan=start", method="POST")[0] == 200
+        status, headers, xml = get(port, "/device.xml")
+        assert status == 200 and headers["content-type"].startswith("application/xml") and b"<UDN>uuid:" in xml
+
+        probe = subprocess.run(
+            [ffprobe, "-v", "error", "-rw_timeout", "20000000", "-show_entries", "stream=codec_type", "-of", "csv=p=0",
+             lineup[0]["URL"]], capture_output=True, text=True, timeout=60)
+        assert {"video", "audio"} <= set(probe.stdout.split()), probe.stdout + probe.stderr
+
+        for path in ("/stream/test.ts", "/auto/v7"):
+            status, headers, body = read_stream(port, path, 188 * 400)
+            assert status == 200 and headers["content-type"] == "video/mp2t" and "content-length" not in headers
+            assert len(body) >= 188 * 400 and body[0] == 0x47
+            first = tmp_path / "first.ts"
+            first.write_bytes(body)
+            frames = subprocess.run(
+                [ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=key_frame,pict_type",
+                 "-read_intervals", "%+#1", "-of", "csv=p=0", str(first)], capture_output=True, text=True, timeout=30)
+            assert frames.stdout.startswith("1,I"), frames.stdout + frames.stderr
+
+        assert get_json(port, "/stream/mp4.ts")[0] == 409
+        assert get_json(port, "/stream/nope.ts")[0] == 404
+        assert get_json(port, "/auto/v99")[0] == 404
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0, server.output().decode(errors="replace")

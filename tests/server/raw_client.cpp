@@ -109,6 +109,13 @@ std::optional<RawResponse> RawClient::read_response(std::chrono::milliseconds ti
     return r;
 }
 
+bool RawClient::read_at_least(std::size_t n, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (buffer_.size() < n)
+        if (!fill(deadline)) return false;
+    return true;
+}
+
 bool RawClient::closed_within(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!eof_) {

@@ -30,6 +30,9 @@ public:
     // closed or `timeout` passed first.
     std::optional<RawResponse> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(5),
                                              bool head = false);
+    // Reads until at least `n` bytes are buffered (a streamed body); false if the peer closed or
+    // `timeout` passed first.
+    bool read_at_least(std::size_t n, std::chrono::milliseconds timeout);
     // True if the peer closes (EOF or reset) within `timeout`; bytes that arrive meanwhile are kept.
     bool closed_within(std::chrono::milliseconds timeout);
     const std::string& buffered() const { return buffer_; }

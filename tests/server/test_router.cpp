@@ -59,6 +59,16 @@ TEST_CASE("router finds every endpoint") {
         {"POST", "/api/v1/channels/start-stream/start", RouteKind::endpoint, "start-stream", "", E::control, "start-stream"},
         // Absolute-form targets are accepted.
         {"GET", "http://example:8000/healthz?x=1", RouteKind::healthz, "", "", E::health},
+        {"GET", "/stream/news-1.ts", RouteKind::ts_stream, "news-1", "", E::media},
+        {"HEAD", "/stream/news-1.ts", RouteKind::ts_stream, "news-1", "", E::media},
+        {"GET", "/auto/v5.1", RouteKind::tuner_auto, "5.1", "", E::media},
+        {"GET", "/auto/v12?transcode=mobile", RouteKind::tuner_auto, "12", "", E::media},  // Jellyfin's query
+        {"GET", "/discover.json", RouteKind::endpoint, "", "", E::status, "discover"},
+        {"GET", "/lineup.json", RouteKind::endpoint, "", "", E::status, "lineup"},
+        {"GET", "/lineup_status.json", RouteKind::endpoint, "", "", E::status, "lineup-status"},
+        {"POST", "/lineup.post?scan=start", RouteKind::endpoint, "", "", E::status, "lineup-post"},
+        {"GET", "/device.xml", RouteKind::endpoint, "", "", E::status, "device-xml"},
+        {"GET", "/playlist.m3u", RouteKind::endpoint, "", "", E::status, "playlist"},
     };
     for (const Case& c : cases) {
         INFO(c.method << " " << c.target);
@@ -83,7 +93,7 @@ TEST_CASE("router parses the query") {
 }
 
 TEST_CASE("router answers unknown paths with 404") {
-    for (const char* target : {"/nope", "/api/v1", "/api/v1/channels/", "/api/v1/channels/start-stream/",
+    for (const char* target : {"/nope", "/stream/news.m3u8", "/stream/.ts", "/stream/News%20HD.ts", "/stream/a/b.ts", "/auto/5", "/auto/v", "/api/v1", "/api/v1/channels/", "/api/v1/channels/start-stream/",
                                "/api/v1/channels/stream-status", "/hls_streams/demo", "/hls_streams/demo/",
                                "/hls_streams/demo/other.m3u8", "/hls_streams/demo/seg_01.ts", "/hls_streams/demo/seg_x.ts",
                                "/hls_streams/Demo/master.m3u8", "/hls_streams/News%20HD/master.m3u8",

@@ -999,3 +999,50 @@ TEST_CASE("hls_problem: the engine-wide defaults are in range, renditions must p
     CHECK(format_number(0.1) == "0.1");
     CHECK(format_number(60) == "60");
 }
+
+TEST_CASE("M3U guide attributes: tvg-*, catchup passed through, the list's url-tvg") {
+    const LoadReport r = parse_m3u(
+        "#EXTM3U url-tvg=\"http://epg.example/a.xml.gz, http://epg.example/b.xml\" x-tvg-url=\"http://epg.example/a.xml.gz,file:///etc/passwd\"\n"
+        "#EXTINF:-1 tvg-id=\"News.uk\" tvg-name=\"News HD\" tvg-chno=\"101\" tvg-shift=\"-1.5\" tvg-logo=\"http://l/n.png\" "
+        "group-title=\"News\" catchup=\"append\" catchup-days=\"7\" tvg-country=\"UK\",News\n"
+        "http://src.example/news.m3u8\n"
+        "#EXTINF:-1 tvg-shift=\"lots\" BAD*NAME=\"x\",Sport\n"
+        "http://src.example/sport.m3u8\n");
+    REQUIRE(r.channels.size() == 2);
+    const ChannelConfig& news = r.channels[0];
+    CHECK(news.tvg_id == "News.uk");
+    CHECK(news.tvg_name == "News HD");
+    CHECK(news.chno == "101");
+    CHECK(news.tvg_shift == -1.5);
+    CHECK(news.logo == "http://l/n.png");
+    CHECK(news.attributes == std::map<std::string, std::string>{{"catchup", "append"}, {"catchup-days", "7"}, {"tvg-country", "UK"}});
+    CHECK(r.guide_urls == std::vector<std::string>{"http://epg.example/a.xml.gz", "http://epg.example/b.xml"});
+    // An unusable shift and a malformed attribute name are reported, the entry kept.
+    CHECK(r.channels[1].tvg_shift == 0);
+    CHECK(r.channels[1].attributes.empty());
+    std::string issues;
+    for (const auto& i : r.issues) issues += i.message + "\n";
+    CHECK(issues.find("tvg-shift 'lots'") != std::string::npos);
+    CHECK(issues.find("attribute 'bad*name' ignored") != std::string::npos);
+    CHECK(issues.find("guide URL is not http(s)") != std::string::npos);
+
+    // The JSON form round-trips, and Registry::add checks the caps.
+    const nlohmann::json j = to_json(news, true);
+    CHECK(j["tvg_id"] == "News.uk");
+    CHECK(j["chno"] == "101");
+    CHECK(j["attributes"]["catchup-days"] == "7");
+    const LoadReport back = parse_json(nlohmann::json::array({j}).dump());
+    REQUIRE(back.channels.size() == 1);
+    CHECK(back.channels[0].attributes == news.attributes);
+    CHECK(back.channels[0].tvg_shift == -1.5);
+    const LoadReport numbered = parse_json(R"({"guides": ["https://g.example/epg.xml", "file:///x"], "channels": [{"name": "A", "url": "http://a/x.m3u8", "chno": 5}]})");
+    REQUIRE(numbered.channels.size() == 1);
+    CHECK(numbered.channels[0].chno == "5");
+    CHECK(numbered.guide_urls == std::vector<std::string>{"https://g.example/epg.xml"});
+    ChannelConfig many = news;
+    for (int i = 0; i < 40; ++i) many.attributes["x" + std::to_string(i)] = "v";
+    CHECK(detail::channel_problem(many).find("pass-through attributes") != std::string::npos);
+    many = news;
+    many.chno = "1\n#EXTINF";
+    CHECK(!detail::channel_problem(many).empty());
+}

@@ -248,7 +248,7 @@ TEST_CASE("xmltv: attribute values keep tabs and line breaks through references"
 
 // ---------------------------------------------------------------- matching
 
-TEST_CASE("xmltv: channels are matched by tvg-id; the rest of the guide is dropped", "[xmltv]") {
+TEST_CASE("xmltv: channels are matched by tvg-id, the rest of the guide is dropped", "[xmltv]") {
     xmltv::Report report;
     const std::string out =
         merge_one(kGuide, {wanted("bbc_one", "bbc1.uk", "BBC One"), wanted("news", "news.de", "News")}, report);
@@ -383,7 +383,7 @@ TEST_CASE("xmltv: one guide channel serves several wanted channels, each with it
     CHECK(report.guide_channels_matched == 1);
 }
 
-TEST_CASE("xmltv: a repeated wanted id is written once; a wanted channel without an id is left out", "[xmltv]") {
+TEST_CASE("xmltv: a repeated wanted id is written once, a wanted channel without an id is left out", "[xmltv]") {
     xmltv::Report report;
     const std::string out =
         merge_one(kGuide, {wanted("x", "bbc1.uk"), wanted("x", "news.de"), wanted("", "news.de", "Nameless")}, report);

@@ -1,0 +1,177 @@
+// The engine as a network tuner for media servers and IPTV apps: the HDHomeRun documents Plex,
+// Jellyfin, Emby and Channels DVR read (hdhomerun.hpp builds them), the channel numbers they show,
+// and the M3U of continuous TS URLs that Kodi (IPTV Simple) and TiviMate load. Replies over an
+// Engine, rows of the endpoint table (endpoints.hpp).
+#pragma once
+
+#include <hlsrelay/api.hpp>
+#include <hlsrelay/hdhomerun.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hlsrelay::api {
+
+// "/stream/news.ts": a channel's continuous MPEG-TS (ts_stream.hpp), what lineups point at.
+inline std::string ts_stream_path(std::string_view id) { return "/stream/" + std::string(id) + ".ts"; }
+
+// A channel of the lineup with its GuideNumber: its tvg-chno when valid and not taken by an earlier
+// channel, else its position in the list (hdhomerun::assign_guide_numbers).
+struct TunedChannel {
+    ChannelConfig config;
+    std::string guide_number;
+};
+
+inline std::vector<TunedChannel> tuned_channels(const Engine& engine) {
+    std::vector<TunedChannel> out;
+    std::vector<std::string> chno;
+    for (ChannelConfig& c : engine.channels()) {
+        chno.push_back(c.chno);
+        out.push_back({std::move(c), {}});
+    }
+    const std::vector<std::string> numbers = hdhomerun::assign_guide_numbers(chno);
+    for (std::size_t i = 0; i < out.size(); ++i) out[i].guide_number = numbers[i];
+    return out;
+}
+
+// The channel id a GuideNumber names ("5", "5.1"), as HDHomeRun clients tune: /auto/v5.1.
+inline std::optional<std::string> channel_for_guide_number(const Engine& engine, std::string_view number) {
+    const auto wanted = hdhomerun::normalize_guide_number(number);
+    if (!wanted) return std::nullopt;
+    for (const TunedChannel& t : tuned_channels(engine))
+        if (t.guide_number == *wanted) return t.config.id;
+    return std::nullopt;
+}
+
+namespace detail {
+
+inline std::string host_name() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0 || !name[0]) return "hlsrelay";
+    return name;
+}
+
+}  // namespace detail
+
+// The device this engine presents: its id and auth derived from TunerSettings::seed (the host name
+// when unset), so they are stable per install; TunerCount as configured or one per channel.
+inline hdhomerun::Device tuner_device(const Engine& engine) {
+    const TunerSettings& t = engine.settings().tuner;
+    const int count = t.tuner_count > 0 ? t.tuner_count : static_cast<int>(std::clamp<std::size_t>(engine.channels().size(), 1, 255));
+    hdhomerun::Device d = hdhomerun::device_from_seed(t.seed.empty() ? detail::host_name() : t.seed, count);
+    if (!t.device_id.empty()) {
+        d.device_id = t.device_id;
+        for (char& ch : d.device_id) ch = (ch >= 'a' && ch <= 'f') ? static_cast<char>(ch - 'a' + 'A') : ch;
+    }
+    d.friendly_name = t.name;
+    return d;
+}
+
+// GET /discover.json
+inline Reply discover(const Engine& engine, std::string_view base_url) {
+    return guarded([&] {
+        Reply r;
+        r.body = hdhomerun::discover_json(tuner_device(engine), base_url);
+        return r;
+    });
+}
+
+// GET /lineup.json: every channel, URL its continuous TS. HD when its video is known to be 720 lines
+// or more (a running channel's status).
+inline Reply lineup(const Engine& engine, std::string_view base_url) {
+    return guarded([&] {
+        std::vector<hdhomerun::LineupEntry> entries;
+        for (const TunedChannel& t : tuned_channels(engine)) {
+            hdhomerun::LineupEntry e;
+            e.guide_number = t.guide_number;
+            e.guide_name = t.config.name;
+            e.url = std::string(base_url) + ts_stream_path(t.config.id);
+            if (engine.running(t.config.id)) {
+                try {
+                    e.hd = engine.status(t.config.id).stream.height >= 720;
+                } catch (const Error&) {
+                    // removed meanwhile
+                }
+            }
+            entries.push_back(std::move(e));
+        }
+        Reply r;
+        r.body = hdhomerun::lineup_json(entries);
+        return r;
+    });
+}
+
+// GET /lineup_status.json
+inline Reply lineup_status() {
+    Reply r;
+    r.body = hdhomerun::lineup_status_json();
+    return r;
+}
+
+// POST /lineup.post (?scan=start|abort): the lineup is always complete, so a scan has nothing to do.
+inline Reply lineup_post() {
+    Reply r;
+    r.content_type = "text/plain";
+    return r;
+}
+
+// GET /device.xml: the UPnP description.
+inline Reply device_xml(const Engine& engine, std::string_view base_url) {
+    return guarded([&] {
+        Reply r;
+        r.content_type = "application/xml";
+        r.text = hdhomerun::device_xml(tuner_device(engine), base_url);
+        return r;
+    });
+}
+
+// One #EXTINF line's attributes for a channel of an exported M3U: what IPTV apps rely on, with the
+// list's pass-through attributes (catchup*, tvg-country, ...). tvg-id is the channel's id, which the
+// exported guide uses too. URLs in pass-through values are hidden from callers without the token.
+inline std::string m3u_extinf(const TunedChannel& t, Sources sources) {
+    const ChannelConfig& c = t.config;
+    std::string line = "#EXTINF:-1 tvg-id=\"" + m3u_attribute(c.id) + "\" tvg-name=\"" +
+                       m3u_attribute(c.tvg_name.empty() ? c.name : c.tvg_name) + "\" tvg-chno=\"" +
+                       m3u_attribute(t.guide_number) + "\" tvg-logo=\"" + m3u_attribute(c.logo) + "\" group-title=\"" +
+                       m3u_attribute(c.group) + "\"";
+    for (const auto& [name, value] : c.attributes)
+        line += " " + m3u_attribute(name) + "=\"" + m3u_attribute(scrub_urls(value, sources == Sources::hidden)) + "\"";
+    return line + "," + m3u_attribute(c.name) + "\n";
+}
+
+// GET /playlist.m3u: every channel's continuous TS URL, absolute against `base_url`, for IPTV apps
+// (Kodi IPTV Simple, TiviMate) and tuners that take an M3U (Plex via xTeVe-style setups, Channels DVR).
+inline Reply playlist_m3u(const Engine& engine, std::string_view base_url, Sources sources) {
+    return guarded([&] {
+        Reply r;
+        r.content_type = "audio/x-mpegurl";
+        r.text = "#EXTM3U\n";
+        for (const TunedChannel& t : tuned_channels(engine)) {
+            r.text += m3u_extinf(t, sources);
+            r.text += std::string(base_url) + ts_stream_path(t.config.id) + "\n";
+        }
+        return r;
+    });
+}
+
+// GET /api/v1/channels/static-hls-m3u: every channel's HLS URL, absolute against `base_url`
+// ("http://host:port", taken from the request's Host), with the attributes of /playlist.m3u.
+inline Reply static_hls_m3u(const Engine& engine, std::string_view base_url, Sources sources = Sources::redacted) {
+    return guarded([&] {
+        Reply r;
+        r.content_type = "audio/x-mpegurl";
+        r.text = "#EXTM3U\n";
+        for (const TunedChannel& t : tuned_channels(engine)) {
+            r.text += m3u_extinf(t, sources);
+            r.text += std::string(base_url) + hls_url_for(t.config.id) + "\n";
+        }
+        return r;
+    });
+}
+
+}  // namespace hlsrelay::api
