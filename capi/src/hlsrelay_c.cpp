@@ -3,14 +3,19 @@
 
 #include <hlsrelay/endpoints.hpp>
 #include <hlsrelay/engine.hpp>
+#include <hlsrelay/hdhomerun.hpp>
 #include <hlsrelay/registry.hpp>
 #include <hlsrelay/status.hpp>
+#include <hlsrelay/ts_stream.hpp>
+#include <hlsrelay/tuner.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <iterator>
 #include <cstddef>
 #include <cstring>
@@ -22,6 +27,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -32,11 +38,48 @@ static_assert(HLSRELAY_VERSION_MAJOR == HLSRELAY_PROJECT_VERSION_MAJOR &&
 
 // ---- Handles ----
 
+namespace {
+
+// What an engine shares with its TS readers, so that a reader may outlive its engine: destroying the
+// engine closes the gate (no reader enters the engine again), stops the channels (which wakes the
+// readers waiting inside) and waits until the last reader inside has left, then frees the engine.
+struct ReaderGate {
+    std::mutex mu;
+    std::condition_variable left;
+    bool closed = false;
+    int inside = 0;  // readers using the engine now
+};
+
+// A reader's pass into its engine for one call; entered() is false once the engine is being destroyed.
+class GatePass {
+public:
+    explicit GatePass(ReaderGate& gate) : gate_(gate) {
+        std::lock_guard lock(gate_.mu);
+        entered_ = !gate_.closed;
+        if (entered_) ++gate_.inside;
+    }
+    ~GatePass() {
+        if (!entered_) return;
+        std::lock_guard lock(gate_.mu);
+        if (--gate_.inside == 0 && gate_.closed) gate_.left.notify_all();
+    }
+    GatePass(const GatePass&) = delete;
+    GatePass& operator=(const GatePass&) = delete;
+    bool entered() const { return entered_; }
+
+private:
+    ReaderGate& gate_;
+    bool entered_ = false;
+};
+
+}  // namespace
+
 struct hlsrelay_engine {
     explicit hlsrelay_engine(hlsrelay::EngineSettings settings) : engine(std::move(settings)) {}
 
     std::mutex subscriptions_mu;
     std::set<uint64_t> subscriptions;  // ids handed out and not yet unsubscribed
+    const std::shared_ptr<ReaderGate> readers = std::make_shared<ReaderGate>();
     // Last member: destroyed first, while the members above are still alive for callbacks that run
     // during the engine's shutdown.
     hlsrelay::Engine engine;
@@ -53,6 +96,19 @@ struct hlsrelay_load_report {
     std::vector<std::string> channels;  // ids
     std::vector<std::pair<int, std::string>> issues;
     std::string json;
+};
+
+struct hlsrelay_ts_reader {
+    hlsrelay_ts_reader(hlsrelay_engine* e, std::string id) : owner(e), gate(e->readers), stream(e->engine, std::move(id)) {}
+
+    const hlsrelay_engine* owner;     // touched only through a GatePass: it may be freed before the reader
+    std::shared_ptr<ReaderGate> gate;
+    hlsrelay::api::TsStream stream;   // holds the engine by pointer too: used only through a GatePass
+    std::shared_ptr<const std::string> chunk;  // keeps the bytes last handed out alive (no copy)
+    bool given_any = false;           // the refusal is checked once more before the first chunk
+    int end_code = 0;                 // once the stream ended: the code (and message) of every later call
+    std::string end_message;
+    std::atomic<int64_t> sent{0}, skipped{0};  // read by hlsrelay_ts_stats from any thread
 };
 
 namespace {
@@ -256,6 +312,66 @@ int finish_load(const hlsrelay::LoadReport& r, hlsrelay_load_report** report) {
     return static_cast<int>(std::min<std::size_t>(r.channels.size(), INT_MAX));
 }
 
+// ---- Continuous TS ----
+
+std::string detail_of(const hlsrelay::api::Reply& r) { return r.body.value("detail", std::string("refused")); }
+
+// Whether `id` can be streamed as one TS (api::ts_stream_refusal): fails with its reason if not, as
+// ENOTFOUND (404) or ESTATE (409: fMP4, separate audio renditions).
+void check_ts_streamable(const hlsrelay::Engine& e, const std::string& id) {
+    if (auto refusal = hlsrelay::api::ts_stream_refusal(e, id))
+        fail(refusal->status == 404 ? HLSRELAY_ENOTFOUND : HLSRELAY_ESTATE,
+             refusal->status == 404 ? "Channel not found: " + id : detail_of(*refusal));
+}
+
+// Ends the reader for good: this call and every later one fail with `code` and `message`.
+[[noreturn]] void end_stream(hlsrelay_ts_reader& r, int code, std::string message) {
+    r.end_code = code;
+    r.end_message = std::move(message);
+    fail(r.end_code, r.end_message);
+}
+
+// Why no chunk will come any more (the channel stopped, failed or was removed), or nullopt.
+std::optional<std::string> ts_end_reason(const hlsrelay::Engine& e, const std::string& id) {
+    try {
+        if (!e.running(id)) return "channel '" + id + "' stopped";
+        const hlsrelay::ChannelStatus s = e.status(id);
+        if (s.state == hlsrelay::ChannelState::Failed) return "channel '" + id + "' failed: " + s.last_error;
+        return std::nullopt;
+    } catch (const hlsrelay::Error& err) {
+        if (err.code() != ErrorCode::NotFound) throw;
+        return "channel '" + id + "' was removed";
+    }
+}
+
+// The next chunk of `r` within `timeout_seconds`, inside the reader's GatePass (the engine is alive).
+std::optional<hlsrelay::Resource> next_chunk(hlsrelay_ts_reader& r, double timeout_seconds) {
+    const hlsrelay::Engine& e = r.owner->engine;
+    const std::string& id = r.stream.channel();
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point deadline =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::min(timeout_seconds, 1e9)));
+    for (;;) {
+        const Clock::time_point before = Clock::now();
+        const double remaining = std::max(0.0, std::chrono::duration<double>(deadline - before).count());
+        std::optional<hlsrelay::Resource> chunk;
+        try {
+            chunk = r.stream.wait_next(remaining);  // woken by the publication, or by the channel's stop
+        } catch (const hlsrelay::Error& err) {
+            if (err.code() != ErrorCode::NotFound) throw;  // else: removed, which the reason below says
+        }
+        r.skipped.store(r.stream.skipped());
+        if (chunk && chunk->data && !chunk->bytes().empty()) return chunk;
+        if (auto reason = ts_end_reason(e, id)) end_stream(r, HLSRELAY_EEND, *reason);
+        const Clock::time_point now = Clock::now();
+        if (now >= deadline) return std::nullopt;
+        // A wait that ended at once without a chunk (its segment was unreadable, or the worker was being
+        // replaced by a restart) must not turn into a busy loop: a short pause, bounded by the deadline.
+        if (now - before < std::chrono::milliseconds(1))
+            std::this_thread::sleep_for(std::min<Clock::duration>(deadline - now, std::chrono::milliseconds(20)));
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -310,6 +426,10 @@ int hlsrelay_engine_create(const hlsrelay_settings* settings, hlsrelay_engine** 
             if (HLSRELAY_FITS(renditions) && settings->renditions) s.hls.renditions = settings->renditions;
             if (HLSRELAY_FITS(low_latency)) s.hls.low_latency = settings->low_latency != 0;
             if (HLSRELAY_FITS(part_duration)) s.hls.part_duration = settings->part_duration;
+            if (HLSRELAY_FITS(tuner_name) && settings->tuner_name) s.tuner.name = settings->tuner_name;
+            if (HLSRELAY_FITS(tuner_device_id) && settings->tuner_device_id) s.tuner.device_id = settings->tuner_device_id;
+            if (HLSRELAY_FITS(tuner_seed) && settings->tuner_seed) s.tuner.seed = settings->tuner_seed;
+            if (HLSRELAY_FITS(tuner_count)) s.tuner.tuner_count = settings->tuner_count;
 #undef HLSRELAY_FITS
         }
         *out = new hlsrelay_engine(std::move(s));
@@ -321,6 +441,16 @@ int hlsrelay_engine_destroy(hlsrelay_engine* engine) {
     return wrap("hlsrelay_engine_destroy", [&]() -> int {
         if (!engine) return HLSRELAY_OK;
         refuse_in_callback(engine, "destroy the engine");
+        ReaderGate& gate = *engine->readers;
+        {
+            std::lock_guard lock(gate.mu);
+            gate.closed = true;
+        }
+        engine->engine.stop_all();  // a reader waiting for a publication wakes: its channel stopped
+        {
+            std::unique_lock lock(gate.mu);
+            gate.left.wait(lock, [&] { return gate.inside == 0; });
+        }
         delete engine;
         return HLSRELAY_OK;
     });
@@ -659,6 +789,85 @@ int hlsrelay_unsubscribe(hlsrelay_engine* engine, uint64_t subscription) {
         e.unsubscribe(subscription);
         if (!known) fail(HLSRELAY_ENOTFOUND, "no subscription " + std::to_string(subscription));
         return HLSRELAY_OK;
+    });
+}
+
+// ---- Continuous TS ----
+
+int hlsrelay_ts_open(hlsrelay_engine* engine, const char* channel, hlsrelay_ts_reader** out) {
+    return wrap("hlsrelay_ts_open", [&]() -> int {
+        need(out, "out");
+        *out = nullptr;
+        auto& e = engine_of(engine);
+        need(channel, "channel");
+        refuse_in_callback(engine, "open a TS stream");
+        const auto config = e.find_channel(channel);
+        if (!config) fail(HLSRELAY_ENOTFOUND, "Channel not found: " + std::string(channel));
+        check_ts_streamable(e, config->id);  // before starting anything
+        if (!e.running(config->id)) e.start(config->id);
+        check_ts_streamable(e, config->id);  // separate audio renditions, if known by now (else before the first chunk)
+        *out = new hlsrelay_ts_reader(engine, config->id);
+        return HLSRELAY_OK;
+    });
+}
+
+int hlsrelay_ts_next(hlsrelay_ts_reader* reader, double timeout_seconds, const uint8_t** data, size_t* size) {
+    return wrap("hlsrelay_ts_next", [&]() -> int {
+        if (data) *data = nullptr;
+        if (size) *size = 0;
+        need(reader, "reader");
+        reader->chunk.reset();  // whatever this call returns, the previous chunk is released
+        need(data, "data");
+        need(size, "size");
+        if (!(timeout_seconds >= 0)) fail(HLSRELAY_EINVAL, "timeout_seconds must be a number >= 0");
+        if (reader->end_code != HLSRELAY_OK) fail(reader->end_code, reader->end_message);
+        const GatePass pass(*reader->gate);
+        if (!pass.entered())
+            end_stream(*reader, HLSRELAY_EEND, "the engine of channel '" + reader->stream.channel() + "' was destroyed");
+        refuse_in_callback(reader->owner, "wait for a TS chunk");
+        std::optional<hlsrelay::Resource> chunk = next_chunk(*reader, timeout_seconds);
+        if (!chunk)
+            fail(HLSRELAY_ETIMEDOUT, "channel '" + reader->stream.channel() + "' published no new segment within " +
+                                         std::to_string(timeout_seconds) + " s");
+        if (!reader->given_any) {
+            // A presentation's separate audio is known only once it runs: refused before the first byte.
+            try {
+                check_ts_streamable(reader->owner->engine, reader->stream.channel());
+            } catch (const CError& refused) {
+                end_stream(*reader, refused.code == HLSRELAY_ENOTFOUND ? HLSRELAY_EEND : refused.code, refused.message);
+            }
+        }
+        const std::string_view bytes = chunk->bytes();
+        reader->chunk = std::move(chunk->data);
+        reader->given_any = true;
+        reader->sent.fetch_add(1);
+        *data = reinterpret_cast<const uint8_t*>(bytes.data());
+        *size = bytes.size();
+        return HLSRELAY_OK;
+    });
+}
+
+int hlsrelay_ts_stats(const hlsrelay_ts_reader* reader, int64_t* sent, int64_t* skipped) {
+    return wrap("hlsrelay_ts_stats", [&]() -> int {
+        need(reader, "reader");
+        if (sent) *sent = reader->sent.load();
+        if (skipped) *skipped = reader->skipped.load();
+        return HLSRELAY_OK;
+    });
+}
+
+void hlsrelay_ts_close(hlsrelay_ts_reader* reader) { delete reader; }
+
+int hlsrelay_channel_for_guide_number(hlsrelay_engine* engine, const char* guide_number, char* buf, size_t* size) {
+    return wrap("hlsrelay_channel_for_guide_number", [&]() -> int {
+        auto& e = engine_of(engine);
+        need(guide_number, "guide_number");
+        need(size, "size");
+        if (!hlsrelay::hdhomerun::normalize_guide_number(guide_number))
+            fail(HLSRELAY_EINVAL, "'" + std::string(guide_number) + "' is not a GuideNumber (\"5\", \"5.1\")");
+        const auto id = hlsrelay::api::channel_for_guide_number(e, guide_number);
+        if (!id) fail(HLSRELAY_ENOTFOUND, "no channel has GuideNumber " + std::string(guide_number));
+        return put_string(*id, buf, size);
     });
 }
 

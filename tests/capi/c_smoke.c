@@ -1,4 +1,5 @@
-/* c_smoke.c: the C API from pure C99: restreams a looping file, reads, status, events, error paths. */
+/* c_smoke.c: the C API from pure C99: restreams a looping file, reads, status, events, the tuner (continuous
+ * TS readers, HDHomeRun replies), error paths. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <hlsrelay/hlsrelay.h>
@@ -183,6 +184,86 @@ static int first_segment(const hlsrelay_resource* playlist, char* name, size_t n
 
 static int contains(const char* haystack, const char* needle) { return haystack && strstr(haystack, needle) != NULL; }
 
+/* The sequence number of the segment in `channel`'s playlist whose bytes are exactly data[0..size) (the
+ * same buffer, not a copy of it); -1 when none is. */
+static long long segment_holding(hlsrelay_engine* engine, const char* channel, const uint8_t* data, size_t size) {
+    hlsrelay_resource* list = NULL;
+    long long found = -1;
+    const char* p;
+    const char* end;
+    if (hlsrelay_read(engine, channel, "index.m3u8", &list) != HLSRELAY_OK) return -1;
+    p = (const char*)hlsrelay_resource_data(list);
+    end = p + hlsrelay_resource_size(list);
+    while (p < end && found < 0) {
+        const char* nl = memchr(p, '\n', (size_t)(end - p));
+        const size_t n = (size_t)((nl ? nl : end) - p);
+        char name[64];
+        hlsrelay_resource* seg = NULL;
+        if (n > 4 && n < sizeof name && memcmp(p, "seg_", 4) == 0) {
+            memcpy(name, p, n);
+            name[n] = '\0';
+            if (hlsrelay_read(engine, channel, name, &seg) == HLSRELAY_OK && hlsrelay_resource_data(seg) == data &&
+                hlsrelay_resource_size(seg) == size)
+                found = strtoll(name + 4, NULL, 10);
+            hlsrelay_resource_free(seg);
+        }
+        p += n + 1;
+    }
+    hlsrelay_resource_free(list);
+    return found;
+}
+
+/* The PID of the MPEG-TS packet at p (0: the PAT). */
+static int ts_pid(const uint8_t* p) { return ((p[1] & 0x1F) << 8) | p[2]; }
+
+/* A thread reading a TS reader until the stream ends (or an error): its last code and when it returned. */
+struct ts_waiter {
+    hlsrelay_ts_reader* reader;
+    int rc, chunks;
+    double returned_at;
+};
+
+static void* ts_wait(void* arg) {
+    struct ts_waiter* w = (struct ts_waiter*)arg;
+    const uint8_t* data;
+    size_t size;
+    do {
+        w->rc = hlsrelay_ts_next(w->reader, 60, &data, &size);
+        if (w->rc == HLSRELAY_OK) ++w->chunks;
+    } while (w->rc == HLSRELAY_OK);
+    w->returned_at = now_seconds();
+    return NULL;
+}
+
+/* Tries, from inside an event callback, what could block (refused) and what cannot (allowed). */
+struct ts_in_callback {
+    pthread_mutex_t mu;
+    hlsrelay_engine* engine;
+    hlsrelay_ts_reader* reader;
+    int tried, open_rc, opened, next_rc, next_cleared, stats_rc, guide_rc;
+};
+
+static void on_ts_event(const hlsrelay_event* ev, void* user_data) {
+    struct ts_in_callback* t = (struct ts_in_callback*)user_data;
+    (void)ev;
+    pthread_mutex_lock(&t->mu);
+    if (!t->tried) {
+        hlsrelay_ts_reader* r = NULL;
+        const uint8_t* data = (const uint8_t*)"x";
+        size_t size = 1;
+        char id[HLSRELAY_ID_MAX];
+        size_t id_size = sizeof id;
+        t->tried = 1;
+        t->open_rc = hlsrelay_ts_open(t->engine, "smoke", &r);
+        t->opened = r != NULL;
+        t->next_rc = hlsrelay_ts_next(t->reader, 0, &data, &size);
+        t->next_cleared = data == NULL && size == 0;
+        t->stats_rc = hlsrelay_ts_stats(t->reader, NULL, NULL);
+        t->guide_rc = hlsrelay_channel_for_guide_number(t->engine, "1", id, &id_size);
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
 int main(int argc, char** argv) {
     hlsrelay_settings settings = HLSRELAY_SETTINGS_INIT;
     hlsrelay_engine* engine = NULL;
@@ -200,6 +281,10 @@ int main(int argc, char** argv) {
     char id[HLSRELAY_ID_MAX];
     char small[4];
     char seg_name[128];
+    char tuner_name[16];
+    hlsrelay_ts_reader* ts = NULL;
+    struct ts_waiter waiter;
+    pthread_t waiter_thread;
     size_t size;
     int http = 0;
     double deadline;
@@ -318,11 +403,44 @@ int main(int argc, char** argv) {
     CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
     engine = NULL;
 
+    /* The tuner's settings: checked by the engine (the values are shown by "discover" below). */
+    hlsrelay_settings_init(&settings);
+    CHECK(settings.tuner_name == NULL && settings.tuner_device_id == NULL && settings.tuner_seed == NULL &&
+          settings.tuner_count == 0);
+    settings.tuner_count = 256;
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+    CHECK(contains(hlsrelay_last_error(), "tuner_count"));
+    settings.tuner_count = 0;
+    settings.tuner_device_id = "1234567";
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+    CHECK(contains(hlsrelay_last_error(), "device_id"));
+    settings.tuner_device_id = "12345678"; /* 8 hex digits, but HDHomeRun's checksum fails */
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+    CHECK(contains(hlsrelay_last_error(), "checksum"));
+    settings.tuner_device_id = NULL;
+    settings.tuner_name = "";
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+    CHECK(contains(hlsrelay_last_error(), "tuner name"));
+    /* A caller built before the tuner fields were appended: the bytes beyond are never read. */
+    memset(&settings, 0xAB, sizeof settings);
+    hlsrelay_settings_init(&settings);
+    settings.tuner_count = -5;
+    settings.struct_size = offsetof(hlsrelay_settings, tuner_name);
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_OK && engine != NULL);
+    CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
+    engine = NULL;
+
     hlsrelay_settings_init(&settings);
     settings.segment_duration = 1.0;
     settings.max_segments = 4;
     settings.log_level = HLSRELAY_LOG_ERROR;
+    strcpy(tuner_name, "C Smoke");
+    settings.tuner_name = tuner_name;
+    settings.tuner_seed = "c-smoke";
+    settings.tuner_count = 2;
     REQUIRE(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_OK && engine != NULL);
+    strcpy(tuner_name, "garbage"); /* copied by hlsrelay_engine_create */
+    settings.tuner_name = NULL;
 
     /* ---- Loading a channel list ---- */
     strcpy(json, "[{\"id\": \"smoke\", \"name\": \"Smoke Test\", \"loop\": true, \"url\": ");
@@ -517,6 +635,165 @@ int main(int argc, char** argv) {
     CHECK(hlsrelay_api(engine, "bogus", NULL, NULL, &http, buf, &size) == HLSRELAY_EINVAL);
     CHECK(hlsrelay_api(engine, "stream-status", NULL, NULL, &http, buf, &size) == HLSRELAY_EINVAL);
 
+    /* ---- The tuner: HDHomeRun replies, GuideNumbers ---- */
+    /* An fMP4 channel (never started here) numbered by its chno. */
+    strcpy(json, "{\"id\": \"fmp\", \"name\": \"FMP\", \"loop\": true, \"container\": \"fmp4\", \"chno\": \"7.1\", \"url\": ");
+    append_json_string(json, argv[1]);
+    strcat(json, "}");
+    REQUIRE(hlsrelay_channel_add(engine, json, NULL, NULL) == HLSRELAY_OK);
+    size = sizeof buf;
+    CHECK(hlsrelay_api(engine, "discover", NULL, "http://127.0.0.1:1", &http, buf, &size) == HLSRELAY_OK && http == 200);
+    CHECK(buf[0] == '{' && contains(buf, "\"DeviceID\":\"") && contains(buf, "\"FriendlyName\":\"C Smoke\"") &&
+          contains(buf, "\"TunerCount\":2") && contains(buf, "\"LineupURL\":\"http://127.0.0.1:1/lineup.json\""));
+    {
+        /* The seed's device id, given explicitly (lower case) to another engine: the same device. */
+        char device_id[9] = "";
+        const char* at = strstr(buf, "\"DeviceID\":\"");
+        hlsrelay_engine* other = NULL;
+        int i;
+        REQUIRE(at != NULL && strlen(at) > 12 + 8);
+        for (i = 0; i < 8; ++i) device_id[i] = (char)(at[12 + i] >= 'A' && at[12 + i] <= 'F' ? at[12 + i] - 'A' + 'a' : at[12 + i]);
+        device_id[8] = '\0';
+        hlsrelay_settings_init(&settings);
+        settings.tuner_device_id = device_id;
+        settings.tuner_seed = "another seed";
+        CHECK(hlsrelay_engine_create(&settings, &other) == HLSRELAY_OK);
+        size = sizeof buf;
+        CHECK(hlsrelay_api(other, "discover", NULL, "http://h:1", &http, buf, &size) == HLSRELAY_OK && http == 200);
+        for (i = 0; i < 8; ++i) device_id[i] = (char)(device_id[i] >= 'a' && device_id[i] <= 'f' ? device_id[i] - 'a' + 'A' : device_id[i]);
+        CHECK(contains(buf, device_id) && contains(buf, "\"FriendlyName\":\"hlsrelay\"") && contains(buf, "\"TunerCount\":1"));
+        CHECK(hlsrelay_engine_destroy(other) == HLSRELAY_OK);
+    }
+    size = sizeof buf;
+    CHECK(hlsrelay_api(engine, "lineup", NULL, "http://127.0.0.1:1", &http, buf, &size) == HLSRELAY_OK && http == 200);
+    CHECK(buf[0] == '[' && contains(buf, "\"GuideNumber\":\"1\",\"GuideName\":\"Smoke Test\"") &&
+          contains(buf, "\"URL\":\"http://127.0.0.1:1/stream/smoke.ts\"") && contains(buf, "\"GuideNumber\":\"7.1\"") &&
+          contains(buf, "\"URL\":\"http://127.0.0.1:1/stream/fmp.ts\""));
+    size = sizeof buf;
+    CHECK(hlsrelay_api(engine, "lineup-status", NULL, NULL, &http, buf, &size) == HLSRELAY_OK && http == 200);
+    CHECK(contains(buf, "\"ScanInProgress\":0"));
+    size = sizeof buf;
+    CHECK(hlsrelay_api(engine, "lineup-post", NULL, NULL, &http, buf, &size) == HLSRELAY_OK && http == 200 && size == 1);
+    size = sizeof buf;
+    CHECK(hlsrelay_api(engine, "device-xml", NULL, "http://127.0.0.1:1", &http, buf, &size) == HLSRELAY_OK && http == 200);
+    CHECK(contains(buf, "<root") && contains(buf, "C Smoke"));
+    size = sizeof buf;
+    CHECK(hlsrelay_api(engine, "playlist", NULL, "http://127.0.0.1:1", &http, buf, &size) == HLSRELAY_OK && http == 200);
+    CHECK(contains(buf, "#EXTM3U") && contains(buf, "\nhttp://127.0.0.1:1/stream/smoke.ts\n") &&
+          contains(buf, "tvg-chno=\"7.1\""));
+
+    size = sizeof id;
+    CHECK(hlsrelay_channel_for_guide_number(engine, "1", id, &size) == HLSRELAY_OK);
+    CHECK(strcmp(id, "smoke") == 0 && size == strlen("smoke") + 1);
+    size = sizeof id;
+    CHECK(hlsrelay_channel_for_guide_number(engine, " 007.1 ", id, &size) == HLSRELAY_OK && strcmp(id, "fmp") == 0);
+    size = 0; /* the size query */
+    CHECK(hlsrelay_channel_for_guide_number(engine, "1", NULL, &size) == HLSRELAY_OK && size == strlen("smoke") + 1);
+    size = sizeof small;
+    CHECK(hlsrelay_channel_for_guide_number(engine, "1", small, &size) == HLSRELAY_EBUFFER && size == 6);
+    size = sizeof id;
+    CHECK(hlsrelay_channel_for_guide_number(engine, "2", id, &size) == HLSRELAY_ENOTFOUND);
+    CHECK(contains(hlsrelay_last_error(), "GuideNumber 2"));
+    CHECK(hlsrelay_channel_for_guide_number(engine, "abc", id, &size) == HLSRELAY_EINVAL);
+    CHECK(contains(hlsrelay_last_error(), "not a GuideNumber"));
+    CHECK(hlsrelay_channel_for_guide_number(engine, "0", id, &size) == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_channel_for_guide_number(NULL, "1", id, &size) == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_channel_for_guide_number(engine, NULL, id, &size) == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_channel_for_guide_number(engine, "1", id, NULL) == HLSRELAY_EINVAL);
+
+    /* ---- The tuner: a channel as one continuous MPEG-TS ---- */
+    ts = (hlsrelay_ts_reader*)&settings; /* must be reset to NULL on failure */
+    CHECK(hlsrelay_ts_open(NULL, "smoke", &ts) == HLSRELAY_EINVAL && ts == NULL);
+    CHECK(hlsrelay_ts_open(engine, NULL, &ts) == HLSRELAY_EINVAL && ts == NULL);
+    CHECK(hlsrelay_ts_open(engine, "smoke", NULL) == HLSRELAY_EINVAL);
+    CHECK(hlsrelay_ts_open(engine, "nope", &ts) == HLSRELAY_ENOTFOUND && ts == NULL);
+    CHECK(contains(hlsrelay_last_error(), "Channel not found: nope"));
+    CHECK(hlsrelay_ts_open(engine, "fmp", &ts) == HLSRELAY_ESTATE && ts == NULL);
+    CHECK(contains(hlsrelay_last_error(), "fMP4"));
+    CHECK(hlsrelay_read(engine, "fmp", "index.m3u8", &res) == HLSRELAY_ESTATE); /* refused before starting it */
+    CHECK(hlsrelay_channel_remove(engine, "fmp") == HLSRELAY_OK);
+    {
+        const uint8_t* data = NULL;
+        const uint8_t* first = NULL;
+        size_t n = 0;
+        int64_t sent = -1, skipped = -1;
+        long long seq[3];
+        int i;
+        REQUIRE(hlsrelay_ts_open(engine, "Smoke Test", &ts) == HLSRELAY_OK && ts != NULL); /* by display name */
+        for (i = 0; i < 3; ++i) {
+            REQUIRE(hlsrelay_ts_next(ts, 30, &data, &n) == HLSRELAY_OK);
+            CHECK(data != NULL && n >= 188 && n % 188 == 0 && data[0] == 0x47);
+            /* Each chunk is a whole segment of the playlist, its very buffer (no copy), in order. */
+            seq[i] = segment_holding(engine, "smoke", data, n);
+            CHECK(seq[i] >= 0);
+            if (i == 0) {
+                first = data;
+                CHECK(ts_pid(data) == 0 && (data[1] & 0x40)); /* it opens with the PAT */
+            } else {
+                CHECK(seq[i] == seq[i - 1] + 1);
+            }
+        }
+        CHECK(first != NULL);
+        CHECK(hlsrelay_ts_stats(ts, &sent, &skipped) == HLSRELAY_OK && sent == 3 && skipped == 0);
+        CHECK(hlsrelay_ts_stats(ts, NULL, NULL) == HLSRELAY_OK);
+        CHECK(hlsrelay_ts_stats(NULL, &sent, &skipped) == HLSRELAY_EINVAL);
+        /* 0 only checks: the next segment is about a second away. */
+        {
+            const int rc = hlsrelay_ts_next(ts, 0, &data, &n);
+            CHECK(rc == HLSRELAY_OK || (rc == HLSRELAY_ETIMEDOUT && data == NULL && n == 0));
+        }
+        CHECK(hlsrelay_ts_next(ts, -1, &data, &n) == HLSRELAY_EINVAL && data == NULL && n == 0);
+        CHECK(hlsrelay_ts_next(ts, 1, NULL, &n) == HLSRELAY_EINVAL);
+        CHECK(hlsrelay_ts_next(ts, 1, &data, NULL) == HLSRELAY_EINVAL);
+        CHECK(hlsrelay_ts_next(NULL, 1, &data, &n) == HLSRELAY_EINVAL);
+        CHECK(hlsrelay_ts_next(ts, 30, &data, &n) == HLSRELAY_OK && n > 0 && data[0] == 0x47);
+        hlsrelay_ts_close(NULL);
+    }
+    {
+        /* From inside an event callback: opening (it may start the channel) and waiting are refused. */
+        struct ts_in_callback t;
+        uint64_t sub_ts = 0;
+        hlsrelay_ts_reader* other = NULL;
+        memset(&t, 0, sizeof t);
+        pthread_mutex_init(&t.mu, NULL);
+        REQUIRE(hlsrelay_ts_open(engine, "smoke", &other) == HLSRELAY_OK);
+        t.engine = engine;
+        t.reader = other;
+        CHECK(hlsrelay_subscribe(engine, on_ts_event, &t, &sub_ts) == HLSRELAY_OK);
+        deadline = now_seconds() + 30;
+        for (;;) {
+            int tried;
+            pthread_mutex_lock(&t.mu);
+            tried = t.tried;
+            pthread_mutex_unlock(&t.mu);
+            if (tried || now_seconds() > deadline) break;
+            sleep_ms(20);
+        }
+        CHECK(hlsrelay_unsubscribe(engine, sub_ts) == HLSRELAY_OK);
+        CHECK(t.tried && t.open_rc == HLSRELAY_ESTATE && !t.opened && t.next_rc == HLSRELAY_ESTATE && t.next_cleared);
+        CHECK(t.stats_rc == HLSRELAY_OK && t.guide_rc == HLSRELAY_OK);
+        hlsrelay_ts_close(other);
+        pthread_mutex_destroy(&t.mu);
+    }
+    {
+        /* A source that refuses: the timeout ends the wait; removing the channel ends the stream. */
+        hlsrelay_ts_reader* r = NULL;
+        const uint8_t* data = (const uint8_t*)"x";
+        size_t n = 1;
+        CHECK(hlsrelay_channel_add(engine, "{\"id\": \"refused\", \"name\": \"Refused\", \"url\": \"http://127.0.0.1:9/x.m3u8\"}",
+                                   NULL, NULL) == HLSRELAY_OK);
+        REQUIRE(hlsrelay_ts_open(engine, "refused", &r) == HLSRELAY_OK); /* starts it */
+        size = sizeof buf;
+        CHECK(hlsrelay_api(engine, "channels", NULL, NULL, NULL, buf, &size) == HLSRELAY_OK);
+        CHECK(contains(buf, "\"id\":\"refused\"") && !contains(buf, "\"running\":false"));
+        CHECK(hlsrelay_ts_next(r, 0.3, &data, &n) == HLSRELAY_ETIMEDOUT && data == NULL && n == 0);
+        CHECK(contains(hlsrelay_last_error(), "no new segment"));
+        CHECK(hlsrelay_channel_remove(engine, "refused") == HLSRELAY_OK);
+        CHECK(hlsrelay_ts_next(r, 30, &data, &n) == HLSRELAY_EEND && contains(hlsrelay_last_error(), "removed"));
+        CHECK(hlsrelay_ts_next(r, 30, &data, &n) == HLSRELAY_EEND); /* final */
+        hlsrelay_ts_close(r);
+    }
+
     /* ---- What the callbacks saw ---- */
     deadline = now_seconds() + 5.0;
     for (;;) {
@@ -545,8 +822,23 @@ int main(int argc, char** argv) {
         pthread_mutex_unlock(&ev.mu);
         CHECK(hlsrelay_unsubscribe(engine, sub) == HLSRELAY_ENOTFOUND);
 
-        /* ---- Stop ---- */
+        /* ---- Stop: it ends a TS reader waiting on another thread, at once ---- */
+        memset(&waiter, 0, sizeof waiter);
+        waiter.reader = ts;
+        REQUIRE(pthread_create(&waiter_thread, NULL, ts_wait, &waiter) == 0);
+        sleep_ms(200);
+        deadline = now_seconds();
         CHECK(hlsrelay_stop(engine, "smoke") == HLSRELAY_OK);
+        pthread_join(waiter_thread, NULL);
+        CHECK(waiter.rc == HLSRELAY_EEND && waiter.returned_at - deadline < 5);
+        {
+            const uint8_t* data = (const uint8_t*)"x";
+            size_t n = 1;
+            CHECK(hlsrelay_ts_next(ts, 30, &data, &n) == HLSRELAY_EEND && data == NULL && n == 0); /* final */
+            CHECK(contains(hlsrelay_last_error(), "stopped"));
+        }
+        hlsrelay_ts_close(ts);
+        ts = NULL;
         CHECK(hlsrelay_stop(engine, "smoke") == HLSRELAY_OK); /* stopped: a no-op */
         pthread_mutex_lock(&ev.mu);
         CHECK(ev.total == total);
@@ -616,7 +908,36 @@ int main(int argc, char** argv) {
 
     /* ---- Destroy: no callback afterwards; what was read stays valid ---- */
     CHECK(hlsrelay_start(engine, "smoke") == HLSRELAY_OK); /* running at destroy: it must stop it */
-    CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
+    {
+        /* TS readers of a destroyed engine: one waiting on another thread returns at once, a chunk
+         * handed out stays valid, and both are closed after the engine is gone. */
+        hlsrelay_ts_reader* kept = NULL;
+        const uint8_t* chunk = NULL;
+        size_t chunk_size = 0;
+        uint8_t head[188];
+        int64_t sent = 0;
+        REQUIRE(hlsrelay_ts_open(engine, "smoke", &kept) == HLSRELAY_OK);
+        REQUIRE(hlsrelay_ts_next(kept, 30, &chunk, &chunk_size) == HLSRELAY_OK && chunk_size >= sizeof head);
+        memcpy(head, chunk, sizeof head);
+        memset(&waiter, 0, sizeof waiter);
+        REQUIRE(hlsrelay_ts_open(engine, "smoke", &waiter.reader) == HLSRELAY_OK);
+        REQUIRE(pthread_create(&waiter_thread, NULL, ts_wait, &waiter) == 0);
+        sleep_ms(200);
+        deadline = now_seconds();
+        CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
+        pthread_join(waiter_thread, NULL);
+        CHECK(waiter.rc == HLSRELAY_EEND && waiter.returned_at - deadline < 5);
+        CHECK(memcmp(chunk, head, sizeof head) == 0);
+        CHECK(hlsrelay_ts_stats(kept, &sent, NULL) == HLSRELAY_OK && sent == 1);
+        {
+            const uint8_t* data = (const uint8_t*)"x";
+            size_t n = 1;
+            CHECK(hlsrelay_ts_next(kept, 30, &data, &n) == HLSRELAY_EEND && data == NULL && n == 0);
+            CHECK(contains(hlsrelay_last_error(), "destroyed"));
+        }
+        hlsrelay_ts_close(kept);
+        hlsrelay_ts_close(waiter.reader);
+    }
     {
         const int total = counter_total(&late);
         sleep_ms(300);

@@ -25,14 +25,16 @@ int main() {
               a.reconnect_max == b.reconnect_max && a.log_level == b.log_level && a.log_level == HLSRELAY_LOG_WARN &&
               a.max_playlist_bytes == b.max_playlist_bytes && a.max_segment_bytes == b.max_segment_bytes &&
               a.max_redirects == b.max_redirects && a.playlist_deadline == b.playlist_deadline &&
-              a.segment_deadline == b.segment_deadline,
+              a.segment_deadline == b.segment_deadline && a.tuner_name == nullptr && b.tuner_name == nullptr &&
+              a.tuner_device_id == nullptr && b.tuner_device_id == nullptr && a.tuner_seed == nullptr &&
+              b.tuner_seed == nullptr && a.tuner_count == 0 && b.tuner_count == 0,
           "defaults");
     check(hlsrelay_version_number() == HLSRELAY_VERSION_NUMBER, "version number");
     check(std::strcmp(hlsrelay_version(), HLSRELAY_VERSION_STRING) == 0, "version string");
     // The error codes are ABI: pinned here so a renumbering fails a test.
     static_assert(HLSRELAY_OK == 0 && HLSRELAY_EINVAL == -1 && HLSRELAY_ENOTFOUND == -2 && HLSRELAY_EIO == -3 &&
                       HLSRELAY_EBUFFER == -4 && HLSRELAY_ENOMEM == -5 && HLSRELAY_EINTERNAL == -6 &&
-                      HLSRELAY_ESTATE == -7 && HLSRELAY_ETIMEDOUT == -8,
+                      HLSRELAY_ESTATE == -7 && HLSRELAY_ETIMEDOUT == -8 && HLSRELAY_EEND == -9,
                   "error codes are ABI");
     static_assert(HLSRELAY_EVENT_STATE == 1 && HLSRELAY_EVENT_SEGMENT == 2 && HLSRELAY_EVENT_ERROR == 3,
                   "event types are ABI");
@@ -40,6 +42,9 @@ int main() {
                       HLSRELAY_STATE_STALLED == 6,
                   "states are ABI");
     static_assert(offsetof(hlsrelay_event, state_code) > offsetof(hlsrelay_event, duration), "fields are appended");
+    static_assert(offsetof(hlsrelay_settings, tuner_name) > offsetof(hlsrelay_settings, part_duration) &&
+                      offsetof(hlsrelay_settings, tuner_count) > offsetof(hlsrelay_settings, tuner_seed),
+                  "settings fields are appended");
     static_assert(HLSRELAY_LOG_DEBUG == 0 && HLSRELAY_LOG_WARN == 2 && HLSRELAY_LOG_OFF == 4, "log levels are ABI");
     hlsrelay_engine* engine = nullptr;
     check(hlsrelay_engine_create(&a, &engine) == HLSRELAY_OK && engine != nullptr, "create");

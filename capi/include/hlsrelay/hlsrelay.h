@@ -5,8 +5,8 @@
 /*
  * Conventions (docs/c-api.md is the full contract):
  *
- * - Handles are opaque: hlsrelay_engine, hlsrelay_resource, hlsrelay_load_report. Each has exactly one
- *   function that frees it; freeing NULL is allowed.
+ * - Handles are opaque: hlsrelay_engine, hlsrelay_resource, hlsrelay_load_report, hlsrelay_ts_reader.
+ *   Each has exactly one function that frees it; freeing NULL is allowed.
  * - Functions returning int return HLSRELAY_OK (0) or a value >= 0 on success and a negative
  *   hlsrelay_error code on failure. On failure hlsrelay_last_error() describes what went wrong.
  *   Output parameters are left untouched on failure unless stated otherwise (handle out-parameters
@@ -23,9 +23,11 @@
  *     otherwise        -> buf holds the NUL-terminated text, *size is strlen(buf) + 1.
  *   size == NULL is HLSRELAY_EINVAL. The caller owns buf.
  * - Thread safety: every function taking an engine may be called from any thread, concurrently,
- *   except hlsrelay_engine_destroy(), which must not race with any other call on that engine.
+ *   except hlsrelay_engine_destroy(), which must not race with any other call on that engine (TS readers
+ *   excepted: see hlsrelay_ts_reader).
  *   hlsrelay_resource and hlsrelay_load_report handles are immutable: any thread may read them;
- *   free each once, after its last use.
+ *   free each once, after its last use. A hlsrelay_ts_reader is used by one thread at a time
+ *   (hlsrelay_ts_stats excepted: see there).
  * - Event callbacks: see hlsrelay_subscribe().
  */
 
@@ -89,9 +91,12 @@ typedef enum hlsrelay_error {
     HLSRELAY_EBUFFER = -4,    /* caller buffer too small; *size holds the size needed */
     HLSRELAY_ENOMEM = -5,     /* out of memory */
     HLSRELAY_EINTERNAL = -6,  /* a bug or an unexpected failure; the message says more */
-    HLSRELAY_ESTATE = -7,     /* not possible in this state (channel not running, call from a callback) */
-    HLSRELAY_ETIMEDOUT = -8   /* the wait ended before what it waited for happened (hlsrelay_wait_ready,
-                                 hlsrelay_wait_playlist) */
+    HLSRELAY_ESTATE = -7,     /* not possible in this state (channel not running, call from a callback, a
+                                 channel that cannot be one TS stream) */
+    HLSRELAY_ETIMEDOUT = -8,  /* the wait ended before what it waited for happened (hlsrelay_wait_ready,
+                                 hlsrelay_wait_playlist, hlsrelay_ts_next) */
+    HLSRELAY_EEND = -9        /* a continuous stream ended: its channel stopped, failed or was removed, or its
+                                 engine was destroyed (hlsrelay_ts_next); no more data will come */
 } hlsrelay_error;
 
 /* What the last failing call made on this thread reported; "" after a successful call. Owned by the
@@ -146,11 +151,21 @@ typedef struct hlsrelay_settings {
     /* Appended in 0.1 (issue 13): LL-HLS; channels may override both ("low_latency", "part_duration"). */
     int low_latency;            /* 1: cut parts, list them with a preload hint, answer blocking reloads (0) */
     double part_duration;       /* seconds a part lasts at most, 0.1..5 and at most the segment (1/3) */
+    /* Appended in 0.1 (the tuner): the HDHomeRun device that hlsrelay_api's "discover", "lineup" and
+     * "device-xml" replies describe. Strings are copied by hlsrelay_engine_create. */
+    const char* tuner_name;      /* FriendlyName, as media servers list the tuner: 1-64 bytes, no control
+                                    characters; NULL: "hlsrelay" (NULL) */
+    const char* tuner_device_id; /* DeviceID: 8 hex digits that pass HDHomeRun's checksum; NULL: derived
+                                    from tuner_seed (NULL) */
+    const char* tuner_seed;      /* the device id, auth and UPnP UDN derive from it (at most 256 bytes), so
+                                    they are stable per install; NULL: the host name (NULL) */
+    int tuner_count;             /* TunerCount: streams a client may hold at once, 0..255; 0: one per
+                                    channel (0) */
 } hlsrelay_settings;
 
 #define HLSRELAY_SETTINGS_INIT                                                                   \
     { sizeof(hlsrelay_settings), 2.0, 5, 5.0, NULL, 10.0, 0.5, 30.0, HLSRELAY_LOG_WARN, INT64_C(4194304), \
-      INT64_C(67108864), 5, 0.0, 0.0, HLSRELAY_CONTAINER_TS, NULL, 0, 1.0 / 3 }
+      INT64_C(67108864), 5, 0.0, 0.0, HLSRELAY_CONTAINER_TS, NULL, 0, 1.0 / 3, NULL, NULL, NULL, 0 }
 
 /* Fills *settings with the defaults of this header (inline: it can never write past the caller's
  * struct). NULL is ignored. */
@@ -165,7 +180,9 @@ HLSRELAY_API int hlsrelay_engine_create(const hlsrelay_settings* settings, hlsre
 
 /* Stops every channel, waits for their workers and frees the engine. After it returns no callback of
  * this engine runs. NULL: does nothing, returns HLSRELAY_OK. Called from one of this engine's event
- * callbacks: HLSRELAY_ESTATE and nothing is freed. Resources already read stay valid. */
+ * callbacks: HLSRELAY_ESTATE and nothing is freed. Resources already read stay valid. TS readers of
+ * this engine end: a hlsrelay_ts_next waiting on another thread returns HLSRELAY_EEND before the engine
+ * is freed, later ones return HLSRELAY_EEND at once; each reader is still freed with hlsrelay_ts_close. */
 HLSRELAY_API int hlsrelay_engine_destroy(hlsrelay_engine* engine);
 
 /* ---- Registry ---- */
@@ -199,7 +216,7 @@ HLSRELAY_API int hlsrelay_load_report_json(const hlsrelay_load_report* report, c
 HLSRELAY_API void hlsrelay_load_report_free(hlsrelay_load_report* report);
 
 /* Adds one channel given as a JSON object with the fields of a channel-list entry: "name" and "url" or
- * "urls" required; "id", "logo", "group", "headers", "user_agent", "referer", "loop", "realtime",
+ * "urls" required; "id", "logo", "group", "chno", "headers", "user_agent", "referer", "loop", "realtime",
  * "variant", "segment_duration", "max_segments", "cleanup_interval", "container", "renditions",
  * "max_playlist_bytes",
  * "max_segment_bytes", "max_redirects", "playlist_deadline", "segment_deadline" optional; unknown fields are
@@ -340,8 +357,9 @@ typedef void (*hlsrelay_event_cb)(const hlsrelay_event* event, void* user_data);
  * From inside a callback, do not call, on the same engine: hlsrelay_start, hlsrelay_stop,
  * hlsrelay_channel_update, hlsrelay_channel_remove, hlsrelay_engine_destroy, hlsrelay_unsubscribe of
  * another subscription, or hlsrelay_api "start-stream"/"stop-stream" (they wait for workers or
- * callbacks and would deadlock), or hlsrelay_wait_ready. The library detects this and returns HLSRELAY_ESTATE. Everything
- * else is allowed, including hlsrelay_unsubscribe of the callback's own subscription. */
+ * callbacks and would deadlock), or hlsrelay_wait_ready, hlsrelay_wait_playlist, hlsrelay_ts_open,
+ * hlsrelay_ts_next. The library detects this and returns HLSRELAY_ESTATE. Everything else is allowed,
+ * including hlsrelay_unsubscribe of the callback's own subscription and hlsrelay_ts_close. */
 HLSRELAY_API int hlsrelay_subscribe(hlsrelay_engine* engine, hlsrelay_event_cb callback, void* user_data,
                                     uint64_t* subscription);
 
@@ -352,9 +370,13 @@ HLSRELAY_API int hlsrelay_unsubscribe(hlsrelay_engine* engine, uint64_t subscrip
 /* ---- The HTTP API's replies, for hosts that serve it themselves ---- */
 /* endpoint: "start-stream", "stop-stream", "stream-status" (these three need `channel`),
  * "streams-status", "static-hls-m3u" (uses `base_url`, e.g. "http://host:8000"; NULL: relative URLs),
- * "channels". Writes the reply body to buf (caller-buffer protocol) and its HTTP status to *http_status
- * (may be NULL; set also when HLSRELAY_EBUFFER is returned). Bodies are JSON ("application/json")
- * except static-hls-m3u ("audio/x-mpegurl"). A reply that is an HTTP error (404 "Channel not found",
+ * "channels", and the tuner's (HDHomeRun): "discover" (discover.json), "lineup" (lineup.json: every
+ * channel's GuideNumber and continuous TS URL, <base_url>/stream/<id>.ts), "lineup-status",
+ * "lineup-post" (an empty body), "device-xml" (device.xml), "playlist" (an M3U of the continuous TS
+ * URLs); "discover", "lineup", "device-xml" and "playlist" use `base_url` too. Writes the reply body to
+ * buf (caller-buffer protocol) and its HTTP status to *http_status (may be NULL; set also when
+ * HLSRELAY_EBUFFER is returned). Bodies are JSON ("application/json") except static-hls-m3u and playlist
+ * ("audio/x-mpegurl"), device-xml ("application/xml") and lineup-post (""). A reply that is an HTTP error (404 "Channel not found",
  * 400, 500) is still HLSRELAY_OK: the host sends it as it is. Unknown endpoint or missing channel:
  * HLSRELAY_EINVAL. "start-stream" and "stop-stream" act before the reply is written, also for a size
  * query or a buffer that is too small; both are idempotent, so a retry is harmless (its message then
@@ -362,6 +384,63 @@ HLSRELAY_API int hlsrelay_unsubscribe(hlsrelay_engine* engine, uint64_t subscrip
  * channel's name: pass a generous buffer (4096 bytes) rather than a size query. */
 HLSRELAY_API int hlsrelay_api(hlsrelay_engine* engine, const char* endpoint, const char* channel, const char* base_url,
                               int* http_status, char* buf, size_t* size);
+
+/* ---- The tuner: a channel as one continuous MPEG-TS stream ---- */
+/* What media servers and IPTV apps tune to (an HTTP host serves it as GET /stream/<id>.ts, and HDHomeRun's
+ * /auto/v<GuideNumber>): the newest whole segment first (it starts at a keyframe, with the PAT), then
+ * every segment as it is published, in order. Chunks are the engine's own segment buffers: nothing is
+ * copied and nothing is queued per reader. A reader that falls so far behind that its next segment left
+ * the window skips ahead to the newest one (counted by hlsrelay_ts_stats).
+ *
+ * Lifetime: a reader belongs to the engine it was opened on. hlsrelay_engine_destroy ends it (see there)
+ * but does not free it: close every reader with hlsrelay_ts_close, before or after destroying its
+ * engine. hlsrelay_ts_next, hlsrelay_ts_stats and hlsrelay_ts_close on readers may run while their engine
+ * is destroyed (hlsrelay_ts_open may not). Closing a reader does not stop its channel. */
+typedef struct hlsrelay_ts_reader hlsrelay_ts_reader;
+
+/* Opens a reader of the channel's continuous MPEG-TS, starting the channel first if it is not running
+ * (as hlsrelay_start). On success *out is a new reader the caller frees with hlsrelay_ts_close; on
+ * failure *out is NULL: HLSRELAY_ENOTFOUND for an unknown channel; HLSRELAY_ESTATE when the channel
+ * cannot be streamed as one TS (packaged as fMP4, or its audio comes in separate renditions; the message
+ * says which: an HTTP server answers 409) or when called from an event callback of this engine. */
+HLSRELAY_API int hlsrelay_ts_open(hlsrelay_engine* engine, const char* channel, hlsrelay_ts_reader** out);
+
+/* Waits at most timeout_seconds (>= 0; 0 only checks) for the reader's next chunk, waking on the
+ * publication (it does not poll). Returns:
+ *   HLSRELAY_OK        *data and *size (> 0) are the chunk: one whole segment, MPEG-TS packets starting
+ *                      with 0x47. The bytes belong to the reader (a reference on the engine's buffer, not
+ *                      a copy) and stay valid until the next hlsrelay_ts_next on this reader or
+ *                      hlsrelay_ts_close, even if the engine is destroyed meanwhile.
+ *   HLSRELAY_ETIMEDOUT no chunk came in time (a channel starting or reconnecting): call again.
+ *   HLSRELAY_EEND      the stream ended: the channel stopped, failed or was removed, or the engine was
+ *                      destroyed (also during the wait). Final: every later call returns it again; open a
+ *                      new reader to follow a channel started again.
+ *   HLSRELAY_ESTATE    the channel turned out to have separate audio renditions (known only once it runs;
+ *                      checked before the first chunk), final as HLSRELAY_EEND; or called from an event
+ *                      callback of this engine (no wait; the reader goes on).
+ *   HLSRELAY_EINVAL    a NULL reader, data or size, a negative or NaN timeout.
+ * On any return but HLSRELAY_OK, *data is NULL and *size 0 (when they are not NULL), and the previous
+ * chunk is released. Returns promptly when the channel stops or the engine is destroyed. */
+HLSRELAY_API int hlsrelay_ts_next(hlsrelay_ts_reader* reader, double timeout_seconds, const uint8_t** data,
+                                  size_t* size);
+
+/* The chunks this reader has returned (*sent) and the segments it skipped because it fell behind the
+ * window (*skipped); either pointer may be NULL. May be called from any thread, also while another
+ * thread waits in hlsrelay_ts_next on the reader; also after its engine was destroyed. NULL reader:
+ * HLSRELAY_EINVAL. */
+HLSRELAY_API int hlsrelay_ts_stats(const hlsrelay_ts_reader* reader, int64_t* sent, int64_t* skipped);
+
+/* Frees the reader and releases its last chunk. NULL is ignored. Not while another thread is inside
+ * hlsrelay_ts_next or hlsrelay_ts_stats on the same reader. */
+HLSRELAY_API void hlsrelay_ts_close(hlsrelay_ts_reader* reader);
+
+/* The stream id of the channel the lineup numbers guide_number ("5", "5.1"; leading zeros and spaces
+ * ignored), as HDHomeRun clients tune (/auto/v5.1): a channel's tvg-chno when valid and not taken by an
+ * earlier channel, else its 1-based position in the list (or the next whole number no channel has).
+ * Caller-buffer protocol (at most HLSRELAY_ID_MAX bytes). HLSRELAY_ENOTFOUND when no channel has that
+ * number; HLSRELAY_EINVAL for a NULL argument or text that is no GuideNumber ("abc", "0", "-1"). */
+HLSRELAY_API int hlsrelay_channel_for_guide_number(hlsrelay_engine* engine, const char* guide_number, char* buf,
+                                                   size_t* size);
 
 #ifdef __cplusplus
 }
