@@ -214,7 +214,7 @@ int put_string(std::string_view s, char* buf, size_t* size) {
 }
 
 std::string reply_text(const hlsrelay::api::Reply& r) {
-    return r.content_type == "application/json" ? dump_json(r.body) : r.text;
+    return r.dump();
 }
 
 // ---- Callbacks ----

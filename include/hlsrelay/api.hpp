@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,10 +31,15 @@ struct Reply {
     std::string text;                      // non-JSON replies (the M3U)
     std::string content_type = "application/json";
     std::vector<std::pair<std::string, std::string>> headers;  // extra response headers (WWW-Authenticate)
+    // A large non-JSON body shared rather than copied (the XMLTV guide); when set, it is the body.
+    std::shared_ptr<const std::string> shared;
     // Invalid UTF-8 (a source's bytes in an error message) is replaced, never thrown.
     std::string dump() const {
+        if (shared) return *shared;
         return content_type == "application/json" ? dump_json(body) : text;
     }
+    // Bytes, not text: no charset, and Python gets bytes.
+    bool binary() const { return content_type == "application/gzip"; }
 };
 
 inline Reply error(int status, std::string detail) {

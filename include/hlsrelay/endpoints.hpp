@@ -61,6 +61,10 @@ inline Reply answer_lineup_status(Engine&, const Call&) { return lineup_status()
 inline Reply answer_lineup_post(Engine&, const Call&) { return lineup_post(); }
 inline Reply answer_device_xml(Engine& e, const Call& c) { return device_xml(e, c.base_url); }
 inline Reply answer_playlist(Engine& e, const Call& c) { return playlist_m3u(e, c.base_url, c.sources); }
+inline Reply answer_epg(Engine& e, const Call&) { return epg(e, false); }
+inline Reply answer_epg_gz(Engine& e, const Call&) { return epg(e, true); }
+inline Reply answer_guide(Engine& e, const Call& c) { return guide_status(e, c.sources); }
+inline Reply answer_guide_refresh(Engine& e, const Call&) { return refresh_guide(e); }
 inline Reply answer_channels(Engine& e, const Call&) { return list_channels(e); }
 
 }  // namespace detail
@@ -85,6 +89,11 @@ inline std::span<const EndpointDef> endpoints() {
         {"lineup-post", "POST", "/lineup.post", E::status, false, false, detail::answer_lineup_post},
         {"device-xml", "GET", "/device.xml", E::status, false, true, detail::answer_device_xml},
         {"playlist", "GET", "/playlist.m3u", E::status, false, true, detail::answer_playlist},
+        // The XMLTV guide of the channels (Engine::guide) and its sources.
+        {"epg", "GET", "/epg.xml", E::status, false, false, detail::answer_epg},
+        {"epg-gz", "GET", "/epg.xml.gz", E::status, false, false, detail::answer_epg_gz},
+        {"guide", "GET", "/api/v1/guide", E::status, false, false, detail::answer_guide},
+        {"guide-refresh", "POST", "/api/v1/guide/refresh", E::control, false, false, detail::answer_guide_refresh},
     };
     return table;
 }

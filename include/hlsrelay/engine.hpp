@@ -77,6 +77,15 @@ public:
     bool wait_playlist(std::string_view channel, std::string_view file, int64_t msn, int part,
                        double timeout_seconds) const;
 
+    // The XMLTV guide (GET /epg.xml): the guides of EngineSettings::guide_urls and of every list
+    // loaded (its url-tvg), fetched in the background and filtered to the registry's channels (by
+    // tvg-id, else name; tvg-shift applied; <channel id> is the stream id). Never null: before the
+    // first fetch (or without guides) every channel is listed without programmes. gzip: the same
+    // document gzip-compressed (made once per rebuild). Never waits for a fetch.
+    std::shared_ptr<const std::string> guide(bool gzip = false) const;
+    std::vector<GuideSource> guide_sources() const;  // per URL, redacted
+    void refresh_guides();  // fetch every guide again now (no URL more often than once a minute)
+
     // Events.
     using SubscriptionId = uint64_t;
     SubscriptionId subscribe(EventCallback callback);

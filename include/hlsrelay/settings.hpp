@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hlsrelay {
 
@@ -20,6 +21,8 @@ struct TunerSettings {
     std::string seed;               // the device id, auth and UPnP UDN derive from it; empty: the host name
     int tuner_count = 0;            // TunerCount: streams a client may hold at once; 0: one per channel (1..255)
 };
+
+inline constexpr double kGuideRefreshInterval = 12 * 3600.0;  // seconds between two fetches of a good guide
 
 struct EngineSettings {
     HlsSettings hls;                 // defaults for every channel
@@ -41,6 +44,11 @@ struct EngineSettings {
     // change and then summarised at most once per this interval too.
     double error_clear_after = 30.0;
     TunerSettings tuner;
+    // XMLTV guides (GET /epg.xml): these http(s) URLs, then the url-tvg of every list loaded, fetched in
+    // the background at start and every guide_refresh_interval seconds, filtered to the registry's
+    // channels. Failed fetches are retried with backoff, keeping the previous guide.
+    std::vector<std::string> guide_urls;
+    double guide_refresh_interval = kGuideRefreshInterval;
 };
 
 // Accepted ranges of HlsSettings, engine-wide (Engine refuses others) and per channel (HlsOverrides:

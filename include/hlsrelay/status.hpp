@@ -182,4 +182,41 @@ inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
     return j;
 }
 
+// One XMLTV guide URL's status (Engine::guide_sources, GET /api/v1/guide): fetched in the background.
+struct GuideSource {
+    std::string url;          // redacted (redact_url)
+    std::string last_error;   // redacted; "" when the last fetch succeeded (or none was tried yet)
+    std::string fetched_at;   // ISO-8601 UTC of the last good fetch, "" if none
+    std::string attempted_at; // ISO-8601 UTC of the last fetch tried, "" if none
+    std::string next_fetch_at;  // ISO-8601 UTC of the next scheduled fetch (as of this status)
+    int failures = 0;         // consecutive failed fetches
+    bool has_guide = false;   // a guide of this URL is in use (possibly from before the last error)
+    bool gzip_file = false;   // that guide came as a gzip file (inflated here)
+    bool complete = false;    // and was read to its end (false: truncated, what could be read is used)
+    int64_t bytes = 0;        // its body as transferred
+    int64_t document_bytes = 0;  // its XML document (inflated)
+    std::size_t channels = 0, programmes = 0;  // kept from it for the wanted channels
+    std::size_t problems = 0;  // problems the reader noted in it
+};
+
+inline nlohmann::ordered_json to_json(const GuideSource& g) {
+    auto text = [](const std::string& s) { return s.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s); };
+    nlohmann::ordered_json j;
+    j["url"] = g.url;
+    j["last_error"] = text(g.last_error);
+    j["fetched_at"] = text(g.fetched_at);
+    j["attempted_at"] = text(g.attempted_at);
+    j["next_fetch_at"] = text(g.next_fetch_at);
+    j["failures"] = g.failures;
+    j["has_guide"] = g.has_guide;
+    j["gzip_file"] = g.gzip_file;
+    j["complete"] = g.complete;
+    j["bytes"] = g.bytes;
+    j["document_bytes"] = g.document_bytes;
+    j["channels"] = g.channels;
+    j["programmes"] = g.programmes;
+    j["problems"] = g.problems;
+    return j;
+}
+
 }  // namespace hlsrelay

@@ -130,6 +130,52 @@ inline Reply device_xml(const Engine& engine, std::string_view base_url) {
     });
 }
 
+// The exported M3U's first line: it names this server's guide (url-tvg, and x-tvg-url which some apps
+// read instead), whose channel ids are the tvg-id of every line.
+inline std::string m3u_header(std::string_view base_url) {
+    const std::string guide = m3u_attribute(std::string(base_url) + "/epg.xml");
+    return "#EXTM3U url-tvg=\"" + guide + "\" x-tvg-url=\"" + guide + "\"\n";
+}
+
+// GET /epg.xml and /epg.xml.gz: the XMLTV guide of the registry's channels (Engine::guide), shared.
+inline Reply epg(const Engine& engine, bool gzip) {
+    return guarded([&] {
+        Reply r;
+        r.content_type = gzip ? "application/gzip" : "application/xml";
+        r.shared = engine.guide(gzip);
+        return r;
+    });
+}
+
+// GET /api/v1/guide: each guide URL's status (redacted; hidden from callers without the token).
+inline Reply guide_status(const Engine& engine, Sources sources) {
+    return guarded([&] {
+        Reply r;
+        nlohmann::ordered_json list = nlohmann::ordered_json::array();
+        for (const GuideSource& g : engine.guide_sources()) {
+            nlohmann::ordered_json j = to_json(g);
+            if (sources == Sources::hidden) {
+                j["url"] = nullptr;
+                if (j["last_error"].is_string()) j["last_error"] = scrub_urls(j["last_error"].get<std::string>(), true);
+            }
+            list.push_back(std::move(j));
+        }
+        r.body["guide_url"] = "/epg.xml";
+        r.body["sources"] = std::move(list);
+        return r;
+    });
+}
+
+// POST /api/v1/guide/refresh: fetch every guide again (no URL more often than once a minute).
+inline Reply refresh_guide(Engine& engine) {
+    return guarded([&] {
+        engine.refresh_guides();
+        Reply r;
+        r.body["message"] = "Guides are being fetched again.";
+        return r;
+    });
+}
+
 // One #EXTINF line's attributes for a channel of an exported M3U: what IPTV apps rely on, with the
 // list's pass-through attributes (catchup*, tvg-country, ...). tvg-id is the channel's id, which the
 // exported guide uses too. URLs in pass-through values are hidden from callers without the token.
@@ -150,7 +196,7 @@ inline Reply playlist_m3u(const Engine& engine, std::string_view base_url, Sourc
     return guarded([&] {
         Reply r;
         r.content_type = "audio/x-mpegurl";
-        r.text = "#EXTM3U\n";
+        r.text = m3u_header(base_url);
         for (const TunedChannel& t : tuned_channels(engine)) {
             r.text += m3u_extinf(t, sources);
             r.text += std::string(base_url) + ts_stream_path(t.config.id) + "\n";
@@ -165,7 +211,7 @@ inline Reply static_hls_m3u(const Engine& engine, std::string_view base_url, Sou
     return guarded([&] {
         Reply r;
         r.content_type = "audio/x-mpegurl";
-        r.text = "#EXTM3U\n";
+        r.text = m3u_header(base_url);
         for (const TunedChannel& t : tuned_channels(engine)) {
             r.text += m3u_extinf(t, sources);
             r.text += std::string(base_url) + hls_url_for(t.config.id) + "\n";

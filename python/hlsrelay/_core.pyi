@@ -130,6 +130,14 @@ class Engine:
         renditions: Renditions = "all",
         low_latency: bool = False,
         part_duration: float = 1 / 3,
+        # XMLTV guides for guide() / GET /epg.xml (besides each loaded list's url-tvg).
+        guide_urls: Sequence[str] = (),
+        guide_refresh_interval: float = 43200.0,
+        # The HDHomeRun tuner (discover.json).
+        tuner_name: str = "hlsrelay",
+        tuner_count: int = 0,
+        device_id: str = "",
+        tuner_seed: str = "",
     ) -> None: ...
 
     # Registry.

@@ -15,7 +15,9 @@ Optional environment for that app: ``HLSRELAY_SEGMENT_DURATION``, ``HLSRELAY_MAX
 ``HLSRELAY_CLEANUP_INTERVAL``, ``HLSRELAY_CONTAINER`` (``ts`` or ``fmp4``), ``HLSRELAY_RENDITIONS``
 (``all``, ``highest``, ``lowest``, ``max-height=720``, ``max-bandwidth=N``, ``1080p,360p``),
 ``HLSRELAY_LOW_LATENCY`` (``yes``: LL-HLS), ``HLSRELAY_PART_DURATION``, ``HLSRELAY_HLS_DIR``,
-``HLSRELAY_LOG_LEVEL``. Run one worker process:
+``HLSRELAY_LOG_LEVEL``, ``HLSRELAY_GUIDE_URLS`` (XMLTV guides for ``/epg.xml``, comma-separated, besides the
+list's url-tvg), ``HLSRELAY_TUNER_NAME``, ``HLSRELAY_TUNER_COUNT``, ``HLSRELAY_DEVICE_ID``,
+``HLSRELAY_TUNER_SEED`` (the HDHomeRun tuner, see docs/http-api.md). Run one worker process:
 the engine and its HLS windows live in that process, and a second worker would have its own.
 
 The demo server's HTTP rules apply (the same C++ code, ``hlsrelay._core.check_request``):
@@ -239,6 +241,8 @@ def _reply(
     status, content_type, body = engine.api_reply(endpoint, channel, base_url, hide_sources=hide_sources)
     if content_type == "application/json":
         return JSONResponse(body, status_code=status)
+    if isinstance(body, bytes):  # binary (the gzipped guide): no charset
+        return Response(body, status_code=status, media_type=content_type)
     return Response(body, status_code=status, media_type=content_type + "; charset=utf-8")
 
 
@@ -474,6 +478,16 @@ def engine_from_env(channels_file: typing.Optional[typing.Union[str, "os.PathLik
         settings["hls_dir"] = os.environ["HLSRELAY_HLS_DIR"]
     if os.environ.get("HLSRELAY_LOG_LEVEL"):
         settings["log_level"] = os.environ["HLSRELAY_LOG_LEVEL"]
+    guides = [u for u in os.environ.get("HLSRELAY_GUIDE_URLS", "").replace(",", " ").split() if u]
+    if guides:
+        settings["guide_urls"] = guides
+    for key, env in (("tuner_name", "HLSRELAY_TUNER_NAME"), ("device_id", "HLSRELAY_DEVICE_ID"),
+                     ("tuner_seed", "HLSRELAY_TUNER_SEED")):
+        if os.environ.get(env):
+            settings[key] = os.environ[env]
+    tuners = _env_number("HLSRELAY_TUNER_COUNT", int)
+    if tuners is not None:
+        settings["tuner_count"] = tuners
     try:
         engine = Engine(**settings)
     except InvalidArgument as e:

@@ -424,8 +424,12 @@ void close_all_engines() {
 }
 
 py::object reply_body(const hlsrelay::api::Reply& r) {
-    if (r.content_type == "application/json") return to_python(r.body);
-    return to_str(r.text);
+    if (r.content_type == "application/json" && !r.shared) return to_python(r.body);
+    if (r.binary()) {
+        const std::string& bytes = r.shared ? *r.shared : r.text;
+        return py::bytes(bytes.data(), bytes.size());
+    }
+    return to_str(r.shared ? *r.shared : r.text);
 }
 
 hlsrelay::api::Reply call_api(PyEngine& self, std::string endpoint, const std::optional<std::string>& channel,
@@ -572,8 +576,16 @@ PYBIND11_MODULE(_core, m) {
                          double stall_timeout, int live_start_segments, std::int64_t max_playlist_bytes,
                          std::int64_t max_segment_bytes, int max_redirects, double playlist_deadline,
                          double segment_deadline, const std::string& container, const py::object& renditions,
-                         bool low_latency, double part_duration) {
+                         bool low_latency, double part_duration, const std::vector<std::string>& guide_urls,
+                         double guide_refresh_interval, const std::string& tuner_name, int tuner_count,
+                         const std::string& device_id, const std::string& tuner_seed) {
                  EngineSettings s;
+                 s.guide_urls = guide_urls;
+                 s.guide_refresh_interval = guide_refresh_interval;
+                 s.tuner.name = tuner_name;
+                 s.tuner.tuner_count = tuner_count;
+                 s.tuner.device_id = device_id;
+                 s.tuner.seed = tuner_seed;
                  s.hls.segment_duration = segment_duration;
                  s.hls.max_segments = max_segments;
                  s.hls.cleanup_interval = cleanup_interval;
@@ -612,7 +624,11 @@ PYBIND11_MODULE(_core, m) {
              py::arg("container") = hlsrelay::to_string(hlsrelay::HlsSettings{}.container),
              py::arg("renditions") = hlsrelay::HlsSettings{}.renditions,
              py::arg("low_latency") = hlsrelay::HlsSettings{}.low_latency,
-             py::arg("part_duration") = hlsrelay::HlsSettings{}.part_duration)
+             py::arg("part_duration") = hlsrelay::HlsSettings{}.part_duration,
+             py::arg("guide_urls") = std::vector<std::string>{},
+             py::arg("guide_refresh_interval") = EngineSettings{}.guide_refresh_interval,
+             py::arg("tuner_name") = hlsrelay::TunerSettings{}.name, py::arg("tuner_count") = hlsrelay::TunerSettings{}.tuner_count,
+             py::arg("device_id") = hlsrelay::TunerSettings{}.device_id, py::arg("tuner_seed") = hlsrelay::TunerSettings{}.seed)
 
         // Registry.
         .def(

@@ -61,6 +61,9 @@ Options:
   --max-playlist-bytes N   refuse an upstream playlist larger than N bytes (default: 4194304)
   --max-segment-bytes N    refuse an upstream segment larger than N bytes (default: 67108864)
   --max-redirects N        HTTP redirects followed per upstream fetch (default: 5)
+  --guide URL              an XMLTV guide (http/https, .xml or .xml.gz) for /epg.xml, besides the
+                           url-tvg of the channel list; repeatable
+  --guide-refresh S        seconds between two fetches of each guide (default: 43200)
   --tuner-name NAME        the HDHomeRun tuner's FriendlyName in Plex, Jellyfin... (default: hlsrelay)
   --tuner-count N          TunerCount: streams a client may hold at once; 0: one per channel (default: 0)
   --device-id HEX8         the tuner's DeviceID (valid by HDHomeRun's checksum) (default: derived from
@@ -200,6 +203,14 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         {"--max-segment-bytes", number_in(o.limits.max_segment_bytes, static_cast<double>(kMinMaxSegmentBytes),
                                           static_cast<double>(kMaxMaxSegmentBytes), "--max-segment-bytes")},
         {"--max-redirects", number_in(o.limits.max_redirects, kMinMaxRedirects, kMaxMaxRedirects, "--max-redirects")},
+        {"--guide",
+         [&](const std::string& v) -> std::string {
+             if (!starts_with_icase(v, "http://") && !starts_with_icase(v, "https://"))
+                 return "--guide wants an http(s) URL of an XMLTV guide";
+             o.guide_urls.push_back(v);
+             return {};
+         }},
+        {"--guide-refresh", number_in(o.guide_refresh_interval, 60, 366 * 86400.0, "--guide-refresh")},
         {"--tuner-name", text(o.tuner.name)},
         {"--tuner-count", number_in(o.tuner.tuner_count, 0, 255, "--tuner-count")},
         {"--device-id", text(o.tuner.device_id)},

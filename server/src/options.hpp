@@ -49,6 +49,8 @@ struct Options {
     double read_timeout = 10;
     double keepalive_timeout = 15;
     FetchLimits limits;  // --max-playlist-bytes, --max-segment-bytes, --max-redirects: EngineSettings::limits
+    std::vector<std::string> guide_urls;                  // --guide (repeatable): EngineSettings::guide_urls
+    double guide_refresh_interval = kGuideRefreshInterval;  // --guide-refresh
     TunerSettings tuner;  // --tuner-name, --tuner-count, --device-id, --tuner-seed: EngineSettings::tuner
 };
 

@@ -43,8 +43,12 @@ Response RequestHandler::error_response(int status, std::string detail) {
 
 Response reply_response(const api::Reply& reply) {
     const bool json = reply.content_type == kJson;
-    Response r = text_response(reply.status, json ? reply.content_type : reply.content_type + "; charset=utf-8",
-                               json ? dump_json(reply.body) : reply.text);
+    const std::string type = json || reply.binary() ? reply.content_type : reply.content_type + "; charset=utf-8";
+    Response r = text_response(reply.status, type, reply.shared ? std::string() : reply.dump());
+    if (reply.shared) {  // sent in place, not copied
+        r.shared_body = reply.shared;
+        r.length = reply.shared->size();
+    }
     for (const auto& [name, value] : reply.headers) r.set(name, value);
     return r;
 }

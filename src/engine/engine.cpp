@@ -2,6 +2,7 @@
 #include <hlsrelay/engine.hpp>
 
 #include "engine/channel_worker.hpp"
+#include "ingest/guide_fetcher.hpp"
 
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -32,6 +33,14 @@ void validate(const EngineSettings& s) {
     if (!(s.error_clear_after > 0 && s.error_clear_after <= 86400)) bad("error_clear_after must be within 0..86400 s");
     if (std::string p = limits_problem(s.limits); !p.empty()) bad("limits: " + p);
     if (std::string p = tuner_problem(s.tuner); !p.empty()) bad(p);
+    for (const std::string& url : s.guide_urls)
+        if (!starts_with_icase(url, "http://") && !starts_with_icase(url, "https://"))
+            bad("guide URL is not http(s): " + redact_url(url));
+    {
+        GuideFetcherSettings g;
+        g.refresh_interval = s.guide_refresh_interval;
+        if (std::string p = guide_fetcher_problem(g); !p.empty()) bad(p);
+    }
     if (!s.tuner.device_id.empty() && !hdhomerun::valid_device_id(s.tuner.device_id))
         bad("device_id " + s.tuner.device_id + " fails HDHomeRun's device id checksum (hdhomerun::valid_device_id)");
 }
@@ -80,6 +89,42 @@ struct Engine::Impl {
     SubscriptionId next_subscription = 1;
 
     std::shared_ptr<BufferPool> pool = std::make_shared<BufferPool>();
+
+    // XMLTV guides: made at the first guide URL or the first guide() call (an engine without guides
+    // runs no guide threads). guide_mu guards both; the fetcher's own calls never block.
+    mutable std::mutex guide_mu;
+    mutable std::unique_ptr<GuideFetcher> guides;
+    std::vector<std::string> list_guide_urls;  // from loaded lists, in order
+
+    std::vector<xmltv::GuideChannel> wanted_guide_channels() const {
+        std::vector<xmltv::GuideChannel> wanted;
+        std::lock_guard lock(mu);
+        for (const ChannelConfig& c : registry.list())
+            wanted.push_back({c.id, c.tvg_id, c.tvg_name.empty() ? c.name : c.tvg_name, c.tvg_shift, c.logo});
+        return wanted;
+    }
+    std::vector<std::string> guide_urls_locked() const {
+        std::vector<std::string> urls = settings.guide_urls;
+        for (const std::string& u : list_guide_urls)
+            if (std::find(urls.begin(), urls.end(), u) == urls.end()) urls.push_back(u);
+        return urls;
+    }
+    GuideFetcher& guide_fetcher_locked() const {
+        if (!guides) {
+            GuideFetcherSettings g;
+            g.urls = guide_urls_locked();
+            g.channels = wanted_guide_channels();
+            g.refresh_interval = settings.guide_refresh_interval;
+            g.log = [this](LogLevel level, const std::string&, const std::string& message) { log(level, "", "guide: " + message); };
+            guides = std::make_unique<GuideFetcher>(std::move(g));
+        }
+        return *guides;
+    }
+    // The registry changed: the guide follows (at once, from the kept guides).
+    void channels_changed() {
+        std::lock_guard lock(guide_mu);
+        if (guides) guides->set_channels(wanted_guide_channels());
+    }
 
     std::mutex housekeeping_mu;
     std::condition_variable housekeeping_cv;
@@ -262,9 +307,17 @@ Engine::Engine(EngineSettings settings) : impl_(std::make_shared<Impl>()) {
         av_log_set_callback(&scrubbed_av_log);
     }
     impl_->housekeeper = std::thread([impl = impl_.get()] { impl->housekeeping_loop(); });
+    if (!impl_->settings.guide_urls.empty()) {
+        std::lock_guard lock(impl_->guide_mu);
+        impl_->guide_fetcher_locked();
+    }
 }
 
 Engine::~Engine() {
+    {
+        std::lock_guard lock(impl_->guide_mu);
+        impl_->guides.reset();  // stops its threads, a fetch in flight included
+    }
     stop_all();
     {
         std::lock_guard lock(impl_->housekeeping_mu);
@@ -280,14 +333,30 @@ LoadReport Engine::load(std::string_view text) {
     LoadReport parsed = parse_channels(text);
     LoadReport result;
     result.issues = parsed.issues;
-    std::lock_guard lock(impl_->mu);
-    for (auto& c : parsed.channels) {
-        try {
-            if (!c.hls.empty()) validate(impl_->hls_for(c));
-            result.channels.push_back(impl_->registry.add(std::move(c)));
-        } catch (const std::exception& e) {
-            result.issues.push_back({0, std::string("channel not added: ") + e.what()});
+    result.guide_urls = parsed.guide_urls;
+    {
+        std::lock_guard lock(impl_->mu);
+        for (auto& c : parsed.channels) {
+            try {
+                if (!c.hls.empty()) validate(impl_->hls_for(c));
+                result.channels.push_back(impl_->registry.add(std::move(c)));
+            } catch (const std::exception& e) {
+                result.issues.push_back({0, std::string("channel not added: ") + e.what()});
+            }
         }
+    }
+    std::lock_guard lock(impl_->guide_mu);
+    bool new_url = false;
+    for (const std::string& u : parsed.guide_urls) {
+        if (std::find(impl_->list_guide_urls.begin(), impl_->list_guide_urls.end(), u) != impl_->list_guide_urls.end()) continue;
+        impl_->list_guide_urls.push_back(u);
+        new_url = true;
+    }
+    if (impl_->guides) {
+        impl_->guides->set_channels(impl_->wanted_guide_channels());
+        if (new_url) impl_->guides->set_urls(impl_->guide_urls_locked());
+    } else if (new_url) {
+        impl_->guide_fetcher_locked();
     }
     return result;
 }
@@ -302,12 +371,17 @@ LoadReport Engine::load_file(const std::string& path) {
 
 ChannelConfig Engine::add_channel(ChannelConfig channel) {
     if (!channel.hls.empty()) validate(channel.hls.apply(impl_->settings.hls));
-    std::lock_guard lock(impl_->mu);
-    try {
-        return impl_->registry.add(std::move(channel));
-    } catch (const std::invalid_argument& e) {
-        throw Error(ErrorCode::InvalidArgument, e.what());
+    ChannelConfig added;
+    {
+        std::lock_guard lock(impl_->mu);
+        try {
+            added = impl_->registry.add(std::move(channel));
+        } catch (const std::invalid_argument& e) {
+            throw Error(ErrorCode::InvalidArgument, e.what());
+        }
     }
+    impl_->channels_changed();
+    return added;
 }
 
 ChannelConfig Engine::update_channel(std::string_view name, ChannelConfig changes) {
@@ -328,6 +402,7 @@ ChannelConfig Engine::update_channel(std::string_view name, ChannelConfig change
         updated = *impl_->registry.find(id);
         was_running = slot->worker != nullptr;
     }
+    impl_->channels_changed();
     if (was_running) {
         impl_->stop(slot);
         impl_->start(updated, slot);
@@ -339,9 +414,28 @@ void Engine::remove_channel(std::string_view name) {
     auto [id, slot] = impl_->resolve(name);
     std::lock_guard control(slot->control);
     impl_->stop(slot);
-    std::lock_guard lock(impl_->mu);
-    impl_->registry.remove(id);
-    impl_->slots.erase(id);
+    {
+        std::lock_guard lock(impl_->mu);
+        impl_->registry.remove(id);
+        impl_->slots.erase(id);
+    }
+    impl_->channels_changed();
+}
+
+std::shared_ptr<const std::string> Engine::guide(bool gzip) const {
+    std::lock_guard lock(impl_->guide_mu);
+    GuideFetcher& g = impl_->guide_fetcher_locked();
+    return gzip ? g.xml_gz() : g.xml();
+}
+
+std::vector<GuideSource> Engine::guide_sources() const {
+    std::lock_guard lock(impl_->guide_mu);
+    return impl_->guides ? impl_->guides->sources() : std::vector<GuideSource>{};
+}
+
+void Engine::refresh_guides() {
+    std::lock_guard lock(impl_->guide_mu);
+    if (impl_->guides) impl_->guides->refresh_now();
 }
 
 std::vector<ChannelConfig> Engine::channels() const {

@@ -32,6 +32,8 @@
 #pragma once
 
 #include <hlsrelay/log.hpp>
+#include <hlsrelay/settings.hpp>
+#include <hlsrelay/status.hpp>
 #include <hlsrelay/xmltv.hpp>
 
 #include <condition_variable>
@@ -53,7 +55,6 @@ class Interrupter;
 
 // The defaults of GuideFetcherSettings, in one place.
 inline constexpr int64_t kMaxGuideBytes = int64_t{256} << 20;  // a guide's body as fetched (a .gz file compressed)
-inline constexpr double kGuideRefreshInterval = 12 * 3600.0;   // seconds between two fetches of a good guide
 inline constexpr double kGuideDeadline = 120;                  // seconds one whole fetch may take
 inline constexpr double kGuideReadTimeout = 30;                // seconds one wait for the provider may take
 inline constexpr int kGuideMaxRedirects = 5;
@@ -84,22 +85,8 @@ struct GuideFetcherSettings {
 // "" when the settings are usable, else what is wrong with them.
 std::string guide_fetcher_problem(const GuideFetcherSettings& s);
 
-// One guide URL's status, for a status page.
-struct GuideSource {
-    std::string url;          // redacted (redact_url)
-    std::string last_error;   // redacted; "" when the last fetch succeeded (or none was tried yet)
-    std::string fetched_at;   // ISO-8601 UTC of the last good fetch, "" if none
-    std::string attempted_at; // ISO-8601 UTC of the last fetch tried, "" if none
-    std::string next_fetch_at;  // ISO-8601 UTC of the next scheduled fetch (as of this status)
-    int failures = 0;         // consecutive failed fetches
-    bool has_guide = false;   // a guide of this URL is in use (possibly from before the last error)
-    bool gzip_file = false;   // that guide came as a gzip file (inflated here)
-    bool complete = false;    // and was read to its end (false: truncated, what could be read is used)
-    int64_t bytes = 0;        // its body as transferred
-    int64_t document_bytes = 0;  // its XML document (inflated)
-    std::size_t channels = 0, programmes = 0;  // kept from it for the wanted channels
-    std::size_t problems = 0;  // problems the reader noted in it
-};
+// GuideSource (one guide URL's status) is in <hlsrelay/status.hpp>.
+
 
 class GuideFetcher {
 public:

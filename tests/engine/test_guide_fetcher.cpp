@@ -315,7 +315,7 @@ TEST_CASE("guide fetcher: before the first fetch the document lists the channels
     REQUIRE(f.sources().size() == 1);
 }
 
-TEST_CASE("guide fetcher: two guides merged; a failing one reports a redacted error, the other's data stays", "[guide]") {
+TEST_CASE("guide fetcher: two guides merged, a failing one reports a redacted error, the other's data stays", "[guide]") {
     GuideOrigin origin;
     origin.set("/a.xml", xml_answer(kGuideA));
     origin.set("/b.xml.gz", gzip_file_answer(kGuideB));
@@ -418,7 +418,7 @@ TEST_CASE("guide fetcher: a guide that fails after a success keeps its previous 
     CHECK(f.sources()[0].failures == 0);
 }
 
-TEST_CASE("guide fetcher: a hanging guide times out; the other guide is served meanwhile", "[guide]") {
+TEST_CASE("guide fetcher: a hanging guide times out, the other guide is served meanwhile", "[guide]") {
     GuideOrigin origin;
     origin.set("/a.xml", xml_answer(kGuideA));
     GuideOrigin::Answer hang;

@@ -349,3 +349,75 @@ def test_uvicorn_is_a_tuner(media, tmp_path, server_env):
     finally:
         server.stop()
     assert server.proc.returncode == 0, server.output().decode(errors="replace")
+
+
+GUIDE = """<?xml version="1.0" encoding="UTF-8"?>
+<tv generator-info-name="provider">
+  <channel id="news.uk"><display-name>News UK</display-name></channel>
+  <channel id="other.fr"><display-name>Autre</display-name></channel>
+  <programme start="20261201230000 +0000" stop="20261202003000 +0000" channel="news.uk"><title lang="en">Late &amp; News</title></programme>
+  <programme start="20261201230000 +0000" stop="20261202000000 +0000" channel="other.fr"><title>Pas pour nous</title></programme>
+</tv>
+"""
+
+
+@pytest.mark.deadline(120)
+def test_uvicorn_serves_the_lists_guide(media, tmp_path, server_env):
+    """The list's url-tvg (a gzip file on a loopback provider) is fetched and served at /epg.xml filtered
+    to the list's channels (by tvg-id, under the stream id, tvg-shift applied), also gzipped; the exported
+    M3U names it; /api/v1/guide reports the source."""
+    import gzip
+    import http.server
+    import threading
+
+    body = gzip.compress(GUIDE.encode())
+
+    class Provider(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200 if self.path == "/epg.xml.gz" else 404)
+            self.send_header("Content-Type", "application/gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    provider = http.server.ThreadingHTTPServer((HOST, 0), Provider)
+    threading.Thread(target=provider.serve_forever, daemon=True).start()
+    guide_url = f"http://{HOST}:{provider.server_address[1]}/epg.xml.gz"
+    channels = tmp_path / "channels.m3u"
+    channels.write_text(f'#EXTM3U url-tvg="{guide_url}"\n'
+                        f'#EXTINF:-1 tvg-id="news.uk" tvg-shift="1" hlsrelay-id="news",News\n{media}\n'
+                        f'#EXTINF:-1 hlsrelay-id="film",Film\n{media}\n')
+    server_env.update(HLSRELAY_CHANNELS=str(channels), HLSRELAY_LOG_LEVEL="error")
+    server = Uvicorn(server_env, tmp_path / "uvicorn.log")
+    try:
+        port = server.start().port
+
+        def guide():
+            status, headers, xml = get(port, "/epg.xml")
+            return xml.decode() if status == 200 and b"<programme" in xml else None
+
+        xml = wait_for(guide, 30, interval=0.2, what="the guide's programmes")
+        assert '<channel id="news">' in xml and '<channel id="film">' in xml  # every channel listed
+        assert 'channel="news"' in xml and 'start="20261202000000 +0000"' in xml  # shifted by an hour
+        assert "Pas pour nous" not in xml and "other.fr" not in xml
+        assert "Late &amp; News" in xml
+        status, headers, gz = get(port, "/epg.xml.gz")
+        assert status == 200 and headers["content-type"] == "application/gzip"
+        assert gzip.decompress(gz).decode() == xml
+        xmllint = shutil.which("xmllint")
+        if xmllint:
+            (tmp_path / "epg.xml").write_text(xml)
+            assert subprocess.run([xmllint, "--noout", str(tmp_path / "epg.xml")]).returncode == 0
+        status, sources = get_json(port, "/api/v1/guide")
+        assert status == 200 and len(sources["sources"]) == 1
+        assert sources["sources"][0]["has_guide"] and sources["sources"][0]["gzip_file"]
+        assert sources["sources"][0]["programmes"] == 1
+        status, _, m3u = get(port, "/playlist.m3u")
+        assert m3u.decode().startswith(f'#EXTM3U url-tvg="http://{HOST}:{port}/epg.xml"')
+    finally:
+        server.stop()
+        provider.shutdown()
+    assert server.proc.returncode == 0, server.output().decode(errors="replace")

@@ -69,6 +69,10 @@ TEST_CASE("router finds every endpoint") {
         {"POST", "/lineup.post?scan=start", RouteKind::endpoint, "", "", E::status, "lineup-post"},
         {"GET", "/device.xml", RouteKind::endpoint, "", "", E::status, "device-xml"},
         {"GET", "/playlist.m3u", RouteKind::endpoint, "", "", E::status, "playlist"},
+        {"GET", "/epg.xml", RouteKind::endpoint, "", "", E::status, "epg"},
+        {"HEAD", "/epg.xml.gz", RouteKind::endpoint, "", "", E::status, "epg-gz"},
+        {"GET", "/api/v1/guide", RouteKind::endpoint, "", "", E::status, "guide"},
+        {"POST", "/api/v1/guide/refresh", RouteKind::endpoint, "", "", E::control, "guide-refresh"},
     };
     for (const Case& c : cases) {
         INFO(c.method << " " << c.target);
