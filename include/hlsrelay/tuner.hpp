@@ -190,34 +190,32 @@ inline std::string m3u_extinf(const TunedChannel& t, Sources sources) {
     return line + "," + m3u_attribute(c.name) + "\n";
 }
 
-// GET /playlist.m3u: every channel's continuous TS URL, absolute against `base_url`, for IPTV apps
-// (Kodi IPTV Simple, TiviMate) and tuners that take an M3U (Plex via xTeVe-style setups, Channels DVR).
-inline Reply playlist_m3u(const Engine& engine, std::string_view base_url, Sources sources) {
+// An M3U of every channel (m3u_header, m3u_extinf), each URL `url_of(id)` made absolute against
+// `base_url`.
+inline Reply channels_m3u(const Engine& engine, std::string_view base_url, Sources sources,
+                          std::string (*url_of)(std::string_view id)) {
     return guarded([&] {
         Reply r;
         r.content_type = "audio/x-mpegurl";
         r.text = m3u_header(base_url);
         for (const TunedChannel& t : tuned_channels(engine)) {
             r.text += m3u_extinf(t, sources);
-            r.text += std::string(base_url) + ts_stream_path(t.config.id) + "\n";
+            r.text += std::string(base_url) + url_of(t.config.id) + "\n";
         }
         return r;
     });
 }
 
+// GET /playlist.m3u: every channel's continuous TS URL, for IPTV apps (Kodi IPTV Simple, TiviMate)
+// and DVRs that take an M3U (Channels DVR).
+inline Reply playlist_m3u(const Engine& engine, std::string_view base_url, Sources sources) {
+    return channels_m3u(engine, base_url, sources, ts_stream_path);
+}
+
 // GET /api/v1/channels/static-hls-m3u: every channel's HLS URL, absolute against `base_url`
 // ("http://host:port", taken from the request's Host), with the attributes of /playlist.m3u.
 inline Reply static_hls_m3u(const Engine& engine, std::string_view base_url, Sources sources = Sources::redacted) {
-    return guarded([&] {
-        Reply r;
-        r.content_type = "audio/x-mpegurl";
-        r.text = m3u_header(base_url);
-        for (const TunedChannel& t : tuned_channels(engine)) {
-            r.text += m3u_extinf(t, sources);
-            r.text += std::string(base_url) + hls_url_for(t.config.id) + "\n";
-        }
-        return r;
-    });
+    return channels_m3u(engine, base_url, sources, hls_url_for);
 }
 
 }  // namespace hlsrelay::api

@@ -169,6 +169,26 @@ class _Publications:
             if not waiting:
                 del self._waiting[channel]
 
+    async def until(
+        self, channel: str, look: typing.Callable[[], typing.Tuple[bool, typing.Any]], deadline: typing.Optional[float]
+    ) -> typing.Tuple[bool, typing.Any]:
+        """Calls ``look()`` -> (done, value) now and after each of the channel's publications until it is
+        done or the loop's clock passes ``deadline`` (None: no deadline); returns the last (done, value).
+        Parked before each look, so a publication between the look and the wait is not missed."""
+        while True:
+            waiter = self.waiter(channel)
+            try:
+                done, value = look()
+                remaining = 30.0 if deadline is None else deadline - self._loop.time()
+                if done or remaining <= 0:
+                    return done, value
+                try:
+                    await asyncio.wait_for(waiter.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+            finally:
+                self.forget(channel, waiter)
+
 
 class _HlsStaticFiles(StaticFiles):
     """The engine's disk mirror ({hls_dir}/{id}/...) with HLS media types, cache and CORS headers."""
@@ -295,6 +315,12 @@ def _build_router(
 
         publications: typing.Dict[int, _Publications] = {}  # by id(engine): one subscription each
 
+        def hub_of(engine: Engine) -> _Publications:
+            hub = publications.get(id(engine))
+            if hub is None:
+                hub = publications[id(engine)] = _Publications(engine, asyncio.get_running_loop())
+            return hub
+
         @router.api_route("/hls_streams/{stream_id}/{rendition}/{name}", methods=["GET", "HEAD", "OPTIONS"])
         async def hls_rendition_file(stream_id: str, rendition: str, name: str, request: Request) -> Response:
             # A presentation's rendition ("v0/index.m3u8", "a1/seg_3.m4s"): Engine.read checks the
@@ -319,29 +345,14 @@ def _build_router(
                     "msn": q.get("_HLS_msn"), "part": q.get("_HLS_part"), "skip": q.get("_HLS_skip")}
             answer = await run_in_threadpool(lambda: engine.hls_file(stream_id, name, **args))
             if answer["kind"] == "wait":
-                loop = asyncio.get_running_loop()
-                hub = publications.get(id(engine))
-                if hub is None:
-                    hub = publications[id(engine)] = _Publications(engine, loop)
-                deadline = loop.time() + answer["wait_seconds"]
-                while answer["kind"] == "wait":
-                    waiter = hub.waiter(stream_id)
-                    try:
-                        # Published between the first look and the parking: look again once parked.
-                        answer = engine.hls_file(stream_id, name, **args)
-                        if answer["kind"] != "wait":
-                            break
-                        remaining = deadline - loop.time()
-                        if remaining <= 0:
-                            status, body, headers = blocking_timeout()
-                            return JSONResponse(body, status_code=status, headers=dict(headers))
-                        try:
-                            await asyncio.wait_for(waiter.wait(), remaining)
-                        except asyncio.TimeoutError:
-                            pass
-                    finally:
-                        hub.forget(stream_id, waiter)
-                    answer = engine.hls_file(stream_id, name, **args)
+                def look() -> typing.Tuple[bool, typing.Any]:
+                    a = engine.hls_file(stream_id, name, **args)
+                    return a["kind"] != "wait", a
+
+                done, answer = await hub_of(engine).until(stream_id, look, asyncio.get_running_loop().time() + answer["wait_seconds"])
+                if not done:
+                    status, body, headers = blocking_timeout()
+                    return JSONResponse(body, status_code=status, headers=dict(headers))
             return _file_response(answer, zero_copy)
 
         @router.api_route("/stream/{stream_file}", methods=["GET", "HEAD"])
@@ -369,30 +380,14 @@ def _build_router(
                 return _with_cors(JSONResponse(refusal[1], status_code=refusal[0]))
             if not engine.running(channel):
                 await run_in_threadpool(engine.start, channel)
-            loop = asyncio.get_running_loop()
-            hub = publications.get(id(engine))
-            if hub is None:
-                hub = publications[id(engine)] = _Publications(engine, loop)
+            hub = hub_of(engine)
             ts = engine.open_ts_stream(channel)
 
-            async def wait_chunk(deadline: typing.Optional[float]) -> typing.Any:
-                while True:
-                    waiter = hub.waiter(channel)
-                    try:
-                        chunk = ts.next()
-                        if chunk is not None or ts.ended:
-                            return chunk
-                        remaining = 30.0 if deadline is None else deadline - loop.time()
-                        if remaining <= 0:
-                            return None
-                        try:
-                            await asyncio.wait_for(waiter.wait(), remaining)
-                        except asyncio.TimeoutError:
-                            pass
-                    finally:
-                        hub.forget(channel, waiter)
+            def look() -> typing.Tuple[bool, typing.Any]:
+                chunk = ts.next()
+                return chunk is not None or ts.ended, chunk
 
-            first = await wait_chunk(loop.time() + TS_FIRST_SEGMENT_WAIT)
+            _, first = await hub.until(channel, look, asyncio.get_running_loop().time() + TS_FIRST_SEGMENT_WAIT)
             if first is None:
                 return _with_cors(JSONResponse(
                     {"detail": f"Stream '{channel}' did not produce a segment in time; retry shortly"},
@@ -408,7 +403,7 @@ def _build_router(
                 chunk = first
                 while chunk is not None:
                     yield bytes(chunk)
-                    chunk = await wait_chunk(None)
+                    _, chunk = await hub.until(channel, look, None)
 
             return _with_cors(StreamingResponse(body(), media_type=SEGMENT_MEDIA_TYPE, headers=headers))
 

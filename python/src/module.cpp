@@ -179,6 +179,13 @@ struct PyResource {
     bool immutable = false;
 };
 
+// A Resource for Python (the bytes shared with the engine), or None.
+py::object resource_or_none(std::optional<hlsrelay::Resource> r) {
+    if (!r || !r->data) return py::none();
+    const std::string_view bytes = r->bytes();
+    return py::cast(PyResource{std::move(r->data), bytes, std::string(r->content_type), r->immutable});
+}
+
 hlsrelay::LogLevel parse_log_level(const std::string& level) {
     const auto parsed = hlsrelay::parse_log_level(level);
     if (!parsed) invalid("log_level '" + level + "' is not one of " + std::string(hlsrelay::kLogLevelNames));
@@ -518,13 +525,10 @@ PYBIND11_MODULE(_core, m) {
         .def(
             "next",
             [](PyTsStream& t) -> py::object {
-                auto r = t.owner.cast<PyEngine&>().call([&](Engine& e) {
+                return resource_or_none(t.owner.cast<PyEngine&>().call([&](Engine& e) {
                     t.ts.rebind(e);
                     return t.ts.next();
-                });
-                if (!r || !r->data) return py::none();
-                const std::string_view bytes = r->bytes();
-                return py::cast(PyResource{std::move(r->data), bytes, std::string(r->content_type), r->immutable});
+                }));
             },
             "The next chunk (a Resource) if it is published already, else None; a reader that fell behind the window "
             "skips to its newest segment.")
@@ -533,13 +537,10 @@ PYBIND11_MODULE(_core, m) {
             [](PyTsStream& t, double timeout) -> py::object {
                 forbid_in_callback("TsStream.wait_next()");
                 if (!(timeout >= 0)) invalid("wait_next: timeout must be a number >= 0");
-                auto r = t.owner.cast<PyEngine&>().call([&](Engine& e) {
+                return resource_or_none(t.owner.cast<PyEngine&>().call([&](Engine& e) {
                     t.ts.rebind(e);
                     return t.ts.wait_next(std::min(timeout, 3600.0));
-                });
-                if (!r || !r->data) return py::none();
-                const std::string_view bytes = r->bytes();
-                return py::cast(PyResource{std::move(r->data), bytes, std::string(r->content_type), r->immutable});
+                }));
             },
             py::arg("timeout"), "As next(), waiting up to `timeout` seconds for the publication (the GIL released).")
         .def_property_readonly("ended",
@@ -750,10 +751,7 @@ PYBIND11_MODULE(_core, m) {
             "read",
             [](PyEngine& self, const std::string& channel, const std::string& name, bool headers_only) -> py::object {
                 const auto delivery = headers_only ? hlsrelay::Delivery::headers : hlsrelay::Delivery::whole;
-                auto r = self.call([&](Engine& e) { return e.read(channel, name, delivery); });
-                if (!r || !r->data) return py::none();
-                const std::string_view bytes = r->bytes();
-                return py::cast(PyResource{std::move(r->data), bytes, std::string(r->content_type), r->immutable});
+                return resource_or_none(self.call([&](Engine& e) { return e.read(channel, name, delivery); }));
             },
             py::arg("channel"), py::arg("name"), py::kw_only(), py::arg("headers_only") = false,
             "master.m3u8, index.m3u8 or a segment from memory; None when unknown, stopped or gone.\n"

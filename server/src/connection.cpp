@@ -159,10 +159,11 @@ void Connection::send(Response response) {
     });
 }
 
-// A streamed body: wait for its next chunk (no deadline: the stream ends itself when its source
-// does), then write it under the write deadline; a client that cannot take a chunk in time is dropped.
+// A streamed body: wait for its next chunk, then write it; the write deadline bounds both (a
+// client that cannot take a chunk in time is dropped, and so is a stream whose source sent nothing
+// for that long: the connection of a viewer who left is not kept by a stalled channel).
 void Connection::stream_next() {
-    timer_.cancel();
+    arm(timeouts_.write);
     response_.shared_body.reset();  // the chunk just sent
     response_.stream->next([self = shared_from_this()](std::shared_ptr<const std::string> data, std::string_view bytes) {
         asio::dispatch(self->socket_.get_executor(), [self, data = std::move(data), bytes] {

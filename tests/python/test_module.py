@@ -186,7 +186,7 @@ def test_api_endpoints(engine):
                                   "container": "ts", "renditions": "all",
                                   "low_latency": False, "part_duration": 1 / 3}
     status, text = engine.api("static-hls-m3u", base_url="http://tv.example:8080")
-    assert status == 200 and text.startswith("#EXTM3U\n")
+    assert status == 200 and text.startswith('#EXTM3U url-tvg="http://tv.example:8080/epg.xml"')
     assert "http://tv.example:8080/hls_streams/idle/master.m3u8" in text
     assert engine.api_reply("static-hls-m3u")[1] == "audio/x-mpegurl"
     assert engine.api_reply("channels")[1] == "application/json"

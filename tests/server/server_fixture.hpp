@@ -15,12 +15,24 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 
 namespace hlsrelay::test {
+
+// What `command` prints on stdout (stderr too when it says 2>&1).
+inline std::string run_command(const std::string& command) {
+    std::string out;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    REQUIRE(pipe);
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
+    ::pclose(pipe);
+    return out;
+}
 
 // 1 s segments, 320x240@25 H.264 + AAC: short to make, quick to restream.
 inline const MediaSet& server_media() {

@@ -20,16 +20,6 @@ std::vector<std::string> segment_names(const std::string& playlist) {
     return out;
 }
 
-std::string run_command(const std::string& command) {
-    std::string out;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    REQUIRE(pipe);
-    char buf[4096];
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-    ::pclose(pipe);
-    return out;
-}
-
 void check_error(const HttpResponse& r, int status, const std::string& detail) {
     INFO(r.body);
     CHECK(r.status == status);
@@ -95,7 +85,8 @@ TEST_CASE("API endpoints answer with the replaced design's JSON") {
     const HttpResponse m3u = s.get("/api/v1/channels/static-hls-m3u", "GET", {{"Host", "tv.example:8080"}});
     CHECK(m3u.status == 200);
     CHECK(m3u.headers.at("content-type").rfind("audio/x-mpegurl", 0) == 0);
-    CHECK(m3u.body.rfind("#EXTM3U\n", 0) == 0);
+    // The first line names the guide (/epg.xml), whose channel ids are the lines' tvg-id.
+    CHECK(m3u.body.rfind("#EXTM3U url-tvg=\"http://tv.example:8080/epg.xml\" x-tvg-url=\"http://tv.example:8080/epg.xml\"\n", 0) == 0);
     CHECK(m3u.body.find("tvg-id=\"live\" tvg-name=\"Live One\"") != std::string::npos);
     CHECK(m3u.body.find("\nhttp://tv.example:8080/hls_streams/live/master.m3u8\n") != std::string::npos);
     CHECK(m3u.body.find("\nhttp://tv.example:8080/hls_streams/file/master.m3u8\n") != std::string::npos);

@@ -19,16 +19,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string run_command(const std::string& command) {
-    std::string out;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    REQUIRE(pipe);
-    char buf[4096];
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-    ::pclose(pipe);
-    return out;
-}
-
 // Opens a continuous TS stream with a raw client and reads its head and at least `bytes` of body.
 struct TsReader {
     TsReader(uint16_t port, const std::string& path, std::size_t bytes) : client(port) {
