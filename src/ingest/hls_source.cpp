@@ -14,6 +14,7 @@
 #include <hlsrelay/stream_id.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -318,9 +319,11 @@ private:
     }
 
     // How the media arrives (Segmenter::set_arrival_burst): nothing when the parts are followed;
-    // otherwise a segment at a time, and the longest recent wait between two segments (at least the
-    // target duration, at most twice it): a reload that finds nothing new waits half a target
-    // duration more (RFC 8216 6.3.4), so segments do not come exactly a target duration apart.
+    // otherwise a segment at a time, and the longest wait between two segments of about the last
+    // minute (at least the target duration, at most twice it): a reload that finds nothing new waits
+    // half a target duration more (RFC 8216 6.3.4), so segments do not come exactly a target duration
+    // apart. Rounded up to whole part targets, so PART-HOLD-BACK keeps a margin and changes only when
+    // the waits do by a part or more (each change moves the players' target latency).
     void note_arrival(const m3u8::MediaPlaylist& p, bool segment) {
         if (follows_parts(p)) {
             arrivals_.clear();
@@ -329,14 +332,17 @@ private:
         }
         if (segment) {
             arrivals_.push_back(Clock::now());
-            if (arrivals_.size() > 9) arrivals_.erase(arrivals_.begin());
+            if (arrivals_.size() > kArrivalHistory + 1) arrivals_.erase(arrivals_.begin());
         }
         double longest = 0;
         for (size_t i = 1; i < arrivals_.size(); ++i)
             longest = std::max(longest, std::chrono::duration<double>(arrivals_[i] - arrivals_[i - 1]).count());
         const double target = std::max(0.0, p.target_duration);
-        ctx_.segmenter.set_arrival_burst(std::clamp(longest, target, 2 * target));
+        double burst = std::clamp(longest, target, 2 * target);
+        if (const double pt = ctx_.segmenter.part_target(); pt > 0) burst = std::ceil(burst / pt - 1e-6) * pt;
+        ctx_.segmenter.set_arrival_burst(burst);
     }
+    static constexpr size_t kArrivalHistory = 32;  // waits between source segments remembered (about a minute)
 
     // LL-HLS sources are followed part by part (a blocking reload for each next part, its bytes
     // demuxed as soon as they arrive) when the channel cuts parts itself: the output's parts then
