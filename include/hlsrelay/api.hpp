@@ -290,6 +290,35 @@ struct FileAnswer {
     double wait_seconds = 0;
 };
 
+// A presentation's rendition playlist ("v1/index.m3u8") while that rendition's source fails and the
+// other video renditions play: 503, not its playlist gone stale. A player sitting on it would stall until it came
+// back (seen: Shaka, whose first choice was the failing variant); an error makes hls.js and Shaka
+// play another rendition, as a 404 from the origin itself would. Late means reconnecting, stalled or
+// failed, or no new segment for two target durations while the channel runs.
+inline std::optional<Reply> failing_rendition(const Engine& engine, std::string_view id, std::string_view file) {
+    const auto sub = split_rendition_path(file);
+    if (!sub || sub->file != kMediaPlaylistName) return std::nullopt;
+    const auto position = engine.playlist_position(id, file);
+    if (!position || position->target_duration <= 0) return std::nullopt;
+    const ChannelStatus s = engine.status(id);
+    auto late = [&](const RenditionStatus& r) {
+        return r.state == ChannelState::Reconnecting || r.state == ChannelState::Stalled || r.state == ChannelState::Failed ||
+               r.newest_segment_age_seconds > 2.0 * position->target_duration;
+    };
+    const RenditionStatus* asked = nullptr;
+    bool others_play = false;  // when every rendition is late the source is, and players wait it out
+    for (const RenditionStatus& r : s.renditions) {
+        if (r.kind == "subtitles") continue;
+        if (r.id == sub->rendition) asked = &r;
+        else if (r.kind == "video" && !late(r)) others_play = true;
+    }
+    if (!asked || asked->kind != "video" || !late(*asked) || !others_play) return std::nullopt;
+    Reply e = error(503, "Rendition " + asked->id + " of '" + std::string(id) + "' is not getting new segments (" +
+                             std::string(to_string(asked->state)) + "); its other renditions play");
+    e.headers.emplace_back("Retry-After", std::to_string(position->target_duration));
+    return e;
+}
+
 inline FileAnswer hls_file(const Engine& engine, const FileRequest& req) {
     FileAnswer a;
     auto answer = [&](Reply r) {
@@ -316,6 +345,7 @@ inline FileAnswer hls_file(const Engine& engine, const FileRequest& req) {
         file = std::move(p.file);
         cache_seconds = p.cache_seconds;
     }
+    if (auto failing = failing_rendition(engine, id, file)) return answer(std::move(*failing));
     if (auto res = engine.read(id, file, req.head ? Delivery::headers : Delivery::whole)) {
         a.kind = FileAnswer::Kind::resource;
         a.resource = std::move(*res);
