@@ -221,17 +221,7 @@ private:
 void RequestHandler::serve_ts(const std::string& id, const std::string& client, Done done) {
     if (auto refusal = api::ts_stream_refusal(engine_, id)) return done(reply_response(*refusal));
     activity_.record_request(id, client);
-    if (!engine_.running(id)) {
-        log::info("on-demand start of " + id + " for a TS viewer");
-        asio::post(blocking_, [this, id] {
-            try {
-                engine_.start(id);
-                activity_.touch(id);
-            } catch (const std::exception& e) {
-                log::warn("on-demand start of " + id + " failed: " + scrub_urls(e.what()));
-            }
-        });
-    }
+    start_on_demand(id, " for a TS viewer");
     auto viewer = std::make_shared<TsViewer>(*this, client, id);
     first_ts_chunk(viewer, std::chrono::steady_clock::now() + settings_.on_demand_wait,
                    std::make_shared<asio::steady_timer>(io_), std::move(done));
@@ -503,18 +493,22 @@ struct PlaylistWait {
     const std::chrono::steady_clock::time_point deadline;
 };
 
+// Starts a stopped channel on the blocking pool (engine calls wait), never on an io thread.
+void RequestHandler::start_on_demand(const std::string& id, const std::string& why) {
+    if (engine_.running(id)) return;
+    log::info("on-demand start of " + id + why);
+    asio::post(blocking_, [this, id] {
+        try {
+            engine_.start(id);
+            activity_.touch(id);
+        } catch (const std::exception& e) {
+            log::warn("on-demand start of " + id + " failed: " + scrub_urls(e.what()));
+        }
+    });
+}
+
 void RequestHandler::wait_for_playlist(const std::string& id, const std::string& file, Done done) {
-    if (!engine_.running(id)) {
-        log::info("on-demand start of " + id);
-        asio::post(blocking_, [this, id] {
-            try {
-                engine_.start(id);
-                activity_.touch(id);
-            } catch (const std::exception& e) {
-                log::warn("on-demand start of " + id + " failed: " + scrub_urls(e.what()));
-            }
-        });
-    }
+    start_on_demand(id, "");
     poll(std::make_shared<PlaylistWait>(io_, activity_, id, file, std::move(done),
                                         std::chrono::steady_clock::now() + settings_.on_demand_wait));
 }

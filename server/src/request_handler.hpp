@@ -61,6 +61,7 @@ private:
     void dispatch(const Request& req, const std::string& client, const Done& done);
     Response handle_now(const Route& r, const api::HttpVerdict& verdict);
     void serve_hls(const Route& r, const Request& req, const std::string& client, Done done);
+    void start_on_demand(const std::string& id, const std::string& why);
     void wait_for_playlist(const std::string& id, const std::string& file, Done done);
     void poll(std::shared_ptr<PlaylistWait> wait);
     // LL-HLS blocking playlist reloads and preload hints' parts (api::hls_file's `wait`): parked per
