@@ -290,29 +290,45 @@ struct FileAnswer {
     double wait_seconds = 0;
 };
 
-// A presentation's rendition playlist ("v1/index.m3u8") while that rendition's source fails and the
-// other video renditions play: 503, not its playlist gone stale. A player sitting on it would stall until it came
-// back (seen: Shaka, whose first choice was the failing variant); an error makes hls.js and Shaka
-// play another rendition, as a 404 from the origin itself would. Late means reconnecting, stalled or
-// failed, or no new segment for two target durations while the channel runs.
+// Of a presentation's renditions, the video rendition `asked` when it fails while another video
+// rendition plays; else null. Fails: reconnecting, stalled or failed, or no new segment for two
+// target durations `td`. Plays: healthy, with a segment of the last two target durations and, when
+// `asked` is only old (not broken), one a target duration newer than `asked`'s newest. When the whole
+// source is slow every rendition ages alike and none is refused: their ages then cross two target
+// durations milliseconds apart, and a player must not be turned away from one rendition for that
+// (players wait a slow source out).
+inline const RenditionStatus* failing_video_rendition(const std::vector<RenditionStatus>& renditions,
+                                                      std::string_view asked_id, double td) {
+    auto broken = [](const RenditionStatus& r) {
+        return r.state == ChannelState::Reconnecting || r.state == ChannelState::Stalled || r.state == ChannelState::Failed;
+    };
+    const RenditionStatus* asked = nullptr;
+    for (const RenditionStatus& r : renditions)
+        if (r.id == asked_id) asked = &r;
+    if (!asked || asked->kind != "video" || td <= 0) return nullptr;
+    const bool asked_broken = broken(*asked);
+    if (!asked_broken && !(asked->newest_segment_age_seconds > 2.0 * td)) return nullptr;
+    for (const RenditionStatus& r : renditions) {
+        if (&r == asked || r.kind != "video" || broken(r) || r.newest_segment_age_seconds < 0 ||
+            r.newest_segment_age_seconds > 2.0 * td)
+            continue;
+        if (asked_broken || r.newest_segment_age_seconds + td <= asked->newest_segment_age_seconds) return asked;
+    }
+    return nullptr;
+}
+
+// A presentation's rendition playlist ("v1/index.m3u8") while that rendition fails and another video
+// rendition plays (failing_video_rendition): 503, not its playlist gone stale. A player sitting on it
+// would stall until it came back (seen: Shaka, whose first choice was the failing variant); an error
+// makes hls.js and Shaka play another rendition, as a 404 from the origin itself would.
 inline std::optional<Reply> failing_rendition(const Engine& engine, std::string_view id, std::string_view file) {
     const auto sub = split_rendition_path(file);
     if (!sub || sub->file != kMediaPlaylistName) return std::nullopt;
     const auto position = engine.playlist_position(id, file);
     if (!position || position->target_duration <= 0) return std::nullopt;
     const ChannelStatus s = engine.status(id);
-    auto late = [&](const RenditionStatus& r) {
-        return r.state == ChannelState::Reconnecting || r.state == ChannelState::Stalled || r.state == ChannelState::Failed ||
-               r.newest_segment_age_seconds > 2.0 * position->target_duration;
-    };
-    const RenditionStatus* asked = nullptr;
-    bool others_play = false;  // when every rendition is late the source is, and players wait it out
-    for (const RenditionStatus& r : s.renditions) {
-        if (r.kind == "subtitles") continue;
-        if (r.id == sub->rendition) asked = &r;
-        else if (r.kind == "video" && !late(r)) others_play = true;
-    }
-    if (!asked || asked->kind != "video" || !late(*asked) || !others_play) return std::nullopt;
+    const RenditionStatus* asked = failing_video_rendition(s.renditions, sub->rendition, position->target_duration);
+    if (!asked) return std::nullopt;
     Reply e = error(503, "Rendition " + asked->id + " of '" + std::string(id) + "' is not getting new segments (" +
                              std::string(to_string(asked->state)) + "); its other renditions play");
     e.headers.emplace_back("Retry-After", std::to_string(position->target_duration));

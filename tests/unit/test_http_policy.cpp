@@ -187,3 +187,57 @@ TEST_CASE("byte ranges follow RFC 9110") {
     check("bytes=", 1000, ByteRange::ignore);
     check("bytes=-", 1000, ByteRange::ignore);
 }
+
+namespace {
+
+hlsrelay::RenditionStatus rendition(std::string id, std::string kind, hlsrelay::ChannelState state, double age) {
+    hlsrelay::RenditionStatus r;
+    r.id = std::move(id);
+    r.kind = std::move(kind);
+    r.state = state;
+    r.newest_segment_age_seconds = age;
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("failing_video_rendition: refused only while another video rendition plays ahead of it") {
+    using hlsrelay::ChannelState;
+    const double td = 2;
+    SECTION("a reconnecting rendition beside a playing one") {
+        const std::vector<hlsrelay::RenditionStatus> r{rendition("v0", "video", ChannelState::Reconnecting, 1.0),
+                                                       rendition("v1", "video", ChannelState::Running, 1.0),
+                                                       rendition("a0", "audio", ChannelState::Running, 1.0)};
+        CHECK(failing_video_rendition(r, "v0", td) == &r[0]);
+        CHECK(failing_video_rendition(r, "v1", td) == nullptr);
+        CHECK(failing_video_rendition(r, "a0", td) == nullptr);  // audio is never refused
+    }
+    SECTION("an old rendition beside one a target duration newer") {
+        const std::vector<hlsrelay::RenditionStatus> r{rendition("v0", "video", ChannelState::Running, 6.5),
+                                                       rendition("v1", "video", ChannelState::Running, 1.0)};
+        CHECK(failing_video_rendition(r, "v0", td) == &r[0]);
+    }
+    SECTION("a slow source: every rendition ages alike, none is refused") {
+        const std::vector<hlsrelay::RenditionStatus> r{rendition("v0", "video", ChannelState::Running, 4.02),
+                                                       rendition("v1", "video", ChannelState::Running, 3.98),
+                                                       rendition("v2", "video", ChannelState::Running, 3.99)};
+        CHECK(failing_video_rendition(r, "v0", td) == nullptr);
+        CHECK(failing_video_rendition(r, "v1", td) == nullptr);
+    }
+    SECTION("every rendition reconnecting: the source is down, players wait") {
+        const std::vector<hlsrelay::RenditionStatus> r{rendition("v0", "video", ChannelState::Reconnecting, 5.0),
+                                                       rendition("v1", "video", ChannelState::Reconnecting, 5.0)};
+        CHECK(failing_video_rendition(r, "v0", td) == nullptr);
+    }
+    SECTION("no other video rendition with a recent segment") {
+        const std::vector<hlsrelay::RenditionStatus> r{rendition("v0", "video", ChannelState::Stalled, 9.0),
+                                                       rendition("v1", "video", ChannelState::Running, -1)};
+        CHECK(failing_video_rendition(r, "v0", td) == nullptr);
+    }
+    SECTION("an unknown rendition or no target duration yet") {
+        const std::vector<hlsrelay::RenditionStatus> r{rendition("v0", "video", ChannelState::Failed, 9.0),
+                                                       rendition("v1", "video", ChannelState::Running, 0.5)};
+        CHECK(failing_video_rendition(r, "v9", td) == nullptr);
+        CHECK(failing_video_rendition(r, "v0", 0) == nullptr);
+    }
+}
