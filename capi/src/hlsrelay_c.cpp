@@ -151,6 +151,7 @@ int code_of(ErrorCode code) {
         case ErrorCode::NotFound: return HLSRELAY_ENOTFOUND;
         case ErrorCode::Io: return HLSRELAY_EIO;
         case ErrorCode::Internal: return HLSRELAY_EINTERNAL;
+        case ErrorCode::Unavailable: return HLSRELAY_EUNAVAILABLE;
     }
     return HLSRELAY_EINTERNAL;
 }
@@ -430,6 +431,20 @@ int hlsrelay_engine_create(const hlsrelay_settings* settings, hlsrelay_engine** 
             if (HLSRELAY_FITS(tuner_device_id) && settings->tuner_device_id) s.tuner.device_id = settings->tuner_device_id;
             if (HLSRELAY_FITS(tuner_seed) && settings->tuner_seed) s.tuner.seed = settings->tuner_seed;
             if (HLSRELAY_FITS(tuner_count)) s.tuner.tuner_count = settings->tuner_count;
+            if (HLSRELAY_FITS(providers) && settings->providers) {
+                std::string_view rest = settings->providers;
+                while (!rest.empty()) {
+                    const std::size_t start = rest.find_first_not_of(" \t\n");
+                    if (start == std::string_view::npos) break;
+                    rest.remove_prefix(start);
+                    const std::size_t end = std::min(rest.find_first_of(" \t\n"), rest.size());
+                    std::string why;
+                    auto p = hlsrelay::parse_provider(rest.substr(0, end), &why);
+                    if (!p) fail(HLSRELAY_EINVAL, why);
+                    s.providers.push_back(std::move(*p));
+                    rest.remove_prefix(end);
+                }
+            }
 #undef HLSRELAY_FITS
         }
         *out = new hlsrelay_engine(std::move(s));
@@ -584,6 +599,16 @@ int hlsrelay_start(hlsrelay_engine* engine, const char* channel) {
         need(channel, "channel");
         refuse_in_callback(engine, "start a channel");
         e.start(channel);
+        return HLSRELAY_OK;
+    });
+}
+
+int hlsrelay_start_on_demand(hlsrelay_engine* engine, const char* channel) {
+    return wrap("hlsrelay_start_on_demand", [&]() -> int {
+        auto& e = engine_of(engine);
+        need(channel, "channel");
+        refuse_in_callback(engine, "start a channel");
+        e.start(channel, hlsrelay::StartMode::on_demand);
         return HLSRELAY_OK;
     });
 }

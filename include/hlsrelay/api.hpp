@@ -67,6 +67,13 @@ inline nlohmann::ordered_json hls_config(const HlsSettings& h) {
     return j;
 }
 
+// 503 for a start refused for want of a provider connection (ErrorCode::Unavailable's message).
+inline Reply unavailable(std::string_view why) {
+    Reply r = error(503, std::string(why));
+    r.headers.emplace_back("Retry-After", std::to_string(static_cast<int>(kProviderReclaimIdle)));
+    return r;
+}
+
 // Maps engine errors onto replies; anything else is a 500 with the message.
 template <class F>
 Reply guarded(F&& f) {
@@ -75,6 +82,7 @@ Reply guarded(F&& f) {
     } catch (const Error& e) {
         if (e.code() == ErrorCode::NotFound) return channel_not_found();
         if (e.code() == ErrorCode::InvalidArgument) return error(400, e.what());
+        if (e.code() == ErrorCode::Unavailable) return unavailable(e.what());  // a provider's connections are all in use
         return error(500, e.what());
     } catch (const std::exception& e) {
         return error(500, e.what());
@@ -444,6 +452,17 @@ inline Reply list_channels(const Engine& engine) {
             list.push_back(std::move(j));
         }
         r.body["channels"] = std::move(list);
+        return r;
+    });
+}
+
+// GET /api/v1/providers: each provider's connection limit and the channels holding its connections.
+inline Reply list_providers(const Engine& engine) {
+    return guarded([&] {
+        Reply r;
+        nlohmann::ordered_json list = nlohmann::ordered_json::array();
+        for (const ProviderStatus& p : engine.providers()) list.push_back(to_json(p));
+        r.body["providers"] = std::move(list);
         return r;
     });
 }

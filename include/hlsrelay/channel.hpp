@@ -186,6 +186,9 @@ struct ChannelConfig {
     // Other #EXTINF attributes, passed through as given (catchup, catchup-days, catchup-source,
     // tvg-country, tvg-language, ...): lowercased names, at most kMaxChannelAttributes.
     std::map<std::string, std::string> attributes;
+    // The provider (EngineSettings::providers) whose connections it uses; empty: the one serving the
+    // host of its first URL, if any.
+    std::string provider;
 
     // The HLS overrides the engine applies: hls, with the legacy `variant` read as hls.renditions
     // when that is unset.

@@ -66,6 +66,7 @@ inline Reply answer_epg_gz(Engine& e, const Call&) { return epg(e, true); }
 inline Reply answer_guide(Engine& e, const Call& c) { return guide_status(e, c.sources); }
 inline Reply answer_guide_refresh(Engine& e, const Call&) { return refresh_guide(e); }
 inline Reply answer_channels(Engine& e, const Call&) { return list_channels(e); }
+inline Reply answer_providers(Engine& e, const Call&) { return list_providers(e); }
 
 }  // namespace detail
 
@@ -82,6 +83,7 @@ inline std::span<const EndpointDef> endpoints() {
         {"streams-status", "GET", "/api/v1/channels/streams-status", E::status, false, false, detail::answer_statuses},
         {"static-hls-m3u", "GET", "/api/v1/channels/static-hls-m3u", E::status, false, true, detail::answer_m3u},
         {"channels", "GET", "/api/v1/channels", E::registry, false, false, detail::answer_channels},
+        {"providers", "GET", "/api/v1/providers", E::status, false, false, detail::answer_providers},
         // The tuner (tuner.hpp): HDHomeRun's HTTP interface, and the M3U of continuous TS streams.
         {"discover", "GET", "/discover.json", E::status, false, true, detail::answer_discover},
         {"lineup", "GET", "/lineup.json", E::status, false, true, detail::answer_lineup},

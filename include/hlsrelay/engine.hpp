@@ -23,6 +23,10 @@
 
 namespace hlsrelay {
 
+// How a channel was started. A provider at its connection limit (EngineSettings::providers) may stop
+// an on-demand channel nobody has read for kProviderReclaimIdle seconds to start another.
+enum class StartMode { manual, on_demand };
+
 class Engine {
 public:
     explicit Engine(EngineSettings settings = {});
@@ -42,7 +46,10 @@ public:
     std::optional<ChannelConfig> find_channel(std::string_view channel) const;
 
     // Control. start() of a running channel keeps it running; stop() of a stopped one is a no-op.
-    ChannelConfig start(std::string_view channel);
+    // A channel of a provider whose connections are all in use: start() reclaims an idle on-demand
+    // channel's, else waits up to kProviderWait seconds for one, else throws ErrorCode::Unavailable
+    // naming the channels that hold them.
+    ChannelConfig start(std::string_view channel, StartMode mode = StartMode::manual);
     void stop(std::string_view channel);
     void stop_all();
     bool running(std::string_view channel) const;
@@ -51,6 +58,7 @@ public:
     ChannelStatus status(std::string_view channel) const;
     std::vector<ChannelStatus> statuses() const;
     HlsSettings settings_for(std::string_view channel) const;
+    std::vector<ProviderStatus> providers() const;  // in EngineSettings::providers order
 
     // Reads from memory: "master.m3u8", "index.m3u8" or a segment name ("seg_<n>.ts"). nullopt when
     // the channel is unknown or stopped or the file does not exist (or left its grace period).

@@ -142,6 +142,10 @@ inline std::string attributes_problem(const ChannelConfig& c) {
                                {"chno", &c.chno}})
         if (bad_text(*value)) return std::string(name) + " is longer than " + std::to_string(kMaxAttributeBytes) + " bytes or has control characters";
     if (!(std::abs(c.tvg_shift) <= kMaxTvgShiftHours)) return "tvg_shift must be between -48 and 48 hours";
+    if (c.provider.size() > 64 || !std::all_of(c.provider.begin(), c.provider.end(), [](char ch) {
+            return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+        }))
+        return "provider must be at most 64 characters of A-Z a-z 0-9 . _ -";
     if (c.attributes.size() > kMaxChannelAttributes)
         return "more than " + std::to_string(kMaxChannelAttributes) + " pass-through attributes";
     for (const auto& [name, value] : c.attributes) {
@@ -423,6 +427,12 @@ private:
         c.tvg_id = repair_utf8(attr("tvg-id"));
         c.tvg_name = repair_utf8(attr("tvg-name"));
         c.chno = repair_utf8(attr("tvg-chno"));
+        if (attrs.count("hlsrelay-provider")) {
+            ChannelConfig probe;
+            probe.provider = attr("hlsrelay-provider");
+            if (attributes_problem(probe).empty()) c.provider = std::move(probe.provider);
+            else issue(entry_line, "hlsrelay-provider: " + attributes_problem(probe) + "; ignored");
+        }
         if (attrs.count("tvg-shift")) {
             const auto shift = parse_number<double>(attr("tvg-shift"));
             if (shift && std::abs(*shift) <= kMaxTvgShiftHours)
@@ -561,7 +571,7 @@ inline constexpr std::string_view kJsonFields[] = {"id", "name", "url", "urls", 
                                                    "container", "renditions", "low_latency", "part_duration",
                                                    "max_playlist_bytes", "max_segment_bytes", "max_redirects",
                                                    "playlist_deadline", "segment_deadline", "tvg_id", "tvg_name",
-                                                   "chno", "tvg_shift", "attributes"};
+                                                   "chno", "tvg_shift", "attributes", "provider"};
 
 // Throws EntrySkipped; problems that leave the entry usable go to `warnings`.
 inline ChannelConfig channel_from_json(const nlohmann::json& obj, std::vector<std::string>& warnings) {
@@ -659,6 +669,7 @@ inline ChannelConfig channel_from_json(const nlohmann::json& obj, std::vector<st
     c.limits.segment_deadline = get_number(obj, "segment_deadline");
     if (auto v = get_string(obj, "tvg_id")) c.tvg_id = std::move(*v);
     if (auto v = get_string(obj, "tvg_name")) c.tvg_name = std::move(*v);
+    if (auto v = get_string(obj, "provider")) c.provider = std::move(*v);
     if (const nlohmann::json* chno = field(obj, "chno")) {  // "5.1" or 5
         if (chno->is_string()) c.chno = chno->get<std::string>();
         else if (chno->is_number_integer() || chno->is_number_unsigned()) c.chno = std::to_string(*get_integer(obj, "chno"));
@@ -783,6 +794,7 @@ inline nlohmann::json to_json(const ChannelConfig& c, bool include_sources) {
     if (!c.chno.empty()) j["chno"] = c.chno;
     if (c.tvg_shift != 0) j["tvg_shift"] = c.tvg_shift;
     if (!c.attributes.empty()) j["attributes"] = c.attributes;
+    if (!c.provider.empty()) j["provider"] = c.provider;
     return j;
 }
 

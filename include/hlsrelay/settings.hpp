@@ -7,7 +7,9 @@
 #include <hlsrelay/text.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,8 +21,24 @@ struct TunerSettings {
     std::string name = "hlsrelay";  // FriendlyName, as Plex and Jellyfin list the tuner
     std::string device_id;          // 8 hex digits valid by HDHomeRun's checksum; empty: derived from `seed`
     std::string seed;               // the device id, auth and UPnP UDN derive from it; empty: the host name
-    int tuner_count = 0;            // TunerCount: streams a client may hold at once; 0: one per channel (1..255)
+    int tuner_count = 0;            // TunerCount: streams a client may hold at once; 0: one per channel, at most a provider's limit for its channels (tuner_count())
 };
+
+// An IPTV account: its channels share `max_connections` upstream connections (a running channel holds
+// one). A channel belongs to the provider its `provider` field names, else to the first provider one
+// of whose `hosts` is the host (or host:port) of the channel's first URL; else to none (no limit).
+struct ProviderSettings {
+    std::string name;                // as channels' `provider` fields and the status name it
+    int max_connections = 0;         // 0: no limit
+    std::vector<std::string> hosts;  // "line.example.tv" or "line.example.tv:8080", lowercase
+};
+
+// A start past a provider's limit first reclaims the connection of an on-demand channel nobody has
+// read for kProviderReclaimIdle seconds, else waits up to kProviderWait seconds for one to be
+// released, else fails (ErrorCode::Unavailable: HTTP 503 naming the channels holding them).
+inline constexpr double kProviderReclaimIdle = 10.0;
+inline constexpr double kProviderWait = 3.0;
+inline constexpr int kMaxProviderConnections = 10000;
 
 inline constexpr double kGuideRefreshInterval = 12 * 3600.0;  // seconds between two fetches of a good guide
 
@@ -49,6 +67,7 @@ struct EngineSettings {
     // channels. Failed fetches are retried with backoff, keeping the previous guide.
     std::vector<std::string> guide_urls;
     double guide_refresh_interval = kGuideRefreshInterval;
+    std::vector<ProviderSettings> providers;  // connection limits per IPTV account
 };
 
 // Accepted ranges of HlsSettings, engine-wide (Engine refuses others) and per channel (HlsOverrides:
@@ -133,6 +152,62 @@ inline std::string tuner_problem(const TunerSettings& t) {
 inline std::string limits_problem(const FetchLimits& l) {
     return limits_problem(FetchLimitOverrides{l.max_playlist_bytes, l.max_segment_bytes, l.max_redirects,
                                               l.playlist_deadline, l.segment_deadline});
+}
+
+// Providers: names 1-64 bytes of [A-Za-z0-9._-], unique; limits within 0..kMaxProviderConnections;
+// hosts non-empty without '/', '@' or spaces.
+inline std::string providers_problem(const std::vector<ProviderSettings>& providers) {
+    for (std::size_t i = 0; i < providers.size(); ++i) {
+        const ProviderSettings& p = providers[i];
+        const bool good_name = !p.name.empty() && p.name.size() <= 64 &&
+                               std::all_of(p.name.begin(), p.name.end(), [](char c) {
+                                   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                                          c == '.' || c == '_' || c == '-';
+                               });
+        if (!good_name) return "provider name '" + p.name.substr(0, 64) + "' must be 1-64 characters of A-Z a-z 0-9 . _ -";
+        for (std::size_t j = 0; j < i; ++j)
+            if (providers[j].name == p.name) return "provider " + p.name + " is given twice";
+        if (p.max_connections < 0 || p.max_connections > kMaxProviderConnections)
+            return "provider " + p.name + ": max_connections must be within 0.." + std::to_string(kMaxProviderConnections) +
+                   " (0: no limit)";
+        for (const std::string& h : p.hosts)
+            if (h.empty() || h.size() > 255 || h.find_first_of("/@ \t?#") != std::string::npos)
+                return "provider " + p.name + ": '" + h.substr(0, 80) + "' is not a host or host:port";
+    }
+    return {};
+}
+
+// The command-line and C form of a provider: "NAME=MAX" or "NAME=MAX@HOST[,HOST...]", e.g.
+// "acme=2@line.acme.tv,backup.acme.tv:8080". nullopt (and *why) when malformed; the values are then
+// checked by providers_problem.
+inline std::optional<ProviderSettings> parse_provider(std::string_view text, std::string* why = nullptr) {
+    auto fail = [&](std::string m) -> std::optional<ProviderSettings> {
+        if (why) *why = std::move(m);
+        return std::nullopt;
+    };
+    const std::size_t eq = text.find('=');
+    if (eq == std::string_view::npos || eq == 0) return fail("a provider is NAME=MAX[@HOST[,HOST...]]");
+    ProviderSettings p;
+    p.name = std::string(text.substr(0, eq));
+    std::string_view rest = text.substr(eq + 1);
+    const std::size_t at = rest.find('@');
+    const std::string_view max = rest.substr(0, at);
+    if (max.empty() || max.size() > 6 || max.find_first_not_of("0123456789") != std::string_view::npos)
+        return fail("provider " + p.name + ": the connection limit must be a number, not '" + std::string(max.substr(0, 20)) + "'");
+    p.max_connections = std::stoi(std::string(max));
+    if (at != std::string_view::npos) {
+        std::string_view hosts = rest.substr(at + 1);
+        for (;;) {
+            const std::size_t comma = hosts.find(',');
+            std::string h(hosts.substr(0, comma));
+            std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+            if (h.empty()) return fail("provider " + p.name + ": an empty host");
+            p.hosts.push_back(std::move(h));
+            if (comma == std::string_view::npos) break;
+            hosts.remove_prefix(comma + 1);
+        }
+    }
+    return p;
 }
 
 }  // namespace hlsrelay

@@ -103,6 +103,7 @@ struct ChannelStatus {
     // A presentation's renditions (empty for a single-rendition channel, whose fields above are all
     // there is); the fields above then describe the highest video rendition.
     std::vector<RenditionStatus> renditions;
+    std::string provider;  // the provider whose connection it holds or would use; "" for none
 };
 
 inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
@@ -133,6 +134,7 @@ inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
     j["uptime_seconds"] = round3(s.uptime_seconds);
     j["source"] = redact_url(s.source);
     j["source_index"] = s.source_index;
+    j["provider"] = s.provider.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.provider);
     j["input_bitrate"] = std::llround(s.input_bitrate);
     j["output_bitrate"] = std::llround(s.output_bitrate);
     j["codecs"] = s.stream.codecs;
@@ -216,6 +218,30 @@ inline nlohmann::ordered_json to_json(const GuideSource& g) {
     j["channels"] = g.channels;
     j["programmes"] = g.programmes;
     j["problems"] = g.problems;
+    return j;
+}
+
+// One provider's connections (Engine::providers, GET /api/v1/providers).
+struct ProviderStatus {
+    std::string name;
+    int max_connections = 0;              // 0: no limit
+    std::vector<std::string> holders;     // ids of the channels holding its connections, oldest first
+    std::vector<std::string> on_demand;   // of those, the ones started on demand (reclaimable when idle)
+    std::size_t channels = 0;             // channels of the registry that use it
+    int64_t refused = 0;                  // starts refused for want of a connection
+    int64_t reclaimed = 0;                // idle on-demand channels stopped to make room
+};
+
+inline nlohmann::ordered_json to_json(const ProviderStatus& p) {
+    nlohmann::ordered_json j;
+    j["name"] = p.name;
+    j["max_connections"] = p.max_connections == 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(p.max_connections);
+    j["in_use"] = p.holders.size();
+    j["holders"] = p.holders;
+    j["on_demand"] = p.on_demand;
+    j["channels"] = p.channels;
+    j["refused"] = p.refused;
+    j["reclaimed"] = p.reclaimed;
     return j;
 }
 

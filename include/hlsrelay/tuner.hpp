@@ -58,11 +58,21 @@ inline std::string host_name() {
 
 }  // namespace detail
 
+// TunerCount when not configured: the streams the engine can hold at once, one per channel but at
+// most a provider's connection limit for its channels (EngineSettings::providers); 1..255.
+inline int tuner_count(const Engine& engine) {
+    std::size_t count = engine.channels().size();
+    for (const ProviderStatus& p : engine.providers())
+        if (p.max_connections > 0 && p.channels > static_cast<std::size_t>(p.max_connections))
+            count -= p.channels - static_cast<std::size_t>(p.max_connections);
+    return static_cast<int>(std::clamp<std::size_t>(count, 1, 255));
+}
+
 // The device this engine presents: its id and auth derived from TunerSettings::seed (the host name
-// when unset), so they are stable per install; TunerCount as configured or one per channel.
+// when unset), so they are stable per install; TunerCount as configured, else tuner_count().
 inline hdhomerun::Device tuner_device(const Engine& engine) {
     const TunerSettings& t = engine.settings().tuner;
-    const int count = t.tuner_count > 0 ? t.tuner_count : static_cast<int>(std::clamp<std::size_t>(engine.channels().size(), 1, 255));
+    const int count = t.tuner_count > 0 ? t.tuner_count : tuner_count(engine);
     hdhomerun::Device d = hdhomerun::device_from_seed(t.seed.empty() ? detail::host_name() : t.seed, count);
     if (!t.device_id.empty()) {
         d.device_id = t.device_id;

@@ -17,6 +17,7 @@ from ._core import (
     Engine,
     EngineError,
     InvalidArgument,
+    Unavailable,
     Resource,
     __version__,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "Engine",
     "EngineError",
     "InvalidArgument",
+    "Unavailable",
     "Resource",
     "__version__",
 ]

@@ -20,6 +20,9 @@ class ChannelNotFound(EngineError):
 class InvalidArgument(EngineError):
     """A setting, channel or argument the engine refuses."""
 
+class Unavailable(EngineError):
+    """Not now: a provider's connections are all in use (HTTP 503)."""
+
 class LoadIssue(TypedDict):
     line: int  # 1-based; for JSON the entry number; 0 when no line applies
     message: str
@@ -138,6 +141,7 @@ class Engine:
         tuner_count: int = 0,
         device_id: str = "",
         tuner_seed: str = "",
+        providers: list[str] = ...,  # "NAME=MAX[@HOST[,HOST...]]", as hlsrelay-server --provider
     ) -> None: ...
 
     # Registry.
@@ -168,6 +172,12 @@ class Engine:
         max_redirects: Optional[int] = None,
         playlist_deadline: Optional[float] = None,
         segment_deadline: Optional[float] = None,
+        tvg_id: str = "",
+        tvg_name: str = "",
+        chno: str = "",
+        tvg_shift: float = 0,
+        attributes: Optional[Mapping[str, str]] = None,
+        provider: str = "",  # the provider (Engine(providers=...)) whose connections it uses
     ) -> ChannelDict: ...
     def update_channel(
         self,
@@ -202,7 +212,8 @@ class Engine:
     def channel(self, channel: str, *, include_sources: bool = False) -> ChannelDict: ...
 
     # Control.
-    def start(self, channel: str) -> ChannelDict: ...
+    def start(self, channel: str, *, on_demand: bool = False) -> ChannelDict: ...
+    def providers(self) -> list[dict[str, Any]]: ...
     def stop(self, channel: str) -> None: ...
     def stop_all(self) -> None: ...
     def running(self, channel: str) -> bool: ...
@@ -309,6 +320,7 @@ class TsStream:
 
 IMMUTABLE_CACHE_CONTROL: str
 PLAYLIST_CACHE_CONTROL: str
+PROVIDER_RETRY_AFTER: int  # seconds: Retry-After of a start refused for a provider's connections
 
 def endpoints() -> List[EndpointRow]: ...
 def blocking_timeout() -> Tuple[int, Dict[str, Any], List[Tuple[str, str]]]: ...

@@ -17,7 +17,8 @@ Optional environment for that app: ``HLSRELAY_SEGMENT_DURATION``, ``HLSRELAY_MAX
 ``HLSRELAY_LOW_LATENCY`` (``yes``: LL-HLS), ``HLSRELAY_PART_DURATION``, ``HLSRELAY_HLS_DIR``,
 ``HLSRELAY_LOG_LEVEL``, ``HLSRELAY_GUIDE_URLS`` (XMLTV guides for ``/epg.xml``, comma-separated, besides the
 list's url-tvg), ``HLSRELAY_TUNER_NAME``, ``HLSRELAY_TUNER_COUNT``, ``HLSRELAY_DEVICE_ID``,
-``HLSRELAY_TUNER_SEED`` (the HDHomeRun tuner, see docs/http-api.md). Run one worker process:
+``HLSRELAY_TUNER_SEED`` (the HDHomeRun tuner, see docs/http-api.md), ``HLSRELAY_PROVIDERS``
+(space-separated ``NAME=MAX[@HOST[,HOST...]]``, as the demo server's ``--provider``). Run one worker process:
 the engine and its HLS windows live in that process, and a second worker would have its own.
 
 The demo server's HTTP rules apply (the same C++ code, ``hlsrelay._core.check_request``):
@@ -56,6 +57,7 @@ reads to the threadpool and holds blocking playlist requests on the event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import typing
@@ -70,8 +72,10 @@ from starlette.staticfiles import StaticFiles
 from ._core import (
     IMMUTABLE_CACHE_CONTROL,
     PLAYLIST_CACHE_CONTROL,
+    PROVIDER_RETRY_AFTER,
     Engine,
     InvalidArgument,
+    Unavailable,
     blocking_timeout,
     check_request,
     endpoints,
@@ -379,7 +383,11 @@ def _build_router(
             if refusal is not None:
                 return _with_cors(JSONResponse(refusal[1], status_code=refusal[0]))
             if not engine.running(channel):
-                await run_in_threadpool(engine.start, channel)
+                try:
+                    await run_in_threadpool(functools.partial(engine.start, channel, on_demand=True))
+                except Unavailable as e:  # the provider's connections are all in use
+                    return _with_cors(JSONResponse({"detail": str(e)}, status_code=503,
+                                                   headers={"Retry-After": str(PROVIDER_RETRY_AFTER)}))
             hub = hub_of(engine)
             ts = engine.open_ts_stream(channel)
 
@@ -480,6 +488,9 @@ def engine_from_env(channels_file: typing.Optional[typing.Union[str, "os.PathLik
                      ("tuner_seed", "HLSRELAY_TUNER_SEED")):
         if os.environ.get(env):
             settings[key] = os.environ[env]
+    providers = [p for p in os.environ.get("HLSRELAY_PROVIDERS", "").split() if p]
+    if providers:
+        settings["providers"] = providers
     tuners = _env_number("HLSRELAY_TUNER_COUNT", int)
     if tuners is not None:
         settings["tuner_count"] = tuners

@@ -35,6 +35,7 @@ using hlsrelay::EventType;
 PyObject* g_engine_error = nullptr;
 PyObject* g_channel_not_found = nullptr;
 PyObject* g_invalid_argument = nullptr;
+PyObject* g_unavailable = nullptr;
 
 [[noreturn]] void invalid(const std::string& message) { throw Error(ErrorCode::InvalidArgument, message); }
 
@@ -264,7 +265,7 @@ void apply_fields(ChannelConfig& c, const py::dict& fields) {
                                                 "container", "renditions", "low_latency", "part_duration",
                                                 "cleanup_interval", "max_playlist_bytes", "max_segment_bytes",
                                                 "max_redirects", "playlist_deadline", "segment_deadline",
-                                                "tvg_id", "tvg_name", "chno", "tvg_shift", "attributes"};
+                                                "tvg_id", "tvg_name", "chno", "tvg_shift", "attributes", "provider"};
     for (const auto& item : fields) {
         const std::string key = py::str(item.first);
         if (!known.count(key)) throw py::type_error("unexpected keyword argument '" + key + "'");
@@ -317,6 +318,7 @@ void apply_fields(ChannelConfig& c, const py::dict& fields) {
     text("tvg_id", c.tvg_id);
     text("tvg_name", c.tvg_name);
     text("chno", c.chno);
+    text("provider", c.provider);
     if (has("tvg_shift")) c.tvg_shift = fields["tvg_shift"].is_none() ? 0.0 : fields["tvg_shift"].cast<double>();
     if (has("attributes")) {
         c.attributes.clear();
@@ -465,6 +467,8 @@ PYBIND11_MODULE(_core, m) {
     m.attr("__version__") = HLSRELAY_VERSION;
     m.attr("IMMUTABLE_CACHE_CONTROL") = std::string(hlsrelay::api::kImmutableCacheControl);  // segments, parts
     m.attr("PLAYLIST_CACHE_CONTROL") = std::string(hlsrelay::api::kPlaylistCacheControl);
+    // Seconds after which a start refused for a provider's connections is worth retrying (Retry-After).
+    m.attr("PROVIDER_RETRY_AFTER") = static_cast<int>(hlsrelay::kProviderReclaimIdle);
     m.def(
         "endpoints",
         [] {
@@ -506,16 +510,21 @@ PYBIND11_MODULE(_core, m) {
     g_invalid_argument = PyErr_NewExceptionWithDoc("hlsrelay.InvalidArgument",
                                                    "A setting, channel or argument the engine refuses.", g_engine_error,
                                                    nullptr);
-    if (!g_engine_error || !g_channel_not_found || !g_invalid_argument) throw py::error_already_set();
+    g_unavailable = PyErr_NewExceptionWithDoc("hlsrelay.Unavailable",
+                                              "Not now: a provider's connections are all in use (HTTP 503).",
+                                              g_engine_error, nullptr);
+    if (!g_engine_error || !g_channel_not_found || !g_invalid_argument || !g_unavailable) throw py::error_already_set();
     m.add_object("EngineError", py::handle(g_engine_error));
     m.add_object("ChannelNotFound", py::handle(g_channel_not_found));
     m.add_object("InvalidArgument", py::handle(g_invalid_argument));
+    m.add_object("Unavailable", py::handle(g_unavailable));
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const Error& e) {
             PyObject* type = e.code() == ErrorCode::NotFound          ? g_channel_not_found
                              : e.code() == ErrorCode::InvalidArgument ? g_invalid_argument
+                             : e.code() == ErrorCode::Unavailable     ? g_unavailable
                                                                       : g_engine_error;
             PyErr_SetString(type, e.what());
         }
@@ -579,8 +588,15 @@ PYBIND11_MODULE(_core, m) {
                          double segment_deadline, const std::string& container, const py::object& renditions,
                          bool low_latency, double part_duration, const std::vector<std::string>& guide_urls,
                          double guide_refresh_interval, const std::string& tuner_name, int tuner_count,
-                         const std::string& device_id, const std::string& tuner_seed) {
+                         const std::string& device_id, const std::string& tuner_seed,
+                         const std::vector<std::string>& providers) {
                  EngineSettings s;
+                 for (const std::string& text : providers) {
+                     std::string why;
+                     auto p = hlsrelay::parse_provider(text, &why);
+                     if (!p) invalid(why);
+                     s.providers.push_back(std::move(*p));
+                 }
                  s.guide_urls = guide_urls;
                  s.guide_refresh_interval = guide_refresh_interval;
                  s.tuner.name = tuner_name;
@@ -629,7 +645,8 @@ PYBIND11_MODULE(_core, m) {
              py::arg("guide_urls") = std::vector<std::string>{},
              py::arg("guide_refresh_interval") = EngineSettings{}.guide_refresh_interval,
              py::arg("tuner_name") = hlsrelay::TunerSettings{}.name, py::arg("tuner_count") = hlsrelay::TunerSettings{}.tuner_count,
-             py::arg("device_id") = hlsrelay::TunerSettings{}.device_id, py::arg("tuner_seed") = hlsrelay::TunerSettings{}.seed)
+             py::arg("device_id") = hlsrelay::TunerSettings{}.device_id, py::arg("tuner_seed") = hlsrelay::TunerSettings{}.seed,
+             py::arg("providers") = std::vector<std::string>{})
 
         // Registry.
         .def(
@@ -665,7 +682,7 @@ PYBIND11_MODULE(_core, m) {
             "realtime=None, variant=None, segment_duration=None, max_segments=None, cleanup_interval=None, "
             "container=None, renditions=None, "
             "max_playlist_bytes=None, max_segment_bytes=None, max_redirects=None, playlist_deadline=None, "
-            "segment_deadline=None, tvg_id='', tvg_name='', chno='', tvg_shift=0, attributes=None)")
+            "segment_deadline=None, tvg_id='', tvg_name='', chno='', tvg_shift=0, attributes=None, provider='')")
         .def(
             "update_channel",
             [](PyEngine& self, const std::string& channel, const py::kwargs& kwargs) {
@@ -707,12 +724,20 @@ PYBIND11_MODULE(_core, m) {
         // Control.
         .def(
             "start",
-            [](PyEngine& self, const std::string& channel) {
+            [](PyEngine& self, const std::string& channel, bool on_demand) {
                 forbid_in_callback("start()");
-                auto c = self.call([&](Engine& e) { return e.start(channel); });
+                auto c = self.call([&](Engine& e) { return e.start(channel, on_demand ? hlsrelay::StartMode::on_demand : hlsrelay::StartMode::manual); });
                 return channel_dict(c);
             },
-            py::arg("channel"))
+            py::arg("channel"), py::kw_only(), py::arg("on_demand") = false)
+        .def(
+            "providers",
+            [](PyEngine& self) {
+                auto list = self.call([](Engine& e) { return e.providers(); });
+                nlohmann::ordered_json j = nlohmann::ordered_json::array();
+                for (const auto& p : list) j.push_back(hlsrelay::to_json(p));
+                return to_python(j);
+            })
         .def(
             "stop",
             [](PyEngine& self, const std::string& channel) {

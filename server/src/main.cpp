@@ -64,6 +64,7 @@ int run(const Options& o) {
     settings.hls_dir = o.hls_dir;
     settings.limits = o.limits;
     settings.tuner = o.tuner;
+    settings.providers = o.providers;
     settings.guide_urls = o.guide_urls;
     settings.guide_refresh_interval = o.guide_refresh_interval;
     settings.log_level = o.log_level;
@@ -91,6 +92,16 @@ int run(const Options& o) {
     config.timeouts.read = std::chrono::milliseconds(static_cast<int64_t>(o.read_timeout * 1000));
     config.timeouts.keep_alive = std::chrono::milliseconds(static_cast<int64_t>(o.keepalive_timeout * 1000));
     config.on_demand = o.on_demand;
+    // A provider with more channels than connections: its channels cannot all run, so they run on
+    // demand (unless channels are started at launch by name or all: then the starts past the limit fail).
+    if (!config.on_demand && o.autostart != Autostart::all && o.autostart != Autostart::listed) {
+        for (const ProviderStatus& p : engine.providers()) {
+            if (p.max_connections == 0 || p.channels <= static_cast<std::size_t>(p.max_connections)) continue;
+            config.on_demand = true;
+            log::info("on demand: provider " + p.name + " has " + std::to_string(p.channels) + " channels for " +
+                      std::to_string(p.max_connections) + " connection(s)");
+        }
+    }
     config.idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.idle_timeout * 1000));
     config.api_token = o.api_token;
     config.web_root = o.web_root.empty() ? default_web_root() : fs::path(o.web_root);
@@ -100,14 +111,21 @@ int run(const Options& o) {
     } catch (const std::system_error& e) {
         throw std::runtime_error("cannot listen on " + o.address + ":" + std::to_string(o.port) + ": " + e.code().message());
     }
-    for (const auto& id : autostart) engine.start(id);
+    for (const auto& id : autostart) {
+        try {
+            engine.start(id);
+        } catch (const Error& e) {  // a provider at its limit: the others still start
+            if (e.code() != ErrorCode::Unavailable) throw;
+            log::warn("not started at launch: " + id + ": " + e.what());
+        }
+    }
     log::info(std::string("hlsrelay-server ") + version() + " serving " + std::to_string(report.channels.size()) +
-              " channel(s) at " + server.url() + (o.on_demand ? " (on demand)" : ""));
+              " channel(s) at " + server.url() + (config.on_demand ? " (on demand)" : ""));
     if (!autostart.empty()) {
         std::string names;
         for (const auto& id : autostart) names += (names.empty() ? "" : ", ") + id;
         log::info("started at launch: " + names);
-    } else if (!o.on_demand) {
+    } else if (!config.on_demand) {
         log::info("no channel started at launch: start them from the dashboard or the API, or pass --autostart all");
     }
 

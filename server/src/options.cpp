@@ -65,7 +65,13 @@ Options:
                            url-tvg of the channel list; repeatable
   --guide-refresh S        seconds between two fetches of each guide (default: 43200)
   --tuner-name NAME        the HDHomeRun tuner's FriendlyName in Plex, Jellyfin... (default: hlsrelay)
-  --tuner-count N          TunerCount: streams a client may hold at once; 0: one per channel (default: 0)
+  --tuner-count N          TunerCount: streams a client may hold at once; 0: one per channel, at most
+                           each provider's limit for its channels (default: 0)
+  --provider NAME=MAX[@HOST[,HOST...]]
+                           an IPTV account allowing MAX connections (0: no limit) for the channels
+                           whose first URL is on HOST (or host:port) or whose list entry names it
+                           (JSON "provider", M3U hlsrelay-provider="NAME"); repeatable. A list with
+                           more channels than a provider allows runs on demand
   --device-id HEX8         the tuner's DeviceID (valid by HDHomeRun's checksum) (default: derived from
                            --tuner-seed)
   --tuner-seed TEXT        what the DeviceID, DeviceAuth and UPnP UDN derive from (default: the host
@@ -211,6 +217,17 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
              return {};
          }},
         {"--guide-refresh", number_in(o.guide_refresh_interval, 60, 366 * 86400.0, "--guide-refresh")},
+        {"--provider",
+         [&](const std::string& v) -> std::string {
+             std::string why;
+             auto p = parse_provider(v, &why);
+             if (!p) return why;
+             std::vector<ProviderSettings> all = o.providers;
+             all.push_back(*p);
+             if (std::string problem = providers_problem(all); !problem.empty()) return problem;
+             o.providers = std::move(all);
+             return {};
+         }},
         {"--tuner-name", text(o.tuner.name)},
         {"--tuner-count", number_in(o.tuner.tuner_count, 0, 255, "--tuner-count")},
         {"--device-id", text(o.tuner.device_id)},

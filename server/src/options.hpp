@@ -51,6 +51,7 @@ struct Options {
     FetchLimits limits;  // --max-playlist-bytes, --max-segment-bytes, --max-redirects: EngineSettings::limits
     std::vector<std::string> guide_urls;                  // --guide (repeatable): EngineSettings::guide_urls
     double guide_refresh_interval = kGuideRefreshInterval;  // --guide-refresh
+    std::vector<ProviderSettings> providers;  // --provider (repeatable): EngineSettings::providers
     TunerSettings tuner;  // --tuner-name, --tuner-count, --device-id, --tuner-seed: EngineSettings::tuner
 };
 

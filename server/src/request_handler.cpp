@@ -252,6 +252,11 @@ void RequestHandler::first_ts_chunk(std::shared_ptr<TsViewer> viewer, std::chron
         return done(std::move(r));
     }
     if (!engine_.find_channel(viewer->channel())) return done(reply_response(api::channel_not_found()));
+    if (auto refused = refused_start(viewer->channel())) {
+        Response e = reply_response(api::unavailable(*refused));
+        e.cors = true;
+        return done(std::move(e));
+    }
     if (std::chrono::steady_clock::now() >= deadline) {
         std::string detail = "Stream '" + viewer->channel() + "' did not produce a segment in time; retry shortly";
         try {
@@ -496,15 +501,36 @@ struct PlaylistWait {
 // Starts a stopped channel on the blocking pool (engine calls wait), never on an io thread.
 void RequestHandler::start_on_demand(const std::string& id, const std::string& why) {
     if (engine_.running(id)) return;
+    {
+        // One start at a time per channel: the requests arriving meanwhile wait for its outcome (a
+        // start at a full provider may wait kProviderWait seconds on a blocking thread).
+        std::lock_guard lock(refused_mu_);
+        if (!pending_starts_.insert(id).second) return;
+        refused_starts_.erase(id);
+    }
     log::info("on-demand start of " + id + why);
     asio::post(blocking_, [this, id] {
+        std::optional<std::string> refused;
         try {
-            engine_.start(id);
+            engine_.start(id, StartMode::on_demand);
             activity_.touch(id);
+        } catch (const Error& e) {
+            log::warn("on-demand start of " + id + " failed: " + scrub_urls(e.what()));
+            if (e.code() == ErrorCode::Unavailable) refused = e.what();
         } catch (const std::exception& e) {
             log::warn("on-demand start of " + id + " failed: " + scrub_urls(e.what()));
         }
+        std::lock_guard lock(refused_mu_);
+        pending_starts_.erase(id);
+        if (refused) refused_starts_[id] = std::move(*refused);
     });
+}
+
+std::optional<std::string> RequestHandler::refused_start(const std::string& id) {
+    std::lock_guard lock(refused_mu_);
+    auto it = refused_starts_.find(id);
+    if (it == refused_starts_.end()) return std::nullopt;
+    return it->second;
 }
 
 void RequestHandler::wait_for_playlist(const std::string& id, const std::string& file, Done done) {
@@ -520,6 +546,7 @@ void RequestHandler::poll(std::shared_ptr<PlaylistWait> wait) {
         if (ec) return;
         const api::FileAnswer a = api::hls_file(engine_, {wait->id, wait->file, false, std::nullopt, {}});
         if (a.kind == api::FileAnswer::Kind::resource) return wait->done(file_response(a));
+        if (auto refused = refused_start(wait->id)) return wait->done(reply_response(api::unavailable(*refused)));
         if (std::chrono::steady_clock::now() < wait->deadline) return poll(wait);
         std::string detail = "Stream '" + wait->id + "' did not produce a playlist in time; retry shortly";
         try {

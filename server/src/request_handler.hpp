@@ -18,6 +18,8 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -62,6 +64,9 @@ private:
     Response handle_now(const Route& r, const api::HttpVerdict& verdict);
     void serve_hls(const Route& r, const Request& req, const std::string& client, Done done);
     void start_on_demand(const std::string& id, const std::string& why);
+    // Why the last on-demand start of `id` was refused (a provider's connections all in use), if it
+    // was and no start was tried since; the waiting requests answer 503 with it at once.
+    std::optional<std::string> refused_start(const std::string& id);
     void wait_for_playlist(const std::string& id, const std::string& file, Done done);
     void poll(std::shared_ptr<PlaylistWait> wait);
     // LL-HLS blocking playlist reloads and preload hints' parts (api::hls_file's `wait`): parked per
@@ -89,6 +94,9 @@ private:
     const api::HttpPolicy policy_;
     StaticFiles files_;
     HttpCounters counters_;
+    std::mutex refused_mu_;
+    std::map<std::string, std::string> refused_starts_;  // by channel id, under refused_mu_
+    std::set<std::string> pending_starts_;               // on-demand starts under way, under refused_mu_
     std::mutex blocked_mu_;
     std::map<std::string, std::vector<std::shared_ptr<BlockedReload>>> blocked_;  // by channel id
     std::map<std::string, std::vector<std::weak_ptr<TsViewer>>> ts_waiting_;      // by channel id, under blocked_mu_

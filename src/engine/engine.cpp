@@ -41,6 +41,7 @@ void validate(const EngineSettings& s) {
         g.refresh_interval = s.guide_refresh_interval;
         if (std::string p = guide_fetcher_problem(g); !p.empty()) bad(p);
     }
+    if (std::string p = providers_problem(s.providers); !p.empty()) bad(p);
     if (!s.tuner.device_id.empty() && !hdhomerun::valid_device_id(s.tuner.device_id))
         bad("device_id " + s.tuner.device_id + " fails HDHomeRun's device id checksum (hdhomerun::valid_device_id)");
 }
@@ -60,7 +61,38 @@ struct ChannelSlot {
     int64_t next_sequence = 0;              // guarded by Impl::mu; keeps sequences rising across restarts
     ChannelStatus last;                     // guarded by Impl::mu; what a stopped channel reports
     SteadyClock::time_point stopped_at{};   // guarded by Impl::mu; when `last` was taken
+    std::string provider_held;              // guarded by Impl::mu; the provider whose connection it holds
+    bool on_demand = false;                 // guarded by Impl::mu; started with StartMode::on_demand
+    // When a reader last asked for one of its files (steady clock ticks): idle on-demand channels of
+    // a provider at its limit are reclaimed.
+    std::atomic<int64_t> last_use{0};
+    void touch() { last_use.store(SteadyClock::now().time_since_epoch().count(), std::memory_order_relaxed); }
 };
+
+// A provider's connections: the ids of the channels holding them, in the order they took them.
+struct ProviderState {
+    ProviderSettings settings;
+    std::vector<std::string> holders;
+    int64_t refused = 0, reclaimed = 0;
+};
+
+namespace {
+// "host" and "host:port" of a URL, lowercase ("" when it has none: a path, a pipe).
+std::pair<std::string, std::string> url_host(std::string_view url) {
+    const std::size_t scheme = url.find("://");
+    if (scheme == std::string_view::npos) return {};
+    std::string_view rest = url.substr(scheme + 3);
+    rest = rest.substr(0, rest.find_first_of("/?#"));
+    if (const std::size_t at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
+    std::string host_port(rest);
+    std::transform(host_port.begin(), host_port.end(), host_port.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::string host = host_port;
+    if (!host.empty() && host.front() == '[') host = host.substr(0, host.find(']') + 1);
+    else host = host.substr(0, host.find(':'));
+    return {host, host_port};
+}
+}  // namespace
 
 struct Subscriber {
     std::mutex call;  // held while the callback runs, so unsubscribe can wait for it
@@ -71,12 +103,15 @@ struct Subscriber {
 
 struct Engine::Impl {
     // The worker of a running channel (by id or display name); null for an unknown or stopped one.
-    std::shared_ptr<ChannelWorker> running_worker(std::string_view name) {
+    // touch: a reader asks for one of its files (ChannelSlot::last_use).
+    std::shared_ptr<ChannelWorker> running_worker(std::string_view name, bool touch = false) {
         std::lock_guard lock(mu);
         const ChannelConfig* c = registry.find(name);
         if (!c) return nullptr;
         auto it = slots.find(c->id);
-        return it == slots.end() ? nullptr : it->second->worker;
+        if (it == slots.end()) return nullptr;
+        if (touch && it->second->worker) it->second->touch();
+        return it->second->worker;
     }
 
     EngineSettings settings;
@@ -89,6 +124,95 @@ struct Engine::Impl {
     SubscriptionId next_subscription = 1;
 
     std::shared_ptr<BufferPool> pool = std::make_shared<BufferPool>();
+
+    // Provider connections, guarded by mu; provider_cv is notified (under mu) when one is released.
+    std::map<std::string, ProviderState, std::less<>> providers;
+    std::condition_variable provider_cv;
+
+    // Caller holds mu. The provider whose connections the channel uses: its `provider` field, else
+    // the first provider serving the host of its first URL; "" for none.
+    std::string provider_for(const ChannelConfig& c) const {
+        if (!c.provider.empty()) return c.provider;
+        if (c.urls.empty()) return {};
+        const auto [host, host_port] = url_host(c.urls.front());
+        if (host.empty()) return {};
+        for (const ProviderSettings& p : settings.providers)
+            for (const std::string& h : p.hosts)
+                if (h == host || h == host_port) return p.name;
+        return {};
+    }
+
+    // Caller holds mu. Gives back the provider connection the slot holds, if any.
+    void release_provider_locked(ChannelSlot& slot) {
+        if (slot.provider_held.empty()) return;
+        auto it = providers.find(slot.provider_held);
+        if (it != providers.end())
+            for (auto& [id, s] : slots)
+                if (s.get() == &slot) std::erase(it->second.holders, id);
+        slot.provider_held.clear();
+        slot.on_demand = false;
+        provider_cv.notify_all();
+    }
+
+    // Takes a connection of the channel's provider for it (nothing to take: no provider, no limit, or
+    // it holds one already). At the limit: reclaims the connection of an on-demand channel idle for
+    // kProviderReclaimIdle seconds (stopping it), else waits kProviderWait seconds for one, else throws
+    // Unavailable. Caller holds neither mu nor any slot's control (a reclaim stops another channel).
+    void acquire_provider(const ChannelConfig& c, const std::shared_ptr<ChannelSlot>& slot, StartMode mode) {
+        const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                                       std::chrono::duration<double>(kProviderWait));
+        std::unique_lock lock(mu);
+        for (;;) {
+            const std::string name = provider_for(c);
+            auto it = providers.find(name);
+            if (name.empty() || it == providers.end() || it->second.settings.max_connections == 0) return;
+            if (slot->provider_held == name) return;  // running, or another start of it took one
+            ProviderState& p = it->second;
+            if (static_cast<int>(p.holders.size()) < p.settings.max_connections) {
+                p.holders.push_back(c.id);
+                slot->provider_held = name;
+                slot->on_demand = mode == StartMode::on_demand;
+                return;
+            }
+            // The on-demand holder idle longest, if idle long enough.
+            const int64_t now = SteadyClock::now().time_since_epoch().count();
+            const int64_t idle_ticks = std::chrono::duration_cast<SteadyClock::duration>(
+                                           std::chrono::duration<double>(kProviderReclaimIdle)).count();
+            std::shared_ptr<ChannelSlot> victim;
+            std::string victim_id;
+            for (const std::string& holder : p.holders) {
+                auto s = slots.find(holder);
+                if (s == slots.end() || !s->second->on_demand) continue;
+                const int64_t used = s->second->last_use.load(std::memory_order_relaxed);
+                if (now - used < idle_ticks) continue;
+                if (!victim || used < victim->last_use.load(std::memory_order_relaxed)) {
+                    victim = s->second;
+                    victim_id = holder;
+                }
+            }
+            if (victim) {
+                ++p.reclaimed;
+                lock.unlock();
+                log(LogLevel::Info, victim_id, "stopped: idle, its connection of provider " + name + " goes to " + c.id);
+                {
+                    std::lock_guard control(victim->control);
+                    stop(victim);
+                }
+                lock.lock();
+                continue;
+            }
+            if (provider_cv.wait_until(lock, deadline) == std::cv_status::timeout) {
+                // Once more after the deadline: a release may have come with it.
+                if (static_cast<int>(p.holders.size()) < p.settings.max_connections) continue;
+                ++p.refused;
+                std::string holders;
+                for (const std::string& h : p.holders) holders += (holders.empty() ? "" : ", ") + h;
+                throw Error(ErrorCode::Unavailable, "provider " + name + ": " + std::to_string(p.holders.size()) + " of " +
+                                                        std::to_string(p.settings.max_connections) +
+                                                        " connections in use by " + holders);
+            }
+        }
+    }
 
     // XMLTV guides: made at the first guide URL or the first guide() call (an engine without guides
     // runs no guide threads). guide_mu guards both; the fetcher's own calls never block.
@@ -214,6 +338,7 @@ struct Engine::Impl {
             s.last_error_age_seconds += std::chrono::duration<double>(SteadyClock::now() - slot->stopped_at).count();
         if (s.state != ChannelState::Stopped && s.state != ChannelState::Failed) s.state = ChannelState::Idle;
         if (s.source.empty() && !c.urls.empty()) s.source = redact_url(c.urls.front());
+        s.provider = provider_for(c);
         return s;
     }
 
@@ -238,7 +363,8 @@ struct Engine::Impl {
         worker->start();
     }
 
-    void stop(const std::shared_ptr<ChannelSlot>& slot) {
+    // keep_provider: a restart keeps the provider connection the channel holds.
+    void stop(const std::shared_ptr<ChannelSlot>& slot, bool keep_provider = false) {
         // Caller holds slot->control, not mu.
         std::shared_ptr<ChannelWorker> worker;
         {
@@ -253,6 +379,7 @@ struct Engine::Impl {
         slot->last = std::move(last);
         slot->stopped_at = SteadyClock::now();
         slot->worker.reset();
+        if (!keep_provider) release_provider_locked(*slot);
     }
 
     void housekeeping_loop() {
@@ -300,6 +427,7 @@ void scrubbed_av_log(void* avcl, int level, const char* fmt, va_list vl) {
 Engine::Engine(EngineSettings settings) : impl_(std::make_shared<Impl>()) {
     validate(settings);
     impl_->settings = std::move(settings);
+    for (const ProviderSettings& p : impl_->settings.providers) impl_->providers[p.name].settings = p;
     // libav's own log is process-wide and says little our errors do not. Quieten it only while it
     // is at libav's default, so a host that chose its own level keeps it.
     if (av_log_get_level() == AV_LOG_INFO) {
@@ -387,9 +515,10 @@ ChannelConfig Engine::add_channel(ChannelConfig channel) {
 ChannelConfig Engine::update_channel(std::string_view name, ChannelConfig changes) {
     if (!changes.hls.empty()) validate(changes.hls.apply(impl_->settings.hls));
     auto [id, slot] = impl_->resolve(name);
-    std::lock_guard control(slot->control);
-    bool was_running;
+    bool was_running, same_provider = true, was_on_demand = false, restart_elsewhere = false;
     ChannelConfig updated;
+    {
+    std::lock_guard control(slot->control);
     {
         std::lock_guard lock(impl_->mu);
         if (!impl_->registry.find(id)) throw Error(ErrorCode::NotFound, "Channel not found: " + id);
@@ -401,11 +530,24 @@ ChannelConfig Engine::update_channel(std::string_view name, ChannelConfig change
         }
         updated = *impl_->registry.find(id);
         was_running = slot->worker != nullptr;
+        same_provider = slot->provider_held.empty() || slot->provider_held == impl_->provider_for(updated);
+        was_on_demand = slot->on_demand;
     }
     impl_->channels_changed();
-    if (was_running) {
-        impl_->stop(slot);
+    if (was_running && same_provider) {
+        impl_->stop(slot, true);
         impl_->start(updated, slot);
+    } else if (was_running) {
+        impl_->stop(slot);
+        restart_elsewhere = true;
+    }
+    }  // control
+    if (restart_elsewhere) {
+        try {  // now a channel of another provider: a start there, which may find it full
+            start(id, was_on_demand ? StartMode::on_demand : StartMode::manual);
+        } catch (const Error& e) {
+            impl_->log(LogLevel::Warn, id, std::string("stopped by the update, not restarted: ") + e.what());
+        }
     }
     return updated;
 }
@@ -450,7 +592,7 @@ std::optional<ChannelConfig> Engine::find_channel(std::string_view name) const {
     return *c;
 }
 
-ChannelConfig Engine::start(std::string_view name) {
+ChannelConfig Engine::start(std::string_view name, StartMode mode) {
     std::shared_ptr<ChannelSlot> slot;
     ChannelConfig config;
     {
@@ -458,14 +600,27 @@ ChannelConfig Engine::start(std::string_view name) {
         config = impl_->lookup(name);
         slot = impl_->slot_for(config.id);
     }
+    slot->touch();  // a start is a use: an on-demand channel is not reclaimed before its first read
+    // Before the control lock: a reclaim stops another channel, under that one's control lock.
+    impl_->acquire_provider(config, slot, mode);
     std::lock_guard control(slot->control);
-    {
-        std::lock_guard lock(impl_->mu);  // it may have been removed or updated meanwhile
-        const ChannelConfig* current = impl_->registry.find(config.id);
-        if (!current) throw Error(ErrorCode::NotFound, "Channel not found: " + std::string(name));
-        config = *current;
+    // A connection taken for a start that does not happen goes back (a failure below, or a removal).
+    auto give_back = [&] {
+        std::lock_guard lock(impl_->mu);
+        if (!slot->worker) impl_->release_provider_locked(*slot);
+    };
+    try {
+        {
+            std::lock_guard lock(impl_->mu);  // it may have been removed or updated meanwhile
+            const ChannelConfig* current = impl_->registry.find(config.id);
+            if (!current) throw Error(ErrorCode::NotFound, "Channel not found: " + std::string(name));
+            config = *current;
+        }
+        impl_->start(config, slot);
+    } catch (...) {
+        give_back();
+        throw;
     }
-    impl_->start(config, slot);
     return config;
 }
 
@@ -502,6 +657,7 @@ bool Engine::running(std::string_view name) const {
 
 ChannelStatus Engine::status(std::string_view name) const {
     std::shared_ptr<ChannelWorker> worker;
+    std::string provider;
     {
         std::lock_guard lock(impl_->mu);
         const ChannelConfig& c = impl_->lookup(name);
@@ -509,8 +665,11 @@ ChannelStatus Engine::status(std::string_view name) const {
         if (it == impl_->slots.end() || !it->second->worker)
             return impl_->idle_status(c, it == impl_->slots.end() ? nullptr : it->second.get());
         worker = it->second->worker;
+        provider = impl_->provider_for(c);
     }
-    return worker->status();
+    ChannelStatus s = worker->status();
+    s.provider = std::move(provider);
+    return s;
 }
 
 std::vector<ChannelStatus> Engine::statuses() const {
@@ -524,7 +683,33 @@ std::vector<ChannelStatus> Engine::statuses() const {
             out.push_back(impl_->idle_status(c, it == impl_->slots.end() ? nullptr : it->second.get()));
         }
     }
-    for (auto& [index, worker] : running) out[index] = worker->status();
+    for (auto& [index, worker] : running) {
+        std::string provider = std::move(out[index].provider);
+        out[index] = worker->status();
+        out[index].provider = std::move(provider);
+    }
+    return out;
+}
+
+std::vector<ProviderStatus> Engine::providers() const {
+    std::vector<ProviderStatus> out;
+    std::lock_guard lock(impl_->mu);
+    for (const ProviderSettings& settings : impl_->settings.providers) {
+        const ProviderState& p = impl_->providers.at(settings.name);
+        ProviderStatus s;
+        s.name = settings.name;
+        s.max_connections = settings.max_connections;
+        s.holders = p.holders;
+        for (const std::string& h : p.holders) {
+            auto it = impl_->slots.find(h);
+            if (it != impl_->slots.end() && it->second->on_demand) s.on_demand.push_back(h);
+        }
+        for (const ChannelConfig& c : impl_->registry.list())
+            if (impl_->provider_for(c) == settings.name) ++s.channels;
+        s.refused = p.refused;
+        s.reclaimed = p.reclaimed;
+        out.push_back(std::move(s));
+    }
     return out;
 }
 
@@ -534,7 +719,7 @@ HlsSettings Engine::settings_for(std::string_view name) const {
 }
 
 std::optional<Resource> Engine::read(std::string_view name, std::string_view file, Delivery delivery) const {
-    const std::shared_ptr<ChannelWorker> worker = impl_->running_worker(name);
+    const std::shared_ptr<ChannelWorker> worker = impl_->running_worker(name, true);
     if (!worker) return std::nullopt;
     return worker->read(file, delivery);
 }
@@ -556,7 +741,7 @@ bool Engine::wait_playlist(std::string_view name, std::string_view file, int64_t
     if (!(timeout_seconds >= 0)) throw Error(ErrorCode::InvalidArgument, "wait_playlist: the timeout must be a number >= 0");
     const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
                                                    std::chrono::duration<double>(std::min(timeout_seconds, 1e9)));
-    const std::shared_ptr<ChannelWorker> worker = playlist_worker(impl_->running_worker(name), file);
+    const std::shared_ptr<ChannelWorker> worker = playlist_worker(impl_->running_worker(name, true), file);
     if (!worker) return false;
     return worker->wait_position(msn, part, deadline);
 }

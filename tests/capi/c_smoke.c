@@ -430,6 +430,39 @@ int main(int argc, char** argv) {
     CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
     engine = NULL;
 
+    /* Providers: a start past the limit is HLSRELAY_EUNAVAILABLE naming the holder. */
+    hlsrelay_settings_init(&settings);
+    CHECK(settings.providers == NULL);
+    settings.log_level = HLSRELAY_LOG_ERROR;
+    settings.providers = "acme";
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+    CHECK(contains(hlsrelay_last_error(), "NAME=MAX"));
+    settings.providers = " acme=1  other=0@example.net ";
+    REQUIRE(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_OK && engine != NULL);
+    strcpy(json, "[{\"id\": \"p1\", \"name\": \"P1\", \"loop\": true, \"provider\": \"acme\", \"url\": ");
+    REQUIRE(strlen(argv[1]) < 2000);
+    append_json_string(json, argv[1]);
+    strcat(json, "}, {\"id\": \"p2\", \"name\": \"P2\", \"loop\": true, \"provider\": \"acme\", \"url\": ");
+    append_json_string(json, argv[1]);
+    strcat(json, "}]");
+    CHECK(hlsrelay_load_string(engine, json, NULL) == 2);
+    CHECK(hlsrelay_start_on_demand(engine, "p1") == HLSRELAY_OK);
+    CHECK(hlsrelay_start(engine, "p2") == HLSRELAY_EUNAVAILABLE);
+    CHECK(contains(hlsrelay_last_error(), "provider acme: 1 of 1 connections in use by p1"));
+    {
+        int http = 0;
+        size = sizeof buf;
+        CHECK(hlsrelay_api(engine, "providers", NULL, NULL, &http, buf, &size) == HLSRELAY_OK && http == 200);
+        CHECK(contains(buf, "\"holders\":[\"p1\"]") && contains(buf, "\"on_demand\":[\"p1\"]") &&
+              contains(buf, "\"refused\":1"));
+        size = sizeof buf;
+        CHECK(hlsrelay_api(engine, "start-stream", "p2", NULL, &http, buf, &size) == HLSRELAY_OK && http == 503);
+    }
+    CHECK(hlsrelay_stop(engine, "p1") == HLSRELAY_OK);
+    CHECK(hlsrelay_start(engine, "p2") == HLSRELAY_OK);
+    CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
+    engine = NULL;
+
     hlsrelay_settings_init(&settings);
     settings.segment_duration = 1.0;
     settings.max_segments = 4;

@@ -301,3 +301,26 @@ def test_channel_container_renditions_and_legacy_variant(engine):
     report = engine.load('[{"name": "J", "url": "http://x.invalid/j", "container": "fmp4", "renditions": ["1080p"]}]')
     assert report["channels"] == ["j"] and report["issues"] == []
     assert engine.channel("j")["renditions"] == "1080p"
+
+
+@pytest.mark.deadline(60)
+def test_provider_connection_limit(media):
+    """A provider's limit: the start past it raises Unavailable naming the holder; providers() shows it."""
+    with pytest.raises(InvalidArgument, match="NAME=MAX"):
+        Engine(providers=["acme"])
+    with Engine(segment_duration=1.0, log_level="error", providers=["acme=1", "other=0@example.net"]) as e:
+        e.add_channel("A", url=media, id="a", loop=True, provider="acme")
+        e.add_channel("B", url=media, id="b", loop=True, provider="acme")
+        assert e.status("a")["provider"] == "acme"
+        e.start("a", on_demand=True)
+        with pytest.raises(hlsrelay.Unavailable, match="provider acme: 1 of 1 connections in use by a"):
+            e.start("b")
+        acme = e.providers()[0]
+        assert acme["name"] == "acme" and acme["holders"] == ["a"] and acme["on_demand"] == ["a"]
+        assert acme["refused"] == 1 and acme["channels"] == 2
+        assert e.providers()[1]["max_connections"] is None  # 0: no limit
+        status, body = e.api("providers")
+        assert status == 200 and body["providers"][0]["in_use"] == 1
+        e.stop("a")
+        e.start("b")
+        assert e.running("b")

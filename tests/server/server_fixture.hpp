@@ -49,7 +49,8 @@ inline EngineSettings quick_engine_settings() { return quick_settings(1.0, 5); }
 // A server on an ephemeral loopback port with two channels: "live" (from a LiveOrigin, display name
 // "Live One") and "file" (a looping local file). Nothing runs until a test starts it.
 struct ServerUnderTest {
-    explicit ServerUnderTest(server::ServerConfig config = {}) : origin(server_media()), engine(quick_engine_settings()) {
+    explicit ServerUnderTest(server::ServerConfig config = {}, EngineSettings settings = quick_engine_settings())
+        : origin(server_media()), engine(std::move(settings)) {
         server::log::set_level(LogLevel::Warn);
         origin.start();
         ChannelConfig live;

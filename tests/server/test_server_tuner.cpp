@@ -146,3 +146,52 @@ TEST_CASE("tuner: a channel's continuous TS starts on demand at a keyframe and i
     const auto status = s.get_json("/api/v1/channels/stream-status/live");
     CHECK(status["viewers"] >= 1);
 }
+
+TEST_CASE("tuner: a provider's connection limit: 503 naming the holders, TunerCount, GET /api/v1/providers") {
+    server::ServerConfig config;
+    config.on_demand = true;
+    EngineSettings settings = quick_engine_settings();
+    settings.providers.push_back(*parse_provider("acme=1@127.0.0.1"));
+    ServerUnderTest s(config, settings);
+    ChannelConfig second;
+    second.id = "live2";
+    second.name = "Live Two";
+    second.urls = {s.origin.url()};
+    s.engine.add_channel(second);
+
+    auto providers = s.get_json("/api/v1/providers")["providers"];
+    REQUIRE(providers.size() == 1);
+    CHECK(providers[0]["name"] == "acme");
+    CHECK(providers[0]["max_connections"] == 1);
+    CHECK(providers[0]["channels"] == 2);
+    CHECK(providers[0]["in_use"] == 0);
+    CHECK(s.get_json("/discover.json")["TunerCount"] == 2);  // file + one of acme's two
+    CHECK(s.get_json("/api/v1/channels/stream-status/live2")["provider"] == "acme");
+    CHECK(s.get_json("/api/v1/channels/stream-status/file")["provider"].is_null());
+
+    s.start_and_wait("live");
+    const std::string why = "provider acme: 1 of 1 connections in use by live";
+    const HttpResponse start = s.get("/api/v1/channels/start-stream/live2");
+    CHECK(start.status == 503);
+    CHECK(nlohmann::json::parse(start.body)["detail"] == why);
+    CHECK(start.headers.at("retry-after") == std::to_string(static_cast<int>(kProviderReclaimIdle)));
+
+    // A viewer's on-demand start (a playlist, a TS stream) gets the same answer, not a timeout.
+    const HttpResponse playlist = s.get("/hls_streams/live2/index.m3u8");
+    CHECK(playlist.status == 503);
+    CHECK(nlohmann::json::parse(playlist.body)["detail"] == why);
+    const HttpResponse ts = s.get("/stream/live2.ts");
+    CHECK(ts.status == 503);
+    CHECK(nlohmann::json::parse(ts.body)["detail"] == why);
+
+    providers = s.get_json("/api/v1/providers")["providers"];
+    CHECK(providers[0]["in_use"] == 1);
+    CHECK(providers[0]["holders"] == nlohmann::json::array({"live"}));
+    CHECK(providers[0]["refused"] == 3);
+    CHECK(s.engine.running("file") == false);
+
+    // Once the holder stops, the next viewer gets the channel.
+    s.get_json("/api/v1/channels/stop-stream/live");
+    CHECK(s.get("/hls_streams/live2/index.m3u8").status == 200);
+    CHECK(s.get_json("/api/v1/providers")["providers"][0]["on_demand"] == nlohmann::json::array({"live2"}));
+}

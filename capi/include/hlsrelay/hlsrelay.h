@@ -95,8 +95,10 @@ typedef enum hlsrelay_error {
                                  channel that cannot be one TS stream) */
     HLSRELAY_ETIMEDOUT = -8,  /* the wait ended before what it waited for happened (hlsrelay_wait_ready,
                                  hlsrelay_wait_playlist, hlsrelay_ts_next) */
-    HLSRELAY_EEND = -9        /* a continuous stream ended: its channel stopped, failed or was removed, or its
+    HLSRELAY_EEND = -9,       /* a continuous stream ended: its channel stopped, failed or was removed, or its
                                  engine was destroyed (hlsrelay_ts_next); no more data will come */
+    HLSRELAY_EUNAVAILABLE = -10 /* not now: the channel's provider has all its connections in use (the
+                                   message names the channels holding them); retry later */
 } hlsrelay_error;
 
 /* What the last failing call made on this thread reported; "" after a successful call. Owned by the
@@ -160,12 +162,16 @@ typedef struct hlsrelay_settings {
     const char* tuner_seed;      /* the device id, auth and UPnP UDN derive from it (at most 256 bytes), so
                                     they are stable per install; NULL: the host name (NULL) */
     int tuner_count;             /* TunerCount: streams a client may hold at once, 0..255; 0: one per
-                                    channel (0) */
+                                    channel, at most each provider's limit for its channels (0) */
+    /* Appended in 0.1 (providers): IPTV accounts and their connection limits, space-separated
+     * "NAME=MAX[@HOST[,HOST...]]" as hlsrelay-server's --provider (docs/http-api.md, Providers);
+     * NULL: none (NULL); copied by hlsrelay_engine_create. */
+    const char* providers;
 } hlsrelay_settings;
 
 #define HLSRELAY_SETTINGS_INIT                                                                   \
     { sizeof(hlsrelay_settings), 2.0, 5, 5.0, NULL, 10.0, 0.5, 30.0, HLSRELAY_LOG_WARN, INT64_C(4194304), \
-      INT64_C(67108864), 5, 0.0, 0.0, HLSRELAY_CONTAINER_TS, NULL, 0, 1.0 / 3, NULL, NULL, NULL, 0 }
+      INT64_C(67108864), 5, 0.0, 0.0, HLSRELAY_CONTAINER_TS, NULL, 0, 1.0 / 3, NULL, NULL, NULL, 0, NULL }
 
 /* Fills *settings with the defaults of this header (inline: it can never write past the caller's
  * struct). NULL is ignored. */
@@ -247,6 +253,11 @@ HLSRELAY_API int hlsrelay_channels_json(hlsrelay_engine* engine, int flags, char
  * the worker has started or stopped (a stop waits for the worker thread, interrupting blocking reads). */
 HLSRELAY_API int hlsrelay_start(hlsrelay_engine* engine, const char* channel);
 HLSRELAY_API int hlsrelay_stop(hlsrelay_engine* engine, const char* channel);
+/* A channel of a provider with all its connections in use: hlsrelay_start reclaims the connection of an
+ * on-demand channel nobody read for 10 s, else waits up to 3 s for one, else returns
+ * HLSRELAY_EUNAVAILABLE naming the channels holding them. hlsrelay_start_on_demand starts a channel as a
+ * viewer's request does (its connection may be reclaimed once idle); otherwise as hlsrelay_start. */
+HLSRELAY_API int hlsrelay_start_on_demand(hlsrelay_engine* engine, const char* channel);
 
 /* ---- Status ---- */
 /* Caller-buffer protocol. channel != NULL: that channel's status object (the HTTP API's
