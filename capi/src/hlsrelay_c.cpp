@@ -445,6 +445,17 @@ int hlsrelay_engine_create(const hlsrelay_settings* settings, hlsrelay_engine** 
                     rest.remove_prefix(end);
                 }
             }
+            if (HLSRELAY_FITS(channel_list_count) && settings->channel_list_count > 0) {
+                if (!HLSRELAY_FITS(channel_lists) || !settings->channel_lists)
+                    fail(HLSRELAY_EINVAL, "channel_lists is NULL but channel_list_count is not 0");
+                if (settings->channel_list_count > 1024) fail(HLSRELAY_EINVAL, "channel_list_count is over 1024");
+                for (size_t i = 0; i < settings->channel_list_count; ++i) {
+                    if (!settings->channel_lists[i]) fail(HLSRELAY_EINVAL, "channel_lists[" + std::to_string(i) + "] is NULL");
+                    s.channel_lists.emplace_back(settings->channel_lists[i]);
+                }
+            }
+            if (HLSRELAY_FITS(list_refresh_interval)) s.list_refresh_interval = settings->list_refresh_interval;
+            if (HLSRELAY_FITS(max_list_bytes)) s.max_list_bytes = settings->max_list_bytes;
 #undef HLSRELAY_FITS
         }
         *out = new hlsrelay_engine(std::move(s));

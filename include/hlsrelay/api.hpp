@@ -467,6 +467,27 @@ inline Reply list_providers(const Engine& engine) {
     });
 }
 
+// GET /api/v1/lists: each channel list fetched by URL (EngineSettings::channel_lists), redacted.
+inline Reply list_sources(const Engine& engine) {
+    return guarded([&] {
+        Reply r;
+        nlohmann::ordered_json list = nlohmann::ordered_json::array();
+        for (const ListSource& l : engine.list_sources()) list.push_back(to_json(l));
+        r.body["lists"] = std::move(list);
+        return r;
+    });
+}
+
+// POST /api/v1/lists/refresh: fetch every channel list again (no list more often than every 30 s).
+inline Reply refresh_lists(Engine& engine) {
+    return guarded([&] {
+        engine.refresh_lists();
+        Reply r;
+        r.body["message"] = "Channel lists are being fetched again.";
+        return r;
+    });
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Who may call what over HTTP: the rules the demo server and the FastAPI router both apply (one
 // definition; the router of each only says which kind of endpoint a path is).

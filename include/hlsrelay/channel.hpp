@@ -214,6 +214,25 @@ inline HlsOverrides ChannelConfig::hls_overrides() const {
     return o;
 }
 
+// Whether two versions of a channel differ only in what the worker does not use: the guide and
+// lineup metadata (name, logo, group, tvg-id, tvg-name, chno, tvg-shift, attributes). A running
+// channel updated to such a version keeps running; any other difference (sources, headers, HLS and
+// fetch overrides, any field added later) restarts it. Written as "everything but the metadata" so
+// that a new field counts as a source change until it is listed here.
+inline bool same_source(ChannelConfig a, ChannelConfig b) {
+    for (ChannelConfig* c : {&a, &b}) {
+        c->name.clear();
+        c->logo.clear();
+        c->group.clear();
+        c->tvg_id.clear();
+        c->tvg_name.clear();
+        c->chno.clear();
+        c->tvg_shift = 0;
+        c->attributes.clear();
+    }
+    return a == b;
+}
+
 // What loading a channel list gave: the channels and what was wrong with the rest.
 struct LoadIssue {
     int line = 0;  // 1-based; for JSON the entry's index + 1 (JSON values carry no line); 0: no line

@@ -67,6 +67,8 @@ inline Reply answer_guide(Engine& e, const Call& c) { return guide_status(e, c.s
 inline Reply answer_guide_refresh(Engine& e, const Call&) { return refresh_guide(e); }
 inline Reply answer_channels(Engine& e, const Call&) { return list_channels(e); }
 inline Reply answer_providers(Engine& e, const Call&) { return list_providers(e); }
+inline Reply answer_lists(Engine& e, const Call&) { return list_sources(e); }
+inline Reply answer_lists_refresh(Engine& e, const Call&) { return refresh_lists(e); }
 
 }  // namespace detail
 
@@ -96,6 +98,9 @@ inline std::span<const EndpointDef> endpoints() {
         {"epg-gz", "GET", "/epg.xml.gz", E::status, false, false, detail::answer_epg_gz},
         {"guide", "GET", "/api/v1/guide", E::status, false, false, detail::answer_guide},
         {"guide-refresh", "POST", "/api/v1/guide/refresh", E::control, false, false, detail::answer_guide_refresh},
+        // Channel lists fetched by URL (Engine::list_sources) and a fetch of them now.
+        {"lists", "GET", "/api/v1/lists", E::registry, false, false, detail::answer_lists},
+        {"lists-refresh", "POST", "/api/v1/lists/refresh", E::control, false, false, detail::answer_lists_refresh},
     };
     return table;
 }

@@ -40,7 +40,10 @@ public:
     LoadReport load(std::string_view text);  // M3U or JSON; adds every valid channel, reports the rest
     LoadReport load_file(const std::string& path);
     ChannelConfig add_channel(ChannelConfig channel);  // returns it with its assigned id
-    ChannelConfig update_channel(std::string_view channel, ChannelConfig changes);  // restarts it if running
+    // Replaces all but the id. A running channel restarts only when its source changed (same_source in
+    // channel.hpp: urls, headers, HLS and fetch overrides, ...); a name, logo, group or guide attribute
+    // alone is taken without a restart.
+    ChannelConfig update_channel(std::string_view channel, ChannelConfig changes);
     void remove_channel(std::string_view channel);     // stops it first
     std::vector<ChannelConfig> channels() const;
     std::optional<ChannelConfig> find_channel(std::string_view channel) const;
@@ -93,6 +96,16 @@ public:
     std::shared_ptr<const std::string> guide(bool gzip = false) const;
     std::vector<GuideSource> guide_sources() const;  // per URL, redacted
     void refresh_guides();  // fetch every guide again now (no URL more often than once a minute)
+
+    // Channel lists by URL (EngineSettings::channel_lists), fetched in the background at start, every
+    // list_refresh_interval and on refresh_lists(), each good fetch reconciled with the registry: the
+    // list's new channels added (not started), its channels gone removed (stopped first), changed ones
+    // updated as update_channel() does (restarted when running only if their source changed). Channels
+    // of other lists or added otherwise are never touched. A failed fetch, a list without a usable
+    // channel, or one that would remove all its channels and keep none changes nothing. The url-tvg
+    // a list names joins the guides, as with load().
+    std::vector<ListSource> list_sources() const;  // per URL, redacted
+    void refresh_lists();  // fetch every list again now (no list more often than every 30 s)
 
     // Events.
     using SubscriptionId = uint64_t;

@@ -4,6 +4,7 @@
 
 #include <hlsrelay/channel.hpp>
 #include <hlsrelay/log.hpp>
+#include <hlsrelay/stream_id.hpp>
 #include <hlsrelay/text.hpp>
 
 #include <algorithm>
@@ -42,6 +43,18 @@ inline constexpr int kMaxProviderConnections = 10000;
 
 inline constexpr double kGuideRefreshInterval = 12 * 3600.0;  // seconds between two fetches of a good guide
 
+// Channel lists fetched by URL (EngineSettings::channel_lists): how often, how large, how long.
+inline constexpr double kListRefreshInterval = 6 * 3600.0;  // seconds between two fetches of a good list
+inline constexpr double kMinListRefreshInterval = 1, kMaxListRefreshInterval = 366 * 86400.0;
+inline constexpr double kListMinFetchInterval = 30;  // no list is fetched more often (at most refresh interval)
+inline constexpr double kListRetryFirst = 60;        // first retry of a failed list; doubles up to kListRetryMax
+inline constexpr double kListRetryMax = 3600;        // (a retry never waits longer than the refresh interval)
+inline constexpr double kListDeadline = 120;         // seconds one whole list fetch may take
+inline constexpr double kListReadTimeout = 30;       // seconds one wait for the provider may take
+// A provider's m3u_plus (live, films and series) runs to tens of MiB: the body as decoded.
+inline constexpr std::int64_t kMaxListBytes = std::int64_t{64} << 20;
+inline constexpr std::int64_t kMinMaxListBytes = std::int64_t{4} << 10, kMaxMaxListBytes = std::int64_t{1} << 30;
+
 struct EngineSettings {
     HlsSettings hls;                 // defaults for every channel
     std::string hls_dir;             // mirror segments and playlists to {hls_dir}/{id}/; empty: memory only
@@ -68,6 +81,14 @@ struct EngineSettings {
     std::vector<std::string> guide_urls;
     double guide_refresh_interval = kGuideRefreshInterval;
     std::vector<ProviderSettings> providers;  // connection limits per IPTV account
+    // Channel lists (M3U or JSON) by http(s) URL, e.g. a provider's get.php?...&type=m3u_plus: fetched
+    // in the background at start, every list_refresh_interval seconds and on Engine::refresh_lists(),
+    // with the HTTP client and URL policy of every upstream fetch, capped at max_list_bytes. Each good
+    // fetch is reconciled with the registry (channels added, updated, removed; see Engine::list_sources);
+    // a failed or empty fetch changes nothing. Local files are loaded by the host (Engine::load_file).
+    std::vector<std::string> channel_lists;
+    double list_refresh_interval = kListRefreshInterval;
+    std::int64_t max_list_bytes = kMaxListBytes;
 };
 
 // Accepted ranges of HlsSettings, engine-wide (Engine refuses others) and per channel (HlsOverrides:
@@ -133,6 +154,18 @@ inline std::string limits_problem(const FetchLimitOverrides& o) {
     if (p.empty() && o.playlist_deadline) p = deadline_problem("playlist_deadline", *o.playlist_deadline);
     if (p.empty() && o.segment_deadline) p = deadline_problem("segment_deadline", *o.segment_deadline);
     return p;
+}
+
+// EngineSettings::channel_lists, list_refresh_interval and max_list_bytes.
+inline std::string lists_problem(const std::vector<std::string>& lists, double refresh_interval, std::int64_t max_bytes) {
+    for (const std::string& url : lists)
+        if (!starts_with_icase(url, "http://") && !starts_with_icase(url, "https://"))
+            return "channel list URL is not http(s) (load local files with load_file): " + redact_url(url);
+    if (std::string p = range_problem("list_refresh_interval", refresh_interval, kMinListRefreshInterval, kMaxListRefreshInterval);
+        !p.empty())
+        return p;
+    return range_problem("max_list_bytes", static_cast<double>(max_bytes), static_cast<double>(kMinMaxListBytes),
+                         static_cast<double>(kMaxMaxListBytes));
 }
 
 // The engine-wide settings: every field checked as if a channel overrode it.

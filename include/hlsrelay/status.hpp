@@ -245,4 +245,38 @@ inline nlohmann::ordered_json to_json(const ProviderStatus& p) {
     return j;
 }
 
+// One channel list's status (Engine::list_sources, GET /api/v1/lists): fetched by URL in the background.
+struct ListSource {
+    std::string url;            // redacted (redact_url)
+    std::string last_error;     // redacted; "" when the last fetch succeeded (or none was tried yet)
+    std::string fetched_at;     // ISO-8601 UTC of the last good fetch (reconciled), "" if none
+    std::string attempted_at;   // ISO-8601 UTC of the last fetch tried, "" if none
+    std::string next_fetch_at;  // ISO-8601 UTC of the next scheduled fetch (as of this status)
+    int failures = 0;           // consecutive failed fetches
+    std::size_t channels = 0;   // channels of this list in the registry now
+    int64_t bytes = 0;          // the last good list's body
+    // What the last good fetch changed: channels added, updated (restarted: those of them running
+    // whose source changed), removed, and the problems the parser noted (entries skipped included).
+    std::size_t added = 0, updated = 0, restarted = 0, removed = 0, issues = 0;
+};
+
+inline nlohmann::ordered_json to_json(const ListSource& l) {
+    auto text = [](const std::string& s) { return s.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s); };
+    nlohmann::ordered_json j;
+    j["url"] = l.url;
+    j["last_error"] = text(l.last_error);
+    j["fetched_at"] = text(l.fetched_at);
+    j["attempted_at"] = text(l.attempted_at);
+    j["next_fetch_at"] = text(l.next_fetch_at);
+    j["failures"] = l.failures;
+    j["channels"] = l.channels;
+    j["bytes"] = l.bytes;
+    j["added"] = l.added;
+    j["updated"] = l.updated;
+    j["restarted"] = l.restarted;
+    j["removed"] = l.removed;
+    j["issues"] = l.issues;
+    return j;
+}
+
 }  // namespace hlsrelay

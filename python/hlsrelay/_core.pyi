@@ -61,6 +61,9 @@ class EngineSettings(TypedDict):
     max_redirects: int
     playlist_deadline: float
     segment_deadline: float
+    channel_lists: List[str]  # redacted
+    list_refresh_interval: float
+    max_list_bytes: int
 
 # A channel as JSON: id, name, urls, optional logo, group and headers, loop, optional realtime,
 # optional variant (legacy: without renditions it keeps that one variant), optional segment_duration,
@@ -142,6 +145,11 @@ class Engine:
         device_id: str = "",
         tuner_seed: str = "",
         providers: list[str] = ...,  # "NAME=MAX[@HOST[,HOST...]]", as hlsrelay-server --provider
+        # Channel lists by http(s) URL, fetched in the background and reconciled on each good fetch
+        # (api("lists"), api("lists-refresh")).
+        channel_lists: Sequence[str] = (),
+        list_refresh_interval: float = 21600.0,
+        max_list_bytes: int = 67108864,
     ) -> None: ...
 
     # Registry.

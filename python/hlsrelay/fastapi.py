@@ -16,7 +16,10 @@ Optional environment for that app: ``HLSRELAY_SEGMENT_DURATION``, ``HLSRELAY_MAX
 (``all``, ``highest``, ``lowest``, ``max-height=720``, ``max-bandwidth=N``, ``1080p,360p``),
 ``HLSRELAY_LOW_LATENCY`` (``yes``: LL-HLS), ``HLSRELAY_PART_DURATION``, ``HLSRELAY_HLS_DIR``,
 ``HLSRELAY_LOG_LEVEL``, ``HLSRELAY_GUIDE_URLS`` (XMLTV guides for ``/epg.xml``, comma-separated, besides the
-list's url-tvg), ``HLSRELAY_TUNER_NAME``, ``HLSRELAY_TUNER_COUNT``, ``HLSRELAY_DEVICE_ID``,
+list's url-tvg), ``HLSRELAY_CHANNEL_LISTS`` (channel lists by http(s) URL, comma-separated, e.g. a
+provider's ``get.php?...&type=m3u_plus``: fetched in the background and refreshed every
+``HLSRELAY_LIST_REFRESH`` seconds, 6 h by default; ``HLSRELAY_CHANNELS`` may be such a URL too),
+``HLSRELAY_TUNER_NAME``, ``HLSRELAY_TUNER_COUNT``, ``HLSRELAY_DEVICE_ID``,
 ``HLSRELAY_TUNER_SEED`` (the HDHomeRun tuner, see docs/http-api.md), ``HLSRELAY_PROVIDERS``
 (space-separated ``NAME=MAX[@HOST[,HOST...]]``, as the demo server's ``--provider``). Run one worker process:
 the engine and its HLS windows live in that process, and a second worker would have its own.
@@ -449,17 +452,32 @@ def _env_number(name: str, kind: typing.Callable[[str], typing.Any]) -> typing.A
 
 def engine_from_env(channels_file: typing.Optional[typing.Union[str, "os.PathLike[str]"]] = None) -> Engine:
     """An Engine configured from HLSRELAY_* variables, with ``channels_file`` (default:
-    ``$HLSRELAY_CHANNELS``) loaded. Raises RuntimeError with a clear message when there is none."""
-    path = channels_file if channels_file is not None else os.environ.get("HLSRELAY_CHANNELS")
-    if not path:
+    ``$HLSRELAY_CHANNELS``) loaded and the lists of ``$HLSRELAY_CHANNEL_LISTS`` (http(s) URLs,
+    comma-separated; an http(s) ``$HLSRELAY_CHANNELS`` joins them) fetched and refreshed in the
+    background every ``$HLSRELAY_LIST_REFRESH`` seconds. Raises RuntimeError with a clear message when
+    there is no list at all."""
+    path: typing.Optional[str] = None
+    given = channels_file if channels_file is not None else os.environ.get("HLSRELAY_CHANNELS")
+    lists = [u for u in os.environ.get("HLSRELAY_CHANNEL_LISTS", "").replace(",", " ").split() if u]
+    if given:
+        given = os.fspath(given)
+        if given.lower().startswith(("http://", "https://")):
+            lists.insert(0, given)
+        else:
+            path = given
+    if not path and not lists:
         raise RuntimeError(
-            "HLSRELAY_CHANNELS is not set: point it at an M3U or JSON channel list, e.g. "
-            "HLSRELAY_CHANNELS=channels.m3u uvicorn hlsrelay.fastapi:app"
+            "HLSRELAY_CHANNELS is not set: point it at an M3U or JSON channel list (a file or an http(s) URL), "
+            "e.g. HLSRELAY_CHANNELS=channels.m3u uvicorn hlsrelay.fastapi:app, or set HLSRELAY_CHANNEL_LISTS"
         )
-    path = os.fspath(path)
-    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+    if path and (not os.path.isfile(path) or not os.access(path, os.R_OK)):
         raise RuntimeError(f"the channel list {path!r} (HLSRELAY_CHANNELS) does not exist or is not readable")
     settings: typing.Dict[str, typing.Any] = {}
+    if lists:
+        settings["channel_lists"] = lists
+    refresh = _env_number("HLSRELAY_LIST_REFRESH", float)
+    if refresh is not None:
+        settings["list_refresh_interval"] = refresh
     for key, env, kind in (
         ("segment_duration", "HLSRELAY_SEGMENT_DURATION", float),
         ("max_segments", "HLSRELAY_MAX_SEGMENTS", int),
@@ -498,6 +516,10 @@ def engine_from_env(channels_file: typing.Optional[typing.Union[str, "os.PathLik
         engine = Engine(**settings)
     except InvalidArgument as e:
         raise RuntimeError(f"invalid HLSRELAY_* setting: {e}") from e
+    if lists:
+        log.info("%d channel list(s) by URL, fetched in the background", len(lists))
+    if not path:
+        return engine
     try:
         report = engine.load_file(path)
     except Exception as e:

@@ -424,6 +424,11 @@ py::dict settings_dict(const EngineSettings& s) {
     d["max_redirects"] = s.limits.max_redirects;
     d["playlist_deadline"] = s.limits.playlist_deadline;
     d["segment_deadline"] = s.limits.segment_deadline;
+    py::list lists;  // redacted: provider URLs hold credentials
+    for (const std::string& url : s.channel_lists) lists.append(to_str(hlsrelay::redact_url(url)));
+    d["channel_lists"] = lists;
+    d["list_refresh_interval"] = s.list_refresh_interval;
+    d["max_list_bytes"] = s.max_list_bytes;
     return d;
 }
 
@@ -589,7 +594,8 @@ PYBIND11_MODULE(_core, m) {
                          bool low_latency, double part_duration, const std::vector<std::string>& guide_urls,
                          double guide_refresh_interval, const std::string& tuner_name, int tuner_count,
                          const std::string& device_id, const std::string& tuner_seed,
-                         const std::vector<std::string>& providers) {
+                         const std::vector<std::string>& providers, const std::vector<std::string>& channel_lists,
+                         double list_refresh_interval, std::int64_t max_list_bytes) {
                  EngineSettings s;
                  for (const std::string& text : providers) {
                      std::string why;
@@ -597,6 +603,9 @@ PYBIND11_MODULE(_core, m) {
                      if (!p) invalid(why);
                      s.providers.push_back(std::move(*p));
                  }
+                 s.channel_lists = channel_lists;
+                 s.list_refresh_interval = list_refresh_interval;
+                 s.max_list_bytes = max_list_bytes;
                  s.guide_urls = guide_urls;
                  s.guide_refresh_interval = guide_refresh_interval;
                  s.tuner.name = tuner_name;
@@ -646,7 +655,10 @@ PYBIND11_MODULE(_core, m) {
              py::arg("guide_refresh_interval") = EngineSettings{}.guide_refresh_interval,
              py::arg("tuner_name") = hlsrelay::TunerSettings{}.name, py::arg("tuner_count") = hlsrelay::TunerSettings{}.tuner_count,
              py::arg("device_id") = hlsrelay::TunerSettings{}.device_id, py::arg("tuner_seed") = hlsrelay::TunerSettings{}.seed,
-             py::arg("providers") = std::vector<std::string>{})
+             py::arg("providers") = std::vector<std::string>{},
+             py::arg("channel_lists") = std::vector<std::string>{},
+             py::arg("list_refresh_interval") = EngineSettings{}.list_refresh_interval,
+             py::arg("max_list_bytes") = EngineSettings{}.max_list_bytes)
 
         // Registry.
         .def(

@@ -6,12 +6,17 @@
 
 #include <hlsrelay/engine.hpp>
 
+#include <hlsrelay/stream_id.hpp>
+
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <system_error>
+#include <thread>
 
 namespace {
 
@@ -67,20 +72,50 @@ int run(const Options& o) {
     settings.providers = o.providers;
     settings.guide_urls = o.guide_urls;
     settings.guide_refresh_interval = o.guide_refresh_interval;
+    // --channels: URLs are the engine's to fetch and refresh; files are read here, once.
+    std::vector<std::string> files;
+    for (const std::string& c : o.channels)
+        (starts_with_icase(c, "http://") || starts_with_icase(c, "https://") ? settings.channel_lists : files).push_back(c);
+    settings.list_refresh_interval = o.list_refresh_interval;
     settings.log_level = o.log_level;
     settings.log = [](LogLevel level, const std::string& channel, const std::string& message) {
         log::write(level, channel.empty() ? message : channel + ": " + message);
     };
     Engine engine(settings);
 
-    const LoadReport report = o.channels.empty() ? load_default_list(engine, o) : engine.load_file(o.channels);
-    const std::string list_name = o.channels.empty() ? default_channels_file().string() : o.channels;
-    for (const auto& issue : report.issues)
-        log::warn(list_name + (issue.line > 0 ? ":" + std::to_string(issue.line) : std::string()) + ": " + issue.message);
-    if (report.channels.empty()) throw std::runtime_error("no usable channel in " + list_name);
+    std::vector<ChannelConfig> loaded;
+    std::string list_names;
+    auto take = [&](const std::string& name, const LoadReport& report) {
+        for (const auto& issue : report.issues)
+            log::warn(name + (issue.line > 0 ? ":" + std::to_string(issue.line) : std::string()) + ": " + issue.message);
+        loaded.insert(loaded.end(), report.channels.begin(), report.channels.end());
+        list_names += (list_names.empty() ? "" : ", ") + name;
+    };
+    if (o.channels.empty()) take(default_channels_file().string(), load_default_list(engine, o));
+    for (const std::string& file : files) take(file, engine.load_file(file));
+    if (loaded.empty() && settings.channel_lists.empty()) throw std::runtime_error("no usable channel in " + list_names);
+    if (!settings.channel_lists.empty()) {
+        std::string shown;
+        for (const std::string& url : settings.channel_lists) shown += (shown.empty() ? "" : ", ") + redact_url(url);
+        log::info("channel list(s) by URL, fetched in the background every " + format_number(o.list_refresh_interval) +
+                  " s: " + shown);
+        // --autostart may name a channel of a URL list: their first fetch is waited for (bounded by
+        // the fetch deadline); by default nothing of a --channels list starts, so nothing waits.
+        if (o.autostart == Autostart::all || o.autostart == Autostart::listed) {
+            const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(kListDeadline + 5);
+            for (;;) {
+                const auto lists = engine.list_sources();
+                if (std::all_of(lists.begin(), lists.end(), [](const ListSource& l) { return !l.attempted_at.empty(); }) ||
+                    std::chrono::steady_clock::now() > until)
+                    break;
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+            loaded = engine.channels();
+        }
+    }
 
     // --autostart; by default the bundled list (the offline demo) starts, a --channels list does not.
-    const std::vector<std::string> autostart = channels_to_autostart(o, report.channels);
+    const std::vector<std::string> autostart = channels_to_autostart(o, loaded);
 
     ServerConfig config;
     config.address = o.address;
@@ -119,7 +154,7 @@ int run(const Options& o) {
             log::warn("not started at launch: " + id + ": " + e.what());
         }
     }
-    log::info(std::string("hlsrelay-server ") + version() + " serving " + std::to_string(report.channels.size()) +
+    log::info(std::string("hlsrelay-server ") + version() + " serving " + std::to_string(engine.channels().size()) +
               " channel(s) at " + server.url() + (config.on_demand ? " (on demand)" : ""));
     if (!autostart.empty()) {
         std::string names;

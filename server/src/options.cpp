@@ -26,7 +26,10 @@ std::string usage() {
 Restreams live TV channels into low-latency HLS and serves them with the hlsrelay HTTP API.
 
 Options:
-  --channels FILE          channel list, M3U or JSON (default: the bundled demo list)
+  --channels FILE|URL      channel list, M3U or JSON: a local file (read at launch) or an http(s) URL
+                           such as a provider's get.php?username=..&type=m3u_plus (fetched in the
+                           background and refreshed); repeatable (default: the bundled demo list)
+  --list-refresh S         seconds between two fetches of each --channels URL (default: 21600)
   --listen ADDR:PORT       address to listen on (default: 127.0.0.1:8000; ":PORT" for all interfaces)
   --hls-dir DIR            also mirror playlists and segments to DIR/<id>/ (default: memory only)
   --segment-duration S     target segment length in seconds (default: 2)
@@ -138,7 +141,13 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         };
     };
     const std::map<std::string, Setter> with_value = {
-        {"--channels", text(o.channels)},
+        {"--channels",
+         [&](const std::string& v) -> std::string {
+             if (v.empty()) return "an empty value is not allowed";
+             o.channels.push_back(v);
+             return {};
+         }},
+        {"--list-refresh", number_in(o.list_refresh_interval, 60, kMaxListRefreshInterval, "--list-refresh")},
         {"--listen",
          [&](const std::string& v) -> std::string {
              return parse_listen(v, o.address, o.port) ? "" : "--listen wants ADDR:PORT, not '" + v + "'";

@@ -24,7 +24,10 @@ enum class Autostart {
 };
 
 struct Options {
-    std::string channels;  // empty: the bundled default list
+    // --channels (repeatable), in order: local files (M3U or JSON, loaded at launch) and http(s) URLs
+    // (EngineSettings::channel_lists: fetched and refreshed by the engine). Empty: the bundled list.
+    std::vector<std::string> channels;
+    double list_refresh_interval = kListRefreshInterval;  // --list-refresh
     std::string address = "127.0.0.1";
     uint16_t port = 8000;
     std::string hls_dir;  // empty: memory only

@@ -3,6 +3,8 @@
 
 #include "engine/channel_worker.hpp"
 #include "ingest/guide_fetcher.hpp"
+#include "ingest/list_fetcher.hpp"
+#include "ingest/url_policy.hpp"
 
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -17,6 +19,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -36,6 +39,7 @@ void validate(const EngineSettings& s) {
     for (const std::string& url : s.guide_urls)
         if (!starts_with_icase(url, "http://") && !starts_with_icase(url, "https://"))
             bad("guide URL is not http(s): " + redact_url(url));
+    if (std::string p = lists_problem(s.channel_lists, s.list_refresh_interval, s.max_list_bytes); !p.empty()) bad(p);
     {
         GuideFetcherSettings g;
         g.refresh_interval = s.guide_refresh_interval;
@@ -250,6 +254,50 @@ struct Engine::Impl {
         if (guides) guides->set_channels(wanted_guide_channels());
     }
 
+    // The guide URLs a loaded list names (its url-tvg) join the guides.
+    void add_list_guide_urls(const std::vector<std::string>& urls) {
+        std::lock_guard lock(guide_mu);
+        bool new_url = false;
+        for (const std::string& u : urls) {
+            if (std::find(list_guide_urls.begin(), list_guide_urls.end(), u) != list_guide_urls.end()) continue;
+            list_guide_urls.push_back(u);
+            new_url = true;
+        }
+        if (guides) {
+            guides->set_channels(wanted_guide_channels());
+            if (new_url) guides->set_urls(guide_urls_locked());
+        } else if (new_url) {
+            guide_fetcher_locked();
+        }
+    }
+
+    // Channel lists by URL (EngineSettings::channel_lists): the fetcher, made at construction when
+    // there are lists and destroyed first by the destructor, and each list's channels.
+    std::unique_ptr<ListFetcher> lists;
+    // A list's channel as last taken from it: its registry id and the entry as the list gave it
+    // (compared with the next fetch's, so a channel the list did not change keeps what the host did
+    // to it, and one it changed is updated).
+    struct ListedChannel {
+        std::string id;
+        ChannelConfig entry;
+    };
+    // origins_mu serialises reconciles and guards `origins`; taken before a slot's control and mu,
+    // never under them.
+    std::mutex origins_mu;
+    std::map<std::string, std::map<std::string, ListedChannel>> origins;  // list URL -> list key -> channel
+    std::map<std::string, std::vector<std::string>> list_ids;  // guarded by mu: list URL -> registry ids
+
+    // Caller holds mu. The channel whose id is exactly `id` (find() also matches names).
+    const ChannelConfig* find_id(const std::string& id) const {
+        const ChannelConfig* c = registry.find(id);
+        return c && c->id == id ? c : nullptr;
+    }
+
+    ListOutcome reconcile_list(const std::string& url, std::string_view text);
+    std::pair<ChannelConfig, bool> update_channel(std::string_view name, ChannelConfig changes);
+    void remove_id(const std::string& id);
+    void start_lists();
+
     std::mutex housekeeping_mu;
     std::condition_variable housekeeping_cv;
     bool quitting = false;
@@ -439,9 +487,11 @@ Engine::Engine(EngineSettings settings) : impl_(std::make_shared<Impl>()) {
         std::lock_guard lock(impl_->guide_mu);
         impl_->guide_fetcher_locked();
     }
+    impl_->start_lists();
 }
 
 Engine::~Engine() {
+    impl_->lists.reset();  // stops its thread, a fetch or a reconcile in flight included
     {
         std::lock_guard lock(impl_->guide_mu);
         impl_->guides.reset();  // stops its threads, a fetch in flight included
@@ -473,19 +523,7 @@ LoadReport Engine::load(std::string_view text) {
             }
         }
     }
-    std::lock_guard lock(impl_->guide_mu);
-    bool new_url = false;
-    for (const std::string& u : parsed.guide_urls) {
-        if (std::find(impl_->list_guide_urls.begin(), impl_->list_guide_urls.end(), u) != impl_->list_guide_urls.end()) continue;
-        impl_->list_guide_urls.push_back(u);
-        new_url = true;
-    }
-    if (impl_->guides) {
-        impl_->guides->set_channels(impl_->wanted_guide_channels());
-        if (new_url) impl_->guides->set_urls(impl_->guide_urls_locked());
-    } else if (new_url) {
-        impl_->guide_fetcher_locked();
-    }
+    impl_->add_list_guide_urls(parsed.guide_urls);
     return result;
 }
 
@@ -513,43 +551,7 @@ ChannelConfig Engine::add_channel(ChannelConfig channel) {
 }
 
 ChannelConfig Engine::update_channel(std::string_view name, ChannelConfig changes) {
-    if (!changes.hls.empty()) validate(changes.hls.apply(impl_->settings.hls));
-    auto [id, slot] = impl_->resolve(name);
-    bool was_running, same_provider = true, was_on_demand = false, restart_elsewhere = false;
-    ChannelConfig updated;
-    {
-    std::lock_guard control(slot->control);
-    {
-        std::lock_guard lock(impl_->mu);
-        if (!impl_->registry.find(id)) throw Error(ErrorCode::NotFound, "Channel not found: " + id);
-        changes.id = id;
-        try {
-            if (!impl_->registry.update(id, std::move(changes))) throw Error(ErrorCode::NotFound, "Channel not found: " + id);
-        } catch (const std::invalid_argument& e) {
-            throw Error(ErrorCode::InvalidArgument, e.what());
-        }
-        updated = *impl_->registry.find(id);
-        was_running = slot->worker != nullptr;
-        same_provider = slot->provider_held.empty() || slot->provider_held == impl_->provider_for(updated);
-        was_on_demand = slot->on_demand;
-    }
-    impl_->channels_changed();
-    if (was_running && same_provider) {
-        impl_->stop(slot, true);
-        impl_->start(updated, slot);
-    } else if (was_running) {
-        impl_->stop(slot);
-        restart_elsewhere = true;
-    }
-    }  // control
-    if (restart_elsewhere) {
-        try {  // now a channel of another provider: a start there, which may find it full
-            start(id, was_on_demand ? StartMode::on_demand : StartMode::manual);
-        } catch (const Error& e) {
-            impl_->log(LogLevel::Warn, id, std::string("stopped by the update, not restarted: ") + e.what());
-        }
-    }
-    return updated;
+    return impl_->update_channel(name, std::move(changes)).first;
 }
 
 void Engine::remove_channel(std::string_view name) {
@@ -658,6 +660,7 @@ bool Engine::running(std::string_view name) const {
 ChannelStatus Engine::status(std::string_view name) const {
     std::shared_ptr<ChannelWorker> worker;
     std::string provider;
+    std::string display_name;
     {
         std::lock_guard lock(impl_->mu);
         const ChannelConfig& c = impl_->lookup(name);
@@ -666,9 +669,11 @@ ChannelStatus Engine::status(std::string_view name) const {
             return impl_->idle_status(c, it == impl_->slots.end() ? nullptr : it->second.get());
         worker = it->second->worker;
         provider = impl_->provider_for(c);
+        display_name = c.name;
     }
     ChannelStatus s = worker->status();
     s.provider = std::move(provider);
+    s.channel_name = std::move(display_name);  // a metadata update keeps the worker and its config
     return s;
 }
 
@@ -685,8 +690,10 @@ std::vector<ChannelStatus> Engine::statuses() const {
     }
     for (auto& [index, worker] : running) {
         std::string provider = std::move(out[index].provider);
+        std::string display_name = std::move(out[index].channel_name);
         out[index] = worker->status();
         out[index].provider = std::move(provider);
+        out[index].channel_name = std::move(display_name);  // a metadata update keeps the worker
     }
     return out;
 }
@@ -781,6 +788,223 @@ void Engine::unsubscribe(SubscriptionId id) {
     }
     std::lock_guard call(s->call);  // waits for a call in flight
     s->active = false;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Updates and channel lists by URL.
+
+// Updates a channel (everything but its id); a running channel restarts only when its source changed
+// (same_source): a guide or lineup attribute alone keeps it running. Returns the channel as stored
+// and whether it restarted.
+std::pair<ChannelConfig, bool> Engine::Impl::update_channel(std::string_view name, ChannelConfig changes) {
+    if (!changes.hls.empty()) validate(changes.hls.apply(settings.hls));
+    auto [id, slot] = resolve(name);
+    bool restart = false, other_provider = false, was_on_demand = false;
+    ChannelConfig before, updated;
+    {
+        std::lock_guard control(slot->control);
+        bool was_running;
+        {
+            std::lock_guard lock(mu);
+            const ChannelConfig* current = registry.find(id);
+            if (!current) throw Error(ErrorCode::NotFound, "Channel not found: " + id);
+            before = *current;
+            changes.id = id;
+            try {
+                if (!registry.update(id, std::move(changes))) throw Error(ErrorCode::NotFound, "Channel not found: " + id);
+            } catch (const std::invalid_argument& e) {
+                throw Error(ErrorCode::InvalidArgument, e.what());
+            }
+            updated = *registry.find(id);
+            was_running = slot->worker != nullptr;
+            was_on_demand = slot->on_demand;
+            other_provider = !slot->provider_held.empty() && slot->provider_held != provider_for(updated);
+        }
+        channels_changed();
+        restart = was_running && (!same_source(before, updated) || other_provider);
+        if (restart && !other_provider) {
+            stop(slot, true);  // on the provider connection it holds
+            start(updated, slot);
+        } else if (restart) {
+            stop(slot);
+        }
+    }
+    if (restart && other_provider) {
+        // Now a channel of another provider: a start there, which may find it full (outside the
+        // control lock, as Engine::start: a reclaim stops another channel).
+        try {
+            acquire_provider(updated, slot, was_on_demand ? StartMode::on_demand : StartMode::manual);
+            std::lock_guard control(slot->control);
+            try {
+                start(updated, slot);
+            } catch (...) {
+                std::lock_guard lock(mu);
+                if (!slot->worker) release_provider_locked(*slot);
+                throw;
+            }
+        } catch (const Error& e) {
+            log(LogLevel::Warn, id, std::string("stopped by the update, not restarted: ") + e.what());
+        }
+    }
+    return {updated, restart};
+}
+
+// Removes the channel whose id is `id` (stopped first); nothing when there is none.
+void Engine::Impl::remove_id(const std::string& id) {
+    std::shared_ptr<ChannelSlot> slot;
+    {
+        std::lock_guard lock(mu);
+        if (!find_id(id)) return;
+        slot = slot_for(id);
+    }
+    std::lock_guard control(slot->control);
+    stop(slot);
+    std::lock_guard lock(mu);
+    registry.remove(id);
+    slots.erase(id);
+}
+
+// One good fetch of list `url`, reconciled with the registry. A list's channels are keyed by the id
+// the list gives them (hlsrelay-id, a safe tvg-id, else the slug of the name; JSON: id, else the slug;
+// a repeated key gets _2, _3 in list order, as the registry would): new keys are added, keys gone are
+// removed (only this list's channels), changed entries update their channel (restarting it only when
+// its source changed). A list without a usable channel, or one that would remove every channel it
+// has in the registry and keep none, is refused and changes nothing.
+ListOutcome Engine::Impl::reconcile_list(const std::string& url, std::string_view text) {
+    ListOutcome out;
+    LoadReport parsed = parse_channels(text);
+    out.counts.issues = parsed.issues.size();
+    std::vector<std::pair<std::string, ChannelConfig>> wanted;
+    std::set<std::string> keys;
+    for (ChannelConfig& c : parsed.channels) {
+        try {
+            if (!c.hls.empty()) validate(hls_for(c));
+            for (const std::string& source : c.urls)
+                if (std::string p = url::check_listed_source(source); !p.empty()) throw std::invalid_argument(p);
+        } catch (const std::exception& e) {
+            ++out.counts.issues;
+            log(LogLevel::Warn, "", "channel list " + redact_url(url) + ": entry '" + c.name + "' skipped: " + scrub_urls(e.what()));
+            continue;
+        }
+        const std::string base = c.id.empty() ? slugify(c.name) : c.id;
+        std::string key = base;
+        for (int n = 2; keys.count(key); ++n) key = base + "_" + std::to_string(n);
+        keys.insert(key);
+        wanted.emplace_back(std::move(key), std::move(c));
+    }
+    if (wanted.empty()) {
+        out.error = "the list has no usable channel";
+        if (!parsed.issues.empty()) out.error += " (" + scrub_urls(parsed.issues.front().message) + ")";
+        out.error += "; the lineup is kept";
+        return out;
+    }
+
+    std::lock_guard serial(origins_mu);
+    auto& listed = origins[url];
+    enum class Kind { add, update, remove };
+    struct Op {
+        Kind kind;
+        std::string key;
+        ChannelConfig entry;
+    };
+    std::vector<Op> ops;
+    {
+        std::lock_guard lock(mu);
+        std::size_t present = 0, kept = 0;
+        for (const auto& [key, l] : listed)
+            if (find_id(l.id)) {
+                ++present;
+                kept += keys.count(key);
+            }
+        if (present > 0 && kept == 0) {
+            out.error = "the list would remove all " + std::to_string(present) +
+                        " of its channels and keep none; refused as a provider error, the lineup is kept";
+            return out;
+        }
+        for (auto& [key, c] : wanted) {
+            auto it = listed.find(key);
+            if (it == listed.end() || !find_id(it->second.id)) ops.push_back({Kind::add, key, std::move(c)});
+            else if (!(it->second.entry == c)) ops.push_back({Kind::update, key, std::move(c)});
+        }
+        for (const auto& [key, l] : listed)
+            if (!keys.count(key)) ops.push_back({Kind::remove, key, {}});
+    }
+    for (Op& op : ops) {
+        try {
+            if (op.kind == Kind::remove) {
+                const std::string id = listed[op.key].id;
+                listed.erase(op.key);
+                bool was_present;
+                {
+                    std::lock_guard lock(mu);
+                    was_present = find_id(id) != nullptr;
+                }
+                remove_id(id);
+                out.counts.removed += was_present;
+            } else if (op.kind == Kind::update) {
+                const bool restarted = update_channel(listed[op.key].id, op.entry).second;
+                listed[op.key].entry = std::move(op.entry);
+                ++out.counts.updated;
+                out.counts.restarted += restarted;
+            } else {
+                std::string id;
+                {
+                    std::lock_guard lock(mu);
+                    id = registry.add(op.entry).id;
+                }
+                listed[op.key] = {id, std::move(op.entry)};
+                ++out.counts.added;
+            }
+        } catch (const Error& e) {
+            if (e.code() != ErrorCode::NotFound) ++out.counts.issues;  // removed meanwhile: added back next time
+            log(LogLevel::Warn, "", "channel list " + redact_url(url) + ": " + scrub_urls(e.what()));
+        } catch (const std::exception& e) {
+            ++out.counts.issues;
+            log(LogLevel::Warn, "", "channel list " + redact_url(url) + ": channel not taken: " + scrub_urls(e.what()));
+        }
+    }
+    {
+        std::lock_guard lock(mu);
+        std::vector<std::string> ids;
+        for (const auto& [key, l] : listed)
+            if (find_id(l.id)) ids.push_back(l.id);
+        out.counts.channels = ids.size();
+        list_ids[url] = std::move(ids);
+    }
+    channels_changed();
+    add_list_guide_urls(parsed.guide_urls);
+    return out;
+}
+
+void Engine::Impl::start_lists() {
+    if (settings.channel_lists.empty()) return;
+    ListFetcherSettings l;
+    l.urls = settings.channel_lists;
+    l.refresh_interval = settings.list_refresh_interval;
+    l.max_bytes = settings.max_list_bytes;
+    l.max_redirects = settings.limits.max_redirects;
+    l.on_fetched = [this](const std::string& url, std::string body) { return reconcile_list(url, body); };
+    l.log = [this](LogLevel level, const std::string&, const std::string& message) { log(level, "", message); };
+    lists = std::make_unique<ListFetcher>(std::move(l));
+}
+
+std::vector<ListSource> Engine::list_sources() const {
+    if (!impl_->lists) return {};
+    std::vector<ListSource> out = impl_->lists->sources();
+    const std::vector<std::string>& urls = impl_->lists->urls();
+    std::lock_guard lock(impl_->mu);
+    for (std::size_t i = 0; i < out.size() && i < urls.size(); ++i) {
+        auto it = impl_->list_ids.find(urls[i]);
+        std::size_t n = 0;
+        if (it != impl_->list_ids.end())
+            for (const std::string& id : it->second) n += impl_->find_id(id) != nullptr;
+        out[i].channels = n;
+    }
+    return out;
+}
+
+void Engine::refresh_lists() {
+    if (impl_->lists) impl_->lists->refresh_now();
 }
 
 }  // namespace hlsrelay

@@ -7,6 +7,8 @@
 //  - A URI found in a playlist (variant, media playlist, segment, key, init section) or an HTTP
 //    redirect must be http or https; only a playlist the channel list names as a local file may
 //    name local files too (the operator wrote it).
+//  - A channel list fetched by URL (EngineSettings::channel_lists) was not written by the operator
+//    either: its sources may be what a list names except local files (check_listed_source).
 //  - The channel's headers go to the channel's own origin only (see allowed_everywhere()).
 #pragma once
 
@@ -175,6 +177,15 @@ inline std::string check_source(std::string_view url) {
     if (source_protocols(scheme)) return "";
     return "refused URI scheme '" + scheme + "' in the channel list (allowed: http, https, a file, udp, srt, " +
            "rtmp, rtmps, rtsp, rtsps)";
+}
+
+// The error for a source named by a channel list fetched by URL ("" when allowed): as check_source,
+// but never a local file (a file path or file:), which only the operator's own lists may name.
+inline std::string check_listed_source(std::string_view url) {
+    if (!url.empty() && url.front() == '/') return "a list fetched by URL may not name a local file";
+    const std::string scheme = scheme_of(url);
+    if (scheme == "file") return "a list fetched by URL may not name a local file";
+    return check_source(url);
 }
 
 // The error for a URI a playlist names ("" when allowed): http(s) always; a local file only when the

@@ -421,6 +421,23 @@ int main(int argc, char** argv) {
     settings.tuner_name = "";
     CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
     CHECK(contains(hlsrelay_last_error(), "tuner name"));
+    /* Channel lists by URL: http(s) only, a count needs its array. */
+    {
+        const char* lists[] = {"file:///etc/passwd"};
+        hlsrelay_settings_init(&settings);
+        CHECK(settings.channel_lists == NULL && settings.channel_list_count == 0 &&
+              settings.list_refresh_interval == 21600.0 && settings.max_list_bytes == INT64_C(67108864));
+        settings.channel_list_count = 1;
+        CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+        CHECK(contains(hlsrelay_last_error(), "channel_lists"));
+        settings.channel_lists = lists;
+        CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+        CHECK(contains(hlsrelay_last_error(), "not http(s)"));
+        settings.channel_list_count = 0;
+        settings.list_refresh_interval = 0;
+        CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+        CHECK(contains(hlsrelay_last_error(), "list_refresh_interval"));
+    }
     /* A caller built before the tuner fields were appended: the bytes beyond are never read. */
     memset(&settings, 0xAB, sizeof settings);
     hlsrelay_settings_init(&settings);
@@ -664,6 +681,11 @@ int main(int argc, char** argv) {
     size = sizeof buf;
     CHECK(hlsrelay_api(engine, "channels", NULL, NULL, NULL, buf, &size) == HLSRELAY_OK);
     CHECK(contains(buf, "\"running\":true"));
+    size = sizeof buf; /* no channel_lists: an empty table, and a refresh that has nothing to do */
+    CHECK(hlsrelay_api(engine, "lists", NULL, NULL, &http, buf, &size) == HLSRELAY_OK && http == 200);
+    CHECK(contains(buf, "\"lists\":[]"));
+    size = sizeof buf;
+    CHECK(hlsrelay_api(engine, "lists-refresh", NULL, NULL, &http, buf, &size) == HLSRELAY_OK && http == 200);
     size = sizeof buf;
     CHECK(hlsrelay_api(engine, "bogus", NULL, NULL, &http, buf, &size) == HLSRELAY_EINVAL);
     CHECK(hlsrelay_api(engine, "stream-status", NULL, NULL, &http, buf, &size) == HLSRELAY_EINVAL);

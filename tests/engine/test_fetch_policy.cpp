@@ -203,6 +203,14 @@ TEST_CASE("url policy: what a playlist, a redirect and a channel list may name",
                             "unix:///x", "tcp://h:1"}) {
         INFO(bad);
         CHECK(url::check_source(bad).rfind("refused URI scheme '", 0) == 0);
+        CHECK_FALSE(url::check_listed_source(bad).empty());
+    }
+    // A list fetched by URL: the same, but no local file.
+    for (const char* good : {"http://h/a.ts", "https://h/a.m3u8", "udp://239.0.0.1:1234", "rtmp://h/live/x"})
+        CHECK(url::check_listed_source(good).empty());
+    for (const char* bad : {"/etc/passwd", "file:/etc/passwd", "file:///etc/passwd", "FILE:/x", "./x", "C:\\x"}) {
+        INFO(bad);
+        CHECK(url::check_listed_source(bad).find("local file") != std::string::npos);
     }
 }
 

@@ -400,6 +400,57 @@ def test_engine_from_env_reads_container_and_renditions(tmp_path, monkeypatch):
         engine_from_env(channels)
 
 
+@pytest.mark.deadline(120)
+def test_engine_from_env_fetches_channel_lists_by_url(monkeypatch):
+    """HLSRELAY_CHANNEL_LISTS: a provider's list by URL, fetched in the background (no file needed);
+    GET /api/v1/lists reports it with its credentials redacted, POST /api/v1/lists/refresh fetches it
+    again."""
+    import http.server
+    import threading
+
+    body = b'#EXTM3U\n#EXTINF:-1 tvg-id="one",One\nhttp://127.0.0.1:1/one.m3u8\n'
+    fetches = []
+
+    class Provider(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the stdlib's name)
+            fetches.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/x-mpegurl")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    provider = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Provider)
+    thread = threading.Thread(target=provider.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{provider.server_port}/get.php?username=u&password=s3cret&type=m3u_plus"
+    monkeypatch.delenv("HLSRELAY_CHANNELS", raising=False)
+    monkeypatch.setenv("HLSRELAY_CHANNEL_LISTS", url)
+    monkeypatch.setenv("HLSRELAY_LIST_REFRESH", "3600")
+    engine = engine_from_env()
+    try:
+        assert engine.settings["list_refresh_interval"] == 3600
+        assert "s3cret" not in json.dumps(engine.settings["channel_lists"])
+        wait_for(lambda: any(c["id"] == "one" for c in engine.channels()), 30, what="the list's channel")
+        with TestClient(create_app(engine), base_url=LOCAL) as client:
+            lists = wait_for(lambda: [x for x in client.get("/api/v1/lists").json()["lists"] if x["fetched_at"]], 30)
+            assert lists[0]["channels"] == 1 and lists[0]["url"].endswith("/get.php?***")
+            assert "s3cret" not in json.dumps(lists)
+            seen = len(fetches)
+            assert client.post("/api/v1/lists/refresh").status_code == 200
+            wait_for(lambda: len(fetches) > seen, 60, what="a fetch on demand")  # at most 30 s after the last
+    finally:
+        engine.close()
+        provider.shutdown()
+        provider.server_close()
+    monkeypatch.setenv("HLSRELAY_CHANNEL_LISTS", "file:///etc/passwd")
+    with pytest.raises(RuntimeError, match="invalid HLSRELAY_\\* setting: channel list URL is not http"):
+        engine_from_env()
+
+
 @pytest.mark.deadline(90)
 def test_low_latency_blocking_reloads_parts_and_delta(engine, media):
     """LL-HLS through the router: a blocking reload is held on the event loop until the part it names

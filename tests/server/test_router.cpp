@@ -73,6 +73,9 @@ TEST_CASE("router finds every endpoint") {
         {"HEAD", "/epg.xml.gz", RouteKind::endpoint, "", "", E::status, "epg-gz"},
         {"GET", "/api/v1/guide", RouteKind::endpoint, "", "", E::status, "guide"},
         {"POST", "/api/v1/guide/refresh", RouteKind::endpoint, "", "", E::control, "guide-refresh"},
+        {"GET", "/api/v1/lists", RouteKind::endpoint, "", "", E::registry, "lists"},
+        {"HEAD", "/api/v1/lists", RouteKind::endpoint, "", "", E::registry, "lists"},
+        {"POST", "/api/v1/lists/refresh", RouteKind::endpoint, "", "", E::control, "lists-refresh"},
     };
     for (const Case& c : cases) {
         INFO(c.method << " " << c.target);
@@ -250,7 +253,7 @@ TEST_CASE("command line options") {
                               "--max-connections", "10", "--read-timeout", "1", "--keepalive-timeout", "0.5"});
         REQUIRE(p.options);
         const Options& o = *p.options;
-        CHECK(o.channels == "c.m3u");
+        CHECK(o.channels == std::vector<std::string>{"c.m3u"});
         CHECK(o.address == "0.0.0.0");
         CHECK(o.port == 9000);
         CHECK(o.hls_dir == "/tmp/h");

@@ -2,6 +2,7 @@
 // the missing-demo-media error and a clean exit (code 0) on SIGTERM and SIGINT.
 #include "options.hpp"
 #include "server_fixture.hpp"
+#include "support/text_origin.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -276,7 +277,7 @@ TEST_CASE("options: --autostart takes all or none or a list of ids and excludes 
     o.on_demand = true;
     CHECK(channels_to_autostart(o, loaded).empty());
     o.on_demand = false;
-    o.channels = "list.m3u";
+    o.channels = {"list.m3u"};
     CHECK(channels_to_autostart(o, loaded).empty());
     o.autostart = Autostart::all;
     CHECK(channels_to_autostart(o, loaded) == std::vector<std::string>{"a", "b"});
@@ -332,4 +333,64 @@ TEST_CASE("binary starts nothing of a --channels list by default and what --auto
     CHECK(unknown.wait_exit(10s) == 1);
     CHECK(unknown.output().find("--autostart: no channel 'nope' in the channel list") != std::string::npos);
     std::filesystem::remove(list);
+}
+
+TEST_CASE("binary fetches a --channels URL in the background and reports it at GET /api/v1/lists") {
+    const MediaSet& media = server_media();
+    const std::string file_list = media_root() + "/cli-url-lists-" + std::to_string(::getpid()) + ".json";
+    {
+        std::ofstream out(file_list);
+        out << nlohmann::json{{"channels", {{{"id", "mine"}, {"name", "Mine"}, {"url", media.single_file}, {"loop", true}}}}}.dump();
+    }
+    TextOrigin provider;
+    provider.set("/get.php", "#EXTM3U\n#EXTINF:-1 tvg-id=\"p1\",Provider One\nhttp://127.0.0.1:1/live/u/s3cret/1.ts\n"
+                             "#EXTINF:-1 tvg-id=\"p2\",Provider Two\nhttp://127.0.0.1:1/live/u/s3cret/2.ts\n");
+    const std::string url = provider.url("/get.php?username=u&password=s3cret&type=m3u_plus");
+    Child server({"--channels", url, "--channels", file_list, "--list-refresh", "3600", "--listen", "127.0.0.1:0",
+                  "--log-level", "info", "--api-token", "tok"});
+    const auto port = server.wait_for_output(kStartup, 15s);
+    INFO(server.output());
+    REQUIRE(port);
+    const std::string base = "http://127.0.0.1:" + *port;
+    const std::map<std::string, std::string> auth{{"Authorization", "Bearer tok"}};
+    CHECK(http_get(base + "/api/v1/lists").status == 401);  // a registry endpoint: the token is needed
+    nlohmann::json lists;
+    REQUIRE(wait_until([&] {
+        const auto r = http_get(base + "/api/v1/lists", 5s, "GET", auth);
+        if (r.status != 200) return false;
+        lists = nlohmann::json::parse(r.body).at("lists");
+        return lists.size() == 1 && !lists[0]["fetched_at"].is_null();
+    }, 30s));
+    CHECK(lists[0]["channels"] == 2);
+    CHECK(lists[0]["url"] == "http://127.0.0.1:" + std::to_string(provider.port()) + "/get.php?***");
+    CHECK(lists.dump().find("s3cret") == std::string::npos);
+    const auto channels = nlohmann::json::parse(http_get(base + "/api/v1/channels", 5s, "GET", auth).body).at("channels");
+    std::set<std::string> ids;
+    for (const auto& c : channels) {
+        ids.insert(c["id"].get<std::string>());
+        CHECK_FALSE(c["running"].get<bool>());  // neither the file's nor the URL list's start by default
+    }
+    CHECK(ids == std::set<std::string>{"mine", "p1", "p2"});
+    const int fetched = provider.requests("/get.php");
+    CHECK(http_get(base + "/api/v1/lists/refresh", 5s, "POST", auth).status == 200);
+    CHECK(provider.wait_requests("/get.php", fetched + 1, 60));  // at most 30 s after the last fetch
+    server.signal(SIGTERM);
+    CHECK(server.wait_exit(10s) == 0);
+    CHECK(server.output().find("s3cret") == std::string::npos);
+    CHECK(server.output().find("channel list") != std::string::npos);
+    std::filesystem::remove(file_list);
+}
+
+TEST_CASE("options: --channels repeats, takes files and URLs, and --list-refresh is bounded") {
+    using hlsrelay::server::parse_options;
+    auto p = parse_options({"--channels", "a.m3u", "--channels", "http://p/get.php?x=1", "--list-refresh", "600"});
+    REQUIRE(p.options);
+    CHECK(p.options->channels == std::vector<std::string>{"a.m3u", "http://p/get.php?x=1"});
+    CHECK(p.options->list_refresh_interval == 600);
+    CHECK(parse_options({}).options->list_refresh_interval == hlsrelay::kListRefreshInterval);
+    for (const char* bad : {"10", "nan", "-1"}) {
+        p = parse_options({"--list-refresh", bad});
+        CHECK_FALSE(p.options);
+        CHECK(p.exit_code == 2);
+    }
 }

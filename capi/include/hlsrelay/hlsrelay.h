@@ -167,11 +167,19 @@ typedef struct hlsrelay_settings {
      * "NAME=MAX[@HOST[,HOST...]]" as hlsrelay-server's --provider (docs/http-api.md, Providers);
      * NULL: none (NULL); copied by hlsrelay_engine_create. */
     const char* providers;
+    /* Appended in 0.1 (issue 14): channel lists by http(s) URL (a provider's get.php?...&type=m3u_plus),
+     * fetched in the background at start, every list_refresh_interval seconds and on "lists-refresh",
+     * each good fetch reconciled with the registry (hlsrelay_api "lists" reports them, redacted). */
+    const char* const* channel_lists; /* channel_list_count URLs, copied by hlsrelay_engine_create (NULL) */
+    size_t channel_list_count;        /* (0) */
+    double list_refresh_interval;     /* seconds between two fetches of a list, 1..366 days (21600) */
+    int64_t max_list_bytes;           /* a list's size as decoded, 4096..2^30 bytes (64 MiB) */
 } hlsrelay_settings;
 
 #define HLSRELAY_SETTINGS_INIT                                                                   \
     { sizeof(hlsrelay_settings), 2.0, 5, 5.0, NULL, 10.0, 0.5, 30.0, HLSRELAY_LOG_WARN, INT64_C(4194304), \
-      INT64_C(67108864), 5, 0.0, 0.0, HLSRELAY_CONTAINER_TS, NULL, 0, 1.0 / 3, NULL, NULL, NULL, 0, NULL }
+      INT64_C(67108864), 5, 0.0, 0.0, HLSRELAY_CONTAINER_TS, NULL, 0, 1.0 / 3, NULL, NULL, NULL, 0, NULL, NULL, 0, \
+      21600.0, INT64_C(67108864) }
 
 /* Fills *settings with the defaults of this header (inline: it can never write past the caller's
  * struct). NULL is ignored. */
@@ -235,7 +243,9 @@ HLSRELAY_API int hlsrelay_channel_add(hlsrelay_engine* engine, const char* chann
 
 /* Changes a channel: `patch_json` is a JSON merge patch (RFC 7396) over the channel's configuration,
  * fields as for hlsrelay_channel_add ("id" is ignored; null removes a field; giving "url" or "urls"
- * replaces all sources). A running channel restarts with the new configuration. */
+ * replaces all sources). A running channel restarts with the new configuration when its source changed
+ * (sources, headers, HLS and fetch settings); a change of name, logo, group or guide attributes alone
+ * is taken without a restart. */
 HLSRELAY_API int hlsrelay_channel_update(hlsrelay_engine* engine, const char* channel, const char* patch_json);
 
 /* Stops the channel if running and removes it. */
