@@ -64,6 +64,7 @@ int run(const Options& o) {
     settings.hls_dir = o.hls_dir;
     settings.limits = o.limits;
     settings.tuner = o.tuner;
+    settings.failover = o.failover;
     settings.guide_urls = o.guide_urls;
     settings.guide_refresh_interval = o.guide_refresh_interval;
     settings.log_level = o.log_level;

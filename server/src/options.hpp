@@ -52,6 +52,7 @@ struct Options {
     std::vector<std::string> guide_urls;                  // --guide (repeatable): EngineSettings::guide_urls
     double guide_refresh_interval = kGuideRefreshInterval;  // --guide-refresh
     TunerSettings tuner;  // --tuner-name, --tuner-count, --device-id, --tuner-seed: EngineSettings::tuner
+    FailoverSettings failover;  // --failover-attempts, --failover-cooldown, --failback-after...: EngineSettings::failover
 };
 
 struct ParsedOptions {
