@@ -3,7 +3,9 @@
 // a primary that comes back is returned to after failback_after, the output numbered on throughout.
 #include "engine_fixture.hpp"
 
+#include "cut/segmenter.hpp"
 #include "ingest/m3u8.hpp"
+#include "ingest/source.hpp"
 
 #include <map>
 #include <set>
@@ -157,6 +159,71 @@ TEST_CASE("failover: failback_after 0 stays on the backup, probes stop with the 
     REQUIRE(s.sources.size() == 2);
     CHECK(s.sources[0].role == "standby");
     CHECK(s.sources[1].role == "standby");
+}
+
+TEST_CASE("failover: probes of a primary: a live playlist, a TS stream, refusals, a stop", "[failover]") {
+    LiveOrigin origin(live_media(), {.speed = 1.0});
+    origin.start();
+    ChannelConfig config = channel("Probe", {origin.url()});
+    av::Interrupter irq;
+    Segmenter unused(1.0, [](CutSegment&&) {});
+    std::atomic<int64_t> bytes{0};
+    auto probe = [&](const std::string& url, ProbeMemory& memory, std::string& why) {
+        SourceContext ctx{.channel = config,
+                          .url = url,
+                          .interrupter = irq,
+                          .segmenter = unused,
+                          .bytes_in = bytes,
+                          .pool = nullptr,
+                          .read_timeout = 2.0,
+                          .stall_timeout = 0,
+                          .live_start_segments = 3,
+                          .limits = FetchLimits{},
+                          .segment_duration = 1.0,
+                          .sleep = [](double) { return true; },
+                          .report = [](const std::string&) {},
+                          .note = [](const std::string&) {},
+                          .history = nullptr,
+                          .pinned = nullptr};
+        return probe_source(ctx, memory, why);
+    };
+    ProbeMemory memory;
+    std::string why;
+    CHECK(probe(origin.url(), memory, why));  // the first answer: parses, lists segments
+    CHECK(memory.last_sequence >= 0);
+    const int64_t first = memory.last_sequence;
+    REQUIRE(wait_until([&] { return probe(origin.url(), memory, why) && memory.last_sequence > first; },
+                       std::chrono::seconds(20)));
+    ProbeMemory master;
+    CHECK(probe(origin.master_url(), master, why));  // a master: its first variant
+    ProbeMemory stream;
+    INFO(why);
+    CHECK(probe(origin.segment_url(first), stream, why));  // not a playlist: a few KB of a TS stream
+
+    // A frozen playlist is healthy for three target durations (at least 5 s), then not.
+    origin.set_fault(LiveOrigin::Fault::Stall);
+    REQUIRE(wait_until([&] { return !probe(origin.url(), memory, why); }, std::chrono::seconds(30)));
+    CHECK(why.find("not advanced") != std::string::npos);
+    origin.set_fault(LiveOrigin::Fault::Http500);
+    CHECK_FALSE(probe(origin.url(), memory, why));
+    CHECK(why.find("500") != std::string::npos);
+    origin.set_fault(LiveOrigin::Fault::None);
+    ProbeMemory other;
+    CHECK_FALSE(probe("file:///etc/hostname", other, why));  // only http(s) is probed
+    CHECK_FALSE(probe("udp://127.0.0.1:9", other, why));
+
+    // A hanging origin: the stop cuts the probe short (the bound is a generous test deadline only).
+    origin.set_fault(LiveOrigin::Fault::Hang);
+    std::thread stopper([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        irq.request_stop();
+    });
+    const auto start = std::chrono::steady_clock::now();
+    ProbeMemory hung;
+    CHECK_FALSE(probe(origin.url(), hung, why));
+    stopper.join();
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));
+    origin.set_fault(LiveOrigin::Fault::None);
 }
 
 TEST_CASE("failover: settings out of range are refused", "[failover]") {
