@@ -118,14 +118,18 @@ inline Reply stop_stream(Engine& engine, std::string_view name) {
     });
 }
 
-// How much of where a channel comes from a status reply shows. `redacted`: `source` as redact_url
-// gives it and every URL in `last_error`, `previous_error`, `disk_error` and `notes` redacted too. `hidden` (a request
-// without the API token when one is set): `source` is null and those URLs read "<url hidden>".
+// How much of where a channel comes from a status reply shows. `redacted`: `source` (and each
+// `sources[].url`) as redact_url gives it and every URL in `last_error`, `previous_error`, `disk_error`
+// and `notes` redacted too. `hidden` (a request without the API token when one is set): `source` and
+// every `sources[].url` are null and those URLs read "<url hidden>".
 enum class Sources { redacted, hidden };
 
 inline void apply(nlohmann::ordered_json& status, Sources sources) {
     const bool hide = sources == Sources::hidden;
     if (hide && status.contains("source")) status["source"] = nullptr;
+    if (hide && status.contains("sources") && status["sources"].is_array())
+        for (auto& source : status["sources"])
+            if (source.is_object() && source.contains("url")) source["url"] = nullptr;
     for (const char* key : {"last_error", "previous_error", "disk_error"})
         if (status.contains(key) && status[key].is_string()) status[key] = scrub_urls(status[key].get<std::string>(), hide);
     if (status.contains("notes") && status["notes"].is_array())

@@ -40,6 +40,23 @@ struct ProviderSettings {
 inline constexpr double kProviderReclaimIdle = 10.0;
 inline constexpr double kProviderWait = 3.0;
 inline constexpr int kMaxProviderConnections = 10000;
+// Failover across a channel's source URLs (ChannelConfig::urls; src/engine/failover.hpp applies it).
+// A URL that failed `attempts_per_url` times in a row, or was refused (HTTP 401/403/404/410, a refused
+// scheme), cools down `cooldown` seconds (doubled at each repeat, up to `cooldown_max`) while the next
+// URL plays; when every URL cools down, the one whose cooldown ends first is tried when it ends. While
+// a backup plays, the primary (the first URL) is probed every `probe_interval` seconds once its cooldown
+// is over; after `failback_after` seconds of healthy probes the channel returns to it at a segment
+// boundary (0: never fail back). A channel with one URL only reconnects with backoff, as ever.
+struct FailoverSettings {
+    int attempts_per_url = 2;
+    double cooldown = 30.0;
+    double cooldown_max = 600.0;
+    double probe_interval = 15.0;
+    double failback_after = 60.0;
+};
+
+inline constexpr int kMinAttemptsPerUrl = 1, kMaxAttemptsPerUrl = 100;
+inline constexpr double kMinFailoverSeconds = 0.1, kMaxFailoverSeconds = 86400;
 
 inline constexpr double kGuideRefreshInterval = 12 * 3600.0;  // seconds between two fetches of a good guide
 
@@ -89,6 +106,7 @@ struct EngineSettings {
     std::vector<std::string> channel_lists;
     double list_refresh_interval = kListRefreshInterval;
     std::int64_t max_list_bytes = kMaxListBytes;
+    FailoverSettings failover;       // across a channel's URLs (primary and backups)
 };
 
 // Accepted ranges of HlsSettings, engine-wide (Engine refuses others) and per channel (HlsOverrides:
@@ -180,6 +198,18 @@ inline std::string tuner_problem(const TunerSettings& t) {
         if (!hex) return "device_id must be 8 hex digits";
     }
     return {};
+}
+
+inline std::string failover_problem(const FailoverSettings& f) {
+    std::string p = range_problem("failover attempts_per_url", f.attempts_per_url, kMinAttemptsPerUrl, kMaxAttemptsPerUrl);
+    if (p.empty()) p = range_problem("failover cooldown", f.cooldown, kMinFailoverSeconds, kMaxFailoverSeconds);
+    if (p.empty()) p = range_problem("failover cooldown_max", f.cooldown_max, f.cooldown, kMaxFailoverSeconds);
+    if (p.empty()) p = range_problem("failover probe_interval", f.probe_interval, kMinFailoverSeconds, kMaxFailoverSeconds);
+    if (p.empty() && f.failback_after != 0) {
+        p = range_problem("failover failback_after", f.failback_after, kMinFailoverSeconds, kMaxFailoverSeconds);
+        if (!p.empty()) p += " (or 0: never)";
+    }
+    return p;
 }
 
 inline std::string limits_problem(const FetchLimits& l) {

@@ -60,6 +60,15 @@ struct RenditionStatus {
     std::string last_error;
 };
 
+// One of a channel's source URLs (ChannelStatus::sources), in the channel's order: the first is the
+// primary, the others its backups (see FailoverSettings).
+struct SourceStatus {
+    std::string url;                  // redacted (redact_url), as ChannelStatus::source
+    std::string role;                 // "active" (playing or being tried), "standby" or "cooldown"
+    int consecutive_failures = 0;     // connections that failed in a row (0 once it delivers)
+    double cooldown_seconds_left = 0; // > 0 while it cools down after failing
+};
+
 struct ChannelStatus {
     // The replaced design's fields.
     std::string channel_name;
@@ -104,6 +113,10 @@ struct ChannelStatus {
     // there is); the fields above then describe the highest video rendition.
     std::vector<RenditionStatus> renditions;
     std::string provider;  // the provider whose connection it holds or would use; "" for none
+    // Every source URL of the channel (one for a channel without backups), and how many times the
+    // channel switched between them (failovers and fail-backs).
+    std::vector<SourceStatus> sources;
+    int64_t failovers = 0;
 };
 
 inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
@@ -181,6 +194,19 @@ inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
         renditions.push_back(std::move(o));
     }
     j["renditions"] = std::move(renditions);
+    nlohmann::ordered_json sources = nlohmann::ordered_json::array();
+    for (std::size_t i = 0; i < s.sources.size(); ++i) {
+        const SourceStatus& src = s.sources[i];
+        nlohmann::ordered_json o;
+        o["index"] = i;
+        o["url"] = redact_url(src.url);
+        o["role"] = src.role;
+        o["consecutive_failures"] = src.consecutive_failures;
+        o["cooldown_seconds_left"] = round3(src.cooldown_seconds_left);
+        sources.push_back(std::move(o));
+    }
+    j["sources"] = std::move(sources);
+    j["failovers"] = s.failovers;
     return j;
 }
 

@@ -64,6 +64,15 @@ Options:
   --max-playlist-bytes N   refuse an upstream playlist larger than N bytes (default: 4194304)
   --max-segment-bytes N    refuse an upstream segment larger than N bytes (default: 67108864)
   --max-redirects N        HTTP redirects followed per upstream fetch (default: 5)
+  --failover-attempts N    failed connections in a row before a channel's URL cools down and the
+                           next URL plays (default: 2)
+  --failover-cooldown S    first cooldown of a failing URL, doubled at each repeat (default: 30)
+  --failover-cooldown-max S
+                           the longest cooldown (default: 600)
+  --failover-probe-interval S
+                           while a backup plays, seconds between probes of the primary (default: 15)
+  --failback-after S       return to the primary once it has answered healthy probes for S seconds;
+                           0: never (default: 60)
   --guide URL              an XMLTV guide (http/https, .xml or .xml.gz) for /epg.xml, besides the
                            url-tvg of the channel list; repeatable
   --guide-refresh S        seconds between two fetches of each guide (default: 43200)
@@ -225,6 +234,13 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
              o.guide_urls.push_back(v);
              return {};
          }},
+        {"--failover-attempts", number_in(o.failover.attempts_per_url, kMinAttemptsPerUrl, kMaxAttemptsPerUrl, "--failover-attempts")},
+        {"--failover-cooldown", number_in(o.failover.cooldown, kMinFailoverSeconds, kMaxFailoverSeconds, "--failover-cooldown")},
+        {"--failover-cooldown-max",
+         number_in(o.failover.cooldown_max, kMinFailoverSeconds, kMaxFailoverSeconds, "--failover-cooldown-max")},
+        {"--failover-probe-interval",
+         number_in(o.failover.probe_interval, kMinFailoverSeconds, kMaxFailoverSeconds, "--failover-probe-interval")},
+        {"--failback-after", number_in(o.failover.failback_after, 0, kMaxFailoverSeconds, "--failback-after")},
         {"--guide-refresh", number_in(o.guide_refresh_interval, 60, 366 * 86400.0, "--guide-refresh")},
         {"--provider",
          [&](const std::string& v) -> std::string {
@@ -276,6 +292,7 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         }
         if (std::string problem = it->second(*value); !problem.empty()) return fail(name + ": " + problem);
     }
+    if (std::string problem = failover_problem(o.failover); !problem.empty()) return fail(problem);
     if (o.on_demand && (o.autostart == Autostart::all || o.autostart == Autostart::listed))
         return fail("--autostart and --on-demand exclude each other (on demand, a channel starts when it is watched)");
     result.options = std::move(o);

@@ -56,6 +56,7 @@ struct Options {
     double guide_refresh_interval = kGuideRefreshInterval;  // --guide-refresh
     std::vector<ProviderSettings> providers;  // --provider (repeatable): EngineSettings::providers
     TunerSettings tuner;  // --tuner-name, --tuner-count, --device-id, --tuner-seed: EngineSettings::tuner
+    FailoverSettings failover;  // --failover-attempts, --failover-cooldown, --failback-after...: EngineSettings::failover
 };
 
 struct ParsedOptions {

@@ -61,6 +61,12 @@ class Interrupter {
 public:
     void request_stop() { stop_.store(true, std::memory_order_relaxed); }
     bool stop_requested() const { return stop_.load(std::memory_order_relaxed); }
+    // Armed again after a deliberate stop of one connection (a channel leaving a backup source).
+    void reset() {
+        stop_.store(false, std::memory_order_relaxed);
+        timed_out_.store(false, std::memory_order_relaxed);
+        disarm();
+    }
     void arm(std::chrono::duration<double> timeout) {
         timed_out_.store(false, std::memory_order_relaxed);
         deadline_.store(now_ns() + static_cast<int64_t>(timeout.count() * 1e9), std::memory_order_relaxed);

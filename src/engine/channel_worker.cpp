@@ -48,6 +48,7 @@ ChannelWorker::ChannelWorker(ChannelConfig channel, HlsSettings hls, const Engin
       log_(std::move(log)),
       window_(hls.max_segments), next_sequence_(first_sequence) {
     next_part_ = first_sequence > 0 && first_sequence < INT64_MAX / 1000 ? first_sequence * 1000 : 0;
+    failover_ = FailoverPolicy(channel_.urls.size(), engine_.failover);
     if (!engine_.hls_dir.empty())
         mirror_ = std::make_unique<DiskMirror>(std::filesystem::path(engine_.hls_dir) / channel_.id);
 }
@@ -57,6 +58,7 @@ ChannelWorker::ChannelWorker(ChannelConfig channel, HlsSettings hls, const Engin
                              RenditionRole role)
     : ChannelWorker(std::move(channel), hls, engine, first_sequence, std::move(pool), std::move(emit), std::move(log)) {
     role_ = std::move(role);
+    failover_ = FailoverPolicy(1, engine_.failover);  // one media playlist: reconnects only
     if (role_->kind == RenditionKind::subtitles) format_ = SegmentFormat::webvtt;
     if (!engine_.hls_dir.empty())
         mirror_ = std::make_unique<DiskMirror>(std::filesystem::path(engine_.hls_dir) / channel_.id / role_->id);
@@ -75,13 +77,17 @@ void ChannelWorker::start() {
     // of another channel, holding that subscriber's call lock.
     change_state(ChannelState::Starting);
     thread_ = std::thread([this] { run(); });
+    if (!role_ && channel_.urls.size() > 1 && engine_.failover.failback_after > 0)
+        probe_thread_ = std::thread([this] { probe_loop(); });
 }
 
 void ChannelWorker::request_stop() {
-    interrupter_.request_stop();
     {
         std::lock_guard lock(sleep_mu_);
         stopping_ = true;
+        // Under the lock: take_leave() re-arms the source's interrupter under it too.
+        interrupter_.request_stop();
+        probe_interrupter_.request_stop();
     }
     sleep_cv_.notify_all();
     {
@@ -107,6 +113,7 @@ bool ChannelWorker::wait_ready(SteadyClock::time_point deadline) {
 void ChannelWorker::stop() {
     request_stop();
     if (thread_.joinable()) thread_.join();
+    if (probe_thread_.joinable()) probe_thread_.join();
     for (const auto& kid : children()) kid->stop();  // each empties its window and directory
     std::vector<SegmentPtr> gone;
     {
@@ -123,6 +130,102 @@ bool ChannelWorker::sleep(double seconds) {
     if (seconds > 0)
         sleep_cv_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return stopping_; });
     return !stopping_;
+}
+
+bool ChannelWorker::stopping() {
+    std::lock_guard lock(sleep_mu_);
+    return stopping_;
+}
+
+bool ChannelWorker::source_sleep(double seconds) {
+    std::unique_lock lock(sleep_mu_);
+    if (seconds > 0)
+        sleep_cv_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return stopping_ || leaving_; });
+    return !stopping_ && !leaving_;
+}
+
+void ChannelWorker::maybe_leave() {
+    if (role_) return;
+    {
+        std::lock_guard lock(failover_mu_);
+        failover_.on_delivered();  // the URL playing works: its failures are forgotten
+        if (failover_.active() == 0) {  // the primary plays already (a fail-back the worker took itself)
+            failback_pending_ = false;
+            return;
+        }
+    }
+    if (!failback_pending_.load()) return;
+    {
+        std::lock_guard lock(sleep_mu_);
+        if (leaving_ || stopping_) return;
+        leaving_ = true;
+        interrupter_.request_stop();  // the source returns at its next check, the segment just published is whole
+    }
+    sleep_cv_.notify_all();
+}
+
+bool ChannelWorker::take_leave() {
+    std::lock_guard lock(sleep_mu_);
+    if (!leaving_) return false;
+    leaving_ = false;
+    failback_pending_ = false;
+    if (!stopping_) interrupter_.reset();  // request_stop() stops it under this lock
+    return true;
+}
+
+void ChannelWorker::probe_loop() {
+    // A SourceContext of its own: the primary's URL, the probe's interrupter, no segmenter output.
+    Segmenter unused(hls_.segment_duration, [](CutSegment&&) {});
+    std::atomic<int64_t> bytes{0};
+    ProbeMemory memory;
+    int64_t period = -1;  // failovers() when `memory` was started: a new backup period starts it over
+    for (;;) {
+        auto now = SteadyClock::now();
+        bool due;
+        std::optional<SteadyClock::time_point> next;
+        int64_t failovers;
+        {
+            std::lock_guard lock(failover_mu_);
+            due = failover_.probe_due(now);
+            next = failover_.next_probe(now);
+            failovers = failover_.failovers();
+        }
+        {
+            std::unique_lock lock(sleep_mu_);
+            if (stopping_) return;
+            if (!due) {  // polled at least every second: a failover starts the probing
+                auto wait = std::chrono::duration_cast<SteadyClock::duration>(std::chrono::seconds(1));
+                if (next) wait = std::clamp(*next - now, SteadyClock::duration(std::chrono::milliseconds(10)), wait);
+                sleep_cv_.wait_for(lock, wait, [this] { return stopping_; });
+                continue;
+            }
+        }
+        if (!children().empty()) return;  // a presentation: its renditions reconnect alone
+        if (failovers != period) {
+            memory = ProbeMemory{};
+            period = failovers;
+        }
+        SourceContext ctx = source_context(unused, channel_.urls.front(), &probe_interrupter_, &bytes);
+        ctx.history = nullptr;
+        ctx.sleep = [this](double seconds) { return sleep(seconds); };
+        ctx.report = [](const std::string&) {};
+        ctx.note = [](const std::string&) {};
+        std::string why;
+        const bool healthy = probe_source(ctx, memory, why);
+        if (stopping()) return;
+        bool failback;
+        {
+            std::lock_guard lock(failover_mu_);
+            now = SteadyClock::now();
+            if (failover_.failovers() != failovers) continue;  // the worker switched meanwhile
+            failover_.on_probe(now, healthy);
+            failback = failover_.failback_due(now);
+        }
+        log_(LogLevel::Debug, channel_.id,
+             "probe of the primary source: " + (healthy ? std::string("healthy") : "not healthy: " + why));
+        if (failback && !failback_pending_.exchange(true))
+            log_(LogLevel::Info, channel_.id, "the primary source is healthy again: returning to it after the next segment");
+    }
 }
 
 void ChannelWorker::set_state(ChannelState state) {
@@ -314,13 +417,22 @@ void ChannelWorker::run() {
     }
     const std::vector<std::string> urls = role_ ? std::vector<std::string>{role_->url} : channel_.urls;
     std::mt19937 rng(std::random_device{}());
-    std::vector<bool> permanent(urls.size(), false);
-    int failures = 0;
-    while (!interrupter_.stop_requested()) {
-        const std::string url = urls[url_index_ % urls.size()];
+    int failures = 0;  // in a row on the URL tried: its backoff
+    while (!stopping()) {
+        if (failback_pending_.exchange(false)) {  // due while the backup was failing: no need to reconnect it
+            std::lock_guard lock(failover_mu_);
+            if (failover_.active() != 0 && failover_.failback_due(SteadyClock::now())) {
+                failover_.fail_back();
+                history_.forget_positions();
+                std::lock_guard status(status_mu_);
+                url_index_ = 0;
+            }
+        }
+        const std::size_t index = [this] { std::lock_guard l(failover_mu_); return failover_.active(); }();
+        const std::string url = urls[index % urls.size()];
         const int64_t published_before = [this] { std::lock_guard l(out_mu_); return segments_published_; }();
         std::string error;
-        bool is_permanent = false;
+        bool is_permanent = false, is_hard = false;
         try {
             if (role_) {
                 run_source(segmenter, url, &pin_);
@@ -337,28 +449,50 @@ void ChannelWorker::run() {
         } catch (const av::SourceError& e) {
             error = e.what();
             is_permanent = e.permanent();
+            const int status = e.http_status();
+            is_hard = status == 401 || status == 403 || status == 404 || status == 410;
         } catch (const std::exception& e) {
             error = std::string("internal error: ") + e.what();
         }
-        if (interrupter_.stop_requested()) break;
-        // What was cut before the break is published: a playlist never loses what arrived.
+        if (stopping()) break;
+        // What was cut before the break is published: a playlist never loses what arrived. The next
+        // connection opens its input with a discontinuity (a fail-back's too).
         try {
             segmenter.flush();
         } catch (const std::exception& e) {
             log_(LogLevel::Warn, channel_.id, std::string("flush failed: ") + e.what());
         }
-        if (error.empty()) error = "the source stopped without an error";
+        const bool left = take_leave();  // a fail-back: the backup was left on purpose (maybe by that flush)
         const int64_t published_after = [this] { std::lock_guard l(out_mu_); return segments_published_; }();
-        if (published_after > published_before) failures = 0;  // it worked for a while: start backoff over
-        ++failures;
-        permanent[url_index_ % urls.size()] = is_permanent;
-        count_failure();
-        {
-            std::lock_guard lock(status_mu_);
-            url_index_ = (url_index_ + 1) % urls.size();
+        const bool delivered = published_after > published_before;
+        if (left) {
+            {
+                std::lock_guard lock(failover_mu_);
+                if (delivered) failover_.on_delivered();
+                failover_.fail_back();
+                std::lock_guard status(status_mu_);
+                url_index_ = failover_.active();
+            }
+            log_(LogLevel::Info, channel_.id, "leaving backup source " + std::to_string(index) + " for the primary " +
+                                                  redact_url(urls.front()));
+            history_.forget_positions();  // the primary starts at its live edge: the backup played meanwhile
+            failures = 0;
+            continue;  // at once: the primary answered healthy probes for failback_after
         }
+        if (error.empty()) error = "the source stopped without an error";
+        if (delivered) failures = 0;  // it worked for a while: start backoff over
+        ++failures;
+        count_failure();
+        FailoverPolicy::Decision d;
+        {
+            std::lock_guard lock(failover_mu_);
+            d = failover_.on_failure(SteadyClock::now(), is_permanent, delivered, is_hard);
+            std::lock_guard status(status_mu_);
+            url_index_ = d.index;
+        }
+        if (d.switched) failback_pending_ = false;  // a fail-back due now was taken by on_failure
         // The state first: the error is then the first warning of the new state (see warn()).
-        if (std::all_of(permanent.begin(), permanent.end(), [](bool p) { return p; })) {
+        if (d.all_permanent) {
             set_state(ChannelState::Failed);  // no URL can ever work: wait for stop
             set_error(error, true);
             sleep(1e9);
@@ -366,28 +500,40 @@ void ChannelWorker::run() {
         }
         set_state(ChannelState::Reconnecting);
         set_error(error, true);
-        const double base = std::min(engine_.reconnect_max,
-                                     engine_.reconnect_min * std::pow(2.0, std::min(failures - 1, 20)));
-        const double delay = base * std::uniform_real_distribution<double>(0.75, 1.25)(rng);
+        double delay;
+        if (d.switched) {  // another URL: try it soon (its own failures have their own count)
+            log_(LogLevel::Info, channel_.id, "failing over from source " + std::to_string(index) + " to source " +
+                                                  std::to_string(d.index) + " (" + redact_url(urls[d.index]) + ")");
+            failures = 0;
+            history_.forget_positions();
+            delay = engine_.reconnect_min;
+        } else {
+            delay = std::min(engine_.reconnect_max, engine_.reconnect_min * std::pow(2.0, std::min(failures - 1, 20)));
+        }
+        delay *= std::uniform_real_distribution<double>(0.75, 1.25)(rng);
+        // Every URL cools down: the first one whose cooldown ends is tried then (never a busy loop:
+        // the wait is at least the reconnect delay, at most cooldown_max; stop cuts it short).
+        delay = std::max(delay, d.wait);
         if (!sleep(delay)) break;
     }
     if (!children().empty()) sleep(1e9);  // a presentation: until stop() (its children run on)
     set_state(ChannelState::Stopped);
 }
 
-SourceContext ChannelWorker::source_context(Segmenter& segmenter, const std::string& url) {
+SourceContext ChannelWorker::source_context(Segmenter& segmenter, const std::string& url, av::Interrupter* irq,
+                                            std::atomic<int64_t>* bytes) {
     return SourceContext{.channel = channel_,
                          .url = url,
-                         .interrupter = interrupter_,
+                         .interrupter = irq ? *irq : interrupter_,
                          .segmenter = segmenter,
-                         .bytes_in = bytes_in_,
+                         .bytes_in = bytes ? *bytes : bytes_in_,
                          .pool = pool_.get(),
                          .read_timeout = engine_.read_timeout,
                          .stall_timeout = engine_.stall_timeout,
                          .live_start_segments = engine_.live_start_segments,
                          .limits = channel_.limits.apply(engine_.limits),
                          .segment_duration = hls_.segment_duration,
-                         .sleep = [this](double s) { return sleep(s); },
+                         .sleep = [this](double s) { return source_sleep(s); },
                          .report = [this](const std::string& m) { set_error(m, true); },
                          .note = [this](const std::string& m) { add_source_note(m); },
                          .history = &history_,
@@ -808,6 +954,7 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
     }
     format_ = segment->format;
     publish_segment(std::move(segment), segmenter);
+    maybe_leave();
 }
 
 void ChannelWorker::publish_part(CutPart&& cut, const Segmenter& segmenter) {
@@ -1233,6 +1380,15 @@ ChannelStatus ChannelWorker::own_status() const {
     s.segment_duration = hls_.segment_duration;
     s.container = to_string(hls_.container);
     const auto now = SteadyClock::now();
+    if (!role_) {
+        std::lock_guard lock(failover_mu_);
+        s.failovers = failover_.failovers();
+        for (std::size_t i = 0; i < channel_.urls.size() && i < failover_.size(); ++i) {
+            const FailoverPolicy::UrlView v = failover_.view(i, now);
+            s.sources.push_back(SourceStatus{redact_url(channel_.urls[i]), std::string(to_string(v.role)),
+                                             v.consecutive_failures, v.cooldown_left});
+        }
+    }
     {
         std::lock_guard lock(status_mu_);
         s.state = state_;

@@ -2,6 +2,12 @@
 // disk mirror), reconnecting with backoff across the channel's URLs, and the channel's status.
 // The worker thread is the only writer; readers take shared pointers to immutable data.
 //
+// Failover (FailoverPolicy, failover.hpp): a URL that keeps failing cools down while the next one
+// plays. While a backup plays, a probe thread of the worker checks the primary every probe_interval
+// (probe_source); once it has been healthy for failback_after, the worker leaves the backup right
+// after its next published segment and connects to the primary (a new connection: the output's
+// numbering goes on, behind an EXT-X-DISCONTINUITY).
+//
 // A multivariant HLS source whose selection keeps several renditions (or separate audio/subtitles)
 // makes the channel a presentation: this worker then fetches the source's master playlist, starts
 // one child ChannelWorker per rendition (RenditionRole: its own ingest pinned to one media
@@ -13,6 +19,7 @@
 #include "common/av_util.hpp"
 #include "publish/disk_mirror.hpp"
 #include "cut/segmenter.hpp"
+#include "engine/failover.hpp"
 #include "engine/rendition_reports.hpp"
 #include "engine/sequence_map.hpp"
 #include "ingest/source.hpp"
@@ -103,7 +110,9 @@ private:
     };
     void run();
     void run_source(Segmenter& segmenter, const std::string& url, const PinnedPlaylist* pin);
-    SourceContext source_context(Segmenter& segmenter, const std::string& url);
+    // The sources' context; `irq`/`bytes` (the probe's): instead of the worker's interrupter / bytes_in_.
+    SourceContext source_context(Segmenter& segmenter, const std::string& url, av::Interrupter* irq = nullptr,
+                                 std::atomic<int64_t>* bytes = nullptr);
     // Fetches the master playlist at `url`; nullopt when it is a media playlist.
     std::optional<Plan> plan(Segmenter& segmenter, const std::string& url);
     void run_presentation(Plan plan, Segmenter& segmenter);
@@ -137,6 +146,13 @@ private:
     void expire_error(SteadyClock::time_point now);
     void add_source_note(const std::string& note);
     bool sleep(double seconds);
+    bool stopping();
+    // The sources' sleep: also cut short when the worker leaves a backup (fail-back).
+    bool source_sleep(double seconds);
+    // Fail-back: probes the primary while a backup plays (the probe thread), and the leave it asks for.
+    void probe_loop();
+    void maybe_leave();  // after a published segment: leaves the source when a fail-back is pending
+    bool take_leave();   // after the source returned: whether it was left on purpose (re-arms the source)
     void remove_files(const std::vector<SegmentPtr>& gone);
 
     const ChannelConfig channel_;
@@ -152,6 +168,14 @@ private:
     std::mutex sleep_mu_;
     std::condition_variable sleep_cv_;
     bool stopping_ = false;
+    bool leaving_ = false;  // sleep_mu_: the worker leaves the current source for the primary
+
+    // Failover: the policy (failover_mu_; the worker, the probe thread and status read it).
+    mutable std::mutex failover_mu_;
+    FailoverPolicy failover_{1, FailoverSettings{}};
+    std::atomic<bool> failback_pending_{false};  // the primary is healthy: leave at a segment boundary
+    av::Interrupter probe_interrupter_;          // the probe's fetches (stopped by request_stop)
+    std::thread probe_thread_;
 
     // Output: written by the worker, read by anyone.
     mutable std::mutex out_mu_;

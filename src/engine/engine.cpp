@@ -36,6 +36,7 @@ void validate(const EngineSettings& s) {
     if (!(s.error_clear_after > 0 && s.error_clear_after <= 86400)) bad("error_clear_after must be within 0..86400 s");
     if (std::string p = limits_problem(s.limits); !p.empty()) bad("limits: " + p);
     if (std::string p = tuner_problem(s.tuner); !p.empty()) bad(p);
+    if (std::string p = failover_problem(s.failover); !p.empty()) bad(p);
     for (const std::string& url : s.guide_urls)
         if (!starts_with_icase(url, "http://") && !starts_with_icase(url, "https://"))
             bad("guide URL is not http(s): " + redact_url(url));
@@ -387,6 +388,12 @@ struct Engine::Impl {
         if (s.state != ChannelState::Stopped && s.state != ChannelState::Failed) s.state = ChannelState::Idle;
         if (s.source.empty() && !c.urls.empty()) s.source = redact_url(c.urls.front());
         s.provider = provider_for(c);
+        // Not running: every URL stands by (failures as the last run left them, no cooldown).
+        std::vector<SourceStatus> sources;
+        for (std::size_t i = 0; i < c.urls.size(); ++i)
+            sources.push_back(SourceStatus{redact_url(c.urls[i]), "standby",
+                                           i < s.sources.size() ? s.sources[i].consecutive_failures : 0, 0});
+        s.sources = std::move(sources);
         return s;
     }
 

@@ -11,6 +11,7 @@
 #include <hlsrelay/channel.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -89,5 +90,17 @@ void run_hls_source(SourceContext& ctx);
 m3u8::Playlist fetch_hls_playlist(SourceContext& ctx, const std::string& url, const std::string& parent,
                                   std::string& final_url);
 void run_generic_source(SourceContext& ctx);
+
+// Fail-back: a probe of a channel's primary URL (ctx.url) while a backup plays, through the same
+// client, URL policy, caps and deadlines as the source, stopped by ctx.interrupter. An HLS URL is
+// healthy when its playlist (a master's first variant) parses, lists segments, has not ended and its
+// last segment advances between probes (or advanced within three target durations); another http(s)
+// URL when it answers with a few KB within read_timeout. Other schemes are not probed (false). `why`:
+// the reason of an unhealthy answer. `memory` carries the last segment seen from probe to probe.
+struct ProbeMemory {
+    int64_t last_sequence = -1;
+    std::chrono::steady_clock::time_point advanced_at{};
+};
+bool probe_source(SourceContext& ctx, ProbeMemory& memory, std::string& why);
 
 }  // namespace hlsrelay

@@ -34,6 +34,11 @@ struct SourceHistory {
         positions_[playlist_url] = Position{sequence, uri};
     }
 
+    // The channel switched to another URL (a failover or a fail-back): the positions are stale, as
+    // another source played meanwhile; the next playlist starts at its live edge. The fingerprints
+    // stay (a mirror's segments already taken are still skipped).
+    void forget_positions() { positions_.clear(); }
+
     // Content fingerprints, across every playlist of the channel (a mirror serves the same bytes).
     bool seen(uint64_t fingerprint) const {
         for (std::size_t i = 0; i < count_; ++i)

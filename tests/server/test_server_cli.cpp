@@ -394,3 +394,31 @@ TEST_CASE("options: --channels repeats, takes files and URLs, and --list-refresh
         CHECK(p.exit_code == 2);
     }
 }
+
+TEST_CASE("options: the failover settings reach the engine settings, bad values are refused by name") {
+    using hlsrelay::server::parse_options;
+    const auto defaults = parse_options({});
+    REQUIRE(defaults.options);
+    CHECK(defaults.options->failover.failback_after == hlsrelay::FailoverSettings{}.failback_after);
+    const auto p = parse_options({"--failover-attempts", "3", "--failover-cooldown", "5", "--failover-cooldown-max=40",
+                                  "--failover-probe-interval", "2", "--failback-after", "0"});
+    REQUIRE(p.options);
+    CHECK(p.options->failover.attempts_per_url == 3);
+    CHECK(p.options->failover.cooldown == 5);
+    CHECK(p.options->failover.cooldown_max == 40);
+    CHECK(p.options->failover.probe_interval == 2);
+    CHECK(p.options->failover.failback_after == 0);
+    CHECK(hlsrelay::failover_problem(p.options->failover).empty());  // what the engine accepts
+    for (const auto& [name, value, says] : std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"--failover-attempts", "0", "--failover-attempts"},
+             {"--failover-cooldown", "0", "--failover-cooldown"},
+             {"--failback-after", "-1", "--failback-after"},
+             {"--failover-cooldown-max", "1", "cooldown_max"}}) {  // below the default cooldown of 30 s
+        INFO(name << " " << value);
+        const auto bad = parse_options({name, value});
+        CHECK_FALSE(bad.options);
+        CHECK(bad.exit_code == 2);
+        CHECK(bad.output.find(says) != std::string::npos);
+    }
+    CHECK(hlsrelay::server::usage().find("--failback-after S") != std::string::npos);
+}

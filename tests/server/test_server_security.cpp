@@ -267,11 +267,15 @@ TEST_CASE("security: with a token, status shows no source to requests without it
             CHECK(one_json["source"].is_null());
             CHECK(all_json["streams"][0]["source"].is_null());
             CHECK(one_json["last_error"].get<std::string>().find("<url hidden>") != std::string::npos);
+            REQUIRE(one_json["sources"].size() == 2);  // every URL of the channel, none shown
+            for (const auto& source : one_json["sources"]) CHECK(source["url"].is_null());
             CHECK(one.body.find(authority) == std::string::npos);
             CHECK(all.body.find(authority) == std::string::npos);
             CHECK(get("/api/v1/channels").status == 401);
         } else {
             CHECK(redacted_sources.count(one_json["source"].get<std::string>()) == 1);
+            REQUIRE(one_json["sources"].size() == 2);
+            for (const auto& source : one_json["sources"]) CHECK(redacted_sources.count(source["url"].get<std::string>()) == 1);
         }
         check_clean(one.body);
         check_clean(all.body);
