@@ -511,9 +511,11 @@ void ChannelWorker::run() {
             delay = std::min(engine_.reconnect_max, engine_.reconnect_min * std::pow(2.0, std::min(failures - 1, 20)));
         }
         delay *= std::uniform_real_distribution<double>(0.75, 1.25)(rng);
-        // Every URL cools down: the first one whose cooldown ends is tried then (never a busy loop:
-        // the wait is at least the reconnect delay, at most cooldown_max; stop cuts it short).
-        delay = std::max(delay, d.wait);
+        // Every URL cools down: the one whose cooldown ends first is tried then, but no later than
+        // reconnect_max from now (a channel whose every source failed comes back within reconnect_max
+        // of the provider's return, as a channel without backups does; cooldowns only order the URLs).
+        // Never a busy loop: the wait is at least the reconnect delay; stop cuts it short.
+        delay = std::max(delay, std::min(d.wait, engine_.reconnect_max));
         if (!sleep(delay)) break;
     }
     if (!children().empty()) sleep(1e9);  // a presentation: until stop() (its children run on)
