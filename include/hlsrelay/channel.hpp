@@ -186,6 +186,10 @@ struct ChannelConfig {
     // Other #EXTINF attributes, passed through as given (catchup, catchup-days, catchup-source,
     // tvg-country, tvg-language, ...): lowercased names, at most kMaxChannelAttributes.
     std::map<std::string, std::string> attributes;
+    // A disabled channel stays in the registry (and in GET /api/v1/channels) but cannot be started and
+    // is left out of the tuner lineup, the exported M3Us and the guide. JSON "enabled": false; M3U
+    // hlsrelay-enabled="no".
+    bool enabled = true;
 
     // The HLS overrides the engine applies: hls, with the legacy `variant` read as hls.renditions
     // when that is unset.

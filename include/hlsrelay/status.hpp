@@ -100,6 +100,7 @@ struct ChannelStatus {
     std::vector<std::string> notes;  // e.g. streams dropped because MPEG-TS cannot carry them
     std::string disk_error;          // the disk mirror's last failure; memory serving goes on
     std::string container = "ts";    // the output's packaging: "ts" or "fmp4"
+    bool enabled = true;             // the channel's ChannelConfig::enabled (a disabled one cannot start)
     // A presentation's renditions (empty for a single-rendition channel, whose fields above are all
     // there is); the fields above then describe the highest video rendition.
     std::vector<RenditionStatus> renditions;
@@ -156,6 +157,7 @@ inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
     j["notes"] = s.notes;
     j["disk_error"] = s.disk_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.disk_error);
     j["container"] = s.container;
+    j["enabled"] = s.enabled;
     auto text_or_null = [](const std::string& v) { return v.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(v); };
     nlohmann::ordered_json renditions = nlohmann::ordered_json::array();
     for (const RenditionStatus& r : s.renditions) {

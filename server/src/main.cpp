@@ -62,6 +62,7 @@ int run(const Options& o) {
     settings.hls.low_latency = o.low_latency;
     settings.hls.part_duration = o.part_duration;
     settings.hls_dir = o.hls_dir;
+    settings.state_file = o.state;
     settings.limits = o.limits;
     settings.tuner = o.tuner;
     settings.guide_urls = o.guide_urls;
@@ -76,10 +77,19 @@ int run(const Options& o) {
     const std::string list_name = o.channels.empty() ? default_channels_file().string() : o.channels;
     for (const auto& issue : report.issues)
         log::warn(list_name + (issue.line > 0 ? ":" + std::to_string(issue.line) : std::string()) + ": " + issue.message);
-    if (report.channels.empty()) throw std::runtime_error("no usable channel in " + list_name);
+    // With --state, an empty registry may be what the operator made of the list.
+    if (report.channels.empty() && o.state.empty()) throw std::runtime_error("no usable channel in " + list_name);
 
     // --autostart; by default the bundled list (the offline demo) starts, a --channels list does not.
-    const std::vector<std::string> autostart = channels_to_autostart(o, report.channels);
+    // Channels disabled (in the list or by the state file) are not started.
+    std::vector<std::string> autostart;
+    for (const std::string& id : channels_to_autostart(o, report.channels)) {
+        if (const auto c = engine.find_channel(id); c && !c->enabled) {
+            log::info("not started at launch: " + c->id + " is disabled");
+            continue;
+        }
+        autostart.push_back(id);
+    }
 
     ServerConfig config;
     config.address = o.address;
@@ -101,7 +111,7 @@ int run(const Options& o) {
         throw std::runtime_error("cannot listen on " + o.address + ":" + std::to_string(o.port) + ": " + e.code().message());
     }
     for (const auto& id : autostart) engine.start(id);
-    log::info(std::string("hlsrelay-server ") + version() + " serving " + std::to_string(report.channels.size()) +
+    log::info(std::string("hlsrelay-server ") + version() + " serving " + std::to_string(engine.channels().size()) +
               " channel(s) at " + server.url() + (o.on_demand ? " (on demand)" : ""));
     if (!autostart.empty()) {
         std::string names;

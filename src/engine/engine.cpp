@@ -10,11 +10,19 @@
 
 #include <hlsrelay/hdhomerun.hpp>
 #include <hlsrelay/registry.hpp>
+#include <hlsrelay/state.hpp>
 #include <hlsrelay/stream_id.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -96,11 +104,22 @@ struct Engine::Impl {
     mutable std::unique_ptr<GuideFetcher> guides;
     std::vector<std::string> list_guide_urls;  // from loaded lists, in order
 
+    // Runtime management (state.hpp): the overlay is guarded by mu; writes of the state file are
+    // serialised by state_mu, and a snapshot older than the one last written is not written.
+    ChannelOverlay overlay;
+    uint64_t overlay_version = 0;  // guarded by mu
+    std::mutex state_mu;
+    uint64_t state_written = 0;  // guarded by state_mu
+
+    void load_state();
+    std::vector<LoadIssue> apply_overlay_locked();
+    void save_state();
+
     std::vector<xmltv::GuideChannel> wanted_guide_channels() const {
         std::vector<xmltv::GuideChannel> wanted;
         std::lock_guard lock(mu);
         for (const ChannelConfig& c : registry.list())
-            wanted.push_back({c.id, c.tvg_id, c.tvg_name.empty() ? c.name : c.tvg_name, c.tvg_shift, c.logo});
+            if (c.enabled) wanted.push_back({c.id, c.tvg_id, c.tvg_name.empty() ? c.name : c.tvg_name, c.tvg_shift, c.logo});
         return wanted;
     }
     std::vector<std::string> guide_urls_locked() const {
@@ -200,6 +219,7 @@ struct Engine::Impl {
         const HlsSettings h = hls_for(c);
         s.channel_name = c.name;
         s.stream_id = c.id;
+        s.enabled = c.enabled;
         s.hls_url = hls_url_for(c.id);
         s.max_segments = h.max_segments;
         s.segment_duration = h.segment_duration;
@@ -300,6 +320,7 @@ void scrubbed_av_log(void* avcl, int level, const char* fmt, va_list vl) {
 Engine::Engine(EngineSettings settings) : impl_(std::make_shared<Impl>()) {
     validate(settings);
     impl_->settings = std::move(settings);
+    impl_->load_state();  // before any thread: a refused state file leaves nothing to join
     // libav's own log is process-wide and says little our errors do not. Quieten it only while it
     // is at libav's default, so a host that chose its own level keeps it.
     if (av_log_get_level() == AV_LOG_INFO) {
@@ -337,6 +358,8 @@ LoadReport Engine::load(std::string_view text) {
     {
         std::lock_guard lock(impl_->mu);
         for (auto& c : parsed.channels) {
+            // The runtime changes own the channels they added or removed: the list's copy yields.
+            if (impl_->overlay.owns(c.id.empty() ? slugify(c.name) : c.id)) continue;
             try {
                 if (!c.hls.empty()) validate(impl_->hls_for(c));
                 result.channels.push_back(impl_->registry.add(std::move(c)));
@@ -344,6 +367,7 @@ LoadReport Engine::load(std::string_view text) {
                 result.issues.push_back({0, std::string("channel not added: ") + e.what()});
             }
         }
+        for (LoadIssue& i : impl_->apply_overlay_locked()) result.issues.push_back(std::move(i));
     }
     std::lock_guard lock(impl_->guide_mu);
     bool new_url = false;
@@ -379,8 +403,11 @@ ChannelConfig Engine::add_channel(ChannelConfig channel) {
         } catch (const std::invalid_argument& e) {
             throw Error(ErrorCode::InvalidArgument, e.what());
         }
+        impl_->overlay.record_add(added);
+        ++impl_->overlay_version;
     }
     impl_->channels_changed();
+    impl_->save_state();
     return added;
 }
 
@@ -389,10 +416,11 @@ ChannelConfig Engine::update_channel(std::string_view name, ChannelConfig change
     auto [id, slot] = impl_->resolve(name);
     std::lock_guard control(slot->control);
     bool was_running;
-    ChannelConfig updated;
+    ChannelConfig updated, before;
     {
         std::lock_guard lock(impl_->mu);
         if (!impl_->registry.find(id)) throw Error(ErrorCode::NotFound, "Channel not found: " + id);
+        before = *impl_->registry.find(id);
         changes.id = id;
         try {
             if (!impl_->registry.update(id, std::move(changes))) throw Error(ErrorCode::NotFound, "Channel not found: " + id);
@@ -401,12 +429,15 @@ ChannelConfig Engine::update_channel(std::string_view name, ChannelConfig change
         }
         updated = *impl_->registry.find(id);
         was_running = slot->worker != nullptr;
+        impl_->overlay.record_update(before, updated);
+        ++impl_->overlay_version;
     }
     impl_->channels_changed();
     if (was_running) {
         impl_->stop(slot);
-        impl_->start(updated, slot);
+        if (updated.enabled) impl_->start(updated, slot);  // a channel disabled by the update stays stopped
     }
+    impl_->save_state();
     return updated;
 }
 
@@ -418,8 +449,34 @@ void Engine::remove_channel(std::string_view name) {
         std::lock_guard lock(impl_->mu);
         impl_->registry.remove(id);
         impl_->slots.erase(id);
+        impl_->overlay.record_remove(id);
+        ++impl_->overlay_version;
     }
     impl_->channels_changed();
+    impl_->save_state();
+}
+
+ChannelConfig Engine::set_enabled(std::string_view name, bool enabled) {
+    auto [id, slot] = impl_->resolve(name);
+    std::lock_guard control(slot->control);
+    ChannelConfig updated;
+    {
+        std::lock_guard lock(impl_->mu);
+        const ChannelConfig* current = impl_->registry.find_id(id);
+        if (!current) throw Error(ErrorCode::NotFound, "Channel not found: " + id);
+        const ChannelConfig before = *current;
+        updated = before;
+        updated.enabled = enabled;
+        if (!(updated == before)) {
+            impl_->registry.update(id, updated);
+            impl_->overlay.record_update(before, updated);
+            ++impl_->overlay_version;
+        }
+    }
+    if (!enabled) impl_->stop(slot);
+    impl_->channels_changed();
+    impl_->save_state();
+    return updated;
 }
 
 std::shared_ptr<const std::string> Engine::guide(bool gzip) const {
@@ -465,6 +522,8 @@ ChannelConfig Engine::start(std::string_view name) {
         if (!current) throw Error(ErrorCode::NotFound, "Channel not found: " + std::string(name));
         config = *current;
     }
+    if (!config.enabled)
+        throw Error(ErrorCode::Conflict, "Channel '" + config.id + "' is disabled: enable it before starting it");
     impl_->start(config, slot);
     return config;
 }
@@ -502,6 +561,7 @@ bool Engine::running(std::string_view name) const {
 
 ChannelStatus Engine::status(std::string_view name) const {
     std::shared_ptr<ChannelWorker> worker;
+    bool enabled = true;
     {
         std::lock_guard lock(impl_->mu);
         const ChannelConfig& c = impl_->lookup(name);
@@ -509,8 +569,11 @@ ChannelStatus Engine::status(std::string_view name) const {
         if (it == impl_->slots.end() || !it->second->worker)
             return impl_->idle_status(c, it == impl_->slots.end() ? nullptr : it->second.get());
         worker = it->second->worker;
+        enabled = c.enabled;
     }
-    return worker->status();
+    ChannelStatus s = worker->status();
+    s.enabled = enabled;
+    return s;
 }
 
 std::vector<ChannelStatus> Engine::statuses() const {
@@ -524,7 +587,11 @@ std::vector<ChannelStatus> Engine::statuses() const {
             out.push_back(impl_->idle_status(c, it == impl_->slots.end() ? nullptr : it->second.get()));
         }
     }
-    for (auto& [index, worker] : running) out[index] = worker->status();
+    for (auto& [index, worker] : running) {
+        const bool enabled = out[index].enabled;
+        out[index] = worker->status();
+        out[index].enabled = enabled;
+    }
     return out;
 }
 
@@ -596,6 +663,117 @@ void Engine::unsubscribe(SubscriptionId id) {
     }
     std::lock_guard call(s->call);  // waits for a call in flight
     s->active = false;
+}
+
+// ---- Runtime management kept in EngineSettings::state_file (state.hpp) ----
+
+namespace {
+
+[[noreturn]] void state_io_error(const std::string& path, const std::string& what) {
+    throw Error(ErrorCode::Io, "state file " + path + ": " + what + ": " + std::strerror(errno));
+}
+
+// Writes `text` to `path` so that a crash leaves the old file or the new one, never a mix: a temp
+// file beside it, fsync, rename over, fsync of the directory. Mode 0600: it holds sources and headers.
+void write_atomically(const std::string& path, const std::string& text) {
+    const std::string temp = path + ".tmp";
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) state_io_error(path, "cannot create " + temp);
+    struct Closer {
+        int fd;
+        ~Closer() { if (fd >= 0) ::close(fd); }
+    } closer{fd};
+    for (std::size_t done = 0; done < text.size();) {
+        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            ::unlink(temp.c_str());
+            state_io_error(path, "cannot write " + temp);
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0) {
+        ::unlink(temp.c_str());
+        state_io_error(path, "cannot sync " + temp);
+    }
+    closer.fd = -1;
+    if (::close(fd) != 0) {
+        ::unlink(temp.c_str());
+        state_io_error(path, "cannot close " + temp);
+    }
+    if (::rename(temp.c_str(), path.c_str()) != 0) {
+        ::unlink(temp.c_str());
+        state_io_error(path, "cannot rename " + temp + " over it");
+    }
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    if (dir.empty()) dir = ".";
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);  // the rename itself; best effort (some file systems refuse it)
+        ::close(dfd);
+    }
+}
+
+}  // namespace
+
+// At construction: reads the state file (a missing one is an empty overlay) and applies it to the
+// empty registry, which adds the channels it added. A file that cannot be read or is not a state
+// file is refused with InvalidArgument naming it: the engine would otherwise overwrite it at the
+// first change and lose what it held.
+void Engine::Impl::load_state() {
+    const std::string& path = settings.state_file;
+    if (path.empty()) return;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec) && !ec) return;
+    const auto size = std::filesystem::file_size(path, ec);
+    std::ifstream in(path, std::ios::binary);
+    if (ec || !in) throw Error(ErrorCode::InvalidArgument, "state file " + path + " cannot be read; fix its permissions or remove it");
+    if (size > kMaxStateFileBytes)
+        throw Error(ErrorCode::InvalidArgument, "state file " + path + " is larger than " +
+                                                    std::to_string(kMaxStateFileBytes >> 20) + " MiB; it is not one this engine wrote");
+    std::string text(static_cast<std::size_t>(size) + 1, '\0');  // one more: a file grown meanwhile shows
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (text.size() > size)
+        throw Error(ErrorCode::InvalidArgument, "state file " + path + " is larger than " +
+                                                    std::to_string(kMaxStateFileBytes >> 20) + " MiB; it is not one this engine wrote");
+    try {
+        overlay = ChannelOverlay::from_text(text);
+    } catch (const std::invalid_argument& e) {
+        throw Error(ErrorCode::InvalidArgument, "state file " + path + " is corrupt (" + e.what() +
+                                                    "); fix it or move it away to start without the runtime changes");
+    }
+    std::lock_guard lock(mu);
+    for (const LoadIssue& i : apply_overlay_locked()) log(LogLevel::Warn, "", i.message);
+}
+
+// Caller holds mu. Applies the overlay over the registry (idempotent): after a list was loaded, the
+// runtime changes win again.
+std::vector<LoadIssue> Engine::Impl::apply_overlay_locked() {
+    if (overlay.empty()) return {};
+    return overlay.apply(registry);
+}
+
+// After a change: writes the overlay if a state file is set. Throws Error(Io) when it cannot: the
+// change is made in memory but would not survive a restart, which the caller must hear of.
+void Engine::Impl::save_state() {
+    if (settings.state_file.empty()) return;
+    std::string text;
+    uint64_t version;
+    {
+        std::lock_guard lock(mu);
+        text = overlay.to_text();
+        version = overlay_version;
+    }
+    std::lock_guard lock(state_mu);
+    if (version <= state_written) return;  // a newer snapshot was written meanwhile
+    try {
+        write_atomically(settings.state_file, text);
+    } catch (const Error& e) {
+        log(LogLevel::Error, "", std::string("the change is made but not saved: ") + e.what());
+        throw Error(ErrorCode::Io, std::string("the change is made but not saved: ") + e.what());
+    }
+    state_written = version;
 }
 
 }  // namespace hlsrelay
