@@ -21,7 +21,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -114,37 +113,21 @@ inline Reply stop_stream(Engine& engine, std::string_view name) {
     });
 }
 
-// How much of where a channel comes from a status reply shows. `redacted`: `source` as redact_url
-// gives it and every URL in `last_error`, `previous_error`, `disk_error` and `notes` redacted too. `hidden` (a request
-// without the API token when one is set): `source` is null and those URLs read "<url hidden>".
+// How much of where a channel comes from a status reply shows. `redacted`: `source` and `urls` as
+// redact_url gives them and every URL in `last_error`, `previous_error`, `disk_error` and `notes`
+// redacted too. `hidden` (a request without the API token when one is set): `source` and `urls` are
+// null and those URLs read "<url hidden>".
 enum class Sources { redacted, hidden };
 
 inline void apply(nlohmann::ordered_json& status, Sources sources) {
     const bool hide = sources == Sources::hidden;
     if (hide && status.contains("source")) status["source"] = nullptr;
+    if (hide && status.contains("urls")) status["urls"] = nullptr;
     for (const char* key : {"last_error", "previous_error", "disk_error"})
         if (status.contains(key) && status[key].is_string()) status[key] = scrub_urls(status[key].get<std::string>(), hide);
     if (status.contains("notes") && status["notes"].is_array())
         for (auto& note : status["notes"])
             if (note.is_string()) note = scrub_urls(note.get<std::string>(), hide);
-}
-
-// The list's fields a dashboard sorts and finds channels by, added to a channel's status: `group`
-// (group-title), `logo` (tvg-logo, as given: the exported M3U carries it too), `tvg_id`, each null when
-// the list has none, and `urls`, the channel's sources in order (`source_index` points into it) redacted
-// as `source` is, or null when sources are hidden. A channel removed meanwhile gets nulls.
-inline void add_listing(nlohmann::ordered_json& status, const ChannelConfig* c, Sources sources) {
-    const auto text_or_null = [](const std::string& v) { return v.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(v); };
-    status["group"] = c ? text_or_null(c->group) : nullptr;
-    status["logo"] = c ? text_or_null(c->logo) : nullptr;
-    status["tvg_id"] = c ? text_or_null(c->tvg_id) : nullptr;
-    if (!c || sources == Sources::hidden) {
-        status["urls"] = nullptr;
-        return;
-    }
-    nlohmann::ordered_json urls = nlohmann::ordered_json::array();
-    for (const std::string& u : c->urls) urls.push_back(redact_url(u));
-    status["urls"] = std::move(urls);
 }
 
 // GET /api/v1/channels/stream-status/{channel_name}
@@ -153,8 +136,6 @@ inline Reply stream_status(const Engine& engine, std::string_view name, Sources 
         Reply r;
         r.body = to_json(engine.status(name));
         apply(r.body, sources);
-        const auto c = engine.find_channel(name);
-        add_listing(r.body, c ? &*c : nullptr, sources);
         return r;
     });
 }
@@ -431,17 +412,12 @@ inline FileAnswer hls_file(const Engine& engine, const FileRequest& req) {
 inline Reply streams_status(const Engine& engine, Sources sources = Sources::redacted) {
     return guarded([&] {
         const auto all = engine.statuses();
-        const auto configs = engine.channels();
-        std::unordered_map<std::string_view, const ChannelConfig*> by_id;
-        for (const auto& c : configs) by_id.emplace(c.id, &c);
         int running = 0;
         nlohmann::ordered_json streams = nlohmann::ordered_json::array();
         for (const auto& s : all) {
             if (s.cleanup_running) ++running;
             streams.push_back(to_json(s));
             apply(streams.back(), sources);
-            const auto it = by_id.find(s.stream_id);
-            add_listing(streams.back(), it == by_id.end() ? nullptr : it->second, sources);
         }
         Reply r;
         r.body["total_channels"] = all.size();

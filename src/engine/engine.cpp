@@ -214,12 +214,28 @@ struct Engine::Impl {
 
     HlsSettings hls_for(const ChannelConfig& c) const { return c.hls_overrides().apply(settings.hls); }
 
+    // What a status takes from the registry rather than the worker: enabled and the list's fields.
+    static void set_listing(ChannelStatus& s, const ChannelConfig& c) {
+        s.enabled = c.enabled;
+        s.group = c.group;
+        s.logo = c.logo;
+        s.tvg_id = c.tvg_id;
+        s.urls = c.urls;
+    }
+    static void move_listing(ChannelStatus& to, ChannelStatus& from) {
+        to.enabled = from.enabled;
+        to.group = std::move(from.group);
+        to.logo = std::move(from.logo);
+        to.tvg_id = std::move(from.tvg_id);
+        to.urls = std::move(from.urls);
+    }
+
     ChannelStatus idle_status(const ChannelConfig& c, const ChannelSlot* slot) const {
         ChannelStatus s = slot ? slot->last : ChannelStatus{};
         const HlsSettings h = hls_for(c);
         s.channel_name = c.name;
         s.stream_id = c.id;
-        s.enabled = c.enabled;
+        set_listing(s, c);
         s.hls_url = hls_url_for(c.id);
         s.max_segments = h.max_segments;
         s.segment_duration = h.segment_duration;
@@ -561,7 +577,7 @@ bool Engine::running(std::string_view name) const {
 
 ChannelStatus Engine::status(std::string_view name) const {
     std::shared_ptr<ChannelWorker> worker;
-    bool enabled = true;
+    ChannelStatus listing;
     {
         std::lock_guard lock(impl_->mu);
         const ChannelConfig& c = impl_->lookup(name);
@@ -569,10 +585,10 @@ ChannelStatus Engine::status(std::string_view name) const {
         if (it == impl_->slots.end() || !it->second->worker)
             return impl_->idle_status(c, it == impl_->slots.end() ? nullptr : it->second.get());
         worker = it->second->worker;
-        enabled = c.enabled;
+        Impl::set_listing(listing, c);
     }
     ChannelStatus s = worker->status();
-    s.enabled = enabled;
+    Impl::move_listing(s, listing);
     return s;
 }
 
@@ -588,9 +604,9 @@ std::vector<ChannelStatus> Engine::statuses() const {
         }
     }
     for (auto& [index, worker] : running) {
-        const bool enabled = out[index].enabled;
-        out[index] = worker->status();
-        out[index].enabled = enabled;
+        ChannelStatus s = worker->status();
+        Impl::move_listing(s, out[index]);
+        out[index] = std::move(s);
     }
     return out;
 }
