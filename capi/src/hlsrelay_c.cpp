@@ -152,6 +152,7 @@ int code_of(ErrorCode code) {
         case ErrorCode::Io: return HLSRELAY_EIO;
         case ErrorCode::Internal: return HLSRELAY_EINTERNAL;
         case ErrorCode::Unavailable: return HLSRELAY_EUNAVAILABLE;
+        case ErrorCode::Conflict: return HLSRELAY_ESTATE;  // a disabled channel started
     }
     return HLSRELAY_EINTERNAL;
 }
@@ -373,6 +374,32 @@ std::optional<hlsrelay::Resource> next_chunk(hlsrelay_ts_reader& r, double timeo
     }
 }
 
+// hlsrelay_api and hlsrelay_api_call: one row of the endpoint table, called by name.
+int api_call(hlsrelay_engine* engine, const char* endpoint, const char* channel, const char* base_url, const char* body,
+             size_t body_size, int* http_status, char* buf, size_t* size) {
+    auto& e = engine_of(engine);
+    need(endpoint, "endpoint");
+    need(size, "size");
+    namespace api = hlsrelay::api;
+    const api::EndpointDef* def = api::find_endpoint(endpoint);
+    if (!def) fail(HLSRELAY_EINVAL, "unknown endpoint '" + std::string(endpoint) + "' (" + api::endpoint_names() + ")");
+    api::Call call;
+    if (def->needs_channel()) {
+        if (!channel) fail(HLSRELAY_EINVAL, "endpoint '" + std::string(def->name) + "' needs a channel");
+        call.channel = channel;
+    }
+    call.base_url = base_url ? base_url : "";
+    // Beyond the cap the endpoint answers 413 from the first kMaxApiBodyBytes + 1 bytes.
+    if (body) call.body.assign(body, std::min(body_size, hlsrelay::kMaxApiBodyBytes + 1));
+    if (def->changes_state)
+        refuse_in_callback(engine, def->name == "stop-stream"    ? "stop a stream"
+                                   : def->name == "start-stream" ? "start a stream"
+                                                                 : "change channels");
+    const api::Reply r = api::call(e, *def, call);
+    if (http_status) *http_status = r.status;
+    return put_string(reply_text(r), buf, size);
+}
+
 }  // namespace
 
 extern "C" {
@@ -456,6 +483,7 @@ int hlsrelay_engine_create(const hlsrelay_settings* settings, hlsrelay_engine** 
             }
             if (HLSRELAY_FITS(list_refresh_interval)) s.list_refresh_interval = settings->list_refresh_interval;
             if (HLSRELAY_FITS(max_list_bytes)) s.max_list_bytes = settings->max_list_bytes;
+            if (HLSRELAY_FITS(state_file) && settings->state_file) s.state_file = settings->state_file;
 #undef HLSRELAY_FITS
         }
         *out = new hlsrelay_engine(std::move(s));
@@ -569,12 +597,7 @@ int hlsrelay_channel_update(hlsrelay_engine* engine, const char* channel, const 
         patch.erase("id");
         const auto current = e.find_channel(channel);
         if (!current) fail(HLSRELAY_ENOTFOUND, "Channel not found: " + std::string(channel));
-        nlohmann::json merged = hlsrelay::to_json(*current, /*include_sources=*/true);
-        if (patch.contains("url") || patch.contains("urls")) {  // two spellings of one field
-            merged.erase("url");
-            merged.erase("urls");
-        }
-        merged.merge_patch(patch);
+        const nlohmann::json merged = hlsrelay::apply_channel_patch(hlsrelay::to_json(*current, /*include_sources=*/true), patch);
         e.update_channel(current->id, channel_from_object(merged));
         return HLSRELAY_OK;
     });
@@ -911,23 +934,14 @@ int hlsrelay_channel_for_guide_number(hlsrelay_engine* engine, const char* guide
 
 int hlsrelay_api(hlsrelay_engine* engine, const char* endpoint, const char* channel, const char* base_url,
                  int* http_status, char* buf, size_t* size) {
-    return wrap("hlsrelay_api", [&]() -> int {
-        auto& e = engine_of(engine);
-        need(endpoint, "endpoint");
-        need(size, "size");
-        namespace api = hlsrelay::api;
-        const api::EndpointDef* def = api::find_endpoint(endpoint);
-        if (!def) fail(HLSRELAY_EINVAL, "unknown endpoint '" + std::string(endpoint) + "' (" + api::endpoint_names() + ")");
-        api::Call call;
-        if (def->needs_channel()) {
-            if (!channel) fail(HLSRELAY_EINVAL, "endpoint '" + std::string(def->name) + "' needs a channel");
-            call.channel = channel;
-        }
-        call.base_url = base_url ? base_url : "";
-        if (def->changes_state) refuse_in_callback(engine, def->name == "stop-stream" ? "stop a stream" : "start a stream");
-        const api::Reply r = api::call(e, *def, call);
-        if (http_status) *http_status = r.status;
-        return put_string(reply_text(r), buf, size);
+    return wrap("hlsrelay_api", [&]() -> int { return api_call(engine, endpoint, channel, base_url, nullptr, 0, http_status, buf, size); });
+}
+
+int hlsrelay_api_call(hlsrelay_engine* engine, const char* endpoint, const char* channel, const char* base_url,
+                      const char* body, size_t body_size, int* http_status, char* buf, size_t* size) {
+    return wrap("hlsrelay_api_call", [&]() -> int {
+        if (!body && body_size > 0) fail(HLSRELAY_EINVAL, "body is NULL but body_size is not 0");
+        return api_call(engine, endpoint, channel, base_url, body, body_size, http_status, buf, size);
     });
 }
 

@@ -7,6 +7,7 @@
 #include <hlsrelay/playlist.hpp>
 #include <hlsrelay/presentation.hpp>
 #include <hlsrelay/registry.hpp>
+#include <hlsrelay/state.hpp>
 #include <hlsrelay/stream_id.hpp>
 #include <hlsrelay/text.hpp>
 #include <hlsrelay/window.hpp>
@@ -21,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace hlsrelay::api {
@@ -83,6 +85,7 @@ Reply guarded(F&& f) {
         if (e.code() == ErrorCode::NotFound) return channel_not_found();
         if (e.code() == ErrorCode::InvalidArgument) return error(400, e.what());
         if (e.code() == ErrorCode::Unavailable) return unavailable(e.what());  // a provider's connections are all in use
+        if (e.code() == ErrorCode::Conflict) return error(409, e.what());
         return error(500, e.what());
     } catch (const std::exception& e) {
         return error(500, e.what());
@@ -118,10 +121,10 @@ inline Reply stop_stream(Engine& engine, std::string_view name) {
     });
 }
 
-// How much of where a channel comes from a status reply shows. `redacted`: `source` (and each
-// `sources[].url`) as redact_url gives it and every URL in `last_error`, `previous_error`, `disk_error`
-// and `notes` redacted too. `hidden` (a request without the API token when one is set): `source` and
-// every `sources[].url` are null and those URLs read "<url hidden>".
+// How much of where a channel comes from a status reply shows. `redacted`: `source`, `urls` and each
+// `sources[].url` as redact_url gives them and every URL in `last_error`, `previous_error`,
+// `disk_error` and `notes` redacted too. `hidden` (a request without the API token when one is set):
+// `source`, `urls` and every `sources[].url` are null and those URLs read "<url hidden>".
 enum class Sources { redacted, hidden };
 
 inline void apply(nlohmann::ordered_json& status, Sources sources) {
@@ -130,6 +133,7 @@ inline void apply(nlohmann::ordered_json& status, Sources sources) {
     if (hide && status.contains("sources") && status["sources"].is_array())
         for (auto& source : status["sources"])
             if (source.is_object() && source.contains("url")) source["url"] = nullptr;
+    if (hide && status.contains("urls")) status["urls"] = nullptr;
     for (const char* key : {"last_error", "previous_error", "disk_error"})
         if (status.contains(key) && status[key].is_string()) status[key] = scrub_urls(status[key].get<std::string>(), hide);
     if (status.contains("notes") && status["notes"].is_array())
@@ -444,17 +448,22 @@ inline std::string m3u_attribute(std::string_view v) {
     return out;
 }
 
+// A channel as GET /api/v1/channels lists it (and the management endpoints answer): the registry's
+// entry without source credentials, its HLS URL, whether it runs and whether it is enabled.
+inline nlohmann::ordered_json channel_entry(const Engine& engine, const ChannelConfig& c) {
+    nlohmann::ordered_json j = to_json(c, false);
+    j["enabled"] = c.enabled;
+    j["hls_url"] = hls_url_for(c.id);
+    j["running"] = engine.find_channel(c.id).has_value() && engine.running(c.id);
+    return j;
+}
+
 // GET /api/v1/channels: the registry without source credentials.
 inline Reply list_channels(const Engine& engine) {
     return guarded([&] {
         Reply r;
         nlohmann::ordered_json list = nlohmann::ordered_json::array();
-        for (const auto& c : engine.channels()) {
-            nlohmann::ordered_json j = to_json(c, false);
-            j["hls_url"] = hls_url_for(c.id);
-            j["running"] = engine.running(c.id);
-            list.push_back(std::move(j));
-        }
+        for (const auto& c : engine.channels()) list.push_back(channel_entry(engine, c));
         r.body["channels"] = std::move(list);
         return r;
     });
@@ -493,6 +502,116 @@ inline Reply refresh_lists(Engine& engine) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Runtime channel management (control endpoints). A body is one channel as a JSON object with the
+// fields of a JSON channel list entry (registry.hpp, detail::channel_from_json); unknown fields, bad
+// JSON and wrong types are 400, a body over kMaxApiBodyBytes 413. With EngineSettings::state_file the
+// changes are kept across restarts (state.hpp).
+
+namespace detail {
+
+// The body as a JSON object, or the error reply.
+inline std::variant<nlohmann::json, Reply> channel_body(std::string_view body) {
+    if (body.size() > kMaxApiBodyBytes)
+        return error(413, "Request body too large: at most " + std::to_string(kMaxApiBodyBytes) + " bytes");
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(body.begin(), body.end());
+    } catch (const nlohmann::json::parse_error& e) {
+        std::string what = e.what();
+        if (const std::size_t tag = what.find("] "); what.rfind("[json.exception", 0) == 0 && tag != std::string::npos)
+            what.erase(0, tag + 2);
+        return error(400, "invalid JSON body: " + hlsrelay::detail::repair_utf8(what));
+    } catch (const std::exception&) {
+        return error(400, "invalid JSON body: a number is out of range");
+    }
+    if (!j.is_object()) return error(400, "the body must be a JSON object of channel fields");
+    for (const auto& [key, value] : j.items())
+        if (std::find(std::begin(hlsrelay::detail::kJsonFields), std::end(hlsrelay::detail::kJsonFields), key) ==
+            std::end(hlsrelay::detail::kJsonFields))
+            return error(400, "unknown field '" + hlsrelay::detail::repair_utf8(key) + "'");
+    return j;
+}
+
+// A channel from its JSON fields, as the list loaders read it; the error reply if they refuse it.
+inline std::variant<ChannelConfig, Reply> channel_of(const nlohmann::json& j, std::vector<std::string>& warnings) {
+    try {
+        return hlsrelay::detail::channel_from_json(j, warnings);
+    } catch (const hlsrelay::detail::EntrySkipped& e) {
+        return error(400, hlsrelay::detail::repair_utf8(e.message));
+    }
+}
+
+inline Reply channel_reply(const Engine& engine, const ChannelConfig& c, int status, const std::vector<std::string>& warnings) {
+    Reply r;
+    r.status = status;
+    r.body = channel_entry(engine, c);
+    if (!warnings.empty()) r.body["warnings"] = warnings;
+    return r;
+}
+
+}  // namespace detail
+
+// POST /api/v1/channels: 201 with the channel as stored (its id assigned from the name when the
+// body has none); 409 when the body's id is taken.
+inline Reply add_channel(Engine& engine, std::string_view body) {
+    return guarded([&] {
+        auto parsed = detail::channel_body(body);
+        if (auto* e = std::get_if<Reply>(&parsed)) return std::move(*e);
+        std::vector<std::string> warnings;
+        auto channel = detail::channel_of(std::get<nlohmann::json>(parsed), warnings);
+        if (auto* e = std::get_if<Reply>(&channel)) return std::move(*e);
+        ChannelConfig& c = std::get<ChannelConfig>(channel);
+        if (!c.id.empty()) {
+            if (const auto existing = engine.find_channel(c.id); existing && existing->id == c.id)
+                return error(409, "A channel with id '" + c.id + "' exists");
+        }
+        const ChannelConfig added = engine.add_channel(std::move(c));
+        return detail::channel_reply(engine, added, 201, warnings);
+    });
+}
+
+// PATCH /api/v1/channels/{channel_name}: a JSON merge patch of the channel (apply_channel_patch: only
+// the given fields change, null unsets one), validated as a list entry. The id cannot change.
+inline Reply update_channel(Engine& engine, std::string_view name, std::string_view body) {
+    return guarded([&] {
+        auto parsed = detail::channel_body(body);
+        if (auto* e = std::get_if<Reply>(&parsed)) return std::move(*e);
+        const nlohmann::json& patch = std::get<nlohmann::json>(parsed);
+        const auto current = engine.find_channel(name);
+        if (!current) return channel_not_found();
+        if (const auto it = patch.find("id"); it != patch.end() && !it->is_null() && *it != current->id)
+            return error(400, "a channel's id cannot change (it is '" + current->id + "')");
+        nlohmann::json merged = apply_channel_patch(to_json(*current, true), patch);
+        merged["id"] = current->id;
+        std::vector<std::string> warnings;
+        auto channel = detail::channel_of(merged, warnings);
+        if (auto* e = std::get_if<Reply>(&channel)) return std::move(*e);
+        const ChannelConfig updated = engine.update_channel(current->id, std::move(std::get<ChannelConfig>(channel)));
+        return detail::channel_reply(engine, updated, 200, warnings);
+    });
+}
+
+// DELETE /api/v1/channels/{channel_name}: stops it and removes it.
+inline Reply remove_channel(Engine& engine, std::string_view name) {
+    return guarded([&] {
+        const auto current = engine.find_channel(name);
+        if (!current) return channel_not_found();
+        engine.remove_channel(current->id);
+        Reply r;
+        r.body["removed"] = current->id;
+        return r;
+    });
+}
+
+// POST /api/v1/channels/{channel_name}/enable and /disable (disabling stops it).
+inline Reply set_channel_enabled(Engine& engine, std::string_view name, bool enabled) {
+    return guarded([&] {
+        const ChannelConfig c = engine.set_enabled(name, enabled);
+        return detail::channel_reply(engine, c, 200, {});
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Who may call what over HTTP: the rules the demo server and the FastAPI router both apply (one
 // definition; the router of each only says which kind of endpoint a path is).
 
@@ -502,7 +621,8 @@ enum class Endpoint {
     status,    // status, metrics, the M3U, the dashboard: Host checked; sources hidden from requests
                // without the token when one is set
     registry,  // GET /api/v1/channels: Host checked, token required when set
-    control,   // start/stop (GET and POST forms): Host checked, token required, browser cross-site refused
+    control,   // start/stop (GET and POST forms), channel management: Host checked, token required,
+               // browser cross-site refused
 };
 
 struct HttpPolicy {

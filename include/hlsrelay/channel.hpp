@@ -189,6 +189,10 @@ struct ChannelConfig {
     // The provider (EngineSettings::providers) whose connections it uses; empty: the one serving the
     // host of its first URL, if any.
     std::string provider;
+    // A disabled channel stays in the registry (and in GET /api/v1/channels) but cannot be started and
+    // is left out of the tuner lineup, the exported M3Us and the guide. JSON "enabled": false; M3U
+    // hlsrelay-enabled="no".
+    bool enabled = true;
 
     // The HLS overrides the engine applies: hls, with the legacy `variant` read as hls.renditions
     // when that is unset.

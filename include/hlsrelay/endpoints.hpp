@@ -24,14 +24,19 @@ struct Call {
     // The transport's additions to each channel status it returns (the demo server's viewers and
     // last_request_at); may be empty.
     std::function<void(nlohmann::ordered_json&)> decorate_status;
+    // The request body (POST, PATCH, DELETE): one channel as JSON for "channel-add" and
+    // "channel-update", ignored by the others. A transport may cut it at kMaxApiBodyBytes + 1 bytes:
+    // more than kMaxApiBodyBytes is answered 413.
+    std::string body;
 };
 
 struct EndpointDef {
     std::string_view name;    // what Engine.api() and hlsrelay_api() take: "start-stream"
-    std::string_view method;  // "GET" (then HEAD too, unless it changes state) or "POST"
+    std::string_view method;  // "GET" (then HEAD too, unless it changes state), "POST", "PATCH" or "DELETE"
     std::string_view path;    // "/api/v1/channels/start-stream/{channel_name}": literal segments and {channel_name}
     Endpoint access;          // the rules check_request applies (Host, cross-site, token)
-    bool changes_state;       // starts or stops channels: not from an event callback, not on an event loop
+    bool changes_state;       // starts or stops channels or writes the state file: not from an event
+                              // callback, not on an event loop
     bool needs_base_url;      // its reply holds absolute URLs made from Call::base_url
     Reply (*answer)(Engine&, const Call&);
 
@@ -69,6 +74,11 @@ inline Reply answer_channels(Engine& e, const Call&) { return list_channels(e); 
 inline Reply answer_providers(Engine& e, const Call&) { return list_providers(e); }
 inline Reply answer_lists(Engine& e, const Call&) { return list_sources(e); }
 inline Reply answer_lists_refresh(Engine& e, const Call&) { return refresh_lists(e); }
+inline Reply answer_channel_add(Engine& e, const Call& c) { return add_channel(e, c.body); }
+inline Reply answer_channel_update(Engine& e, const Call& c) { return update_channel(e, c.channel, c.body); }
+inline Reply answer_channel_remove(Engine& e, const Call& c) { return remove_channel(e, c.channel); }
+inline Reply answer_channel_enable(Engine& e, const Call& c) { return set_channel_enabled(e, c.channel, true); }
+inline Reply answer_channel_disable(Engine& e, const Call& c) { return set_channel_enabled(e, c.channel, false); }
 
 }  // namespace detail
 
@@ -86,6 +96,12 @@ inline std::span<const EndpointDef> endpoints() {
         {"static-hls-m3u", "GET", "/api/v1/channels/static-hls-m3u", E::status, false, true, detail::answer_m3u},
         {"channels", "GET", "/api/v1/channels", E::registry, false, false, detail::answer_channels},
         {"providers", "GET", "/api/v1/providers", E::status, false, false, detail::answer_providers},
+        // Runtime channel management (api.hpp add_channel ...; kept in the state file when one is set).
+        {"channel-add", "POST", "/api/v1/channels", E::control, true, false, detail::answer_channel_add},
+        {"channel-update", "PATCH", "/api/v1/channels/{channel_name}", E::control, true, false, detail::answer_channel_update},
+        {"channel-remove", "DELETE", "/api/v1/channels/{channel_name}", E::control, true, false, detail::answer_channel_remove},
+        {"channel-enable", "POST", "/api/v1/channels/{channel_name}/enable", E::control, true, false, detail::answer_channel_enable},
+        {"channel-disable", "POST", "/api/v1/channels/{channel_name}/disable", E::control, true, false, detail::answer_channel_disable},
         // The tuner (tuner.hpp): HDHomeRun's HTTP interface, and the M3U of continuous TS streams.
         {"discover", "GET", "/discover.json", E::status, false, true, detail::answer_discover},
         {"lineup", "GET", "/lineup.json", E::status, false, true, detail::answer_lineup},

@@ -37,6 +37,11 @@ public:
     const EngineSettings& settings() const;
 
     // Registry. Channels are found by stream id or display name.
+    // With EngineSettings::state_file, add_channel, update_channel, remove_channel and set_enabled
+    // are runtime changes: recorded in that file (after each, atomically; a failed write throws
+    // Error(Io) after the change is made) and applied again after every load()/load_file(), so they
+    // win over what the lists say, at each start too (state.hpp). The constructor reads the file (a
+    // missing one is empty) and throws InvalidArgument for one it cannot read or that is corrupt.
     LoadReport load(std::string_view text);  // M3U or JSON; adds every valid channel, reports the rest
     LoadReport load_file(const std::string& path);
     ChannelConfig add_channel(ChannelConfig channel);  // returns it with its assigned id
@@ -45,6 +50,9 @@ public:
     // alone is taken without a restart.
     ChannelConfig update_channel(std::string_view channel, ChannelConfig changes);
     void remove_channel(std::string_view channel);     // stops it first
+    // Enables or disables a channel (ChannelConfig::enabled); disabling stops it. start() of a
+    // disabled channel throws Error(Conflict).
+    ChannelConfig set_enabled(std::string_view channel, bool enabled);
     std::vector<ChannelConfig> channels() const;
     std::optional<ChannelConfig> find_channel(std::string_view channel) const;
 

@@ -1,5 +1,5 @@
 // What the engine throws: an Error with a code that the bindings map onto theirs (C: hlsrelay_error,
-// Python: the exception classes, HTTP: 400/404/503/500).
+// Python: the exception classes, HTTP: 400/404/409/503/500).
 #pragma once
 
 #include <stdexcept>
@@ -8,7 +8,8 @@
 namespace hlsrelay {
 
 // Unavailable: not now, try again later (a provider's connections are all in use): HTTP 503.
-enum class ErrorCode { InvalidArgument = 1, NotFound = 2, Io = 3, Internal = 4, Unavailable = 5 };
+// Conflict: the channel's state forbids the call (starting a disabled channel); HTTP 409.
+enum class ErrorCode { InvalidArgument = 1, NotFound = 2, Io = 3, Internal = 4, Unavailable = 5, Conflict = 6 };
 
 class Error : public std::runtime_error {
 public:

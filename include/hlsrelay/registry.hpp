@@ -465,6 +465,12 @@ private:
             c.id = is_safe_slug(tvg_id) ? tvg_id : slugify(c.name);
         }
         if (std::string p = read_overrides(attrs, c.hls, c.limits); !p.empty()) return issue(entry_line, p + "; entry skipped");
+        if (auto it = attrs.find("hlsrelay-enabled"); it != attrs.end()) {
+            const std::string v = ascii_lower(trim(it->second));
+            if (v == "yes" || v == "true" || v == "on" || v == "1") c.enabled = true;
+            else if (v == "no" || v == "false" || v == "off" || v == "0") c.enabled = false;
+            else return issue(entry_line, "hlsrelay-enabled '" + repair_utf8(it->second) + "' is not yes or no; entry skipped");
+        }
         if (std::string p = channel_problem(c); !p.empty()) return issue(entry_line, p + "; entry skipped");
         report_.channels.push_back(std::move(c));
         last_ = report_.channels.size() - 1;
@@ -571,7 +577,7 @@ inline constexpr std::string_view kJsonFields[] = {"id", "name", "url", "urls", 
                                                    "container", "renditions", "low_latency", "part_duration",
                                                    "max_playlist_bytes", "max_segment_bytes", "max_redirects",
                                                    "playlist_deadline", "segment_deadline", "tvg_id", "tvg_name",
-                                                   "chno", "tvg_shift", "attributes", "provider"};
+                                                   "chno", "tvg_shift", "attributes", "provider", "enabled"};
 
 // Throws EntrySkipped; problems that leave the entry usable go to `warnings`.
 inline ChannelConfig channel_from_json(const nlohmann::json& obj, std::vector<std::string>& warnings) {
@@ -683,6 +689,7 @@ inline ChannelConfig channel_from_json(const nlohmann::json& obj, std::vector<st
             c.attributes[ascii_lower(name)] = value.get<std::string>();
         }
     }
+    if (auto enabled = get_bool(obj, "enabled")) c.enabled = *enabled;
     if (std::string p = channel_problem(c); !p.empty()) throw EntrySkipped{std::move(p)};
 
     for (const auto& [key, value] : obj.items())
@@ -795,6 +802,7 @@ inline nlohmann::json to_json(const ChannelConfig& c, bool include_sources) {
     if (c.tvg_shift != 0) j["tvg_shift"] = c.tvg_shift;
     if (!c.attributes.empty()) j["attributes"] = c.attributes;
     if (!c.provider.empty()) j["provider"] = c.provider;
+    if (!c.enabled) j["enabled"] = false;  // only when off: lists written before it read the same
     return j;
 }
 
@@ -868,6 +876,12 @@ public:
             if (iequals(c.name, id_or_name)) return &c;
         if (auto it = index_.find(slugify(id_or_name)); it != index_.end()) return &channels_[it->second];
         return nullptr;
+    }
+
+    // By exact id only.
+    const ChannelConfig* find_id(std::string_view id) const {
+        const auto it = index_.find(id);
+        return it == index_.end() ? nullptr : &channels_[it->second];
     }
 
     std::vector<ChannelConfig> list() const { return channels_; }

@@ -107,7 +107,16 @@ struct EngineSettings {
     double list_refresh_interval = kListRefreshInterval;
     std::int64_t max_list_bytes = kMaxListBytes;
     FailoverSettings failover;       // across a channel's URLs (primary and backups)
+    // Runtime channel management (add, update, remove, enable, disable) is recorded in this file and
+    // applied again over every list loaded (include/hlsrelay/state.hpp); empty: changes last until exit.
+    // Written atomically (temp file, fsync, rename) with mode 0600: it holds sources and headers.
+    std::string state_file;
 };
+
+// The largest request body the management endpoints take (one channel as JSON); more is 413.
+inline constexpr std::size_t kMaxApiBodyBytes = std::size_t{64} << 10;
+// The largest state file (EngineSettings::state_file) the engine reads; a larger one is refused.
+inline constexpr std::size_t kMaxStateFileBytes = std::size_t{16} << 20;
 
 // Accepted ranges of HlsSettings, engine-wide (Engine refuses others) and per channel (HlsOverrides:
 // the loaders and Registry::add/update).

@@ -20,7 +20,7 @@ namespace hlsrelay::api {
 // "/stream/news.ts": a channel's continuous MPEG-TS (ts_stream.hpp), what lineups point at.
 inline std::string ts_stream_path(std::string_view id) { return "/stream/" + std::string(id) + ".ts"; }
 
-// A channel of the lineup with its GuideNumber: its tvg-chno when valid and not taken by an earlier
+// An enabled channel of the lineup with its GuideNumber: its tvg-chno when valid and not taken by an earlier
 // channel, else its position in the list (hdhomerun::assign_guide_numbers).
 struct TunedChannel {
     ChannelConfig config;
@@ -31,6 +31,7 @@ inline std::vector<TunedChannel> tuned_channels(const Engine& engine) {
     std::vector<TunedChannel> out;
     std::vector<std::string> chno;
     for (ChannelConfig& c : engine.channels()) {
+        if (!c.enabled) continue;  // a disabled channel is not offered (lineup, M3Us, GuideNumbers)
         chno.push_back(c.chno);
         out.push_back({std::move(c), {}});
     }

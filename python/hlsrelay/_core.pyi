@@ -150,6 +150,8 @@ class Engine:
         channel_lists: Sequence[str] = (),
         list_refresh_interval: float = 21600.0,
         max_list_bytes: int = 67108864,
+        # Runtime channel changes (add/update/remove/enable/disable) kept across restarts.
+        state_file: Optional[StrPath] = None,
     ) -> None: ...
 
     # Registry.
@@ -186,6 +188,7 @@ class Engine:
         tvg_shift: float = 0,
         attributes: Optional[Mapping[str, str]] = None,
         provider: str = "",  # the provider (Engine(providers=...)) whose connections it uses
+        enabled: bool = True,
     ) -> ChannelDict: ...
     def update_channel(
         self,
@@ -213,9 +216,12 @@ class Engine:
         max_redirects: Optional[int] = ...,
         playlist_deadline: Optional[float] = ...,
         segment_deadline: Optional[float] = ...,
+        enabled: bool = ...,
     ) -> ChannelDict:
         """Changes only the fields given (None resets an optional one); restarts it if running."""
     def remove_channel(self, channel: str) -> None: ...
+    def set_enabled(self, channel: str, enabled: bool) -> ChannelDict:
+        """Enables or disables a channel; disabling stops it, and a disabled channel cannot start."""
     def channels(self, *, include_sources: bool = False) -> List[ChannelDict]: ...
     def channel(self, channel: str, *, include_sources: bool = False) -> ChannelDict: ...
 
@@ -258,10 +264,22 @@ class Engine:
     # The replaced HTTP API: one definition shared with the C++ demo server.
     # hide_sources: status replies show "source": None and "<url hidden>" for URLs in errors.
     def api(
-        self, endpoint: ApiEndpoint, channel: Optional[str] = None, base_url: str = "", *, hide_sources: bool = False
+        self,
+        endpoint: ApiEndpoint,
+        channel: Optional[str] = None,
+        base_url: str = "",
+        *,
+        hide_sources: bool = False,
+        body: Union[str, bytes, Mapping[str, Any], None] = None,
     ) -> Tuple[int, ApiBody]: ...
     def api_reply(
-        self, endpoint: ApiEndpoint, channel: Optional[str] = None, base_url: str = "", *, hide_sources: bool = False
+        self,
+        endpoint: ApiEndpoint,
+        channel: Optional[str] = None,
+        base_url: str = "",
+        *,
+        hide_sources: bool = False,
+        body: Union[str, bytes, Mapping[str, Any], None] = None,
     ) -> Tuple[int, str, ApiBody]: ...
 
     # Events.
@@ -329,6 +347,7 @@ class TsStream:
 IMMUTABLE_CACHE_CONTROL: str
 PLAYLIST_CACHE_CONTROL: str
 PROVIDER_RETRY_AFTER: int  # seconds: Retry-After of a start refused for a provider's connections
+MAX_API_BODY_BYTES: int  # request bodies of channel-add and channel-update; more is 413
 
 def endpoints() -> List[EndpointRow]: ...
 def blocking_timeout() -> Tuple[int, Dict[str, Any], List[Tuple[str, str]]]: ...

@@ -42,6 +42,10 @@ Routes:
 - GET ``/api/v1/channels/start-stream/{channel_name}``, ``/stop-stream/{channel_name}``,
   ``/stream-status/{channel_name}``, ``/streams-status``, ``/static-hls-m3u``, ``/api/v1/channels``
 - POST ``/api/v1/channels/{channel_name}/start`` and ``/stop`` (as the demo server)
+- channel management (control: token, no cross-site): POST ``/api/v1/channels`` (add), PATCH and
+  DELETE ``/api/v1/channels/{channel_name}``, POST ``/api/v1/channels/{channel_name}/enable`` and
+  ``/disable``; bodies are JSON, at most 64 KiB (413 beyond). With ``HLSRELAY_STATE`` (the engine's
+  ``state_file``) the changes survive a restart.
 - ``/hls_streams/{stream_id}/{name}`` (GET, HEAD, OPTIONS): ``master.m3u8``, ``index.m3u8``, ``seg_<n>.ts``
   and (low latency) ``part_<n>.ts``/``.m4s`` from memory, as the demo server serves them, and
   ``/hls_streams/{stream_id}/{rendition}/{name}`` a presentation's renditions' (``v0/index.m3u8``): playlists
@@ -74,6 +78,7 @@ from starlette.staticfiles import StaticFiles
 
 from ._core import (
     IMMUTABLE_CACHE_CONTROL,
+    MAX_API_BODY_BYTES,
     PLAYLIST_CACHE_CONTROL,
     PROVIDER_RETRY_AFTER,
     Engine,
@@ -264,8 +269,9 @@ def _reply(
     channel: typing.Optional[str] = None,
     base_url: str = "",
     hide_sources: bool = False,
+    request_body: typing.Optional[bytes] = None,
 ) -> Response:
-    status, content_type, body = engine.api_reply(endpoint, channel, base_url, hide_sources=hide_sources)
+    status, content_type, body = engine.api_reply(endpoint, channel, base_url, hide_sources=hide_sources, body=request_body)
     if content_type == "application/json":
         return JSONResponse(body, status_code=status)
     if isinstance(body, bytes):  # binary (the gzipped guide): no charset
@@ -283,11 +289,36 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _endpoint_handler(api: typing.Callable[..., Response], ep: typing.Dict[str, typing.Any]) -> typing.Callable[..., Response]:
+async def _read_body(request: Request) -> bytes:
+    """The request body, at most MAX_API_BODY_BYTES + 1 bytes (the engine answers 413 beyond the cap)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_API_BODY_BYTES:
+            break
+    return bytes(body[: MAX_API_BODY_BYTES + 1])
+
+
+def _endpoint_handler(
+    api: typing.Callable[..., Response], ep: typing.Dict[str, typing.Any], policy: _Policy
+) -> typing.Callable[..., typing.Any]:
     """The route function of one endpoint table row: a plain ``def`` (FastAPI runs it in its
     threadpool; engine calls release the GIL), with a ``channel_name`` path parameter when the path has
-    one."""
+    one. Rows that take a request body (every method but GET) are ``async``: they read the body (after
+    the access rules passed) and call the engine in the threadpool."""
     kind, name, needs_base_url = ep["access"], ep["name"], ep["needs_base_url"]
+    if ep["method"] != "GET":
+
+        async def with_body(request: Request) -> Response:
+            channel = request.path_params.get("channel_name") if ep["needs_channel"] else None
+            base_url = _base_url(request) if needs_base_url else ""
+            refusal, _ = _guard(policy, request, kind)  # before the body is read; api() checks again
+            if refusal is not None:
+                return refusal
+            body = await _read_body(request)
+            return await run_in_threadpool(api, request, kind, name, channel, base_url, body=body)
+
+        return with_body
     if ep["needs_channel"]:
 
         def with_channel(channel_name: str, request: Request) -> Response:
@@ -306,16 +337,24 @@ def _build_router(
 ) -> APIRouter:
     router = APIRouter()
 
-    def api(request: Request, kind: str, endpoint: str, channel: typing.Optional[str] = None, base_url: str = "") -> Response:
+    def api(
+        request: Request,
+        kind: str,
+        endpoint: str,
+        channel: typing.Optional[str] = None,
+        base_url: str = "",
+        *,
+        body: typing.Optional[bytes] = None,
+    ) -> Response:
         refusal, verdict = _guard(policy, request, kind)
         if refusal is not None:
             return refusal
-        return _reply(get_engine(), endpoint, channel, base_url, verdict["hide_sources"])
+        return _reply(get_engine(), endpoint, channel, base_url, verdict["hide_sources"], body)
 
     # One route per row of the engine's endpoint table (hlsrelay/endpoints.hpp), as the demo server
     # and the C ABI serve them.
     for ep in endpoints():
-        router.add_api_route(ep["path"], _endpoint_handler(api, ep), methods=[ep["method"]],
+        router.add_api_route(ep["path"], _endpoint_handler(api, ep, policy), methods=[ep["method"]],
                              name=f"{ep['name']} ({ep['method']})")
 
     if serve_hls:
@@ -497,6 +536,8 @@ def engine_from_env(channels_file: typing.Optional[typing.Union[str, "os.PathLik
         settings["low_latency"] = low_latency in ("1", "yes", "true", "on")
     if os.environ.get("HLSRELAY_HLS_DIR"):
         settings["hls_dir"] = os.environ["HLSRELAY_HLS_DIR"]
+    if os.environ.get("HLSRELAY_STATE"):
+        settings["state_file"] = os.environ["HLSRELAY_STATE"]
     if os.environ.get("HLSRELAY_LOG_LEVEL"):
         settings["log_level"] = os.environ["HLSRELAY_LOG_LEVEL"]
     guides = [u for u in os.environ.get("HLSRELAY_GUIDE_URLS", "").replace(",", " ").split() if u]

@@ -265,7 +265,7 @@ void apply_fields(ChannelConfig& c, const py::dict& fields) {
                                                 "container", "renditions", "low_latency", "part_duration",
                                                 "cleanup_interval", "max_playlist_bytes", "max_segment_bytes",
                                                 "max_redirects", "playlist_deadline", "segment_deadline",
-                                                "tvg_id", "tvg_name", "chno", "tvg_shift", "attributes", "provider"};
+                                                "tvg_id", "tvg_name", "chno", "tvg_shift", "attributes", "provider", "enabled"};
     for (const auto& item : fields) {
         const std::string key = py::str(item.first);
         if (!known.count(key)) throw py::type_error("unexpected keyword argument '" + key + "'");
@@ -320,6 +320,7 @@ void apply_fields(ChannelConfig& c, const py::dict& fields) {
     text("chno", c.chno);
     text("provider", c.provider);
     if (has("tvg_shift")) c.tvg_shift = fields["tvg_shift"].is_none() ? 0.0 : fields["tvg_shift"].cast<double>();
+    if (has("enabled")) c.enabled = fields["enabled"].is_none() ? true : fields["enabled"].cast<bool>();
     if (has("attributes")) {
         c.attributes.clear();
         if (!fields["attributes"].is_none())
@@ -446,8 +447,18 @@ py::object reply_body(const hlsrelay::api::Reply& r) {
     return to_str(r.shared ? *r.shared : r.text);
 }
 
+// A request body as the API takes it: str (UTF-8), bytes, or a dict/list sent as JSON; None: none.
+std::string body_of(const py::object& body) {
+    if (body.is_none()) return {};
+    if (py::isinstance<py::bytes>(body)) return body.cast<std::string>();
+    if (py::isinstance<py::str>(body)) return body.cast<std::string>();
+    if (py::isinstance<py::dict>(body) || py::isinstance<py::list>(body))
+        return py::module_::import("json").attr("dumps")(body).cast<std::string>();
+    throw py::type_error("body must be str, bytes, a dict or None, not " + std::string(py::str(py::type::of(body).attr("__name__"))));
+}
+
 hlsrelay::api::Reply call_api(PyEngine& self, std::string endpoint, const std::optional<std::string>& channel,
-                              const std::string& base_url, bool hide_sources = false) {
+                              const std::string& base_url, bool hide_sources = false, std::string body = {}) {
     const auto sources = hide_sources ? hlsrelay::api::Sources::hidden : hlsrelay::api::Sources::redacted;
     std::replace(endpoint.begin(), endpoint.end(), '_', '-');
     namespace api = hlsrelay::api;
@@ -461,6 +472,7 @@ hlsrelay::api::Reply call_api(PyEngine& self, std::string endpoint, const std::o
     }
     call.base_url = base_url;
     call.sources = sources;
+    call.body = std::move(body);
     if (def->changes_state) forbid_in_callback(("api('" + endpoint + "')").c_str());
     return self.call([&](Engine& e) { return api::call(e, *def, call); });
 }
@@ -474,6 +486,7 @@ PYBIND11_MODULE(_core, m) {
     m.attr("PLAYLIST_CACHE_CONTROL") = std::string(hlsrelay::api::kPlaylistCacheControl);
     // Seconds after which a start refused for a provider's connections is worth retrying (Retry-After).
     m.attr("PROVIDER_RETRY_AFTER") = static_cast<int>(hlsrelay::kProviderReclaimIdle);
+    m.attr("MAX_API_BODY_BYTES") = hlsrelay::kMaxApiBodyBytes;  // request bodies of channel-add/-update
     m.def(
         "endpoints",
         [] {
@@ -595,8 +608,9 @@ PYBIND11_MODULE(_core, m) {
                          double guide_refresh_interval, const std::string& tuner_name, int tuner_count,
                          const std::string& device_id, const std::string& tuner_seed,
                          const std::vector<std::string>& providers, const std::vector<std::string>& channel_lists,
-                         double list_refresh_interval, std::int64_t max_list_bytes) {
+                         double list_refresh_interval, std::int64_t max_list_bytes, const py::object& state_file) {
                  EngineSettings s;
+                 if (!state_file.is_none()) s.state_file = fspath(state_file);
                  for (const std::string& text : providers) {
                      std::string why;
                      auto p = hlsrelay::parse_provider(text, &why);
@@ -658,7 +672,7 @@ PYBIND11_MODULE(_core, m) {
              py::arg("providers") = std::vector<std::string>{},
              py::arg("channel_lists") = std::vector<std::string>{},
              py::arg("list_refresh_interval") = EngineSettings{}.list_refresh_interval,
-             py::arg("max_list_bytes") = EngineSettings{}.max_list_bytes)
+             py::arg("max_list_bytes") = EngineSettings{}.max_list_bytes, py::arg("state_file") = py::none())
 
         // Registry.
         .def(
@@ -707,6 +721,13 @@ PYBIND11_MODULE(_core, m) {
                 return channel_dict(updated);
             },
             py::arg("channel"), "Changes the given fields (same keywords as add_channel); restarts it if running.")
+        .def(
+            "set_enabled",
+            [](PyEngine& self, const std::string& channel, bool enabled) {
+                forbid_in_callback("set_enabled()");
+                return channel_dict(self.call([&](Engine& e) { return e.set_enabled(channel, enabled); }));
+            },
+            py::arg("channel"), py::arg("enabled"), "Enables or disables a channel; disabling stops it.")
         .def(
             "remove_channel",
             [](PyEngine& self, const std::string& channel) {
@@ -931,23 +952,24 @@ PYBIND11_MODULE(_core, m) {
         .def(
             "api",
             [](PyEngine& self, const std::string& endpoint, const std::optional<std::string>& channel,
-               const std::string& base_url, bool hide_sources) {
-                auto reply = call_api(self, endpoint, channel, base_url, hide_sources);
+               const std::string& base_url, bool hide_sources, const py::object& body) {
+                auto reply = call_api(self, endpoint, channel, base_url, hide_sources, body_of(body));
                 return py::make_tuple(reply.status, reply_body(reply));
             },
             py::arg("endpoint"), py::arg("channel") = py::none(), py::arg("base_url") = "", py::kw_only(),
-            py::arg("hide_sources") = false,
+            py::arg("hide_sources") = false, py::arg("body") = py::none(),
             "(status_code, body) of an endpoint of the replaced HTTP API; body is a dict, or str for the M3U.\n"
-            "hide_sources: status replies show no source and hide URLs in errors (a caller without the token).")
+            "hide_sources: status replies show no source and hide URLs in errors (a caller without the token).\n"
+            "body: the request body of channel-add and channel-update (str, bytes or a dict sent as JSON).")
         .def(
             "api_reply",
             [](PyEngine& self, const std::string& endpoint, const std::optional<std::string>& channel,
-               const std::string& base_url, bool hide_sources) {
-                auto reply = call_api(self, endpoint, channel, base_url, hide_sources);
+               const std::string& base_url, bool hide_sources, const py::object& body) {
+                auto reply = call_api(self, endpoint, channel, base_url, hide_sources, body_of(body));
                 return py::make_tuple(reply.status, reply.content_type, reply_body(reply));
             },
             py::arg("endpoint"), py::arg("channel") = py::none(), py::arg("base_url") = "", py::kw_only(),
-            py::arg("hide_sources") = false,
+            py::arg("hide_sources") = false, py::arg("body") = py::none(),
             "Like api(), with the media type: (status_code, content_type, body).")
 
         // Events.

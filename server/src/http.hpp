@@ -25,6 +25,9 @@ struct Request {
     int version_minor = 1;
     std::vector<Header> headers;
     std::size_t content_length = 0;
+    // The body's first bytes, at most ParserLimits::max_kept_body (the rest is read and discarded):
+    // what the management endpoints take; a longer body than they accept shows as a longer one here.
+    std::string body;
 
     // The first header named `name` (case-insensitive), if any.
     std::optional<std::string_view> header(std::string_view name) const;

@@ -67,6 +67,7 @@ int run(const Options& o) {
     settings.hls.low_latency = o.low_latency;
     settings.hls.part_duration = o.part_duration;
     settings.hls_dir = o.hls_dir;
+    settings.state_file = o.state;
     settings.limits = o.limits;
     settings.tuner = o.tuner;
     settings.providers = o.providers;
@@ -94,7 +95,9 @@ int run(const Options& o) {
     };
     if (o.channels.empty()) take(default_channels_file().string(), load_default_list(engine, o));
     for (const std::string& file : files) take(file, engine.load_file(file));
-    if (loaded.empty() && settings.channel_lists.empty()) throw std::runtime_error("no usable channel in " + list_names);
+    // With --state, an empty registry may be what the operator made of the lists.
+    if (loaded.empty() && settings.channel_lists.empty() && o.state.empty())
+        throw std::runtime_error("no usable channel in " + list_names);
     if (!settings.channel_lists.empty()) {
         std::string shown;
         for (const std::string& url : settings.channel_lists) shown += (shown.empty() ? "" : ", ") + redact_url(url);
@@ -116,7 +119,15 @@ int run(const Options& o) {
     }
 
     // --autostart; by default the bundled list (the offline demo) starts, a --channels list does not.
-    const std::vector<std::string> autostart = channels_to_autostart(o, loaded);
+    // Channels disabled (in the list or by the state file) are not started.
+    std::vector<std::string> autostart;
+    for (const std::string& id : channels_to_autostart(o, loaded)) {
+        if (const auto c = engine.find_channel(id); c && !c->enabled) {
+            log::info("not started at launch: " + c->id + " is disabled");
+            continue;
+        }
+        autostart.push_back(id);
+    }
 
     ServerConfig config;
     config.address = o.address;

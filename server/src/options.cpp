@@ -32,6 +32,8 @@ Options:
   --list-refresh S         seconds between two fetches of each --channels URL (default: 21600)
   --listen ADDR:PORT       address to listen on (default: 127.0.0.1:8000; ":PORT" for all interfaces)
   --hls-dir DIR            also mirror playlists and segments to DIR/<id>/ (default: memory only)
+  --state FILE             keep the channels added, changed, disabled and removed over the API in
+                           FILE and apply them again over the list at each start (default: none)
   --segment-duration S     target segment length in seconds (default: 2)
   --max-segments N         segments listed in each media playlist (default: 5)
   --container C            output segments: ts (MPEG-TS) or fmp4 (fMP4/CMAF: init section and .m4s);
@@ -162,6 +164,7 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
              return parse_listen(v, o.address, o.port) ? "" : "--listen wants ADDR:PORT, not '" + v + "'";
          }},
         {"--hls-dir", text(o.hls_dir)},
+        {"--state", text(o.state)},
         {"--segment-duration", number_in(o.segment_duration, kMinSegmentDuration, kMaxSegmentDuration, "--segment-duration")},
         {"--max-segments", number_in(o.max_segments, kMinMaxSegments, kMaxMaxSegments, "--max-segments")},
         {"--container",

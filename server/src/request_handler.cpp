@@ -29,6 +29,15 @@ Response text_response(int status, std::string content_type, std::string body) {
 
 bool is_playlist(std::string_view file) { return file == kMasterPlaylistName || file == kMediaPlaylistName; }
 
+// A disabled channel is not started on demand: its viewers hear so at once (409) instead of waiting.
+std::optional<Response> disabled_refusal(const Engine& engine, const std::string& id) {
+    const auto c = engine.find_channel(id);
+    if (!c || c->enabled || engine.running(c->id)) return std::nullopt;
+    Response r = RequestHandler::error_response(409, "Channel '" + c->id + "' is disabled");
+    r.cors = true;
+    return r;
+}
+
 // The request target as it may be logged: the query can carry the API token.
 std::string loggable_target(const std::string& target) {
     const std::size_t query = target.find('?');
@@ -220,6 +229,7 @@ private:
 
 void RequestHandler::serve_ts(const std::string& id, const std::string& client, Done done) {
     if (auto refusal = api::ts_stream_refusal(engine_, id)) return done(reply_response(*refusal));
+    if (auto refusal = disabled_refusal(engine_, id)) return done(std::move(*refusal));
     activity_.record_request(id, client);
     start_on_demand(id, " for a TS viewer");
     auto viewer = std::make_shared<TsViewer>(*this, client, id);
@@ -371,6 +381,7 @@ void RequestHandler::dispatch(const Request& req, const std::string& client, con
             api::Call call;
             call.channel = r.channel;
             call.sources = verdict.sources;
+            call.body = req.body;  // at most kMaxApiBodyBytes + 1 bytes: more is the endpoint's 413
             call.decorate_status = [this](nlohmann::ordered_json& status) { add_activity(status); };
             if (def.needs_base_url) {
                 // The Host header goes into the reply's URLs: only a sane host[:port] may.
@@ -477,6 +488,7 @@ void RequestHandler::serve_hls(const Route& r, const Request& req, const std::st
     if (a.kind == api::FileAnswer::Kind::resource || a.reply.status != 404 || !settings_.on_demand ||
         !is_playlist(r.file) || engine_.running(id))
         return done(file_response(a));
+    if (auto refusal = disabled_refusal(engine_, id)) return done(std::move(*refusal));
     wait_for_playlist(id, r.file, std::move(done));
 }
 

@@ -1,4 +1,5 @@
-// The incremental request parser: line by line for the head, a byte count for the (discarded) body.
+// The incremental request parser: line by line for the head, a byte count for the body (its first
+// bytes kept for the API, the rest discarded).
 #include "request_parser.hpp"
 
 #include <algorithm>
@@ -54,6 +55,8 @@ std::pair<RequestParser::Result, const char*> RequestParser::parse(Request& req,
             case State::done: return {Result::good, p};
             case State::body: {
                 const auto n = std::min<std::size_t>(body_left_, static_cast<std::size_t>(end - p));
+                if (req.body.size() < limits_.max_kept_body)
+                    req.body.append(p, std::min(n, limits_.max_kept_body - req.body.size()));
                 p += n;
                 body_left_ -= n;
                 if (body_left_ == 0) {

@@ -4,6 +4,8 @@
 
 #include "http.hpp"
 
+#include <hlsrelay/settings.hpp>
+
 #include <cstddef>
 #include <string>
 #include <utility>
@@ -14,7 +16,10 @@ struct ParserLimits {
     std::size_t max_request_line = 8 * 1024;
     std::size_t max_header_bytes = 16 * 1024;  // all header lines together
     std::size_t max_headers = 64;
-    std::size_t max_body = 1024 * 1024;  // bodies are read and discarded; larger ones are refused
+    std::size_t max_body = 1024 * 1024;  // bodies are read; larger ones are refused
+    // Bytes of a body kept in Request::body, the rest discarded: one more than the API takes, so that
+    // a body too large for it is seen as such (413).
+    std::size_t max_kept_body = kMaxApiBodyBytes + 1;
 };
 
 class RequestParser {

@@ -16,7 +16,7 @@ namespace hlsrelay::server {
 
 namespace {
 
-enum Method : unsigned { GET = 1, HEAD = 2, POST = 4 };
+enum Method : unsigned { GET = 1, HEAD = 2, POST = 4, PATCH = 8, DELETE = 16 };
 
 // A pattern segment: a literal, or a capture ("{}", "{channel_name}") of a non-empty segment.
 struct Pattern {
@@ -45,7 +45,11 @@ const std::vector<Pattern>& patterns() {
         };
         for (const api::EndpointDef& d : api::endpoints()) {
             // State changes offer no HEAD: it must be safe.
-            const unsigned methods = d.method == "POST" ? POST : d.allows_head() ? GET | HEAD : GET;
+            const unsigned methods = d.method == "POST"     ? POST
+                                     : d.method == "PATCH"  ? PATCH
+                                     : d.method == "DELETE" ? DELETE
+                                     : d.allows_head()      ? GET | HEAD
+                                                            : GET;
             t.push_back({api::path_segments(d.path), methods, RouteKind::endpoint, d.access, &d});
         }
         return t;
@@ -63,6 +67,8 @@ std::string allow_header(unsigned methods, bool with_options) {
     add(GET, "GET");
     add(HEAD, "HEAD");
     add(POST, "POST");
+    add(PATCH, "PATCH");
+    add(DELETE, "DELETE");
     if (with_options) out += out.empty() ? "OPTIONS" : ", OPTIONS";
     return out;
 }
@@ -110,6 +116,8 @@ Route route(std::string_view method, std::string_view target) {
     if (method == "GET") method_bit = GET;
     if (method == "HEAD") method_bit = HEAD;
     if (method == "POST") method_bit = POST;
+    if (method == "PATCH") method_bit = PATCH;
+    if (method == "DELETE") method_bit = DELETE;
 
     if (target == "*") {
         if (!options) return error(400, "Invalid request target");

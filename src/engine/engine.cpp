@@ -12,11 +12,19 @@
 
 #include <hlsrelay/hdhomerun.hpp>
 #include <hlsrelay/registry.hpp>
+#include <hlsrelay/state.hpp>
 #include <hlsrelay/stream_id.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -225,11 +233,22 @@ struct Engine::Impl {
     mutable std::unique_ptr<GuideFetcher> guides;
     std::vector<std::string> list_guide_urls;  // from loaded lists, in order
 
+    // Runtime management (state.hpp): the overlay is guarded by mu; writes of the state file are
+    // serialised by state_mu, and a snapshot older than the one last written is not written.
+    ChannelOverlay overlay;
+    uint64_t overlay_version = 0;  // guarded by mu
+    std::mutex state_mu;
+    uint64_t state_written = 0;  // guarded by state_mu
+
+    void load_state();
+    std::vector<LoadIssue> apply_overlay_locked();
+    void save_state();
+
     std::vector<xmltv::GuideChannel> wanted_guide_channels() const {
         std::vector<xmltv::GuideChannel> wanted;
         std::lock_guard lock(mu);
         for (const ChannelConfig& c : registry.list())
-            wanted.push_back({c.id, c.tvg_id, c.tvg_name.empty() ? c.name : c.tvg_name, c.tvg_shift, c.logo});
+            if (c.enabled) wanted.push_back({c.id, c.tvg_id, c.tvg_name.empty() ? c.name : c.tvg_name, c.tvg_shift, c.logo});
         return wanted;
     }
     std::vector<std::string> guide_urls_locked() const {
@@ -295,7 +314,7 @@ struct Engine::Impl {
     }
 
     ListOutcome reconcile_list(const std::string& url, std::string_view text);
-    std::pair<ChannelConfig, bool> update_channel(std::string_view name, ChannelConfig changes);
+    std::pair<ChannelConfig, bool> update_channel(std::string_view name, ChannelConfig changes, bool by_operator = false);
     void remove_id(const std::string& id);
     void start_lists();
 
@@ -368,11 +387,28 @@ struct Engine::Impl {
 
     HlsSettings hls_for(const ChannelConfig& c) const { return c.hls_overrides().apply(settings.hls); }
 
+    // What a status takes from the registry rather than the worker: enabled and the list's fields.
+    static void set_listing(ChannelStatus& s, const ChannelConfig& c) {
+        s.enabled = c.enabled;
+        s.group = c.group;
+        s.logo = c.logo;
+        s.tvg_id = c.tvg_id;
+        s.urls = c.urls;
+    }
+    static void move_listing(ChannelStatus& to, ChannelStatus& from) {
+        to.enabled = from.enabled;
+        to.group = std::move(from.group);
+        to.logo = std::move(from.logo);
+        to.tvg_id = std::move(from.tvg_id);
+        to.urls = std::move(from.urls);
+    }
+
     ChannelStatus idle_status(const ChannelConfig& c, const ChannelSlot* slot) const {
         ChannelStatus s = slot ? slot->last : ChannelStatus{};
         const HlsSettings h = hls_for(c);
         s.channel_name = c.name;
         s.stream_id = c.id;
+        set_listing(s, c);
         s.hls_url = hls_url_for(c.id);
         s.max_segments = h.max_segments;
         s.segment_duration = h.segment_duration;
@@ -483,6 +519,7 @@ Engine::Engine(EngineSettings settings) : impl_(std::make_shared<Impl>()) {
     validate(settings);
     impl_->settings = std::move(settings);
     for (const ProviderSettings& p : impl_->settings.providers) impl_->providers[p.name].settings = p;
+    impl_->load_state();  // before any thread: a refused state file leaves nothing to join
     // libav's own log is process-wide and says little our errors do not. Quieten it only while it
     // is at libav's default, so a host that chose its own level keeps it.
     if (av_log_get_level() == AV_LOG_INFO) {
@@ -522,6 +559,8 @@ LoadReport Engine::load(std::string_view text) {
     {
         std::lock_guard lock(impl_->mu);
         for (auto& c : parsed.channels) {
+            // The runtime changes own the channels they added or removed: the list's copy yields.
+            if (impl_->overlay.owns(c.id.empty() ? slugify(c.name) : c.id)) continue;
             try {
                 if (!c.hls.empty()) validate(impl_->hls_for(c));
                 result.channels.push_back(impl_->registry.add(std::move(c)));
@@ -529,6 +568,7 @@ LoadReport Engine::load(std::string_view text) {
                 result.issues.push_back({0, std::string("channel not added: ") + e.what()});
             }
         }
+        for (LoadIssue& i : impl_->apply_overlay_locked()) result.issues.push_back(std::move(i));
     }
     impl_->add_list_guide_urls(parsed.guide_urls);
     return result;
@@ -552,13 +592,18 @@ ChannelConfig Engine::add_channel(ChannelConfig channel) {
         } catch (const std::invalid_argument& e) {
             throw Error(ErrorCode::InvalidArgument, e.what());
         }
+        impl_->overlay.record_add(added);
+        ++impl_->overlay_version;
     }
     impl_->channels_changed();
+    impl_->save_state();
     return added;
 }
 
 ChannelConfig Engine::update_channel(std::string_view name, ChannelConfig changes) {
-    return impl_->update_channel(name, std::move(changes)).first;
+    const ChannelConfig updated = impl_->update_channel(name, std::move(changes), true).first;
+    impl_->save_state();
+    return updated;
 }
 
 void Engine::remove_channel(std::string_view name) {
@@ -569,8 +614,34 @@ void Engine::remove_channel(std::string_view name) {
         std::lock_guard lock(impl_->mu);
         impl_->registry.remove(id);
         impl_->slots.erase(id);
+        impl_->overlay.record_remove(id);
+        ++impl_->overlay_version;
     }
     impl_->channels_changed();
+    impl_->save_state();
+}
+
+ChannelConfig Engine::set_enabled(std::string_view name, bool enabled) {
+    auto [id, slot] = impl_->resolve(name);
+    std::lock_guard control(slot->control);
+    ChannelConfig updated;
+    {
+        std::lock_guard lock(impl_->mu);
+        const ChannelConfig* current = impl_->registry.find_id(id);
+        if (!current) throw Error(ErrorCode::NotFound, "Channel not found: " + id);
+        const ChannelConfig before = *current;
+        updated = before;
+        updated.enabled = enabled;
+        if (!(updated == before)) {
+            impl_->registry.update(id, updated);
+            impl_->overlay.record_update(before, updated);
+            ++impl_->overlay_version;
+        }
+    }
+    if (!enabled) impl_->stop(slot);
+    impl_->channels_changed();
+    impl_->save_state();
+    return updated;
 }
 
 std::shared_ptr<const std::string> Engine::guide(bool gzip) const {
@@ -609,6 +680,8 @@ ChannelConfig Engine::start(std::string_view name, StartMode mode) {
         config = impl_->lookup(name);
         slot = impl_->slot_for(config.id);
     }
+    if (!config.enabled)  // before taking a provider connection for it
+        throw Error(ErrorCode::Conflict, "Channel '" + config.id + "' is disabled: enable it before starting it");
     slot->touch();  // a start is a use: an on-demand channel is not reclaimed before its first read
     // Before the control lock: a reclaim stops another channel, under that one's control lock.
     impl_->acquire_provider(config, slot, mode);
@@ -625,6 +698,8 @@ ChannelConfig Engine::start(std::string_view name, StartMode mode) {
             if (!current) throw Error(ErrorCode::NotFound, "Channel not found: " + std::string(name));
             config = *current;
         }
+        if (!config.enabled)
+            throw Error(ErrorCode::Conflict, "Channel '" + config.id + "' is disabled: enable it before starting it");
         impl_->start(config, slot);
     } catch (...) {
         give_back();
@@ -668,6 +743,7 @@ ChannelStatus Engine::status(std::string_view name) const {
     std::shared_ptr<ChannelWorker> worker;
     std::string provider;
     std::string display_name;
+    ChannelStatus listing;
     {
         std::lock_guard lock(impl_->mu);
         const ChannelConfig& c = impl_->lookup(name);
@@ -677,8 +753,10 @@ ChannelStatus Engine::status(std::string_view name) const {
         worker = it->second->worker;
         provider = impl_->provider_for(c);
         display_name = c.name;
+        Impl::set_listing(listing, c);
     }
     ChannelStatus s = worker->status();
+    Impl::move_listing(s, listing);
     s.provider = std::move(provider);
     s.channel_name = std::move(display_name);  // a metadata update keeps the worker and its config
     return s;
@@ -696,11 +774,11 @@ std::vector<ChannelStatus> Engine::statuses() const {
         }
     }
     for (auto& [index, worker] : running) {
-        std::string provider = std::move(out[index].provider);
-        std::string display_name = std::move(out[index].channel_name);
-        out[index] = worker->status();
-        out[index].provider = std::move(provider);
-        out[index].channel_name = std::move(display_name);  // a metadata update keeps the worker
+        ChannelStatus s = worker->status();
+        Impl::move_listing(s, out[index]);
+        s.provider = std::move(out[index].provider);
+        s.channel_name = std::move(out[index].channel_name);  // a metadata update keeps the worker
+        out[index] = std::move(s);
     }
     return out;
 }
@@ -803,7 +881,7 @@ void Engine::unsubscribe(SubscriptionId id) {
 // Updates a channel (everything but its id); a running channel restarts only when its source changed
 // (same_source): a guide or lineup attribute alone keeps it running. Returns the channel as stored
 // and whether it restarted.
-std::pair<ChannelConfig, bool> Engine::Impl::update_channel(std::string_view name, ChannelConfig changes) {
+std::pair<ChannelConfig, bool> Engine::Impl::update_channel(std::string_view name, ChannelConfig changes, bool by_operator) {
     if (!changes.hls.empty()) validate(changes.hls.apply(settings.hls));
     auto [id, slot] = resolve(name);
     bool restart = false, other_provider = false, was_on_demand = false;
@@ -826,9 +904,17 @@ std::pair<ChannelConfig, bool> Engine::Impl::update_channel(std::string_view nam
             was_running = slot->worker != nullptr;
             was_on_demand = slot->on_demand;
             other_provider = !slot->provider_held.empty() && slot->provider_held != provider_for(updated);
+            if (by_operator) {  // kept in the overlay (and the state file): list refreshes do not undo it
+                overlay.record_update(before, updated);
+                ++overlay_version;
+            }
         }
         channels_changed();
-        restart = was_running && (!same_source(before, updated) || other_provider);
+        restart = was_running && (!same_source(before, updated) || other_provider || !updated.enabled);
+        if (restart && !updated.enabled) {
+            stop(slot);  // a channel disabled by the update stays stopped
+            return {updated, false};
+        }
         if (restart && !other_provider) {
             stop(slot, true);  // on the provider connection it holds
             start(updated, slot);
@@ -972,6 +1058,8 @@ ListOutcome Engine::Impl::reconcile_list(const std::string& url, std::string_vie
     }
     {
         std::lock_guard lock(mu);
+        // The operator's changes (the overlay: channels removed, fields changed) win over the list's.
+        for (const LoadIssue& i : apply_overlay_locked()) log(LogLevel::Warn, "", i.message);
         std::vector<std::string> ids;
         for (const auto& [key, l] : listed)
             if (find_id(l.id)) ids.push_back(l.id);
@@ -1012,6 +1100,117 @@ std::vector<ListSource> Engine::list_sources() const {
 
 void Engine::refresh_lists() {
     if (impl_->lists) impl_->lists->refresh_now();
+}
+
+// ---- Runtime management kept in EngineSettings::state_file (state.hpp) ----
+
+namespace {
+
+[[noreturn]] void state_io_error(const std::string& path, const std::string& what) {
+    throw Error(ErrorCode::Io, "state file " + path + ": " + what + ": " + std::strerror(errno));
+}
+
+// Writes `text` to `path` so that a crash leaves the old file or the new one, never a mix: a temp
+// file beside it, fsync, rename over, fsync of the directory. Mode 0600: it holds sources and headers.
+void write_atomically(const std::string& path, const std::string& text) {
+    const std::string temp = path + ".tmp";
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) state_io_error(path, "cannot create " + temp);
+    struct Closer {
+        int fd;
+        ~Closer() { if (fd >= 0) ::close(fd); }
+    } closer{fd};
+    for (std::size_t done = 0; done < text.size();) {
+        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            ::unlink(temp.c_str());
+            state_io_error(path, "cannot write " + temp);
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0) {
+        ::unlink(temp.c_str());
+        state_io_error(path, "cannot sync " + temp);
+    }
+    closer.fd = -1;
+    if (::close(fd) != 0) {
+        ::unlink(temp.c_str());
+        state_io_error(path, "cannot close " + temp);
+    }
+    if (::rename(temp.c_str(), path.c_str()) != 0) {
+        ::unlink(temp.c_str());
+        state_io_error(path, "cannot rename " + temp + " over it");
+    }
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    if (dir.empty()) dir = ".";
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);  // the rename itself; best effort (some file systems refuse it)
+        ::close(dfd);
+    }
+}
+
+}  // namespace
+
+// At construction: reads the state file (a missing one is an empty overlay) and applies it to the
+// empty registry, which adds the channels it added. A file that cannot be read or is not a state
+// file is refused with InvalidArgument naming it: the engine would otherwise overwrite it at the
+// first change and lose what it held.
+void Engine::Impl::load_state() {
+    const std::string& path = settings.state_file;
+    if (path.empty()) return;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec) && !ec) return;
+    const auto size = std::filesystem::file_size(path, ec);
+    std::ifstream in(path, std::ios::binary);
+    if (ec || !in) throw Error(ErrorCode::InvalidArgument, "state file " + path + " cannot be read; fix its permissions or remove it");
+    if (size > kMaxStateFileBytes)
+        throw Error(ErrorCode::InvalidArgument, "state file " + path + " is larger than " +
+                                                    std::to_string(kMaxStateFileBytes >> 20) + " MiB; it is not one this engine wrote");
+    std::string text(static_cast<std::size_t>(size) + 1, '\0');  // one more: a file grown meanwhile shows
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (text.size() > size)
+        throw Error(ErrorCode::InvalidArgument, "state file " + path + " is larger than " +
+                                                    std::to_string(kMaxStateFileBytes >> 20) + " MiB; it is not one this engine wrote");
+    try {
+        overlay = ChannelOverlay::from_text(text);
+    } catch (const std::invalid_argument& e) {
+        throw Error(ErrorCode::InvalidArgument, "state file " + path + " is corrupt (" + e.what() +
+                                                    "); fix it or move it away to start without the runtime changes");
+    }
+    std::lock_guard lock(mu);
+    for (const LoadIssue& i : apply_overlay_locked()) log(LogLevel::Warn, "", i.message);
+}
+
+// Caller holds mu. Applies the overlay over the registry (idempotent): after a list was loaded, the
+// runtime changes win again.
+std::vector<LoadIssue> Engine::Impl::apply_overlay_locked() {
+    if (overlay.empty()) return {};
+    return overlay.apply(registry);
+}
+
+// After a change: writes the overlay if a state file is set. Throws Error(Io) when it cannot: the
+// change is made in memory but would not survive a restart, which the caller must hear of.
+void Engine::Impl::save_state() {
+    if (settings.state_file.empty()) return;
+    std::string text;
+    uint64_t version;
+    {
+        std::lock_guard lock(mu);
+        text = overlay.to_text();
+        version = overlay_version;
+    }
+    std::lock_guard lock(state_mu);
+    if (version <= state_written) return;  // a newer snapshot was written meanwhile
+    try {
+        write_atomically(settings.state_file, text);
+    } catch (const Error& e) {
+        log(LogLevel::Error, "", std::string("the change is made but not saved: ") + e.what());
+        throw Error(ErrorCode::Io, std::string("the change is made but not saved: ") + e.what());
+    }
+    state_written = version;
 }
 
 }  // namespace hlsrelay

@@ -43,7 +43,8 @@ int main() {
                   "states are ABI");
     static_assert(offsetof(hlsrelay_event, state_code) > offsetof(hlsrelay_event, duration), "fields are appended");
     static_assert(offsetof(hlsrelay_settings, tuner_name) > offsetof(hlsrelay_settings, part_duration) &&
-                      offsetof(hlsrelay_settings, tuner_count) > offsetof(hlsrelay_settings, tuner_seed),
+                      offsetof(hlsrelay_settings, tuner_count) > offsetof(hlsrelay_settings, tuner_seed) &&
+                      offsetof(hlsrelay_settings, state_file) > offsetof(hlsrelay_settings, tuner_count),
                   "settings fields are appended");
     static_assert(HLSRELAY_LOG_DEBUG == 0 && HLSRELAY_LOG_WARN == 2 && HLSRELAY_LOG_OFF == 4, "log levels are ABI");
     hlsrelay_engine* engine = nullptr;

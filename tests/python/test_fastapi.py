@@ -584,3 +584,59 @@ def test_every_endpoint_of_the_table_is_routed(engine):
         assert status == 200, name
     with pytest.raises(InvalidArgument, match="streams-status"):
         engine.api("no-such-endpoint")
+
+
+@pytest.mark.deadline(60)
+def test_channel_management_through_the_router(media, tmp_path):
+    """Add, change, disable, enable and remove channels over the FastAPI routes (control-level: the
+    token), bad bodies answered 400/413, and the changes kept in the state file for the next engine."""
+    state = tmp_path / "state.json"
+    auth = {"Authorization": "Bearer s3cret"}
+    engine = Engine(segment_duration=1.0, log_level="error", state_file=state)
+    try:
+        engine.load(json.dumps([{"id": "one", "name": "One", "url": media, "loop": True},
+                                {"id": "two", "name": "Two", "url": media, "loop": True}]))
+        with TestClient(create_app(engine, api_token="s3cret"), base_url=LOCAL) as client:
+            new = {"id": "three", "name": "Three", "url": media, "loop": True}
+            assert client.post("/api/v1/channels", json=new).status_code == 401
+            assert client.post("/api/v1/channels", json=new, headers={**auth, "Origin": "http://evil.example"}).status_code == 403
+            r = client.post("/api/v1/channels", json=new, headers=auth)
+            assert r.status_code == 201 and r.json()["id"] == "three" and r.json()["enabled"] is True
+            assert client.post("/api/v1/channels", json=new, headers=auth).status_code == 409
+            bad = client.post("/api/v1/channels", content=b"{not json", headers=auth)
+            assert bad.status_code == 400 and "invalid JSON" in bad.json()["detail"]
+            bad = client.post("/api/v1/channels", json={**new, "id": "x", "bogus": 1}, headers=auth)
+            assert bad.status_code == 400 and "unknown field 'bogus'" in bad.json()["detail"]
+            bad = client.post("/api/v1/channels", json={"name": 3, "url": media}, headers=auth)
+            assert bad.status_code == 400 and "'name'" in bad.json()["detail"]
+            big = client.post("/api/v1/channels", content=b"{" + b" " * (64 * 1024) + b"}", headers=auth)
+            assert big.status_code == 413
+
+            r = client.patch("/api/v1/channels/two", json={"group": "News"}, headers=auth)
+            assert r.status_code == 200 and r.json()["group"] == "News" and r.json()["name"] == "Two"
+            assert client.patch("/api/v1/channels/nope", json={"group": "News"}, headers=auth).status_code == 404
+            assert client.patch("/api/v1/channels/two", json={"group": "News"}).status_code == 401
+
+            assert client.post("/api/v1/channels/one/start", headers=auth).status_code == 200
+            r = client.post("/api/v1/channels/one/disable", headers=auth)
+            assert r.status_code == 200 and r.json()["enabled"] is False and not engine.running("one")
+            r = client.post("/api/v1/channels/one/start", headers=auth)
+            assert r.status_code == 409 and "disabled" in r.json()["detail"]
+            assert "/stream/one.ts" not in client.get("/playlist.m3u").text
+            assert "/stream/two.ts" in client.get("/playlist.m3u").text
+
+            assert client.delete("/api/v1/channels/two").status_code == 401
+            r = client.delete("/api/v1/channels/two", headers=auth)
+            assert r.status_code == 200 and r.json() == {"removed": "two"}
+            assert client.delete("/api/v1/channels/two", headers=auth).status_code == 404
+    finally:
+        engine.close()
+
+    again = Engine(segment_duration=1.0, log_level="error", state_file=state)
+    try:
+        again.load(json.dumps([{"id": "one", "name": "One", "url": media, "loop": True},
+                               {"id": "two", "name": "Two", "url": media, "loop": True}]))
+        assert [c["id"] for c in again.channels()] == ["one", "three"]
+        assert again.channel("one").get("enabled") is False
+    finally:
+        again.close()

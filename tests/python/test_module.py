@@ -324,3 +324,36 @@ def test_provider_connection_limit(media):
         e.stop("a")
         e.start("b")
         assert e.running("b")
+
+
+def test_channel_management_through_engine_api(media, tmp_path):
+    """Engine.api takes the management endpoints by name with a body (str, bytes or dict)."""
+    state = tmp_path / "state.json"
+    with hlsrelay.Engine(log_level="error", state_file=str(state)) as e:
+        status, body = e.api("channel-add", body={"id": "a", "name": "A", "url": media, "loop": True})
+        assert status == 201 and body["id"] == "a"
+        status, body = e.api("channel-add", body=b'{"name": "B", "url": "http://127.0.0.1:1/b.m3u8"}')
+        assert status == 201 and body["id"] == "b"
+        assert e.api("channel-add", body='{"name": "A", "id": "a", "url": "x"}')[0] == 409
+        assert e.api("channel-add", body="[")[0] == 400
+        assert e.api("channel-add")[0] == 400  # no body
+        assert e.api("channel-add", body="{" + " " * (64 * 1024) + "}")[0] == 413
+        with pytest.raises(TypeError):
+            e.api("channel-add", body=3)
+        status, body = e.api("channel-update", "a", body={"logo": "http://l/a.png"})
+        assert status == 200 and body["logo"] == "http://l/a.png"
+        status, body = e.api("channel-disable", "a")
+        assert status == 200 and body["enabled"] is False
+        assert e.api("start-stream", "a")[0] == 409
+        assert e.status("a")["enabled"] is False
+        assert e.api("channel-enable", "a")[1]["enabled"] is True
+        assert e.api("channel-remove", "b") == (200, {"removed": "b"})
+        assert e.api("channel-remove", "b")[0] == 404
+        e.set_enabled("a", False)
+    assert state.exists()
+    with hlsrelay.Engine(log_level="error", state_file=str(state)) as e:
+        assert [c["id"] for c in e.channels()] == ["a"]
+        assert e.channel("a")["logo"] == "http://l/a.png" and e.channel("a")["enabled"] is False
+    state.write_text("{not a state file")
+    with pytest.raises(hlsrelay.InvalidArgument, match="corrupt"):
+        hlsrelay.Engine(state_file=str(state))

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <tuple>
 
 using namespace hlsrelay::server;
 
@@ -101,7 +102,7 @@ TEST_CASE("router parses the query") {
 
 TEST_CASE("router answers unknown paths with 404") {
     for (const char* target : {"/nope", "/stream/news.m3u8", "/stream/.ts", "/stream/News%20HD.ts", "/stream/a/b.ts", "/auto/5", "/auto/v", "/api/v1", "/api/v1/channels/", "/api/v1/channels/start-stream/",
-                               "/api/v1/channels/stream-status", "/hls_streams/demo", "/hls_streams/demo/",
+                               "/hls_streams/demo", "/hls_streams/demo/",
                                "/hls_streams/demo/other.m3u8", "/hls_streams/demo/seg_01.ts", "/hls_streams/demo/seg_x.ts",
                                "/hls_streams/Demo/master.m3u8", "/hls_streams/News%20HD/master.m3u8",
                                "/hls_streams/demo/master.m3u8/x", "/assets/other.js", "/assets/", "/index.html",
@@ -132,6 +133,35 @@ TEST_CASE("router answers wrong methods with 405 and Allow") {
     CHECK(r.status == 405);
     CHECK(r.allow == "GET, OPTIONS");
     CHECK(route("PUT", "/nope").status == 404);  // unknown path wins over method
+    // "/api/v1/channels/{channel_name}" is a channel (PATCH, DELETE), so a GET of it is a wrong method.
+    r = route("GET", "/api/v1/channels/stream-status");
+    CHECK(r.status == 405);
+    CHECK(r.allow == "PATCH, DELETE, OPTIONS");
+}
+
+TEST_CASE("router routes the channel management methods to their rows") {
+    Route r = route("POST", "/api/v1/channels");
+    REQUIRE(r.kind == RouteKind::endpoint);
+    CHECK(r.api->name == "channel-add");
+    CHECK(r.endpoint == hlsrelay::api::Endpoint::control);
+    CHECK(route("GET", "/api/v1/channels").api->name == "channels");
+    for (auto [method, target, name] : {std::tuple{"PATCH", "/api/v1/channels/News%20HD", "channel-update"},
+                                        std::tuple{"DELETE", "/api/v1/channels/News%20HD", "channel-remove"},
+                                        std::tuple{"POST", "/api/v1/channels/News%20HD/enable", "channel-enable"},
+                                        std::tuple{"POST", "/api/v1/channels/News%20HD/disable", "channel-disable"}}) {
+        INFO(method << " " << target);
+        r = route(method, target);
+        REQUIRE(r.kind == RouteKind::endpoint);
+        CHECK(r.api->name == name);
+        CHECK(r.channel == "News HD");
+        CHECK(r.endpoint == hlsrelay::api::Endpoint::control);
+    }
+    r = route("PUT", "/api/v1/channels/news");
+    CHECK(r.status == 405);
+    CHECK(r.allow == "PATCH, DELETE, OPTIONS");
+    r = route("OPTIONS", "/api/v1/channels");
+    CHECK(r.kind == RouteKind::preflight);
+    CHECK(r.allow == "GET, HEAD, POST, OPTIONS");
 }
 
 TEST_CASE("router answers OPTIONS preflight on known paths") {

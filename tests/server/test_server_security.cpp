@@ -222,10 +222,15 @@ TEST_CASE("security: with a token, status shows no source to requests without it
     xtream.name = "Xtream";
     xtream.urls = {"http://ui_user:ui_pass@" + authority + "/live/xc_user/xc_pass/100.m3u8?username=q_user&password=q_pass|Cookie=k_cookie",
                    "http://" + authority + "/xb_user/xb_pass/100.ts"};
+    xtream.group = "News";
+    xtream.logo = "https://logo.example/xtream.png";
     engine.add_channel(xtream);
     // The source shown is the one in use (the channel fails over between the two).
     const std::set<std::string> redacted_sources = {"http://***@" + authority + "/live/***/***/100.m3u8?***",
                                                     "http://" + authority + "/***/***/100.ts"};
+    // The list of sources (status `urls`): the same redacted forms, in the list's order.
+    const nlohmann::json redacted_urls = {"http://***@" + authority + "/live/***/***/100.m3u8?***",
+                                          "http://" + authority + "/***/***/100.ts"};
     const std::vector<std::string> secrets = {"ui_user", "ui_pass", "xc_user", "xc_pass", "q_user", "q_pass", "k_cookie", "xb_user", "xb_pass"};
     auto check_clean = [&](const std::string& text) {
         for (const std::string& secret : secrets) {
@@ -263,9 +268,16 @@ TEST_CASE("security: with a token, status shows no source to requests without it
         const auto one_json = nlohmann::json::parse(one.body);
         const auto all_json = nlohmann::json::parse(all.body);
         REQUIRE(one_json.contains("source"));
+        // The list's fields the dashboard shows are there for everyone.
+        CHECK(one_json["group"] == "News");
+        CHECK(one_json["logo"] == "https://logo.example/xtream.png");
+        CHECK(one_json["tvg_id"].is_null());
+        CHECK(all_json["streams"][0]["group"] == "News");
         if (with_token) {
             CHECK(one_json["source"].is_null());
             CHECK(all_json["streams"][0]["source"].is_null());
+            CHECK(one_json["urls"].is_null());
+            CHECK(all_json["streams"][0]["urls"].is_null());
             CHECK(one_json["last_error"].get<std::string>().find("<url hidden>") != std::string::npos);
             REQUIRE(one_json["sources"].size() == 2);  // every URL of the channel, none shown
             for (const auto& source : one_json["sources"]) CHECK(source["url"].is_null());
@@ -276,6 +288,8 @@ TEST_CASE("security: with a token, status shows no source to requests without it
             CHECK(redacted_sources.count(one_json["source"].get<std::string>()) == 1);
             REQUIRE(one_json["sources"].size() == 2);
             for (const auto& source : one_json["sources"]) CHECK(redacted_sources.count(source["url"].get<std::string>()) == 1);
+            CHECK(one_json["urls"] == redacted_urls);
+            CHECK(all_json["streams"][0]["urls"] == redacted_urls);
         }
         check_clean(one.body);
         check_clean(all.body);
@@ -287,6 +301,7 @@ TEST_CASE("security: with a token, status shows no source to requests without it
             const HttpResponse authed = get("/api/v1/channels/stream-status/xtream", auth);
             const auto j = nlohmann::json::parse(authed.body);
             CHECK(redacted_sources.count(j["source"].get<std::string>()) == 1);
+            CHECK(j["urls"] == redacted_urls);
             CHECK(j["last_error"].get<std::string>().find(authority) != std::string::npos);
             check_clean(authed.body);
             const HttpResponse list = get("/api/v1/channels", auth);

@@ -174,12 +174,19 @@ typedef struct hlsrelay_settings {
     size_t channel_list_count;        /* (0) */
     double list_refresh_interval;     /* seconds between two fetches of a list, 1..366 days (21600) */
     int64_t max_list_bytes;           /* a list's size as decoded, 4096..2^30 bytes (64 MiB) */
+    /* Appended in 0.1 (issue 14): runtime channel management (hlsrelay_channel_add/_update/_remove,
+     * hlsrelay_api_call "channel-*") is recorded in this file, written atomically (mode 0600: it holds
+     * sources and headers) after each change, and applied again over every list loaded, so the changes
+     * survive a restart. A missing file is empty; one that cannot be read or is corrupt makes
+     * hlsrelay_engine_create fail with HLSRELAY_EINVAL and a message naming it. NULL: none (NULL);
+     * copied by hlsrelay_engine_create. */
+    const char* state_file;
 } hlsrelay_settings;
 
 #define HLSRELAY_SETTINGS_INIT                                                                   \
     { sizeof(hlsrelay_settings), 2.0, 5, 5.0, NULL, 10.0, 0.5, 30.0, HLSRELAY_LOG_WARN, INT64_C(4194304), \
       INT64_C(67108864), 5, 0.0, 0.0, HLSRELAY_CONTAINER_TS, NULL, 0, 1.0 / 3, NULL, NULL, NULL, 0, NULL, NULL, 0, \
-      21600.0, INT64_C(67108864) }
+      21600.0, INT64_C(67108864), NULL }
 
 /* Fills *settings with the defaults of this header (inline: it can never write past the caller's
  * struct). NULL is ignored. */
@@ -405,6 +412,19 @@ HLSRELAY_API int hlsrelay_unsubscribe(hlsrelay_engine* engine, uint64_t subscrip
  * channel's name: pass a generous buffer (4096 bytes) rather than a size query. */
 HLSRELAY_API int hlsrelay_api(hlsrelay_engine* engine, const char* endpoint, const char* channel, const char* base_url,
                               int* http_status, char* buf, size_t* size);
+
+/* As hlsrelay_api, with a request body (body_size bytes at body; NULL and 0: none), for the runtime
+ * channel management endpoints (control endpoints of the HTTP API, docs/http-api.md):
+ * "channel-add" (body: one channel as a JSON object, the fields of a JSON channel-list entry; 201 with
+ * the channel as stored, 400 for a bad body, 409 when its id is taken), "channel-update" (channel; body:
+ * a JSON merge patch of the channel; 200, 404), "channel-remove" (channel; 200 {"removed": id}),
+ * "channel-enable" and "channel-disable" (channel; 200 with the channel; disabling stops it). A body
+ * over 64 KiB is answered 413. The change is made before the reply is written (as for "start-stream":
+ * pass a generous buffer, not a size query). Not from an event callback (HLSRELAY_ESTATE). Every other
+ * endpoint ignores the body. Appended in 0.1 (issue 14). */
+HLSRELAY_API int hlsrelay_api_call(hlsrelay_engine* engine, const char* endpoint, const char* channel,
+                                   const char* base_url, const char* body, size_t body_size, int* http_status,
+                                   char* buf, size_t* size);
 
 /* ---- The tuner: a channel as one continuous MPEG-TS stream ---- */
 /* What media servers and IPTV apps tune to (an HTTP host serves it as GET /stream/<id>.ts, and HDHomeRun's
