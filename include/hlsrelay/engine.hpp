@@ -37,11 +37,13 @@ public:
     const EngineSettings& settings() const;
 
     // Registry. Channels are found by stream id or display name.
-    // With EngineSettings::state_file, add_channel, update_channel, remove_channel and set_enabled
-    // are runtime changes: recorded in that file (after each, atomically; a failed write throws
-    // Error(Io) after the change is made) and applied again after every load()/load_file(), so they
-    // win over what the lists say, at each start too (state.hpp). The constructor reads the file (a
-    // missing one is empty) and throws InvalidArgument for one it cannot read or that is corrupt.
+    // add_channel, update_channel, remove_channel and set_enabled are runtime changes: recorded as an
+    // overlay over the lists (state.hpp) and applied again after every load()/load_file(), so they win
+    // over what a list (re)loaded says; a list's copy of a channel the overlay added or removed is
+    // skipped. With EngineSettings::state_file the overlay is also written there after each change
+    // (atomically; a failed write throws Error(Io) after the change is made) and read back by the
+    // constructor, which applies it at once (its added channels come before any list's) and throws
+    // InvalidArgument for a file it cannot read or that is corrupt (a missing one is empty).
     LoadReport load(std::string_view text);  // M3U or JSON; adds every valid channel, reports the rest
     LoadReport load_file(const std::string& path);
     ChannelConfig add_channel(ChannelConfig channel);  // returns it with its assigned id

@@ -334,7 +334,7 @@ def test_channel_management_through_engine_api(media, tmp_path):
         assert status == 201 and body["id"] == "a"
         status, body = e.api("channel-add", body=b'{"name": "B", "url": "http://127.0.0.1:1/b.m3u8"}')
         assert status == 201 and body["id"] == "b"
-        assert e.api("channel-add", body='{"name": "A", "id": "a", "url": "x"}')[0] == 409
+        assert e.api("channel-add", body='{"name": "A", "id": "a", "url": "http://127.0.0.1:1/a"}')[0] == 409
         assert e.api("channel-add", body="[")[0] == 400
         assert e.api("channel-add")[0] == 400  # no body
         assert e.api("channel-add", body="{" + " " * (64 * 1024) + "}")[0] == 413

@@ -188,14 +188,23 @@ TEST_CASE("parser enforces the request line, header and body limits") {
               Result::bad);
         CHECK(status == 413);
     }
-    SECTION("a body within the cap is consumed and discarded") {
-        const std::string body(1024 * 1024, 'b');
+    SECTION("a body within the cap is consumed; its first bytes are kept for the API, the rest discarded") {
+        std::string body(1024 * 1024, 'b');
+        body[0] = '{';
         RequestParser p;
         Request req;
         const std::string text = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n" + body + "GET";
         const auto out = feed(p, req, text, 4096);
         CHECK(out.result == Result::good);
         CHECK(out.consumed == text.size() - 3);  // the next request's bytes are left alone
+        CHECK(req.body.size() == ParserLimits{}.max_kept_body);
+        CHECK(req.body == body.substr(0, ParserLimits{}.max_kept_body));
+        // A small body whole, in pieces of one byte; the next request starts with none.
+        p.reset();
+        Request next;
+        const std::string small = "PATCH /x HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":1}";
+        CHECK(feed(p, next, small, 1).result == Result::good);
+        CHECK(next.body == "{\"a\":1}");
     }
     SECTION("custom limits apply") {
         ParserLimits small;

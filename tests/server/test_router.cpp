@@ -277,7 +277,7 @@ TEST_CASE("command line options") {
         CHECK(p.options->channels.empty());
     }
     SECTION("every option") {
-        const auto p = parse({"--channels", "c.m3u", "--listen=0.0.0.0:9000", "--hls-dir", "/tmp/h", "--segment-duration",
+        const auto p = parse({"--channels", "c.m3u", "--listen=0.0.0.0:9000", "--hls-dir", "/tmp/h", "--state", "/tmp/s.json", "--segment-duration",
                               "1.5", "--max-segments", "7", "--on-demand", "--idle-timeout", "2.5", "--api-token", "t",
                               "--log-level", "debug", "--web-root", "/w", "--media-dir", "/m", "--threads", "3",
                               "--max-connections", "10", "--read-timeout", "1", "--keepalive-timeout", "0.5"});
@@ -287,6 +287,7 @@ TEST_CASE("command line options") {
         CHECK(o.address == "0.0.0.0");
         CHECK(o.port == 9000);
         CHECK(o.hls_dir == "/tmp/h");
+        CHECK(o.state == "/tmp/s.json");
         CHECK(o.segment_duration == 1.5);
         CHECK(o.max_segments == 7);
         CHECK(o.on_demand);

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -421,4 +422,16 @@ TEST_CASE("options: the failover settings reach the engine settings, bad values 
         CHECK(bad.output.find(says) != std::string::npos);
     }
     CHECK(hlsrelay::server::usage().find("--failback-after S") != std::string::npos);
+}
+
+TEST_CASE("binary refuses a corrupt --state file with a message naming it") {
+    const std::string dir = "/tmp/hlsrelay-cli-state-" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir);
+    const std::string state = dir + "/state.json", list = dir + "/list.json";
+    std::ofstream(list) << R"([{"id": "a", "name": "A", "url": "http://127.0.0.1:1/a.m3u8"}])";
+    std::ofstream(state) << "{\"hlsrelay_state\": ";
+    Child server({"--channels", list, "--state", state, "--listen", "127.0.0.1:0"});
+    CHECK(server.wait_exit(10s) == 1);
+    CHECK(server.output().find(state + " is corrupt") != std::string::npos);
+    std::filesystem::remove_all(dir);
 }

@@ -401,7 +401,8 @@ HLSRELAY_API int hlsrelay_unsubscribe(hlsrelay_engine* engine, uint64_t subscrip
  * "channels", and the tuner's (HDHomeRun): "discover" (discover.json), "lineup" (lineup.json: every
  * channel's GuideNumber and continuous TS URL, <base_url>/stream/<id>.ts), "lineup-status",
  * "lineup-post" (an empty body), "device-xml" (device.xml), "playlist" (an M3U of the continuous TS
- * URLs); "discover", "lineup", "device-xml" and "playlist" use `base_url` too. Writes the reply body to
+ * URLs); "discover", "lineup", "device-xml" and "playlist" use `base_url` too. The channel management
+ * rows ("channel-add", ...) take a body: hlsrelay_api_call. Writes the reply body to
  * buf (caller-buffer protocol) and its HTTP status to *http_status (may be NULL; set also when
  * HLSRELAY_EBUFFER is returned). Bodies are JSON ("application/json") except static-hls-m3u and playlist
  * ("audio/x-mpegurl"), device-xml ("application/xml") and lineup-post (""). A reply that is an HTTP error (404 "Channel not found",
