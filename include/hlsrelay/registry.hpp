@@ -398,8 +398,13 @@ private:
     }
 
     void on_url(int line_no, std::string_view text) {
+        // Several URL lines under one #EXTINF: the first is the channel's, the others its backups (as
+        // #EXTHLSRELAY-BACKUP lines). A URL line with no #EXTINF of its own after a channel that had
+        // none either is a channel of its own (a plain list of URLs).
+        if (!pending_.extinf_line && pending_.headers.empty() && last_ && last_had_extinf_) return on_backup(line_no, text);
         Pending entry = std::exchange(pending_, Pending{});
         last_.reset();
+        last_had_extinf_ = entry.extinf_line != 0;
         if (entry.broken) return;
         int entry_line = entry.extinf_line ? entry.extinf_line : line_no;
 
@@ -518,6 +523,7 @@ private:
 
     LoadReport report_;
     Pending pending_;
+    bool last_had_extinf_ = false;  // the channel last_ names came with an #EXTINF
     std::optional<std::size_t> last_;  // the channel an #EXTHLSRELAY-BACKUP line after its URL extends
 };
 

@@ -1046,3 +1046,29 @@ TEST_CASE("M3U guide attributes: tvg-*, catchup passed through, the list's url-t
     many.chno = "1\n#EXTINF";
     CHECK(!detail::channel_problem(many).empty());
 }
+
+TEST_CASE("M3U: several URL lines under one #EXTINF are the channel's source and its backups", "[registry]") {
+    const hlsrelay::LoadReport r = hlsrelay::parse_channels("#EXTM3U\n"
+                                                            "#EXTINF:-1 tvg-id=\"a\",A\n"
+                                                            "http://one.example/a.m3u8\n"
+                                                            "http://two.example/a.m3u8\n"
+                                                            "\n"
+                                                            "http://three.example/a.ts\n"
+                                                            "#EXTINF:-1,B\n"
+                                                            "http://one.example/b.m3u8\n"
+                                                            "#EXTHLSRELAY-BACKUP:http://two.example/b.m3u8\n"
+                                                            "http://three.example/b.m3u8\n");
+    REQUIRE(r.channels.size() == 2);
+    CHECK(r.channels[0].urls == std::vector<std::string>{"http://one.example/a.m3u8", "http://two.example/a.m3u8",
+                                                         "http://three.example/a.ts"});
+    CHECK(r.channels[1].urls == std::vector<std::string>{"http://one.example/b.m3u8", "http://two.example/b.m3u8",
+                                                         "http://three.example/b.m3u8"});
+    CHECK(r.issues.empty());
+}
+
+TEST_CASE("M3U: a plain list of URLs, without #EXTINF, is one channel per URL", "[registry]") {
+    const hlsrelay::LoadReport r = hlsrelay::parse_channels("http://one.example/a.m3u8\nhttp://two.example/b.m3u8\n");
+    REQUIRE(r.channels.size() == 2);
+    CHECK(r.channels[0].urls.size() == 1);
+    CHECK(r.channels[1].urls.size() == 1);
+}
