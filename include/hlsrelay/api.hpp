@@ -121,10 +121,10 @@ inline Reply stop_stream(Engine& engine, std::string_view name) {
     });
 }
 
-// How much of where a channel comes from a status reply shows. `redacted`: `source`, `urls` and each
+// How much of where a channel comes from a status reply shows. `redacted`: `source` and each
 // `sources[].url` as redact_url gives them and every URL in `last_error`, `previous_error`,
 // `disk_error` and `notes` redacted too. `hidden` (a request without the API token when one is set):
-// `source`, `urls` and every `sources[].url` are null and those URLs read "<url hidden>".
+// `source` and every `sources[].url` are null and those URLs read "<url hidden>".
 enum class Sources { redacted, hidden };
 
 inline void apply(nlohmann::ordered_json& status, Sources sources) {
@@ -133,7 +133,6 @@ inline void apply(nlohmann::ordered_json& status, Sources sources) {
     if (hide && status.contains("sources") && status["sources"].is_array())
         for (auto& source : status["sources"])
             if (source.is_object() && source.contains("url")) source["url"] = nullptr;
-    if (hide && status.contains("urls")) status["urls"] = nullptr;
     for (const char* key : {"last_error", "previous_error", "disk_error"})
         if (status.contains(key) && status[key].is_string()) status[key] = scrub_urls(status[key].get<std::string>(), hide);
     if (status.contains("notes") && status["notes"].is_array())

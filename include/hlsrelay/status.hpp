@@ -111,10 +111,8 @@ struct ChannelStatus {
     std::string container = "ts";    // the output's packaging: "ts" or "fmp4"
     bool enabled = true;             // the channel's ChannelConfig::enabled (a disabled one cannot start)
     // The list's fields a dashboard finds and groups channels by (ChannelConfig's group, logo as given,
-    // tvg_id; empty when absent) and its sources in order (source_index points into them; to_json
-    // redacts them as it does source).
+    // tvg_id; empty when absent). Its sources are `sources` (below).
     std::string group, logo, tvg_id;
-    std::vector<std::string> urls;
     // A presentation's renditions (empty for a single-rendition channel, whose fields above are all
     // there is); the fields above then describe the highest video rendition.
     std::vector<RenditionStatus> renditions;
@@ -182,9 +180,6 @@ inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
     j["group"] = text_or_null(s.group);
     j["logo"] = text_or_null(s.logo);
     j["tvg_id"] = text_or_null(s.tvg_id);
-    nlohmann::ordered_json urls = nlohmann::ordered_json::array();
-    for (const std::string& u : s.urls) urls.push_back(redact_url(u));
-    j["urls"] = std::move(urls);
     nlohmann::ordered_json renditions = nlohmann::ordered_json::array();
     for (const RenditionStatus& r : s.renditions) {
         nlohmann::ordered_json o;

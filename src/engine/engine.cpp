@@ -393,14 +393,12 @@ struct Engine::Impl {
         s.group = c.group;
         s.logo = c.logo;
         s.tvg_id = c.tvg_id;
-        s.urls = c.urls;
     }
     static void move_listing(ChannelStatus& to, ChannelStatus& from) {
         to.enabled = from.enabled;
         to.group = std::move(from.group);
         to.logo = std::move(from.logo);
         to.tvg_id = std::move(from.tvg_id);
-        to.urls = std::move(from.urls);
     }
 
     ChannelStatus idle_status(const ChannelConfig& c, const ChannelSlot* slot) const {
