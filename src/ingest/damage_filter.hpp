@@ -8,12 +8,16 @@
 // Chromium stops with a fatal decode error; ffmpeg and GStreamer conceal and complain). So:
 //   - a packet flagged corrupt, or handed over after the input reported its end or an error, is dropped;
 //   - after a silence, everything is held until each audio and video stream that was live before it
-//     has sent two packets: the second shows whether the timeline went on (a pause: the first is
-//     passed) or jumped (a new stream: the first is the old stream's cut-short tail and is dropped).
-//     The judgement waits on packets, not on the clock: a restarted encoder's audio may come first,
-//     and its second video frame seconds later on a loaded machine. Only when a stream stays away (kMaxHeld packets of the others, or
-//     kMaxJudgeSeconds) is it judged without its second packet, and then a held packet that
-//     continues the old timeline is dropped: one frame is a small price next to a decoder error;
+//     shows whether its timeline went on (a pause: three held packets in a row continue it, nothing
+//     is dropped) or jumped (a new stream: the held packet just before the jump, the last of the old
+//     timeline, is the old stream's cut-short tail and is dropped). Not the first held packet: the
+//     demuxer's parser hands a frame over only when the next one starts, so the old stream's last
+//     whole frame comes first and its tail second (and a continuity-counter gap flags the whole frame,
+//     not the tail). The judgement waits on packets, not on the clock: a restarted encoder's audio may
+//     come first, and its video seconds later on a loaded machine. Only when a stream stays away
+//     (kMaxHeld packets of the others, or kMaxJudgeSeconds) is it judged without the proof, and then
+//     its last held packet that continues the old timeline is dropped: one frame is a small price
+//     next to a decoder error;
 //   - a video stream that lost a packet waits for its next keyframe, which decodes on its own.
 // Internal to src/ingest (generic_source.cpp); a header so that tests can drive it with made-up packets.
 #pragma once
@@ -42,6 +46,8 @@ public:
     // What is held while a silence is judged: at most this many packets or this long.
     static constexpr size_t kMaxHeld = 512;
     static constexpr double kMaxJudgeSeconds = 5.0;
+    // Held packets in a row that continue a stream's timeline: proof that it went on (a pause).
+    static constexpr int kProofPackets = 3;
 
     // Takes `packet`'s reference; appends to `ready` what may go on, in order.
     void push(const AVFormatContext* input, AVPacket* packet, bool input_broken, Clock::time_point now,
@@ -56,7 +62,12 @@ public:
         if (have_last_ && std::chrono::duration<double>(now - last_packet_).count() > kSilenceSeconds && !judging_) {
             judging_ = true;
             judge_start_ = now;
-            for (auto& st : streams_) st.first_held = st.second_held = -1;
+            for (auto& st : streams_) {
+                st.judged_dts = st.last_dts;
+                st.tail_held = -1;
+                st.continued = 0;
+                st.jumped = false;
+            }
         }
         have_last_ = true;
         last_packet_ = now;
@@ -67,15 +78,22 @@ public:
             return;
         }
         auto& st = streams_[index];
-        if (st.first_held < 0) st.first_held = static_cast<int>(held_.size());
-        else if (st.second_held < 0) st.second_held = static_cast<int>(held_.size());
+        if (!st.jumped && p->dts != AV_NOPTS_VALUE) {
+            if (st.judged_dts != AV_NOPTS_VALUE && std::abs(seconds(input, index, p->dts - st.judged_dts)) >= kJumpSeconds) {
+                st.jumped = true;
+            } else {
+                st.tail_held = static_cast<int>(held_.size());
+                st.judged_dts = p->dts;
+                ++st.continued;
+            }
+        }
         held_.push_back(std::move(p));
         bool decided = held_.size() >= kMaxHeld || std::chrono::duration<double>(now - judge_start_).count() > kMaxJudgeSeconds;
         if (!decided) {
             decided = true;
             for (size_t i = 0; i < streams_.size(); ++i)
-                if (is_media(input, i) && (streams_[i].first_held >= 0 || streams_[i].last_dts != AV_NOPTS_VALUE) &&
-                    streams_[i].second_held < 0)
+                if (is_media(input, i) && streams_[i].last_dts != AV_NOPTS_VALUE && !streams_[i].jumped &&
+                    streams_[i].continued < kProofPackets)
                     decided = false;
         }
         if (decided) judge(input, ready);
@@ -89,7 +107,12 @@ private:
     struct Stream {
         bool waiting_key = false;
         int64_t last_dts = AV_NOPTS_VALUE;  // of the last packet passed on
-        int first_held = -1, second_held = -1;
+        // While a silence is judged: the last timestamp seen on the old timeline, the held packet that
+        // carries it (-1: none), how many held packets continued it, whether the timeline jumped.
+        int64_t judged_dts = AV_NOPTS_VALUE;
+        int tail_held = -1;
+        int continued = 0;
+        bool jumped = false;
     };
 
     static bool is_video(const AVFormatContext* input, size_t index) {
@@ -126,19 +149,10 @@ private:
         std::vector<bool> cut_short(held_.size(), false);
         for (size_t i = 0; i < streams_.size(); ++i) {
             const auto& st = streams_[i];
-            if (st.first_held < 0 || st.last_dts == AV_NOPTS_VALUE || !is_media(input, i)) continue;
-            const AVPacket* first = held_[static_cast<size_t>(st.first_held)].get();
-            if (first->dts == AV_NOPTS_VALUE) continue;
-            const bool old_timeline = std::abs(seconds(input, i, first->dts - st.last_dts)) < kJumpSeconds;
-            if (!old_timeline) continue;
-            if (st.second_held < 0) {  // the stream stayed away: its held tail cannot be vouched for
-                cut_short[static_cast<size_t>(st.first_held)] = true;
-                continue;
-            }
-            const AVPacket* second = held_[static_cast<size_t>(st.second_held)].get();
-            if (second->dts == AV_NOPTS_VALUE) continue;
-            if (std::abs(seconds(input, i, second->dts - first->dts)) >= kJumpSeconds)
-                cut_short[static_cast<size_t>(st.first_held)] = true;
+            if (st.last_dts == AV_NOPTS_VALUE || !is_media(input, i) || st.tail_held < 0) continue;
+            // A jump: the old timeline's last held packet is the tail. No jump and no proof (the
+            // stream stayed away): that packet cannot be vouched for either.
+            if (st.jumped || st.continued < kProofPackets) cut_short[static_cast<size_t>(st.tail_held)] = true;
         }
         for (size_t k = 0; k < held_.size(); ++k) {
             if (cut_short[k]) drop(input, static_cast<size_t>(held_[k]->stream_index));

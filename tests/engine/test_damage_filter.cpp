@@ -4,9 +4,17 @@
 // real encoders and players.
 #include "ingest/damage_filter.hpp"
 
+#include "../support/media.hpp"
+#include "../support/ts_edit.hpp"
+
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
 
 namespace hlsrelay::test {
 namespace {
@@ -115,6 +123,138 @@ TEST_CASE("damage filter: a corrupt packet is dropped and the video resumes at i
     CHECK(f.passed(Feed::kAudio, 1.04));
     CHECK(f.passed(Feed::kVideo, 2.0));
     CHECK(f.filter.take_dropped() == 2);
+}
+
+namespace {
+
+// One encoder's MPEG-TS dies inside a video frame (its PES start and two more packets, as the
+// players matrix's pump cuts it); a silence; another encoder's stream on a later clock. Read by
+// libav's real MPEG-TS demuxer (and its H.264 parser, which hands a frame over only when the next
+// starts), with a made-up clock that jumps over the silence when the reads cross into the new stream.
+struct Restart {
+    std::string bytes;
+    size_t boundary = 0, pos = 0;
+    double clock = 0;  // seconds: 10 ms per read, the silence at the boundary
+    bool crossed = false;
+
+    static int read(void* opaque, uint8_t* buf, int size) {
+        auto* r = static_cast<Restart*>(opaque);
+        if (r->pos >= r->bytes.size()) return AVERROR_EOF;
+        if (r->pos == r->boundary && !r->crossed) {
+            r->crossed = true;
+            r->clock += 6.0;
+        }
+        size_t n = std::min<size_t>(static_cast<size_t>(size), r->bytes.size() - r->pos);
+        if (r->pos < r->boundary) n = std::min(n, r->boundary - r->pos);  // never across the silence
+        std::memcpy(buf, r->bytes.data() + r->pos, n);
+        r->pos += n;
+        r->clock += 0.01;
+        return static_cast<int>(n);
+    }
+};
+
+int pid_of(std::string_view pkt) { return ((static_cast<uint8_t>(pkt[1]) & 0x1F) << 8) | static_cast<uint8_t>(pkt[2]); }
+
+}  // namespace
+
+TEST_CASE("damage filter: behind the real demuxer, another encoder's stream after a cut-short frame decodes clean") {
+    const auto& media = make_media(MediaSpec{.seconds = 12, .segment_seconds = 1.0, .name = "damage-restart"});
+    std::ifstream in(media.single_file, std::ios::binary);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    const std::string all = buf.str();
+    const TsScan scan = scan_ts(all);
+    int video_pid = -1;
+    for (const auto& [pid, type] : scan.stream_types)
+        if (type == 0x1B) video_pid = pid;
+    REQUIRE(video_pid > 0);
+
+    // The frame the stream dies in: inside a GOP, or a keyframe; the new stream's first video packet
+    // continues the old continuity counter by chance (no corrupt flag at all), or does not.
+    const int cut_frame = GENERATE(150, 151);
+    const bool counters_match = GENERATE(true, false);
+    CAPTURE(cut_frame, counters_match);
+    std::string old_stream;
+    int frames = -1, tail = -1, last_cc = -1;
+    for (size_t off = 0; off + 188 <= all.size(); off += 188) {
+        const std::string_view pkt(all.data() + off, 188);
+        const bool video = pid_of(pkt) == video_pid;
+        if (video && (pkt[1] & 0x40) && ++frames == cut_frame) tail = 3;
+        old_stream.append(pkt);
+        if (video) last_cc = pkt[3] & 0x0F;
+        if (video && tail > 0 && --tail == 0) break;
+    }
+    REQUIRE(tail == 0);
+    std::string new_stream = shift_ts(all, 20 * 90000);  // the new encoder's clock: 20 s later
+    int shift = -1;
+    for (size_t off = 0; off + 188 <= new_stream.size(); off += 188) {
+        if (pid_of(std::string_view(new_stream.data() + off, 188)) != video_pid) continue;
+        const int cc = new_stream[off + 3] & 0x0F;
+        if (shift < 0) shift = ((last_cc + (counters_match ? 1 : 2)) - cc) & 0x0F;
+        new_stream[off + 3] = static_cast<char>((new_stream[off + 3] & 0xF0) | ((cc + shift) & 0x0F));
+    }
+
+    // What a clean read of the old stream gives: each frame's size by its timestamp.
+    std::map<int64_t, int> whole;
+    Restart r{old_stream + new_stream, old_stream.size()};
+    {
+        auto io = av::make_custom_io(&r, 0, &Restart::read, nullptr, nullptr);
+        AVFormatContext* raw = avformat_alloc_context();
+        raw->pb = io.get();
+        raw->flags |= AVFMT_FLAG_CUSTOM_IO;
+        raw->probesize = 64 * 1024;  // the probe stays well inside the old stream
+        REQUIRE(avformat_open_input(&raw, nullptr, av_find_input_format("mpegts"), nullptr) == 0);
+        av::InputPtr input(raw);
+        REQUIRE(avformat_find_stream_info(input.get(), nullptr) >= 0);
+        int video = -1;
+        for (unsigned i = 0; i < input->nb_streams; ++i)
+            if (input->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_VIDEO) video = static_cast<int>(i);
+        REQUIRE(video >= 0);
+        const double tb = av_q2d(input->streams[video]->time_base);
+
+        // The reference: the whole old stream, read alone.
+        {
+            Restart ref{all, all.size()};
+            auto ref_io = av::make_custom_io(&ref, 0, &Restart::read, nullptr, nullptr);
+            AVFormatContext* ref_raw = avformat_alloc_context();
+            ref_raw->pb = ref_io.get();
+            ref_raw->flags |= AVFMT_FLAG_CUSTOM_IO;
+            REQUIRE(avformat_open_input(&ref_raw, nullptr, av_find_input_format("mpegts"), nullptr) == 0);
+            av::InputPtr ref_input(ref_raw);
+            av::PacketPtr p = av::make_packet();
+            while (av_read_frame(ref_input.get(), p.get()) >= 0) {
+                if (ref_input->streams[p->stream_index]->codecpar->codec_type == AVMEDIA_TYPE_VIDEO) whole[p->dts] = p->size;
+                av_packet_unref(p.get());
+            }
+        }
+
+        DamageFilter filter;
+        std::vector<av::PacketPtr> ready;
+        const auto start = DamageFilter::Clock::now();
+        av::PacketPtr p = av::make_packet();
+        int old_passed = 0, new_passed = 0, cut_short_passed = 0;
+        bool new_started_clean = true;
+        while (av_read_frame(input.get(), p.get()) >= 0) {
+            const auto now = start + std::chrono::microseconds(static_cast<int64_t>(r.clock * 1e6));
+            filter.push(input.get(), p.get(), false, now, ready);
+            for (const auto& q : ready) {
+                if (q->stream_index != video) continue;
+                const double t = static_cast<double>(q->dts) * tb;
+                if (t < 15) {
+                    ++old_passed;
+                    const auto it = whole.find(q->dts);
+                    if (it == whole.end() || it->second != q->size) ++cut_short_passed;
+                } else {
+                    if (new_passed++ == 0 && !(q->flags & AV_PKT_FLAG_KEY)) new_started_clean = false;
+                }
+            }
+            ready.clear();
+        }
+        CHECK(old_passed >= cut_frame - 2);  // at most the last whole frame lost besides the tail
+        CHECK(cut_short_passed == 0);
+        CHECK(new_passed > 200);
+        CHECK(new_started_clean);
+    }
 }
 
 }  // namespace hlsrelay::test
