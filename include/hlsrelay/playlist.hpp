@@ -58,8 +58,9 @@ struct LowLatency {
     int64_t next_sequence = 0;                         // the number of the segment being cut
     int64_t next_part = 0;                             // the number of the next part (Part::number)
     bool skip = false;                                 // a delta update (_HLS_skip=YES)
-    // Added to PART-HOLD-BACK: the source's media comes in bursts this long (a classic HLS source's
-    // segments), and a player held back only 3 part targets would reach the live edge between two.
+    // The source's media comes in bursts this long (a classic HLS source's segments): PART-HOLD-BACK
+    // is then at least that plus kBurstMargin, so that a player does not reach the live edge between
+    // two bursts (part_hold_back_for).
     double burst = 0;
     std::vector<RenditionReport> reports;              // EXT-X-RENDITION-REPORT
 };
@@ -78,9 +79,20 @@ inline std::string ll_seconds(double v, bool up = false) {
 }
 
 // LL-HLS: CAN-SKIP-UNTIL is six target durations (the least the spec allows), PART-HOLD-BACK three
-// part targets (the least it allows; players start that far from the live edge).
+// part targets (the least it allows; players start that far from the live edge), or, when the media
+// comes in bursts, the longest burst and kBurstMargin to fetch the next one in.
+inline constexpr double kBurstMargin = 1.0;
 inline double skip_until_for(int target_duration) { return 6.0 * target_duration; }
-inline double part_hold_back_for(double part_target) { return 3.0 * part_target; }
+inline double part_hold_back_for(double part_target, double burst = 0) {
+    return burst > 0 ? std::max(3.0 * part_target, burst + kBurstMargin) : 3.0 * part_target;
+}
+// The part target of a channel whose source's media comes a segment at a time (a classic HLS source,
+// `source_target` its target duration). A blocking reload for the next part waits until the next
+// source segment is taken: a target duration later, one and a half when a reload finds nothing new
+// (RFC 8216 6.3.4). Players give up on a blocking reload after three part targets (hls.js: the more
+// of 3 PART-TARGET and 0.8 target durations), so parts are made long enough for that wait and half a
+// second to fetch the segment. Short parts would buy nothing: they arrive together anyway.
+inline double part_target_for_bursts(double source_target) { return (1.5 * source_target + 0.5) / 3.0; }
 // RFC 8216bis 4.4.4.9: a part is at least 85 % of PART-TARGET unless it is INDEPENDENT=YES or the
 // last of its segment.
 inline constexpr double kMinPartShare = 0.85;
@@ -125,7 +137,7 @@ inline std::string render_media_playlist(const std::deque<SegmentPtr>& listed, i
         // The hold-back follows the part target as printed (rounded up), so that it is 3x that one.
         const double part_target = std::stod(ll_seconds(ll->part_target, true));
         out += "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=" + ll_seconds(skip_until_for(target_duration)) +
-               ",PART-HOLD-BACK=" + ll_seconds(part_hold_back_for(part_target) + std::max(0.0, ll->burst), true) + '\n';
+               ",PART-HOLD-BACK=" + ll_seconds(part_hold_back_for(part_target, ll->burst), true) + '\n';
         out += "#EXT-X-PART-INF:PART-TARGET=" + ll_seconds(part_target, true) + '\n';
     }
     out += "#EXT-X-MEDIA-SEQUENCE:";

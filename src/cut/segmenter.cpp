@@ -668,6 +668,7 @@ void Segmenter::finish_part(int64_t end_pts) {
     ++parts_in_segment_;
     parts_duration_ += part.duration;
     bytes_out_ += static_cast<int64_t>(part.data.size());
+    parts_cut_ = true;
     publish_part_(std::move(part));
 }
 

@@ -136,6 +136,12 @@ public:
         publish_part_ = std::move(publish_part);
     }
     double part_target() const { return part_target_; }
+    // Before the first part: parts of at least `seconds` (at most a segment), for a source whose media
+    // comes a segment at a time (part_target_for_bursts). Ignored once a part was cut: a playlist's
+    // PART-TARGET does not change under its players.
+    void raise_part_target(double seconds) {
+        if (part_target_ > 0 && !parts_cut_) part_target_ = std::max(part_target_, std::min(seconds, segment_duration_));
+    }
     // LL-HLS sources, whose parts are demuxed one by one as they arrive: a source part ended. The open
     // part is finished now when it is long enough to stand as a part (kMinPartShare of the target),
     // rather than when the first frame of the next source part comes, a part's duration later.
@@ -218,6 +224,7 @@ private:
     // LL-HLS parts (set_parts): the open part and what the open segment's first part said.
     double part_target_ = 0;
     double arrival_burst_ = 0;      // set_arrival_burst
+    bool parts_cut_ = false;        // a part was handed to publish_part_
     PublishPart publish_part_;
     int64_t part_start_ = 0;        // 90 kHz pts where the open part's media starts
     bool part_independent_ = false;

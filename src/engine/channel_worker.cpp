@@ -993,6 +993,7 @@ void ChannelWorker::publish_part(CutPart&& cut, const Segmenter& segmenter) {
         part->number = next_part_++;
         window_.push_part(part);
         arrival_burst_ = segmenter.arrival_burst();
+        if (part_target_ > 0) part_target_ = segmenter.part_target();  // raised for a bursty source
         render_playlists_locked();
     }
     report_position();
@@ -1131,6 +1132,7 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
         std::lock_guard lock(out_mu_);
         gone = window_.push(segment, now);
         arrival_burst_ = segmenter.arrival_burst();
+        if (part_target_ > 0) part_target_ = segmenter.part_target();  // raised for a bursty source
         if (target_duration_ == 0) target_duration_ = segmenter.target_duration();
         if (segment->format == SegmentFormat::webvtt)  // subtitles pass the segmenter by
             target_duration_ = std::max(target_duration_, target_duration_for(longest_subtitle_));

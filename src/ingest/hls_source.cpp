@@ -11,6 +11,7 @@
 #include "ingest/url_policy.hpp"
 
 #include "ingest/m3u8.hpp"
+#include <hlsrelay/playlist.hpp>
 #include <hlsrelay/stream_id.hpp>
 
 #include <algorithm>
@@ -45,6 +46,10 @@ public:
         m3u8::MediaPlaylist playlist = load_media_playlist();
         ctx_.segmenter.set_target_hint(playlist.target_duration);
         independent_ = playlist.independent_segments;
+        // Parts cut from whole source segments come a segment at a time: long enough that a player's
+        // blocking reload for the next one does not time out (before the channel's first part only).
+        if (ctx_.segmenter.part_target() > 0 && !follows_parts(playlist))
+            ctx_.segmenter.raise_part_target(part_target_for_bursts(playlist.target_duration));
         note_arrival(playlist, false);
         const auto& segs = playlist.segments;
         if (!segs.empty()) {

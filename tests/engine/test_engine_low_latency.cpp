@@ -274,7 +274,11 @@ TEST_CASE("low latency over a classic HLS source: its segments remuxed into part
     const LlPlaylist p = parse(text);
     // Its segments are made of parts, each within the part target, the first one independent, joined
     // byte for byte; the source's 1 s segments arrive whole, so their parts come in a burst (the
-    // latency this gives is in docs/http-api.md).
+    // latency this gives is in docs/http-api.md). The parts are long enough that a blocking reload
+    // outlasts the wait for the next burst (hls.js gives up after 3 part targets), and players are
+    // held back at least a burst and a margin.
+    CHECK(p.part_target == Approx(part_target_for_bursts(1.0)).margin(1e-4));
+    CHECK(p.part_hold_back >= 1.0 + kBurstMargin - 1e-4);
     CHECK(check_listed_parts(engine, id, p, false) >= 2);
     CHECK_FALSE(p.hint.empty());
     CHECK(engine.status(id).state == ChannelState::Running);

@@ -119,10 +119,13 @@ TEST_CASE("low-latency media playlist: control tags, parts of the last three tar
     CHECK(text.find("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.5\n") != std::string::npos);
     CHECK(text.find("#EXT-X-PART-INF:PART-TARGET=0.5\n") != std::string::npos);
     CHECK(text.find("#EXT-X-MEDIA-SEQUENCE:10\n") != std::string::npos);
-    // A source whose media comes a 2 s segment at a time: players are held back by as much more.
+    // A source whose media comes a 2 s segment at a time: players are held back by the burst and a
+    // margin to fetch the next one, or 3 part targets when those are more.
     LowLatency bursty = ll;
     bursty.burst = 2.0;
-    CHECK(render_media_playlist(w.listed(), 2, {}, &bursty).find(",PART-HOLD-BACK=3.5\n") != std::string::npos);
+    CHECK(render_media_playlist(w.listed(), 2, {}, &bursty).find(",PART-HOLD-BACK=3\n") != std::string::npos);
+    bursty.part_target = part_target_for_bursts(2.0);
+    CHECK(render_media_playlist(w.listed(), 2, {}, &bursty).find(",PART-HOLD-BACK=3.50001\n") != std::string::npos);
     // 13 s listed (6 x 2 s + 1 s of open parts): parts for the segments wholly in its last 6 s (14, 15)
     // and the open segment's.
     CHECK(count_prefix(text, "#EXT-X-PART:") == 4 + 4 + 2);
@@ -176,6 +179,21 @@ TEST_CASE("LL seconds print at most 5 decimals, targets rounded up", "[ll]") {
     CHECK(ll_seconds(0.5) == "0.5");
     CHECK(ll_seconds(12) == "12");
     CHECK(part_hold_back_for(1.0 / 3) >= 3 * (1.0 / 3));
+}
+
+TEST_CASE("LL over a source that comes a segment at a time: blocking reloads outlast the wait for the next", "[ll]") {
+    for (const double td : {1.0, 2.0, 4.0, 6.0, 10.0}) {
+        CAPTURE(td);
+        const double pt = part_target_for_bursts(td);
+        // hls.js gives up on a blocking reload after max(3 part targets, 0.8 target durations); the
+        // next part comes with the next source segment: at most 1.5 target durations later (a reload
+        // that found nothing waits half a target duration more), and its fetch.
+        CHECK(std::max(3 * pt, 0.8 * td) >= 1.5 * td + 0.5 - 1e-9);
+        // The hold-back covers a burst of up to two target durations with the margin.
+        CHECK(part_hold_back_for(pt, 2 * td) >= 2 * td + kBurstMargin - 1e-9);
+        CHECK(part_hold_back_for(pt, td) >= 3 * pt);
+    }
+    CHECK(part_hold_back_for(0.5, 0) == Approx(1.5));  // a continuous source: three part targets
 }
 
 TEST_CASE("blocking reload: a playlist holds a segment, a part, or the next segment's first part", "[ll]") {
