@@ -820,6 +820,26 @@ inline std::string to_json_text(const std::vector<ChannelConfig>& channels, bool
     return dump_json(doc, 2) + "\n";
 }
 
+// Another list's entry for the same channel (the same tvg-id): its URLs become `c`'s backups, after
+// the ones `c` has, without repeats, up to kMaxMergedSources URLs in all. Returns those added.
+inline std::vector<std::string> add_backups(ChannelConfig& c, const std::vector<std::string>& urls) {
+    std::vector<std::string> added;
+    for (const std::string& u : urls) {
+        if (c.urls.size() >= kMaxMergedSources) break;
+        if (std::find(c.urls.begin(), c.urls.end(), u) != c.urls.end()) continue;
+        c.urls.push_back(u);
+        added.push_back(u);
+    }
+    return added;
+}
+// Takes back what add_backups added (never the channel's own first URL).
+inline void remove_backups(ChannelConfig& c, const std::vector<std::string>& added) {
+    for (const std::string& u : added) {
+        const auto from = c.urls.begin() + (c.urls.empty() ? 0 : 1);
+        if (const auto it = std::find(from, c.urls.end(), u); it != c.urls.end()) c.urls.erase(it);
+    }
+}
+
 // Channels by stream id, in insertion order. Not thread-safe: the engine serializes access. Pointers
 // and references it hands out are invalidated by the next add, update or remove.
 class Registry {
@@ -881,6 +901,14 @@ public:
         for (const ChannelConfig& c : channels_)
             if (iequals(c.name, id_or_name)) return &c;
         if (auto it = index_.find(slugify(id_or_name)); it != index_.end()) return &channels_[it->second];
+        return nullptr;
+    }
+
+    // The first channel, in insertion order, for which `pred` holds.
+    template <class Pred>
+    const ChannelConfig* find_if(Pred pred) const {
+        for (const ChannelConfig& c : channels_)
+            if (pred(c)) return &c;
         return nullptr;
     }
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -71,6 +72,9 @@ inline constexpr double kListReadTimeout = 30;       // seconds one wait for the
 // A provider's m3u_plus (live, films and series) runs to tens of MiB: the body as decoded.
 inline constexpr std::int64_t kMaxListBytes = std::int64_t{64} << 20;
 inline constexpr std::int64_t kMinMaxListBytes = std::int64_t{4} << 10, kMaxMaxListBytes = std::int64_t{1} << 30;
+// Channels of different lists with one tvg-id are one channel, the others' URLs its backups: up to
+// this many URLs in all (a list cannot grow another's channel without bound).
+inline constexpr std::size_t kMaxMergedSources = 16;
 
 struct EngineSettings {
     HlsSettings hls;                 // defaults for every channel

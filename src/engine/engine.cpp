@@ -297,15 +297,42 @@ struct Engine::Impl {
     // A list's channel as last taken from it: its registry id and the entry as the list gave it
     // (compared with the next fetch's, so a channel the list did not change keeps what the host did
     // to it, and one it changed is updated).
+    // An entry whose tvg-id is a channel's of another list is `merged`: `id` is that channel, and
+    // `contributed` the URLs the entry added to it as backups (taken back when the entry goes).
     struct ListedChannel {
         std::string id;
         ChannelConfig entry;
+        bool merged = false;
+        std::vector<std::string> contributed;
     };
     // origins_mu serialises reconciles and guards `origins`; taken before a slot's control and mu,
     // never under them.
     std::mutex origins_mu;
     std::map<std::string, std::map<std::string, ListedChannel>> origins;  // list URL -> list key -> channel
     std::map<std::string, std::vector<std::string>> list_ids;  // guarded by mu: list URL -> registry ids
+    // Guarded by mu: the list each channel came from (a list URL, or "load N" for the Nth load(), a
+    // file); none for a channel added over the API. Channels of different lists with the same
+    // tvg-id are one: the first one taken keeps it, the others' URLs become its backups.
+    std::map<std::string, std::string, std::less<>> list_of;
+    uint64_t loads = 0;  // guarded by mu
+
+    // Caller holds mu. The channel of another list than `list` with `c`'s tvg-id, first in order.
+    const ChannelConfig* merge_target_locked(const ChannelConfig& c, const std::string& list) const {
+        if (c.tvg_id.empty()) return nullptr;
+        return registry.find_if([&](const ChannelConfig& t) {
+            if (t.tvg_id != c.tvg_id) return false;
+            const auto it = list_of.find(t.id);
+            return it != list_of.end() && it->second != list;
+        });
+    }
+    // Caller holds origins_mu. `c` (channel `id` as its own list gives it) with the backups the other
+    // lists' merged entries contributed to it.
+    ChannelConfig with_merged_backups(const std::string& id, ChannelConfig c) const {
+        for (const auto& [list, entries] : origins)
+            for (const auto& [key, l] : entries)
+                if (l.merged && l.id == id) add_backups(c, l.contributed);
+        return c;
+    }
 
     // Caller holds mu. The channel whose id is exactly `id` (find() also matches names).
     const ChannelConfig* find_id(const std::string& id) const {
@@ -554,20 +581,35 @@ LoadReport Engine::load(std::string_view text) {
     LoadReport result;
     result.issues = parsed.issues;
     result.guide_urls = parsed.guide_urls;
+    std::vector<std::pair<std::string, std::string>> notes;  // logged once mu is released
     {
         std::lock_guard lock(impl_->mu);
+        const std::string list = "load " + std::to_string(++impl_->loads);
         for (auto& c : parsed.channels) {
             // The runtime changes own the channels they added or removed: the list's copy yields.
             if (impl_->overlay.owns(c.id.empty() ? slugify(c.name) : c.id)) continue;
             try {
                 if (!c.hls.empty()) validate(impl_->hls_for(c));
+                if (const ChannelConfig* target = impl_->merge_target_locked(c, list)) {
+                    // Another list's channel (a running one takes its new backups at its next start).
+                    ChannelConfig merged = *target;
+                    if (!add_backups(merged, c.urls).empty()) {
+                        notes.emplace_back(merged.id, "the sources of '" + c.name + "' (tvg-id " + c.tvg_id +
+                                                          ") from another list are its backups now");
+                        const std::string id = merged.id;  // not a view of what is moved
+                        impl_->registry.update(id, std::move(merged));
+                    }
+                    continue;
+                }
                 result.channels.push_back(impl_->registry.add(std::move(c)));
+                impl_->list_of[result.channels.back().id] = list;
             } catch (const std::exception& e) {
                 result.issues.push_back({0, std::string("channel not added: ") + e.what()});
             }
         }
         for (LoadIssue& i : impl_->apply_overlay_locked()) result.issues.push_back(std::move(i));
     }
+    for (const auto& [id, note] : notes) impl_->log(LogLevel::Info, id, note);
     impl_->add_list_guide_urls(parsed.guide_urls);
     return result;
 }
@@ -953,6 +995,7 @@ void Engine::Impl::remove_id(const std::string& id) {
     std::lock_guard lock(mu);
     registry.remove(id);
     slots.erase(id);
+    list_of.erase(id);
 }
 
 // One good fetch of list `url`, reconciled with the registry. A list's channels are keyed by the id
@@ -992,7 +1035,7 @@ ListOutcome Engine::Impl::reconcile_list(const std::string& url, std::string_vie
 
     std::lock_guard serial(origins_mu);
     auto& listed = origins[url];
-    enum class Kind { add, update, remove };
+    enum class Kind { add, update, remove, merge, remerge };
     struct Op {
         Kind kind;
         std::string key;
@@ -1014,15 +1057,47 @@ ListOutcome Engine::Impl::reconcile_list(const std::string& url, std::string_vie
         }
         for (auto& [key, c] : wanted) {
             auto it = listed.find(key);
-            if (it == listed.end() || !find_id(it->second.id)) ops.push_back({Kind::add, key, std::move(c)});
-            else if (!(it->second.entry == c)) ops.push_back({Kind::update, key, std::move(c)});
+            if (it == listed.end() || !find_id(it->second.id))
+                ops.push_back({merge_target_locked(c, url) ? Kind::merge : Kind::add, key, std::move(c)});
+            else if (!(it->second.entry == c))
+                ops.push_back({it->second.merged ? Kind::remerge : Kind::update, key, std::move(c)});
         }
         for (const auto& [key, l] : listed)
             if (!keys.count(key)) ops.push_back({Kind::remove, key, {}});
     }
     for (Op& op : ops) {
         try {
-            if (op.kind == Kind::remove) {
+            if (op.kind == Kind::merge || op.kind == Kind::remerge || (op.kind == Kind::remove && listed[op.key].merged)) {
+                // Another list's channel: this entry's URLs are its backups (none of its own channel).
+                const ListedChannel before = op.kind == Kind::merge ? ListedChannel{} : listed[op.key];
+                std::string target;
+                ChannelConfig changed;
+                {
+                    std::lock_guard lock(mu);
+                    const ChannelConfig* t = op.kind == Kind::merge ? merge_target_locked(op.entry, url) : find_id(before.id);
+                    if (t) {
+                        target = t->id;
+                        changed = *t;
+                    }
+                }
+                if (target.empty() && op.kind == Kind::merge) continue;  // gone meanwhile: taken as its own next time
+                remove_backups(changed, before.contributed);
+                std::vector<std::string> added;
+                if (op.kind != Kind::remove) added = add_backups(changed, op.entry.urls);
+                bool restarted = false;
+                if (!target.empty() && (!before.contributed.empty() || !added.empty()))
+                    restarted = update_channel(target, std::move(changed)).second;
+                if (op.kind == Kind::remove) {
+                    listed.erase(op.key);
+                } else {
+                    if (op.kind == Kind::merge && !added.empty())
+                        log(LogLevel::Info, target, "the sources of '" + op.entry.name + "' (tvg-id " + op.entry.tvg_id +
+                                                        ") from list " + redact_url(url) + " are its backups now");
+                    listed[op.key] = {target, std::move(op.entry), true, std::move(added)};
+                }
+                ++out.counts.updated;
+                out.counts.restarted += restarted;
+            } else if (op.kind == Kind::remove) {
                 const std::string id = listed[op.key].id;
                 listed.erase(op.key);
                 bool was_present;
@@ -1033,7 +1108,8 @@ ListOutcome Engine::Impl::reconcile_list(const std::string& url, std::string_vie
                 remove_id(id);
                 out.counts.removed += was_present;
             } else if (op.kind == Kind::update) {
-                const bool restarted = update_channel(listed[op.key].id, op.entry).second;
+                // The list's entry, with the backups other lists' entries gave the channel.
+                const bool restarted = update_channel(listed[op.key].id, with_merged_backups(listed[op.key].id, op.entry)).second;
                 listed[op.key].entry = std::move(op.entry);
                 ++out.counts.updated;
                 out.counts.restarted += restarted;
@@ -1042,8 +1118,9 @@ ListOutcome Engine::Impl::reconcile_list(const std::string& url, std::string_vie
                 {
                     std::lock_guard lock(mu);
                     id = registry.add(op.entry).id;
+                    list_of[id] = url;
                 }
-                listed[op.key] = {id, std::move(op.entry)};
+                listed[op.key] = {id, std::move(op.entry), false, {}};
                 ++out.counts.added;
             }
         } catch (const Error& e) {

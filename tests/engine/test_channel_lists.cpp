@@ -95,19 +95,21 @@ TEST_CASE("a channel list by URL is reconciled on each fetch: added, updated, re
     LiveOrigin source(live_media());
     source.start();
     TextOrigin provider;
-    const std::string a = source.url(), a2 = source.url() + "?v=2";
+    const std::string a = source.url(), a2 = source.url() + "?v=2", a3 = source.url() + "?v=3";
     provider.set("/one.m3u", m3u({{"news", "News", a, ""}, {"sport", "Sport", a, ""}, {"docs", "Docs", a, ""}},
                                  " url-tvg=\"" + provider.url("/guide.xml") + "\""));
-    provider.set("/two.m3u", m3u({{"news", "News (two)", a, ""}, {"kids", "Kids", a, ""}}));
+    provider.set("/two.m3u", m3u({{"news", "News (two)", a2, ""}, {"kids", "Kids", a, ""}}));
     Engine engine(list_settings({provider.url("/one.m3u"), provider.url("/two.m3u")}));
     ChannelConfig manual = channel("Manual", {a});
     manual.id = "manual";
     engine.add_channel(manual);
 
-    // First fetch: both lists' channels, the second list's "news" under another id; nothing started.
-    REQUIRE(wait_until([&] { return ids(engine).size() == 6; }, kWait));
-    CHECK(ids(engine) == std::set<std::string>{"manual", "news", "sport", "docs", "news_2", "kids"});
-    CHECK(engine.find_channel("news_2")->name == "News (two)");
+    // First fetch: both lists' channels; the second list's "news" has the first one's tvg-id, so it is
+    // that channel: its URL is a backup of it. Nothing started.
+    REQUIRE(wait_until([&] { return ids(engine).size() == 5 && engine.find_channel("news")->urls.size() == 2; }, kWait));
+    CHECK(ids(engine) == std::set<std::string>{"manual", "news", "sport", "docs", "kids"});
+    CHECK(engine.find_channel("news")->name == "News");
+    CHECK(engine.find_channel("news")->urls == std::vector<std::string>{a, a2});
     for (const ChannelConfig& c : engine.channels()) CHECK_FALSE(engine.running(c.id));
     REQUIRE(wait_until([&] {
         const auto l = engine.list_sources();
@@ -142,34 +144,77 @@ TEST_CASE("a channel list by URL is reconciled on each fetch: added, updated, re
         CHECK_FALSE(states.saw("news", ChannelState::Stopped));
         CHECK_FALSE(states.saw("news", ChannelState::Starting));
     }
-    SECTION("source changed: updated and restarted, the others untouched") {
-        provider.set("/one.m3u", m3u({{"news", "News", a2, ""}, {"sport", "Sport", a, ""}, {"docs", "Docs", a, ""}}));
-        REQUIRE(wait_until([&] { return engine.find_channel("news")->urls == std::vector<std::string>{a2}; }, kWait));
+    SECTION("source changed: updated and restarted, the others untouched, the other list's backup kept") {
+        provider.set("/one.m3u", m3u({{"news", "News", a3, ""}, {"sport", "Sport", a, ""}, {"docs", "Docs", a, ""}}));
+        REQUIRE(wait_until([&] { return engine.find_channel("news")->urls == std::vector<std::string>{a3, a2}; }, kWait));
         REQUIRE(wait_until([&] { return states.saw("news", ChannelState::Stopped) && engine.running("news"); }, kWait));
         CHECK(engine.wait_ready("news", 60));
         CHECK_FALSE(states.saw("sport", ChannelState::Stopped));
         const auto l = engine.list_sources();
         CHECK(l[0].updated + l[0].restarted >= 1);  // the last fetch may be a later, unchanged one
     }
+    SECTION("a merged entry gone from its list takes its backup back") {
+        provider.set("/two.m3u", m3u({{"kids", "Kids", a, ""}}));
+        REQUIRE(wait_until([&] { return engine.find_channel("news")->urls == std::vector<std::string>{a}; }, kWait));
+        CHECK(ids(engine) == std::set<std::string>{"manual", "news", "sport", "docs", "kids"});
+    }
     SECTION("gone from the list: stopped and removed; new ones added; other lists and channels kept") {
         const std::size_t mark = states.mark();
         provider.set("/one.m3u", m3u({{"sport", "Sport", a, ""}, {"docs", "Docs", a, ""}, {"films", "Films", a, ""}}));
-        REQUIRE(wait_until([&] { return !engine.find_channel("news") && engine.find_channel("films"); }, kWait));
+        // "news" goes with the first list's entry; the second list's entry for it is then a channel
+        // of its own again (at that list's next fetch).
+        REQUIRE(wait_until([&] {
+            const auto news = engine.find_channel("news");
+            return engine.find_channel("films") && news && news->urls == std::vector<std::string>{a2};
+        }, kWait));
         CHECK(states.saw("news", ChannelState::Stopped, mark));
-        CHECK(ids(engine) == std::set<std::string>{"manual", "sport", "docs", "films", "news_2", "kids"});
+        CHECK(engine.find_channel("news")->name == "News (two)");
+        CHECK(ids(engine) == std::set<std::string>{"manual", "sport", "docs", "films", "news", "kids"});
         CHECK(engine.running("sport"));
         CHECK_FALSE(states.saw("sport", ChannelState::Stopped));
         CHECK_FALSE(engine.running("films"));  // a list's channels are not started
         // The second list loses "kids": only that one goes.
-        provider.set("/two.m3u", m3u({{"news", "News (two)", a, ""}}));
+        provider.set("/two.m3u", m3u({{"news", "News (two)", a2, ""}}));
         REQUIRE(wait_until([&] { return !engine.find_channel("kids"); }, kWait));
-        CHECK(ids(engine) == std::set<std::string>{"manual", "sport", "docs", "films", "news_2"});
+        CHECK(ids(engine) == std::set<std::string>{"manual", "sport", "docs", "films", "news"});
         REQUIRE(wait_until([&] {
             const auto l = engine.list_sources();
             return l[0].channels == 3 && l[1].channels == 1;
         }, kWait));
     }
     engine.stop_all();
+}
+
+TEST_CASE("channels of two lists with one tvg-id are one channel, the second list's URLs its backups") {
+    Engine engine(quick_settings());
+    const std::string a = "http://127.0.0.1:9/a.m3u8", b = "http://127.0.0.1:9/b.m3u8", c = "http://127.0.0.1:9/c.m3u8";
+    // One list: two entries with one tvg-id stay two channels (a provider's HD and SD of a channel).
+    const LoadReport first = engine.load("#EXTM3U\n#EXTINF:-1 tvg-id=\"CNN.us\",CNN HD\n" + a +
+                                         "\n#EXTINF:-1 tvg-id=\"CNN.us\",CNN SD\n" + b + "\n");
+    REQUIRE(first.channels.size() == 2);
+    const std::string hd = first.channels[0].id;
+    // Another list (another --channels file): its CNN is the first one's, its URLs backups after the
+    // ones it has, without repeats; its other channels are added.
+    const LoadReport second = engine.load("#EXTM3U\n#EXTINF:-1 tvg-id=\"CNN.us\",CNN (backup provider)\n" + c +
+                                          "|User-Agent=x\n#EXTINF:-1 tvg-id=\"BBC.uk\",BBC\n" + a + "\n");
+    CHECK(second.channels.size() == 1);  // BBC only
+    CHECK(engine.channels().size() == 3);
+    CHECK(engine.find_channel(hd)->urls == std::vector<std::string>{a, c});
+    CHECK(engine.find_channel(hd)->name == "CNN HD");
+    CHECK(engine.status(hd).sources.size() == 2);
+    // A third list repeating a URL it has adds nothing; a channel added over the API is no list's.
+    ChannelConfig manual = channel("Manual", {b});
+    manual.tvg_id = "ITV.uk";
+    engine.add_channel(manual);
+    engine.load("#EXTM3U\n#EXTINF:-1 tvg-id=\"CNN.us\",CNN\n" + a + "\n#EXTINF:-1 tvg-id=\"ITV.uk\",ITV\n" + c + "\n");
+    CHECK(engine.find_channel(hd)->urls == std::vector<std::string>{a, c});
+    CHECK(engine.channels().size() == 5);  // ITV from the list is a channel of its own
+    // At most kMaxMergedSources URLs in all, however many lists name it.
+    std::string many = "#EXTM3U\n";
+    for (std::size_t i = 0; i < 2 * kMaxMergedSources; ++i)
+        many += "#EXTINF:-1 tvg-id=\"BBC.uk\",BBC " + std::to_string(i) + "\nhttp://127.0.0.1:9/bbc" + std::to_string(i) + ".m3u8\n";
+    engine.load(many);  // one list: its own BBCs merge into the first list's BBC
+    CHECK(engine.find_channel("bbc")->urls.size() == kMaxMergedSources);
 }
 
 TEST_CASE("a failed, empty or wiping fetch of a channel list keeps the lineup") {
