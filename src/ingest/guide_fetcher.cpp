@@ -4,6 +4,7 @@
 #include "common/av_util.hpp"
 #include "ingest/http_client.hpp"
 #include "ingest/http_framing.hpp"
+#include "ingest/scheduled_fetch.hpp"
 #include "ingest/url_policy.hpp"
 
 #include <hlsrelay/playlist.hpp>
@@ -19,35 +20,20 @@
 #include <optional>
 #include <stdexcept>
 #include <string_view>
-#include <unordered_set>
 #include <utility>
 
 namespace hlsrelay {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using fetch::Clock;
+using fetch::seconds;
 
 constexpr std::size_t kSlice = std::size_t{1} << 20;  // inflated / gzipped per stop check
 constexpr double kMaxSettingSeconds = 366 * 86400.0;  // any interval beyond a year is a typo
 
-// A fetch that failed for a reason of ours (not the HTTP client's): its text has no unredacted URL.
-class GuideError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
 // A stop requested while a guide was inflated or gzipped.
 struct Stopped {};
-
-Clock::duration seconds(double s) {
-    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-}
-
-std::string utc_text(Clock::time_point t) {
-    const auto from_now = std::chrono::duration_cast<SystemClock::duration>(t - Clock::now());
-    return format_date_time(SystemClock::now() + from_now);
-}
 
 bool starts_with_bytes(std::string_view s, std::string_view magic) { return s.substr(0, magic.size()) == magic; }
 
@@ -70,9 +56,9 @@ std::string inflate_gzip_file(std::string_view body, uint64_t cap, const av::Int
         }
         inflater.finish();
     } catch (const http::CapExceeded& e) {
-        throw GuideError("gzip file inflates to more than max_document_bytes (" + std::to_string(e.cap()) + " bytes)");
+        throw fetch::Refused("gzip file inflates to more than max_document_bytes (" + std::to_string(e.cap()) + " bytes)");
     } catch (const http::FramingError& e) {
-        throw GuideError(std::string("bad gzip file: ") + e.what());
+        throw fetch::Refused(std::string("bad gzip file: ") + e.what());
     }
     return out;
 }
@@ -127,14 +113,6 @@ bool covers(const xmltv::detail::Wanted& covered, const xmltv::detail::Wanted& w
     return true;
 }
 
-std::vector<std::string> distinct(std::vector<std::string> urls) {
-    std::vector<std::string> out;
-    std::unordered_set<std::string> seen;
-    for (std::string& u : urls)
-        if (seen.insert(u).second) out.push_back(std::move(u));
-    return out;
-}
-
 xmltv::Guide not_fetched(std::string why) {
     xmltv::Guide g;
     g.error = std::move(why);
@@ -144,13 +122,9 @@ xmltv::Guide not_fetched(std::string why) {
 }  // namespace
 
 // A guide URL as the fetch thread schedules it. Only the fetch thread touches entries.
-struct GuideFetcher::Entry {
-    std::string url;    // as given: may hold credentials, never shown
-    std::string shown;  // redact_url(url)
-    Clock::time_point due;
-    std::optional<Clock::time_point> last_attempt;
+struct GuideFetcher::Entry : fetch::Scheduled<GuideSource> {
+    using Scheduled::Scheduled;
     std::optional<xmltv::detail::Wanted> covered;  // the channels the kept guide was parsed for
-    GuideSource status;
 };
 
 std::string guide_fetcher_problem(const GuideFetcherSettings& s) {
@@ -170,7 +144,7 @@ std::string guide_fetcher_problem(const GuideFetcherSettings& s) {
 GuideFetcher::GuideFetcher(GuideFetcherSettings settings)
     : settings_(std::move(settings)), irq_(std::make_unique<av::Interrupter>()) {
     if (std::string p = guide_fetcher_problem(settings_); !p.empty()) throw std::invalid_argument(p);
-    urls_ = distinct(settings_.urls);
+    urls_ = fetch::distinct(settings_.urls);
     wanted_ = std::make_shared<const std::vector<xmltv::GuideChannel>>(settings_.channels);
     for (const std::string& u : urls_) {
         GuideSource s;
@@ -227,7 +201,7 @@ void GuideFetcher::set_channels(std::vector<xmltv::GuideChannel> wanted) {
 }
 
 void GuideFetcher::set_urls(std::vector<std::string> urls) {
-    urls = distinct(std::move(urls));
+    urls = fetch::distinct(urls);
     {
         std::lock_guard l(mu_);
         urls_.swap(urls);
@@ -282,22 +256,10 @@ void GuideFetcher::request_build_locked() {
     build_cv_.notify_one();
 }
 
-void GuideFetcher::log(LogLevel level, const std::string& message) const {
-    if (!settings_.log) return;
-    try {
-        settings_.log(level, "", message);
-    } catch (...) {
-        // A logger that throws must not take a thread of ours down.
-    }
-}
+void GuideFetcher::log(LogLevel level, const std::string& message) const { fetch::log_line(settings_.log, level, message); }
 
 void GuideFetcher::publish_sources(const std::vector<Entry>& entries) {
-    std::vector<GuideSource> sources;
-    sources.reserve(entries.size());
-    for (const Entry& e : entries) {
-        sources.push_back(e.status);
-        sources.back().next_fetch_at = utc_text(e.due);
-    }
+    std::vector<GuideSource> sources = fetch::statuses(entries);
     std::lock_guard l(mu_);
     sources_.swap(sources);
 }
@@ -328,9 +290,7 @@ void GuideFetcher::fetch_loop() {
         }
         const auto now = Clock::now();
         // The earliest a healthy URL may be fetched again.
-        const auto allowed = [&](const Entry& e) {
-            return e.last_attempt ? std::max(now, *e.last_attempt + seconds(settings_.min_fetch_interval)) : now;
-        };
+        const auto allowed = [&](const Entry& e) { return e.allowed(now, settings_.min_fetch_interval); };
         bool changed = urls || wanted || refresh;
         if (urls) {
             // Kept URLs keep their entry and guide; new ones are fetched now; removed ones are dropped.
@@ -347,12 +307,7 @@ void GuideFetcher::fetch_loop() {
                     next_entries.push_back(std::move(entries[k]));
                     continue;
                 }
-                Entry e;
-                e.url = u;
-                e.shown = redact_url(u);
-                e.due = now;
-                e.status.url = e.shown;
-                next_entries.push_back(std::move(e));
+                next_entries.emplace_back(u, now);
                 next_guides.push_back(not_fetched("not fetched yet"));
             }
             entries.swap(next_entries);
@@ -400,14 +355,10 @@ void GuideFetcher::fetch_loop() {
 
 void GuideFetcher::fetch_entry(Entry& e, std::size_t index, HttpClient& client) {
     const GuideFetcherSettings& s = settings_;
-    const auto attempted = Clock::now();
-    e.last_attempt = attempted;
-    e.status.attempted_at = format_date_time(SystemClock::now());
+    const auto attempted = e.attempt();
     std::atomic<int64_t> transferred{0};
     try {
-        // The HTTP client refuses other schemes too; refused here first, with the reason said plainly.
-        if (const std::string scheme = url::scheme_of(e.url); !url::is_remote_scheme(scheme))
-            throw GuideError("refused URI scheme '" + scheme + "' for a guide (allowed: http, https)");
+        fetch::require_remote(e.url, "a guide");
         FetchSpec spec;
         spec.headers = s.headers.empty() ? nullptr : &s.headers;
         spec.trusted_origin = e.url;
@@ -428,7 +379,7 @@ void GuideFetcher::fetch_entry(Entry& e, std::size_t index, HttpClient& client) 
             std::string().swap(document);  // the compressed bytes go before the parse
             document.swap(inflated);
         } else if (starts_with_bytes(document, std::string_view("PK\x03\x04", 4))) {
-            throw GuideError("guide is a zip archive; only XML and gzip files are read");
+            throw fetch::Refused("guide is a zip archive; only XML and gzip files are read");
         }
         const auto document_bytes = static_cast<int64_t>(document.size());
         std::shared_ptr<const std::vector<xmltv::GuideChannel>> wanted;
@@ -438,14 +389,12 @@ void GuideFetcher::fetch_entry(Entry& e, std::size_t index, HttpClient& client) 
         }
         xmltv::Guide guide = xmltv::parse_for(document, *wanted, s.limits);
         std::string().swap(document);  // only the kept subset stays
-        if (!guide.ok()) throw GuideError(guide.error);
+        if (!guide.ok()) throw fetch::Refused(guide.error);
         guide.text.shrink_to_fit();
         guide.programmes.shrink_to_fit();
 
         GuideSource& st = e.status;
-        st.last_error.clear();
-        st.fetched_at = st.attempted_at;
-        st.failures = 0;
+        e.succeeded(attempted, s.refresh_interval);
         st.has_guide = true;
         st.gzip_file = gzip_file;
         st.complete = guide.complete;
@@ -455,7 +404,6 @@ void GuideFetcher::fetch_entry(Entry& e, std::size_t index, HttpClient& client) 
         st.programmes = guide.programmes.size();
         st.problems = guide.problem_count;
         e.covered.emplace(*wanted);
-        e.due = attempted + seconds(s.refresh_interval);
         {
             std::lock_guard g(guides_mu_);
             std::swap(guides_[index], guide);  // the previous guide is freed outside the lock
@@ -469,15 +417,9 @@ void GuideFetcher::fetch_entry(Entry& e, std::size_t index, HttpClient& client) 
     } catch (const std::exception& ex) {
         if (irq_->stop_requested()) return;  // "stopped": no failure of the provider's
         // The client's messages name the URL redacted; scrubbed again in case anything else named it.
-        std::string why = scrub_urls(ex.what());
-        if (why.find(e.shown) == std::string::npos) why = e.shown + ": " + why;
-        GuideSource& st = e.status;
-        ++st.failures;
-        double delay = s.retry_first;
-        for (int k = 1; k < st.failures && delay < s.retry_max; ++k) delay *= 2;
-        delay = std::min(delay, s.retry_max);
-        e.due = attempted + seconds(delay);
-        st.last_error = why;
+        const std::string why = fetch::failure_text(ex, e.shown);
+        const double delay = e.failed(attempted, why, s.retry_first, s.retry_max);
+        const GuideSource& st = e.status;
         if (!st.has_guide) {
             std::lock_guard g(guides_mu_);
             guides_[index] = not_fetched(why);

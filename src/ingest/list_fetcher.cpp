@@ -3,6 +3,7 @@
 
 #include "common/av_util.hpp"
 #include "ingest/http_client.hpp"
+#include "ingest/scheduled_fetch.hpp"
 #include "ingest/url_policy.hpp"
 
 #include <hlsrelay/playlist.hpp>
@@ -14,38 +15,15 @@
 #include <cmath>
 #include <optional>
 #include <stdexcept>
-#include <unordered_set>
 #include <utility>
 
 namespace hlsrelay {
 
-namespace {
+using fetch::Clock;
+using fetch::seconds;
 
-using Clock = std::chrono::steady_clock;
-
-Clock::duration seconds(double s) {
-    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-}
-
-std::string utc_text(Clock::time_point t) {
-    const auto from_now = std::chrono::duration_cast<SystemClock::duration>(t - Clock::now());
-    return format_date_time(SystemClock::now() + from_now);
-}
-
-// A refusal of ours (not the HTTP client's): its text names no unredacted URL.
-class ListError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
-}  // namespace
-
-struct ListFetcher::Entry {
-    std::string url;    // as given: may hold credentials, never shown
-    std::string shown;  // redact_url(url)
-    Clock::time_point due;
-    std::optional<Clock::time_point> last_attempt;
-    ListSource status;
+struct ListFetcher::Entry : fetch::Scheduled<ListSource> {
+    using Scheduled::Scheduled;
 };
 
 ListFetcher::ListFetcher(ListFetcherSettings settings)
@@ -57,9 +35,7 @@ ListFetcher::ListFetcher(ListFetcherSettings settings)
         !in(settings_.deadline, 0.001, kMaxListRefreshInterval) || !in(settings_.read_timeout, 0.001, kMaxListRefreshInterval) ||
         settings_.max_redirects < 0 || !settings_.on_fetched)
         throw std::invalid_argument("invalid list fetcher settings");
-    std::unordered_set<std::string> seen;
-    for (const std::string& u : settings_.urls)
-        if (seen.insert(u).second) urls_.push_back(u);
+    urls_ = fetch::distinct(settings_.urls);
     for (const std::string& u : urls_) {
         ListSource s;
         s.url = redact_url(u);
@@ -91,22 +67,10 @@ std::vector<ListSource> ListFetcher::sources() const {
     return sources_;
 }
 
-void ListFetcher::log(LogLevel level, const std::string& message) const {
-    if (!settings_.log) return;
-    try {
-        settings_.log(level, "", message);
-    } catch (...) {
-        // A logger that throws must not take our thread down.
-    }
-}
+void ListFetcher::log(LogLevel level, const std::string& message) const { fetch::log_line(settings_.log, level, message); }
 
 void ListFetcher::publish(const std::vector<Entry>& entries) {
-    std::vector<ListSource> sources;
-    sources.reserve(entries.size());
-    for (const Entry& e : entries) {
-        sources.push_back(e.status);
-        sources.back().next_fetch_at = utc_text(e.due);
-    }
+    std::vector<ListSource> sources = fetch::statuses(entries);
     std::lock_guard l(mu_);
     sources_.swap(sources);
 }
@@ -114,14 +78,7 @@ void ListFetcher::publish(const std::vector<Entry>& entries) {
 void ListFetcher::fetch_loop() {
     std::vector<Entry> entries;
     const auto start = Clock::now();
-    for (const std::string& u : urls_) {
-        Entry e;
-        e.url = u;
-        e.shown = redact_url(u);
-        e.due = start;
-        e.status.url = e.shown;
-        entries.push_back(std::move(e));
-    }
+    for (const std::string& u : urls_) entries.emplace_back(u, start);
     // A refresh asked for waits at most this long after a list's last fetch.
     const double min_interval = std::min(settings_.min_fetch_interval, settings_.refresh_interval);
     uint64_t seen_refresh = 0;
@@ -140,8 +97,7 @@ void ListFetcher::fetch_loop() {
         }
         const auto now = Clock::now();
         if (refresh)
-            for (Entry& e : entries)
-                e.due = std::min(e.due, e.last_attempt ? std::max(now, *e.last_attempt + seconds(min_interval)) : now);
+            for (Entry& e : entries) e.due = std::min(e.due, e.allowed(now, min_interval));
         for (Entry& e : entries) {
             if (e.due > Clock::now()) continue;
             {
@@ -157,13 +113,9 @@ void ListFetcher::fetch_loop() {
 void ListFetcher::fetch_entry(Entry& e) {
     const ListFetcherSettings& s = settings_;
     HttpClient client;  // one per fetch: lists are fetched hours apart
-    const auto attempted = Clock::now();
-    e.last_attempt = attempted;
-    e.status.attempted_at = format_date_time(SystemClock::now());
+    const auto attempted = e.attempt();
     try {
-        // The HTTP client refuses other schemes too; refused here first, with the reason said plainly.
-        if (const std::string scheme = url::scheme_of(e.url); !url::is_remote_scheme(scheme))
-            throw ListError("refused URI scheme '" + scheme + "' for a channel list (allowed: http, https)");
+        fetch::require_remote(e.url, "a channel list");
         FetchSpec spec;
         spec.trusted_origin = e.url;
         spec.what = "channel list";
@@ -178,17 +130,14 @@ void ListFetcher::fetch_entry(Entry& e) {
         const auto bytes = static_cast<int64_t>(body.size());
         if (irq_->stop_requested()) return;
         ListOutcome outcome = s.on_fetched(e.url, std::move(body));
-        if (!outcome.error.empty()) throw ListError(outcome.error);
+        if (!outcome.error.empty()) throw fetch::Refused(outcome.error);
         ListSource& st = e.status;
         const std::string url = st.url, attempted_at = st.attempted_at;
         st = outcome.counts;
         st.url = url;
         st.attempted_at = attempted_at;
-        st.fetched_at = attempted_at;
-        st.last_error.clear();
-        st.failures = 0;
         st.bytes = bytes;
-        e.due = attempted + seconds(s.refresh_interval);
+        e.succeeded(attempted, s.refresh_interval);
         log(LogLevel::Info, "channel list " + e.shown + ": " + std::to_string(bytes) + " bytes, " +
                                 std::to_string(st.channels) + " channel(s): " + std::to_string(st.added) + " added, " +
                                 std::to_string(st.updated) + " updated (" + std::to_string(st.restarted) +
@@ -196,16 +145,9 @@ void ListFetcher::fetch_entry(Entry& e) {
                                 std::to_string(st.issues) + " issue(s)");
     } catch (const std::exception& ex) {
         if (irq_->stop_requested()) return;  // "stopped": no failure of the provider's
-        std::string why = scrub_urls(ex.what());
-        if (why.find(e.shown) == std::string::npos) why = e.shown + ": " + why;
-        ListSource& st = e.status;
-        ++st.failures;
-        double delay = s.retry_first;
-        for (int k = 1; k < st.failures && delay < s.retry_max; ++k) delay *= 2;
-        delay = std::min({delay, s.retry_max, s.refresh_interval});
-        e.due = attempted + seconds(delay);
-        st.last_error = why;
-        log(LogLevel::Warn, "channel list: " + why + (st.fetched_at.empty() ? "" : "; its channels are kept") +
+        const std::string why = fetch::failure_text(ex, e.shown);
+        const double delay = e.failed(attempted, why, s.retry_first, s.retry_max, s.refresh_interval);
+        log(LogLevel::Warn, "channel list: " + why + (e.status.fetched_at.empty() ? "" : "; its channels are kept") +
                                 "; retried in " + format_number(delay) + " s");
     }
 }
