@@ -9,25 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                                         \
-    do {                                                                                                    \
-        if (!(cond)) {                                                                                      \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: '%s')\n", __FILE__, __LINE__, #cond,      \
-                    hlsrelay_last_error());                                                                 \
-            ++failures;                                                                                     \
-        }                                                                                                   \
-    } while (0)
-
-#define REQUIRE(cond)                                                                                       \
-    do {                                                                                                    \
-        if (!(cond)) {                                                                                      \
-            fprintf(stderr, "%s:%d: REQUIRE failed: %s (last error: '%s')\n", __FILE__, __LINE__, #cond,    \
-                    hlsrelay_last_error());                                                                 \
-            exit(1);                                                                                        \
-        }                                                                                                   \
-    } while (0)
+#include "c_check.h"
 
 static char reply[65536];
 

@@ -11,25 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                                         \
-    do {                                                                                                    \
-        if (!(cond)) {                                                                                      \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: '%s')\n", __FILE__, __LINE__, #cond,      \
-                    hlsrelay_last_error());                                                                 \
-            ++failures;                                                                                     \
-        }                                                                                                   \
-    } while (0)
-
-#define REQUIRE(cond)                                                                                       \
-    do {                                                                                                    \
-        if (!(cond)) {                                                                                      \
-            fprintf(stderr, "%s:%d: REQUIRE failed: %s (last error: '%s')\n", __FILE__, __LINE__, #cond,    \
-                    hlsrelay_last_error());                                                                 \
-            exit(1);                                                                                        \
-        }                                                                                                   \
-    } while (0)
+#include "c_check.h"
 
 static void sleep_ms(long ms) {
     struct timespec t;
