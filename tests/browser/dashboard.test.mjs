@@ -12,46 +12,23 @@
 // script run). Screenshots of each width go to tests/browser/output/.
 // Usage: node dashboard.test.mjs [--server PATH] [--work-dir DIR] [--output DIR] [--web-root DIR]
 // Exit codes: 0 pass, 1 fail, 77 a prerequisite is missing (ctest reports it as skipped).
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { chromiumPath, makeLoopMedia, option, requirePrerequisites, screenshot as saveScreenshot, visibilityProblem } from "./harness.mjs";
 
-function option(name, fallback) {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "..", "..");
 const outputDir = option("--output", join(here, "output"));
-const chromiumPath = "/usr/bin/chromium";
 const budgetMs = 200_000;
 
 const serverPath = option("--server", process.env.HLSRELAY_SERVER || join(repo, "build", "server", "hlsrelay-server"));
 const workDir = option("--work-dir", join(tmpdir(), "hlsrelay-browser-test"));
 const webRoot = option("--web-root", join(repo, "server", "web"));
 
-// Outside CI a missing prerequisite skips the test; in CI (CI=true) it fails, so it is never silently lost.
-function skip(message) {
-  const ci = (process.env.CI || "").toLowerCase();
-  if (ci && ci !== "false" && ci !== "0") {
-    console.error(`FAIL (prerequisite missing in CI): ${message}`);
-    process.exit(1);
-  }
-  console.error(`SKIP: ${message}`);
-  process.exit(77);
-}
-
-for (const [path, hint] of [
-  [serverPath, "build hlsrelay-server (or pass --server PATH)"],
-  [chromiumPath, "apt-get install chromium"],
-  [join(webRoot, "node_modules", "hls.js", "dist", "hls.min.js"), "run `npm ci` in server/web"],
-  [join(here, "node_modules", "playwright-core"), "run `npm ci` in tests/browser"],
-]) {
-  if (!existsSync(path)) skip(`${path} is missing: ${hint}`);
-}
-if (spawnSync("ffmpeg", ["-version"]).status !== 0) skip("ffmpeg is missing: apt-get install ffmpeg");
+requirePrerequisites({ serverPath, webRoot, testDir: here });
 const { chromium } = await import("playwright-core");
 
 let server = null;
@@ -78,21 +55,7 @@ const watchdog = setTimeout(() => fail(`the test took longer than ${budgetMs / 1
 
 // A short looping source: 8 s of 640x360@25 H.264 (1 s GOPs) + AAC, made once per work dir.
 function makeMedia() {
-  mkdirSync(workDir, { recursive: true });
-  const file = join(workDir, "demo-loop.ts");
-  if (existsSync(file)) return file;
-  const tmp = file + ".tmp";
-  const r = spawnSync("ffmpeg", [
-    "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-    "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
-    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-    "-t", "8", "-map", "0:v", "-map", "1:a",
-    "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
-    "-b:v", "800k", "-c:a", "aac", "-b:a", "96k", "-f", "mpegts", tmp,
-  ], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error("ffmpeg failed: " + r.stderr);
-  spawnSync("mv", [tmp, file]);
-  return file;
+  return makeLoopMedia(workDir, "demo-loop.ts", { size: "640x360", seconds: 8, videoKbps: 800, audioKbps: 96 });
 }
 
 function startServer(channels) {
@@ -197,29 +160,12 @@ async function scrollTo(page, selector) {
 
 // Inside the viewport and on top at its centre (not under the player, not scrolled away).
 async function checkVisible(page, selector, what, label) {
-  const r = await page.evaluate((sel) => {
-    const el = document.querySelector(sel);
-    if (!el) return null;
-    const b = el.getBoundingClientRect();
-    const hit = document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2);
-    return {
-      box: [Math.round(b.left), Math.round(b.top), Math.round(b.right), Math.round(b.bottom)],
-      inside: b.width > 0 && b.height > 0 && b.left >= 0 && b.top >= 0 && b.right <= innerWidth && b.bottom <= innerHeight,
-      onTop: !!hit && (hit === el || el.contains(hit)),
-      hit: hit ? hit.tagName.toLowerCase() + (hit.id ? "#" + hit.id : "") + (hit.className ? "." + hit.className : "") : null,
-      viewport: [innerWidth, innerHeight],
-    };
-  }, selector);
-  if (!r) await fail(`${label}: ${what} (${selector}) is missing`);
-  if (!r.inside) await fail(`${label}: ${what} lies outside the viewport ${r.viewport}: box ${r.box}`);
-  if (!r.onTop) await fail(`${label}: ${what} is covered by ${r.hit} at its centre (box ${r.box})`);
+  const problem = await visibilityProblem(page, selector, { scroll: false });
+  if (problem) await fail(`${label}: ${what} ${problem}`);
 }
 
-async function screenshot(page, name) {
-  mkdirSync(outputDir, { recursive: true });
-  const path = join(outputDir, name);
-  await page.screenshot({ path });
-  return path;
+function screenshot(page, name) {
+  return saveScreenshot(page, outputDir, name);
 }
 
 async function checkLayout(page, label) {
