@@ -4,22 +4,15 @@
 // Every wait is on a condition with a generous bound, never a wall-clock threshold.
 #include "ingest/guide_fetcher.hpp"
 #include "ingest/http_framing.hpp"
-#include "support/http_serve.hpp"
+#include "support/text_origin.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <future>
-#include <list>
-#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -31,123 +24,8 @@ namespace {
 
 constexpr double kWait = 30;  // seconds any condition may take before the test fails (never reached)
 
-// A loopback guide origin: each path answers as set (status, type, body, headers) or hangs until stop();
-// every request is counted by path. One thread per connection; every answer closes its connection.
-class GuideOrigin {
-public:
-    struct Answer {
-        int status = 200;
-        std::string content_type = "application/xml";
-        std::string body;
-        std::string headers;  // extra header lines, each ending in \r\n
-        bool hang = false;    // read the request, never answer
-    };
-
-    GuideOrigin() {
-        listen_fd_ = http::listen_loopback(0, &port_, "guide origin");
-        int p[2];
-        REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
-        wake_rd_ = p[0];
-        wake_wr_ = p[1];
-        accept_thread_ = std::thread([this] { accept_loop(); });
-    }
-    ~GuideOrigin() {
-        {
-            std::lock_guard l(mu_);
-            stopping_ = true;
-            for (Conn& c : conns_) ::shutdown(c.fd, SHUT_RDWR);
-        }
-        cv_.notify_all();
-        const char b = 0;
-        (void)!::write(wake_wr_, &b, 1);
-        accept_thread_.join();
-        for (Conn& c : conns_) c.thread.join();  // no new ones: the accept thread is gone
-        for (Conn& c : conns_) ::close(c.fd);
-        ::close(listen_fd_);
-        ::close(wake_rd_);
-        ::close(wake_wr_);
-    }
-    GuideOrigin(const GuideOrigin&) = delete;
-    GuideOrigin& operator=(const GuideOrigin&) = delete;
-
-    void set(const std::string& path, Answer a) {
-        std::lock_guard l(mu_);
-        answers_[path] = std::move(a);
-    }
-    uint16_t port() const { return port_; }
-    std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
-    int requests(const std::string& path) const {
-        std::lock_guard l(mu_);
-        const auto it = counts_.find(path);
-        return it == counts_.end() ? 0 : it->second;
-    }
-    // Waits until `path` was requested at least `n` times.
-    bool wait_requests(const std::string& path, int n) const {
-        std::unique_lock l(mu_);
-        return cv_.wait_for(l, std::chrono::duration<double>(kWait), [&] {
-            const auto it = counts_.find(path);
-            return it != counts_.end() && it->second >= n;
-        });
-    }
-
-private:
-    struct Conn {
-        int fd = -1;
-        std::thread thread;
-    };
-
-    void accept_loop() {
-        for (;;) {
-            pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_rd_, POLLIN, 0}};
-            if (::poll(fds, 2, -1) < 0) continue;
-            if (fds[1].revents) return;
-            const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-            if (fd < 0) continue;
-            std::lock_guard l(mu_);
-            if (stopping_) {
-                ::close(fd);
-                return;
-            }
-            Conn& c = conns_.emplace_back();
-            c.fd = fd;
-            c.thread = std::thread([this, fd] { serve(fd); });
-        }
-    }
-
-    void serve(int fd) {
-        http::Request req;
-        if (!http::read_request(fd, std::chrono::steady_clock::now() + std::chrono::seconds(10), req)) return;
-        Answer a;
-        {
-            std::lock_guard l(mu_);
-            ++counts_[req.path];
-            const auto it = answers_.find(req.path);
-            if (it == answers_.end()) a.status = 404;
-            else a = it->second;
-        }
-        cv_.notify_all();
-        if (a.hang) {
-            std::unique_lock l(mu_);
-            cv_.wait(l, [&] { return stopping_; });
-            return;
-        }
-        const std::string head = "HTTP/1.1 " + std::to_string(a.status) + " " + http::reason(a.status) +
-                                 "\r\nContent-Type: " + a.content_type + "\r\nContent-Length: " +
-                                 std::to_string(a.body.size()) + "\r\nConnection: close\r\n" + a.headers + "\r\n";
-        if (http::send_all(fd, head)) http::send_all(fd, a.body);
-        ::shutdown(fd, SHUT_WR);
-    }
-
-    int listen_fd_ = -1, wake_rd_ = -1, wake_wr_ = -1;
-    uint16_t port_ = 0;
-    mutable std::mutex mu_;
-    mutable std::condition_variable cv_;
-    bool stopping_ = false;
-    std::map<std::string, Answer> answers_;
-    std::map<std::string, int> counts_;
-    std::list<Conn> conns_;
-    std::thread accept_thread_;
-};
+// The guides' loopback origin (hanging answers, extra headers: see text_origin.hpp).
+using GuideOrigin = TextOrigin;
 
 std::string gzip(const std::string& data) {
     z_stream z{};
@@ -219,6 +97,7 @@ GuideFetcherSettings settings_for(std::vector<std::string> urls, std::vector<xml
 
 GuideOrigin::Answer xml_answer(std::string body) {
     GuideOrigin::Answer a;
+    a.content_type = "application/xml";
     a.body = std::move(body);
     return a;
 }
@@ -559,7 +438,7 @@ TEST_CASE("guide fetcher: set_channels re-filters while a fetch hangs, and the d
     s.deadline = 120;
     s.read_timeout = 120;
     auto f = std::make_unique<GuideFetcher>(s);
-    REQUIRE(origin.wait_requests("/hang.xml", 1));
+    REQUIRE(origin.wait_requests("/hang.xml", 1, kWait));
     // Readers do not wait for the fetch; a channel change is re-filtered from the kept guides meanwhile.
     f->set_channels({channel("news-again", "news.uk", "News")});
     bool refiltered = false;

@@ -95,9 +95,16 @@ void TextOrigin::serve(int fd) {
         if (it == answers_.end()) a = Answer{404, "text/plain", "not found"};
         else a = it->second;
     }
+    if (a.hang) {
+        std::unique_lock l(mu_);
+        ++requests_[req.path];
+        cv_.notify_all();
+        cv_.wait(l, [&] { return stopping_; });
+        return;
+    }
     std::string head = "HTTP/1.1 " + std::to_string(a.status) + " " + http::reason(a.status) +
                        "\r\nContent-Type: " + a.content_type + "\r\nContent-Length: " + std::to_string(a.body.size()) +
-                       "\r\nConnection: close\r\n\r\n";
+                       "\r\nConnection: close\r\n" + a.headers + "\r\n";
     if (http::send_all(fd, head) && req.method != "HEAD") http::send_all(fd, a.body);
     ::shutdown(fd, SHUT_WR);
     {

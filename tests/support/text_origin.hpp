@@ -1,6 +1,7 @@
 // A loopback HTTP origin of plain documents a test changes as it goes (a provider's channel list that
-// gains, loses and changes channels between fetches): each path answers as last set (status, type,
-// body) or 404; requests are counted by path. One short-lived thread per connection; every answer
+// gains, loses and changes channels between fetches, an XMLTV guide): each path answers as last set
+// (status, type, body, extra headers; or never, `hang`, until stop()) or 404; requests are counted by
+// path, once answered (a hanging one once read). One short-lived thread per connection; every answer
 // closes its connection. stop() (and the destructor) closes every socket and joins every thread.
 #pragma once
 
@@ -11,15 +12,20 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 namespace hlsrelay::test {
 
 class TextOrigin {
 public:
     struct Answer {
+        Answer() = default;
+        Answer(int s, std::string type, std::string b) : status(s), content_type(std::move(type)), body(std::move(b)) {}
         int status = 200;
         std::string content_type = "text/plain";
         std::string body;
+        std::string headers;  // extra header lines, each ending in \r\n
+        bool hang = false;    // read the request, never answer (until stop())
     };
 
     TextOrigin();  // listening on 127.0.0.1 (ephemeral port)
