@@ -40,6 +40,9 @@ struct ProviderSettings {
 // released, else fails (ErrorCode::Unavailable: HTTP 503 naming the channels holding them).
 inline constexpr double kProviderReclaimIdle = 10.0;
 inline constexpr double kProviderWait = 3.0;
+// Seconds a viewer's first request to a channel it starts on demand (its playlist, its continuous TS)
+// waits for the channel's first segment before a 503: the demo server's and FastAPI's.
+inline constexpr double kOnDemandWait = 10.0;
 inline constexpr int kMaxProviderConnections = 10000;
 // Failover across a channel's source URLs (ChannelConfig::urls; src/engine/failover.hpp applies it).
 // A URL that failed `attempts_per_url` times in a row, or was refused (HTTP 401/403/404/410, a refused

@@ -348,6 +348,7 @@ IMMUTABLE_CACHE_CONTROL: str
 PLAYLIST_CACHE_CONTROL: str
 PROVIDER_RETRY_AFTER: int  # seconds: Retry-After of a start refused for a provider's connections
 MAX_API_BODY_BYTES: int  # request bodies of channel-add and channel-update; more is 413
+ON_DEMAND_WAIT: float  # seconds a viewer's first request waits for the first segment of a channel it starts
 
 def endpoints() -> List[EndpointRow]: ...
 def blocking_timeout() -> Tuple[int, Dict[str, Any], List[Tuple[str, str]]]: ...

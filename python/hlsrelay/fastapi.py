@@ -79,6 +79,7 @@ from starlette.staticfiles import StaticFiles
 from ._core import (
     IMMUTABLE_CACHE_CONTROL,
     MAX_API_BODY_BYTES,
+    ON_DEMAND_WAIT,
     PLAYLIST_CACHE_CONTROL,
     PROVIDER_RETRY_AFTER,
     Engine,
@@ -94,7 +95,7 @@ __all__ = ["create_router", "create_app", "engine_from_env", "app"]
 log = logging.getLogger("hlsrelay")
 
 SEGMENT_CACHE_CONTROL = IMMUTABLE_CACHE_CONTROL
-TS_FIRST_SEGMENT_WAIT = 10.0  # seconds a continuous TS request waits for its channel's first segment (the demo server's on-demand wait)
+TS_FIRST_SEGMENT_WAIT = ON_DEMAND_WAIT  # seconds a continuous TS request waits for its channel's first segment
 PLAYLIST_MEDIA_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_MEDIA_TYPE = "video/mp2t"
 

@@ -486,7 +486,8 @@ PYBIND11_MODULE(_core, m) {
     m.attr("PLAYLIST_CACHE_CONTROL") = std::string(hlsrelay::api::kPlaylistCacheControl);
     // Seconds after which a start refused for a provider's connections is worth retrying (Retry-After).
     m.attr("PROVIDER_RETRY_AFTER") = static_cast<int>(hlsrelay::kProviderReclaimIdle);
-    m.attr("MAX_API_BODY_BYTES") = hlsrelay::kMaxApiBodyBytes;  // request bodies of channel-add/-update
+    m.attr("MAX_API_BODY_BYTES") = hlsrelay::kMaxApiBodyBytes;
+    m.attr("ON_DEMAND_WAIT") = hlsrelay::kOnDemandWait;  // a viewer's wait for the first segment of a channel it starts  // request bodies of channel-add/-update
     m.def(
         "endpoints",
         [] {

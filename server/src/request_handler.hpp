@@ -29,7 +29,7 @@ namespace hlsrelay::server {
 
 struct HandlerSettings {
     bool on_demand = false;
-    std::chrono::milliseconds on_demand_wait{10000};  // for the first playlist of a channel it starts
+    std::chrono::milliseconds on_demand_wait{static_cast<int64_t>(kOnDemandWait * 1000)};  // for the first playlist of a channel it starts
     std::chrono::milliseconds on_demand_poll{50};
     std::string api_token;  // empty: control endpoints are open (to non-browser and same-origin callers)
     std::vector<std::string> allowed_hosts;  // --allowed-host: names accepted in Host (api::HttpPolicy)

@@ -35,7 +35,7 @@ struct ServerConfig {
     ParserLimits limits;
     bool on_demand = false;
     std::chrono::milliseconds idle_timeout{60000};
-    std::chrono::milliseconds on_demand_wait{10000};
+    std::chrono::milliseconds on_demand_wait{static_cast<int64_t>(kOnDemandWait * 1000)};
     std::string api_token;
     std::vector<std::string> allowed_hosts;  // names accepted in Host besides IP literals and localhost
     std::filesystem::path web_root;
