@@ -4,6 +4,7 @@
 // reconnecting alone, and the selection modes. The ladder is made with ffmpeg (two video variants,
 // two audio languages) and served live by a ScriptedOrigin with a master written here.
 #include "engine_fixture.hpp"
+#include "support/http_serve.hpp"
 #include "support/scripted_origin.hpp"
 #include "ts_probe.hpp"
 
@@ -22,6 +23,9 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
+
+#include <unistd.h>
 
 namespace hlsrelay::test {
 namespace {
@@ -824,6 +828,36 @@ TEST_CASE("renditions failover: backup masters that are garbage or list no varia
     CHECK(real_above(engine, id, "a1", *top_breaks.begin() - 1) == 0);
     CHECK(s.state == ChannelState::Running);
     engine.stop(id);
+}
+
+TEST_CASE("renditions failover: a stop during a switch to a backup that never answers is prompt", "[renditions][failover]") {
+    ScriptedOrigin primary(std::chrono::milliseconds(1000));
+    serve_ladder(primary, ladder_master());
+    primary.start(4);
+    // The backup accepts connections (the kernel's backlog) and never answers.
+    uint16_t port = 0;
+    struct Listener {
+        int fd;
+        ~Listener() { ::close(fd); }
+    } silent{http::listen_loopback(0, &port, "silent backup")};
+    EngineSettings settings = presentation_failover_settings();
+    settings.read_timeout = 600;  // the switch's fetch of the backup master would wait that long (beyond ctest's timeout)
+    settings.stall_timeout = 3;   // ... while the primary's death is seen soon
+    Engine engine(settings);
+    const auto id = engine.add_channel(channel("Ladder stop", {primary.url("master.m3u8"),
+                                                               "http://127.0.0.1:" + std::to_string(port) + "/master.m3u8"}))
+                        .id;
+    engine.start(id);
+    const std::vector<std::string> all{"v0", "v1", "a0", "a1", "s0"};
+    REQUIRE(wait_until([&] { return all_listed(engine, id, all, 3); }, std::chrono::seconds(60)));
+    primary.freeze(true);
+    primary.set_down(true);
+    REQUIRE(wait_until([&] { return engine.status(id).source_index == 1; }, std::chrono::seconds(60)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the switch's fetch hangs
+    engine.stop(id);  // returns: the fetch honours stop (else it would wait read_timeout)
+    const ChannelStatus s = engine.status(id);
+    CHECK(s.state == ChannelState::Stopped);
+    CHECK(s.segment_count == 0);
 }
 
 }  // namespace hlsrelay::test
