@@ -58,7 +58,8 @@ ChannelWorker::ChannelWorker(ChannelConfig channel, HlsSettings hls, const Engin
                              RenditionRole role)
     : ChannelWorker(std::move(channel), hls, engine, first_sequence, std::move(pool), std::move(emit), std::move(log)) {
     role_ = std::move(role);
-    failover_ = FailoverPolicy(1, engine_.failover);  // one media playlist: reconnects only
+    role_url_ = role_->url;
+    failover_ = FailoverPolicy(1, engine_.failover);  // one media playlist: reconnects only (the presentation fails over)
     if (role_->kind == RenditionKind::subtitles) format_ = SegmentFormat::webvtt;
     if (!engine_.hls_dir.empty())
         mirror_ = std::make_unique<DiskMirror>(std::filesystem::path(engine_.hls_dir) / channel_.id / role_->id);
@@ -166,11 +167,57 @@ void ChannelWorker::maybe_leave() {
 
 bool ChannelWorker::take_leave() {
     std::lock_guard lock(sleep_mu_);
-    if (!leaving_) return false;
+    if (!leaving_ || repoint_) return false;  // a rendition's repoint is taken by take_repoint()
     leaving_ = false;
     failback_pending_ = false;
     if (!stopping_) interrupter_.reset();  // request_stop() stops it under this lock
     return true;
+}
+
+void ChannelWorker::repoint(std::string url, std::string parent, int64_t generation, std::string why) {
+    {
+        std::lock_guard lock(sleep_mu_);
+        if (stopping_) return;
+        repoint_ = Repoint{std::move(url), std::move(parent), std::move(why), generation};
+        leaving_ = true;
+        interrupter_.request_stop();  // the source returns at its next check
+    }
+    sleep_cv_.notify_all();
+}
+
+std::optional<ChannelWorker::Repoint> ChannelWorker::take_repoint() {
+    std::lock_guard lock(sleep_mu_);
+    if (!repoint_) return std::nullopt;
+    std::optional<Repoint> r = std::move(repoint_);
+    repoint_.reset();
+    leaving_ = false;
+    if (!stopping_) interrupter_.reset();  // request_stop() stops it under this lock
+    return r;
+}
+
+bool ChannelWorker::repoint_pending() {
+    std::lock_guard lock(sleep_mu_);
+    return repoint_.has_value();
+}
+
+bool ChannelWorker::apply_repoint(const Repoint& r) {
+    pin_generation_ = r.generation;
+    history_.forget_positions();
+    {
+        std::lock_guard lock(status_mu_);
+        role_url_ = r.url;
+    }
+    if (!r.url.empty()) {
+        pin_.url = r.url;
+        pin_.parent = r.parent;
+        log_(LogLevel::Info, channel_.id, "the presentation switched masters: now reading " + redact_url(r.url));
+        return !stopping();
+    }
+    // No match in the master the presentation follows now: nothing to publish until the next switch.
+    set_state(ChannelState::Reconnecting);
+    set_error(r.why, true);
+    while (!stopping() && !repoint_pending()) source_sleep(3600);
+    return !stopping();
 }
 
 void ChannelWorker::probe_loop() {
@@ -200,7 +247,6 @@ void ChannelWorker::probe_loop() {
                 continue;
             }
         }
-        if (!children().empty()) return;  // a presentation: its renditions reconnect alone
         if (failovers != period) {
             memory = ProbeMemory{};
             period = failovers;
@@ -419,7 +465,14 @@ void ChannelWorker::run() {
     std::mt19937 rng(std::random_device{}());
     int failures = 0;  // in a row on the URL tried: its backoff
     while (!stopping()) {
-        if (failback_pending_.exchange(false)) {  // due while the backup was failing: no need to reconnect it
+        if (role_) {  // the presentation switched masters: this rendition's new media playlist
+            if (std::optional<Repoint> r = take_repoint()) {
+                if (!apply_repoint(*r)) break;
+                failures = 0;
+                continue;
+            }
+        }
+        if (!role_ && failback_pending_.exchange(false)) {  // due while the backup was failing: no need to reconnect it
             std::lock_guard lock(failover_mu_);
             if (failover_.active() != 0 && failover_.failback_due(SteadyClock::now())) {
                 failover_.fail_back();
@@ -429,7 +482,7 @@ void ChannelWorker::run() {
             }
         }
         const std::size_t index = [this] { std::lock_guard l(failover_mu_); return failover_.active(); }();
-        const std::string url = urls[index % urls.size()];
+        const std::string url = role_ ? pin_.url : urls[index % urls.size()];
         const int64_t published_before = [this] { std::lock_guard l(out_mu_); return segments_published_; }();
         std::string error;
         bool is_permanent = false, is_hard = false;
@@ -439,7 +492,11 @@ void ChannelWorker::run() {
             } else if (is_hls_url(url)) {
                 std::optional<Plan> p = plan(segmenter, url);
                 if (p && !p->roles.empty()) {
-                    run_presentation(std::move(*p), segmenter);  // until stopped: the renditions reconnect alone
+                    {
+                        std::lock_guard lock(failover_mu_);
+                        playing_ = index;
+                    }
+                    run_presentation(std::move(*p), segmenter);  // then follow_presentation() below
                     break;
                 }
                 run_source(segmenter, url, p ? &p->single : nullptr);
@@ -462,6 +519,11 @@ void ChannelWorker::run() {
         } catch (const std::exception& e) {
             log_(LogLevel::Warn, channel_.id, std::string("flush failed: ") + e.what());
         }
+        if (role_ && repoint_pending()) {  // left for another master: what that flush cut of the old one is not published
+            source_sequence_ = -1;
+            failures = 0;
+            continue;
+        }
         const bool left = take_leave();  // a fail-back: the backup was left on purpose (maybe by that flush)
         const int64_t published_after = [this] { std::lock_guard l(out_mu_); return segments_published_; }();
         const bool delivered = published_after > published_before;
@@ -483,6 +545,7 @@ void ChannelWorker::run() {
         if (delivered) failures = 0;  // it worked for a while: start backoff over
         ++failures;
         count_failure();
+        if (role_ && role_->failed) role_->failed(url, is_permanent, delivered, is_hard);  // the presentation decides
         FailoverPolicy::Decision d;
         {
             std::lock_guard lock(failover_mu_);
@@ -495,6 +558,11 @@ void ChannelWorker::run() {
         if (d.all_permanent) {
             set_state(ChannelState::Failed);  // no URL can ever work: wait for stop
             set_error(error, true);
+            if (role_) {  // ... or for the presentation's switch to another master
+                while (!stopping() && !repoint_pending()) source_sleep(3600);
+                if (stopping()) break;
+                continue;
+            }
             sleep(1e9);
             break;
         }
@@ -516,9 +584,14 @@ void ChannelWorker::run() {
         // of the provider's return, as a channel without backups does; cooldowns only order the URLs).
         // Never a busy loop: the wait is at least the reconnect delay; stop cuts it short.
         delay = std::max(delay, std::min(d.wait, engine_.reconnect_max));
-        if (!sleep(delay)) break;
+        if (role_) {  // a rendition: also cut short by the presentation's switch (repoint())
+            source_sleep(delay);
+            if (stopping()) break;
+        } else if (!sleep(delay)) {
+            break;
+        }
     }
-    if (!children().empty()) sleep(1e9);  // a presentation: until stop() (its children run on)
+    if (!children().empty()) follow_presentation(segmenter);  // a presentation: until stop() (its children run on)
     set_state(ChannelState::Stopped);
 }
 
@@ -656,6 +729,7 @@ std::optional<ChannelWorker::Plan> ChannelWorker::plan(Segmenter& segmenter, con
             role.name = r.name;
             role.language = r.language;
             role.group = r.group_id;
+            role.is_default = r.is_default;
             index = add_role(kind, r.uri, std::move(role));
             if (index < 0) continue;
             e.id = plan.roles[static_cast<std::size_t>(index)].id;
@@ -702,6 +776,13 @@ void ChannelWorker::run_presentation(Plan plan, Segmenter& segmenter) {
     for (const auto& role : plan.roles) ids.push_back(role.id);
     auto reports = hls_.low_latency ? std::make_shared<RenditionReports>(std::move(ids)) : nullptr;
     std::vector<std::shared_ptr<ChannelWorker>> kids;
+    if (channel_.urls.size() > 1) {  // backups: the top rendition's failures may switch the presentation
+        std::lock_guard lock(failover_mu_);
+        top_url_ = plan.roles[top].url;
+        plan.roles[top].failed = [this](const std::string& url, bool permanent, bool delivered, bool hard) {
+            on_top_failure(url, permanent, delivered, hard);
+        };
+    }
     for (auto& role : plan.roles) {
         role.map = map;
         role.reports = reports;
@@ -727,6 +808,238 @@ void ChannelWorker::run_presentation(Plan plan, Segmenter& segmenter) {
     if (interrupter_.stop_requested()) {
         for (const auto& kid : kids) kid->request_stop();
     }
+}
+
+void ChannelWorker::on_top_failure(const std::string& url, bool permanent, bool delivered, bool hard) {
+    std::size_t from = 0, to = 0;
+    {
+        std::lock_guard lock(failover_mu_);
+        // A failure of a media playlist the presentation left, or while a switch is under way: stale.
+        if (url != top_url_ || switch_to_) return;
+        const auto now = SteadyClock::now();
+        const FailoverPolicy::Decision d = failover_.on_failure(now, permanent, delivered, hard);
+        {
+            std::lock_guard status(status_mu_);
+            url_index_ = d.index;
+        }
+        if (d.all_permanent || d.index == playing_) return;  // the renditions reconnect on their own
+        if (d.switched) failback_pending_ = false;
+        from = playing_;
+        to = d.index;
+        switch_to_ = to;
+        switch_at_ = now + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(d.wait));
+    }
+    log_(LogLevel::Info, channel_.id, "failing over from source " + std::to_string(from) + " to source " + std::to_string(to) +
+                                          " (" + redact_url(channel_.urls[to]) + ")");
+    sleep_cv_.notify_all();
+}
+
+void ChannelWorker::follow_presentation(Segmenter& segmenter) {
+    if (channel_.urls.size() < 2) {  // nowhere to go: the renditions reconnect on their own
+        sleep(1e9);
+        return;
+    }
+    while (!stopping()) {
+        std::optional<std::size_t> target;
+        std::size_t from = 0;
+        bool failback = false;
+        {
+            std::lock_guard lock(failover_mu_);
+            const auto now = SteadyClock::now();
+            from = playing_;
+            if (switch_to_) {
+                if (now >= switch_at_) target = switch_to_;
+            } else if (failback_pending_.load()) {
+                if (playing_ != 0 && failover_.failback_due(now)) {
+                    target = 0;
+                    failback = true;
+                } else {
+                    failback_pending_ = false;
+                }
+            }
+        }
+        if (!target) {  // polled: the top rendition's failures and the probe thread decide
+            std::unique_lock lock(sleep_mu_);
+            sleep_cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopping_; });
+            continue;
+        }
+        if (failback)
+            log_(LogLevel::Info, channel_.id, "leaving backup source " + std::to_string(from) + " for the primary " +
+                                                  redact_url(channel_.urls.front()));
+        std::string error;
+        bool permanent = false;
+        const bool ok = switch_presentation(*target, segmenter, error, permanent);
+        if (stopping()) return;
+        std::size_t next = 0;
+        bool again = false;
+        {
+            std::lock_guard lock(failover_mu_);
+            const auto now = SteadyClock::now();
+            if (failback) {
+                failback_pending_ = false;
+                if (ok) {
+                    failover_.fail_back();
+                    playing_ = 0;
+                } else {
+                    failover_.on_probe(now, false);  // its master did not serve: healthy probes count again
+                }
+            } else {
+                switch_to_.reset();
+                if (ok) {
+                    playing_ = *target;
+                } else {
+                    // That URL cools down (as a refused one does); the policy names the next, maybe later.
+                    const FailoverPolicy::Decision d = failover_.on_failure(now, permanent, false, true);
+                    if (!d.all_permanent && d.index != playing_) {
+                        switch_to_ = next = d.index;
+                        const double wait = std::max(d.wait, engine_.reconnect_min);
+                        switch_at_ = now + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(wait));
+                        again = true;
+                    }
+                }
+            }
+            std::lock_guard status(status_mu_);
+            url_index_ = failover_.active();
+        }
+        if (!ok) {
+            set_error("failover to source " + std::to_string(*target) + " failed: " + error, true);
+            if (again)
+                log_(LogLevel::Info, channel_.id, "failing over from source " + std::to_string(*target) + " to source " +
+                                                      std::to_string(next) + " (" + redact_url(channel_.urls[next]) + ")");
+        } else {
+            log_(LogLevel::Info, channel_.id, "the presentation follows the master of source " + std::to_string(*target) + " (" +
+                                                  redact_url(channel_.urls[*target]) + ")");
+        }
+    }
+}
+
+namespace {
+// The order in which video renditions are matched: the top one first, then by declared bandwidth.
+std::vector<std::size_t> video_rank(const std::vector<RenditionRole>& roles) {
+    std::vector<std::size_t> v;
+    for (std::size_t i = 0; i < roles.size(); ++i)
+        if (roles[i].kind == RenditionKind::video) v.push_back(i);
+    std::stable_sort(v.begin(), v.end(), [&](std::size_t a, std::size_t b) {
+        if (roles[a].top != roles[b].top) return roles[a].top;
+        return roles[a].bandwidth > roles[b].bandwidth;
+    });
+    return v;
+}
+
+// For each running rendition, the new master's rendition it goes on with (-1: none).
+std::vector<int> match_renditions(const std::vector<RenditionRole>& running, const std::vector<RenditionRole>& next) {
+    std::vector<int> match(running.size(), -1);
+    std::vector<bool> used(next.size(), false);
+    const std::vector<std::size_t> a = video_rank(running), b = video_rank(next);
+    for (std::size_t k = 0; k < a.size() && k < b.size(); ++k) {
+        match[a[k]] = static_cast<int>(b[k]);
+        used[b[k]] = true;
+    }
+    for (std::size_t i = 0; i < running.size(); ++i) {
+        const RenditionRole& r = running[i];
+        if (r.kind == RenditionKind::video) continue;
+        int best = -1, best_score = 0;
+        for (std::size_t j = 0; j < next.size(); ++j) {
+            const RenditionRole& n = next[j];
+            if (used[j] || n.kind != r.kind) continue;
+            int score;
+            if (r.kind == RenditionKind::audio) {  // by language, then name, then the default one
+                const bool language = !r.language.empty() && r.language == n.language;
+                const bool name = !r.name.empty() && r.name == n.name;
+                const bool fallback = r.is_default && n.is_default;
+                score = (language ? 4 : 0) + (name ? 2 : 0) + (fallback ? 1 : 0);
+            } else {  // subtitles: by language
+                score = r.language == n.language ? 1 : 0;
+            }
+            if (score > best_score) {
+                best = static_cast<int>(j);
+                best_score = score;
+            }
+        }
+        if (best >= 0) {
+            match[i] = best;
+            used[static_cast<std::size_t>(best)] = true;
+        }
+    }
+    return match;
+}
+}  // namespace
+
+bool ChannelWorker::switch_presentation(std::size_t index, Segmenter& segmenter, std::string& error, bool& permanent) {
+    const std::string& url = channel_.urls[index];
+    Plan next;
+    int64_t start = 0;
+    try {
+        // The same caps, deadlines and URL policy as the first plan(); stopped by the worker's interrupter.
+        if (!is_hls_url(url))
+            throw av::SourceError(redact_url(url) + " is not an HLS playlist: a presentation fails over to another master playlist");
+        std::optional<Plan> p = plan(segmenter, url);
+        if (!p) throw av::SourceError(redact_url(url) + " is a media playlist, not a master playlist");
+        next = std::move(*p);
+        if (next.roles.empty()) {  // one variant: the top video rendition's match
+            RenditionRole only;
+            only.kind = RenditionKind::video;
+            only.id = rendition_id(RenditionKind::video, 0);
+            only.url = next.single.url;
+            only.parent = next.single.parent;
+            only.top = true;
+            next.roles.push_back(std::move(only));
+        }
+        const auto top = std::find_if(next.roles.begin(), next.roles.end(), [](const RenditionRole& r) { return r.top; });
+        if (top == next.roles.end()) throw av::SourceError("master playlist " + redact_url(url) + " has no usable variant");
+        // The new ladder's renditions start at its highest video variant's live start, as at the first plan.
+        SourceContext ctx = source_context(segmenter, next.master_url);
+        std::string final_url;
+        const m3u8::Playlist first = fetch_hls_playlist(ctx, top->url, next.master_url, final_url);
+        if (first.is_master()) throw av::SourceError("variant " + redact_url(top->url) + " is itself a master playlist");
+        const auto& segs = first.media().segments;
+        if (segs.empty()) throw av::SourceError("variant " + redact_url(top->url) + " lists no segments");
+        const std::size_t back = static_cast<std::size_t>(std::max(1, engine_.live_start_segments));
+        start = segs[first.media().endlist || segs.size() <= back ? 0 : segs.size() - back].sequence;
+    } catch (const av::SourceError& e) {
+        error = e.what();
+        permanent = e.permanent();
+        return false;
+    } catch (const std::exception& e) {
+        error = std::string("internal error: ") + e.what();
+        return false;
+    }
+    if (stopping()) return false;
+    std::vector<RenditionRole> running;
+    std::vector<std::shared_ptr<ChannelWorker>> kids;
+    {
+        std::lock_guard lock(children_mu_);
+        if (stop_children_ || !plan_ || children_.empty()) return false;
+        running = plan_->roles;
+        kids = children_;
+    }
+    const std::vector<int> match = match_renditions(running, next.roles);
+    const int64_t generation = running.front().map->switch_source(start);
+    {
+        std::lock_guard lock(failover_mu_);
+        for (std::size_t i = 0; i < running.size(); ++i)
+            if (running[i].top && match[i] >= 0) top_url_ = next.roles[static_cast<std::size_t>(match[i])].url;
+    }
+    {
+        std::lock_guard lock(children_mu_);
+        if (stop_children_ || !plan_) return false;
+        for (std::size_t i = 0; i < plan_->roles.size() && i < match.size(); ++i) {
+            if (match[i] < 0) continue;
+            plan_->roles[i].url = next.roles[static_cast<std::size_t>(match[i])].url;
+            plan_->roles[i].parent = next.master_url;
+        }
+    }
+    for (std::size_t i = 0; i < kids.size() && i < match.size(); ++i) {
+        if (match[i] >= 0) {
+            kids[i]->repoint(next.roles[static_cast<std::size_t>(match[i])].url, next.master_url, generation);
+        } else {
+            const std::string why = "the master of source " + std::to_string(index) +
+                                    " has no rendition matching it: not delivering while the channel plays that source";
+            log_(LogLevel::Warn, channel_.id, running[i].id + ": " + why);
+            kids[i]->repoint({}, {}, generation, why);
+        }
+    }
+    return true;
 }
 
 void ChannelWorker::on_child_event(const std::string& id, bool top, const Event& e) {
@@ -831,9 +1144,13 @@ void ChannelWorker::refresh_master() {
 int64_t ChannelWorker::aligned_start(int64_t live_start, int64_t first, int64_t last) {
     const SequenceMap::Mapping m = role_->map->current();
     epoch_ = m.epoch;
+    // The first connection to the master the presentation switched to starts over in its mapping
+    // (SequenceMap::switch_source), behind the switch's discontinuity.
+    const bool switched = generation_ != pin_generation_;
+    generation_ = pin_generation_;
     int64_t want;
     continues_ = false;
-    if (published_any_) {
+    if (published_any_ && !switched) {
         want = next_sequence_ - offset_;  // go on where this rendition left off
     } else {
         offset_ = m.offset;
@@ -846,7 +1163,7 @@ int64_t ChannelWorker::aligned_start(int64_t live_start, int64_t first, int64_t 
         offset_ = next_sequence_ - live_start;
         return live_start;
     }
-    continues_ = published_any_;  // in the presentation's numbering: its timeline too (PinnedPlaylist::continues)
+    continues_ = published_any_ && !switched;  // in the presentation's numbering: its timeline too (PinnedPlaylist::continues)
     return std::max(want, first);  // what left the playlist meanwhile becomes gaps
 }
 
@@ -976,6 +1293,7 @@ void ChannelWorker::publish_part(CutPart&& cut, const Segmenter& segmenter) {
         // always follow the last listed segment. A segment publish() will drop has no parts either.
         sequence = source_sequence_ + offset_;
         if (source_sequence_ < 0 || source_published_ || sequence < next_sequence_) return;
+        if (generation_ != role_->map->generation()) return;  // the old master's, after a switch
         if (sequence > next_sequence_) publish_gap(sequence - 1, source_duration_, segmenter);
         // Its first part is dated as the segment will be, alike in every rendition (SequenceMap::date).
         if (cut.first)
@@ -1099,6 +1417,8 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
     const auto now = SteadyClock::now();
     segment->published = now;
     if (role_) {
+        // Cut from the master the presentation left (until this rendition leaves it): not published.
+        if (generation_ != role_->map->generation()) return;
         // Discontinuities go where every rendition has them (SequenceMap::publish).
         const SequenceMap::Publication p = role_->map->publish(segment->sequence, segment->discontinuity && segment->sequence >= withhold_until_);
         if (p.withhold_until > segment->sequence) {
@@ -1404,7 +1724,7 @@ ChannelStatus ChannelWorker::own_status() const {
         s.reconnects = reconnects_;
         s.reconnect_attempts = reconnect_attempts_;
         s.source_index = static_cast<int>(url_index_);
-        s.source = redact_url(role_ ? role_->url : channel_.urls[url_index_ % channel_.urls.size()]);
+        s.source = redact_url(role_ ? role_url_ : channel_.urls[url_index_ % channel_.urls.size()]);
         if (state_ == ChannelState::Running || state_ == ChannelState::Stalled)
             s.uptime_seconds = std::chrono::duration<double>(now - running_since_).count();
     }

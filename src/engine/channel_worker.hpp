@@ -13,7 +13,11 @@
 // one child ChannelWorker per rendition (RenditionRole: its own ingest pinned to one media
 // playlist, cutter, window, playlist, reconnects and disk directory), renders master.m3u8 from the
 // source's, and serves "<id>/<file>" from the children. Its state follows the highest video
-// rendition; a child that fails alone reconnects alone.
+// rendition; a child that fails alone reconnects alone. With backups, the top rendition's failures
+// go through this worker's FailoverPolicy: once it says so, the whole presentation switches to the
+// next URL's master (follow_presentation): planned again, its renditions matched to the children by
+// role and the children re-pointed (repoint()) in a new SequenceMap generation, their windows and
+// numbering going on; fail-back to the primary master likewise, by the probe thread.
 #pragma once
 
 #include "common/av_util.hpp"
@@ -52,6 +56,11 @@ struct RenditionRole {
     int64_t bandwidth = 0;             // declared by the source (0: none)
     std::string codecs;
     int width = 0, height = 0;
+    bool is_default = false;           // EXT-X-MEDIA DEFAULT=YES (matching a backup's renditions)
+    // The top rendition of a channel with backups: each failed connection is told to the
+    // presentation's worker (its media playlist, and FailoverPolicy::on_failure's flags), which
+    // decides on a switch of the whole presentation to another master.
+    std::function<void(const std::string& url, bool permanent, bool delivered, bool hard)> failed;
 };
 
 class ChannelWorker {
@@ -93,6 +102,11 @@ public:
     std::shared_ptr<ChannelWorker> playlist_owner(std::string_view file) const;
     void wake_position_waiters();  // after a part or (low latency) a segment is published
     const ChannelConfig& channel() const { return channel_; }
+    // A rendition of a presentation that switched to another master: leaves its source at once
+    // and goes on with media playlist `url` (named by the master at `parent`), in the numbering
+    // of SequenceMap generation `generation`. An empty `url`: the new master has no match for it;
+    // it publishes nothing (`why` is its error) until the next repoint.
+    void repoint(std::string url, std::string parent, int64_t generation, std::string why = {});
     // A rendition's measured stream and its status row.
     StreamInfo stream_info() const;
     ChannelStatus own_status() const;  // this worker's alone (status() adds a presentation's renditions)
@@ -116,6 +130,13 @@ private:
     // Fetches the master playlist at `url`; nullopt when it is a media playlist.
     std::optional<Plan> plan(Segmenter& segmenter, const std::string& url);
     void run_presentation(Plan plan, Segmenter& segmenter);
+    // A running presentation: switches it as a whole to another master when its top rendition
+    // failed as long as the policy allows one URL, and back to the primary (fail-back). Until stop.
+    void follow_presentation(Segmenter& segmenter);
+    // One switch to channel_.urls[index]'s master: plans it, matches its renditions to the running
+    // children and re-points them. False (with `error`) when the master cannot be used.
+    bool switch_presentation(std::size_t index, Segmenter& segmenter, std::string& error, bool& hard);
+    void on_top_failure(const std::string& url, bool permanent, bool delivered, bool hard);
     void on_child_event(const std::string& id, bool top, const Event& e);
     void refresh_master();  // the presentation's master.m3u8 and top-level index.m3u8
     std::vector<std::shared_ptr<ChannelWorker>> children() const;
@@ -153,6 +174,14 @@ private:
     void probe_loop();
     void maybe_leave();  // after a published segment: leaves the source when a fail-back is pending
     bool take_leave();   // after the source returned: whether it was left on purpose (re-arms the source)
+    // A rendition: a repoint() asked for and not yet taken (sleep_mu_).
+    struct Repoint {
+        std::string url, parent, why;
+        int64_t generation = 0;
+    };
+    std::optional<Repoint> take_repoint();  // re-arms the source
+    bool repoint_pending();
+    bool apply_repoint(const Repoint& r);  // false: stopping
     void remove_files(const std::vector<SegmentPtr>& gone);
 
     const ChannelConfig channel_;
@@ -169,6 +198,7 @@ private:
     std::condition_variable sleep_cv_;
     bool stopping_ = false;
     bool leaving_ = false;  // sleep_mu_: the worker leaves the current source for the primary
+    std::optional<Repoint> repoint_;  // sleep_mu_: a rendition's next media playlist (repoint())
 
     // Failover: the policy (failover_mu_; the worker, the probe thread and status read it).
     mutable std::mutex failover_mu_;
@@ -176,6 +206,12 @@ private:
     std::atomic<bool> failback_pending_{false};  // the primary is healthy: leave at a segment boundary
     av::Interrupter probe_interrupter_;          // the probe's fetches (stopped by request_stop)
     std::thread probe_thread_;
+    // A presentation with backups (failover_mu_): the URL whose master the renditions follow, its
+    // top rendition's media playlist (failures of another are stale) and a switch decided.
+    std::size_t playing_ = 0;
+    std::string top_url_;
+    std::optional<std::size_t> switch_to_;
+    SteadyClock::time_point switch_at_{};
 
     // Output: written by the worker, read by anyone.
     mutable std::mutex out_mu_;
@@ -217,6 +253,7 @@ private:
     SteadyClock::time_point outage_since_{};
     int64_t outage_attempts_ = 0;
     size_t url_index_ = 0;
+    std::string role_url_;  // a rendition: its media playlist now (repoint())
     SteadyClock::time_point running_since_{};  // connected and publishing (kept across stalled)
     SteadyClock::time_point healthy_since_{};  // publishing (reset by stalled)
     SteadyClock::time_point last_publish_{};
@@ -245,6 +282,8 @@ private:
     std::optional<RenditionRole> role_;
     PinnedPlaylist pin_;
     int64_t offset_ = 0, epoch_ = 0;   // output = source + offset_ (role_->map's, or our own when misaligned)
+    int64_t pin_generation_ = 0;       // the SequenceMap generation of pin_.url (repoint())
+    int64_t generation_ = 0;           // ... of the connection being cut: publishes only while current
     int64_t source_sequence_ = -1;     // the source segment being cut
     double source_duration_ = 0;
     bool source_published_ = false;    // ... has its output segment

@@ -49,6 +49,26 @@ public:
         return mapping_;
     }
 
+    // The presentation switched to another master (failover, fail-back): its renditions start over
+    // at source number `source_start` of the new ladder, numbered right after everything any
+    // rendition published, behind a discontinuity in every rendition; the new source's clock sets a
+    // new shared timeline. Returns the new generation: what a rendition publishes for an older one
+    // (the old source, until it leaves it) is not published (generation()).
+    int64_t switch_source(int64_t source_start) {
+        std::lock_guard lock(mu_);
+        ++generation_;
+        ++mapping_.epoch;
+        mapping_.start = source_start;
+        mapping_.offset = next_output_ - source_start;
+        breaks_.insert(next_output_);
+        timeline_offset_.reset();
+        return generation_;
+    }
+    int64_t generation() const {
+        std::lock_guard lock(mu_);
+        return generation_;
+    }
+
     // What a rendition may publish as output number `sequence`.
     struct Publication {
         bool discontinuity = false;  // EXT-X-DISCONTINUITY before it, in every rendition
@@ -116,6 +136,7 @@ private:
     mutable std::mutex mu_;
     Mapping mapping_;
     int64_t next_output_;
+    int64_t generation_ = 0;  // switch_source()s
     std::map<int64_t, SystemClock::time_point> dates_;
     std::optional<int64_t> timeline_offset_;
     std::set<int64_t> breaks_;  // output numbers that start a discontinuity in every rendition

@@ -4,6 +4,7 @@
 // reconnecting alone, and the selection modes. The ladder is made with ffmpeg (two video variants,
 // two audio languages) and served live by a ScriptedOrigin with a master written here.
 #include "engine_fixture.hpp"
+#include "support/http_serve.hpp"
 #include "support/scripted_origin.hpp"
 #include "ts_probe.hpp"
 
@@ -13,6 +14,7 @@
 
 #include <hlsrelay/api.hpp>
 #include <hlsrelay/status.hpp>
+#include <hlsrelay/stream_id.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -21,6 +23,9 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
+
+#include <unistd.h>
 
 namespace hlsrelay::test {
 namespace {
@@ -645,6 +650,214 @@ TEST_CASE("renditions: low latency in every rendition, with reports of the other
     CHECK(on_disk("index.m3u8").find("#EXT-X-PART") == std::string::npos);
     engine.unsubscribe(sub);
     engine.stop(id);
+}
+
+namespace {
+// A presentation with backups fails over as a whole (ChannelWorker::follow_presentation): its top
+// rendition failing as long as the policy allows one URL moves every rendition to the backup's
+// master, numbered on behind one discontinuity; a healthy primary is returned to.
+EngineSettings presentation_failover_settings() {
+    EngineSettings s = quick_settings(1.0, 100);  // a window that keeps every segment of the test
+    s.failover.attempts_per_url = 1;
+    s.failover.cooldown = 0.5;
+    s.failover.cooldown_max = 1.0;
+    s.failover.probe_interval = 0.3;
+    s.failover.failback_after = 1.5;
+    return s;
+}
+
+// The real (not gap) segments rendition `r` lists numbered above `after`.
+std::size_t real_above(const Engine& engine, const std::string& id, const std::string& r, int64_t after) {
+    const auto l = listed(text_of(engine, id, r + "/index.m3u8"));
+    return static_cast<std::size_t>(
+        std::count_if(l.begin(), l.end(), [&](const Listed& x) { return !x.gap && x.sequence > after; }));
+}
+
+int64_t newest(const Engine& engine, const std::string& id, const std::string& r) {
+    const auto l = listed(text_of(engine, id, r + "/index.m3u8"));
+    return l.empty() ? -1 : l.back().sequence;
+}
+
+// The numbers above `after` that rendition `r` lists behind an EXT-X-DISCONTINUITY.
+std::set<int64_t> breaks_above(const Engine& engine, const std::string& id, const std::string& r, int64_t after) {
+    std::set<int64_t> out;
+    for (const auto& l : listed(text_of(engine, id, r + "/index.m3u8")))
+        if (l.discontinuity && l.sequence > after) out.insert(l.sequence);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("renditions failover: a presentation fails over to its backup master as a whole and fails back", "[renditions][failover]") {
+    ScriptedOrigin primary(std::chrono::milliseconds(1000)), backup(std::chrono::milliseconds(1000), "/b");
+    serve_ladder(primary, ladder_master());
+    serve_ladder(backup, ladder_master());
+    primary.start(4);
+    backup.start(4);  // live from when the primary dies on, numbered from 1000
+    backup.freeze(true);
+    backup.restart(1000, 4);
+    Engine engine(presentation_failover_settings());
+    const auto id =
+        engine.add_channel(channel("Ladder failover", {primary.url("master.m3u8"), backup.url("master.m3u8")})).id;
+    engine.start(id);
+    const std::vector<std::string> all{"v0", "v1", "a0", "a1", "s0"};
+    REQUIRE(wait_until([&] { return all_listed(engine, id, all, 3); }, std::chrono::seconds(60)));
+    CHECK(engine.status(id).source_index == 0);
+    CHECK(engine.status(id).failovers == 0);
+    std::map<std::string, int64_t> first;  // each rendition's first number: the window keeps them all
+    for (const auto& r : all) first[r] = listed(text_of(engine, id, r + "/index.m3u8")).front().sequence;
+
+    // The primary dies (every request 404); the backup ladder is live, numbered from 1000.
+    backup.freeze(false);
+    primary.freeze(true);
+    primary.set_down(true);
+    int64_t before = 0;  // the newest number any rendition had published from the primary
+    for (const auto& r : all) before = std::max(before, newest(engine, id, r));
+    REQUIRE(wait_until([&] {
+        const ChannelStatus s = engine.status(id);
+        return s.source_index == 1 && s.failovers == 1;
+    }, std::chrono::seconds(60)));
+    // Every rendition goes on from the backup: numbered on, behind one discontinuity shared by all.
+    REQUIRE(wait_until([&] {
+        for (const auto& r : all)
+            if (real_above(engine, id, r, before) < 3) return false;
+        return true;
+    }, std::chrono::seconds(60)));
+    {
+        const ChannelStatus s = engine.status(id);
+        INFO(describe(s));
+        CHECK(s.source_index == 1);
+        CHECK(s.failovers == 1);
+        REQUIRE(s.sources.size() == 2);
+        CHECK(s.sources[1].role == "active");
+        CHECK(s.sources[0].role != "active");
+        CHECK(s.source == redact_url(backup.url("master.m3u8")));
+        CHECK(backup.segment_requests() > 0);
+    }
+    const std::set<int64_t> top_breaks = breaks_above(engine, id, "v0", before - 1);
+    REQUIRE_FALSE(top_breaks.empty());
+    const int64_t switched_at = *top_breaks.begin();
+    for (const auto& r : all) {
+        INFO(r);
+        const auto l = listed(text_of(engine, id, r + "/index.m3u8"));
+        CHECK(l.front().sequence == first[r]);  // no reset: the same window, numbered on
+        CHECK(breaks_above(engine, id, r, before - 1).count(switched_at) == 1);
+        CHECK(real_above(engine, id, r, switched_at - 1) >= 3);
+    }
+    for (const auto& l : listed(text_of(engine, id, "index.m3u8"))) CHECK(l.uri.rfind("v0/", 0) == 0);
+
+    // The primary is back: after failback_after of healthy probes the presentation returns to it.
+    const std::size_t primary_segments = primary.segment_requests();
+    primary.set_down(false);
+    primary.freeze(false);
+    REQUIRE(wait_until([&] {
+        const ChannelStatus s = engine.status(id);
+        return s.source_index == 0 && s.failovers == 2;
+    }, std::chrono::seconds(60)));
+    int64_t back = 0;
+    for (const auto& r : all) back = std::max(back, newest(engine, id, r));
+    REQUIRE(wait_until([&] {
+        for (const auto& r : all)
+            if (real_above(engine, id, r, back) < 2) return false;
+        return true;
+    }, std::chrono::seconds(60)));
+    CHECK(primary.segment_requests() > primary_segments);
+    const ChannelStatus s = engine.status(id);
+    INFO(describe(s));
+    CHECK(s.sources[0].role == "active");
+    CHECK(s.source == redact_url(primary.url("master.m3u8")));
+    const std::set<int64_t> later = breaks_above(engine, id, "v0", switched_at);
+    REQUIRE_FALSE(later.empty());
+    for (const auto& r : all) {
+        INFO(r);
+        CHECK(listed(text_of(engine, id, r + "/index.m3u8")).front().sequence == first[r]);
+        CHECK(breaks_above(engine, id, r, switched_at).count(*later.begin()) == 1);
+    }
+    engine.stop(id);
+}
+
+TEST_CASE("renditions failover: backup masters that are garbage or list no variants are passed over", "[renditions][failover]") {
+    ScriptedOrigin primary(std::chrono::milliseconds(1000)), backup(std::chrono::milliseconds(1000), "/b");
+    serve_ladder(primary, ladder_master());
+    // The usable backup has no German audio: a1 has no match there.
+    std::string no_german = ladder_master();
+    const std::size_t de = no_german.find("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"Deutsch\"");
+    REQUIRE(de != std::string::npos);
+    no_german.erase(de, no_german.find('\n', de) + 1 - de);
+    serve_ladder(backup, no_german);
+    backup.set_file("none.m3u8", "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"English\",URI=\"en.m3u8\"\n");
+    backup.set_file("garbage.m3u8", "<html>not a playlist</html>\n");
+    primary.start(4);
+    backup.start(4);
+    backup.freeze(true);
+    Engine engine(presentation_failover_settings());
+    const auto id = engine.add_channel(channel("Ladder bad backups", {primary.url("master.m3u8"), backup.url("none.m3u8"),
+                                                                      backup.url("garbage.m3u8"), backup.url("master.m3u8")}))
+                        .id;
+    engine.start(id);
+    const std::vector<std::string> all{"v0", "v1", "a0", "a1", "s0"};
+    REQUIRE(wait_until([&] { return all_listed(engine, id, all, 3); }, std::chrono::seconds(60)));
+
+    backup.freeze(false);
+    primary.freeze(true);
+    primary.set_down(true);
+    int64_t before = 0;
+    for (const auto& r : all) before = std::max(before, newest(engine, id, r));
+    REQUIRE(wait_until([&] { return engine.status(id).source_index == 3; }, std::chrono::seconds(60)));
+    const std::vector<std::string> matched{"v0", "v1", "a0", "s0"};
+    REQUIRE(wait_until([&] {
+        for (const auto& r : matched)
+            if (real_above(engine, id, r, before) < 3) return false;
+        return true;
+    }, std::chrono::seconds(60)));
+    const ChannelStatus s = engine.status(id);
+    INFO(describe(s));
+    CHECK(s.source_index == 3);
+    CHECK(s.failovers >= 3);  // 0 -> 1 (no variants) -> 2 (garbage) -> 3
+    REQUIRE(s.sources.size() == 4);
+    CHECK(s.sources[3].role == "active");
+    CHECK(s.sources[1].role != "active");
+    CHECK(s.sources[2].role != "active");
+    // a1 has no match in the backup: it says so and publishes nothing more.
+    const RenditionStatus* a1 = row(s, "a1");
+    REQUIRE(a1 != nullptr);
+    CHECK(a1->state == ChannelState::Reconnecting);
+    CHECK(a1->last_error.find("no rendition matching") != std::string::npos);
+    const std::set<int64_t> top_breaks = breaks_above(engine, id, "v0", before - 1);
+    REQUIRE_FALSE(top_breaks.empty());
+    CHECK(real_above(engine, id, "a1", *top_breaks.begin() - 1) == 0);
+    CHECK(s.state == ChannelState::Running);
+    engine.stop(id);
+}
+
+TEST_CASE("renditions failover: a stop during a switch to a backup that never answers is prompt", "[renditions][failover]") {
+    ScriptedOrigin primary(std::chrono::milliseconds(1000));
+    serve_ladder(primary, ladder_master());
+    primary.start(4);
+    // The backup accepts connections (the kernel's backlog) and never answers.
+    uint16_t port = 0;
+    struct Listener {
+        int fd;
+        ~Listener() { ::close(fd); }
+    } silent{http::listen_loopback(0, &port, "silent backup")};
+    EngineSettings settings = presentation_failover_settings();
+    settings.read_timeout = 600;  // the switch's fetch of the backup master would wait that long (beyond ctest's timeout)
+    settings.stall_timeout = 3;   // ... while the primary's death is seen soon
+    Engine engine(settings);
+    const auto id = engine.add_channel(channel("Ladder stop", {primary.url("master.m3u8"),
+                                                               "http://127.0.0.1:" + std::to_string(port) + "/master.m3u8"}))
+                        .id;
+    engine.start(id);
+    const std::vector<std::string> all{"v0", "v1", "a0", "a1", "s0"};
+    REQUIRE(wait_until([&] { return all_listed(engine, id, all, 3); }, std::chrono::seconds(60)));
+    primary.freeze(true);
+    primary.set_down(true);
+    REQUIRE(wait_until([&] { return engine.status(id).source_index == 1; }, std::chrono::seconds(60)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the switch's fetch hangs
+    engine.stop(id);  // returns: the fetch honours stop (else it would wait read_timeout)
+    const ChannelStatus s = engine.status(id);
+    CHECK(s.state == ChannelState::Stopped);
+    CHECK(s.segment_count == 0);
 }
 
 }  // namespace hlsrelay::test

@@ -138,6 +138,11 @@ void ScriptedOrigin::clock_loop() {
     }
 }
 
+void ScriptedOrigin::set_down(bool down) {
+    std::lock_guard lock(mu_);
+    down_ = down;
+}
+
 void ScriptedOrigin::date_from(std::chrono::system_clock::time_point t0) {
     std::lock_guard lock(mu_);
     dated_from_ = t0;
@@ -192,7 +197,7 @@ void ScriptedOrigin::serve(int fd) {
     std::string body, type = "text/plain";
     {
         std::lock_guard lock(mu_);
-        const std::string name = req.path.rfind(prefix_ + "/", 0) == 0 ? req.path.substr(prefix_.size() + 1) : "";
+        const std::string name = req.path.rfind(prefix_ + "/", 0) == 0 && !down_ ? req.path.substr(prefix_.size() + 1) : "";
         if (auto it = files_.find(name); it != files_.end()) {
             ++playlist_requests_;
             status = 200;

@@ -39,6 +39,8 @@ public:
     void stop();  // closes every socket and joins every thread
 
     void freeze(bool frozen);  // frozen: nothing new is listed (the playlists are served unchanged)
+    // Down: every request is answered 404 (a dead origin); its clock goes on unless frozen too.
+    void set_down(bool down);
     // One track's playlist alone stops advancing (an audio rendition whose packager died); unfrozen,
     // it lists everything the others list.
     void freeze_track(const std::string& name, bool frozen);
@@ -70,7 +72,7 @@ private:
 
     mutable std::mutex mu_;
     std::condition_variable cv_;
-    bool stopping_ = false, frozen_ = false;
+    bool stopping_ = false, frozen_ = false, down_ = false;
     int64_t first_sequence_ = 0;           // of the current numbering
     std::vector<std::size_t> entries_;     // file index of each sequence number of the current numbering
     std::map<std::string, std::size_t> track_frozen_at_;  // frozen track -> entries it lists
