@@ -319,7 +319,7 @@ int finish_load(const hlsrelay::LoadReport& r, hlsrelay_load_report** report) {
 std::string detail_of(const hlsrelay::api::Reply& r) { return r.body.value("detail", std::string("refused")); }
 
 // Whether `id` can be streamed as one TS (api::ts_stream_refusal): fails with its reason if not, as
-// ENOTFOUND (404) or ESTATE (409: fMP4, separate audio renditions).
+// ENOTFOUND (404), or ESTATE for a 409 (none today: every known channel can be streamed).
 void check_ts_streamable(const hlsrelay::Engine& e, const std::string& id) {
     if (auto refusal = hlsrelay::api::ts_stream_refusal(e, id))
         fail(refusal->status == 404 ? HLSRELAY_ENOTFOUND : HLSRELAY_ESTATE,

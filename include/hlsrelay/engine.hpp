@@ -80,6 +80,19 @@ public:
     std::optional<Resource> read(std::string_view channel, std::string_view file,
                                  Delivery delivery = Delivery::whole) const;
 
+    // The continuous TS (api::TsStream): segment `msn` of the channel's media playlist ("index.m3u8")
+    // as MPEG-TS. A TS channel's is its segment's own buffer (as read() gives it). An fMP4 channel's
+    // is remuxed into TS (codec copy); a presentation's is its top video rendition's segment muxed with
+    // the same segment of the DEFAULT audio rendition of that variant's group (subtitles left out).
+    // Each is made once, on the first read, under a per-channel lock (a concurrent reader waits for
+    // it), and shared by every reader: the newest kTsViewSegments are kept while read, dropped
+    // kTsViewIdle seconds after the last read. Continuity counters go on from segment msn-1's when it
+    // was made; PAT and PMT begin every segment. nullopt: unknown or stopped channel, a segment not
+    // published (yet: a presentation's audio may follow its video), a gap, or one that could not be
+    // remuxed (logged; a reader skips it). Counts in bytes_out as read() does. May take a few
+    // milliseconds (a memory remux); never waits for the network.
+    std::optional<Resource> read_ts_segment(std::string_view channel, int64_t msn) const;
+
     // Waits until the channel's first playlists (master.m3u8 and index.m3u8) can be read: true then
     // (at once if they already can), false when timeout_seconds pass first, and false at once for an
     // unknown, stopped or failed channel (also one stopped or failing while waiting). Wakes on the

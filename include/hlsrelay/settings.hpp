@@ -44,6 +44,12 @@ inline constexpr double kProviderWait = 3.0;
 // waits for the channel's first segment before a 503: the demo server's and FastAPI's.
 inline constexpr double kOnDemandWait = 10.0;
 inline constexpr int kMaxProviderConnections = 10000;
+// The continuous TS of a channel that is not plain MPEG-TS (fMP4, a presentation): each segment is
+// remuxed once and shared by every viewer (Engine::read_ts_segment). A channel keeps its newest
+// kTsViewSegments such segments, made on the first viewer's read and dropped kTsViewIdle seconds after
+// the last one (or when the channel stops).
+inline constexpr int kTsViewSegments = 4;
+inline constexpr double kTsViewIdle = 30.0;
 // Failover across a channel's source URLs (ChannelConfig::urls; src/engine/failover.hpp applies it).
 // A URL that failed `attempts_per_url` times in a row, or was refused (HTTP 401/403/404/410, a refused
 // scheme), cools down `cooldown` seconds (doubled at each repeat, up to `cooldown_max`) while the next

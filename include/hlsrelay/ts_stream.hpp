@@ -1,12 +1,15 @@
 // A channel as one continuous MPEG-TS stream (GET /stream/{id}.ts, and HDHomeRun's /auto/v{n}): what
 // media servers and IPTV apps tune to. The first chunk is the newest whole segment, which starts at a
 // keyframe (segments are cut there), so a viewer never joins mid-GOP; then each segment as it is
-// published, in order. Every viewer of a channel shares its one upstream and reads the window's own
-// buffers: a chunk is a Resource (shared, not copied) and nothing is queued per viewer. A viewer that
-// falls so far behind that its next segment left the window skips ahead to the newest one, so a slow
-// client costs no memory; transports also drop a client whose write outlasts their deadline.
+// published, in order. Every channel can be streamed so: a TS channel's chunks are its window's own
+// buffers; an fMP4 channel's segments, and a presentation's (its top video rendition with the default
+// audio rendition), are remuxed into TS once per segment and shared by every viewer
+// (Engine::read_ts_segment). A chunk is a Resource (shared, not copied) and nothing is queued per
+// viewer. A viewer that falls so far behind that its next segment left the window skips ahead to the
+// newest one, so a slow client costs no memory; transports also drop a client whose write outlasts
+// their deadline. A segment that cannot be read as TS (a gap, a failed remux) is skipped.
 //
-// Over the Engine's public reads only (playlist_position, read, wait_playlist); libav-free.
+// Over the Engine's public reads only (playlist_position, read_ts_segment, wait_playlist); libav-free.
 #pragma once
 
 #include <hlsrelay/api.hpp>
@@ -19,20 +22,13 @@
 namespace hlsrelay::api {
 
 // Whether `channel` can be streamed as continuous TS: nullopt when it can, else the reply to send
-// (404 for an unknown channel; 409 when its packaging is not MPEG-TS or its audio comes in separate
-// renditions, which a single TS stream of the top rendition would lack).
+// (404 for an unknown channel). Every known channel can: fMP4 and presentations are remuxed (see
+// Engine::read_ts_segment); an audio-only one streams audio alone. What the MPEG-TS muxer cannot carry
+// (a codec TS has no mapping for) shows per segment: each is skipped with a logged warning, the
+// stream then stays silent rather than refused.
 inline std::optional<Reply> ts_stream_refusal(const Engine& engine, std::string_view channel) {
     const auto c = engine.find_channel(channel);
     if (!c || c->id != channel) return channel_not_found();
-    if (engine.settings_for(c->id).container != Container::ts)
-        return error(409, "Channel '" + c->id + "' is packaged as fMP4; a continuous TS stream needs container \"ts\"");
-    if (engine.running(c->id)) {
-        const ChannelStatus s = engine.status(c->id);
-        for (const RenditionStatus& r : s.renditions)
-            if (r.kind == "audio")
-                return error(409, "Channel '" + c->id + "' has its audio in separate renditions; its continuous TS stream "
-                                  "would have no sound (play its HLS instead)");
-    }
     return std::nullopt;
 }
 
@@ -49,14 +45,15 @@ public:
         if (next_ < 0) next_ = p->last_msn;
         if (next_ > p->last_msn) return std::nullopt;
         for (int attempt = 0; attempt < 2; ++attempt) {
-            if (auto r = engine_->read(id_, Segment::segment_name(next_))) {
+            if (auto r = engine_->read_ts_segment(id_, next_)) {
                 ++next_;
                 ++sent_;
                 return r;
             }
-            // Gone from the window (behind it) or never listed (a gap): the newest one instead.
+            // Gone from the window (behind it), never listed (a gap) or not made (a failed remux, or a
+            // presentation's audio not there yet): the newest one instead, when there is a newer one.
             const auto now = engine_->playlist_position(id_, kMediaPlaylistName);
-            if (!now || now->last_msn < next_) return std::nullopt;
+            if (!now || now->last_msn <= next_) return std::nullopt;
             skipped_ += now->last_msn - next_;
             next_ = now->last_msn;
         }
@@ -67,7 +64,10 @@ public:
     // Python). Not from an event callback.
     std::optional<Resource> wait_next(double timeout_seconds) {
         if (auto r = next()) return r;
-        const int64_t want = next_ < 0 ? 0 : next_;
+        // The one after when the next one is published already but could not be read yet (a
+        // presentation's audio following its video): no spinning on it.
+        int64_t want = next_ < 0 ? 0 : next_;
+        if (const auto p = engine_->playlist_position(id_, kMediaPlaylistName); p && p->last_msn >= want) want = p->last_msn + 1;
         if (!engine_->wait_playlist(id_, kMediaPlaylistName, want, -1, timeout_seconds)) return std::nullopt;
         return next();
     }

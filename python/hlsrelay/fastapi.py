@@ -443,7 +443,7 @@ def _build_router(
                 return _with_cors(JSONResponse(
                     {"detail": f"Stream '{channel}' did not produce a segment in time; retry shortly"},
                     status_code=503, headers={"Retry-After": "2"}))
-            refusal = engine.ts_stream_refusal(channel)  # a presentation is known only once running
+            refusal = engine.ts_stream_refusal(channel)  # checked again once running (removed meanwhile)
             if refusal is not None:
                 return _with_cors(JSONResponse(refusal[1], status_code=refusal[0]))
             headers = {"Cache-Control": "no-store"}

@@ -824,7 +824,7 @@ PYBIND11_MODULE(_core, m) {
             },
             py::arg("channel"),
             "None when the channel can be streamed as continuous TS (/stream/{id}.ts), else (status, body): 404 for an\n"
-            "unknown channel, 409 for an fMP4 one or one whose audio comes in separate renditions.")
+            "unknown channel (every known one can be streamed: fMP4 and presentations are remuxed into TS).")
         .def(
             "channel_for_guide_number",
             [](PyEngine& self, const std::string& number) -> py::object {

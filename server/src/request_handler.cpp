@@ -247,7 +247,7 @@ void RequestHandler::first_ts_chunk(std::shared_ptr<TsViewer> viewer, std::chron
         // removed meanwhile: the 404 below
     }
     if (chunk) {
-        // A presentation found to have separate audio only once running: refused now.
+        // Checked again once running (api::ts_stream_refusal: removed meanwhile).
         if (auto refusal = api::ts_stream_refusal(engine_, viewer->channel())) return done(reply_response(*refusal));
         Response r;
         r.set("Content-Type", "video/mp2t");

@@ -1,6 +1,8 @@
 // One running channel: see channel_worker.hpp.
 #include "engine/channel_worker.hpp"
 
+#include "cut/ts_remux.hpp"
+
 #include "ingest/source.hpp"
 
 #include <hlsrelay/stream_id.hpp>
@@ -1556,6 +1558,11 @@ void ChannelWorker::sweep() {
     const auto kids = children();
     for (const auto& kid : kids) kid->sweep();
     const auto now = SteadyClock::now();
+    {
+        // The continuous TS's segments, once nobody reads them (never waiting for a remux under way).
+        std::unique_lock lock(ts_mu_, std::try_to_lock);
+        if (lock && !ts_cache_.empty() && now - ts_last_read_ >= std::chrono::duration<double>(kTsViewIdle)) ts_cache_.clear();
+    }
     std::vector<SegmentPtr> gone;
     std::set<std::string> keep;
     const bool sweep_disk =
@@ -1693,6 +1700,129 @@ std::optional<Resource> ChannelWorker::read(std::string_view file, Delivery deli
     if (r && delivery == Delivery::whole)
         bytes_delivered_.fetch_add(static_cast<int64_t>(r->bytes().size()), std::memory_order_relaxed);
     return r;
+}
+
+SegmentPtr ChannelWorker::find_segment(int64_t msn) const {
+    std::lock_guard lock(out_mu_);
+    SegmentPtr s = window_.find(msn, SteadyClock::now());
+    return s && !s->gap ? s : nullptr;
+}
+
+std::shared_ptr<ChannelWorker> ChannelWorker::default_audio() const {
+    std::lock_guard lock(children_mu_);
+    if (!plan_ || children_.empty()) return nullptr;
+    const Plan& p = *plan_;
+    std::string group;
+    for (std::size_t e = 0; e < p.entries.size() && e < p.child_of_entry.size(); ++e)
+        if (p.child_of_entry[e] == static_cast<int>(top_) && p.entries[e].kind == RenditionKind::video) {
+            group = p.entries[e].audio_group;
+            break;
+        }
+    if (group.empty()) return nullptr;  // the variant carries its own audio, if any
+    // The group's DEFAULT rendition, else its first. One without a URI is the variant's own audio.
+    int chosen = -1;
+    bool found = false;
+    for (std::size_t e = 0; e < p.entries.size() && e < p.child_of_entry.size(); ++e) {
+        const PresentationEntry& entry = p.entries[e];
+        if (entry.kind != RenditionKind::audio || entry.group != group) continue;
+        if (!found || entry.is_default) chosen = p.child_of_entry[e];
+        if (entry.is_default) break;
+        found = true;
+    }
+    if (chosen < 0 || static_cast<std::size_t>(chosen) >= children_.size()) return nullptr;
+    return children_[static_cast<std::size_t>(chosen)];
+}
+
+ChannelWorker::TsInputs ChannelWorker::ts_inputs(int64_t msn) const {
+    TsInputs in;
+    const auto top = playlist_owner(kMediaPlaylistName);
+    if (!top) {
+        SegmentPtr s = find_segment(msn);
+        if (!s) return in;
+        if (s->format == SegmentFormat::ts) in.direct = std::move(s);
+        else if (s->format == SegmentFormat::fmp4 && s->init) in.segments.push_back(std::move(s));
+        return in;
+    }
+    SegmentPtr video = top->find_segment(msn);
+    if (!video || video->format == SegmentFormat::webvtt || (video->format == SegmentFormat::fmp4 && !video->init)) return in;
+    if (const auto audio = default_audio()) {
+        SegmentPtr a = audio->find_segment(msn);
+        if (!a || a->format == SegmentFormat::webvtt || (a->format == SegmentFormat::fmp4 && !a->init)) return in;  // not yet
+        in.segments = {std::move(video), std::move(a)};
+        in.audio_apart = true;
+    } else if (video->format == SegmentFormat::ts) {
+        in.direct = std::move(video);  // the variant as it is: nothing to remux
+    } else {
+        in.segments.push_back(std::move(video));
+    }
+    return in;
+}
+
+std::shared_ptr<const std::string> ChannelWorker::derive_ts_locked(int64_t msn, const TsInputs& in) const {
+    TsDerived d;
+    d.msn = msn;
+    // The counters go on from the previous segment's when it was made and nothing broke in between.
+    if (!in.segments.front()->discontinuity)
+        for (const TsDerived& c : ts_cache_)
+            if (c.msn == msn - 1 && c.bytes) d.next_cc = c.next_cc;
+    std::vector<RemuxInput> inputs;
+    for (std::size_t i = 0; i < in.segments.size(); ++i) {
+        const Segment& s = *in.segments[i];
+        inputs.push_back(RemuxInput{s.format == SegmentFormat::fmp4 ? &s.init->data : nullptr, &s.data,
+                                    in.audio_apart && i == 0});
+    }
+    try {
+        std::string bytes = remux_to_ts(inputs);
+        continue_counters(bytes, d.next_cc);
+        d.bytes = std::make_shared<const std::string>(std::move(bytes));
+    } catch (const std::exception& e) {
+        d.next_cc.clear();
+        log_(LogLevel::Warn, channel_.id,
+             "continuous TS: segment " + std::to_string(msn) + " could not be remuxed, skipped: " + e.what());
+    }
+    std::shared_ptr<const std::string> bytes = d.bytes;
+    auto at = std::find_if(ts_cache_.begin(), ts_cache_.end(), [&](const TsDerived& c) { return c.msn > msn; });
+    ts_cache_.insert(at, std::move(d));
+    while (static_cast<int>(ts_cache_.size()) > kTsViewSegments) ts_cache_.pop_front();
+    return bytes;
+}
+
+std::optional<Resource> ChannelWorker::read_ts(int64_t msn) const {
+    const TsInputs in = ts_inputs(msn);
+    if (in.direct) {
+        bytes_delivered_.fetch_add(static_cast<int64_t>(in.direct->data.size()), std::memory_order_relaxed);
+        return Resource{std::shared_ptr<const std::string>(in.direct, &in.direct->data), content_type_of(SegmentFormat::ts), true};
+    }
+    if (in.segments.empty()) return std::nullopt;
+    std::shared_ptr<const std::string> bytes;
+    {
+        std::lock_guard lock(ts_mu_);
+        ts_last_read_ = SteadyClock::now();
+        const auto cached = [&](int64_t n) -> const TsDerived* {
+            for (const TsDerived& c : ts_cache_)
+                if (c.msn == n) return &c;
+            return nullptr;
+        };
+        if (const TsDerived* made = cached(msn)) {
+            bytes = made->bytes;
+        } else {
+            // A reader that joined ahead of the others (or a skip): the segments between the newest
+            // one made and this one first, when they are few, so that the counters run on.
+            int64_t newest = -1;
+            for (const TsDerived& c : ts_cache_)
+                if (c.msn < msn) newest = std::max(newest, c.msn);
+            if (newest >= 0 && msn - newest <= kTsViewSegments)
+                for (int64_t n = newest + 1; n < msn; ++n) {
+                    const TsInputs between = ts_inputs(n);
+                    if (between.segments.empty()) break;
+                    derive_ts_locked(n, between);
+                }
+            bytes = derive_ts_locked(msn, in);
+        }
+    }
+    if (!bytes) return std::nullopt;
+    bytes_delivered_.fetch_add(static_cast<int64_t>(bytes->size()), std::memory_order_relaxed);
+    return Resource{bytes, content_type_of(SegmentFormat::ts), true};
 }
 
 ChannelStatus ChannelWorker::own_status() const {

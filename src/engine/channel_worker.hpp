@@ -36,6 +36,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -86,6 +87,12 @@ public:
 
     ChannelStatus status() const;
     std::optional<Resource> read(std::string_view file, Delivery delivery) const;
+    // The continuous TS (Engine::read_ts_segment): segment `msn` as MPEG-TS. A plain TS channel's is
+    // the window's own buffer; an fMP4 channel's, or a presentation's (the top video rendition with
+    // the default audio rendition of its group), is remuxed once under ts_mu_ and kept for every
+    // viewer (ts_cache_). nullopt: not published (yet), a gap, or a segment that failed to remux
+    // (logged once).
+    std::optional<Resource> read_ts(int64_t msn) const;
     // Housekeeping (the engine's housekeeping thread): frees segments whose grace ended, sweeps the disk
     // mirror, turns "running" into "stalled" and back, clears an old error, summarises repeated warnings.
     void sweep();
@@ -302,6 +309,29 @@ private:
     std::size_t top_ = 0;
     bool stop_children_ = false;
     std::mutex refresh_mu_;  // refresh_master()
+
+    // The continuous TS of a channel that is not plain TS (read_ts): its newest derived segments
+    // (kTsViewSegments), oldest first; dropped by sweep() kTsViewIdle seconds after the last read.
+    struct TsDerived {
+        int64_t msn = 0;
+        std::shared_ptr<const std::string> bytes;  // null: it failed to remux
+        std::map<int, int> next_cc;                // the continuity counters the next segment goes on with
+    };
+    // The segments segment `msn`'s TS is made of: the video (or only) one first. Empty when one is
+    // missing; `direct` set for a plain TS channel's own segment.
+    struct TsInputs {
+        SegmentPtr direct;
+        std::vector<SegmentPtr> segments;
+        bool audio_apart = false;  // segments[1] is the audio rendition's
+    };
+    TsInputs ts_inputs(int64_t msn) const;
+    SegmentPtr find_segment(int64_t msn) const;  // a published segment with bytes (not a gap)
+    std::shared_ptr<ChannelWorker> default_audio() const;  // a presentation's audio rendition for the TS
+    // Makes segment `msn`'s TS into ts_cache_ (ts_mu_ held); its bytes, null when it failed.
+    std::shared_ptr<const std::string> derive_ts_locked(int64_t msn, const TsInputs& in) const;
+    mutable std::mutex ts_mu_;
+    mutable std::deque<TsDerived> ts_cache_;
+    mutable SteadyClock::time_point ts_last_read_{};
 };
 
 }  // namespace hlsrelay

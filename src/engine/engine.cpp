@@ -856,6 +856,12 @@ std::optional<Resource> Engine::read(std::string_view name, std::string_view fil
     return worker->read(file, delivery);
 }
 
+std::optional<Resource> Engine::read_ts_segment(std::string_view name, int64_t msn) const {
+    const std::shared_ptr<ChannelWorker> worker = impl_->running_worker(name, true);
+    if (!worker) return std::nullopt;
+    return worker->read_ts(msn);
+}
+
 // The worker whose position the media playlist `file` follows (ChannelWorker::playlist_owner), held.
 static std::shared_ptr<ChannelWorker> playlist_worker(std::shared_ptr<ChannelWorker> worker, std::string_view file) {
     if (!worker) return nullptr;

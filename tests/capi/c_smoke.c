@@ -745,9 +745,17 @@ int main(int argc, char** argv) {
     CHECK(hlsrelay_ts_open(engine, "smoke", NULL) == HLSRELAY_EINVAL);
     CHECK(hlsrelay_ts_open(engine, "nope", &ts) == HLSRELAY_ENOTFOUND && ts == NULL);
     CHECK(contains(hlsrelay_last_error(), "Channel not found: nope"));
-    CHECK(hlsrelay_ts_open(engine, "fmp", &ts) == HLSRELAY_ESTATE && ts == NULL);
-    CHECK(contains(hlsrelay_last_error(), "fMP4"));
-    CHECK(hlsrelay_read(engine, "fmp", "index.m3u8", &res) == HLSRELAY_ESTATE); /* refused before starting it */
+    {
+        /* An fMP4 channel streams too: each segment remuxed into MPEG-TS (PAT first, right behind libav's SDT). */
+        const uint8_t* data = NULL;
+        size_t n = 0;
+        REQUIRE(hlsrelay_ts_open(engine, "fmp", &ts) == HLSRELAY_OK && ts != NULL); /* starts it */
+        REQUIRE(hlsrelay_ts_next(ts, 30, &data, &n) == HLSRELAY_OK);
+        CHECK(data != NULL && n >= 188 && n % 188 == 0 && data[0] == 0x47);
+        CHECK(ts_pid(data) == 0 || ts_pid(data + 188) == 0);
+        hlsrelay_ts_close(ts);
+        ts = NULL;
+    }
     CHECK(hlsrelay_channel_remove(engine, "fmp") == HLSRELAY_OK);
     {
         const uint8_t* data = NULL;

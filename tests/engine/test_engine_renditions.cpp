@@ -15,6 +15,7 @@
 #include <hlsrelay/api.hpp>
 #include <hlsrelay/status.hpp>
 #include <hlsrelay/stream_id.hpp>
+#include <hlsrelay/ts_stream.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -858,6 +859,52 @@ TEST_CASE("renditions failover: a stop during a switch to a backup that never an
     const ChannelStatus s = engine.status(id);
     CHECK(s.state == ChannelState::Stopped);
     CHECK(s.segment_count == 0);
+}
+
+TEST_CASE("renditions: the continuous TS of a ladder carries the top video with the default audio", "[renditions][ts-stream]") {
+    const Container container = GENERATE(Container::ts, Container::fmp4);
+    INFO("container " << to_string(container));
+    ScriptedOrigin origin(std::chrono::milliseconds(1000));
+    serve_ladder(origin, ladder_master());
+    origin.start(4);
+    Engine engine(quick_settings(1.0, 6));
+    ChannelConfig config = channel("Ladder tuner", {origin.url("master.m3u8")});
+    config.hls.container = container;
+    const auto id = engine.add_channel(config).id;
+    engine.start(id);
+    REQUIRE(engine.wait_ready(id, 40));
+    REQUIRE(wait_until([&] { return all_listed(engine, id, {"v0", "a0"}, 2); }, std::chrono::seconds(40)));
+    CHECK_FALSE(api::ts_stream_refusal(engine, id));  // separate audio is no reason to refuse any more
+
+    api::TsStream viewer(engine, id);
+    std::vector<Resource> chunks;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (chunks.size() < 4 && std::chrono::steady_clock::now() < deadline)
+        if (auto r = viewer.wait_next(5)) chunks.push_back(std::move(*r));
+    REQUIRE(chunks.size() == 4);
+    std::string stream;
+    for (const Resource& r : chunks) {
+        const TsProbe probe = probe_ts(std::string(r.bytes()));
+        CHECK(probe.video_streams == 1);
+        CHECK(probe.audio_streams == 1);
+        CHECK(probe.first_video_key());
+        stream += r.bytes();
+    }
+    // One stream across the segments: counters and timestamps run on, and it decodes cleanly.
+    const std::string problems = ts_stream_problems(stream, 1, 1);
+    INFO(problems);
+    CHECK(problems.empty());
+    const std::string errors = decode_errors(stream);
+    INFO(errors);
+    CHECK(errors.empty());
+    // Every viewer shares each derived segment (one before the newest: its audio is surely there).
+    const auto p = engine.playlist_position(id, "index.m3u8");
+    REQUIRE(p);
+    const auto one = engine.read_ts_segment(id, p->last_msn - 1), two = engine.read_ts_segment(id, p->last_msn - 1);
+    REQUIRE(one);
+    REQUIRE(two);
+    CHECK(one->data.get() == two->data.get());
+    engine.stop(id);
 }
 
 }  // namespace hlsrelay::test

@@ -3,7 +3,15 @@
 
 #include "common/av_util.hpp"
 
+#include "support/media.hpp"
+
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 namespace hlsrelay::test {
@@ -205,6 +213,55 @@ std::vector<std::string> playlist_uris(const std::string& playlist) {
         if (!line.empty() && line[0] != '#') uris.push_back(line);
     }
     return uris;
+}
+
+std::string decode_errors(const std::string& bytes) {
+    static int counter = 0;
+    const std::string path = media_root() + "/decode-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + ".ts";
+    {
+        std::ofstream out(path, std::ios::binary);
+        out << bytes;
+    }
+    const std::string command = "ffmpeg -nostdin -hide_banner -v error -i '" + path + "' -f null - 2>&1";
+    std::string printed;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (!pipe) {
+        std::filesystem::remove(path);
+        return "cannot run ffmpeg";
+    }
+    std::array<char, 4096> buffer{};
+    size_t n = 0;
+    while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) printed.append(buffer.data(), n);
+    const int status = ::pclose(pipe);
+    std::filesystem::remove(path);
+    if (status != 0 && printed.empty()) printed = "ffmpeg exit status " + std::to_string(status);
+    return printed;
+}
+
+std::string ts_stream_problems(const std::string& stream, int video, int audio) {
+    std::string problems;
+    const TsLayout layout = scan_ts(stream);
+    if (layout.pat_at.empty() || layout.pat_at.front() > 1) problems += "does not start with a PAT (or an SDT and a PAT); ";
+    if (layout.cc_errors > 0) {
+        problems += std::to_string(layout.cc_errors) + " continuity breaks:";
+        for (const auto& t : layout.cc_error_text) problems += " " + t;
+        problems += "; ";
+    }
+    const TsProbe probe = probe_ts(stream);
+    if (!probe.ok) return problems + "unreadable: " + probe.error;
+    if (probe.video_streams != video || probe.audio_streams != audio)
+        problems += std::to_string(probe.video_streams) + " video and " + std::to_string(probe.audio_streams) +
+                    " audio streams; ";
+    int64_t last = AV_NOPTS_VALUE;
+    for (const auto& p : probe.packets) {
+        if (p.type != (video > 0 ? AVMEDIA_TYPE_VIDEO : AVMEDIA_TYPE_AUDIO) || p.dts == AV_NOPTS_VALUE) continue;
+        if (last != AV_NOPTS_VALUE && (p.dts <= last || p.dts - last > 90000)) {
+            problems += "DTS " + std::to_string(last) + " then " + std::to_string(p.dts) + "; ";
+            break;
+        }
+        last = p.dts;
+    }
+    return problems;
 }
 
 }  // namespace hlsrelay::test

@@ -55,6 +55,16 @@ struct TsLayout {
 TsLayout scan_ts(const std::string& bytes);
 
 TsProbe probe_ts(const std::string& bytes);
+// `ffmpeg -v error -i <bytes> -f null -` on the bytes (written to a file under the media root):
+// what it prints (empty: decoded cleanly), or why it could not run.
+std::string decode_errors(const std::string& bytes);
+
+// What is wrong with a continuous TS (api::TsStream's chunks joined, as a player reads them); empty:
+// nothing. Checks: a PAT first (or right behind libav's SDT), no continuity counter break anywhere,
+// `video` video and `audio` audio streams, the video (else audio) DTS rising by at most one second at
+// each step across the whole stream, segment boundaries included.
+std::string ts_stream_problems(const std::string& stream, int video, int audio);
+
 // Every listed segment URI of a media playlist, in order.
 std::vector<std::string> playlist_uris(const std::string& playlist);
 

@@ -343,7 +343,18 @@ def test_uvicorn_is_a_tuner(media, tmp_path, server_env):
                  "-read_intervals", "%+#1", "-of", "csv=p=0", str(first)], capture_output=True, text=True, timeout=30)
             assert frames.stdout.startswith("1,I"), frames.stdout + frames.stderr
 
-        assert get_json(port, "/stream/mp4.ts")[0] == 409
+        # An fMP4 channel streams too: its segments remuxed into TS, starting at a keyframe.
+        status, headers, body = read_stream(port, "/stream/mp4.ts", 188 * 400)
+        assert status == 200 and headers["content-type"] == "video/mp2t" and body[0] == 0x47
+        first = tmp_path / "fmp4.ts"
+        first.write_bytes(body)
+        frames = subprocess.run(
+            [ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=key_frame,pict_type",
+             "-read_intervals", "%+#1", "-of", "csv=p=0", str(first)], capture_output=True, text=True, timeout=30)
+        assert frames.stdout.startswith("1,I"), frames.stdout + frames.stderr
+        streams = subprocess.run([ffprobe, "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0", str(first)],
+                                 capture_output=True, text=True, timeout=30)
+        assert {"video", "audio"} <= set(streams.stdout.split()), streams.stdout + streams.stderr
         assert get_json(port, "/stream/nope.ts")[0] == 404
         assert get_json(port, "/auto/v99")[0] == 404
     finally:

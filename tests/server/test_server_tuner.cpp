@@ -99,14 +99,14 @@ TEST_CASE("tuner: a channel's continuous TS starts on demand at a keyframe and i
     f.hls.container = Container::fmp4;
     s.engine.add_channel(f);
 
-    // Refusals: unknown ids and numbers 404, an fMP4 channel 409, all with a JSON detail.
-    CHECK(s.get("/stream/nope.ts").status == 404);
+    // Refusals: unknown ids and numbers 404 with a JSON detail (an fMP4 channel is streamed: below).
+    const HttpResponse nope = s.get("/stream/nope.ts");
+    CHECK(nope.status == 404);
+    CHECK(nope.body.find("detail") != std::string::npos);
     CHECK(s.get("/stream/live.m3u8").status == 404);
     CHECK(s.get("/auto/v99").status == 404);
-    const HttpResponse fmp4 = s.get("/stream/fmp4.ts");
-    CHECK(fmp4.status == 409);
-    CHECK(fmp4.body.find("fMP4") != std::string::npos);
     CHECK_FALSE(s.engine.running("live"));
+    CHECK_FALSE(s.engine.running("fmp4"));
 
     // Jellyfin's way: the lineup's URL, read by ffmpeg (the channel starts on this request).
     const std::string url = s.get_json("/lineup.json")[0]["URL"];
@@ -145,6 +145,23 @@ TEST_CASE("tuner: a channel's continuous TS starts on demand at a keyframe and i
     for (const std::string& r : segments) CHECK(segments.count(r) == 1);
     const auto status = s.get_json("/api/v1/channels/stream-status/live");
     CHECK(status["viewers"] >= 1);
+
+    // An fMP4 channel streams too (each segment remuxed into TS, once for every viewer): it starts
+    // on demand, opens with a keyframe and carries video and audio.
+    TsReader remuxed(s.port(), "/stream/fmp4.ts", 3 * 188 * 200);
+    CHECK(remuxed.head.find("200 OK") != std::string::npos);
+    CHECK(remuxed.head.find("Content-Type: video/mp2t") != std::string::npos);
+    const std::string path = temp_file("fmp4.ts", remuxed.body());
+    const std::string frames = run_command("ffprobe -v error -select_streams v:0 -show_entries frame=key_frame,pict_type "
+                                           "-read_intervals %+#1 -of csv=p=0 " + path + " 2>&1");
+    const std::string streams = run_command("ffprobe -v error -show_entries stream=codec_type -of csv=p=0 " + path + " 2>&1");
+    std::remove(path.c_str());
+    INFO(frames);
+    INFO(streams);
+    CHECK(frames.rfind("1,I", 0) == 0);
+    CHECK(streams.find("video") != std::string::npos);
+    CHECK(streams.find("audio") != std::string::npos);
+    CHECK(s.engine.running("fmp4"));
 }
 
 TEST_CASE("tuner: a provider's connection limit: 503 naming the holders, TunerCount, GET /api/v1/providers") {

@@ -91,8 +91,8 @@ typedef enum hlsrelay_error {
     HLSRELAY_EBUFFER = -4,    /* caller buffer too small; *size holds the size needed */
     HLSRELAY_ENOMEM = -5,     /* out of memory */
     HLSRELAY_EINTERNAL = -6,  /* a bug or an unexpected failure; the message says more */
-    HLSRELAY_ESTATE = -7,     /* not possible in this state (channel not running, call from a callback, a
-                                 channel that cannot be one TS stream) */
+    HLSRELAY_ESTATE = -7,     /* not possible in this state (channel not running or disabled, call from a
+                                 callback) */
     HLSRELAY_ETIMEDOUT = -8,  /* the wait ended before what it waited for happened (hlsrelay_wait_ready,
                                  hlsrelay_wait_playlist, hlsrelay_ts_next) */
     HLSRELAY_EEND = -9,       /* a continuous stream ended: its channel stopped, failed or was removed, or its
@@ -442,9 +442,10 @@ typedef struct hlsrelay_ts_reader hlsrelay_ts_reader;
 
 /* Opens a reader of the channel's continuous MPEG-TS, starting the channel first if it is not running
  * (as hlsrelay_start). On success *out is a new reader the caller frees with hlsrelay_ts_close; on
- * failure *out is NULL: HLSRELAY_ENOTFOUND for an unknown channel; HLSRELAY_ESTATE when the channel
- * cannot be streamed as one TS (packaged as fMP4, or its audio comes in separate renditions; the message
- * says which: an HTTP server answers 409) or when called from an event callback of this engine. */
+ * failure *out is NULL: HLSRELAY_ENOTFOUND for an unknown channel; HLSRELAY_ESTATE when called from an
+ * event callback of this engine. Every channel can be streamed: one packaged as fMP4, or a presentation
+ * (its top video rendition with the default audio rendition), is remuxed into TS once per segment and
+ * shared by every reader. */
 HLSRELAY_API int hlsrelay_ts_open(hlsrelay_engine* engine, const char* channel, hlsrelay_ts_reader** out);
 
 /* Waits at most timeout_seconds (>= 0; 0 only checks) for the reader's next chunk, waking on the
@@ -457,9 +458,7 @@ HLSRELAY_API int hlsrelay_ts_open(hlsrelay_engine* engine, const char* channel, 
  *   HLSRELAY_EEND      the stream ended: the channel stopped, failed or was removed, or the engine was
  *                      destroyed (also during the wait). Final: every later call returns it again; open a
  *                      new reader to follow a channel started again.
- *   HLSRELAY_ESTATE    the channel turned out to have separate audio renditions (known only once it runs;
- *                      checked before the first chunk), final as HLSRELAY_EEND; or called from an event
- *                      callback of this engine (no wait; the reader goes on).
+ *   HLSRELAY_ESTATE    called from an event callback of this engine (no wait; the reader goes on).
  *   HLSRELAY_EINVAL    a NULL reader, data or size, a negative or NaN timeout.
  * On any return but HLSRELAY_OK, *data is NULL and *size 0 (when they are not NULL), and the previous
  * chunk is released. Returns promptly when the channel stops or the engine is destroyed. */
