@@ -13,15 +13,7 @@
 namespace hlsrelay::test {
 namespace {
 
-EngineSettings failover_settings() {
-    EngineSettings s = quick_settings(1.0, 100);  // a window that keeps every segment of the test
-    s.failover.attempts_per_url = 1;
-    s.failover.cooldown = 0.5;
-    s.failover.cooldown_max = 1.0;
-    s.failover.probe_interval = 0.3;
-    s.failover.failback_after = 1.5;
-    return s;
-}
+EngineSettings failover_settings() { return quick_failover_settings(); }
 
 // Every playlist the test saw: each output number with its URI and discontinuity flag.
 struct Seen {

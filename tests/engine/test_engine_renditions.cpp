@@ -657,15 +657,7 @@ namespace {
 // A presentation with backups fails over as a whole (ChannelWorker::follow_presentation): its top
 // rendition failing as long as the policy allows one URL moves every rendition to the backup's
 // master, numbered on behind one discontinuity; a healthy primary is returned to.
-EngineSettings presentation_failover_settings() {
-    EngineSettings s = quick_settings(1.0, 100);  // a window that keeps every segment of the test
-    s.failover.attempts_per_url = 1;
-    s.failover.cooldown = 0.5;
-    s.failover.cooldown_max = 1.0;
-    s.failover.probe_interval = 0.3;
-    s.failover.failback_after = 1.5;
-    return s;
-}
+EngineSettings presentation_failover_settings() { return quick_failover_settings(); }
 
 // The real (not gap) segments rendition `r` lists numbered above `after`.
 std::size_t real_above(const Engine& engine, const std::string& id, const std::string& r, int64_t after) {

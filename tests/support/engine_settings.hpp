@@ -22,6 +22,18 @@ inline EngineSettings quick_settings(double segment_duration = 1.0, int max_segm
     return s;
 }
 
+// quick_settings with quick failover (one attempt per URL, short cooldowns, probes and fail-back) and a
+// window that keeps every segment of a test.
+inline EngineSettings quick_failover_settings() {
+    EngineSettings s = quick_settings(1.0, 100);
+    s.failover.attempts_per_url = 1;
+    s.failover.cooldown = 0.5;
+    s.failover.cooldown_max = 1.0;
+    s.failover.probe_interval = 0.3;
+    s.failover.failback_after = 1.5;
+    return s;
+}
+
 // Polls `condition` every 50 ms until it holds or `timeout` passes; returns its last value.
 inline bool wait_until(const std::function<bool()>& condition, std::chrono::duration<double> timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
