@@ -174,7 +174,7 @@ TEST_CASE("guide fetcher: plain, gzip-file and gzip-encoded guides are filtered 
         CHECK(r.channels[0].by == xmltv::ChannelMatch::By::tvg_id);
         CHECK(r.channels[1].by == xmltv::ChannelMatch::By::name);
         CHECK(r.unmatched == std::vector<std::string>{"movies3"});
-        CHECK(origin.requests(path) == 1);
+        CHECK(origin.received(path) == 1);
     }
 }
 
@@ -276,11 +276,11 @@ TEST_CASE("guide fetcher: a guide that fails after a success keeps its previous 
     for (const auto& [what, answer] : std::vector<std::pair<std::string, GuideOrigin::Answer>>{
              {"404", status_answer(404)}, {"garbage", xml_answer("<html>maintenance</html>")}}) {
         INFO(what);
-        const int before = origin.requests("/a.xml");
+        const int before = origin.received("/a.xml");
         origin.set("/a.xml", answer);
         f.refresh_now();
         REQUIRE(f.wait_built(kWait));
-        CHECK(origin.requests("/a.xml") == before + 1);
+        CHECK(origin.received("/a.xml") == before + 1);
         check_guide_a(*f.xml());
         const auto sources = f.sources();
         REQUIRE(sources.size() == 1);
@@ -329,7 +329,7 @@ TEST_CASE("guide fetcher: other schemes and redirects to them are refused", "[gu
     CHECK(contains(sources[1].last_error, "refused URI scheme 'ftp' for a guide (allowed: http, https)"));
     CHECK(contains(sources[2].last_error, "refused URI scheme 'file'"));
     CHECK(contains(sources[3].last_error, "refused redirect to URI scheme 'file'"));
-    CHECK(origin.requests("/redirect.xml") == 1);
+    CHECK(origin.received("/redirect.xml") == 1);
     for (const GuideSource& g : sources) CHECK_FALSE(g.has_guide);
     CHECK_FALSE(contains(*f.xml(), "root:"));
     CHECK_FALSE(contains(*f.xml(), "<programme"));
@@ -343,7 +343,7 @@ TEST_CASE("guide fetcher: set_channels re-filters, and re-fetches only what the 
     CHECK(contains(*f.xml(), "Noon News"));
     CHECK_FALSE(contains(*f.xml(), "The Match"));
     CHECK(f.sources()[0].channels == 1);
-    CHECK(origin.requests("/a.xml") == 1);
+    CHECK(origin.received("/a.xml") == 1);
 
     // Covered by the kept guide (its tvg-id): re-filtered without a fetch.
     f.set_channels({channel("news-renamed", "NEWS.UK", "News", -1)});
@@ -351,12 +351,12 @@ TEST_CASE("guide fetcher: set_channels re-filters, and re-fetches only what the 
     CHECK(contains(*f.xml(), R"(<programme start="20260101110000 +0000" stop="20260101120000 +0000" channel="news-renamed">)"));
     CHECK_FALSE(contains(*f.xml(), R"(channel id="news1")"));
     CHECK(gunzip(*f.xml_gz()) == *f.xml());
-    CHECK(origin.requests("/a.xml") == 1);
+    CHECK(origin.received("/a.xml") == 1);
 
     // A name the kept guide was not parsed for: fetched again.
     f.set_channels(wanted_all());
     REQUIRE(f.wait_built(kWait));
-    CHECK(origin.requests("/a.xml") == 2);
+    CHECK(origin.received("/a.xml") == 2);
     check_guide_a(*f.xml());
     CHECK(f.sources()[0].channels == 2);
 }
@@ -367,20 +367,20 @@ TEST_CASE("guide fetcher: refresh_now re-fetches, no sooner than min_fetch_inter
     origin.set("/b.xml", xml_answer(kGuideB));
     GuideFetcher f(settings_for({origin.url("/a.xml"), origin.url("/b.xml")}));
     REQUIRE(f.wait_built(kWait));
-    CHECK(origin.requests("/a.xml") == 1);
+    CHECK(origin.received("/a.xml") == 1);
     f.refresh_now();
     REQUIRE(f.wait_built(kWait));
-    CHECK(origin.requests("/a.xml") == 2);
-    CHECK(origin.requests("/b.xml") == 2);
+    CHECK(origin.received("/a.xml") == 2);
+    CHECK(origin.received("/b.xml") == 2);
 
     GuideFetcherSettings s = settings_for({origin.url("/b.xml")});
     s.min_fetch_interval = 3600;
     GuideFetcher limited(s);
     REQUIRE(limited.wait_built(kWait));
-    CHECK(origin.requests("/b.xml") == 3);
+    CHECK(origin.received("/b.xml") == 3);
     limited.refresh_now();
     REQUIRE(limited.wait_built(kWait));
-    CHECK(origin.requests("/b.xml") == 3);
+    CHECK(origin.received("/b.xml") == 3);
     CHECK(contains(*limited.xml(), "Late Film"));
 }
 
@@ -394,11 +394,11 @@ TEST_CASE("guide fetcher: a failing URL stays on its backoff when the channels c
     CHECK(f.sources()[0].failures == 1);
     f.set_channels({channel("x", "x.uk", "X")});
     REQUIRE(f.wait_built(kWait));
-    CHECK(origin.requests("/down.xml") == 1);
+    CHECK(origin.received("/down.xml") == 1);
     CHECK(contains(*f.xml(), R"(<channel id="x">)"));
     f.refresh_now();  // an explicit refresh goes ahead of the backoff (min_fetch_interval is 0 here)
     REQUIRE(f.wait_built(kWait));
-    CHECK(origin.requests("/down.xml") == 2);
+    CHECK(origin.received("/down.xml") == 2);
     CHECK(f.sources()[0].failures == 2);
 }
 
@@ -414,8 +414,8 @@ TEST_CASE("guide fetcher: set_urls keeps, adds and drops guides", "[guide]") {
     REQUIRE(f.wait_built(kWait));
     CHECK(contains(*f.xml(), "Late Film"));
     check_guide_a(*f.xml());
-    CHECK(origin.requests("/a.xml") == 1);  // kept with its guide
-    CHECK(origin.requests("/b.xml") == 1);
+    CHECK(origin.received("/a.xml") == 1);  // kept with its guide
+    CHECK(origin.received("/b.xml") == 1);
     auto sources = f.sources();
     REQUIRE(sources.size() == 2);
     CHECK(sources[0].url == origin.url("/b.xml"));

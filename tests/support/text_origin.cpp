@@ -53,6 +53,12 @@ void TextOrigin::set(const std::string& path, Answer answer) {
     answers_[path] = std::move(answer);
 }
 
+int TextOrigin::received(const std::string& path) const {
+    std::lock_guard l(mu_);
+    const auto it = received_.find(path);
+    return it == received_.end() ? 0 : it->second;
+}
+
 int TextOrigin::requests(const std::string& path) const {
     std::lock_guard l(mu_);
     const auto it = requests_.find(path);
@@ -91,6 +97,7 @@ void TextOrigin::serve(int fd) {
     Answer a;
     {
         std::lock_guard l(mu_);
+        ++received_[req.path];  // before the answer: a client that has it sees the count
         const auto it = answers_.find(req.path);
         if (it == answers_.end()) a = Answer{404, "text/plain", "not found"};
         else a = it->second;

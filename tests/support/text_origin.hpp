@@ -35,7 +35,8 @@ public:
 
     void set(const std::string& path, Answer answer);
     void set(const std::string& path, std::string body) { set(path, Answer{200, "audio/x-mpegurl", std::move(body)}); }
-    int requests(const std::string& path) const;
+    int requests(const std::string& path) const;  // answered (a hanging one: read)
+    int received(const std::string& path) const;  // read, counted before the answer is sent
     // Waits (up to timeout_seconds) until `path` was requested at least `count` times.
     bool wait_requests(const std::string& path, int count, double timeout_seconds) const;
     uint16_t port() const { return port_; }
@@ -56,7 +57,7 @@ private:
     mutable std::condition_variable cv_;
     bool stopping_ = false;
     std::map<std::string, Answer> answers_;
-    std::map<std::string, int> requests_;
+    std::map<std::string, int> requests_, received_;
     std::list<Conn> conns_;
     std::thread accept_thread_;
 };
