@@ -26,6 +26,27 @@ configure_and_build() {  # dir, extra cmake args...
 }
 
 status=0
+# CI shows only the end of this script's output, so every failure is also written down here and
+# printed again, briefly, at the very end: which stage, which tests, and the first lines of each
+# failing test's output.
+failures=$(mktemp); trap 'rm -f "$failures"' EXIT
+fail() { status=1; echo "$*" >>"$failures"; }
+run_ctest() {  # label, ctest args...
+  local label=$1; shift
+  local log; log=$(mktemp)
+  local rc=0
+  ctest "$@" 2>&1 | tee "$log" || rc=1
+  if [ $rc -ne 0 ]; then
+    {
+      echo "-- $label:"
+      sed -n '/The following tests FAILED:/,$p' "$log" | grep -E '^[[:space:]]+[0-9]+ - ' | cut -c1-200 | head -20
+      # Each failure's line and the first lines of its output, which ctest prints right after it.
+      awk '/\*\*\*(Failed|Exception|Timeout)|Failed +[0-9.]+ sec/ {n=14} n>0 {print "   " substr($0, 1, 200); n--}' "$log" | head -60
+    } >>"$failures"
+  fi
+  rm -f "$log"
+  return $rc
+}
 # Sanitizer and fuzz builds run in the background at the lowest CPU priority while the previous
 # stage's suites run: those mostly wait on live streams and sockets, so the builds soak up the idle
 # cores without slowing the tests (nice 19 gets ~1.5% of a core against a normal-priority process).
@@ -53,32 +74,36 @@ scripts/web-deps.sh
 [ $quick -eq 0 ] && start_bg_build build-asan configure_and_build build-asan -DHLSRELAY_SANITIZE=address,undefined \
   -DHLSRELAY_BUILD_PYTHON=OFF -DHLSRELAY_BUILD_BENCH=OFF -DHLSRELAY_BUILD_SERVER=ON -DHLSRELAY_BUILD_CAPI=ON
 stage "tests"
-(cd build && ctest --output-on-failure -j2 --timeout 600) || status=1
+(cd build && run_ctest "tests" --output-on-failure -j2 --timeout 600) || status=1
 
 stage "Python package installed the documented way (venv + pip, offline), its suite against it"
 rm -rf build/venv
 $py -m venv --system-site-packages build/venv
-build/venv/bin/pip install --no-build-isolation --no-index --quiet . || status=1
-(cd build && venv/bin/python -m pytest -q -p no:cacheprovider "$root/tests/python") || status=1
+build/venv/bin/pip install --no-build-isolation --no-index --quiet . || fail "-- pip install of the Python package"
+pylog=$(mktemp)
+if ! (cd build && venv/bin/python -m pytest -q -p no:cacheprovider -rfE "$root/tests/python") 2>&1 | tee "$pylog"; then
+  fail "-- Python suite:"; grep -E '^(FAILED|ERROR) ' "$pylog" | cut -c1-200 | head -20 | sed 's/^/   /' >>"$failures"
+fi
+rm -f "$pylog"
 
 if [ $quick -eq 0 ]; then
   stage "AddressSanitizer + UndefinedBehaviorSanitizer"
-  wait_bg_build || status=1
+  wait_bg_build || fail "-- build of $bg_name"
   start_bg_build build-tsan configure_and_build build-tsan -DHLSRELAY_SANITIZE=thread -DHLSRELAY_BUILD_PYTHON=OFF -DHLSRELAY_BUILD_BENCH=OFF \
     -DHLSRELAY_BUILD_SERVER=ON -DHLSRELAY_BUILD_CAPI=OFF
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-     ctest --output-on-failure -j2 --timeout 900 -R "^(unit|engine|server|capi):" -E "install|browser") || status=1
+     run_ctest "AddressSanitizer + UBSan" --output-on-failure -j2 --timeout 900 -R "^(unit|engine|server|capi):" -E "install|browser") || status=1
   stage "ThreadSanitizer"
-  wait_bg_build || status=1
+  wait_bg_build || fail "-- build of $bg_name"
   # The clang build of the fuzz targets (scripts/fuzz.sh) goes on in the background meanwhile.
   start_bg_build build-fuzz env HLSRELAY_FUZZ_BUILD_ONLY=1 scripts/fuzz.sh
   (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-     ctest --output-on-failure -j2 --timeout 1200 -R "^(engine|server):" -E "browser") || status=1
+     run_ctest "ThreadSanitizer" --output-on-failure -j2 --timeout 1200 -R "^(engine|server):" -E "browser") || status=1
   # libFuzzer with clang (build-fuzz): each of the 7 targets for 20 s from its seed corpus.
   stage "libFuzzer (${HLSRELAY_FUZZ_SECONDS:-20} s per target)"
-  wait_bg_build || status=1
-  HLSRELAY_FUZZ_SKIP_BUILD=1 scripts/fuzz.sh "${HLSRELAY_FUZZ_SECONDS:-20}" || status=1
+  wait_bg_build || fail "-- build of $bg_name"
+  HLSRELAY_FUZZ_SKIP_BUILD=1 scripts/fuzz.sh "${HLSRELAY_FUZZ_SECONDS:-20}" || fail "-- libFuzzer (its report is above)"
 fi
 stage "done"
-if [ $status -ne 0 ]; then echo "== FAILED"; else echo "== all suites passed"; fi
+if [ $status -ne 0 ]; then echo "== FAILED:"; cat "$failures"; else echo "== all suites passed"; fi
 exit $status
