@@ -11,6 +11,8 @@ packages=(
   python3-fastapi python3-uvicorn python3-httpx python3-pytest
   clang libclang-rt-14-dev zlib1g-dev
   chromium nodejs curl
+  # the edge cache in front of several nodes (deploy/nginx, tests/deploy): its own service is not started
+  nginx
   # GStreamer's playbin/hlsdemux: one of the real players the player tests run against the output
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
 )
@@ -37,5 +39,6 @@ fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# RUNLEVEL=1: the packaged nginx service is not started (the tests run their own nginx on loopback).
+$SUDO env RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"
