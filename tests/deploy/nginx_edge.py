@@ -4,6 +4,8 @@
 Starts three hlsrelay-server nodes (the same channel list, --on-demand) and nginx rendered by
 deploy/nginx/run-edge.sh in front of them (its own pid, logs, temp and cache under the work dir), then:
 
+  add node   a fourth node, added to the configuration (nginx reloaded), takes some channels and
+             no channel moves between the other nodes; removed again, every channel is back
   routing    every channel, asked through the edge, runs on exactly one node; the API's
              stream-status of a channel (through the edge) comes from that node
   play       ffmpeg plays three channels through the edge at once without a complaint
@@ -133,13 +135,40 @@ class Edge:
         self.url = f"http://127.0.0.1:{port}"
         self.out = open(work / "run-edge.log", "w")
         # run-edge.sh renders the config and execs nginx in the foreground: proc is nginx's master.
-        self.proc = subprocess.Popen(["bash", str(RUN_EDGE), "--dir", str(self.dir), "--listen", f"127.0.0.1:{port}"]
-                                     + [n.addr for n in nodes], stdin=subprocess.DEVNULL, stdout=self.out,
+        self.args = ["bash", str(RUN_EDGE), "--dir", str(self.dir), "--listen", f"127.0.0.1:{port}"]
+        self.proc = subprocess.Popen(self.args + [n.addr for n in nodes], stdin=subprocess.DEVNULL, stdout=self.out,
                                      stderr=subprocess.STDOUT, env=dict(os.environ, HLSRELAY_NGINX=str(NGINX)),
                                      preexec_fn=die_with_parent)
         matrix.wait_for("nginx answers", lambda: self.proc.poll() is None and get(f"{self.url}/healthz", 2)[0] == 200,
                         bound=30)
         self.access_log = self.dir / "logs" / "access.log"
+
+    def workers(self) -> set[str]:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return set(children.read_text().split()) if children.exists() else set()
+
+    def reload(self, nodes: list[Node]) -> None:
+        """Renders the configuration for `nodes` and reloads nginx (SIGHUP), as an operator adding or
+        removing a node would; returns once the workers of the old configuration are gone."""
+        subprocess.run(self.args + ["--render-only"] + [n.addr for n in nodes], check=True, timeout=30,
+                       stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT,
+                       env=dict(os.environ, HLSRELAY_NGINX=str(NGINX)))
+        old = self.workers()
+        self.proc.send_signal(signal.SIGHUP)
+        matrix.wait_for("nginx reloaded", lambda: self.workers() and not (self.workers() & old), bound=BOUND)
+
+    def routes(self, channels: list[str]) -> dict[str, str]:
+        """The node each channel's requests go to: the upstream of its stream-status (uncached,
+        starts nothing) in the access log."""
+        since = self.log_offset()
+        for c in channels:
+            get(f"{self.url}/api/v1/channels/stream-status/{c}")
+        out = {}
+        for e in self.entries(since):
+            m = re.fullmatch(r"/api/v1/channels/stream-status/(.+)", e["uri"])
+            if m and e["upstreams"]:
+                out[m.group(1)] = e["upstreams"][-1]
+        return out
 
     def log_offset(self) -> int:
         return self.access_log.stat().st_size if self.access_log.exists() else 0
@@ -301,6 +330,25 @@ def run(binary: Path, work: Path, figures: dict) -> None:
             nodes.append(Node(binary, work, i, channels))
         edge = Edge(work, nodes)
         log(f"edge {edge.url} in front of {', '.join(n.addr for n in nodes)}")
+
+        # Adding a node moves channels to it only, never between the others; removing it moves
+        # them back. Before any channel runs: stream-status starts nothing.
+        everything = CHANNELS + [LL_CHANNEL]
+        before = edge.routes(everything)
+        check(len(before) == len(everything), f"each channel's API is routed to a node: {before}")
+        extra = Node(binary, work, NODES, channels)
+        try:
+            edge.reload(nodes + [extra])
+            after = edge.routes(everything)
+            moved_to_new = sorted(c for c in everything if after.get(c) != before[c])
+            check(all(after.get(c) == extra.addr for c in moved_to_new),
+                  f"a fourth node takes {len(moved_to_new)} of {len(everything)} channels {moved_to_new}, "
+                  f"no channel moves between the other nodes")
+            edge.reload(nodes)
+            check(edge.routes(everything) == before, "without it again, every channel is back on its node")
+        finally:
+            extra.stop()
+        figures["add_node"] = {"channels": len(everything), "moved_to_the_new_node": len(moved_to_new)}
 
         # Routing: each channel starts (on demand) on exactly one node; its API goes there too.
         for c in CHANNELS + [LL_CHANNEL]:
