@@ -427,6 +427,15 @@ def run(binary: Path, work: Path, figures: dict) -> None:
               f"origin playlist requests {origin_lists} <= one a second per playlist "
               f"({len(distinct_lists)} playlists, {elapsed:.0f} s)")
 
+        # A byte range of a cached segment (players such as AVPlayer ask for ranges): served by the edge.
+        seg_uri = sorted(distinct_segs)[0]
+        req = urllib.request.Request(edge.url + seg_uri, headers={"Range": "bytes=0-187"})
+        with urllib.request.urlopen(req, timeout=20) as r:
+            ranged = (r.status, r.headers.get("Content-Range", ""), r.headers.get("X-Cache", ""), r.read())
+        check(ranged[0] == 206 and ranged[1].startswith("bytes 0-187/") and len(ranged[3]) == 188
+              and ranged[3][:1] == b"\x47" and ranged[2] == "HIT",
+              f"a range of a cached segment: {ranged[0]} {ranged[1]} X-Cache {ranged[2]}, {len(ranged[3])} bytes")
+
         # Blocking: the same LL-HLS blocking reload from BLOCKERS clients, through the edge and direct.
         ll_node = next(n for n in nodes if n.name == placement[LL_CHANNEL])
         matrix.wait_for("the LL channel has parts", lambda: b"#EXT-X-PRELOAD-HINT" in get(
