@@ -11,7 +11,8 @@ deploy/nginx/run-edge.sh in front of them (its own pid, logs, temp and cache und
   play       ffmpeg plays three channels through the edge at once without a complaint
   load       VIEWERS threads play the channels as players do (playlist reload, new segments) for
              LOAD_SECONDS; from nginx's log: origin requests per segment (<= 1.2), per playlist
-             (<= one a second, and well under the viewers' reloads)
+             (<= one a second, whatever the viewers: at most half of the six viewers' reloads);
+             a byte range of a cached segment comes from the cache
   blocking   BLOCKERS clients send the same LL-HLS blocking reload at once: origin requests for it
              (<= 2) and when each got its answer, against the same through the node directly
   failover   SIGKILL of the node with the most channels: each of its channels comes back through the
@@ -54,7 +55,7 @@ NODES = 3
 CHANNELS = [f"ch{i}" for i in range(6)]   # classic HLS; consistent hashing spreads them over the nodes
 LL_CHANNEL = "ll"                          # low-latency, for the blocking-reload phase
 SEGMENT_SECONDS = 2
-VIEWERS = 24                               # four per channel
+VIEWERS = 36                               # six per channel
 LOAD_SECONDS = 20
 BLOCKERS = 20
 PLAY_SECONDS = 8
