@@ -19,8 +19,8 @@ deploy/nginx/run-edge.sh in front of them (its own pid, logs, temp and cache und
              edge (playlist with segments, a segment of it) on another node; the time it took is
              printed; ffmpeg then plays one of them without a complaint
 
-Prints the figures (docs/deploy.md quotes them). Exit 0: every check passed; 1: one failed;
-77: nginx or ffmpeg is missing (scripts/install-deps.sh installs both).
+Prints the figures (docs/deploy.md quotes them). Exit 0: every check passed; 1: one failed, or
+nginx or ffmpeg is missing (scripts/install-deps.sh installs both: a test that cannot run fails).
 
   nginx_edge.py --server build/server/hlsrelay-server [--work-dir DIR] [--keep]
 """
@@ -524,7 +524,7 @@ def main() -> int:
     missing = [p for p, ok in (("nginx", NGINX.exists()), ("ffmpeg", shutil.which("ffmpeg"))) if not ok]
     if missing:
         print(f"nginx_edge: missing {', '.join(missing)} (scripts/install-deps.sh installs them)")
-        return 77
+        return 1
     if args.work_dir:
         args.work_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="hlsrelay-edge-", dir=args.work_dir))
