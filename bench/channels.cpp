@@ -8,9 +8,11 @@
 //           hlsrelay with renditions=all vs ffmpeg keeping every rendition (-map, -var_stream_map);
 //   fmp4: the 720p30 source as fMP4 HLS; hlsrelay container=fmp4 (passthrough), container=ts (the
 //         remux path), ffmpeg (fMP4 out), and hlsrelay on the MPEG-TS source (today's passthrough,
-//         the reference of the 1.5x target).
+//         the reference of the 1.5x target);
+//   delay: the 720p30 source; hlsrelay reloading source playlists aligned to the source's
+//          publications (the default) vs on RFC 8216's plain schedule (--reload-schedule rfc).
 //
-//   hlsrelay_bench_channels [N=10] [--row channels|ladder|fmp4] [--ladder-fmp4] [--warmup S]
+//   hlsrelay_bench_channels [N=10] [--row channels|ladder|fmp4|delay] [--ladder-fmp4] [--warmup S]
 //                           [--cpu-window S] [--delay-window S] [--sample K] [--only hlsrelay|ffmpeg]
 //                           [--ffmpeg-max M] [--server PATH] [--poll S]
 #include "origin.hpp"
@@ -406,6 +408,7 @@ private:
 struct ChannelFields {
     std::string container;   // "ts" or "fmp4"
     std::string renditions;  // e.g. "all"
+    std::string reload_schedule = "aligned";  // --reload-schedule
 };
 
 class ServerSystem : public System {
@@ -431,7 +434,8 @@ public:
         log_ = (work / "hlsrelay-server.log").string();
         pid_ = spawn({o.server, "--channels", list.string(), "--listen", "127.0.0.1:" + std::to_string(port_),
                       "--log-level", "warn", "--max-connections", std::to_string(std::max(2048, 4 * n + 256)),
-                      "--max-connections-per-client", "0"},  // every simulated viewer is 127.0.0.1
+                      "--max-connections-per-client", "0",  // every simulated viewer is 127.0.0.1
+                      "--reload-schedule", fields.reload_schedule},
                      log_);
         HttpClient http(port_, 2.0);
         for (int i = 0; i < 300; ++i) {
@@ -716,6 +720,10 @@ struct Result {
     double mbps = NAN;           // of the source per channel, all renditions
     int renditions_live = 0;     // at the end, over every channel
     std::string reported;        // hlsrelay: status container and renditions of a channel
+    // The origin's media playlist loads over the whole run, per segment published to a client, and
+    // those sooner than RFC 8216 6.3.4 allows (MultiOrigin::early_reloads).
+    double loads_per_segment = NAN;
+    uint64_t early_reloads = 0;
     double cpu_per_rendition() const { return cpu_percent / renditions; }
 };
 
@@ -864,7 +872,7 @@ std::string dist(const std::vector<double>& v) {
 
 int usage() {
     std::fprintf(stderr,
-                 "usage: hlsrelay_bench_channels [N=10] [--row channels|ladder|fmp4] [--ladder-fmp4] [--warmup S=10]\n"
+                 "usage: hlsrelay_bench_channels [N=10] [--row channels|ladder|fmp4|delay] [--ladder-fmp4] [--warmup S=10]\n"
                  "         [--cpu-window S=20] [--delay-window S=20] [--sample K=50] [--poll S=0.1]\n"
                  "         [--only hlsrelay|ffmpeg] [--ffmpeg-max M=200] [--server PATH]\n");
     return 2;
@@ -904,7 +912,7 @@ int main(int argc, char** argv) {
     }
     if (o.n < 1 || o.sample < 1 || o.poll <= 0 || o.cpu_window < 10 || o.delay_window < 10 ||
         (!o.only.empty() && o.only != "hlsrelay" && o.only != "ffmpeg") ||
-        (o.row != "channels" && o.row != "ladder" && o.row != "fmp4") || (o.ladder_fmp4 && o.row != "ladder"))
+        (o.row != "channels" && o.row != "ladder" && o.row != "fmp4" && o.row != "delay") || (o.ladder_fmp4 && o.row != "ladder"))
         return usage();
     std::signal(SIGPIPE, SIG_IGN);
     const long fds = raise_fd_limit();
@@ -921,6 +929,11 @@ int main(int argc, char** argv) {
         const std::string out = o.ladder_fmp4 ? "fmp4" : "ts";
         columns.push_back({"hlsrelay renditions=all", true, ladder, {out, "all"}, false});
         columns.push_back({"ffmpeg, every rendition", false, ladder, {}, o.ladder_fmp4});
+    } else if (o.row == "delay") {
+        // The reload schedule's share of the publish delay: the same source, aligned against RFC.
+        const Source* ts = sources.emplace_back(std::make_unique<Source>(single_source(false))).get();
+        columns.push_back({"hlsrelay, aligned reloads", true, ts, {"", "", "aligned"}, false});
+        columns.push_back({"hlsrelay, RFC schedule", true, ts, {"", "", "rfc"}, false});
     } else {
         const Source* fmp4 = sources.emplace_back(std::make_unique<Source>(single_source(true))).get();
         const Source* ts = sources.emplace_back(std::make_unique<Source>(single_source(false))).get();
@@ -959,6 +972,9 @@ int main(int argc, char** argv) {
         r.source = col.source->name;
         r.renditions = col.source->renditions;
         r.mbps = col.source->mbps;
+        r.early_reloads = origin.early_reloads();
+        r.loads_per_segment = static_cast<double>(origin.playlist_loads()) /
+                              static_cast<double>(std::max<uint64_t>(1, origin.segments_published()));
         results[i] = std::move(r);
         origin_requests += origin.requests();
         origin_404 += origin.not_found();
@@ -1013,6 +1029,9 @@ int main(int argc, char** argv) {
     line("never playable (sampled)", [](R r) { return std::to_string(r.never_playable); }, nullptr, "0");
     line("publish delay p50 / p95 / max (s)", [](R r) { return dist(r.delays); }, [](R r) { return percentile(r.delays, 50); },
          "p50 <= 1.0 s");
+    line("source playlist loads per new segment found", [](R r) { return fmt(r.loads_per_segment); }, nullptr, "");
+    line("source reloads sooner than RFC 8216 6.3.4 allows", [](R r) { return std::to_string(r.early_reloads); }, nullptr,
+         "0");
     line("origin segments measured / undelivered",
          [](R r) { return std::to_string(r.delays.size()) + " / " + std::to_string(r.undelivered); }, nullptr, "- / 0");
     line("404s: playlists / segments",

@@ -264,6 +264,7 @@ void MultiOrigin::respond(Conn& c, const std::string& path, bool close_after) {
         } else if (r == nullptr || file.find('/') != std::string::npos) {
             // 404
         } else if (file == "index.m3u8") {
+            note_reload(channel, static_cast<std::size_t>(r - media_.renditions.data()), now);
             status = 200;
             type = "application/vnd.apple.mpegurl";
             c.owned = playlist(*r, channel, now);
@@ -293,6 +294,22 @@ void MultiOrigin::respond(Conn& c, const std::string& path, bool close_after) {
              "\r\nContent-Length: " + std::to_string(c.body->size()) +
              (close_after ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
     c.sent = 0;
+}
+
+void MultiOrigin::note_reload(int channel, std::size_t rendition, Clock::time_point now) {
+    const std::size_t key = static_cast<std::size_t>(channel) * media_.renditions.size() + rendition;
+    if (reloads_.size() <= key) reloads_.resize(static_cast<std::size_t>(channels_) * media_.renditions.size());
+    Reloads& r = reloads_[key];
+    ++playlist_loads_;
+    const int64_t n = newest(channel, now);
+    if (r.newest != -2) {
+        const double allowed = (r.changed ? target_ : target_ / 2.0) - 0.05;
+        if (seconds_between(r.last, now) < allowed) ++early_reloads_;
+        if (n > r.newest) segments_seen_ += static_cast<uint64_t>(n - r.newest);
+    }
+    r.changed = n != r.newest;
+    r.newest = n;
+    r.last = now;
 }
 
 bool MultiOrigin::flush(Conn& c) {

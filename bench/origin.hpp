@@ -66,6 +66,13 @@ public:
     void reset_first_requested();
 
     uint64_t requests() const { return requests_.load(); }
+    // Media playlist loads, and those sooner than RFC 8216 6.3.4 allows a client (one target
+    // duration after the start of a load that brought a new segment, half of it after one that did
+    // not; 50 ms of tolerance for the request's way here on a loaded machine). Each channel's rendition is one client.
+    uint64_t playlist_loads() const { return playlist_loads_.load(); }
+    uint64_t early_reloads() const { return early_reloads_.load(); }
+    // New segments the clients' loads found (after each client's first load).
+    uint64_t segments_published() const { return segments_seen_.load(); }
     uint64_t not_found() const { return not_found_.load(); }
 
 private:
@@ -74,6 +81,7 @@ private:
     void on_readable(Conn& c);
     bool flush(Conn& c);  // false: the connection is finished (closed or error)
     void respond(Conn& c, const std::string& path, bool close_after);
+    void note_reload(int channel, std::size_t rendition, Clock::time_point now);
     std::string playlist(const OriginRendition& r, int channel, Clock::time_point now) const;
     int64_t count_published(double stream_seconds) const;
 
@@ -87,7 +95,13 @@ private:
     int window_;
     std::vector<double> offset_;
     std::unique_ptr<std::atomic<int64_t>[]> first_req_;
-    std::atomic<uint64_t> requests_{0}, not_found_{0};
+    std::atomic<uint64_t> requests_{0}, not_found_{0}, playlist_loads_{0}, early_reloads_{0}, segments_seen_{0};
+    struct Reloads {  // of one channel's rendition, touched by the origin's thread only
+        Clock::time_point last{};
+        int64_t newest = -2;
+        bool changed = true;
+    };
+    std::vector<Reloads> reloads_;  // channel * renditions + rendition
 
     Clock::time_point t0_{};
     uint16_t port_ = 0;

@@ -94,6 +94,10 @@ struct EngineSettings {
     double reconnect_max = 30.0;
     FetchLimits limits;              // caps and deadlines of every upstream fetch (channels may override)
     int live_start_segments = 3;     // HLS: start this many segments back from the live edge (RFC 8216 6.3.3)
+    // HLS: reload a regular source's playlist just after it is expected to publish (its phase learnt
+    // from when the playlist changes; never sooner than RFC 8216 6.3.4 allows). false: the RFC's
+    // own schedule, a new segment seen half a target duration late on average.
+    bool align_reloads = true;
     LogLevel log_level = LogLevel::Warn;
     LogCallback log;                 // unset: log to stderr at log_level and above
     // Segments are large, short-lived allocations; the C library keeps what they free in its heaps.

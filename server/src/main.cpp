@@ -72,6 +72,7 @@ int run(const Options& o) {
     settings.tuner = o.tuner;
     settings.providers = o.providers;
     settings.failover = o.failover;
+    settings.align_reloads = o.align_reloads;
     settings.guide_urls = o.guide_urls;
     settings.guide_refresh_interval = o.guide_refresh_interval;
     // --channels: URLs are the engine's to fetch and refresh; files are read here, once.

@@ -66,6 +66,10 @@ Options:
   --max-playlist-bytes N   refuse an upstream playlist larger than N bytes (default: 4194304)
   --max-segment-bytes N    refuse an upstream segment larger than N bytes (default: 67108864)
   --max-redirects N        HTTP redirects followed per upstream fetch (default: 5)
+  --reload-schedule S      when source playlists are reloaded: aligned (just after a regular source
+                           is expected to publish, learnt from when its playlist changes) or rfc
+                           (RFC 8216's spacing from the first load's phase); never sooner than the RFC
+                           allows either way (default: aligned)
   --failover-attempts N    failed connections in a row before a channel's URL cools down and the
                            next URL plays (default: 2)
   --failover-cooldown S    first cooldown of a failing URL, doubled at each repeat (default: 30)
@@ -244,6 +248,12 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         {"--failover-probe-interval",
          number_in(o.failover.probe_interval, kMinFailoverSeconds, kMaxFailoverSeconds, "--failover-probe-interval")},
         {"--failback-after", number_in(o.failover.failback_after, 0, kMaxFailoverSeconds, "--failback-after")},
+        {"--reload-schedule",
+         [&o](const std::string& v) -> std::string {
+             if (v != "aligned" && v != "rfc") return "--reload-schedule wants aligned or rfc, not '" + v + "'";
+             o.align_reloads = v == "aligned";
+             return "";
+         }},
         {"--guide-refresh", number_in(o.guide_refresh_interval, 60, 366 * 86400.0, "--guide-refresh")},
         {"--provider",
          [&](const std::string& v) -> std::string {

@@ -39,6 +39,7 @@ struct Options {
     bool low_latency = HlsSettings{}.low_latency;       // --low-latency
     double part_duration = HlsSettings{}.part_duration; // --part-duration
     bool on_demand = false;
+    bool align_reloads = EngineSettings{}.align_reloads;  // --reload-schedule aligned|rfc
     Autostart autostart = Autostart::list_default;
     std::vector<std::string> autostart_ids;  // Autostart::listed: stream ids or names, in the given order
     double idle_timeout = 60;

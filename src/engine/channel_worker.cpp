@@ -492,7 +492,8 @@ void ChannelWorker::run() {
             if (role_) {
                 run_source(segmenter, url, &pin_);
             } else if (is_hls_url(url)) {
-                std::optional<Plan> p = plan(segmenter, url);
+                FirstLoad first;
+                std::optional<Plan> p = plan(segmenter, url, &first);
                 if (p && !p->roles.empty()) {
                     {
                         std::lock_guard lock(failover_mu_);
@@ -501,7 +502,7 @@ void ChannelWorker::run() {
                     run_presentation(std::move(*p), segmenter);  // then follow_presentation() below
                     break;
                 }
-                run_source(segmenter, url, p ? &p->single : nullptr);
+                run_source(segmenter, url, p ? &p->single : nullptr, &first);
             } else {
                 run_source(segmenter, url, nullptr);
             }
@@ -608,6 +609,7 @@ SourceContext ChannelWorker::source_context(Segmenter& segmenter, const std::str
                          .read_timeout = engine_.read_timeout,
                          .stall_timeout = engine_.stall_timeout,
                          .live_start_segments = engine_.live_start_segments,
+                         .align_reloads = engine_.align_reloads,
                          .limits = channel_.limits.apply(engine_.limits),
                          .segment_duration = hls_.segment_duration,
                          .sleep = [this](double s) { return source_sleep(s); },
@@ -617,19 +619,24 @@ SourceContext ChannelWorker::source_context(Segmenter& segmenter, const std::str
                          .pinned = nullptr};
 }
 
-void ChannelWorker::run_source(Segmenter& segmenter, const std::string& url, const PinnedPlaylist* pin) {
+void ChannelWorker::run_source(Segmenter& segmenter, const std::string& url, const PinnedPlaylist* pin, const FirstLoad* first) {
     SourceContext ctx = source_context(segmenter, url);
     ctx.pinned = pin;
+    ctx.first = pin ? nullptr : first;
     log_(LogLevel::Info, channel_.id, "opening " + redact_url(pin ? pin->url : url));
     if (pin || is_hls_url(url)) run_hls_source(ctx);
     else run_generic_source(ctx);
 }
 
-std::optional<ChannelWorker::Plan> ChannelWorker::plan(Segmenter& segmenter, const std::string& url) {
+std::optional<ChannelWorker::Plan> ChannelWorker::plan(Segmenter& segmenter, const std::string& url, FirstLoad* media) {
     SourceContext ctx = source_context(segmenter, url);
     std::string final_url;
-    const m3u8::Playlist playlist = fetch_hls_playlist(ctx, url, url, final_url);
-    if (!playlist.is_master()) return std::nullopt;
+    const auto began = std::chrono::steady_clock::now();
+    m3u8::Playlist playlist = fetch_hls_playlist(ctx, url, url, final_url);
+    if (!playlist.is_master()) {
+        if (media) *media = FirstLoad{std::move(playlist.media()), final_url, began};
+        return std::nullopt;
+    }
     const m3u8::MasterPlaylist& master = playlist.master();
     if (master.variants.empty()) throw av::SourceError("master playlist " + redact_url(url) + " has no variants");
     std::string problem;

@@ -130,12 +130,12 @@ private:
         PinnedPlaylist single;                   // no roles: the one variant a single-rendition channel reads
     };
     void run();
-    void run_source(Segmenter& segmenter, const std::string& url, const PinnedPlaylist* pin);
+    void run_source(Segmenter& segmenter, const std::string& url, const PinnedPlaylist* pin, const FirstLoad* first = nullptr);
     // The sources' context; `irq`/`bytes` (the probe's): instead of the worker's interrupter / bytes_in_.
     SourceContext source_context(Segmenter& segmenter, const std::string& url, av::Interrupter* irq = nullptr,
                                  std::atomic<int64_t>* bytes = nullptr);
-    // Fetches the master playlist at `url`; nullopt when it is a media playlist.
-    std::optional<Plan> plan(Segmenter& segmenter, const std::string& url);
+    // Fetches the master playlist at `url`; nullopt when it is a media playlist (then kept in `media`, if given).
+    std::optional<Plan> plan(Segmenter& segmenter, const std::string& url, FirstLoad* media = nullptr);
     void run_presentation(Plan plan, Segmenter& segmenter);
     // A running presentation: switches it as a whole to another master when its top rendition
     // failed as long as the policy allows one URL, and back to the primary (fail-back). Until stop.

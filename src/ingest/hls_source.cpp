@@ -2,7 +2,7 @@
 // engine's HTTP(S) client (http_client.hpp: redirects, header scope, caps, deadlines) or, for a
 // playlist the channel list names as a local file, with plain file reads; checks every URI a
 // playlist names against url_policy.hpp before opening it; decrypts AES-128 itself; starts near the
-// live edge, reloads as RFC 8216 6.3.4 allows, retries failed segments, follows
+// live edge, reloads as RFC 8216 6.3.4 allows (just after a regular source publishes: reload_phase.hpp), retries failed segments, follows
 // EXT-X-DISCONTINUITY, and demuxes every segment on its own so the segmenter knows exactly where
 // each source segment ends. libav opens nothing here: it only demuxes bytes from memory.
 #include "ingest/source.hpp"
@@ -11,6 +11,7 @@
 #include "ingest/url_policy.hpp"
 
 #include "ingest/m3u8.hpp"
+#include "ingest/reload_phase.hpp"
 #include <hlsrelay/playlist.hpp>
 #include <hlsrelay/stream_id.hpp>
 
@@ -43,7 +44,19 @@ public:
     enum class Kind { Playlist, BlockingPlaylist, Segment, Init, Key };
 
     void run() {
-        m3u8::MediaPlaylist playlist = load_media_playlist();
+        Clock::time_point first_load = Clock::now();
+        m3u8::MediaPlaylist playlist;
+        if (ctx_.first && ctx_.first->playlist && !ctx_.pinned) {
+            // Loaded by the worker a moment ago: not asked of the source again so soon.
+            playlist = *ctx_.first->playlist;
+            media_url_ = ctx_.first->final_url;
+            media_key_ = ctx_.url;
+            target_duration_ = playlist.target_duration;
+            first_load = ctx_.first->began;
+        } else {
+            playlist = load_media_playlist();
+        }
+        note_load(first_load, playlist);
         ctx_.segmenter.set_target_hint(playlist.target_duration);
         independent_ = playlist.independent_segments;
         // Parts cut from whole source segments come a segment at a time: long enough that a player's
@@ -78,7 +91,8 @@ public:
                 continues_ = ctx_.pinned->continues && ctx_.pinned->continues();
             }
         }
-        Clock::time_point loaded = Clock::now();
+        // RFC 8216 6.3.4 counts from when a load began (after a master playlist's, at the latest).
+        Clock::time_point loaded = ctx_.first && ctx_.first->playlist && !ctx_.pinned ? first_load : Clock::now();
         Clock::time_point last_change = loaded;
         Clock::time_point last_success = loaded;
         const Clock::time_point vod_start = Clock::now();
@@ -117,33 +131,49 @@ public:
             if (playlist.endlist)
                 throw av::SourceError("the source playlist ended (EXT-X-ENDLIST)");
             m3u8::MediaPlaylist next;
+            // A source that offers blocking reloads (CAN-BLOCK-RELOAD) read by a channel that does
+            // not follow its parts: asked for the playlist once it holds the next segment.
+            const bool block = !parts && blocks_segments(playlist) && !plain_reload_;
             if (parts) {
                 // LL-HLS (RFC 8216bis 6.2.5.2): a blocking reload for the next part the client has
                 // not taken; the origin answers when it exists. After an answer that brought nothing
                 // new (an origin that does not block after all) wait a part target first.
                 if (!changed && !ctx_.sleep(std::max(0.01, std::clamp(playlist.part_target, 0.1, 1.0) - seconds_since(loaded))))
                     return;
+            } else if (block) {
+                // The origin holds the request until the segment exists. After an answer that brought
+                // nothing new (an origin that does not block after all), RFC 8216 6.3.4's half target.
+                if (!changed && !ctx_.sleep(std::max(0.05, std::max(0.5, playlist.target_duration) / 2 - seconds_since(loaded))))
+                    return;
             } else {
                 // RFC 8216 6.3.4: after a change wait one target duration from the start of the last
                 // load; when nothing changed, half of it.
+                // Later, just after the source is expected to publish, once its phase is known.
                 const double target = std::max(0.5, playlist.target_duration);
-                const double wait = (changed ? target : target / 2) - seconds_since(loaded);
-                if (!ctx_.sleep(std::max(0.05, wait))) return;
+                const auto earliest = loaded + std::chrono::duration_cast<Clock::duration>(
+                                                   std::chrono::duration<double>(changed ? target : target / 2));
+                const auto at = ctx_.align_reloads ? phase_.next_reload(earliest) : earliest;
+                if (!ctx_.sleep(std::max(0.05, std::chrono::duration<double>(at - Clock::now()).count()))) return;
             }
             loaded = Clock::now();
             try {
                 // After a failed blocking reload the next one is plain: an origin that refuses them
                 // is still read, a part target apart.
-                next = parts && !std::exchange(plain_reload_, false)
-                           ? fetch_media_blocking(next_sequence_, parts_msn_ == next_sequence_ ? parts_taken_ : 0)
-                           : fetch_media(media_url_);
+                const bool plain = std::exchange(plain_reload_, false);
+                if (parts && !plain)
+                    next = fetch_media_blocking(next_sequence_, parts_msn_ == next_sequence_ ? parts_taken_ : 0);
+                else if (block)
+                    next = fetch_media_blocking(next_sequence_, std::nullopt);
+                else
+                    next = fetch_media(media_url_);
                 last_success = Clock::now();
+                if (!parts && !block) note_load(loaded, next);
             } catch (const av::SourceError& e) {
                 if (ctx_.interrupter.stop_requested()) return;
                 if (e.permanent()) throw;  // e.g. a redirect to a refused scheme: no retry can help
                 // A failed reload is survivable while the stall budget lasts: keep the last playlist.
                 ctx_.report(std::string("playlist reload failed: ") + e.what());
-                plain_reload_ = parts;
+                plain_reload_ = parts || block;
                 if (seconds_since(last_success) > stall_timeout(playlist))
                     throw av::SourceError(std::string("playlist unavailable for ") +
                                           fmt_seconds(seconds_since(last_success)) + ": " + e.what());
@@ -312,15 +342,25 @@ private:
     }
 
     // LL-HLS: the media playlist once it lists part `part` of segment `msn` (or anything later),
-    // asked of the origin with a blocking reload (_HLS_msn/_HLS_part, RFC 8216bis 6.2.5.2).
-    m3u8::MediaPlaylist fetch_media_blocking(int64_t msn, size_t part) {
+    // or without a part, segment `msn` whole, asked of the origin with a blocking reload
+    // (_HLS_msn/_HLS_part, RFC 8216bis 6.2.5.2).
+    m3u8::MediaPlaylist fetch_media_blocking(int64_t msn, std::optional<size_t> part) {
         std::string url = media_url_.substr(0, media_url_.find('#'));
         url += url.find('?') == std::string::npos ? '?' : '&';
-        url += "_HLS_msn=" + std::to_string(msn) + "&_HLS_part=" + std::to_string(part);
+        url += "_HLS_msn=" + std::to_string(msn);
+        if (part) url += "&_HLS_part=" + std::to_string(*part);
         std::string final_url;
         m3u8::Playlist p = fetch_playlist(url, media_url_, final_url, Kind::BlockingPlaylist);
         if (p.is_master()) throw av::SourceError("media playlist " + redact_url(media_url_) + " turned into a master playlist");
         return std::move(p.media());
+    }
+
+    // A plain load of the live media playlist that began at `began` and ended now: what ReloadPhase learns from.
+    void note_load(Clock::time_point began, const m3u8::MediaPlaylist& p) {
+        if (!ctx_.align_reloads || p.endlist) return;
+        loaded_segments_.clear();
+        for (const auto& seg : p.segments) loaded_segments_.push_back({seg.sequence, seg.duration});
+        phase_.loaded(began, Clock::now(), loaded_segments_, p.target_duration);
     }
 
     // How the media arrives (Segmenter::set_arrival_burst): nothing when the parts are followed;
@@ -360,6 +400,12 @@ private:
             !p.part_problem.empty() || p.endlist || !url::is_remote(media_url_))  // a local file cannot block
             return false;
         return !(p.partial && p.partial->key);
+    }
+
+    // A source whose playlist a channel that does not follow its parts still asks for with a
+    // blocking reload (the next whole segment): it says it can block, it is live and remote.
+    bool blocks_segments(const m3u8::MediaPlaylist& p) const {
+        return p.can_block_reload && !p.endlist && url::is_remote(media_url_);
     }
 
     // Takes the listed parts of `seg` that were not taken yet (all of them when it is new).
@@ -656,6 +702,8 @@ private:
     std::string psi_;          // the PAT and PMT of the last MPEG-TS segment's first part
     std::vector<Clock::time_point> arrivals_;  // when the last source segments were taken (note_arrival)
     bool plain_reload_ = false;  // LL-HLS: the last blocking reload failed; the next reload is a plain one
+    ReloadPhase phase_;          // when the source publishes (classic HLS reloads are aimed just after)
+    std::vector<ReloadPhase::Segment> loaded_segments_;
     bool independent_ = false;
     int lost_in_a_row_ = 0;
     std::map<std::string, std::string> keys_;

@@ -116,6 +116,7 @@ struct Playlist {
     bool is_master() const { return std::holds_alternative<MasterPlaylist>(value); }
     // Both throw std::bad_variant_access when asked for the other kind.
     const MediaPlaylist& media() const { return std::get<MediaPlaylist>(value); }
+    MediaPlaylist& media() { return std::get<MediaPlaylist>(value); }
     const MasterPlaylist& master() const { return std::get<MasterPlaylist>(value); }
 };
 

@@ -47,6 +47,15 @@ struct PinnedPlaylist {
     std::function<void(std::string&& data, double duration, const std::optional<std::string>& date)> passthrough;
 };
 
+// The channel's playlist as the worker already loaded it (to tell a master from a media playlist):
+// the HLS client starts from it rather than loading it again at once, a reload the source would
+// see sooner than RFC 8216 6.3.4 allows.
+struct FirstLoad {
+    std::optional<m3u8::MediaPlaylist> playlist;  // set: a media playlist
+    std::string final_url;                        // after redirects
+    std::chrono::steady_clock::time_point began;  // when its load began
+};
+
 struct SourceContext {
     const ChannelConfig& channel;
     std::string url;
@@ -57,6 +66,7 @@ struct SourceContext {
     double read_timeout = 10;
     double stall_timeout = 0;        // 0: three target durations, at least read_timeout
     int live_start_segments = 3;
+    bool align_reloads = true;       // EngineSettings::align_reloads
     FetchLimits limits;              // the engine's, with the channel's overrides applied
     double segment_duration = 2;     // the channel's output segment duration (continuous sources' stall bound)
     // Sleeps up to `seconds`; false when the channel is stopping.
@@ -70,6 +80,8 @@ struct SourceContext {
     SourceHistory* history = nullptr;
     // Set: read this media playlist instead of the channel's URL (see PinnedPlaylist).
     const PinnedPlaylist* pinned = nullptr;
+    // Set (with a playlist): the channel's own media playlist, just loaded (not with `pinned`).
+    const FirstLoad* first = nullptr;
 };
 
 // True when the URL names an HLS playlist (by its path), so the HLS client reads it.

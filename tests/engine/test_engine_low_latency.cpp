@@ -419,3 +419,33 @@ TEST_CASE("low latency over an LL-HLS source: its parts followed with blocking r
     engine.stop(id);
     origin_engine.stop(source_id);  // ends the origin's held requests
 }
+
+TEST_CASE("a classic channel over an LL-HLS source asks for each next segment with a blocking reload", "[ll]") {
+    // The origin: an LL-HLS channel (CAN-BLOCK-RELOAD), served as hlsrelay-server serves it.
+    Engine origin_engine(quick_settings(2.0, 8));
+    ChannelConfig source = channel("LL origin", {live_media().single_file});
+    source.loop = true;
+    source.hls.low_latency = true;
+    const auto source_id = origin_engine.add_channel(source).id;
+    origin_engine.start(source_id);
+    REQUIRE(origin_engine.wait_ready(source_id, 30));
+    LlHttpOrigin origin(origin_engine, source_id);
+
+    // The relay cuts no parts: it reads whole segments, each asked for with _HLS_msn (no part), so
+    // it learns of a segment as soon as the origin has it, without polling.
+    Engine engine(quick_settings(2.0, 8));
+    const auto id = engine.add_channel(channel("classic from LL", {origin.url("index.m3u8")})).id;
+    engine.start(id);
+    REQUIRE(engine.wait_ready(id, 30));
+    const int plain_then = origin.plain_reloads.load();
+    const int blocking_then = origin.blocking_reloads.load();
+    const int64_t published_then = engine.status(id).segments_published;
+    REQUIRE(wait_until([&] { return engine.status(id).segments_published >= published_then + 4; }, std::chrono::seconds(60)));
+    CHECK(origin.blocking_reloads >= blocking_then + 3);
+    CHECK(origin.plain_reloads <= plain_then + 1);  // no polling (one plain reload after a refused blocking one at most)
+    CHECK(origin.part_requests == 0);
+    CHECK(origin.refused == 0);
+    CHECK(engine.status(id).state == ChannelState::Running);
+    engine.stop(id);
+    origin_engine.stop(source_id);  // ends the origin's held requests
+}

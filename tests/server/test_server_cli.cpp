@@ -424,6 +424,23 @@ TEST_CASE("options: the failover settings reach the engine settings, bad values 
     CHECK(hlsrelay::server::usage().find("--failback-after S") != std::string::npos);
 }
 
+TEST_CASE("options: --reload-schedule takes aligned or rfc, aligned by default") {
+    using hlsrelay::server::parse_options;
+    const auto defaults = parse_options({});
+    REQUIRE(defaults.options);
+    CHECK(defaults.options->align_reloads);
+    const auto rfc = parse_options({"--reload-schedule", "rfc"});
+    REQUIRE(rfc.options);
+    CHECK_FALSE(rfc.options->align_reloads);
+    const auto aligned = parse_options({"--reload-schedule=aligned"});
+    REQUIRE(aligned.options);
+    CHECK(aligned.options->align_reloads);
+    const auto bad = parse_options({"--reload-schedule", "soon"});
+    CHECK_FALSE(bad.options);
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.output.find("--reload-schedule wants aligned or rfc, not 'soon'") != std::string::npos);
+}
+
 TEST_CASE("binary refuses a corrupt --state file with a message naming it") {
     const std::string dir = "/tmp/hlsrelay-cli-state-" + std::to_string(::getpid());
     std::filesystem::create_directories(dir);
