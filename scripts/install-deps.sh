@@ -13,6 +13,8 @@ packages=(
   chromium nodejs curl
   # GStreamer's playbin/hlsdemux: one of the real players the player tests run against the output
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
+  # the WebDAV origin the push tests PUT to (tests/engine/test_engine_push.cpp runs its own on loopback)
+  nginx
 )
 # npm comes with NodeSource's nodejs; Debian splits it out.
 if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi
@@ -37,5 +39,6 @@ fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# RUNLEVEL=1: the nginx package's own service is not started (the tests run their own nginx).
+$SUDO env RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"
