@@ -88,6 +88,8 @@ Pusher::~Pusher() {
     core_->cv.notify_all();
     for (auto& t : core_->threads)
         if (t.joinable()) t.join();
+    std::lock_guard lock(core_->mu);
+    core_->queues.clear();  // a queue still open holds the core: no cycle outlives the pusher
 }
 
 std::shared_ptr<PushQueue> Pusher::open(const std::string& base_url, const std::string& id) {
