@@ -340,7 +340,8 @@ std::string HttpClient::request_text(const url::Parts& p) const {
             if (has_line_break(name) || has_line_break(value) || name.empty()) continue;
             const std::string n = url::detail::lowered(name);
             if (n == "host" || n == "content-length" || n == "transfer-encoding" || n == "connection" ||
-                n == "range" || n == "accept-encoding" || n == "content-type" || (basic && n == "authorization"))
+                n == "range" || n == "accept-encoding" || (basic && n == "authorization") ||
+                (!spec.method.empty() && n == "content-type"))
                 continue;  // ours
             if (n == "user-agent") agent = true;
             req += name + ": " + value + "\r\n";
