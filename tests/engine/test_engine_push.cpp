@@ -292,6 +292,31 @@ TEST_CASE("push: an origin answering 500 is retried with backoff, then counted f
     engine.stop(c.id);
 }
 
+TEST_CASE("push: an fMP4 channel pushes its init section once, before the segments that need it", "[push]") {
+    TextOrigin sink;
+    sink.set_fallback(TextOrigin::Answer{200, "text/plain", ""});
+    LiveOrigin origin(live_media(), {.speed = 2.0});
+    origin.start();
+    EngineSettings s = push_settings(sink.url("/f"));
+    s.hls.container = Container::fmp4;
+    Engine engine(s);
+    const auto c = engine.add_channel(channel("Cmaf", {origin.url()}));
+    engine.start(c.id);
+    REQUIRE(wait_until([&] { auto p = push_of(engine, c.id); return p && p->pushed >= 8; }, std::chrono::seconds(60)));
+    int inits = 0, segments = 0;
+    for (const auto& [what, n] : sink.received_by_method()) {
+        INFO(what << " x" << n);
+        if (what.find("/init_") != std::string::npos) {
+            ++inits;
+            CHECK(n == 1);
+        }
+        if (what.rfind("PUT /f/" + c.id + "/seg_", 0) == 0 && what.ends_with(".m4s")) ++segments;
+    }
+    CHECK(inits == 1);
+    CHECK(segments >= 2);
+    engine.stop(c.id);
+}
+
 TEST_CASE("push: push_url must be http or https", "[push]") {
     for (const char* bad : {"ftp://origin.example/", "origin.example", "file:///tmp/x", "http://", "http://h/p?q=1"}) {
         EngineSettings s = quick_settings();
