@@ -11,7 +11,8 @@ packages=(
   python3-fastapi python3-uvicorn python3-httpx python3-pytest
   clang libclang-rt-14-dev zlib1g-dev
   chromium nodejs curl
-  # the edge cache in front of several nodes (deploy/nginx, tests/deploy): its own service is not started
+  # the edge cache in front of several nodes (deploy/nginx, tests/deploy) and the WebDAV origin the
+  # push tests PUT to (tests/engine/test_engine_push.cpp): each test runs its own on loopback
   nginx
   # GStreamer's playbin/hlsdemux: one of the real players the player tests run against the output
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav

@@ -484,6 +484,7 @@ int hlsrelay_engine_create(const hlsrelay_settings* settings, hlsrelay_engine** 
             if (HLSRELAY_FITS(list_refresh_interval)) s.list_refresh_interval = settings->list_refresh_interval;
             if (HLSRELAY_FITS(max_list_bytes)) s.max_list_bytes = settings->max_list_bytes;
             if (HLSRELAY_FITS(state_file) && settings->state_file) s.state_file = settings->state_file;
+            if (HLSRELAY_FITS(push_url) && settings->push_url) s.push_url = settings->push_url;
 #undef HLSRELAY_FITS
         }
         *out = new hlsrelay_engine(std::move(s));

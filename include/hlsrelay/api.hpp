@@ -123,8 +123,8 @@ inline Reply stop_stream(Engine& engine, std::string_view name) {
 
 // How much of where a channel comes from a status reply shows. `redacted`: `source` and each
 // `sources[].url` as redact_url gives them and every URL in `last_error`, `previous_error`,
-// `disk_error` and `notes` redacted too. `hidden` (a request without the API token when one is set):
-// `source` and every `sources[].url` are null and those URLs read "<url hidden>".
+// `disk_error`, `notes` and `push.last_error` redacted too. `hidden` (a request without the API token when one is set):
+// `source`, every `sources[].url` and `push.url` are null and those URLs read "<url hidden>".
 enum class Sources { redacted, hidden };
 
 inline void apply(nlohmann::ordered_json& status, Sources sources) {
@@ -138,6 +138,12 @@ inline void apply(nlohmann::ordered_json& status, Sources sources) {
     if (status.contains("notes") && status["notes"].is_array())
         for (auto& note : status["notes"])
             if (note.is_string()) note = scrub_urls(note.get<std::string>(), hide);
+    if (status.contains("push") && status["push"].is_object()) {  // the origin pushed to: as a source
+        auto& push = status["push"];
+        if (hide && push.contains("url")) push["url"] = nullptr;
+        if (push.contains("last_error") && push["last_error"].is_string())
+            push["last_error"] = scrub_urls(push["last_error"].get<std::string>(), hide);
+    }
 }
 
 // GET /api/v1/channels/stream-status/{channel_name}

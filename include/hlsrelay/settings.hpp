@@ -85,9 +85,40 @@ inline constexpr std::int64_t kMinMaxListBytes = std::int64_t{4} << 10, kMaxMaxL
 // this many URLs in all (a list cannot grow another's channel without bound).
 inline constexpr std::size_t kMaxMergedSources = 16;
 
+// Pushing what a channel publishes to an HTTP origin (EngineSettings::push_url), as `ffmpeg -f hls
+// -method PUT` does: segments (and fMP4 init sections) are PUT when published, playlists after the
+// segments they name, segments that left the window DELETEd after their RFC 8216 grace. A small
+// engine-wide pool of kPushThreads threads serves every channel's queue, one request of a channel at a
+// time (its order is the order of publishing). A channel's queue holds at most max_queue_items requests
+// and max_queue_bytes of bodies; past that its oldest pending segment is dropped (and the playlists
+// naming it are held back until it has left the window), so a slow or dead origin never stalls ingest.
+// A request that fails (no answer, a timeout, a 5xx, 408 or 429) is tried up to `attempts` times,
+// waiting retry_first seconds doubled each time up to retry_max; each attempt may take read_timeout
+// seconds per wait (connecting included) and `deadline` seconds in all.
+struct PushSettings {
+    int max_queue_items = 256;
+    std::int64_t max_queue_bytes = std::int64_t{64} << 20;
+    int attempts = 4;
+    double retry_first = 0.5;
+    double retry_max = 8;
+    double read_timeout = 5;
+    double deadline = 30;
+};
+inline constexpr int kPushThreads = 4;
+inline constexpr int kMinPushQueueItems = 4, kMaxPushQueueItems = 100000;
+inline constexpr std::int64_t kMinPushQueueBytes = std::int64_t{1} << 20, kMaxPushQueueBytes = std::int64_t{16} << 30;
+inline constexpr int kMinPushAttempts = 1, kMaxPushAttempts = 20;
+inline constexpr double kMinPushSeconds = 0.05, kMaxPushSeconds = 3600;
+// The largest response body to a PUT or DELETE that is read (and dropped) to keep the connection.
+inline constexpr std::int64_t kMaxPushResponseBytes = std::int64_t{64} << 10;
+
 struct EngineSettings {
     HlsSettings hls;                 // defaults for every channel
     std::string hls_dir;             // mirror segments and playlists to {hls_dir}/{id}/; empty: memory only
+    // PUT segments and playlists to {push_url}/{id}/ (http:// or https://; user:pass@ in it becomes
+    // Basic auth and never shows in status or logs); empty: no push. See PushSettings.
+    std::string push_url;
+    PushSettings push;               // the push queues' limits, retries and deadlines
     double read_timeout = 10.0;      // seconds a blocking source read may take before it counts as stalled
     double stall_timeout = 0;        // HLS: playlist not advancing this long is a stall; 0: 3 target durations
     double reconnect_min = 0.5;      // first reconnect delay, seconds; doubles up to reconnect_max
@@ -241,6 +272,27 @@ inline std::string failover_problem(const FailoverSettings& f) {
 inline std::string limits_problem(const FetchLimits& l) {
     return limits_problem(FetchLimitOverrides{l.max_playlist_bytes, l.max_segment_bytes, l.max_redirects,
                                               l.playlist_deadline, l.segment_deadline});
+}
+
+// EngineSettings::push_url ("" is no push) and PushSettings.
+inline std::string push_problem(std::string_view url, const PushSettings& p) {
+    if (!url.empty()) {
+        const bool http = starts_with_icase(url, "http://"), https = starts_with_icase(url, "https://");
+        const std::string_view rest = url.substr(http ? 7 : https ? 8 : 0);
+        if ((!http && !https) || rest.empty() || rest.front() == '/' || rest.find_first_of(" \t\r\n?#") != std::string_view::npos)
+            return "push_url must be an http:// or https:// URL without query or spaces, not '" +
+                   redact_url(url.substr(0, 200)) + "'";
+    }
+    std::string q = range_problem("push max_queue_items", p.max_queue_items, kMinPushQueueItems, kMaxPushQueueItems);
+    if (q.empty())
+        q = range_problem("push max_queue_bytes", static_cast<double>(p.max_queue_bytes), static_cast<double>(kMinPushQueueBytes),
+                          static_cast<double>(kMaxPushQueueBytes));
+    if (q.empty()) q = range_problem("push attempts", p.attempts, kMinPushAttempts, kMaxPushAttempts);
+    if (q.empty()) q = range_problem("push retry_first", p.retry_first, kMinPushSeconds, kMaxPushSeconds);
+    if (q.empty()) q = range_problem("push retry_max", p.retry_max, p.retry_first, kMaxPushSeconds);
+    if (q.empty()) q = range_problem("push read_timeout", p.read_timeout, kMinPushSeconds, kMaxPushSeconds);
+    if (q.empty()) q = range_problem("push deadline", p.deadline, kMinFetchDeadline, kMaxFetchDeadline);
+    return q;
 }
 
 // Providers: names 1-64 bytes of [A-Za-z0-9._-], unique; limits within 0..kMaxProviderConnections;

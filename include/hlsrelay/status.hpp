@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +70,19 @@ struct SourceStatus {
     double cooldown_seconds_left = 0; // > 0 while it cools down after failing
 };
 
+// Pushing to an HTTP origin (EngineSettings::push_url): the channel's queue and what became of its requests.
+struct PushStatus {
+    std::string url;           // {push_url}/{id}, credentials redacted
+    int64_t queued = 0;        // requests waiting or in flight (segments, init sections, playlists, deletions)
+    int64_t queued_bytes = 0;  // of their bodies
+    int64_t pushed = 0;        // requests that succeeded (PUT and DELETE; a DELETE answered 404 counts)
+    int64_t retries = 0;       // attempts that failed and were tried again
+    int64_t failed = 0;        // requests given up after PushSettings::attempts
+    int64_t dropped = 0;       // requests dropped unsent: the queue was full, or the segment left the window first
+    int64_t withheld = 0;      // playlist updates not sent because they named a segment not pushed
+    std::string last_error;    // the newest failed attempt, "" when none
+};
+
 struct ChannelStatus {
     // The replaced design's fields.
     std::string channel_name;
@@ -121,6 +135,7 @@ struct ChannelStatus {
     // channel switched between them (failovers and fail-backs).
     std::vector<SourceStatus> sources;
     int64_t failovers = 0;
+    std::optional<PushStatus> push;  // set when the channel pushes to an origin
 };
 
 inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
@@ -215,6 +230,22 @@ inline nlohmann::ordered_json to_json(const ChannelStatus& s) {
     }
     j["sources"] = std::move(sources);
     j["failovers"] = s.failovers;
+    if (s.push) {
+        const PushStatus& p = *s.push;
+        nlohmann::ordered_json o;
+        o["url"] = redact_url(p.url);
+        o["queued"] = p.queued;
+        o["queued_bytes"] = p.queued_bytes;
+        o["pushed"] = p.pushed;
+        o["retries"] = p.retries;
+        o["failed"] = p.failed;
+        o["dropped"] = p.dropped;
+        o["withheld"] = p.withheld;
+        o["last_error"] = p.last_error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(scrub_urls(p.last_error));
+        j["push"] = std::move(o);
+    } else {
+        j["push"] = nullptr;
+    }
     return j;
 }
 

@@ -64,6 +64,7 @@ class EngineSettings(TypedDict):
     channel_lists: List[str]  # redacted
     list_refresh_interval: float
     max_list_bytes: int
+    push_url: Optional[str]  # redacted
 
 # A channel as JSON: id, name, urls, optional logo, group and headers, loop, optional realtime,
 # optional variant (legacy: without renditions it keeps that one variant), optional segment_duration,
@@ -152,6 +153,8 @@ class Engine:
         max_list_bytes: int = 67108864,
         # Runtime channel changes (add/update/remove/enable/disable) kept across restarts.
         state_file: Optional[StrPath] = None,
+        # PUT segments and playlists to {push_url}/{id}/ (an http(s) origin with WebDAV PUT/DELETE).
+        push_url: Optional[str] = None,
     ) -> None: ...
 
     # Registry.

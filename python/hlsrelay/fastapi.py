@@ -14,7 +14,7 @@ named by ``HLSRELAY_CHANNELS`` and closes it on shutdown::
 Optional environment for that app: ``HLSRELAY_SEGMENT_DURATION``, ``HLSRELAY_MAX_SEGMENTS``,
 ``HLSRELAY_CLEANUP_INTERVAL``, ``HLSRELAY_CONTAINER`` (``ts`` or ``fmp4``), ``HLSRELAY_RENDITIONS``
 (``all``, ``highest``, ``lowest``, ``max-height=720``, ``max-bandwidth=N``, ``1080p,360p``),
-``HLSRELAY_LOW_LATENCY`` (``yes``: LL-HLS), ``HLSRELAY_PART_DURATION``, ``HLSRELAY_HLS_DIR``,
+``HLSRELAY_LOW_LATENCY`` (``yes``: LL-HLS), ``HLSRELAY_PART_DURATION``, ``HLSRELAY_HLS_DIR``, ``HLSRELAY_PUSH_URL``,
 ``HLSRELAY_LOG_LEVEL``, ``HLSRELAY_GUIDE_URLS`` (XMLTV guides for ``/epg.xml``, comma-separated, besides the
 list's url-tvg), ``HLSRELAY_CHANNEL_LISTS`` (channel lists by http(s) URL, comma-separated, e.g. a
 provider's ``get.php?...&type=m3u_plus``: fetched in the background and refreshed every
@@ -537,6 +537,8 @@ def engine_from_env(channels_file: typing.Optional[typing.Union[str, "os.PathLik
         settings["low_latency"] = low_latency in ("1", "yes", "true", "on")
     if os.environ.get("HLSRELAY_HLS_DIR"):
         settings["hls_dir"] = os.environ["HLSRELAY_HLS_DIR"]
+    if os.environ.get("HLSRELAY_PUSH_URL"):
+        settings["push_url"] = os.environ["HLSRELAY_PUSH_URL"]
     if os.environ.get("HLSRELAY_STATE"):
         settings["state_file"] = os.environ["HLSRELAY_STATE"]
     if os.environ.get("HLSRELAY_LOG_LEVEL"):

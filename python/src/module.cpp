@@ -430,6 +430,7 @@ py::dict settings_dict(const EngineSettings& s) {
     d["channel_lists"] = lists;
     d["list_refresh_interval"] = s.list_refresh_interval;
     d["max_list_bytes"] = s.max_list_bytes;
+    d["push_url"] = s.push_url.empty() ? py::object(py::none()) : py::object(to_str(hlsrelay::redact_url(s.push_url)));
     return d;
 }
 
@@ -609,8 +610,10 @@ PYBIND11_MODULE(_core, m) {
                          double guide_refresh_interval, const std::string& tuner_name, int tuner_count,
                          const std::string& device_id, const std::string& tuner_seed,
                          const std::vector<std::string>& providers, const std::vector<std::string>& channel_lists,
-                         double list_refresh_interval, std::int64_t max_list_bytes, const py::object& state_file) {
+                         double list_refresh_interval, std::int64_t max_list_bytes, const py::object& state_file,
+                         const py::object& push_url) {
                  EngineSettings s;
+                 if (!push_url.is_none()) s.push_url = py::cast<std::string>(push_url);
                  if (!state_file.is_none()) s.state_file = fspath(state_file);
                  for (const std::string& text : providers) {
                      std::string why;
@@ -673,7 +676,8 @@ PYBIND11_MODULE(_core, m) {
              py::arg("providers") = std::vector<std::string>{},
              py::arg("channel_lists") = std::vector<std::string>{},
              py::arg("list_refresh_interval") = EngineSettings{}.list_refresh_interval,
-             py::arg("max_list_bytes") = EngineSettings{}.max_list_bytes, py::arg("state_file") = py::none())
+             py::arg("max_list_bytes") = EngineSettings{}.max_list_bytes, py::arg("state_file") = py::none(),
+             py::arg("push_url") = py::none())
 
         // Registry.
         .def(

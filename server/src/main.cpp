@@ -67,6 +67,7 @@ int run(const Options& o) {
     settings.hls.low_latency = o.low_latency;
     settings.hls.part_duration = o.part_duration;
     settings.hls_dir = o.hls_dir;
+    settings.push_url = o.push_url;
     settings.state_file = o.state;
     settings.limits = o.limits;
     settings.tuner = o.tuner;

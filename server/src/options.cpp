@@ -32,6 +32,8 @@ Options:
   --list-refresh S         seconds between two fetches of each --channels URL (default: 21600)
   --listen ADDR:PORT       address to listen on (default: 127.0.0.1:8000; ":PORT" for all interfaces)
   --hls-dir DIR            also mirror playlists and segments to DIR/<id>/ (default: memory only)
+  --push-url URL           also PUT segments and playlists to URL/<id>/ (an HTTP origin with WebDAV
+                           PUT/DELETE, as CDNs ingest), DELETE old segments (default: none)
   --state FILE             keep the channels added, changed, disabled and removed over the API in
                            FILE and apply them again over the list at each start (default: none)
   --segment-duration S     target segment length in seconds (default: 2)
@@ -168,6 +170,15 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
              return parse_listen(v, o.address, o.port) ? "" : "--listen wants ADDR:PORT, not '" + v + "'";
          }},
         {"--hls-dir", text(o.hls_dir)},
+        {"--push-url",
+         [&](const std::string& v) -> std::string {
+             std::string p = push_problem(v, PushSettings{});
+             if (v.empty()) p = "an empty value is not allowed";
+             if (p.rfind("push_url ", 0) == 0) p = p.substr(9);  // "--push-url: must be ..."
+             if (!p.empty()) return p;
+             o.push_url = v;
+             return {};
+         }},
         {"--state", text(o.state)},
         {"--segment-duration", number_in(o.segment_duration, kMinSegmentDuration, kMaxSegmentDuration, "--segment-duration")},
         {"--max-segments", number_in(o.max_segments, kMinMaxSegments, kMaxMaxSegments, "--max-segments")},

@@ -31,6 +31,7 @@ struct Options {
     std::string address = "127.0.0.1";
     uint16_t port = 8000;
     std::string hls_dir;  // empty: memory only
+    std::string push_url;  // empty: no push to an origin
     std::string state;    // --state FILE: EngineSettings::state_file (runtime channel changes kept)
     double segment_duration = HlsSettings{}.segment_duration;
     int max_segments = HlsSettings{}.max_segments;

@@ -118,6 +118,7 @@ void ChannelWorker::stop() {
     if (thread_.joinable()) thread_.join();
     if (probe_thread_.joinable()) probe_thread_.join();
     for (const auto& kid : children()) kid->stop();  // each empties its window and directory
+    if (push_ && !role_) push_->close();  // pending uploads dropped, one in flight abandoned
     std::vector<SegmentPtr> gone;
     {
         std::lock_guard lock(out_mu_);
@@ -804,6 +805,8 @@ void ChannelWorker::run_presentation(Plan plan, Segmenter& segmenter) {
                 log_(level, channel, id + ": " + message);
             },
             role));
+        kids.back()->push_ = push_;
+        kids.back()->push_prefix_ = id + "/";
     }
     {
         std::lock_guard lock(children_mu_);
@@ -1143,6 +1146,10 @@ void ChannelWorker::refresh_master() {
         mirror_->write_playlist(kMediaPlaylistName, *mirrored);
         if (master) mirror_->write_playlist(kMasterPlaylistName, *master);
     }
+    if (push_) {  // queued after the renditions' own uploads, so sent after them
+        push_->put_playlist(std::string(kMediaPlaylistName), mirrored);
+        if (master) push_->put_playlist(std::string(kMasterPlaylistName), master);
+    }
     {
         std::lock_guard lock(ready_mu_);
         ready_ = true;
@@ -1455,6 +1462,7 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
     }
     // The file is complete on disk before any playlist names it.
     if (mirror_ && !segment->gap) mirror_->write_segment(*segment);
+    if (push_ && !segment->gap) push_->put_segment(segment, push_prefix_);  // queued before any playlist naming it
     std::vector<SegmentPtr> gone;
     std::shared_ptr<const std::string> media, master;
     {
@@ -1470,7 +1478,7 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
         media = media_playlist_;
         if (part_target_ > 0) {
             // The disk mirror holds whole segments only: its playlists list no parts.
-            if (mirror_) media = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_));
+            if (mirror_ || push_) media = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_));
             if (role_ && role_->top)
                 prefixed_mirror_ = std::make_shared<const std::string>(render_media_playlist(window_.listed(), target_duration_, role_->id + "/"));
         }
@@ -1505,6 +1513,11 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
     if (mirror_) {
         mirror_->write_playlist(kMediaPlaylistName, *media);
         if (master) mirror_->write_playlist(kMasterPlaylistName, *master);
+    }
+    if (push_) {
+        push_->put_playlist(push_prefix_ + std::string(kMediaPlaylistName), media);
+        // A rendition's master is none of the origin's business: its presentation pushes the master.
+        if (master && !role_) push_->put_playlist(std::string(kMasterPlaylistName), master);
     }
     remove_files(gone);
     report_position();
@@ -1557,8 +1570,11 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
 }
 
 void ChannelWorker::remove_files(const std::vector<SegmentPtr>& gone) {
-    if (!mirror_) return;
-    for (const auto& s : gone) mirror_->remove_segment(*s);
+    // After the grace the window gives them (RFC 8216 6.2.2), on disk and on the origin alike.
+    for (const auto& s : gone) {
+        if (mirror_) mirror_->remove_segment(*s);
+        if (push_) push_->remove_segment(*s, push_prefix_);
+    }
 }
 
 void ChannelWorker::sweep() {
@@ -1879,6 +1895,7 @@ ChannelStatus ChannelWorker::own_status() const {
     s.timestamp_repairs = timestamp_repairs_;
     s.notes = notes_;
     if (mirror_) s.disk_error = mirror_->error();
+    if (push_ && !role_) s.push = push_->status();
     if (!window_.listed().empty()) {
         s.media_sequence = window_.listed().front()->sequence;
         s.discontinuity_sequence = window_.listed().front()->discontinuity_sequence -

@@ -22,6 +22,7 @@
 
 #include "common/av_util.hpp"
 #include "publish/disk_mirror.hpp"
+#include "publish/pusher.hpp"
 #include "cut/segmenter.hpp"
 #include "engine/failover.hpp"
 #include "engine/rendition_reports.hpp"
@@ -79,6 +80,9 @@ public:
     ChannelWorker& operator=(const ChannelWorker&) = delete;
 
     void start();
+    // Push what it publishes to an origin (EngineSettings::push_url): the channel's queue, set before
+    // start(); a presentation's renditions push through it too, under their directories. Closed by stop().
+    void set_push(std::shared_ptr<PushQueue> queue) { push_ = std::move(queue); }
     // Asks the worker to stop without waiting for it.
     void request_stop();
     // Returns promptly even when the source hangs: every blocking libav call watches the stop flag.
@@ -199,6 +203,8 @@ private:
     Log log_;
     av::Interrupter interrupter_;
     std::unique_ptr<DiskMirror> mirror_;
+    std::shared_ptr<PushQueue> push_;  // the channel's (a rendition shares its presentation's)
+    std::string push_prefix_;          // a rendition's directory ("v0/"), "" for the channel
     std::thread thread_;
 
     std::mutex sleep_mu_;

@@ -55,6 +55,7 @@ void validate(const EngineSettings& s) {
         if (std::string p = guide_fetcher_problem(g); !p.empty()) bad(p);
     }
     if (std::string p = providers_problem(s.providers); !p.empty()) bad(p);
+    if (std::string p = push_problem(s.push_url, s.push); !p.empty()) bad(p);
     if (!s.tuner.device_id.empty() && !hdhomerun::valid_device_id(s.tuner.device_id))
         bad("device_id " + s.tuner.device_id + " fails HDHomeRun's device id checksum (hdhomerun::valid_device_id)");
 }
@@ -128,6 +129,7 @@ struct Engine::Impl {
     }
 
     EngineSettings settings;
+    std::unique_ptr<Pusher> pusher;  // with a push_url: the engine's pool of push threads
     mutable std::mutex mu;
     Registry registry;
     std::map<std::string, std::shared_ptr<ChannelSlot>, std::less<>> slots;
@@ -472,6 +474,11 @@ struct Engine::Impl {
         auto worker = std::make_shared<ChannelWorker>(
             config, hls_for(config), settings, first, pool, [this](const Event& e) { emit(e); },
             [this](LogLevel l, const std::string& ch, const std::string& m) { log(l, ch, m); });
+        if (pusher) {
+            std::string base = settings.push_url;
+            while (!base.empty() && base.back() == '/') base.pop_back();
+            worker->set_push(pusher->open(base + "/" + config.id, config.id));
+        }
         {
             std::lock_guard lock(mu);
             slot->worker = worker;
@@ -551,6 +558,9 @@ Engine::Engine(EngineSettings settings) : impl_(std::make_shared<Impl>()) {
         av_log_set_level(impl_->settings.log_level == LogLevel::Debug ? AV_LOG_WARNING : AV_LOG_QUIET);
         av_log_set_callback(&scrubbed_av_log);
     }
+    if (!impl_->settings.push_url.empty())
+        impl_->pusher = std::make_unique<Pusher>(impl_->settings.push, [impl = impl_.get()](LogLevel l, const std::string& ch,
+                                                                                            const std::string& m) { impl->log(l, ch, m); });
     impl_->housekeeper = std::thread([impl = impl_.get()] { impl->housekeeping_loop(); });
     if (!impl_->settings.guide_urls.empty()) {
         std::lock_guard lock(impl_->guide_mu);
@@ -566,6 +576,7 @@ Engine::~Engine() {
         impl_->guides.reset();  // stops its threads, a fetch in flight included
     }
     stop_all();
+    impl_->pusher.reset();  // every channel closed its queue: the threads end
     {
         std::lock_guard lock(impl_->housekeeping_mu);
         impl_->quitting = true;

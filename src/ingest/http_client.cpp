@@ -243,12 +243,17 @@ void HttpClient::connect_tls(const url::Parts& p) {
     tls_->io.reset(raw);
 }
 
-void HttpClient::send_all(const std::string& bytes) {
+void HttpClient::send_all(std::string_view bytes) {
     if (tls_) {
         check_deadline();
         bool binds = false;
         op_.irq->arm(std::chrono::duration<double>(wait_budget(binds)));
-        avio_write(tls_->io.get(), reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+        // In pieces: avio_write takes an int, and a request body may be a large segment.
+        for (size_t done = 0; done < bytes.size() && tls_->io->error >= 0;) {
+            const size_t n = std::min<size_t>(bytes.size() - done, size_t{1} << 20);
+            avio_write(tls_->io.get(), reinterpret_cast<const unsigned char*>(bytes.data() + done), static_cast<int>(n));
+            done += n;
+        }
         avio_flush(tls_->io.get());
         const int err = tls_->io->error;
         const bool timed_out = op_.irq->timed_out();
@@ -326,7 +331,8 @@ std::string HttpClient::request_text(const url::Parts& p) const {
     const FetchSpec& spec = *op_.spec;
     const bool trusted = url::same_origin(op_.url, spec.trusted_origin);
     const bool basic = !basic_auth_.empty() && p.origin.text() == credentials_origin_;
-    std::string req = "GET " + p.target + " HTTP/1.1\r\nHost: " + p.host_port + "\r\n";
+    const std::string method = spec.method.empty() ? std::string("GET") : spec.method;
+    std::string req = method + " " + p.target + " HTTP/1.1\r\nHost: " + p.host_port + "\r\n";
     bool agent = false;
     if (spec.headers) {
         for (const auto& [name, value] : *spec.headers) {
@@ -334,7 +340,8 @@ std::string HttpClient::request_text(const url::Parts& p) const {
             if (has_line_break(name) || has_line_break(value) || name.empty()) continue;
             const std::string n = url::detail::lowered(name);
             if (n == "host" || n == "content-length" || n == "transfer-encoding" || n == "connection" ||
-                n == "range" || n == "accept-encoding" || (basic && n == "authorization"))
+                n == "range" || n == "accept-encoding" || (basic && n == "authorization") ||
+                (!spec.method.empty() && n == "content-type"))
                 continue;  // ours
             if (n == "user-agent") agent = true;
             req += name + ": " + value + "\r\n";
@@ -344,6 +351,11 @@ std::string HttpClient::request_text(const url::Parts& p) const {
     if (!agent) req += "User-Agent: hlsrelay\r\n";
     if (spec.range)
         req += "Range: bytes=" + std::to_string(spec.range->first) + "-" + std::to_string(spec.range->second - 1) + "\r\n";
+    if (!spec.method.empty()) {  // send(): the body's length always (0 for DELETE), its type when given
+        req += "Content-Length: " + std::to_string(spec.body.size()) + "\r\n";
+        if (!spec.content_type.empty() && !has_line_break(spec.content_type))
+            req += "Content-Type: " + spec.content_type + "\r\n";
+    }
     req += spec.accept_gzip ? "Accept-Encoding: gzip, deflate\r\n" : "Accept-Encoding: identity\r\n";
     req += "Accept: */*\r\nConnection: keep-alive\r\n\r\n";
     return req;
@@ -356,6 +368,7 @@ HttpClient::Outcome HttpClient::request(bool& reused) {
     reused = served_ > 0;
     try {
         send_all(request_text(*p));
+        if (!op_.spec->body.empty()) send_all(op_.spec->body);
         // Interim (1xx) responses are skipped; the final head is parsed once its blank line arrived.
         for (int interim = 0;; ++interim) {
             size_t scanned = 0;  // bytes after in_pos_ known not to end the head (fill() may move in_pos_)
@@ -383,7 +396,7 @@ HttpClient::Outcome HttpClient::request(bool& reused) {
         framing_error(e);
     }
     const int s = head_.status;
-    if (s == 301 || s == 302 || s == 303 || s == 307 || s == 308) return Outcome::Redirect;
+    if (op_.spec->method.empty() && (s == 301 || s == 302 || s == 303 || s == 307 || s == 308)) return Outcome::Redirect;
     return Outcome::Done;
 }
 
@@ -432,7 +445,8 @@ void HttpClient::open(const std::string& url, const FetchSpec& spec, av::Interru
         break;
     }
     const int status = head_.status;
-    if (status >= 300 || (status != 200 && status != 206)) {
+    const bool ok = spec.method.empty() ? status == 200 || status == 206 : status >= 200 && status < 300;
+    if (!ok) {
         close();
         if (status >= 300)
             throw av::SourceError("cannot open " + redact_url(op_.url) + ": Server returned " + std::to_string(status) +
@@ -541,6 +555,19 @@ std::string HttpClient::get(const std::string& url, const FetchSpec& spec, av::I
     finish_response();
     if (final_url) *final_url = op_.url;
     return body;
+}
+
+int HttpClient::send(const std::string& url, const FetchSpec& spec, av::Interrupter& irq) {
+    CloseOnError guard{*this};
+    open(url, spec, irq);
+    try {
+        read_body();  // whatever the server says about it (capped by spec.max_bytes), dropped
+    } catch (const http::FramingError& e) {
+        framing_error(e);
+    }
+    guard.armed = false;
+    finish_response();
+    return head_.status;
 }
 
 void HttpClient::open_stream(const std::string& url, const FetchSpec& spec, av::Interrupter& irq, std::string* final_url) {

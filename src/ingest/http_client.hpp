@@ -44,6 +44,11 @@ struct FetchSpec {
     std::optional<std::pair<int64_t, int64_t>> range;  // [first, last) byte offsets
     BufferPool* pool = nullptr;   // a body of announced length is read into a recycled buffer
     std::atomic<int64_t>* bytes_in = nullptr;  // counts the bytes that arrive (before decoding)
+    // send() only: the method ("PUT", "DELETE") and the request body (PUT), which must stay valid
+    // during the call. Such a request follows no redirect (a 3xx is its failure) and any 2xx is success.
+    std::string method;
+    std::string_view body;
+    std::string content_type;  // Content-Type of the body; "" sends none
 };
 
 class HttpClient {
@@ -62,6 +67,12 @@ public:
     // reads the head (a compressed response is refused); read_stream() returns the next body bytes
     // (up to `size`, 0 at the end of the body), waiting at most spec.read_timeout for each. The spec
     // (its deadline is ignored) must stay valid until the stream is done or close() is called.
+    // A request with a method other than GET (spec.method, spec.body: the pusher's PUT and DELETE),
+    // on the same keep-alive connection, deadlines, caps (of the response body, read and dropped) and
+    // stop flag as get(). Returns the 2xx status; throws av::SourceError (its http_status set for an
+    // HTTP error status) otherwise.
+    int send(const std::string& url, const FetchSpec& spec, av::Interrupter& irq);
+
     void open_stream(const std::string& url, const FetchSpec& spec, av::Interrupter& irq,
                      std::string* final_url = nullptr);
     size_t read_stream(char* out, size_t size, av::Interrupter& irq);
@@ -93,7 +104,7 @@ private:
     void connect(const url::Parts& p);
     void connect_tcp(const url::Parts& p);
     void connect_tls(const url::Parts& p);
-    void send_all(const std::string& bytes);
+    void send_all(std::string_view bytes);
     size_t read_some(char* out, size_t size);  // 0 at EOF
     bool fill();                                // more bytes into in_; false at EOF
     void wait(short events, const char* what);

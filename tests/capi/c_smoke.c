@@ -342,6 +342,17 @@ int main(int argc, char** argv) {
     CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
     engine = NULL;
 
+    /* Push to an origin: http(s) only, refused without echoing credentials; NULL by default. */
+    hlsrelay_settings_init(&settings);
+    CHECK(settings.push_url == NULL);
+    settings.push_url = "ftp://ingest:s3cret@cdn.example/live";
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_EINVAL && engine == NULL);
+    CHECK(contains(hlsrelay_last_error(), "push_url") && !contains(hlsrelay_last_error(), "s3cret"));
+    settings.push_url = "http://127.0.0.1:9/live";
+    CHECK(hlsrelay_engine_create(&settings, &engine) == HLSRELAY_OK && engine != NULL);
+    CHECK(hlsrelay_engine_destroy(engine) == HLSRELAY_OK);
+    engine = NULL;
+
     /* The output container and the renditions selection: checked, and shown in the HLS settings. */
     hlsrelay_settings_init(&settings);
     CHECK(settings.container == HLSRELAY_CONTAINER_TS && settings.renditions == NULL);

@@ -6,6 +6,7 @@
 #include "engine_fixture.hpp"
 #include "support/http_serve.hpp"
 #include "support/scripted_origin.hpp"
+#include "support/text_origin.hpp"
 #include "ts_probe.hpp"
 
 #include "cut/fmp4.hpp"
@@ -896,6 +897,42 @@ TEST_CASE("renditions: the continuous TS of a ladder carries the top video with 
     REQUIRE(one);
     REQUIRE(two);
     CHECK(one->data.get() == two->data.get());
+    engine.stop(id);
+}
+
+TEST_CASE("renditions: a presentation pushes each rendition under its directory, the master from the top", "[renditions][push]") {
+    ScriptedOrigin origin(std::chrono::milliseconds(1000));
+    serve_ladder(origin, ladder_master());
+    origin.start(4);
+    TextOrigin sink;  // takes every PUT and DELETE
+    sink.set_fallback(TextOrigin::Answer{200, "text/plain", ""});
+    EngineSettings settings = quick_settings(1.0, 6);
+    settings.push_url = sink.url("/p/");  // a trailing slash is not doubled
+    Engine engine(settings);
+    const auto id = engine.add_channel(channel("Ladder", {origin.url("master.m3u8")})).id;
+    engine.start(id);
+    REQUIRE(engine.wait_ready(id, 40));
+    const std::string dir = "PUT /p/" + id + "/";
+    auto seen = [&](const std::string& what) { return sink.received_by_method().count(dir + what) > 0; };
+    auto seen_prefix = [&](const std::string& prefix) {
+        for (const auto& [what, n] : sink.received_by_method())
+            if (what.rfind(dir + prefix, 0) == 0) return true;
+        return false;
+    };
+    CHECK(wait_until([&] {
+        return seen("master.m3u8") && seen("index.m3u8") && seen("v0/index.m3u8") && seen("v1/index.m3u8") &&
+               seen("a0/index.m3u8") && seen("a1/index.m3u8") && seen("s0/index.m3u8") && seen_prefix("v0/seg_") &&
+               seen_prefix("a1/seg_") && seen_prefix("s0/seg_");
+    }, std::chrono::seconds(60)));
+    for (const auto& [what, n] : sink.received_by_method()) {
+        INFO(what);
+        CHECK(what.find("/v0/master.m3u8") == std::string::npos);  // a rendition's master stays home
+        CHECK(what.find("//") == std::string::npos);
+    }
+    const ChannelStatus st = engine.status(id);
+    REQUIRE(st.push);
+    CHECK(st.push->failed == 0);
+    CHECK(st.push->pushed > 0);
     engine.stop(id);
 }
 

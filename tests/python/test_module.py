@@ -41,6 +41,13 @@ def test_engine_settings_and_validation():
         Engine(log_level="loud")
     with pytest.raises(TypeError):
         Engine(segment_duration="fast")
+    with pytest.raises(InvalidArgument, match="push_url") as refused:
+        Engine(push_url="ftp://ingest:s3cret@cdn.example/live")
+    assert "s3cret" not in str(refused.value)
+    with Engine(push_url="http://ingest:s3cret@127.0.0.1:9/live", log_level="off") as e:
+        assert e.settings["push_url"] == "http://***@127.0.0.1:9/live"
+    with Engine(log_level="off") as e:
+        assert e.settings["push_url"] is None
 
 
 def test_fetch_limits_engine_wide_and_per_channel():

@@ -452,3 +452,20 @@ TEST_CASE("binary refuses a corrupt --state file with a message naming it") {
     CHECK(server.output().find(state + " is corrupt") != std::string::npos);
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("options: --push-url takes http(s) URLs only and never echoes credentials") {
+    using hlsrelay::server::parse_options;
+    CHECK(parse_options({}).options->push_url.empty());
+    const auto p = parse_options({"--push-url", "https://ingest:s3cret@cdn.example/live"});
+    REQUIRE(p.options);
+    CHECK(p.options->push_url == "https://ingest:s3cret@cdn.example/live");
+    for (const std::string bad : {"ftp://user:s3cret@cdn.example/live", "cdn.example/live", "http://"}) {
+        INFO(bad);
+        const auto refused = parse_options({"--push-url", bad});
+        CHECK_FALSE(refused.options);
+        CHECK(refused.exit_code == 2);
+        CHECK(refused.output.find("--push-url") != std::string::npos);
+        CHECK(refused.output.find("s3cret") == std::string::npos);
+    }
+    CHECK(hlsrelay::server::usage().find("--push-url URL") != std::string::npos);
+}

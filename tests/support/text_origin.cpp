@@ -53,6 +53,16 @@ void TextOrigin::set(const std::string& path, Answer answer) {
     answers_[path] = std::move(answer);
 }
 
+void TextOrigin::set_fallback(Answer answer) {
+    std::lock_guard l(mu_);
+    fallback_ = std::move(answer);
+}
+
+std::map<std::string, int> TextOrigin::received_by_method() const {
+    std::lock_guard l(mu_);
+    return received_by_method_;
+}
+
 int TextOrigin::received(const std::string& path) const {
     std::lock_guard l(mu_);
     const auto it = received_.find(path);
@@ -98,8 +108,9 @@ void TextOrigin::serve(int fd) {
     {
         std::lock_guard l(mu_);
         ++received_[req.path];  // before the answer: a client that has it sees the count
+        ++received_by_method_[req.method + " " + req.path];
         const auto it = answers_.find(req.path);
-        if (it == answers_.end()) a = Answer{404, "text/plain", "not found"};
+        if (it == answers_.end()) a = fallback_ ? *fallback_ : Answer{404, "text/plain", "not found"};
         else a = it->second;
     }
     if (a.hang) {

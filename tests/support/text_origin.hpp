@@ -10,6 +10,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -35,7 +36,11 @@ public:
 
     void set(const std::string& path, Answer answer);
     void set(const std::string& path, std::string body) { set(path, Answer{200, "audio/x-mpegurl", std::move(body)}); }
+    // The answer of every path not set (instead of 404): an origin that takes any PUT, or fails them all.
+    void set_fallback(Answer answer);
     int requests(const std::string& path) const;  // answered (a hanging one: read)
+    // Every request read so far, "PUT /path" -> count (before the answer is sent).
+    std::map<std::string, int> received_by_method() const;
     int received(const std::string& path) const;  // read, counted before the answer is sent
     // Waits (up to timeout_seconds) until `path` was requested at least `count` times.
     bool wait_requests(const std::string& path, int count, double timeout_seconds) const;
@@ -57,7 +62,8 @@ private:
     mutable std::condition_variable cv_;
     bool stopping_ = false;
     std::map<std::string, Answer> answers_;
-    std::map<std::string, int> requests_, received_;
+    std::map<std::string, int> requests_, received_, received_by_method_;
+    std::optional<Answer> fallback_;
     std::list<Conn> conns_;
     std::thread accept_thread_;
 };

@@ -241,3 +241,23 @@ TEST_CASE("failing_video_rendition: refused only while another video rendition p
         CHECK(failing_video_rendition(r, "v0", 0) == nullptr);
     }
 }
+
+TEST_CASE("to_json of a status's push never shows the origin's credentials, and hides its URL without the token", "[http_policy]") {
+    hlsrelay::ChannelStatus s;
+    CHECK(hlsrelay::to_json(s)["push"].is_null());
+    s.push = hlsrelay::PushStatus{};
+    s.push->url = "https://ingest:s3cret@cdn.example/live/news";
+    s.push->failed = 2;
+    s.push->last_error = "PUT seg_3.ts: cannot open https://ingest:s3cret@cdn.example/live/news/seg_3.ts: Server returned 500";
+    const auto j = hlsrelay::to_json(s);
+    CHECK(j["push"]["failed"] == 2);
+    CHECK(j["push"]["queued"] == 0);
+    CHECK(j.dump().find("s3cret") == std::string::npos);
+    auto hidden = j;
+    hlsrelay::api::apply(hidden, hlsrelay::api::Sources::hidden);
+    CHECK(hidden["push"]["url"].is_null());
+    CHECK(hidden["push"]["last_error"] == "PUT seg_3.ts: cannot open <url hidden>: Server returned 500");
+    CHECK(hlsrelay::push_problem("", hlsrelay::PushSettings{}).empty());
+    CHECK(hlsrelay::push_problem("HTTPS://cdn.example/live", hlsrelay::PushSettings{}).empty());
+    CHECK_FALSE(hlsrelay::push_problem("rtmp://cdn.example/live", hlsrelay::PushSettings{}).empty());
+}

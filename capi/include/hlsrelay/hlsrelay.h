@@ -181,12 +181,18 @@ typedef struct hlsrelay_settings {
      * hlsrelay_engine_create fail with HLSRELAY_EINVAL and a message naming it. NULL: none (NULL);
      * copied by hlsrelay_engine_create. */
     const char* state_file;
+    /* Appended in 0.1 (issue 15): PUT every segment (and fMP4 init section) and then the playlists
+     * naming it to {push_url}/{id}/ (an HTTP origin with WebDAV PUT/DELETE, as CDNs ingest), DELETE
+     * segments after their grace; "push" in the channel's status counts what happened. http:// or
+     * https:// only (user:pass@ becomes Basic auth, never shown); NULL: no push (NULL); copied by
+     * hlsrelay_engine_create. */
+    const char* push_url;
 } hlsrelay_settings;
 
 #define HLSRELAY_SETTINGS_INIT                                                                   \
     { sizeof(hlsrelay_settings), 2.0, 5, 5.0, NULL, 10.0, 0.5, 30.0, HLSRELAY_LOG_WARN, INT64_C(4194304), \
       INT64_C(67108864), 5, 0.0, 0.0, HLSRELAY_CONTAINER_TS, NULL, 0, 1.0 / 3, NULL, NULL, NULL, 0, NULL, NULL, 0, \
-      21600.0, INT64_C(67108864), NULL }
+      21600.0, INT64_C(67108864), NULL, NULL }
 
 /* Fills *settings with the defaults of this header (inline: it can never write past the caller's
  * struct). NULL is ignored. */
