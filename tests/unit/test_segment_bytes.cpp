@@ -9,6 +9,7 @@
 #include <string>
 
 #ifdef __linux__
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #endif
