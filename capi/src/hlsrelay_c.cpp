@@ -86,7 +86,7 @@ struct hlsrelay_engine {
 };
 
 struct hlsrelay_resource {
-    std::shared_ptr<const std::string> data;  // shared with the engine: the resource is `bytes` of it
+    std::shared_ptr<const void> data;  // shared with the engine (Resource::owner): the resource is `bytes` of it
     std::string_view bytes;
     std::string content_type;
     bool immutable = false;
@@ -104,7 +104,7 @@ struct hlsrelay_ts_reader {
     const hlsrelay_engine* owner;     // touched only through a GatePass: it may be freed before the reader
     std::shared_ptr<ReaderGate> gate;
     hlsrelay::api::TsStream stream;   // holds the engine by pointer too: used only through a GatePass
-    std::shared_ptr<const std::string> chunk;  // keeps the bytes last handed out alive (no copy)
+    std::shared_ptr<const void> chunk;  // keeps the bytes last handed out alive (no copy)
     bool given_any = false;           // the refusal is checked once more before the first chunk
     int end_code = 0;                 // once the stream ended: the code (and message) of every later call
     std::string end_message;
@@ -363,7 +363,7 @@ std::optional<hlsrelay::Resource> next_chunk(hlsrelay_ts_reader& r, double timeo
             if (err.code() != ErrorCode::NotFound) throw;  // else: removed, which the reason below says
         }
         r.skipped.store(r.stream.skipped());
-        if (chunk && chunk->data && !chunk->bytes().empty()) return chunk;
+        if (chunk && chunk->held() && !chunk->bytes().empty()) return chunk;
         if (auto reason = ts_end_reason(e, id)) end_stream(r, HLSRELAY_EEND, *reason);
         const Clock::time_point now = Clock::now();
         if (now >= deadline) return std::nullopt;
@@ -683,13 +683,13 @@ int hlsrelay_read(hlsrelay_engine* engine, const char* channel, const char* name
         const auto config = e.find_channel(channel);
         if (!config) fail(HLSRELAY_ENOTFOUND, "Channel not found: " + std::string(channel));
         std::optional<hlsrelay::Resource> r = e.read(config->id, name);
-        if (!r || !r->data) {
+        if (!r || !r->held()) {
             if (!e.running(config->id)) fail(HLSRELAY_ESTATE, "channel '" + config->id + "' is not running");
             fail(HLSRELAY_ENOTFOUND, "channel '" + config->id + "' has no '" + std::string(name) + "' (yet or any more)");
         }
         auto resource = std::make_unique<hlsrelay_resource>();
         resource->bytes = r->bytes();
-        resource->data = std::move(r->data);
+        resource->data = r->owner();
         resource->content_type = std::string(r->content_type);
         resource->immutable = r->immutable;
         *out = resource.release();
@@ -898,7 +898,7 @@ int hlsrelay_ts_next(hlsrelay_ts_reader* reader, double timeout_seconds, const u
             }
         }
         const std::string_view bytes = chunk->bytes();
-        reader->chunk = std::move(chunk->data);
+        reader->chunk = chunk->owner();
         reader->given_any = true;
         reader->sent.fetch_add(1);
         *data = reinterpret_cast<const uint8_t*>(bytes.data());

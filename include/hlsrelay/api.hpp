@@ -369,9 +369,8 @@ inline FileAnswer hls_file(const Engine& engine, const FileRequest& req) {
         return a;
     };
     // Engine::read also takes display names; a URL names a registry id only.
-    const auto channel = engine.find_channel(req.channel);
-    if (!channel || channel->id != req.channel) return answer(channel_not_found());
-    const std::string& id = channel->id;
+    if (!engine.has_id(req.channel)) return answer(channel_not_found());
+    const std::string_view id = req.channel;
     std::string file(req.file);
     int cache_seconds = 0;
     const auto& d = req.directives;

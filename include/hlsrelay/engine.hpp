@@ -57,6 +57,9 @@ public:
     ChannelConfig set_enabled(std::string_view channel, bool enabled);
     std::vector<ChannelConfig> channels() const;
     std::optional<ChannelConfig> find_channel(std::string_view channel) const;
+    // Whether `id` is a channel's registry id (exactly; no display names): the per-request check of
+    // the HLS delivery path, which copies nothing.
+    bool has_id(std::string_view id) const;
 
     // Control. start() of a running channel keeps it running; stop() of a stopped one is a no-op.
     // A channel of a provider whose connections are all in use: start() reclaims an idle on-demand

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "hlsrelay/segment_bytes.hpp"
+
 namespace hlsrelay {
 
 // What Engine::read() counts in the channel's bytes_out (bytes handed to readers).
@@ -17,17 +19,26 @@ enum class Delivery {
 
 // Bytes read from a channel: a playlist, a segment, a part of one (LL-HLS) or an init section. `data`
 // is shared, never copied or modified; the resource is its bytes [offset, offset + length) (a part of
-// a published segment is a range of the segment's bytes): read them through bytes().
+// a published segment is a range of the segment's bytes): read them through bytes(). A published
+// segment (or a part of one) has its bytes in `file` instead (fd-backed, for sendfile; `data` null).
 struct Resource {
     std::shared_ptr<const std::string> data;
     std::string_view content_type;  // "application/vnd.apple.mpegurl", "video/mp2t", "video/iso.segment", ...
     bool immutable = false;         // segments and init sections never change; playlists do
     size_t offset = 0;
     size_t length = std::string::npos;  // npos: to the end of `data`
+    std::shared_ptr<const SegmentBytes> file = nullptr;  // set: the bytes are file->bytes() [offset, offset + length)
 
     std::string_view bytes() const {
-        if (!data) return {};
-        return std::string_view(*data).substr(std::min(offset, data->size()), length);
+        const std::string_view all = file ? file->bytes() : data ? std::string_view(*data) : std::string_view();
+        return all.substr(std::min(offset, all.size()), length);
+    }
+    // Whether it holds bytes (a null Resource has neither `data` nor `file`).
+    bool held() const { return data || file; }
+    // What keeps the bytes alive: hold it as long as bytes() is used.
+    std::shared_ptr<const void> owner() const {
+        if (file) return file;
+        return data;
     }
 };
 

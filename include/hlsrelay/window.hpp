@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "hlsrelay/segment_bytes.hpp"
+
 namespace hlsrelay {
 
 using SteadyClock = std::chrono::steady_clock;
@@ -128,8 +130,12 @@ struct Segment {
     // EXT-X-PROGRAM-DATE-TIME; the epoch (the default) is undated: the playlist names no date.
     SystemClock::time_point program_date_time{};
     SteadyClock::time_point published{};
-    std::string data;                    // the segment's bytes
-    std::vector<PartSpan> parts;         // LL-HLS: its parts, in order, as ranges of `data`
+    std::string data;                    // the segment's bytes, unless `file` holds them
+    // Published by the engine: the bytes in an fd-backed buffer (sendfile), `data` then empty.
+    std::shared_ptr<SegmentBytes> file = nullptr;
+    std::vector<PartSpan> parts;         // LL-HLS: its parts, in order, as ranges of bytes()
+
+    std::string_view bytes() const { return file ? file->bytes() : std::string_view(data); }
 
     std::string name() const { return segment_name(sequence, format); }
     static std::string segment_name(int64_t sequence, SegmentFormat format = SegmentFormat::ts) {
@@ -194,22 +200,27 @@ public:
     // still in its grace period. Empty when there is no such part.
     struct PartBytes {
         std::shared_ptr<const std::string> data;
+        std::shared_ptr<const SegmentBytes> file = nullptr;  // instead of `data`: a range of a published segment's file
         size_t offset = 0, length = 0;
         SegmentFormat format = SegmentFormat::ts;
+        explicit operator bool() const { return data || file; }
     };
     PartBytes find_part(int64_t number, SteadyClock::time_point now) const {
         for (const auto& p : open_parts_)
-            if (p->number == number) return {std::shared_ptr<const std::string>(p, &p->data), 0, p->data.size(), p->format};
+            if (p->number == number) return {std::shared_ptr<const std::string>(p, &p->data), nullptr, 0, p->data.size(), p->format};
         auto in = [&](const SegmentPtr& s) -> PartBytes {
             for (const PartSpan& span : s->parts)
-                if (span.number == number) return {std::shared_ptr<const std::string>(s, &s->data), span.offset, span.length, s->format};
+                if (span.number == number) {
+                    if (s->file) return {nullptr, std::shared_ptr<const SegmentBytes>(s, s->file.get()), span.offset, span.length, s->format};
+                    return {std::shared_ptr<const std::string>(s, &s->data), nullptr, span.offset, span.length, s->format};
+                }
             return {};
         };
         for (auto it = listed_.rbegin(); it != listed_.rend(); ++it)
-            if (auto b = in(*it); b.data) return b;
+            if (auto b = in(*it)) return b;
         for (const auto& g : grace_)
             if (g.expires > now)
-                if (auto b = in(g.segment); b.data) return b;
+                if (auto b = in(g.segment)) return b;
         return {};
     }
 

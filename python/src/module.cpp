@@ -174,7 +174,7 @@ struct PyCallback {
 
 // Bytes read from a channel, shared with the engine (no copy) and exported via the buffer protocol.
 struct PyResource {
-    std::shared_ptr<const std::string> data;  // shared with the engine: the resource is `bytes` of it
+    std::shared_ptr<const void> data;  // shared with the engine (Resource::owner): the resource is `bytes` of it
     std::string_view bytes;
     std::string content_type;
     bool immutable = false;
@@ -182,9 +182,9 @@ struct PyResource {
 
 // A Resource for Python (the bytes shared with the engine), or None.
 py::object resource_or_none(std::optional<hlsrelay::Resource> r) {
-    if (!r || !r->data) return py::none();
+    if (!r || !r->held()) return py::none();
     const std::string_view bytes = r->bytes();
-    return py::cast(PyResource{std::move(r->data), bytes, std::string(r->content_type), r->immutable});
+    return py::cast(PyResource{r->owner(), bytes, std::string(r->content_type), r->immutable});
 }
 
 hlsrelay::LogLevel parse_log_level(const std::string& level) {
@@ -862,8 +862,8 @@ PYBIND11_MODULE(_core, m) {
                 out["headers"] = headers;
                 out["status"] = a.kind == K::resource ? a.status : a.kind == K::wait ? 0 : a.reply.status;
                 out["body"] = a.kind == K::reply ? reply_body(a.reply) : py::object(py::none());
-                out["resource"] = a.kind == K::resource && a.resource.data
-                                      ? py::cast(PyResource{a.resource.data, a.resource.bytes(), std::string(a.resource.content_type), a.resource.immutable})
+                out["resource"] = a.kind == K::resource && a.resource.held()
+                                      ? py::cast(PyResource{a.resource.owner(), a.resource.bytes(), std::string(a.resource.content_type), a.resource.immutable})
                                       : py::object(py::none());
                 out["wait_seconds"] = a.wait_seconds;
                 return out;

@@ -7,13 +7,44 @@
 #include "log.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+
+#include <csignal>
+#include <ctime>
+
+#include <pthread.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 namespace hlsrelay::server {
 
 namespace {
 constexpr std::chrono::milliseconds kLinger{1000};
+
+// sendfile(2) has no MSG_NOSIGNAL: a peer that went away would raise SIGPIPE, whose default action
+// ends the process. The io thread that sends files keeps SIGPIPE blocked (asio's own sends use
+// MSG_NOSIGNAL, so nothing else on it relies on the signal), and a send that failed with EPIPE takes
+// the signal it left pending, so none accumulates.
+void block_sigpipe_on_this_thread() {
+    thread_local bool blocked = false;
+    if (blocked) return;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    blocked = true;
 }
+void take_pending_sigpipe() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    const timespec none{0, 0};
+    while (sigtimedwait(&set, nullptr, &none) == SIGPIPE) {
+    }
+}
+}  // namespace
 
 Connection::Connection(asio::ip::tcp::socket socket, ConnectionManager& manager, RequestHandler& handler,
                        ConnectionTimeouts timeouts, ParserLimits limits)
@@ -138,25 +169,80 @@ void Connection::send(Response response) {
     phase_ = Phase::writing;
     response_began_ = std::max<int64_t>(1, std::chrono::steady_clock::now().time_since_epoch().count());
     arm(timeouts_.write);
+    if (!payload.empty() && response_.file) {
+        // A published segment: the kernel sends its pages from the memfd (no copy through sendmsg).
+        head_sent_ = file_sent_ = 0;
+        return write_file();
+    }
     asio::async_write(socket_, buffers, [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
         if (self->phase_ != Phase::writing) return;
-        if (ec) return self->close();
-        if (self->response_.stream && self->request_.method != "HEAD") return self->stream_next();
-        self->response_ = Response{};  // releases a shared segment as soon as it is sent
-        if (!self->keep_alive_) return self->linger();
-        self->request_ = Request{};
-        self->request_start_ = {};
-        self->parser_.reset();
-        self->phase_ = Phase::reading;
-        self->arm(self->timeouts_.keep_alive);
-        // Waiting for the next request (nothing buffered, nothing unread in the socket): reclaimable
-        // first when the server is full. Idle since its last response began, not since this handler
-        // runs: a client may have read the response and moved on already.
-        asio::error_code unread;
-        if (self->pending_.empty() && self->socket_.available(unread) == 0 && !unread)
-            self->idle_since_.store(self->response_began_, std::memory_order_relaxed);
-        self->process();
+        self->on_written(ec);
     });
+}
+
+// Non-blocking send(2) of the head (MSG_MORE: it leaves with the body's first bytes), then
+// sendfile(2) of the body from the memfd, each as far as the socket takes; on EAGAIN it waits for
+// the socket to be writable again. The write deadline armed in send() bounds the whole response,
+// and close() (deadline, stop) ends a pending wait with an error.
+void Connection::write_file() {
+    asio::error_code ec;
+    if (!socket_.native_non_blocking()) socket_.native_non_blocking(true, ec);
+    if (ec) return close();
+    block_sigpipe_on_this_thread();
+    const int sock = socket_.native_handle();
+    while (head_sent_ < head_.size()) {
+        const ssize_t n = ::send(sock, head_.data() + head_sent_, head_.size() - head_sent_, MSG_NOSIGNAL | MSG_MORE);
+        if (n > 0) {
+            head_sent_ += static_cast<std::size_t>(n);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        } else {
+            return close();
+        }
+    }
+    if (head_sent_ == head_.size()) {
+        while (file_sent_ < response_.length) {
+            off_t at = static_cast<off_t>(response_.offset + file_sent_);
+            const ssize_t n = ::sendfile(sock, response_.file->fd(), &at, response_.length - file_sent_);
+            if (n > 0) {
+                file_sent_ += static_cast<std::size_t>(n);
+            } else if (n < 0 && errno == EINTR) {
+                continue;
+            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                break;
+            } else {
+                if (n < 0 && errno == EPIPE) take_pending_sigpipe();
+                return close();  // a socket error, or (n == 0) a file shorter than it says
+            }
+        }
+        if (file_sent_ == response_.length) return on_written({});
+    }
+    socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](const asio::error_code& e) {
+        if (self->phase_ != Phase::writing) return;
+        if (e) return self->close();
+        self->write_file();
+    });
+}
+
+void Connection::on_written(const asio::error_code& ec) {
+    if (ec) return close();
+    if (response_.stream && request_.method != "HEAD") return stream_next();
+    response_ = Response{};  // releases a shared segment as soon as it is sent
+    if (!keep_alive_) return linger();
+    request_ = Request{};
+    request_start_ = {};
+    parser_.reset();
+    phase_ = Phase::reading;
+    arm(timeouts_.keep_alive);
+    // Waiting for the next request (nothing buffered, nothing unread in the socket): reclaimable
+    // first when the server is full. Idle since its last response began, not since this handler
+    // runs: a client may have read the response and moved on already.
+    asio::error_code unread;
+    if (pending_.empty() && socket_.available(unread) == 0 && !unread)
+        idle_since_.store(response_began_, std::memory_order_relaxed);
+    process();
 }
 
 // A streamed body: wait for its next chunk, then write it; the write deadline bounds both (a
@@ -165,11 +251,13 @@ void Connection::send(Response response) {
 void Connection::stream_next() {
     arm(timeouts_.write);
     response_.shared_body.reset();  // the chunk just sent
-    response_.stream->next([self = shared_from_this()](std::shared_ptr<const std::string> data, std::string_view bytes) {
+    response_.file.reset();
+    chunk_.reset();
+    response_.stream->next([self = shared_from_this()](std::shared_ptr<const void> data, std::string_view bytes) {
         asio::dispatch(self->socket_.get_executor(), [self, data = std::move(data), bytes] {
             if (self->phase_ != Phase::writing) return;
             if (!data) return self->linger();  // the end of the stream
-            self->response_.shared_body = data;
+            self->chunk_ = std::move(data);
             self->arm(self->timeouts_.write);
             asio::async_write(self->socket_, asio::buffer(bytes.data(), bytes.size()),
                               [self](const asio::error_code& ec, std::size_t) {

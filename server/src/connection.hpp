@@ -52,6 +52,8 @@ private:
     void send(Response response);
     void arm(std::chrono::milliseconds timeout);
     void on_deadline();
+    void on_written(const asio::error_code& ec);  // the response is out (or failed)
+    void write_file();   // head + a fd-backed body (Response::file): send/sendfile as far as the socket takes
     void stream_next();  // a streamed body (Response::stream): its next chunk
     void linger();   // half-close, then drain the peer's bytes until EOF or a short deadline
     void discard();
@@ -74,6 +76,8 @@ private:
 
     Response response_;  // kept alive (with any shared body) until its write completes
     std::string head_;
+    std::size_t head_sent_ = 0, file_sent_ = 0;  // write_file's progress
+    std::shared_ptr<const void> chunk_;          // a streamed body's chunk being written
     bool keep_alive_ = false;
     int64_t response_began_ = 0;  // steady_clock ticks
 };

@@ -127,12 +127,19 @@ std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space
 }
 
 std::string http_date() {
+    // Formatted once per second per io thread: every response carries it.
+    thread_local std::time_t cached_at = -1;
+    thread_local std::string cached;
     const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    char buf[64];
-    const std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    return std::string(buf, n);
+    if (now != cached_at) {
+        std::tm tm{};
+        gmtime_r(&now, &tm);
+        char buf[64];
+        const std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached.assign(buf, n);
+        cached_at = now;
+    }
+    return cached;
 }
 
 }  // namespace hlsrelay::server

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include <hlsrelay/segment_bytes.hpp>
+
 namespace hlsrelay::server {
 
 struct Header {
@@ -40,7 +42,7 @@ struct Request {
 class BodyStream {
 public:
     // `data` holds `bytes`; a null `data` is the end of the body.
-    using Ready = std::function<void(std::shared_ptr<const std::string> data, std::string_view bytes)>;
+    using Ready = std::function<void(std::shared_ptr<const void> data, std::string_view bytes)>;
     virtual ~BodyStream() = default;
     // Calls `ready` once, on any thread, as soon as the next chunk (or the end) is there.
     virtual void next(Ready ready) = 0;
@@ -54,7 +56,9 @@ struct Response {
     std::string body;
     // A body shared with the engine (a playlist or segment): sent in place, kept alive while writing.
     std::shared_ptr<const std::string> shared_body;
-    std::size_t offset = 0;  // the slice of shared_body to send
+    // Instead of shared_body: a published segment's fd-backed bytes, sent with sendfile(2).
+    std::shared_ptr<const SegmentBytes> file = nullptr;
+    std::size_t offset = 0;  // the slice of shared_body (or file) to send
     std::size_t length = 0;
     bool close = false;  // end the connection after this response
     // Readable cross-origin: Access-Control-Allow-Origin: * (HLS delivery only, see api::check_request).
@@ -64,6 +68,7 @@ struct Response {
     std::shared_ptr<BodyStream> stream;
 
     std::string_view payload() const {
+        if (file) return file->bytes().substr(offset, length);
         return shared_body ? std::string_view(*shared_body).substr(offset, length) : std::string_view(body);
     }
     void set(std::string name, std::string value) { headers.push_back({std::move(name), std::move(value)}); }

@@ -69,8 +69,13 @@ Response file_response(const api::FileAnswer& a) {
     r.status = a.status;
     for (const auto& [name, value] : a.headers) r.set(name, value);
     const std::string_view bytes = a.resource.bytes();  // a part or a range: some of its data's bytes
-    r.shared_body = a.resource.data;
-    r.offset = static_cast<std::size_t>(bytes.data() - a.resource.data->data());
+    if (a.resource.file) {
+        r.file = a.resource.file;
+        r.offset = static_cast<std::size_t>(bytes.data() - a.resource.file->bytes().data());
+    } else {
+        r.shared_body = a.resource.data;
+        r.offset = static_cast<std::size_t>(bytes.data() - a.resource.data->data());
+    }
     r.length = bytes.size();
     return r;
 }
@@ -207,7 +212,7 @@ public:
         }
         handler_.activity_.record_request(ts_.channel(), client_);  // a viewer, and the channel is not idle
         const std::string_view bytes = chunk->bytes();
-        ready(chunk->data, bytes);
+        ready(chunk->owner(), bytes);
         return true;
     }
 
@@ -253,8 +258,13 @@ void RequestHandler::first_ts_chunk(std::shared_ptr<TsViewer> viewer, std::chron
         r.set("Content-Type", "video/mp2t");
         r.set("Cache-Control", "no-store");
         const std::string_view bytes = chunk->bytes();
-        r.shared_body = chunk->data;
-        r.offset = static_cast<std::size_t>(bytes.data() - chunk->data->data());
+        if (chunk->file) {
+            r.file = chunk->file;
+            r.offset = static_cast<std::size_t>(bytes.data() - chunk->file->bytes().data());
+        } else {
+            r.shared_body = chunk->data;
+            r.offset = static_cast<std::size_t>(bytes.data() - chunk->data->data());
+        }
         r.length = bytes.size();
         r.stream = std::move(viewer);
         r.cors = true;
@@ -472,7 +482,7 @@ Response RequestHandler::handle_now(const Route& r, const api::HttpVerdict& verd
 
 void RequestHandler::serve_hls(const Route& r, const Request& req, const std::string& client, Done done) {
     const std::string& id = r.channel;  // a registry id, or api::hls_file answers 404
-    if (const auto c = engine_.find_channel(id); c && c->id == id) activity_.record_request(id, client);
+    if (engine_.has_id(id)) activity_.record_request(id, client);
     api::PlaylistDirectives d;
     for (auto [name, field] : {std::pair{"_HLS_msn", &d.msn}, {"_HLS_part", &d.part}, {"_HLS_skip", &d.skip}})
         if (const auto it = r.query.find(name); it != r.query.end()) *field = it->second;

@@ -122,7 +122,7 @@ CustomIoPtr make_custom_io(void* opaque, int writable, int (*read)(void*, uint8_
     return CustomIoPtr(io);
 }
 
-MemoryReader::MemoryReader(const std::string& bytes)
+MemoryReader::MemoryReader(std::string_view bytes)
     : bytes_(bytes), io_(make_custom_io(this, 0, &MemoryReader::read, nullptr, &MemoryReader::seek)) {}
 
 int MemoryReader::read(void* opaque, uint8_t* buf, int size) {

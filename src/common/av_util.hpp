@@ -16,6 +16,7 @@ extern "C" {
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace hlsrelay::av {
 
@@ -103,7 +104,7 @@ CustomIoPtr make_custom_io(void* opaque, int writable, int (*read)(void*, uint8_
 // An AVIOContext reading from bytes owned by the caller (which must outlive it).
 class MemoryReader {
 public:
-    explicit MemoryReader(const std::string& bytes);
+    explicit MemoryReader(std::string_view bytes);
     MemoryReader(const MemoryReader&) = delete;
     MemoryReader& operator=(const MemoryReader&) = delete;
     AVIOContext* io() { return io_.get(); }
@@ -111,7 +112,7 @@ public:
 private:
     static int read(void* opaque, uint8_t* buf, int size);
     static int64_t seek(void* opaque, int64_t offset, int whence);
-    const std::string& bytes_;
+    std::string_view bytes_;
     size_t position_ = 0;
     CustomIoPtr io_;
 };

@@ -3,8 +3,12 @@
 // those large short-lived blocks fragment its heaps (several MB per channel that are free but not
 // returned) or, above the mmap threshold, cost page faults and TLB shootdowns on every segment.
 // Here a segment that dies hands its buffer to the pool and the next download of about that size
-// reuses it, so memory stays at what the windows hold.
+// reuses it, so memory stays at what the windows hold. Published segments keep their bytes in
+// fd-backed buffers (SegmentBytes, a mapped memfd, for sendfile): those are recycled the same way, so
+// publishing a segment costs no memfd_create/ftruncate/mmap once the pool holds one of its size.
 #pragma once
+
+#include "hlsrelay/segment_bytes.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -66,9 +70,49 @@ public:
         spares_.push_back({std::move(s), Clock::now()});
     }
 
+    // An fd-backed buffer with room for `size` bytes: a spare one if one fits as take() chooses, else
+    // a new one with an eighth of headroom (the next segments of about that size fit it too); null
+    // when the system gives none.
+    std::shared_ptr<SegmentBytes> take_file(size_t size) {
+        {
+            std::lock_guard lock(mu_);
+            size_t best = file_spares_.size();
+            for (size_t i = 0; i < file_spares_.size(); ++i) {
+                const size_t cap = file_spares_[i].bytes->capacity();
+                if (cap >= size && cap - size <= cap / 8 &&
+                    (best == file_spares_.size() || cap < file_spares_[best].bytes->capacity()))
+                    best = i;
+            }
+            if (best != file_spares_.size()) {
+                std::shared_ptr<SegmentBytes> f = std::move(file_spares_[best].bytes);
+                file_spares_[best] = std::move(file_spares_.back());
+                file_spares_.pop_back();
+                ++file_hits_;
+                f->resize(0);
+                return f;
+            }
+            ++file_misses_;
+        }
+        return SegmentBytes::create(size + size / 8);
+    }
+
+    // An fd-backed buffer nobody uses any more (only the caller holds it). Beyond max_spares the
+    // oldest spare is freed (unmapped and closed).
+    void give_file(std::shared_ptr<SegmentBytes>&& f) {
+        if (!f || f.use_count() != 1) return;
+        std::shared_ptr<SegmentBytes> dropped;
+        std::lock_guard lock(mu_);
+        if (file_spares_.size() >= max_spares_) {
+            dropped = std::move(file_spares_.front().bytes);
+            file_spares_.erase(file_spares_.begin());
+        }
+        file_spares_.push_back({std::move(f), Clock::now()});
+    }
+
     // Frees the spares nobody took within `max_age`: a spare that fits no download is only memory.
     void trim(Clock::duration max_age) {
         std::vector<std::string> dropped;
+        std::vector<std::shared_ptr<SegmentBytes>> dropped_files;  // unmapped outside the lock too
         std::lock_guard lock(mu_);
         const auto cutoff = Clock::now() - max_age;
         for (size_t i = 0; i < spares_.size();) {
@@ -80,11 +124,32 @@ public:
                 ++i;
             }
         }
+        for (size_t i = 0; i < file_spares_.size();) {
+            if (file_spares_[i].since < cutoff) {
+                dropped_files.push_back(std::move(file_spares_[i].bytes));
+                file_spares_[i] = std::move(file_spares_.back());
+                file_spares_.pop_back();
+            } else {
+                ++i;
+            }
+        }
     }
 
     size_t spares() const {
         std::lock_guard lock(mu_);
         return spares_.size();
+    }
+    size_t file_spares() const {
+        std::lock_guard lock(mu_);
+        return file_spares_.size();
+    }
+    size_t file_hits() const {
+        std::lock_guard lock(mu_);
+        return file_hits_;
+    }
+    size_t file_misses() const {
+        std::lock_guard lock(mu_);
+        return file_misses_;
     }
     size_t hits() const {
         std::lock_guard lock(mu_);
@@ -106,6 +171,12 @@ private:
     size_t max_spares_;
     std::vector<Spare> spares_;
     size_t hits_ = 0, misses_ = 0;
+    struct FileSpare {
+        std::shared_ptr<SegmentBytes> bytes;
+        Clock::time_point since;
+    };
+    std::vector<FileSpare> file_spares_;
+    size_t file_hits_ = 0, file_misses_ = 0;
 };
 
 }  // namespace hlsrelay

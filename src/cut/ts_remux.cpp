@@ -22,13 +22,13 @@ struct OpenInput {
 };
 
 void open_input(OpenInput& in, const RemuxInput& source) {
-    const std::string* bytes = source.media;
+    std::string_view bytes = source.media;
     if (source.init) {
-        in.joined.reserve(source.init->size() + source.media->size());
-        in.joined.append(*source.init).append(*source.media);
-        bytes = &in.joined;
+        in.joined.reserve(source.init->size() + source.media.size());
+        in.joined.append(*source.init).append(source.media);
+        bytes = in.joined;
     }
-    in.reader = std::make_unique<av::MemoryReader>(*bytes);
+    in.reader = std::make_unique<av::MemoryReader>(bytes);
     AVFormatContext* raw = avformat_alloc_context();
     if (!raw) throw std::bad_alloc();
     raw->pb = in.reader->io();

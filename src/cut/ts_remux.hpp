@@ -6,13 +6,14 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hlsrelay {
 
 struct RemuxInput {
     const std::string* init = nullptr;   // fMP4: its init section; null for MPEG-TS bytes
-    const std::string* media = nullptr;  // the segment's bytes
+    std::string_view media;              // the segment's bytes
     bool video_only = false;             // take its video streams alone (the audio comes from another input)
 };
 

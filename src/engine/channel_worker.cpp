@@ -11,6 +11,7 @@
 #include <map>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <set>
 
@@ -41,6 +42,16 @@ std::string format_seconds(double s) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f s", s);
     return buf;
+}
+// A published segment as a reader gets it: its bytes shared (aliasing: they keep the segment alive),
+// from its fd-backed buffer when it has one.
+Resource segment_resource(const SegmentPtr& segment) {
+    Resource r{nullptr, content_type_of(segment->format), true};
+    if (segment->file)
+        r.file = std::shared_ptr<const SegmentBytes>(segment, segment->file.get());
+    else
+        r.data = std::shared_ptr<const std::string>(segment, &segment->data);
+    return r;
 }
 }  // namespace
 
@@ -1199,7 +1210,10 @@ std::shared_ptr<Segment> ChannelWorker::new_segment() {
     // When the last reader lets go of the segment its buffer goes back to the pool.
     return std::shared_ptr<Segment>(std::make_unique<Segment>().release(), [pool = pool_](Segment* s) {
         std::unique_ptr<Segment> owned(s);
-        if (pool) pool->give(std::move(owned->data));
+        if (pool) {
+            pool->give(std::move(owned->data));
+            pool->give_file(std::move(owned->file));
+        }
     });
 }
 
@@ -1276,14 +1290,32 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
         // the worker changes the open parts, so it reads them without the lock.
         size_t total = 0;
         for (const auto& p : window_.open_parts()) total += p->data.size();
-        segment->data.reserve(total);
-        for (const auto& p : window_.open_parts()) {
-            segment->parts.push_back(PartSpan{segment->data.size(), p->data.size(), p->duration, p->independent, p->number});
-            segment->data += p->data;
+        if (auto file = pool_ && total ? pool_->take_file(total) : nullptr) {
+            // Joined straight into the fd-backed buffer it is served from.
+            size_t at = 0;
+            for (const auto& p : window_.open_parts()) {
+                segment->parts.push_back(PartSpan{at, p->data.size(), p->duration, p->independent, p->number});
+                if (!p->data.empty()) std::memcpy(file->data() + at, p->data.data(), p->data.size());
+                at += p->data.size();
+            }
+            file->resize(at);
+            segment->file = std::move(file);
+        } else {
+            segment->data.reserve(total);
+            for (const auto& p : window_.open_parts()) {
+                segment->parts.push_back(PartSpan{segment->data.size(), p->data.size(), p->duration, p->independent, p->number});
+                segment->data += p->data;
+            }
         }
         if (segment->parts.empty()) return;  // its parts were dropped (see publish_part): nothing to list
         if (const auto& first = window_.open_parts().front(); first->program_date_time != SystemClock::time_point{})
             segment->program_date_time = first->program_date_time;  // as its first part said
+    } else if (auto file = pool_ && !cut.data.empty() ? pool_->take_file(cut.data.size()) : nullptr) {
+        // One copy into the fd-backed buffer it is served from (sendfile: no copy per request); the
+        // cut's buffer goes back to the pool at once for the next download.
+        file->assign(cut.data);
+        segment->file = std::move(file);
+        pool_->give(std::move(cut.data));
     } else {
         segment->data = std::move(cut.data);
     }
@@ -1446,8 +1478,12 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
         }
         if (segment->sequence < withhold_until_ && !segment->gap) {
             segment->gap = true;
-            if (pool_) pool_->give(std::move(segment->data));
+            if (pool_) {
+                pool_->give(std::move(segment->data));
+                pool_->give_file(std::move(segment->file));
+            }
             segment->data.clear();
+            segment->file.reset();
             segment->parts.clear();  // ranges of the bytes just dropped
         }
         segment->discontinuity = p.discontinuity;
@@ -1488,10 +1524,10 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
         double seconds = 0;
         for (const auto& s : window_.listed()) {
             if (s->gap) continue;
-            bytes += static_cast<int64_t>(s->data.size());
+            bytes += static_cast<int64_t>(s->bytes().size());
             seconds += s->duration;
             if (s->duration >= 0.5)
-                info.peak_bandwidth = std::max(info.peak_bandwidth, static_cast<int64_t>(static_cast<double>(s->data.size()) * 8 / s->duration));
+                info.peak_bandwidth = std::max(info.peak_bandwidth, static_cast<int64_t>(static_cast<double>(s->bytes().size()) * 8 / s->duration));
         }
         info.average_bandwidth = seconds > 0 ? static_cast<int64_t>(static_cast<double>(bytes) * 8 / seconds) : 0;
         if (info.peak_bandwidth == 0) info.peak_bandwidth = info.average_bandwidth;
@@ -1501,7 +1537,7 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
             master = master_playlist_;
         }
         ++segments_published_;
-        bytes_published_ += static_cast<int64_t>(segment->data.size());
+        bytes_published_ += static_cast<int64_t>(segment->bytes().size());
         timestamp_repairs_ = segmenter.timestamp_repairs();
         notes_ = segmenter.notes();
         for (const auto& n : source_notes_)
@@ -1709,12 +1745,12 @@ std::optional<Resource> ChannelWorker::read(std::string_view file, Delivery deli
         } else if (const auto part = parse_part_name(file)) {
             const auto [number, format] = *part;
             const Window::PartBytes b = window_.find_part(number, SteadyClock::now());
-            if (b.data && format == b.format) r = Resource{b.data, content_type_of(format), true, b.offset, b.length};
+            if (b && format == b.format) r = Resource{b.data, content_type_of(format), true, b.offset, b.length, b.file};
         } else if (const auto named = Segment::parse_any_name(file)) {
             // Aliasing: the bytes keep their segment alive, nothing is copied.
             SegmentPtr segment = window_.find(named->first, SteadyClock::now());
             if (segment && !segment->gap && segment->format == named->second)
-                r = Resource{std::shared_ptr<const std::string>(segment, &segment->data), content_type_of(segment->format), true};
+                r = segment_resource(segment);
         } else if (const auto version = InitSection::parse_name(file)) {
             if (InitPtr init = window_.find_init(*version, SteadyClock::now()))
                 r = Resource{std::shared_ptr<const std::string>(init, &init->data), kInitContentType, true};
@@ -1791,7 +1827,7 @@ std::shared_ptr<const std::string> ChannelWorker::derive_ts_locked(int64_t msn, 
     std::vector<RemuxInput> inputs;
     for (std::size_t i = 0; i < in.segments.size(); ++i) {
         const Segment& s = *in.segments[i];
-        inputs.push_back(RemuxInput{s.format == SegmentFormat::fmp4 ? &s.init->data : nullptr, &s.data,
+        inputs.push_back(RemuxInput{s.format == SegmentFormat::fmp4 ? &s.init->data : nullptr, s.bytes(),
                                     in.audio_apart && i == 0});
     }
     try {
@@ -1813,8 +1849,8 @@ std::shared_ptr<const std::string> ChannelWorker::derive_ts_locked(int64_t msn, 
 std::optional<Resource> ChannelWorker::read_ts(int64_t msn) const {
     const TsInputs in = ts_inputs(msn);
     if (in.direct) {
-        bytes_delivered_.fetch_add(static_cast<int64_t>(in.direct->data.size()), std::memory_order_relaxed);
-        return Resource{std::shared_ptr<const std::string>(in.direct, &in.direct->data), content_type_of(SegmentFormat::ts), true};
+        bytes_delivered_.fetch_add(static_cast<int64_t>(in.direct->bytes().size()), std::memory_order_relaxed);
+        return segment_resource(in.direct);
     }
     if (in.segments.empty()) return std::nullopt;
     std::shared_ptr<const std::string> bytes;

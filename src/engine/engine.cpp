@@ -716,6 +716,11 @@ std::vector<ChannelConfig> Engine::channels() const {
     return impl_->registry.list();
 }
 
+bool Engine::has_id(std::string_view id) const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->registry.find_id(id) != nullptr;
+}
+
 std::optional<ChannelConfig> Engine::find_channel(std::string_view name) const {
     std::lock_guard lock(impl_->mu);
     const ChannelConfig* c = impl_->registry.find(name);

@@ -79,7 +79,7 @@ void DiskMirror::write_segment(const Segment& segment) {
         std::error_code ec;
         if (!fs::exists(dir_ / segment.init->name(), ec)) write_atomically(segment.init->name(), segment.init->data, kSegment);
     }
-    write_atomically(segment.name(), segment.data, kSegment);
+    write_atomically(segment.name(), segment.bytes(), kSegment);
 }
 
 void DiskMirror::write_playlist(std::string_view name, const std::string& text) {

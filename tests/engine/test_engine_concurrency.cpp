@@ -68,7 +68,7 @@ TEST_CASE("concurrent control, status and reads over channels in every state") {
                     default: {
                         auto playlist = engine.read(id, "index.m3u8");
                         if (playlist) {
-                            const std::string& text = *playlist->data;
+                            const std::string& text = std::string(playlist->bytes());
                             const auto at = text.rfind("seg_");
                             if (at != std::string::npos)
                                 (void)engine.read(id, text.substr(at, text.find(".ts", at) + 3 - at));

@@ -337,11 +337,11 @@ struct Watched {
     m3u8::MediaPlaylist playlist() {
         auto r = engine.read(id, "index.m3u8");
         if (!r) return {};
-        return m3u8::parse(*r->data, "http://127.0.0.1/hls_streams/" + id + "/index.m3u8").media();
+        return m3u8::parse(std::string(r->bytes()), "http://127.0.0.1/hls_streams/" + id + "/index.m3u8").media();
     }
     std::string segment(const m3u8::Segment& s) {
         auto r = engine.read(id, s.uri.substr(s.uri.rfind('/') + 1));
-        return r ? *r->data : std::string();
+        return r ? std::string(r->bytes()) : std::string();
     }
 };
 

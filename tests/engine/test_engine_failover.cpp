@@ -24,7 +24,7 @@ struct Seen {
     void look(const Engine& e, const std::string& id) {
         auto r = e.read(id, "index.m3u8");
         if (!r) return;
-        const auto p = m3u8::parse(*r->data, "http://127.0.0.1/hls_streams/" + id + "/index.m3u8").media();
+        const auto p = m3u8::parse(std::string(r->bytes()), "http://127.0.0.1/hls_streams/" + id + "/index.m3u8").media();
         for (const auto& s : p.segments) {
             auto [it, added] = uri.emplace(s.sequence, s.uri);
             if (!added && it->second != s.uri) consistent = false;

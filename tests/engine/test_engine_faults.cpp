@@ -106,7 +106,7 @@ Subject event(std::string label, std::function<void(LiveOrigin&)> inject) {
 OutputWatcher::Reader reader(const Engine& engine, std::string id) {
     return [&engine, id](const std::string& file) -> std::shared_ptr<const std::string> {
         auto r = engine.read(id, file);
-        return r ? r->data : nullptr;
+        return r ? std::make_shared<const std::string>(r->bytes()) : nullptr;
     };
 }
 

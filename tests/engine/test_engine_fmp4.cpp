@@ -431,7 +431,7 @@ private:
 
 std::string engine_text(const Engine& e, const std::string& id, const std::string& name) {
     auto r = e.read(id, name);
-    return r ? *r->data : std::string();
+    return r ? std::string(r->bytes()) : std::string();
 }
 
 // The channel's playlist with its init section and segments written to `dir` (as the disk mirror
@@ -445,7 +445,7 @@ m3u8::MediaPlaylist mirror(const Engine& e, const std::string& id, const std::fi
             if (!uri) continue;
             const std::string name = uri->substr(uri->rfind('/') + 1);
             auto r = e.read(id, name);
-            if (r) spill(dir / name, *r->data);
+            if (r) spill(dir / name, std::string(r->bytes()));
         }
     }
     return p;
@@ -852,7 +852,7 @@ TEST_CASE("fmp4: through the engine, an fMP4 origin is passed through and a TS o
         const std::string init_name = p.segments[0].map->uri.substr(p.segments[0].map->uri.rfind('/') + 1);
         auto init = engine.read(c.id, init_name);
         REQUIRE(init);
-        CHECK(*init->data == e.init);
+        CHECK(std::string(init->bytes()) == e.init);
         CHECK(init->content_type == kInitContentType);
         auto s0 = engine.read(c.id, p.segments[0].uri.substr(p.segments[0].uri.rfind('/') + 1));
         REQUIRE(s0);
@@ -860,7 +860,7 @@ TEST_CASE("fmp4: through the engine, an fMP4 origin is passed through and a TS o
         for (const auto& s : p.segments) {
             auto r = engine.read(c.id, s.uri.substr(s.uri.rfind('/') + 1));
             REQUIRE(r);
-            const Mp4Probe probe = probe_mp4(e.init + *r->data);
+            const Mp4Probe probe = probe_mp4(e.init + std::string(r->bytes()));
             REQUIRE(probe.ok);
             CHECK(probe.first_video_key);
             CHECK(std::fabs(probe.reference_duration - s.duration) <= 0.05);
@@ -888,7 +888,7 @@ TEST_CASE("fmp4: through the engine, an fMP4 origin is passed through and a TS o
         for (const auto& s : p.segments) {
             auto r = engine.read(c.id, s.uri.substr(s.uri.rfind('/') + 1));
             REQUIRE(r);
-            const Mp4Probe probe = probe_mp4(*init->data + *r->data);
+            const Mp4Probe probe = probe_mp4(std::string(init->bytes()) + std::string(r->bytes()));
             REQUIRE(probe.ok);
             CHECK(probe.video >= 0);
             CHECK(probe.audio >= 0);

@@ -154,7 +154,7 @@ TEST_CASE("seeded hammer over channels in every state, final states checked agai
                 }
                 case Op::Read: {
                     if (auto p = engine.read(id, "index.m3u8")) {
-                        const std::string& text = *p->data;
+                        const std::string& text = std::string(p->bytes());
                         if (text.rfind("#EXTM3U", 0) != 0) problem(id + ": playlist without #EXTM3U");
                         const auto at = text.rfind("seg_");
                         if (at != std::string::npos) (void)engine.read(id, text.substr(at, text.find(".ts", at) + 3 - at));

@@ -196,11 +196,11 @@ std::string find_marker(const Engine& engine, const std::vector<std::string>& id
         for (const char* list : {"master.m3u8", "index.m3u8"}) {
             const auto r = engine.read(id, list);
             if (!r) continue;
-            if (r->data->find(marker) != std::string::npos) return id + "/" + list;
-            for (const auto& name : segment_names(*r->data)) {
+            if (r->bytes().find(marker) != std::string::npos) return id + "/" + list;
+            for (const auto& name : segment_names(std::string(r->bytes()))) {
                 if (!seen.insert(id + "/" + name).second) continue;
                 const auto seg = engine.read(id, name);
-                if (seg && seg->data->find(marker) != std::string::npos) return id + "/" + name;
+                if (seg && seg->bytes().find(marker) != std::string::npos) return id + "/" + name;
             }
         }
     }

@@ -49,13 +49,13 @@ private:
     void run() {
         while (!stop_) {
             if (auto playlist = engine_.read(id_, "index.m3u8")) {
-                for (const auto& uri : playlist_uris(*playlist->data)) {
+                for (const auto& uri : playlist_uris(std::string(playlist->bytes()))) {
                     if (seen_.count(uri)) continue;
                     auto seg = engine_.read(id_, uri);
                     if (!seg) continue;
                     seen_.insert(uri);
                     std::lock_guard lock(mu_);
-                    segments_.emplace_back(uri, *seg->data);
+                    segments_.emplace_back(uri, std::string(seg->bytes()));
                 }
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the polling rate of a player, not a wait
@@ -289,7 +289,7 @@ std::vector<std::pair<std::string, bool>> listed_of(const Engine& engine, const 
     std::vector<std::pair<std::string, bool>> out;
     const auto r = engine.read(id, rendition + "/index.m3u8");
     if (!r) return out;
-    std::istringstream in(*r->data);
+    std::istringstream in(std::string(r->bytes()));
     bool gap = false;
     for (std::string line; std::getline(in, line);) {
         if (line == "#EXT-X-GAP") gap = true;
@@ -306,7 +306,7 @@ bool newest_has_audio(const Engine& engine, const std::string& id, const std::st
     const auto l = listed_of(engine, id, rendition);
     if (l.empty() || l.back().second) return false;
     const auto bytes = engine.read(id, rendition + "/" + l.back().first);
-    return bytes && has_audio(*bytes->data);
+    return bytes && has_audio(std::string(bytes->bytes()));
 }
 
 }  // namespace
@@ -328,7 +328,7 @@ TEST_CASE("ingest: a multivariant source with a separate audio group keeps its a
     REQUIRE(st.renditions.size() == 3);
     CHECK(st.renditions[1].language == "eng");
     CHECK(st.renditions[2].language == "fre");
-    const std::string master = *engine.read(id, "master.m3u8")->data;
+    const std::string master = std::string(engine.read(id, "master.m3u8")->bytes());
     INFO(master);
     CHECK(master.find("NAME=\"French\",LANGUAGE=\"fre\",DEFAULT=YES") != std::string::npos);
     CHECK(master.find("URI=\"a1/index.m3u8\"") != std::string::npos);
@@ -338,7 +338,7 @@ TEST_CASE("ingest: a multivariant source with a separate audio group keeps its a
     const auto a = listed_of(engine, id, "a1");
     REQUIRE_FALSE(v.empty());
     REQUIRE_FALSE(a.empty());
-    const TsProbe video = probe_ts(*engine.read(id, "v0/" + v.back().first)->data);
+    const TsProbe video = probe_ts(std::string(engine.read(id, "v0/" + v.back().first)->bytes()));
     CHECK(video.video_streams == 1);
     CHECK(video.audio_streams == 0);
 }

@@ -36,7 +36,7 @@ namespace {
 
 std::string read_text(const Engine& e, const std::string& id, const std::string& name) {
     auto r = e.read(id, name);
-    return r ? *r->data : std::string();
+    return r ? std::string(r->bytes()) : std::string();
 }
 
 m3u8::MediaPlaylist media_playlist(const Engine& e, const std::string& id) {
@@ -48,7 +48,7 @@ std::string listed_bytes(const Engine& e, const std::string& id, const m3u8::Med
     std::string all;
     for (const auto& s : p.segments) {
         auto r = e.read(id, s.uri.substr(s.uri.rfind('/') + 1));
-        if (r) all += *r->data;
+        if (r) all += std::string(r->bytes());
     }
     return all;
 }
@@ -104,7 +104,7 @@ TEST_CASE("HLS source: keyframe-aligned segments of the configured duration, val
         auto bytes = engine.read(c.id, name_of(seg));
         REQUIRE(bytes);
         CHECK(bytes->content_type == "video/mp2t");
-        const TsProbe probe = probe_ts(*bytes->data);
+        const TsProbe probe = probe_ts(std::string(bytes->bytes()));
         REQUIRE(probe.ok);
         CHECK(probe.starts_with_pat);
         CHECK(probe.video_streams == 1);
@@ -368,7 +368,7 @@ TEST_CASE("timestamps stay monotonic across the 33-bit wrap and source clock jum
             if (s.discontinuity) break;
             CHECK(s.duration > 0.2);
             CHECK(s.duration < 2.0);
-            bytes += *engine.read(c.id, name_of(s))->data;
+            bytes += std::string(engine.read(c.id, name_of(s))->bytes());
         }
         check_continuous(probe_ts(bytes), 0.5);
     }
@@ -426,7 +426,7 @@ TEST_CASE("segments that fail are retried, then skipped with a discontinuity") {
     REQUIRE(wait_until([&] { return read_text(engine, c.id, "index.m3u8").find("#EXT-X-DISCONTINUITY\n") != std::string::npos; },
                        std::chrono::seconds(15)));
     const auto p = media_playlist(engine, c.id);
-    for (const auto& s : p.segments) CHECK(probe_ts(*engine.read(c.id, name_of(s))->data).ok);
+    for (const auto& s : p.segments) CHECK(probe_ts(std::string(engine.read(c.id, name_of(s))->bytes())).ok);
 }
 
 TEST_CASE("events report state changes and published segments, unsubscribe ends them") {
@@ -602,7 +602,7 @@ TEST_CASE("AES-128 encrypted HLS is decrypted (AES-128-CBC in the engine, key ov
     REQUIRE(published);
     const auto p = media_playlist(engine, c.id);
     for (const auto& s : p.segments) {
-        const TsProbe probe = probe_ts(*engine.read(c.id, name_of(s))->data);
+        const TsProbe probe = probe_ts(std::string(engine.read(c.id, name_of(s))->bytes()));
         CHECK(probe.ok);
         CHECK(probe.video_streams == 1);
         CHECK(probe.first_video_key());
@@ -641,7 +641,7 @@ TEST_CASE("a non-TS container: H.264 and AAC remuxed into MPEG-TS, unsupported s
     CHECK(s.stream.audio_codecs == std::vector<std::string>{"aac"});
     const auto p = media_playlist(engine, c.id);
     for (const auto& seg : p.segments) {
-        const TsProbe probe = probe_ts(*engine.read(c.id, name_of(seg))->data);
+        const TsProbe probe = probe_ts(std::string(engine.read(c.id, name_of(seg))->bytes()));
         REQUIRE(probe.ok);
         CHECK(probe.starts_with_pat);
         CHECK(probe.video_streams == 1);

@@ -125,7 +125,7 @@ void serve_ladder(ScriptedOrigin& origin, const std::string& master) {
 
 std::string text_of(const Engine& engine, const std::string& id, const std::string& file) {
     const auto r = engine.read(id, file);
-    return r ? *r->data : std::string();
+    return r ? std::string(r->bytes()) : std::string();
 }
 
 struct Listed {
@@ -176,7 +176,7 @@ double start_seconds(const Engine& engine, const std::string& id, const std::str
     const auto bytes = engine.read(id, r + "/" + l.uri);
     if (!bytes) return std::nan("");
     if (l.uri.size() < 4 || l.uri.compare(l.uri.size() - 4, 4, ".m4s") != 0) {
-        const int64_t pts = first_pts(*bytes->data);
+        const int64_t pts = first_pts(std::string(bytes->bytes()));
         return pts == INT64_MIN ? std::nan("") : static_cast<double>(pts) / 90000.0;
     }
     std::string map;
@@ -185,9 +185,9 @@ double start_seconds(const Engine& engine, const std::string& id, const std::str
         if (line.rfind("#EXT-X-MAP:URI=\"", 0) == 0) map = line.substr(16, line.find('"', 16) - 16);
     const auto init_bytes = engine.read(id, r + "/" + map);
     if (!init_bytes) return std::nan("");
-    const auto init = mp4::parse_init(*init_bytes->data);
+    const auto init = mp4::parse_init(std::string(init_bytes->bytes()));
     if (!init || init->reference < 0) return std::nan("");
-    const auto media = mp4::parse_media(*bytes->data, *init);
+    const auto media = mp4::parse_media(std::string(bytes->bytes()), *init);
     const auto& track = init->tracks[static_cast<size_t>(init->reference)];
     if (!media || media->fragments.empty()) return std::nan("");
     const auto* run = media->fragments.front().run(track.id);
@@ -298,7 +298,7 @@ TEST_CASE("renditions: a ladder comes out as a ladder, aligned, with its audio a
     for (const auto& r : all)
         for (const auto& l : listed(text_of(engine, id, r + "/index.m3u8")))
             if (!l.gap)
-                if (auto bytes = engine.read(id, r + "/" + l.uri)) segments[r][l.sequence] = *bytes->data;
+                if (auto bytes = engine.read(id, r + "/" + l.uri)) segments[r][l.sequence] = std::string(bytes->bytes());
     int compared = 0;
     for (const auto& [msn, big] : segments["v0"]) {
         if (!segments["v1"].count(msn) || !segments["a0"].count(msn) || !segments["a1"].count(msn)) continue;
@@ -896,7 +896,7 @@ TEST_CASE("renditions: the continuous TS of a ladder carries the top video with 
     const auto one = engine.read_ts_segment(id, p->last_msn - 1), two = engine.read_ts_segment(id, p->last_msn - 1);
     REQUIRE(one);
     REQUIRE(two);
-    CHECK(one->data.get() == two->data.get());
+    CHECK(one->bytes().data() == two->bytes().data());
     engine.stop(id);
 }
 

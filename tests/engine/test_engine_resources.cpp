@@ -199,12 +199,12 @@ TEST_CASE("disk mirror faults are reported while the memory path keeps serving")
         CHECK(json.at("disk_error").is_string());
         const auto playlist = engine.read(c.id, "index.m3u8");
         REQUIRE(playlist);
-        const std::string& text = *playlist->data;
+        const std::string& text = std::string(playlist->bytes());
         const auto at = text.rfind("seg_");
         REQUIRE(at != std::string::npos);
         const auto segment = engine.read(c.id, text.substr(at, text.find(".ts", at) + 3 - at));
         REQUIRE(segment);
-        CHECK(segment->data->size() % 188 == 0);
+        CHECK(segment->bytes().size() % 188 == 0);
         CHECK(engine.read(c.id, "master.m3u8"));
         const int64_t published = s.segments_published;
         CHECK(wait_until([&] { return engine.status(c.id).segments_published > published; }, std::chrono::seconds(10)));

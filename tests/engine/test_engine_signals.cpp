@@ -317,7 +317,7 @@ TEST_CASE("bytes_out counts what read() hands out, bytes_published what was publ
     const auto media = engine.read(c.id, "index.m3u8");
     REQUIRE(media);
     std::string first_segment;
-    std::istringstream lines(*media->data);
+    std::istringstream lines(std::string(media->bytes()));
     for (std::string line; std::getline(lines, line);)
         if (line.rfind("seg_", 0) == 0) {
             first_segment = line;

@@ -70,14 +70,14 @@ TEST_CASE("ts stream: an fMP4 channel streams as continuous TS, each segment rem
     t2.join();
     REQUIRE(one);
     REQUIRE(two);
-    CHECK(one->data.get() == two->data.get());
+    CHECK(one->bytes().data() == two->bytes().data());
     api::TsStream late(engine, c.id);  // a second viewer joining at the newest segment
     const auto first = late.next();
     REQUIRE(first);
     const auto newest = engine.playlist_position(c.id, "index.m3u8");
     REQUIRE(newest);
     if (const auto again = engine.read_ts_segment(c.id, newest->last_msn); again && newest->last_msn == fresh)
-        CHECK(again->data.get() == first->data.get());
+        CHECK(again->bytes().data() == first->bytes().data());
     // The fMP4 output itself is untouched: its segments are still .m4s.
     CHECK_FALSE(engine.read(c.id, Segment::segment_name(fresh)));
     CHECK(engine.read(c.id, Segment::segment_name(fresh, SegmentFormat::fmp4)));
@@ -101,7 +101,7 @@ TEST_CASE("ts stream: a TS channel's chunks are its window's own buffers, no rem
     const auto own = engine.read(c.id, Segment::segment_name(msn));
     REQUIRE(derived);
     REQUIRE(own);
-    CHECK(derived->data.get() == own->data.get());
+    CHECK(derived->bytes().data() == own->bytes().data());
     api::TsStream viewer(engine, c.id);
     const std::vector<Resource> chunks = read_chunks(viewer, 3);
     REQUIRE(chunks.size() == 3);

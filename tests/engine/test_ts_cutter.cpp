@@ -388,7 +388,7 @@ TEST_CASE("engine: an MPEG-TS HLS source is passed through, each output segment 
     const auto c = engine.add_channel(config);
     engine.start(c.id);
     REQUIRE(wait_until([&] { return engine.status(c.id).segments_published >= 4; }, std::chrono::seconds(20)));
-    const auto playlist = m3u8::parse(*engine.read(c.id, "index.m3u8")->data, "http://127.0.0.1/x/index.m3u8").media();
+    const auto playlist = m3u8::parse(std::string(engine.read(c.id, "index.m3u8")->bytes()), "http://127.0.0.1/x/index.m3u8").media();
     REQUIRE(playlist.segments.size() >= 3);
     // The source's own bytes and timestamps: every output segment is one source segment (its
     // packets, the SDT moved behind the PAT and PMT), so its size and first timestamp are the source's.
@@ -404,8 +404,8 @@ TEST_CASE("engine: an MPEG-TS HLS source is passed through, each output segment 
         INFO(seg.uri);
         const auto r = engine.read(c.id, seg.uri.substr(seg.uri.rfind('/') + 1));
         REQUIRE(r);
-        CHECK(source_sizes.count(r->data->size()) >= 1);
-        const TsProbe p = probe_ts(*r->data);
+        CHECK(source_sizes.count(r->bytes().size()) >= 1);
+        const TsProbe p = probe_ts(std::string(r->bytes()));
         REQUIRE(p.ok);
         CHECK(p.starts_with_pat);
         CHECK(p.first_video_key());
