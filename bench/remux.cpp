@@ -93,7 +93,7 @@ Sample run_engine(const std::string& input) {
         if (e.type == EventType::SegmentPublished) {
             // Read the segment while it is certainly in the window: every segment is counted.
             if (auto r = engine.read(id, "seg_" + std::to_string(e.sequence) + ".ts"))
-                s.out_bytes += static_cast<double>(r->data->size());
+                s.out_bytes += static_cast<double>(r->bytes().size());
             ++s.segments;
         } else if (e.type == EventType::Error ||
                    (e.type == EventType::StateChanged &&

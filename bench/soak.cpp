@@ -267,7 +267,7 @@ int main(int argc, char** argv) {
             ch.watch = std::make_unique<test::OutputWatcher>(
                 [&engine, id = ch.id](const std::string& f) -> std::shared_ptr<const std::string> {
                     auto r = engine.read(id, f);
-                    return r ? r->data : nullptr;
+                    return r ? std::make_shared<const std::string>(r->bytes()) : nullptr;
                 },
                 test::OutputWatcher::Options{.name = c.name, .poll_interval = 0.25, .max_gap = 1.0});
             engine.start(ch.id);

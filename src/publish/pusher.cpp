@@ -65,7 +65,7 @@ std::string_view PushQueue::Job::body() const {
     if (kind == Delete) return {};
     if (text) return *text;
     if (init) return init->data;
-    if (segment) return segment->data;
+    if (segment) return segment->bytes();
     return {};
 }
 

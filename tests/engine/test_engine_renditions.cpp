@@ -599,9 +599,15 @@ TEST_CASE("renditions: low latency in every rendition, with reports of the other
             CHECK(msn >= 0);
             const auto theirs = engine.playlist_position(id, other + "/index.m3u8");
             REQUIRE(theirs);
-            CHECK(msn <= std::max(theirs->open_msn, theirs->last_msn));
-            CHECK(msn >= theirs->last_msn - 2);
+            CHECK(msn <= std::max(theirs->open_msn, theirs->last_msn));  // never ahead of that rendition
             if (other == "s0") CHECK(part == -1);  // subtitles come whole
+            // ... and at most a segment or so behind it once this rendition's playlist is rendered
+            // again (on a loaded machine one rendition may be a moment behind the others).
+            CHECK(wait_until([&] {
+                const auto now = report_of(text_of(engine, id, r + "/index.m3u8"), "../" + other + "/index.m3u8").first;
+                const auto at = engine.playlist_position(id, other + "/index.m3u8");
+                return at && now >= at->last_msn - 2;
+            }, std::chrono::seconds(10)));
         }
     }
     // Blocking on a rendition's own playlist: the next part of a0 comes.
@@ -637,10 +643,12 @@ TEST_CASE("renditions: low latency in every rendition, with reports of the other
         return parts_of == std::set<std::string>{"", "v1", "a0", "a1"};
     }, std::chrono::seconds(10)));
     // Aligned still: the same numbers in every rendition (the ladder test checks the times).
-    const auto v0 = listed(text_of(engine, id, "v0/index.m3u8")), a1 = listed(text_of(engine, id, "a1/index.m3u8"));
-    REQUIRE_FALSE(v0.empty());
-    REQUIRE_FALSE(a1.empty());
-    CHECK(std::abs(v0.back().sequence - a1.back().sequence) <= 1);
+    // (Each rendition has its own source connection: read one after the other, they may differ by
+    // a segment being published meanwhile, or two on a loaded machine for a moment.)
+    CHECK(wait_until([&] {
+        const auto v0 = listed(text_of(engine, id, "v0/index.m3u8")), a1 = listed(text_of(engine, id, "a1/index.m3u8"));
+        return !v0.empty() && !a1.empty() && std::abs(v0.back().sequence - a1.back().sequence) <= 1;
+    }, std::chrono::seconds(10)));
     // The disk mirror holds whole segments: its playlists list no parts.
     const auto on_disk = [&](const std::string& name) {
         std::ifstream in(disk.path / id / name);

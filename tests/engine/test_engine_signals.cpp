@@ -326,7 +326,7 @@ TEST_CASE("bytes_out counts what read() hands out, bytes_published what was publ
     REQUIRE_FALSE(first_segment.empty());
     const auto segment = engine.read(c.id, first_segment);
     REQUIRE(segment);
-    const int64_t expected = static_cast<int64_t>(media->data->size() + segment->data->size());
+    const int64_t expected = static_cast<int64_t>(media->bytes().size() + segment->bytes().size());
     CHECK(engine.status(c.id).bytes_out == expected);
     // Headers only (an HTTP HEAD): nothing delivered. Unknown files: nothing either.
     CHECK(engine.read(c.id, first_segment, Delivery::headers));
