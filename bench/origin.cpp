@@ -303,8 +303,12 @@ void MultiOrigin::note_reload(int channel, std::size_t rendition, Clock::time_po
     ++playlist_loads_;
     const int64_t n = newest(channel, now);
     if (r.newest != -2) {
-        const double allowed = (r.changed ? target_ : target_ / 2.0) - 0.05;
-        if (seconds_between(r.last, now) < allowed) ++early_reloads_;
+        const double allowed = r.changed ? target_ : target_ / 2.0;
+        const double gap = seconds_between(r.last, now);
+        if (gap < allowed - 0.05) {
+            ++early_reloads_;
+            if (allowed - gap > worst_early_.load()) worst_early_ = allowed - gap;
+        }
         if (n > r.newest) segments_seen_ += static_cast<uint64_t>(n - r.newest);
     }
     r.changed = n != r.newest;
