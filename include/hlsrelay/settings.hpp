@@ -127,7 +127,10 @@ struct EngineSettings {
     int live_start_segments = 3;     // HLS: start this many segments back from the live edge (RFC 8216 6.3.3)
     // HLS: reload a regular source's playlist just after it is expected to publish (its phase learnt
     // from when the playlist changes; never sooner than RFC 8216 6.3.4 allows). false: the RFC's
-    // own schedule, a new segment seen half a target duration late on average.
+    // own schedule, a new segment seen half a target duration late on average. Classic HLS output
+    // of a single-rendition channel only: a presentation's renditions and low-latency channels keep
+    // the RFC's schedule (a probe while the phase is learnt delays one segment, which would part the
+    // renditions for a moment and raise PART-HOLD-BACK).
     bool align_reloads = true;
     LogLevel log_level = LogLevel::Warn;
     LogCallback log;                 // unset: log to stderr at log_level and above

@@ -152,7 +152,7 @@ public:
                 const double target = std::max(0.5, playlist.target_duration);
                 const auto earliest = loaded + std::chrono::duration_cast<Clock::duration>(
                                                    std::chrono::duration<double>(changed ? target : target / 2));
-                const auto at = ctx_.align_reloads ? phase_.next_reload(earliest) : earliest;
+                const auto at = aligns_reloads() ? phase_.next_reload(earliest) : earliest;
                 if (!ctx_.sleep(std::max(0.05, std::chrono::duration<double>(at - Clock::now()).count()))) return;
             }
             loaded = Clock::now();
@@ -357,11 +357,18 @@ private:
 
     // A plain load of the live media playlist that began at `began` and ended now: what ReloadPhase learns from.
     void note_load(Clock::time_point began, const m3u8::MediaPlaylist& p) {
-        if (!ctx_.align_reloads || p.endlist) return;
+        if (!aligns_reloads() || p.endlist) return;
         loaded_segments_.clear();
         for (const auto& seg : p.segments) loaded_segments_.push_back({seg.sequence, seg.duration});
         phase_.loaded(began, Clock::now(), loaded_segments_, p.target_duration);
     }
+
+    // Whether reloads are aimed at the source's publications (ReloadPhase). Not for the renditions
+    // of a presentation: each learns its phase on its own, and while one probes (a segment up to a
+    // target duration late) the renditions drift apart and their rendition reports with them. Not
+    // for a channel that cuts parts: a probe's late segment is a burst its PART-HOLD-BACK must then
+    // cover (note_arrival), which raises every player's latency by seconds.
+    bool aligns_reloads() const { return ctx_.align_reloads && !aligned() && ctx_.segmenter.part_target() <= 0; }
 
     // How the media arrives (Segmenter::set_arrival_burst): nothing when the parts are followed;
     // otherwise a segment at a time, and the longest wait between two segments of about the last

@@ -233,10 +233,7 @@ Rendered read_playlist(const std::string& dir, const std::string& name) {
 // 40 s of 1 s segments as ffmpeg's hls muxer writes a multivariant stream with a separate audio
 // group: a video-only playlist and two audio-only renditions (English, French).
 std::string audio_group_media() {
-    const std::string dir = media_root() + "/audio-group-40s";
-    if (!std::filesystem::exists(dir + "/done")) {
-        std::filesystem::remove_all(dir);
-        std::filesystem::create_directories(dir);
+    return generated_dir("audio-group-40s", [](const std::string& dir) {
         run_ffmpeg({"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i",
                     "sine=frequency=440:sample_rate=48000", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000",
                     "-t", "40", "-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset", "ultrafast",
@@ -246,9 +243,7 @@ std::string audio_group_media() {
                     "v:0,agroup:aud,name:video a:0,agroup:aud,default:yes,language:eng,name:aen "
                     "a:1,agroup:aud,language:fre,name:afr",
                     dir + "/%v.m3u8"});
-        std::ofstream(dir + "/done") << "ok\n";
-    }
-    return dir;
+    });
 }
 
 // A live origin of that media: master.m3u8 names video.m3u8 with the audio group "aud" of two

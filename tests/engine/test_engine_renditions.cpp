@@ -52,31 +52,24 @@ Track read_media_playlist(const std::string& dir, const std::string& name) {
 // English and German, as ffmpeg's hls muxer writes a ladder with a separate audio group; and WebVTT
 // subtitle segments written here, one per second.
 const std::string& ladder_dir() {
-    static const std::string dir = [] {
-        const std::string d = media_root() + "/ladder-30s";
-        if (!std::filesystem::exists(d + "/done")) {
-            std::filesystem::remove_all(d);
-            std::filesystem::create_directories(d);
-            run_ffmpeg({"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i",
-                        "sine=frequency=440:sample_rate=48000", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000",
-                        "-t", "30", "-filter_complex", "[0:v]split=2[a][b];[b]scale=160:90[small]", "-map", "[a]", "-map",
-                        "[small]", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-                        "-keyint_min", "25", "-sc_threshold", "0", "-c:a", "aac", "-b:a", "48k", "-f", "hls", "-hls_time",
-                        "1", "-hls_playlist_type", "vod", "-hls_segment_filename", d + "/%v_%03d.ts", "-master_pl_name",
-                        "ffmpeg-master.m3u8", "-var_stream_map",
-                        "v:0,agroup:aud,name:big v:1,agroup:aud,name:small a:0,agroup:aud,name:en a:1,agroup:aud,name:de",
-                        d + "/%v.m3u8"});
-            for (int i = 0; i < 30; ++i) {
-                char cue[256];
-                std::snprintf(cue, sizeof cue,
-                              "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:900000,LOCAL:00:00:00.000\n\n00:00:%02d.000 --> 00:00:%02d.900\nline %d\n",
-                              i, i, i);
-                std::ofstream(d + "/sub_" + std::to_string(i) + ".vtt", std::ios::binary) << cue;
-            }
-            std::ofstream(d + "/done") << "ok\n";
+    static const std::string dir = generated_dir("ladder-30s", [](const std::string& d) {
+        run_ffmpeg({"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=48000", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000",
+                    "-t", "30", "-filter_complex", "[0:v]split=2[a][b];[b]scale=160:90[small]", "-map", "[a]", "-map",
+                    "[small]", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+                    "-keyint_min", "25", "-sc_threshold", "0", "-c:a", "aac", "-b:a", "48k", "-f", "hls", "-hls_time",
+                    "1", "-hls_playlist_type", "vod", "-hls_segment_filename", d + "/%v_%03d.ts", "-master_pl_name",
+                    "ffmpeg-master.m3u8", "-var_stream_map",
+                    "v:0,agroup:aud,name:big v:1,agroup:aud,name:small a:0,agroup:aud,name:en a:1,agroup:aud,name:de",
+                    d + "/%v.m3u8"});
+        for (int i = 0; i < 30; ++i) {
+            char cue[256];
+            std::snprintf(cue, sizeof cue,
+                          "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:900000,LOCAL:00:00:00.000\n\n00:00:%02d.000 --> 00:00:%02d.900\nline %d\n",
+                          i, i, i);
+            std::ofstream(d + "/sub_" + std::to_string(i) + ".vtt", std::ios::binary) << cue;
         }
-        return d;
-    }();
+    });
     return dir;
 }
 

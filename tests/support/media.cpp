@@ -280,6 +280,35 @@ MediaSet build(const MediaSpec& spec) {
 
 }  // namespace
 
+std::string generated_dir(const std::string& name, const std::function<void(const std::string& dir)>& make) {
+    const fs::path root = media_root();
+    const fs::path dir = root / name;
+    const auto done = [](const fs::path& d) { return fs::exists(d / "done"); };
+    if (done(dir)) return dir.string();
+    fs::create_directories(root);
+    const fs::path tmp = root / (name + ".tmp-" + unique_suffix());
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp);
+    try {
+        make(tmp.string());
+    } catch (...) {
+        fs::remove_all(tmp, ec);
+        throw;
+    }
+    std::ofstream(tmp / "done") << "ok\n";  // last: marks the directory complete
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        if (::rename(tmp.c_str(), dir.c_str()) == 0) return dir.string();
+        if (done(dir)) break;  // another process won the race: its copy is complete
+        // An incomplete one (an interrupted run) is in the way: moved aside (rename is atomic), then ours.
+        const fs::path stale = root / (name + ".stale-" + unique_suffix());
+        if (::rename(dir.c_str(), stale.c_str()) == 0) fs::remove_all(stale, ec);
+    }
+    fs::remove_all(tmp, ec);
+    if (!done(dir)) throw std::runtime_error("generated_dir: " + dir.string() + " could not be put in place");
+    return dir.string();
+}
+
 std::string media_root() {
 #ifdef HLSRELAY_TEST_MEDIA_DIR
     return HLSRELAY_TEST_MEDIA_DIR;

@@ -1,6 +1,7 @@
 // Test media made once with the ffmpeg CLI: an HLS segment set plus one MPEG-TS file of the same content.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,5 +40,10 @@ const MediaSet& make_media(const MediaSpec& spec);
 
 // Where the media cache lives (HLSRELAY_TEST_MEDIA_DIR, else a directory under /tmp).
 std::string media_root();
+
+// media_root()/name, made by `make` (given a directory to fill) the first time it is asked for in
+// this build tree: built in a private directory and renamed into place, like make_media's sets, so
+// test processes running at once never see it half-written or remove what another is writing.
+std::string generated_dir(const std::string& name, const std::function<void(const std::string& dir)>& make);
 
 }  // namespace hlsrelay::test
