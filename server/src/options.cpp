@@ -69,9 +69,9 @@ Options:
   --max-segment-bytes N    refuse an upstream segment larger than N bytes (default: 67108864)
   --max-redirects N        HTTP redirects followed per upstream fetch (default: 5)
   --reload-schedule S      when source playlists are reloaded: aligned (just after a regular source
-                           is expected to publish, learnt from when its playlist changes) or rfc
-                           (RFC 8216's spacing from the first load's phase); never sooner than the RFC
-                           allows either way (default: aligned)
+                           is expected to publish, learnt from when its playlist changes; channels of
+                           one rendition with classic output) or rfc (RFC 8216's spacing from the
+                           first load's phase); never sooner than the RFC allows (default: aligned)
   --failover-attempts N    failed connections in a row before a channel's URL cools down and the
                            next URL plays (default: 2)
   --failover-cooldown S    first cooldown of a failing URL, doubled at each repeat (default: 30)
