@@ -356,7 +356,7 @@ inline std::optional<Reply> failing_rendition(const Engine& engine, std::string_
     return e;
 }
 
-inline FileAnswer hls_file(const Engine& engine, const FileRequest& req) {
+inline FileAnswer hls_file(const Engine& engine, const FileRequest& req, bool again = true) {
     FileAnswer a;
     auto answer = [&](Reply r) {
         a.kind = FileAnswer::Kind::reply;
@@ -419,6 +419,10 @@ inline FileAnswer hls_file(const Engine& engine, const FileRequest& req) {
             sub ? std::string(sub->rendition) + "/" + std::string(kMediaPlaylistName) : std::string(kMediaPlaylistName);
         const auto p = engine.playlist_position(id, playlist);
         if (p && p->low_latency && p->target_duration > 0 && part->first == p->next_part) return wait(3.0 * p->target_duration);
+        // Published between the read above and this look at the playlist (next_part has moved past
+        // it): asked again, once, rather than a 404 for a part that now exists.
+        if (again && p && p->low_latency && part->first < p->next_part && part->first >= p->next_part - 1)
+            return hls_file(engine, req, false);
     }
     return answer(error(404, engine.running(id) ? "Not found" : "Stream not running"));
 }
