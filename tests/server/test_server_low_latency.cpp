@@ -52,9 +52,15 @@ TEST_CASE("LL-HLS: blocking reloads and hinted parts are held until published, 5
 
     // Refused at once: malformed directives, or a segment too far ahead.
     {
-        const auto p = *s.engine.playlist_position("ll", "index.m3u8");
-        const HttpResponse far = s.get("/hls_streams/ll/index.m3u8?_HLS_msn=" + std::to_string(p.last_msn + 3));
-        CHECK(far.status == 400);
+        // Three past the last segment, against a fresh position each time: a loaded machine may
+        // publish two segments between the read and the request, which makes the request legitimate.
+        std::vector<int> answers;
+        for (int attempt = 0; attempt < 3 && (answers.empty() || answers.back() != 400); ++attempt) {
+            const auto p = *s.engine.playlist_position("ll", "index.m3u8");
+            answers.push_back(s.get("/hls_streams/ll/index.m3u8?_HLS_msn=" + std::to_string(p.last_msn + 3)).status);
+        }
+        INFO("answers to _HLS_msn three past the last: " << Catch::Detail::stringify(answers));
+        CHECK(answers.back() == 400);
         CHECK(s.get("/hls_streams/ll/index.m3u8?_HLS_part=1").status == 400);
         CHECK(s.get("/hls_streams/ll/index.m3u8?_HLS_msn=x").status == 400);
         CHECK(s.get("/hls_streams/ll/index.m3u8?_HLS_skip=maybe").status == 400);
