@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <netinet/in.h>
 #include <stdexcept>
@@ -28,6 +29,11 @@ struct MultiOrigin::Conn {
     std::size_t sent = 0;             // bytes of head + body sent
     bool close_after = false;
     bool want_out = false;
+    // When the kernel received the first bytes of the request in `in` (SO_TIMESTAMPNS), on the
+    // steady clock: the origin answers and times each request as of its arrival, so a request that
+    // waited behind others in this one thread neither sees later publications nor makes its
+    // client's next reload look early.
+    Clock::time_point arrived{};
     ~Conn() {
         if (fd >= 0) ::close(fd);
     }
@@ -157,6 +163,23 @@ std::string MultiOrigin::playlist(const OriginRendition& r, int channel, Clock::
     return out;
 }
 
+// The kernel's receive time of the bytes recvmsg returned (SCM_TIMESTAMPNS, on CLOCK_REALTIME),
+// mapped to the steady clock; now if the message carries none.
+static Clock::time_point arrival(msghdr& msg) {
+    const Clock::time_point steady = Clock::now();
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS) continue;
+        timespec ts{};
+        std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+        timespec wall{};
+        clock_gettime(CLOCK_REALTIME, &wall);
+        const auto age = std::chrono::seconds(wall.tv_sec - ts.tv_sec) + std::chrono::nanoseconds(wall.tv_nsec - ts.tv_nsec);
+        if (age < Clock::duration::zero() || age > std::chrono::seconds(10)) return steady;  // a clock step: no use
+        return steady - std::chrono::duration_cast<Clock::duration>(age);
+    }
+    return steady;
+}
+
 void MultiOrigin::loop() {
     std::map<int, std::unique_ptr<Conn>> conns;
     std::vector<epoll_event> events(256);
@@ -174,6 +197,8 @@ void MultiOrigin::loop() {
                 for (;;) {
                     const int cfd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
                     if (cfd < 0) break;
+                    const int on = 1;
+                    setsockopt(cfd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
                     auto c = std::make_unique<Conn>();
                     c->fd = cfd;
                     epoll_event ev{};
@@ -194,8 +219,16 @@ void MultiOrigin::loop() {
                 char buf[16384];
                 bool peer_closed = false;
                 for (;;) {
-                    const ssize_t got = recv(fd, buf, sizeof buf, 0);
+                    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+                    iovec iov{buf, sizeof buf};
+                    msghdr msg{};
+                    msg.msg_iov = &iov;
+                    msg.msg_iovlen = 1;
+                    msg.msg_control = control;
+                    msg.msg_controllen = sizeof control;
+                    const ssize_t got = recvmsg(fd, &msg, 0);
                     if (got > 0) {
+                        if (c.in.empty()) c.arrived = arrival(msg);
                         c.in.append(buf, static_cast<std::size_t>(got));
                         if (c.in.size() > 65536) {
                             alive = false;
@@ -239,7 +272,11 @@ void MultiOrigin::on_readable(Conn& c) {
 
 void MultiOrigin::respond(Conn& c, const std::string& path, bool close_after) {
     ++requests_;
-    const Clock::time_point now = Clock::now();
+    const Clock::time_point handled = Clock::now();
+    // As of the request's arrival (never later than now; a request without a timestamp: now).
+    const Clock::time_point now = c.arrived == Clock::time_point{} ? handled : std::min(c.arrived, handled);
+    if (const double waited = seconds_between(now, handled); waited > worst_queueing_.load()) worst_queueing_ = waited;
+    c.arrived = {};
     int status = 404;
     const char* type = "application/json";
     c.owned.clear();

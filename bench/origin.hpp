@@ -68,13 +68,15 @@ public:
     uint64_t requests() const { return requests_.load(); }
     // Media playlist loads, and those sooner than RFC 8216 6.3.4 allows a client (one target
     // duration after the start of a load that brought a new segment, half of it after one that did
-    // not; 50 ms of tolerance for the request's way here on a loaded machine). Each channel's rendition is one client.
+    // not; 50 ms of tolerance for the request's way). Each channel's rendition is one client. Loads
+    // are timed, and answered, as of the kernel's receive time of the request (SO_TIMESTAMPNS), so
+    // the wait for this one thread makes no request look early.
     uint64_t playlist_loads() const { return playlist_loads_.load(); }
     uint64_t early_reloads() const { return early_reloads_.load(); }
-    // How much sooner than allowed the earliest of those came (seconds; 0: none). The origin's
-    // one thread takes each request's time when it gets to it: a request that waited behind others
-    // makes the next one of its client look early by that wait.
+    // How much sooner than allowed the earliest of those came (seconds; 0: none).
     double worst_early() const { return worst_early_.load(); }
+    // The longest a request waited in the kernel for this one thread to answer it (seconds).
+    double worst_queueing() const { return worst_queueing_.load(); }
     // New segments the clients' loads found (after each client's first load).
     uint64_t segments_published() const { return segments_seen_.load(); }
     uint64_t not_found() const { return not_found_.load(); }
@@ -100,7 +102,7 @@ private:
     std::vector<double> offset_;
     std::unique_ptr<std::atomic<int64_t>[]> first_req_;
     std::atomic<uint64_t> requests_{0}, not_found_{0}, playlist_loads_{0}, early_reloads_{0}, segments_seen_{0};
-    std::atomic<double> worst_early_{0};
+    std::atomic<double> worst_early_{0}, worst_queueing_{0};
     struct Reloads {  // of one channel's rendition, touched by the origin's thread only
         Clock::time_point last{};
         int64_t newest = -2;
