@@ -726,7 +726,7 @@ GST_BENIGN_MESSAGES = re.compile(r"pad not activated yet|EXTINF duration \(.*\) 
 
 
 def play_gstreamer_ladder(url: str, goal: float, bound: float) -> tuple[bool, str]:
-    """play_gstreamer on a ladder's master, again (up to three runs) while a run hits the classic hlsdemux's
+    """play_gstreamer on a ladder's master, again (up to five runs) while a run hits the classic hlsdemux's
     race on its third pad (the subtitles, exposed after decodebin's no-more-pads: "streaming
     stopped, reason not-linked" from that pad's source, about one run in five here, on the relay
     and with or without the relay's dates); said in the detail. Any other failure stands."""
@@ -735,8 +735,9 @@ def play_gstreamer_ladder(url: str, goal: float, bound: float) -> tuple[bool, st
     deadline = time.monotonic() + bound
     ok, detail = play_gstreamer(url, goal, True, True, bound)
     runs = 1
-    # Up to three runs: under CI's load the race hit two runs in a row once (session 7).
-    while not ok and "reason not-linked" in detail and runs < 3 and deadline - time.monotonic() > goal + 5:
+    # Up to five runs: under CI's load the race hit two runs in a row once (session 7), and three in a
+    # row once (session 14, with a benchmark running beside the suite).
+    while not ok and "reason not-linked" in detail and runs < 5 and deadline - time.monotonic() > goal + 5:
         ok, detail = play_gstreamer(url, goal, True, True, deadline - time.monotonic())
         runs += 1
     return ok, detail + (f" (run {runs}: the ones before hit hlsdemux's not-linked race on a late pad)" if runs > 1 else "")
