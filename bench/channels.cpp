@@ -10,9 +10,11 @@
 //         remux path), ffmpeg (fMP4 out), and hlsrelay on the MPEG-TS source (today's passthrough,
 //         the reference of the 1.5x target);
 //   delay: the 720p30 source; hlsrelay reloading source playlists aligned to the source's
-//          publications (the default) vs on RFC 8216's plain schedule (--reload-schedule rfc).
+//          publications (the default) vs on RFC 8216's plain schedule (--reload-schedule rfc);
+//   served: the 720p30 source; hlsrelay vs ffmpeg plus an nginx serving its files, the players
+//           fetching over HTTP from both (like for like: the reference's CPU includes its server).
 //
-//   hlsrelay_bench_channels [N=10] [--row channels|ladder|fmp4|delay] [--ladder-fmp4] [--warmup S]
+//   hlsrelay_bench_channels [N=10] [--row channels|ladder|fmp4|delay|served] [--ladder-fmp4] [--warmup S]
 //                           [--cpu-window S] [--delay-window S] [--sample K] [--only hlsrelay|ffmpeg]
 //                           [--ffmpeg-max M] [--server PATH] [--poll S]
 #include "origin.hpp"
@@ -391,7 +393,9 @@ std::string resolve(const std::string& base, const std::string& uri) {
 
 class ServerReader : public Reader {
 public:
-    ServerReader(uint16_t port, int channel) : http_(port), base_("/hls_streams/c" + std::to_string(channel) + "/") {}
+    ServerReader(uint16_t port, int channel) : ServerReader(port, "/hls_streams/c" + std::to_string(channel) + "/") {}
+    // Any HTTP server on 127.0.0.1:port with the channel's files under `base` ("/3/").
+    ServerReader(uint16_t port, std::string base) : http_(port), base_(std::move(base)) {}
     std::optional<std::string> playlist() override {
         auto r = http_.get(base_ + "index.m3u8");
         if (r.status != 200) return std::nullopt;
@@ -545,11 +549,15 @@ const char* ffmpeg_loglevel() {
 // master playlist; fMP4 output with -hls_segment_type fmp4.
 class FfmpegSystem : public System {
 public:
+    // `nginx`: the files are served by an nginx (its processes counted with ffmpeg's) and the players
+    // fetch them from it over HTTP, as viewers of the replaced design did; otherwise they read the files.
     FfmpegSystem(const MultiOrigin& origin, const std::vector<int>& origin_of, const fs::path& work,
-                 const Source& source, bool fmp4_out, std::string label = "ffmpeg")
+                 const Source& source, bool fmp4_out, std::string label = "ffmpeg", bool nginx = false)
         : origin_(origin), origin_of_(origin_of), n_(static_cast<int>(origin_of.size())), dir_(work / "ffmpeg"),
           log_((work / "ffmpeg.log").string()), ladder_(source.ladder), fmp4_out_(fmp4_out), label_(std::move(label)) {
         fs::create_directories(work);
+        fs::create_directories(dir_);
+        if (nginx) start_nginx(work);
         if (ladder_) {
             for (const auto& r : kRungs) dirs_.push_back(r.dir);
             for (const char* a : kAudioDirs) dirs_.push_back(a);
@@ -560,6 +568,7 @@ public:
     ~FfmpegSystem() override {
         for (pid_t p : pids_) kill(p, SIGTERM);
         for (pid_t p : pids_) terminate(p);
+        if (nginx_pid_ > 0) terminate(nginx_pid_);  // SIGTERM to the master stops its workers too
     }
     std::string name() const override { return label_; }
     int channels() const override { return n_; }
@@ -587,9 +596,18 @@ public:
             pids_.push_back(spawn(args, log_));
         }
     }
-    std::vector<pid_t> pids() const override { return pids_; }
+    std::vector<pid_t> pids() const override {
+        std::vector<pid_t> all = pids_;
+        if (nginx_pid_ > 0) {
+            all.push_back(nginx_pid_);
+            for (pid_t w : children_of(nginx_pid_)) all.push_back(w);
+        }
+        return all;
+    }
     // Players follow the highest variant (v0) of a ladder.
     std::unique_ptr<Reader> reader(int channel) override {
+        const std::string rel = std::to_string(channel) + "/" + (dirs_.front().empty() ? "" : dirs_.front() + "/");
+        if (nginx_pid_ > 0) return std::make_unique<ServerReader>(nginx_port_, "/" + rel);
         return std::make_unique<FileReader>(dir_ / std::to_string(channel) / dirs_.front());
     }
     int live_channels(double max_age) override {
@@ -605,6 +623,58 @@ public:
     }
 
 private:
+    // nginx as a file server of dir_, as the replaced design's deployment had it: 2 workers (the
+    // server's 2 io threads), sendfile, keep-alive, no access log and no open_file_cache (ffmpeg
+    // replaces index.m3u8 by a rename: a cached descriptor would serve an old playlist).
+    void start_nginx(const fs::path& work) {
+        const char* bin = fs::exists("/usr/sbin/nginx") ? "/usr/sbin/nginx" : "nginx";
+        const fs::path prefix = work / "nginx";
+        fs::create_directories(prefix / "tmp");
+        fs::create_directories(prefix / "logs");
+        nginx_port_ = free_port();
+        std::ofstream conf(prefix / "nginx.conf");
+        conf << "worker_processes 2;\ndaemon off;\npid " << (prefix / "nginx.pid").string() << ";\n"
+             << "error_log " << (prefix / "logs/error.log").string() << " warn;\n"
+             << "events { worker_connections 8192; }\n"
+             << "http {\n  access_log off;\n"
+             << "  client_body_temp_path " << (prefix / "tmp").string() << ";\n"
+             << "  proxy_temp_path " << (prefix / "tmp").string() << ";\n"
+             << "  fastcgi_temp_path " << (prefix / "tmp").string() << ";\n"
+             << "  uwsgi_temp_path " << (prefix / "tmp").string() << ";\n"
+             << "  scgi_temp_path " << (prefix / "tmp").string() << ";\n"
+             << "  types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; video/iso.segment m4s; video/mp4 mp4; }\n"
+             << "  sendfile on;\n  tcp_nopush on;\n  keepalive_requests 1000000;\n  keepalive_timeout 60s;\n"
+             << "  server {\n    listen 127.0.0.1:" << nginx_port_ << ";\n    root " << dir_.string() << ";\n"
+             << "    location ~ \\.m3u8$ { add_header Cache-Control no-cache; }\n  }\n}\n";
+        conf.close();
+        nginx_pid_ = spawn({bin, "-c", (prefix / "nginx.conf").string(), "-p", prefix.string(), "-e",
+                            (prefix / "logs/error.log").string()},
+                           (prefix / "logs/stderr.log").string());
+        for (int i = 0; i < 100; ++i) {  // up within 10 s, or the column's players see no answers
+            HttpClient probe(nginx_port_, 0.5);
+            if (probe.get("/").status != 0) break;
+            sleep_s(0.1);
+        }
+    }
+    // The processes whose parent is `parent` (nginx's workers), from /proc.
+    static std::vector<pid_t> children_of(pid_t parent) {
+        std::vector<pid_t> out;
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator("/proc", ec)) {
+            const std::string name = e.path().filename().string();
+            if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+            const auto stat = read_file(e.path() / "stat");
+            if (!stat) continue;
+            const auto close = stat->rfind(')');  // "pid (comm) state ppid ..."
+            if (close == std::string::npos) continue;
+            int ppid = 0;
+            char state = 0;
+            if (std::sscanf(stat->c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == parent)
+                out.push_back(static_cast<pid_t>(std::stoi(name)));
+        }
+        return out;
+    }
+
     static int fresh(const fs::path& playlist, double max_age) {
         std::error_code ec;
         const auto t = fs::last_write_time(playlist, ec);
@@ -621,6 +691,8 @@ private:
     std::string label_;
     std::vector<std::string> dirs_;  // rendition directories of a channel's output ("" for one rendition)
     std::vector<pid_t> pids_;
+    pid_t nginx_pid_ = -1;  // with nginx: its master
+    uint16_t nginx_port_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -634,6 +706,7 @@ struct Track {
     std::map<int64_t, Clock::time_point> covered;           // origin segment -> when the output covered its end
     std::vector<std::pair<Clock::time_point, double>> lag;  // origin published position - output position
     int64_t first_origin = -1;
+    std::atomic<int64_t> requests{0};  // playlists and segments asked for so far
 };
 
 // A polled playlist moves in whole segments, and the phase of a client's reloads against the
@@ -655,6 +728,7 @@ void poll_channel(const MultiOrigin& origin, int origin_channel, Reader& reader,
     auto next = Clock::now();
     while (!phase.stop) {
         next = at(next, phase.interval.load());
+        ++tr.requests;
         const auto body = reader.playlist();
         const auto t = Clock::now();
         if (!body) {
@@ -679,6 +753,7 @@ void poll_channel(const MultiOrigin& origin, int origin_channel, Reader& reader,
                     last_seq = e.sequence;
                     output += e.duration;
                     if (phase.fetch_segments) {
+                        ++tr.requests;
                         const int status = reader.segment(e.uri);
                         if (status == 404) ++tr.segment_404;
                         else if (status != 200) ++tr.no_answer;
@@ -702,6 +777,10 @@ struct Result {
     int channels = 0;
     int sampled = 0;
     double cpu_percent = NAN;  // per channel
+    // Over the delay window, while the players poll every o.poll s and fetch every segment: CPU per
+    // channel (the serving included) and the players' requests per second.
+    double cpu_serving = NAN;
+    double served_rps = NAN;
     double pss_mb = NAN;       // per channel
     std::vector<double> first_playable;       // from the channel's own start request
     std::vector<double> first_playable_all;   // from the first start request of the run
@@ -808,8 +887,21 @@ Result run(System& sys, const MultiOrigin& origin, const Options& o, const std::
     phase.interval = o.poll;
     phase.fetch_segments = true;
     const auto t_delay = Clock::now();
+    auto requests_so_far = [&] {
+        int64_t n_req = 0;
+        for (const Track& tr : tracks) n_req += tr.requests.load();
+        return n_req;
+    };
+    double d0 = 0;
+    for (pid_t p : sys.pids()) d0 += cpu_seconds(p);
+    const int64_t q0 = requests_so_far();
     sleep_s(o.delay_window);
     const auto t_end = Clock::now();
+    double d1 = 0;
+    for (pid_t p : sys.pids()) d1 += cpu_seconds(p);
+    const double delay_elapsed = seconds_between(t_delay, t_end);
+    r.cpu_serving = 100.0 * (d1 - d0) / delay_elapsed / n;
+    r.served_rps = static_cast<double>(requests_so_far() - q0) / delay_elapsed;
     r.live_at_end = sys.live_channels(3 * 2.0 + 1.0);
     r.renditions_live = sys.live_renditions(3 * 2.0 + 1.0);
     r.reported = sys.reported();
@@ -874,7 +966,7 @@ std::string dist(const std::vector<double>& v) {
 
 int usage() {
     std::fprintf(stderr,
-                 "usage: hlsrelay_bench_channels [N=10] [--row channels|ladder|fmp4|delay] [--ladder-fmp4] [--warmup S=10]\n"
+                 "usage: hlsrelay_bench_channels [N=10] [--row channels|ladder|fmp4|delay|served] [--ladder-fmp4] [--warmup S=10]\n"
                  "         [--cpu-window S=20] [--delay-window S=20] [--sample K=50] [--poll S=0.1]\n"
                  "         [--only hlsrelay|ffmpeg] [--ffmpeg-max M=200] [--server PATH]\n");
     return 2;
@@ -889,6 +981,7 @@ struct Column {
     const Source* source = nullptr;
     ChannelFields fields;         // hlsrelay: channel JSON fields
     bool ffmpeg_fmp4 = false;     // ffmpeg: fMP4 output
+    bool nginx = false;           // ffmpeg: its files served by nginx, the players fetching over HTTP
 };
 
 int main(int argc, char** argv) {
@@ -914,7 +1007,7 @@ int main(int argc, char** argv) {
     }
     if (o.n < 1 || o.sample < 1 || o.poll <= 0 || o.cpu_window < 10 || o.delay_window < 10 ||
         (!o.only.empty() && o.only != "hlsrelay" && o.only != "ffmpeg") ||
-        (o.row != "channels" && o.row != "ladder" && o.row != "fmp4" && o.row != "delay") || (o.ladder_fmp4 && o.row != "ladder"))
+        (o.row != "channels" && o.row != "ladder" && o.row != "fmp4" && o.row != "delay" && o.row != "served") || (o.ladder_fmp4 && o.row != "ladder"))
         return usage();
     std::signal(SIGPIPE, SIG_IGN);
     const long fds = raise_fd_limit();
@@ -931,6 +1024,12 @@ int main(int argc, char** argv) {
         const std::string out = o.ladder_fmp4 ? "fmp4" : "ts";
         columns.push_back({"hlsrelay renditions=all", true, ladder, {out, "all"}, false});
         columns.push_back({"ffmpeg, every rendition", false, ladder, {}, o.ladder_fmp4});
+    } else if (o.row == "served") {
+        // Like for like: the players fetch over HTTP from both, hlsrelay-server against ffmpeg
+        // per channel plus the nginx that serves its files (the replaced design as deployed).
+        const Source* ts = sources.emplace_back(std::make_unique<Source>(single_source(false))).get();
+        columns.push_back({"hlsrelay", true, ts, {}, false});
+        columns.push_back({"ffmpeg + nginx", false, ts, {}, false, true});
     } else if (o.row == "delay") {
         // The reload schedule's share of the publish delay: the same source, aligned against RFC.
         const Source* ts = sources.emplace_back(std::make_unique<Source>(single_source(false))).get();
@@ -968,7 +1067,7 @@ int main(int argc, char** argv) {
         const fs::path dir = work / ("column-" + std::to_string(i));
         std::unique_ptr<System> sys;
         if (col.server) sys = std::make_unique<ServerSystem>(o, origin, origin_of, dir, col.label, col.fields);
-        else sys = std::make_unique<FfmpegSystem>(origin, origin_of, dir, *col.source, col.ffmpeg_fmp4, col.label);
+        else sys = std::make_unique<FfmpegSystem>(origin, origin_of, dir, *col.source, col.ffmpeg_fmp4, col.label, col.nginx);
         Result r = run(*sys, origin, o, origin_of);
         sys.reset();
         r.source = col.source->name;
@@ -1025,6 +1124,9 @@ int main(int argc, char** argv) {
         line("CPU per Mbit/s of source (% of a core)", [](R r) { return fmt(r.cpu_percent / r.mbps, 3); },
              [](R r) { return r.cpu_percent / r.mbps; }, "");
     }
+    line("CPU while serving the players (% of a core; delay window)", [](R r) { return fmt(r.cpu_serving, 3); },
+         [](R r) { return r.cpu_serving; }, o.row == "served" ? "<= 0.5" : "");
+    line("players' requests per second (delay window)", [](R r) { return fmt(r.served_rps, 0); }, nullptr, "");
     line("PSS (MB)", [](R r) { return fmt(r.pss_mb); }, [](R r) { return r.pss_mb; }, o.row == "channels" ? "<= 0.5" : "");
     line("first playable playlist p50 / p95 / max (s)", [](R r) { return dist(r.first_playable); },
          [](R r) { return percentile(r.first_playable, 50); }, "max <= 1.0 s");
