@@ -174,9 +174,33 @@ void Connection::send(Response response) {
         head_sent_ = file_sent_ = 0;
         return write_file();
     }
-    asio::async_write(socket_, buffers, [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
+    // Most answers (playlists, API replies, errors) fit the socket's send buffer: written here at
+    // once, and what follows (the next request, the linger) runs without waiting for a completion;
+    // a client that pipelines is taken up again from a posted handler every few requests, so the
+    // stack stays shallow. Whatever the socket did not take goes out with async_write.
+    asio::error_code ec;
+    if (!socket_.native_non_blocking()) socket_.native_non_blocking(true, ec);
+    const std::size_t total = head_.size() + payload.size();
+    std::size_t written = ec ? 0 : socket_.write_some(buffers, ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return close();
+    if (written == total) {
+        if (nested_writes_ < 4) {
+            ++nested_writes_;
+            on_written({});
+            --nested_writes_;
+        } else {
+            asio::post(socket_.get_executor(), [self = shared_from_this()] {
+                if (self->phase_ == Phase::writing) self->on_written({});
+            });
+        }
+        return;
+    }
+    std::array<asio::const_buffer, 2> rest{};
+    if (written < head_.size()) rest = {asio::buffer(head_) + written, asio::buffer(payload.data(), payload.size())};
+    else rest = {asio::buffer(payload.data(), payload.size()) + (written - head_.size()), asio::const_buffer()};
+    asio::async_write(socket_, rest, [self = shared_from_this()](const asio::error_code& e, std::size_t) {
         if (self->phase_ != Phase::writing) return;
-        self->on_written(ec);
+        self->on_written(e);
     });
 }
 

@@ -79,6 +79,7 @@ private:
     std::size_t head_sent_ = 0, file_sent_ = 0;  // write_file's progress
     std::shared_ptr<const void> chunk_;          // a streamed body's chunk being written
     bool keep_alive_ = false;
+    int nested_writes_ = 0;  // send() -> on_written() -> ... -> send() on this stack (see send())
     int64_t response_began_ = 0;  // steady_clock ticks
 };
 

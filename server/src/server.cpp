@@ -37,10 +37,14 @@ void Server::start() {
     hs.default_host = authority();
     handler_ = std::make_unique<RequestHandler>(engine_, io_, blocking_, activity_, std::move(hs));
     started_ = true;
+    for (int i = 1; i < std::max(1, config_.threads); ++i) {  // before the first accept: fixed from here on
+        more_io_.push_back(std::make_unique<asio::io_context>());
+        keep_running_.push_back(asio::make_work_guard(*more_io_.back()));
+    }
     accept();
     if (config_.on_demand) schedule_idle_sweep();
-    for (int i = 0; i < std::max(1, config_.threads); ++i)
-        threads_.emplace_back([this] { run_handlers([this] { io_.run(); }, "io thread"); });
+    threads_.emplace_back([this] { run_handlers([this] { io_.run(); }, "io thread"); });
+    for (auto& io : more_io_) threads_.emplace_back([this, &io = *io] { run_handlers([&io] { io.run(); }, "io thread"); });
 }
 
 void Server::stop() {
@@ -61,7 +65,9 @@ void Server::stop() {
     // Clients see their connections close now rather than when the server object goes away.
     connections_.stop_all();
     for (int i = 0; i < 100 && connections_.size() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    keep_running_.clear();
     io_.stop();
+    for (auto& io : more_io_) io->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
     asio::error_code ignored;
@@ -91,6 +97,10 @@ void Server::run_handlers(const std::function<void()>& run, const char* who) {
 void Server::drain_handlers() {
     io_.restart();
     run_handlers([this] { io_.poll(); }, "handler run at shutdown");
+    for (auto& io : more_io_) {
+        io->restart();
+        run_handlers([&io] { io->poll(); }, "handler run at shutdown");
+    }
 }
 
 uint16_t Server::port() const { return port_; }
@@ -103,7 +113,10 @@ std::string Server::authority() const {
 std::string Server::url() const { return "http://" + authority() + "/"; }
 
 void Server::accept() {
-    acceptor_.async_accept(asio::make_strand(io_), [this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+    // The io_context of the next connection, in turn (next_io_ is only touched on the acceptor's strand).
+    const std::size_t pick = next_io_++ % (more_io_.size() + 1);
+    asio::io_context& io = pick == 0 ? io_ : *more_io_[pick - 1];
+    acceptor_.async_accept(asio::make_strand(io), [this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
         if (!acceptor_.is_open()) return;
         if (!ec) {
             // Responses go out in one gathered write; without this, Nagle holds a response's last

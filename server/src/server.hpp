@@ -77,7 +77,14 @@ private:
     ConnectionManager connections_;
     std::unique_ptr<RequestHandler> handler_;
 
+    // One io_context per io thread, each run by its thread alone: a connection's handlers stay on
+    // the thread that accepted it (no hand-off between threads, no shared scheduler queue). io_ is
+    // the first; it also runs the acceptor, the handler's timers and the idle sweep. The others
+    // (threads - 1) get new connections in turn with it.
     asio::io_context io_;
+    std::vector<std::unique_ptr<asio::io_context>> more_io_;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running_;
+    std::size_t next_io_ = 0;  // on the acceptor's strand
     asio::ip::tcp::acceptor acceptor_;
     asio::steady_timer idle_timer_;    // on the acceptor's strand, like accept_retry_: stop() cancels both there
     asio::steady_timer accept_retry_;  // after an accept error such as EMFILE, instead of spinning
