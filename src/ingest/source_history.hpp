@@ -52,18 +52,32 @@ struct SourceHistory {
         if (count_ < kFingerprints) ++count_;
     }
 
-    // A 64-bit fingerprint of a segment's bytes (after decryption): FNV-1a over the size and the
-    // bytes, eight at a time. Not cryptographic: it tells a replayed segment from a new one.
+    // A 64-bit fingerprint of a segment's bytes (after decryption): FNV-1a-like over the size, the
+    // first and last 8 KiB and 64 bytes at 32 evenly spaced places between them. Not cryptographic,
+    // and not every byte: it tells a replayed segment (the same bytes) from a new one, whose start
+    // differs anyway (its timestamps are in its first packets). Hashing every byte cost a fifth of
+    // the server's CPU at 1,000 channels (a serial multiply chain over ~650 kB per segment).
     static uint64_t fingerprint(std::string_view bytes) {
         uint64_t h = 1469598103934665603ull ^ static_cast<uint64_t>(bytes.size());
-        std::size_t i = 0;
-        for (; i + 8 <= bytes.size(); i += 8) {
-            uint64_t word = 0;
-            for (int b = 0; b < 8; ++b) word |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i + b])) << (8 * b);
-            h = (h ^ word) * 1099511628211ull;
-            h ^= h >> 29;
+        auto mix = [&h](std::string_view part) {
+            std::size_t i = 0;
+            for (; i + 8 <= part.size(); i += 8) {
+                uint64_t word = 0;
+                for (int b = 0; b < 8; ++b) word |= static_cast<uint64_t>(static_cast<unsigned char>(part[i + b])) << (8 * b);
+                h = (h ^ word) * 1099511628211ull;
+                h ^= h >> 29;
+            }
+            for (; i < part.size(); ++i) h = (h ^ static_cast<unsigned char>(part[i])) * 1099511628211ull;
+        };
+        constexpr std::size_t kEdge = 8192, kSamples = 32, kSample = 64;
+        if (bytes.size() <= 2 * kEdge + kSamples * kSample) {
+            mix(bytes);
+            return h;
         }
-        for (; i < bytes.size(); ++i) h = (h ^ static_cast<unsigned char>(bytes[i])) * 1099511628211ull;
+        mix(bytes.substr(0, kEdge));
+        const std::size_t middle = bytes.size() - 2 * kEdge;
+        for (std::size_t k = 0; k < kSamples; ++k) mix(bytes.substr(kEdge + middle * k / kSamples, kSample));
+        mix(bytes.substr(bytes.size() - kEdge));
         return h;
     }
 
