@@ -35,33 +35,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$here/lib.sh"
 hport="$(free_port)"
 nport="$(free_port)"
 
 # hlsrelay-server: three looping channels, from memory only.
-{
-  echo "#EXTM3U"
-  for i in 0 1 2; do
-    echo "#EXTINF:-1 tvg-id=\"d$i\" group-title=\"bench\",Delivery $i"
-    echo "#EXTVLCOPT:input-repeat=-1"
-    echo "$build/media/demo.ts"
-  done
-} >"$work/channels.m3u"
-# wrk's connections all come from 127.0.0.1: the per-client cap (64) is lifted as for nginx.
-"$server_bin" --channels "$work/channels.m3u" --media-dir "$build/media" --listen "127.0.0.1:$hport" \
-  --max-connections-per-client 0 --log-level warn >"$work/server.log" 2>&1 &
+demo_channels "$work/channels.m3u" "$build/media/demo.ts"
+start_demo_server "$server_bin" "$work/channels.m3u" "$build/media" "$hport" "$work/server.log"
 server_pid=$!
 base="http://127.0.0.1:$hport"
-for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
-curl -sf "$base/healthz" >/dev/null || { echo "delivery: hlsrelay-server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
-for i in 0 1 2; do curl -sf "$base/api/v1/channels/start-stream/d$i" >/dev/null; done
-# Warm: wait until d0 lists a full window of segments.
-for _ in $(seq 300); do
-  n="$(curl -sf "$base/hls_streams/d0/index.m3u8" | grep -c '^seg_' || true)"
-  [ "${n:-0}" -ge 5 ] && break
-  sleep 0.1
-done
+warm_demo_server "$base" || { echo "delivery: hlsrelay-server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
 
 # nginx on loopback, as the current user, everything in $work.
 mkdir -p "$work/www/hls_streams/d0" "$work/tmp"
@@ -96,16 +79,6 @@ EOF
 nbase="http://127.0.0.1:$nport"
 for _ in $(seq 50); do curl -s -o /dev/null "$nbase/" && break; sleep 0.1; done
 
-# wrk output -> "req/s p99_ms non2xx"
-parse_wrk() {
-  awk '
-    /Requests\/sec:/ { rps = $2 }
-    /^ +99%/ { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
-               ms = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : (u == "m") ? v * 60000 : v }
-    /Non-2xx or 3xx responses:/ { bad = $5 }
-    /Socket errors:/ { err = $0 }
-    END { printf "%s %s %d\n", rps, ms, bad + 0 }'
-}
 
 echo "hlsrelay benchmark: delivery -- wrk -t2 -c{$concurrencies} -d${seconds}s --latency, hlsrelay-server (memory) vs nginx $("$nginx_bin" -v 2>&1 | sed 's/.*\///') (disk)"
 printf '\n| resource | connections | hlsrelay req/s | nginx req/s | ratio | hlsrelay Gbit/s | nginx Gbit/s | hlsrelay p99 (ms) | nginx p99 (ms) | non-2xx (h/n) |\n'
@@ -125,9 +98,8 @@ for kind in segment playlist; do
     chmod a+r "$work/www/hls_streams/d0/$name"
     bytes="$(stat -c %s "$work/www/hls_streams/d0/$name")"
     path="/hls_streams/d0/$name"
-    t=$(( c < 2 ? c : 2 ))
-    read -r h_rps h_p99 h_bad < <(wrk -t"$t" -c"$c" -d"${seconds}s" --latency "$base$path" | parse_wrk)
-    read -r n_rps n_p99 n_bad < <(wrk -t"$t" -c"$c" -d"${seconds}s" --latency "$nbase$path" | parse_wrk)
+    read -r h_rps h_p99 h_bad < <(run_wrk "$base$path" "$c" "$seconds")
+    read -r n_rps n_p99 n_bad < <(run_wrk "$nbase$path" "$c" "$seconds")
     awk -v k="$kind ($bytes B)" -v c="$c" -v hr="$h_rps" -v nr="$n_rps" -v b="$bytes" -v hp="$h_p99" -v np="$n_p99" \
         -v hb="$h_bad" -v nb="$n_bad" 'BEGIN {
       printf "| %s | %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %d / %d |\n",

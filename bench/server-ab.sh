@@ -14,28 +14,19 @@ secs="${3:-5}"
 conc="${4:-1 10 100 400}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 command -v wrk >/dev/null || { echo "server-ab: wrk missing (scripts/bench-deps.sh)" >&2; exit 1; }
+. "$here/lib.sh"
 work="$(mktemp -d /tmp/hlsrelay-bench-ab.XXXXXX)"
 media="$here/../build/media"  # made once (server/make-demo-media.sh's default place), then reused
 "$here/../server/make-demo-media.sh" "$media/demo.ts" >/dev/null
-{ echo "#EXTM3U"; for i in 0 1 2; do
-    echo "#EXTINF:-1 tvg-id=\"d$i\",D$i"; echo "#EXTVLCOPT:input-repeat=-1"; echo "$media/demo.ts"; done; } >"$work/ch.m3u"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+demo_channels "$work/ch.m3u" "$media/demo.ts"
 pa="$(free_port)"; pb="$(free_port)"
-"$A" --channels "$work/ch.m3u" --media-dir "$media" --listen "127.0.0.1:$pa" --max-connections-per-client 0 --log-level warn >"$work/a.log" 2>&1 &
-ia=$!
-"$B" --channels "$work/ch.m3u" --media-dir "$media" --listen "127.0.0.1:$pb" --max-connections-per-client 0 --log-level warn >"$work/b.log" 2>&1 &
-ib=$!
+start_demo_server "$A" "$work/ch.m3u" "$media" "$pa" "$work/a.log"; ia=$!
+start_demo_server "$B" "$work/ch.m3u" "$media" "$pb" "$work/b.log"; ib=$!
 trap 'kill $ia $ib 2>/dev/null; wait $ia $ib 2>/dev/null; rm -rf "$work"' EXIT
 for p in "$pa" "$pb"; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/healthz" >/dev/null && break; sleep 0.1; done
-  for i in 0 1 2; do curl -sf "http://127.0.0.1:$p/api/v1/channels/start-stream/d$i" >/dev/null; done
-  for _ in $(seq 300); do
-    n="$(curl -sf "http://127.0.0.1:$p/hls_streams/d0/index.m3u8" | grep -c '^seg_' || true)"
-    [ "${n:-0}" -ge 5 ] && break
-    sleep 0.1
-  done
+  warm_demo_server "http://127.0.0.1:$p" || { echo "server-ab: the server on port $p did not start" >&2; cat "$work"/*.log >&2; exit 1; }
 done
-run() { wrk -t"$(( $2 < 2 ? $2 : 2 ))" -c"$2" -d"${secs}s" --latency "$1" | awk '/Requests\/sec:/ {r=$2} /^ +99%/ {p=$2} END {printf "%s %s", r, p}'; }
+run() { run_wrk "$1" "$2" "$secs" | awk '{printf "%s %.2fms", $1, $2}'; }
 newest() { curl -sf "http://127.0.0.1:$1/hls_streams/d0/index.m3u8" | grep '^seg_' | tail -1; }
 echo "| resource | connections | A req/s (p99), two runs | B req/s (p99), two runs | A | B | B/A |"
 echo "|---|---|---|---|---|---|---|"
