@@ -309,6 +309,7 @@ struct FileAnswer {
     int status = 200;  // 200 or 206
     std::vector<std::pair<std::string, std::string>> headers;  // Content-Type, Cache-Control, Accept-Ranges, Content-Range
     double wait_seconds = 0;
+    bool channel_known = false;  // the request named a registry id (whatever else it answers)
 };
 
 // Of a presentation's renditions, the video rendition `asked` when it fails while another video
@@ -370,6 +371,7 @@ inline FileAnswer hls_file(const Engine& engine, const FileRequest& req, bool ag
     };
     // Engine::read also takes display names; a URL names a registry id only.
     if (!engine.has_id(req.channel)) return answer(channel_not_found());
+    a.channel_known = true;
     const std::string_view id = req.channel;
     std::string file(req.file);
     int cache_seconds = 0;

@@ -17,7 +17,12 @@ void Activity::record_request(const std::string& channel, const std::string& cli
     e.last_request_wall = std::chrono::system_clock::now();
     e.last_use = now;
     e.used = true;
-    prune(e, now);  // bounds the map by the clients of the last window
+    // Bounds the map by the clients of the last window (plus a second's worth): pruning walks every
+    // client, so a channel with many viewers does it once a second, not on each of their requests.
+    if (now - e.pruned_at >= std::chrono::seconds(1)) {
+        prune(e, now);
+        e.pruned_at = now;
+    }
 }
 
 void Activity::touch(const std::string& channel, Clock::time_point now) {

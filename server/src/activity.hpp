@@ -41,6 +41,7 @@ private:
         std::map<std::string, Clock::time_point> clients;  // address -> last request
         std::optional<std::chrono::system_clock::time_point> last_request_wall;
         Clock::time_point last_use{};
+        Clock::time_point pruned_at{};  // record_request's last prune
         bool used = false;
         int waiters = 0;
     };

@@ -73,15 +73,32 @@ void Connection::stop() {
 void Connection::abort() {
     phase_ = Phase::closed;
     asio::error_code ignored;
+    disarm();
     timer_.cancel();
     socket_.close(ignored);
 }
 
+// The phase's deadline is a field; the timer only wakes the connection to look at it. Re-arming for
+// a later deadline (every response: the write deadline, then the keep-alive one) leaves the timer as
+// it is, and the wake-up at its old expiry waits again for what is left. Only an earlier deadline
+// (or none pending) sets the timer again: a request costs no timer operation in the usual case.
 void Connection::arm(std::chrono::milliseconds timeout) {
-    timer_.expires_after(timeout);
-    timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
-        // A wait that completed just before a re-arm still runs: only a past expiry counts.
-        if (ec || self->timer_.expiry() > std::chrono::steady_clock::now()) return;
+    deadline_ = std::chrono::steady_clock::now() + timeout;
+    if (timer_pending_ && timer_.expiry() <= deadline_) return;
+    wait_for(deadline_);
+}
+
+void Connection::disarm() { deadline_ = Clock::time_point::max(); }
+
+void Connection::wait_for(Clock::time_point at) {
+    timer_.expires_at(at);  // cancels a pending wait: its handler sees another generation and returns
+    timer_pending_ = true;
+    timer_.async_wait([self = shared_from_this(), generation = ++timer_generation_](const asio::error_code& ec) {
+        if (generation != self->timer_generation_) return;  // superseded by a later wait_for
+        self->timer_pending_ = false;
+        if (ec || self->phase_ == Phase::closed || self->deadline_ == Clock::time_point::max()) return;
+        if (self->deadline_ > Clock::now()) return self->wait_for(self->deadline_);  // moved on meanwhile
+        self->disarm();
         self->on_deadline();
     });
 }
@@ -139,8 +156,8 @@ void Connection::read_more() {
 
 void Connection::on_request() {
     phase_ = Phase::handling;
-    timer_.cancel();
-    request_start_ = std::chrono::steady_clock::now();
+    disarm();  // the handler answers in its own time (a blocking reload, an on-demand start)
+    if (log::enabled(LogLevel::Debug)) request_start_ = std::chrono::steady_clock::now();  // for the log line only
     handler_.handle(request_, client_, [self = shared_from_this()](Response r) {
         asio::dispatch(self->socket_.get_executor(), [self, r = std::move(r)]() mutable { self->send(std::move(r)); });
     });
@@ -262,10 +279,15 @@ void Connection::on_written(const asio::error_code& ec) {
     arm(timeouts_.keep_alive);
     // Waiting for the next request (nothing buffered, nothing unread in the socket): reclaimable
     // first when the server is full. Idle since its last response began, not since this handler
-    // runs: a client may have read the response and moved on already.
-    asio::error_code unread;
-    if (pending_.empty() && socket_.available(unread) == 0 && !unread)
-        idle_since_.store(response_began_, std::memory_order_relaxed);
+    // runs: a client may have read the response and moved on already. Whether the socket holds
+    // unread bytes costs a system call (FIONREAD), asked only once the server is crowded: before
+    // that no connection is reclaimed, and a request already in the socket clears the mark as soon
+    // as the read below takes it.
+    if (pending_.empty()) {
+        asio::error_code unread;
+        if (!manager_.crowded() || (socket_.available(unread) == 0 && !unread))
+            idle_since_.store(response_began_, std::memory_order_relaxed);
+    }
     process();
 }
 
@@ -315,6 +337,7 @@ void Connection::close() {
     phase_ = Phase::closed;
     if (response_.stream) response_.stream->cancel();
     asio::error_code ignored;
+    disarm();
     timer_.cancel();
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);

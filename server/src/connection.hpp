@@ -1,5 +1,5 @@
 // One client connection: reads requests (keep-alive, pipelined), hands them to the RequestHandler and
-// writes the responses, all on its own strand, with per-phase deadlines so a stalled peer is dropped.
+// writes the responses, all on its own io thread, with per-phase deadlines so a stalled peer is dropped.
 #pragma once
 
 #include "http.hpp"
@@ -27,16 +27,17 @@ struct ConnectionTimeouts {
 
 class Connection : public std::enable_shared_from_this<Connection> {
 public:
-    // `socket` must use a strand executor: every handler of this connection runs on it.
+    // `socket`'s executor is an io_context that one thread runs (Server: one per io thread): every
+    // handler of this connection runs there, one at a time.
     Connection(asio::ip::tcp::socket socket, ConnectionManager& manager, RequestHandler& handler,
                ConnectionTimeouts timeouts, ParserLimits limits);
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
 
     void start();
-    // Thread-safe: closes the socket on the connection's strand.
+    // Thread-safe: closes the socket on the connection's io thread.
     void stop();
-    // Closes the socket at once, off its strand: only when no io thread runs any more.
+    // Closes the socket at once, from any thread: only when no io thread runs any more.
     void abort();
     const std::string& client() const { return client_; }  // the peer's address
     // Thread-safe: 0 unless the connection waits for a next request on a kept connection; then when
@@ -50,7 +51,10 @@ private:
     void read_more();
     void on_request();
     void send(Response response);
-    void arm(std::chrono::milliseconds timeout);
+    using Clock = std::chrono::steady_clock;
+    void arm(std::chrono::milliseconds timeout);  // the current phase must end within `timeout`
+    void disarm();                                // no deadline (handling a request)
+    void wait_for(Clock::time_point at);          // (re)sets the timer to wake the connection at `at`
     void on_deadline();
     void on_written(const asio::error_code& ec);  // the response is out (or failed)
     void write_file();   // head + a fd-backed body (Response::file): send/sendfile as far as the socket takes
@@ -61,6 +65,9 @@ private:
 
     asio::ip::tcp::socket socket_;
     asio::steady_timer timer_;
+    Clock::time_point deadline_ = Clock::time_point::max();  // of the current phase; max: none
+    bool timer_pending_ = false;                             // a wait of timer_ is outstanding
+    uint64_t timer_generation_ = 0;                          // of the newest wait; older ones are stale
     ConnectionManager& manager_;
     RequestHandler& handler_;
     const ConnectionTimeouts timeouts_;

@@ -1,4 +1,4 @@
-// The set of live connections, shared by the acceptor and every connection's strand.
+// The set of live connections, shared by the acceptor and every connection's io thread.
 #include "connection_manager.hpp"
 
 #include "connection.hpp"
@@ -41,6 +41,7 @@ ConnectionManager::Admission ConnectionManager::start(const std::shared_ptr<Conn
         }
         connections_.emplace(c, Entry{client});
         ++per_client_[client];
+        count_.store(connections_.size(), std::memory_order_relaxed);
     }
     if (evicted) evicted->stop();
     c->start();
@@ -53,6 +54,7 @@ void ConnectionManager::remove(const std::shared_ptr<Connection>& c) {
     if (it == connections_.end()) return;
     uncount(it->second);
     connections_.erase(it);
+    count_.store(connections_.size(), std::memory_order_relaxed);
 }
 
 void ConnectionManager::release_client(const std::shared_ptr<Connection>& c) {
@@ -77,6 +79,7 @@ void ConnectionManager::abort_all() {
         for (const auto& [c, entry] : connections_) all.push_back(c);
         connections_.clear();
         per_client_.clear();
+        count_.store(0, std::memory_order_relaxed);
     }
     for (const auto& c : all) c->abort();
 }

@@ -2,6 +2,7 @@
 // idle keep-alive connections when full, and closes them all on shutdown.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -32,13 +33,16 @@ public:
     void remove(const std::shared_ptr<Connection>& c);
     // A connection being closed (lingering) no longer counts against its client's cap.
     void release_client(const std::shared_ptr<Connection>& c);
-    void stop_all();  // asks every connection to close (asynchronously, on its strand)
-    // Closes every socket left and forgets them all; only once no io thread runs (no strand to race).
+    void stop_all();  // asks every connection to close (asynchronously, on its io thread)
+    // Closes every socket left and forgets them all; only once no io thread runs (none to race).
     void abort_all();
     std::size_t size() const;
     std::size_t count_for(const std::string& client) const;  // connections counted against `client`
     std::size_t idle_count() const;  // connections waiting for a next request
     bool full() const { return size() >= max_; }
+    // Lock-free and approximate: at least half the slots are taken, so reclaiming idle connections
+    // may soon matter (Connection then checks exactly whether it is idle).
+    bool crowded() const { return count_.load(std::memory_order_relaxed) * 2 >= max_; }
 
 private:
     struct Entry {
@@ -49,9 +53,10 @@ private:
 
     const std::size_t max_;
     const std::size_t max_per_client_;
-    mutable std::mutex mu_;  // connections live on different strands, so add/remove race
+    mutable std::mutex mu_;  // connections live on different io threads, so add/remove race
     std::map<std::shared_ptr<Connection>, Entry> connections_;
     std::map<std::string, std::size_t> per_client_;
+    std::atomic<std::size_t> count_{0};  // connections_.size(), for crowded()
 };
 
 }  // namespace hlsrelay::server

@@ -482,12 +482,12 @@ Response RequestHandler::handle_now(const Route& r, const api::HttpVerdict& verd
 
 void RequestHandler::serve_hls(const Route& r, const Request& req, const std::string& client, Done done) {
     const std::string& id = r.channel;  // a registry id, or api::hls_file answers 404
-    if (engine_.has_id(id)) activity_.record_request(id, client);
     api::PlaylistDirectives d;
     for (auto [name, field] : {std::pair{"_HLS_msn", &d.msn}, {"_HLS_part", &d.part}, {"_HLS_skip", &d.skip}})
         if (const auto it = r.query.find(name); it != r.query.end()) *field = it->second;
     const bool head = req.method == "HEAD";
     const api::FileAnswer a = api::hls_file(engine_, {id, r.file, head, req.header("Range"), d});
+    if (a.channel_known) activity_.record_request(id, client);  // a viewer of a channel that exists
     if (a.kind == api::FileAnswer::Kind::wait) {
         auto b = std::make_shared<BlockedReload>(io_, id, r.file, d, head, std::move(done));
         b->timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(

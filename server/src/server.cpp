@@ -116,7 +116,8 @@ void Server::accept() {
     // The io_context of the next connection, in turn (next_io_ is only touched on the acceptor's strand).
     const std::size_t pick = next_io_++ % (more_io_.size() + 1);
     asio::io_context& io = pick == 0 ? io_ : *more_io_[pick - 1];
-    acceptor_.async_accept(asio::make_strand(io), [this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+    // Each io_context has one thread: the connection's handlers run in order without a strand.
+    acceptor_.async_accept(io, [this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
         if (!acceptor_.is_open()) return;
         if (!ec) {
             // Responses go out in one gathered write; without this, Nagle holds a response's last
