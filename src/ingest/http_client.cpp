@@ -480,26 +480,25 @@ std::string HttpClient::read_body() {
             if (!coding) {
                 // The body is read straight into its final buffer of exactly the announced size (a
                 // segment lives in the window for its whole life, so no slack capacity rides along),
-                // from the pool when there is one.
+                // from the pool when there is one. A pooled buffer keeps its old bytes: sized down
+                // to `size` it costs no zero fill, and every byte is overwritten below.
                 const auto size = static_cast<size_t>(length);
-                if (spec.pool && size >= BufferPool::kMinSize) {
-                    body = spec.pool->take(size);
-                    body.clear();
-                } else {
-                    body.reserve(size);
-                }
-                left -= consume_buffered(left);
-                while (left > 0) {
-                    const size_t old = body.size();
-                    const size_t want = static_cast<size_t>(std::min<uint64_t>(left, 256 * 1024));
-                    body.resize(old + want);
-                    const size_t got = read_some(body.data() + old, want);
-                    body.resize(old + got);
-                    if (got == 0)
+                if (spec.pool && size >= BufferPool::kMinSize) body = spec.pool->take(size);
+                else body.reserve(size);
+                body.resize(size);
+                size_t filled = std::min(size, in_.size() - in_pos_);  // already read with the head
+                if (filled > 0) std::memcpy(body.data(), in_.data() + in_pos_, filled);
+                in_pos_ += filled;
+                count(filled);
+                while (filled < size) {
+                    const size_t got = read_some(body.data() + filled, size - filled);
+                    if (got == 0) {
+                        body.resize(filled);
                         throw av::SourceError("truncated response from " + redact_url(op_.url) + ": " +
-                                              std::to_string(length - left) + " of " + std::to_string(length) + " bytes");
+                                              std::to_string(filled) + " of " + std::to_string(length) + " bytes");
+                    }
                     count(got);
-                    left -= got;
+                    filled += got;
                 }
             } else {
                 for (;;) {
