@@ -784,6 +784,10 @@ struct Result {
     double pss_mb = NAN;       // per channel
     std::vector<double> first_playable;       // from the channel's own start request
     std::vector<double> first_playable_all;   // from the first start request of the run
+    // first_playable split at the origin (bench/origin.hpp first_asked, first_sent): from the start
+    // request until the channel's first segment request reached the origin; until the origin had
+    // written all of it; from then until the sampled player had a playable playlist.
+    std::vector<double> first_until_asked, first_origin_answer, first_after_sent;
     int never_playable = 0;
     std::vector<double> delays;
     int undelivered = 0;  // origin segments published in the delay window not covered 6 s later
@@ -925,6 +929,11 @@ Result run(System& sys, const MultiOrigin& origin, const Options& o, const std::
         }
         r.first_playable.push_back(seconds_between(requested[static_cast<std::size_t>(c)], *tr.first_playable));
         r.first_playable_all.push_back(seconds_between(t_start, *tr.first_playable));
+        if (const auto asked = origin.first_asked(oc), sent = origin.first_sent(oc); asked && sent) {
+            r.first_until_asked.push_back(seconds_between(requested[static_cast<std::size_t>(c)], *asked));
+            r.first_origin_answer.push_back(seconds_between(*asked, *sent));
+            r.first_after_sent.push_back(seconds_between(*sent, *tr.first_playable));
+        }
         if (tr.first_origin < 0) {
             all_tracked = false;
             continue;
@@ -1132,6 +1141,12 @@ int main(int argc, char** argv) {
          [](R r) { return percentile(r.first_playable, 50); }, "max <= 1.0 s");
     line("first playable playlist from the first start request p50 / p95 / max (s)",
          [](R r) { return dist(r.first_playable_all); }, nullptr, "");
+    line("first playable, split p50 / p95 / max (s): start request -> first segment asked of the origin",
+         [](R r) { return dist(r.first_until_asked); }, nullptr, "");
+    line("... -> the origin has sent it all (its one thread's queue included)", [](R r) { return dist(r.first_origin_answer); },
+         nullptr, "");
+    line("... -> the sampled player's playlist lists it (poll every 0.1 s)", [](R r) { return dist(r.first_after_sent); },
+         nullptr, "");
     line("never playable (sampled)", [](R r) { return std::to_string(r.never_playable); }, nullptr, "0");
     line("publish delay p50 / p95 / max (s)", [](R r) { return dist(r.delays); }, [](R r) { return percentile(r.delays, 50); },
          "p50 <= 1.0 s");

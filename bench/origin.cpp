@@ -29,6 +29,7 @@ struct MultiOrigin::Conn {
     std::size_t sent = 0;             // bytes of head + body sent
     bool close_after = false;
     bool want_out = false;
+    int first_of = -1;  // the channel whose first requested segment this response is (first_sent)
     // When the kernel received the first bytes of the request in `in` (SO_TIMESTAMPNS), on the
     // steady clock: the origin answers and times each request as of its arrival, so a request that
     // waited behind others in this one thread neither sees later publications nor makes its
@@ -45,7 +46,10 @@ MultiOrigin::MultiOrigin(std::vector<std::string> files, std::vector<double> dur
 
 MultiOrigin::MultiOrigin(OriginMedia media, int channels, int window, double spread)
     : media_(std::move(media)), files_(media_.durations.size()), durations_(media_.durations), channels_(channels),
-      window_(window), first_req_(new std::atomic<int64_t>[static_cast<std::size_t>(channels)]) {
+      window_(window),
+      first_req_(new std::atomic<int64_t>[static_cast<std::size_t>(channels)]),
+      first_asked_(new std::atomic<int64_t>[static_cast<std::size_t>(channels)]),
+      first_sent_(new std::atomic<int64_t>[static_cast<std::size_t>(channels)]) {
     if (files_ == 0 || media_.renditions.empty()) throw std::invalid_argument("MultiOrigin: no media");
     for (const auto& r : media_.renditions)
         if (r.files.size() != files_ || (media_.master.empty() != r.dir.empty()) || r.dir.find('/') != std::string::npos)
@@ -60,8 +64,8 @@ MultiOrigin::MultiOrigin(OriginMedia media, int channels, int window, double spr
     for (int c = 0; c < channels_; ++c) {
         double whole = 0;
         offset_.push_back(6.0 + std::modf(c * golden, &whole) * total_ * std::clamp(spread, 0.0, 1.0));
-        first_req_[static_cast<std::size_t>(c)] = -1;
     }
+    reset_first_requested();
 }
 
 MultiOrigin::~MultiOrigin() {
@@ -139,8 +143,24 @@ double MultiOrigin::published_position(int channel, Clock::time_point now) const
 
 int64_t MultiOrigin::first_requested(int channel) const { return first_req_[static_cast<std::size_t>(channel)].load(); }
 
+std::optional<Clock::time_point> MultiOrigin::first_asked(int channel) const {
+    const int64_t t = first_asked_[static_cast<std::size_t>(channel)].load();
+    if (t < 0) return std::nullopt;
+    return Clock::time_point(Clock::duration(t));
+}
+
+std::optional<Clock::time_point> MultiOrigin::first_sent(int channel) const {
+    const int64_t t = first_sent_[static_cast<std::size_t>(channel)].load();
+    if (t < 0) return std::nullopt;
+    return Clock::time_point(Clock::duration(t));
+}
+
 void MultiOrigin::reset_first_requested() {
-    for (int c = 0; c < channels_; ++c) first_req_[static_cast<std::size_t>(c)] = -1;
+    for (int c = 0; c < channels_; ++c) {
+        first_req_[static_cast<std::size_t>(c)] = -1;
+        first_asked_[static_cast<std::size_t>(c)] = -1;
+        first_sent_[static_cast<std::size_t>(c)] = -1;
+    }
 }
 
 std::string MultiOrigin::playlist(const OriginRendition& r, int channel, Clock::time_point now) const {
@@ -317,7 +337,10 @@ void MultiOrigin::respond(Conn& c, const std::string& path, bool close_after) {
             c.body = &r->files[static_cast<std::size_t>(k % static_cast<long long>(files_))];
             if (r == &media_.renditions.front()) {
                 int64_t expected = -1;
-                first_req_[static_cast<std::size_t>(channel)].compare_exchange_strong(expected, k);
+                if (first_req_[static_cast<std::size_t>(channel)].compare_exchange_strong(expected, k)) {
+                    first_asked_[static_cast<std::size_t>(channel)] = now.time_since_epoch().count();
+                    c.first_of = channel;
+                }
             }
         }
     }
@@ -381,6 +404,8 @@ bool MultiOrigin::flush(Conn& c) {
         c.sent += static_cast<std::size_t>(w);
     }
     // Response complete.
+    if (c.first_of >= 0) first_sent_[static_cast<std::size_t>(c.first_of)] = Clock::now().time_since_epoch().count();
+    c.first_of = -1;
     c.head.clear();
     c.body = nullptr;
     if (c.want_out) {

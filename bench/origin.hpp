@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,6 +64,10 @@ public:
 
     // The first segment a client requested of `channel` since the last reset (-1: none).
     int64_t first_requested(int channel) const;
+    // When that request reached the origin (the kernel's receive time), and when the origin had
+    // written the last byte of its answer into the socket; nullopt before either.
+    std::optional<Clock::time_point> first_asked(int channel) const;
+    std::optional<Clock::time_point> first_sent(int channel) const;
     void reset_first_requested();
 
     uint64_t requests() const { return requests_.load(); }
@@ -101,6 +106,8 @@ private:
     int window_;
     std::vector<double> offset_;
     std::unique_ptr<std::atomic<int64_t>[]> first_req_;
+    // first_asked() / first_sent() per channel: Clock ticks since its epoch, -1 while unknown.
+    std::unique_ptr<std::atomic<int64_t>[]> first_asked_, first_sent_;
     std::atomic<uint64_t> requests_{0}, not_found_{0}, playlist_loads_{0}, early_reloads_{0}, segments_seen_{0};
     std::atomic<double> worst_early_{0}, worst_queueing_{0};
     struct Reloads {  // of one channel's rendition, touched by the origin's thread only

@@ -549,7 +549,9 @@ std::string HttpClient::get(const std::string& url, const FetchSpec& spec, av::I
     } catch (const http::FramingError& e) {
         framing_error(e);
     }
-    if (body.capacity() > body.size() + body.size() / 8 + 4096) body.shrink_to_fit();
+    // A body that grew by doubling (chunked, until close) gives back its slack; a pooled buffer
+    // (BufferPool::fits) keeps it, as the pool's next take of this size would want it back.
+    if (!BufferPool::fits(body.capacity(), body.size()) && body.capacity() > body.size() + 4096) body.shrink_to_fit();
     guard.armed = false;
     finish_response();
     if (final_url) *final_url = op_.url;
