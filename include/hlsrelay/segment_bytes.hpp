@@ -70,6 +70,34 @@ public:
     // Writing, before the buffer is shared: its first `n` bytes (n <= capacity()) become bytes().
     char* data() { return static_cast<char*>(map_); }
     void resize(std::size_t n) { size_ = n <= capacity_ ? n : capacity_; }
+    // Before the buffer is shared: makes its capacity `capacity` (rounded up to whole pages), keeping
+    // the bytes below both sizes. Growing keeps the pages it has (only the new ones are faulted in
+    // when written); shrinking gives the tail's pages back. False (the buffer unchanged) when the
+    // system refuses.
+    bool set_capacity(std::size_t capacity) noexcept {
+#ifdef __linux__
+        if (capacity == 0) capacity = 1;
+        const long page = ::sysconf(_SC_PAGESIZE);
+        const std::size_t p = page > 0 ? static_cast<std::size_t>(page) : 4096;
+        capacity = (capacity + p - 1) / p * p;
+        if (capacity == capacity_) return true;
+        // The mapping never reaches past the file's end: the file grows first, or shrinks last.
+        if (capacity > capacity_ && ::ftruncate(fd_, static_cast<off_t>(capacity)) != 0) return false;
+        void* map = ::mremap(map_, capacity_, capacity, MREMAP_MAYMOVE);
+        if (map == MAP_FAILED) {
+            if (capacity > capacity_) (void)::ftruncate(fd_, static_cast<off_t>(capacity_));
+            return false;
+        }
+        map_ = map;
+        if (capacity < capacity_) (void)::ftruncate(fd_, static_cast<off_t>(capacity));  // frees the tail's pages
+        capacity_ = capacity;
+        if (size_ > capacity_) size_ = capacity_;
+        return true;
+#else
+        (void)capacity;
+        return false;
+#endif
+    }
     void assign(std::string_view b) {
         size_ = b.size() <= capacity_ ? b.size() : capacity_;
         if (size_) std::memcpy(map_, b.data(), size_);

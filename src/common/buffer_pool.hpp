@@ -5,7 +5,8 @@
 // Here a segment that dies hands its buffer to the pool and the next download of about that size
 // reuses it, so memory stays at what the windows hold. Published segments keep their bytes in
 // fd-backed buffers (SegmentBytes, a mapped memfd, for sendfile): those are recycled the same way, so
-// publishing a segment costs no memfd_create/ftruncate/mmap once the pool holds one of its size.
+// publishing a segment costs no memfd_create/mmap once the pool holds a spare (resized in place when
+// none fits: the pages it has are kept).
 #pragma once
 
 #include "hlsrelay/segment_bytes.hpp"
@@ -70,30 +71,48 @@ public:
         spares_.push_back({std::move(s), Clock::now()});
     }
 
-    // An fd-backed buffer with room for `size` bytes: a spare one if one fits as take() chooses, else
-    // a new one with an eighth of headroom (the next segments of about that size fit it too); null
-    // when the system gives none.
+    // An fd-backed buffer with room for `size` bytes: a spare one if one fits as take() chooses;
+    // else the spare nearest in size, grown or shrunk in place to `size` and an eighth of headroom
+    // (the next segments of about that size fit it too: SegmentBytes::set_capacity keeps the pages
+    // it has, so only the growth is new memory); else a new one of that capacity. Null when the
+    // system gives none.
     std::shared_ptr<SegmentBytes> take_file(size_t size) {
+        const size_t wanted = size + size / 8;
+        std::shared_ptr<SegmentBytes> nearest;
         {
             std::lock_guard lock(mu_);
-            size_t best = file_spares_.size();
+            size_t best = file_spares_.size(), near = file_spares_.size();
+            auto distance = [&](size_t i) {
+                const size_t cap = file_spares_[i].bytes->capacity();
+                return cap > wanted ? cap - wanted : wanted - cap;
+            };
             for (size_t i = 0; i < file_spares_.size(); ++i) {
                 const size_t cap = file_spares_[i].bytes->capacity();
                 if (fits(cap, size) &&
                     (best == file_spares_.size() || cap < file_spares_[best].bytes->capacity()))
                     best = i;
+                if (near == file_spares_.size() || distance(i) < distance(near)) near = i;
             }
-            if (best != file_spares_.size()) {
-                std::shared_ptr<SegmentBytes> f = std::move(file_spares_[best].bytes);
-                file_spares_[best] = std::move(file_spares_.back());
+            const size_t pick = best != file_spares_.size() ? best : near;
+            if (pick != file_spares_.size()) {
+                std::shared_ptr<SegmentBytes> f = std::move(file_spares_[pick].bytes);
+                file_spares_[pick] = std::move(file_spares_.back());
                 file_spares_.pop_back();
-                ++file_hits_;
-                f->resize(0);
-                return f;
+                if (pick == best) {
+                    ++file_hits_;
+                    f->resize(0);
+                    return f;
+                }
+                nearest = std::move(f);
             }
-            ++file_misses_;
+            ++(nearest ? file_resizes_ : file_misses_);
         }
-        return SegmentBytes::create(size + size / 8);
+        // Resized (system calls) outside the lock; a refusal frees it and makes a new one.
+        if (nearest && nearest->set_capacity(wanted)) {
+            nearest->resize(0);
+            return nearest;
+        }
+        return SegmentBytes::create(wanted);
     }
 
     // An fd-backed buffer nobody uses any more (only the caller holds it). Beyond max_spares the
@@ -151,6 +170,10 @@ public:
         std::lock_guard lock(mu_);
         return file_misses_;
     }
+    size_t file_resizes() const {  // takes served by a spare resized in place
+        std::lock_guard lock(mu_);
+        return file_resizes_;
+    }
     size_t hits() const {
         std::lock_guard lock(mu_);
         return hits_;
@@ -183,7 +206,7 @@ private:
         Clock::time_point since;
     };
     std::vector<FileSpare> file_spares_;
-    size_t file_hits_ = 0, file_misses_ = 0;
+    size_t file_hits_ = 0, file_misses_ = 0, file_resizes_ = 0;
 };
 
 }  // namespace hlsrelay

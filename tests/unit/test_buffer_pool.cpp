@@ -3,7 +3,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <string>
+
+#ifdef __linux__
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
 
 using namespace hlsrelay;
 
@@ -87,9 +93,45 @@ TEST_CASE("buffer pool: fd-backed buffers are reused when they fit and only when
     CHECK(again->size() == 0);
     CHECK(pool.file_hits() == 1);
     pool.give_file(std::move(again));
-    auto other = pool.take_file(100'000);  // far smaller: a new one
+
+    // Far smaller: no spare fits, so the nearest one is shrunk in place (its tail's pages freed).
+    auto other = pool.take_file(100'000);
     REQUIRE(other);
-    CHECK(other->fd() != fd);
+    CHECK(other->fd() == fd);
+    CHECK(other->capacity() >= 100'000 + 100'000 / 8);
+    CHECK(other->capacity() < 200'000);
+    CHECK(other->size() == 0);
+    CHECK(pool.file_resizes() == 1);
+    CHECK(pool.file_misses() == 1);
+    // With no spare at all: a new one.
+    auto fresh = pool.take_file(100'000);
+    REQUIRE(fresh);
+    CHECK(fresh->fd() != fd);
     CHECK(pool.file_misses() == 2);
+}
+
+TEST_CASE("segment bytes: the capacity changes in place, keeping the bytes below both sizes") {
+    auto b = SegmentBytes::create(10'000);
+    REQUIRE(b);
+    b->assign(filled(10'000, 'q'));
+    REQUIRE(b->set_capacity(3'000'000));
+    CHECK(b->capacity() >= 3'000'000);
+    CHECK(b->size() == 10'000);
+    CHECK(b->bytes() == filled(10'000, 'q'));
+    std::memset(b->data() + 10'000, 'r', 3'000'000 - 10'000);  // the grown part is writable
+    b->resize(3'000'000);
+    CHECK(b->bytes().back() == 'r');
+    // The fd sees what the mapping holds (sendfile reads it).
+    char c = 0;
+    CHECK(::pread(b->fd(), &c, 1, 2'999'999) == 1);
+    CHECK(c == 'r');
+
+    REQUIRE(b->set_capacity(5'000));
+    CHECK(b->capacity() < 10'000);
+    CHECK(b->size() == b->capacity());  // cut to what is left
+    CHECK(b->bytes().substr(0, 5'000) == filled(5'000, 'q'));
+    struct stat st {};
+    REQUIRE(::fstat(b->fd(), &st) == 0);
+    CHECK(static_cast<size_t>(st.st_size) == b->capacity());
 }
 #endif
