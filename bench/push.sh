@@ -113,8 +113,8 @@ run() {
     curl -s "$base/api/v1/channels/stream-status/p0" >&2 || true
     exit 1
   fi
-  local before_status t0 s0 n0 trail=0 samples=0 t
-  before_status="$(curl -sf "$base/api/v1/channels/streams-status")"
+  local t0 s0 n0 trail=0 samples=0 t
+  curl -sf -o "$work/before-$label.json" "$base/api/v1/channels/streams-status"
   s0="$(ticks "$server_pid")"; n0="$(ticks $(nginx_pids))"; t0="$(date +%s.%N)"
   local end=$(( $(date +%s) + seconds ))
   while [ "$(date +%s)" -lt "$end" ]; do
@@ -130,9 +130,9 @@ run() {
     fi
     sleep 1
   done
-  local s1 n1 t1 after_status
+  local s1 n1 t1
   s1="$(ticks "$server_pid")"; n1="$(ticks $(nginx_pids))"; t1="$(date +%s.%N)"
-  after_status="$(curl -sf "$base/api/v1/channels/streams-status")"
+  curl -sf -o "$work/after-$label.json" "$base/api/v1/channels/streams-status"
   # A channel pushed from the origin plays: its playlist's newest segment is there.
   local playable="-"
   if [ -n "$push" ]; then
@@ -143,21 +143,22 @@ run() {
   fi
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
   python3 - "$label" "$n" "$hz" "$s0" "$s1" "$n0" "$n1" "$t0" "$t1" "$trail" "$samples" "$playable" \
-    "$before_status" "$after_status" <<'PY'
+    "$work/before-$label.json" "$work/after-$label.json" <<'PY'
 import json, sys
 label, n, hz, s0, s1, n0, n1, t0, t1, trail, samples, playable, before, after = sys.argv[1:]
 n, hz = int(n), float(hz)
 window = float(t1) - float(t0)
 cpu = (float(s1) - float(s0)) / hz / window * 100
 ncpu = (float(n1) - float(n0)) / hz / window * 100
+before, after = (json.load(open(path)) for path in (before, after))
 def push_sum(status, key):
-    return sum((s.get("push") or {}).get(key, 0) or 0 for s in json.loads(status)["streams"])
+    return sum((s.get("push") or {}).get(key, 0) or 0 for s in status["streams"])
 fields = ["pushed", "retries", "failed", "dropped", "withheld"]
 delta = {k: push_sum(after, k) - push_sum(before, k) for k in fields}
 def fresh(s):
     age = s.get("newest_segment_age_seconds")
     return age is not None and age <= 7
-live = sum(1 for s in json.loads(after)["streams"] if fresh(s))
+live = sum(1 for s in after["streams"] if fresh(s))
 pushing = label != "serve"
 print("|", label, "|", f"{cpu / n:.3f}", "|", f"{ncpu:.1f}" if pushing else "-", "|",
       f"{delta['pushed'] / window:.1f}" if pushing else "-", "|",
