@@ -49,18 +49,7 @@ warm_demo_server "$base" || { echo "delivery: hlsrelay-server did not start:" >&
 # nginx on loopback, as the current user, everything in $work.
 mkdir -p "$work/www/hls_streams/d0" "$work/tmp"
 chmod -R a+rX "$work"
-cat >"$work/nginx.conf" <<EOF
-worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/tmp/body;
-  proxy_temp_path $work/tmp/proxy;
-  fastcgi_temp_path $work/tmp/fastcgi;
-  uwsgi_temp_path $work/tmp/uwsgi;
-  scgi_temp_path $work/tmp/scgi;
+{ nginx_conf_head "$work"; cat <<EOF
   types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
   sendfile on;
   tcp_nopush on;
@@ -75,6 +64,7 @@ http {
   }
 }
 EOF
+} >"$work/nginx.conf"
 "$nginx_bin" -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
 nbase="http://127.0.0.1:$nport"
 for _ in $(seq 50); do curl -s -o /dev/null "$nbase/" && break; sleep 0.1; done

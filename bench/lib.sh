@@ -47,3 +47,22 @@ parse_wrk() {
 
 # run_wrk URL CONNECTIONS SECONDS -> "req/s p99_ms non2xx" (at most 2 wrk threads)
 run_wrk() { wrk -t"$(( $2 < 2 ? $2 : 2 ))" -c"$2" -d"$3s" --latency "$1" | parse_wrk; }
+
+# nginx_conf_head WORK: the start of a loopback nginx.conf for a benchmark (as the current user,
+# everything under WORK, 2 workers, no access log) up to the common lines of its http block; the
+# caller adds its own http settings, its server block and the two closing braces.
+nginx_conf_head() {
+  cat <<EOF
+worker_processes 2;
+pid $1/nginx.pid;
+error_log $1/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $1/tmp/body;
+  proxy_temp_path $1/tmp/proxy;
+  fastcgi_temp_path $1/tmp/fastcgi;
+  uwsgi_temp_path $1/tmp/uwsgi;
+  scgi_temp_path $1/tmp/scgi;
+EOF
+}

@@ -50,18 +50,7 @@ mkdir -p "$work/www/live" "$work/tmp"
 # nginx's workers (another user when started as root) write the pushed files and read the config.
 chmod a+rX "$work"
 chmod -R a+rwX "$work/www" "$work/tmp"
-cat >"$work/nginx.conf" <<EOF
-worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/tmp/body;
-  proxy_temp_path $work/tmp/proxy;
-  fastcgi_temp_path $work/tmp/fastcgi;
-  uwsgi_temp_path $work/tmp/uwsgi;
-  scgi_temp_path $work/tmp/scgi;
+{ nginx_conf_head "$work"; cat <<EOF
   server {
     listen 127.0.0.1:$nport;
     root $work/www;
@@ -76,6 +65,7 @@ http {
   }
 }
 EOF
+} >"$work/nginx.conf"
 "$nginx_bin" -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
 for _ in $(seq 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
 nginx_pids() { pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' '; echo "$(cat "$work/nginx.pid")"; }
