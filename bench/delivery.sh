@@ -24,18 +24,12 @@ for tool in wrk nginx curl; do
 done
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 
+. "$here/lib.sh"
 "$here/../server/make-demo-media.sh" "$build/media/demo.ts" >/dev/null
 work="$(mktemp -d /tmp/hlsrelay-bench-delivery.XXXXXX)"
 server_pid=
-cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  [ -s "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  sleep 0.5
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap cleanup_work EXIT
 
-. "$here/lib.sh"
 hport="$(free_port)"
 nport="$(free_port)"
 

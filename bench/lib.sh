@@ -66,3 +66,12 @@ http {
   scgi_temp_path $1/tmp/scgi;
 EOF
 }
+
+# cleanup_work: the EXIT trap of a benchmark that keeps everything in $work: stops the server whose
+# pid is in $server_pid and the nginx whose pid file is in $work, then removes $work.
+cleanup_work() {
+  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  [ -s "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  sleep 0.5
+  rm -rf "$work"
+}

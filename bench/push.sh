@@ -27,13 +27,7 @@ command -v curl >/dev/null || { echo "push: curl missing" >&2; exit 1; }
 "$here/../server/make-demo-media.sh" "$build/media/demo.ts" >/dev/null
 work="$(mktemp -d /tmp/hlsrelay-bench-push.XXXXXX)"
 server_pid=
-cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  [ -s "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  sleep 0.5
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap cleanup_work EXIT
 
 {
   echo "#EXTM3U"
