@@ -645,7 +645,7 @@ std::string Segmenter::take_muxed() {
 }
 
 // LL-HLS: the open part ends at `end_pts` (the frame that begins the next one, or the segment's end).
-void Segmenter::finish_part(int64_t end_pts) {
+void Segmenter::finish_part(int64_t end_pts, bool last) {
     av_write_frame(muxer_.get(), nullptr);  // PES data (fMP4: a fragment) up to here into this part
     CutPart part;
     part.data = take_muxed();
@@ -653,6 +653,7 @@ void Segmenter::finish_part(int64_t end_pts) {
     const int64_t start = parts_in_segment_ == 0 ? std::min(media_start_, part_start_) : part_start_;
     part.duration = std::max(0.001, static_cast<double>(end_pts - start) / kTicks);
     part.independent = part_independent_;
+    part.last = last;
     if (container_ == Container::fmp4) {
         part.format = SegmentFormat::fmp4;
         part.init = init_;
@@ -686,7 +687,7 @@ void Segmenter::finish_segment(int64_t end_pts) {
     // next segment's keyframe, only when no frame says where it ends).
     const int64_t end = reference_end_ > segment_start_ ? reference_end_ : end_pts;
     if (part_target_ > 0) {
-        finish_part(std::max(end, part_start_ + 1));  // the last part
+        finish_part(std::max(end, part_start_ + 1), true);  // the last part
         segment_open_ = false;
         if (parts_in_segment_ == 0) return;  // nothing was muxed: no segment
         CutSegment seg;

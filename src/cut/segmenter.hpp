@@ -42,6 +42,7 @@ struct CutPart {
     double duration = 0;
     bool independent = false;  // begins with a video keyframe (audio only: always)
     bool first = false;        // the first part of its segment
+    bool last = false;         // the last part of its segment: the segment itself (Publish) comes right after
     bool discontinuity = false;
     SystemClock::time_point program_date_time{};
     bool dated_by_source = false;
@@ -161,7 +162,7 @@ private:
     void open_muxer(const AVFormatContext* input, const std::vector<int>& kept);
     void start_segment(int64_t pts, bool keyframe);
     void finish_segment(int64_t end_pts);
-    void finish_part(int64_t end_pts);
+    void finish_part(int64_t end_pts, bool last = false);
     std::string take_muxed();
     void update_info(const AVFormatContext* input, const std::vector<int>& kept, bool probed);
     bool timestamps(Track& t, const AVPacket* p, int64_t& dts, int64_t& pts);

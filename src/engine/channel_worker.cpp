@@ -1287,13 +1287,18 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
     segment->init = std::move(cut.init);
     if (cut.from_parts) {
         // The segment is its parts' bytes joined; from now on each part is a range of them. Only
-        // the worker changes the open parts, so it reads them without the lock.
+        // the worker changes the open parts, so it reads them without the lock; its last part was
+        // held back for this moment (publish_part).
+        std::vector<PartPtr> parts = window_.open_parts();
+        if (held_last_part_ && (parts.empty() || parts.front()->sequence == held_last_part_->sequence))
+            parts.push_back(std::move(held_last_part_));
+        held_last_part_.reset();
         size_t total = 0;
-        for (const auto& p : window_.open_parts()) total += p->data.size();
+        for (const auto& p : parts) total += p->data.size();
         if (auto file = pool_ && total ? pool_->take_file(total) : nullptr) {
             // Joined straight into the fd-backed buffer it is served from.
             size_t at = 0;
-            for (const auto& p : window_.open_parts()) {
+            for (const auto& p : parts) {
                 segment->parts.push_back(PartSpan{at, p->data.size(), p->duration, p->independent, p->number});
                 if (!p->data.empty()) std::memcpy(file->data() + at, p->data.data(), p->data.size());
                 at += p->data.size();
@@ -1302,13 +1307,13 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
             segment->file = std::move(file);
         } else {
             segment->data.reserve(total);
-            for (const auto& p : window_.open_parts()) {
+            for (const auto& p : parts) {
                 segment->parts.push_back(PartSpan{segment->data.size(), p->data.size(), p->duration, p->independent, p->number});
                 segment->data += p->data;
             }
         }
         if (segment->parts.empty()) return;  // its parts were dropped (see publish_part): nothing to list
-        if (const auto& first = window_.open_parts().front(); first->program_date_time != SystemClock::time_point{})
+        if (const auto& first = parts.front(); first->program_date_time != SystemClock::time_point{})
             segment->program_date_time = first->program_date_time;  // as its first part said
     } else if (auto file = pool_ && !cut.data.empty() ? pool_->take_file(cut.data.size()) : nullptr) {
         // One copy into the fd-backed buffer it is served from (sendfile: no copy per request); the
@@ -1325,6 +1330,8 @@ void ChannelWorker::publish(CutSegment&& cut, const Segmenter& segmenter) {
 }
 
 void ChannelWorker::publish_part(CutPart&& cut, const Segmenter& segmenter) {
+    held_last_part_.reset();  // a segment's last part that publish() never took: that segment was dropped
+    held_part_event_.reset();
     auto part = std::make_shared<Part>();
     part->duration = cut.duration;
     part->independent = cut.independent;
@@ -1357,13 +1364,13 @@ void ChannelWorker::publish_part(CutPart&& cut, const Segmenter& segmenter) {
         if (!open.empty() && (open.front()->sequence != sequence || cut.first)) window_.drop_open_parts();
         part->index = static_cast<int>(window_.open_parts().size());
         part->number = next_part_++;
-        window_.push_part(part);
-        arrival_burst_ = segmenter.arrival_burst();
-        if (part_target_ > 0) part_target_ = segmenter.part_target();  // raised for a bursty source
-        render_playlists_locked();
+        if (!cut.last) {
+            window_.push_part(part);
+            arrival_burst_ = segmenter.arrival_burst();
+            if (part_target_ > 0) part_target_ = segmenter.part_target();  // raised for a bursty source
+            render_playlists_locked();
+        }
     }
-    report_position();
-    wake_position_waiters();
     Event e;
     e.type = EventType::PartPublished;
     e.channel = channel_.id;
@@ -1371,6 +1378,17 @@ void ChannelWorker::publish_part(CutPart&& cut, const Segmenter& segmenter) {
     e.sequence = part->sequence;
     e.part = part->index;
     e.duration = part->duration;
+    if (cut.last) {
+        // A segment's last part is listed with the segment, which publish() has next: listed alone,
+        // after the open parts, it would stand there shorter than 85 % of PART-TARGET (the rest of a
+        // segment usually is) and neither independent nor, as far as a reader can tell, last
+        // (RFC 8216bis 4.4.4.9). Nor may a blocking reload count it before a playlist lists it.
+        held_last_part_ = std::move(part);
+        held_part_event_ = e;
+        return;
+    }
+    report_position();
+    wake_position_waiters();
     emit_(e);
 }
 
@@ -1596,6 +1614,11 @@ void ChannelWorker::publish_segment(std::shared_ptr<Segment> segment, const Segm
     set_state(ChannelState::Running);
     // Ends a warned-about outage: logged at the warnings' level, so whoever saw the outage sees its end.
     if (!recovered.empty()) log_(LogLevel::Warn, channel_.id, recovered);
+    // The PartPublished of its last part (held with it, publish_part) now that a playlist lists it.
+    if (held_part_event_ && held_part_event_->sequence == segment->sequence && !segment->gap) {
+        emit_(*held_part_event_);
+        held_part_event_.reset();
+    }
     Event e;
     e.type = EventType::SegmentPublished;
     e.channel = channel_.id;

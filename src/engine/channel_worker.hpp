@@ -239,6 +239,10 @@ private:
     // part name never means two things across restarts (segment numbers only rise, and a segment has
     // fewer than 1000 parts: at least 0.1 s each, at most 60 s).
     int64_t next_part_ = 0;
+    // LL-HLS, worker only: the last part of the segment being finished, held out of the window until
+    // publish() lists it with its segment (see publish_part), and its PartPublished event.
+    std::shared_ptr<Part> held_last_part_;
+    std::optional<Event> held_part_event_;
     StreamInfo info_;
     int target_duration_ = 0;
     int64_t next_sequence_;

@@ -241,6 +241,57 @@ TEST_CASE("low latency: parts of a continuous source, their bytes the segment's,
     CHECK_FALSE(engine.wait_playlist(id, "index.m3u8", 1, 0, 0.1));
 }
 
+// A 2 s segment in parts of at most 0.45 s: four of 13 frames (30 fps), then a last one of 8
+// frames, shorter than 85 % of PART-TARGET, which only a segment's last part may be unless it is
+// independent. The playlist lists that part with its segment (EXTINF), never alone after the open
+// parts, where a reader cannot tell it is the last (a race the ladder's LL test once caught). Each
+// PartPublished names a part the playlist read in its callback (on the worker, before it cuts on)
+// already lists.
+TEST_CASE("low latency: a segment's short last part is listed with its segment, never as an open part", "[ll]") {
+    const Container container = GENERATE(Container::ts, Container::fmp4);
+    INFO("container " << to_string(container));
+    Engine engine(quick_settings(2.0, 8));
+    ChannelConfig config = channel("LL", {live_media().single_file});
+    config.loop = true;
+    config.hls.low_latency = true;
+    config.hls.part_duration = 0.45;
+    config.hls.container = container;
+    const auto id = engine.add_channel(config).id;
+    std::mutex mu;
+    std::vector<std::pair<Event, std::string>> seen;  // each PartPublished and the playlist as it was then
+    const auto sub = engine.subscribe([&](const Event& e) {
+        if (e.type != EventType::PartPublished || e.channel != id) return;
+        std::string text = bytes_of(engine, id, "index.m3u8");
+        std::lock_guard lock(mu);
+        seen.emplace_back(e, std::move(text));
+    });
+    engine.start(id);
+    REQUIRE(engine.wait_ready(id, 30));
+    // Seven segments' parts: six short last parts after the first playlist.
+    REQUIRE(wait_until([&] { std::lock_guard lock(mu); return seen.size() >= 35; }, std::chrono::seconds(60)));
+    engine.unsubscribe(sub);
+    std::lock_guard lock(mu);
+    int short_last = 0;
+    for (const auto& [e, text] : seen) {
+        INFO("part " << e.part << " of segment " << e.sequence << ", the playlist then:\n" << text);
+        if (text.empty()) continue;  // parts before the first segment: no playlist yet
+        const LlPlaylist p = parse(text);
+        REQUIRE(p.part_target == Approx(0.45));
+        for (const auto& part : p.open)
+            CHECK((part.independent || part.duration >= kMinPartShare * p.part_target - 1e-6));
+        // The part the event names is listed: among the open parts or its (just published) segment's.
+        const ListedSegment* listed = nullptr;
+        for (const auto& s : p.segments)
+            if (s.sequence == e.sequence) listed = &s;
+        const auto& parts = listed ? listed->parts : p.open;
+        REQUIRE(static_cast<int>(parts.size()) > e.part);
+        CHECK(parts[static_cast<size_t>(e.part)].duration == Approx(e.duration).margin(1e-4));
+        if (listed && e.part + 1 == static_cast<int>(parts.size()) && e.duration < kMinPartShare * p.part_target) ++short_last;
+    }
+    CHECK(short_last >= 4);
+    engine.stop(id);
+}
+
 TEST_CASE("low latency is off by default and its settings are checked", "[ll]") {
     Engine engine(quick_settings(2.0, 5));
     ChannelConfig config = channel("Plain", {live_media().single_file});

@@ -409,7 +409,10 @@ def main() -> int:
             if matrix.http_get(target).decode() != full:
                 continue  # a part came out between the two: the delta is of a newer playlist
             name = target.split("/hls_streams/ll/")[1]
-            invalid += [f"{name} full: {p}" for p in validate_ll(full)] + [f"{name} delta: {p}" for p in validate_ll(delta, full)]
+            broken = [f"{name} full: {p}" for p in validate_ll(full)] + [f"{name} delta: {p}" for p in validate_ll(delta, full)]
+            if broken and not invalid:  # the first playlist that broke a rule, whole, for whoever reads the log
+                log(f"{name} broke a rule; as served:\n{full}")
+            invalid += broken
             if ladder and "#EXT-X-RENDITION-REPORT:" not in full:
                 invalid.append(f"{name}: no EXT-X-RENDITION-REPORT")
             checked += 1
