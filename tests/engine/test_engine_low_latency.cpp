@@ -270,9 +270,13 @@ TEST_CASE("low latency: a segment's short last part is listed with its segment, 
     // Seven segments' parts: six short last parts after the first playlist.
     REQUIRE(wait_until([&] { std::lock_guard lock(mu); return seen.size() >= 35; }, std::chrono::seconds(60)));
     engine.unsubscribe(sub);
-    std::lock_guard lock(mu);
+    std::vector<std::pair<Event, std::string>> playlists;
+    {
+        std::lock_guard lock(mu);  // not held across an engine call: the callbacks take it under the engine's locks
+        playlists = seen;
+    }
     int short_last = 0;
-    for (const auto& [e, text] : seen) {
+    for (const auto& [e, text] : playlists) {
         INFO("part " << e.part << " of segment " << e.sequence << ", the playlist then:\n" << text);
         if (text.empty()) continue;  // parts before the first segment: no playlist yet
         const LlPlaylist p = parse(text);
