@@ -42,6 +42,9 @@ run_ctest() {  # label, ctest args...
       sed -n '/The following tests FAILED:/,$p' "$log" | grep -E '^[[:space:]]+[0-9]+ - ' | cut -c1-200 | head -20
       # Each failure's line and the first lines of its output, which ctest prints right after it.
       awk '/\*\*\*(Failed|Exception|Timeout)|Failed +[0-9.]+ sec/ {n=14} n>0 {print "   " substr($0, 1, 200); n--}' "$log" | head -60
+      # The player tests log each failing cell as one line, "[time] <source> <player/check> FAIL
+      # <why>", after a long preamble: those lines, wider (the why carries the player's diagnosis).
+      grep -E '^\[[0-9:]+\] .* FAIL ' "$log" | cut -c1-1500 | head -8 | sed 's/^/   /' || true
     } >>"$failures"
   fi
   rm -f "$log"

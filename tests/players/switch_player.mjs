@@ -60,6 +60,25 @@ function start(job) {
         const round = (rs) => (rs || []).map((x) => [+x.start.toFixed(3), +x.end.toFixed(3)]);
         T.stall += `; buffered video ${JSON.stringify(round(b.video))} audio ${JSON.stringify(round(b.audio))},`
           + ` seek range [${r.start.toFixed(2)}, ${r.end.toFixed(2)}]`;
+        // What Shaka's own index of each active stream says about the playhead: the reference it
+        // finds there (or none), and the span the index covers. An empty buffer with no reference
+        // at the playhead is Shaka unable to place the stream's media; with one, it did not load it.
+        try {
+          const active = player.getVariantTracks().find((t) => t.active);
+          const variant = active && player.getManifest()?.variants.find((v) => v.id === active.id);
+          for (const [type, stream] of [["video", variant?.video], ["audio", variant?.audio]]) {
+            const index = stream?.segmentIndex;
+            if (!index) { T.stall += ` ${type} index: none;`; continue; }
+            const refs = [...index];
+            const pos = index.find(video.currentTime);
+            const ref = pos == null ? null : index.get(pos);
+            const name = (x) => x ? `${x.getUris()[0]?.split("/").slice(-2).join("/")} [${x.getStartTime().toFixed(3)}, ${x.getEndTime().toFixed(3)})` : "none";
+            T.stall += ` ${type} index (${stream.id}): ${refs.length} refs ${name(refs[0])} .. ${name(refs[refs.length - 1])},`
+              + ` at the playhead ${name(ref)};`;
+          }
+        } catch (e) {
+          T.stall += ` (index: ${e.message})`;
+        }
       }
     }
   }, 250);
@@ -130,6 +149,18 @@ async function play(job) {
   const page = await browser.newPage();
   const consoleLog = [];
   page.on("pageerror", (e) => consoleLog.push(`pageerror: ${e.message}`));
+  // The player's last audio requests (a rendition "a<n>/"), told when the job fails: what it asked
+  // for and what it got, in seconds since the page opened.
+  const opened = Date.now();
+  const audioRequests = [];
+  const noteAudio = (url, outcome) => {
+    const path = new URL(url).pathname;
+    if (!/\/a\d+\//.test(path)) return;
+    audioRequests.push(`${((Date.now() - opened) / 1000).toFixed(1)} ${outcome} ${path.split("/").slice(-2).join("/")}`);
+    if (audioRequests.length > 8) audioRequests.shift();
+  };
+  page.on("response", (r) => noteAudio(r.url(), r.status()));
+  page.on("requestfailed", (r) => noteAudio(r.url(), "failed"));
   const deadline = Date.now() + boundMs;
   const log = [];
   let lastErrors = [];
@@ -247,7 +278,8 @@ async function play(job) {
     return { ok: problems.length === 0, detail: detail + (consoleLog.length ? ` (${consoleLog[0]})` : "") };
   } catch (e) {
     const first = lastErrors.length ? ` [first error: ${lastErrors[0].details} ${lastErrors[0].reason.slice(0, 400)}]` : "";
-    return { ok: false, detail: `${e.message.split("\n")[0]}; ${log.join(", ")}${first}` + (consoleLog.length ? ` (${consoleLog[0]})` : "") };
+    return { ok: false, detail: `${e.message.split("\n")[0]}; ${log.join(", ")}${first}` + (consoleLog.length ? ` (${consoleLog[0]})` : "")
+      + (audioRequests.length ? ` [last audio requests: ${audioRequests.join("; ")}]` : "") };
   } finally {
     await page.close().catch(() => {});
   }
